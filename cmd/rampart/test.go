@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/filter"
+	"github.com/rampart-dev/rampart/internal/logline"
+	"github.com/rampart-dev/rampart/internal/source"
+)
+
+const testHelp = `
+Run filters over log files and report what they match, like fail2ban-regex.
+FILE "-" reads standard input. Several filters, separated by commas, are
+routed by program name as the daemon routes them.
+
+With --json, one object per matched line (failures only, unless --successes):
+  {"line": N, "ip": "...", "user": "...", "time": "RFC 3339", "kind": "..."}
+("file" is added when several files are read). Without it, a summary: lines
+read and skipped, matches per kind, and lines per second.
+
+Exit status: 0 on success, 1 when a file cannot be read, 2 for a usage error
+such as an unknown filter (see 'rampart filters').
+`
+
+func runTest(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("test", "--filter NAME[,NAME...] [--mode MODE] [--json] FILE...", testHelp, stderr)
+	names := fs.String("filter", "", "filter `name`s, comma-separated, or \"all\" (required)")
+	mode := fs.String("mode", "", "filter `mode`, e.g. aggressive (default: each filter's default)")
+	asJSON := fs.Bool("json", false, "print one JSON object per matched line")
+	successes := fs.Bool("successes", false, "also print successful logins (kind auth-success)")
+	showMissed := fs.Bool("show-missed", false, "print lines that look like failures but matched no rule")
+	year := fs.Int("year", 0, "`year` for stamps without one (default: current year, rolled back for future stamps)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *names == "" {
+		return usagef("--filter is required")
+	}
+	if fs.NArg() == 0 {
+		return usagef("no log file given (use - for standard input)")
+	}
+	reg, err := filter.Builtin()
+	if err != nil {
+		return err
+	}
+	var ms []*filter.Matcher
+	list := strings.Split(*names, ",")
+	if *names == "all" {
+		list = nil
+		for _, f := range reg.Filters() {
+			list = append(list, f.Name)
+		}
+	}
+	for _, name := range list {
+		f, aliasMode, ok := reg.Lookup(name)
+		if !ok {
+			return unknownFilter(reg, name)
+		}
+		m := *mode
+		if m == "" {
+			m = aliasMode
+		}
+		if len(f.Modes) == 0 {
+			m = "" // filters without modes accept and ignore --mode
+		}
+		matcher, err := f.NewMatcher(m)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		ms = append(ms, matcher)
+	}
+	t := &tester{
+		router: filter.NewRouter(ms...),
+		parser: logline.Parser{Year: *year},
+		json:   *asJSON,
+		succ:   *successes,
+		missed: *showMissed,
+		multi:  fs.NArg() > 1,
+		out:    bufio.NewWriterSize(stdout, 64<<10),
+		kinds:  map[event.Kind]int{},
+	}
+	start := time.Now()
+	for _, path := range fs.Args() {
+		if err := t.file(path); err != nil {
+			t.out.Flush()
+			return err
+		}
+	}
+	if !t.json {
+		t.summary(ms, time.Since(start))
+	}
+	return t.out.Flush()
+}
+
+func unknownFilter(reg *filter.Registry, name string) error {
+	msg := fmt.Sprintf("unknown filter %q", name)
+	best, bestD := "", 4
+	for _, n := range reg.Names() {
+		if d := editDistance(name, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return &usageError{msg + "; 'rampart filters' lists them"}
+}
+
+type tester struct {
+	router *filter.Router
+	parser logline.Parser
+	json   bool
+	succ   bool
+	missed bool
+	multi  bool
+	out    *bufio.Writer
+
+	lines, matched, events int
+	skipped                map[string]int
+	kinds                  map[event.Kind]int
+	missedLines            []string
+}
+
+type testMatch struct {
+	File string `json:"file,omitempty"`
+	Line int    `json:"line"`
+	IP   string `json:"ip"`
+	User string `json:"user,omitempty"`
+	Time string `json:"time,omitempty"`
+	Kind string `json:"kind,omitempty"`
+}
+
+func (t *tester) file(path string) error {
+	var r io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	n := 0
+	enc := json.NewEncoder(t.out)
+	err := source.ReadLines(r, func(rec []byte, tooLong bool) error {
+		n++
+		t.lines++
+		if tooLong {
+			t.skip(logline.ErrTooLong)
+			return nil
+		}
+		l, err := t.parser.Parse(string(rec))
+		if err != nil {
+			t.skip(err)
+			return nil
+		}
+		l.Origin = path
+		mt, _, ok := t.router.Match(&l)
+		if !ok {
+			if t.missed && looksSuspicious(l.Message) {
+				t.missedLines = append(t.missedLines, fmt.Sprintf("%d: %s", n, l.Raw))
+			}
+			return nil
+		}
+		t.matched++
+		t.events += mt.Count
+		t.kinds[mt.Kind] += mt.Count
+		if !t.json || (!mt.Kind.Failure() && !t.succ) {
+			return nil
+		}
+		o := testMatch{Line: n, IP: mt.Host, User: mt.User, Kind: mt.Kind.String()}
+		if mt.Addr.IsValid() {
+			o.IP = mt.Addr.String()
+		}
+		if t.multi {
+			o.File = path
+		}
+		if !l.Time.IsZero() {
+			o.Time = l.Time.Format(time.RFC3339Nano)
+		}
+		return enc.Encode(o)
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
+func (t *tester) skip(err error) {
+	if errors.Is(err, logline.ErrEmpty) {
+		return
+	}
+	if t.skipped == nil {
+		t.skipped = map[string]int{}
+	}
+	t.skipped[err.Error()]++
+}
+
+// suspiciousWords mark lines that --show-missed reports when no rule matched.
+var suspiciousWords = []string{"fail", "invalid", "denied", "refused", "illegal", "reject", "not allowed", "unknown user", "error", "mismatch", "bad "}
+
+func looksSuspicious(msg string) bool {
+	lower := strings.ToLower(msg)
+	for _, w := range suspiciousWords {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *tester) summary(ms []*filter.Matcher, elapsed time.Duration) {
+	w := t.out
+	for _, m := range ms {
+		mode := m.Mode()
+		if mode == "" {
+			mode = "-"
+		}
+		fmt.Fprintf(w, "Filter:   %s (mode %s, service %s)\n", m.Filter().Name, mode, m.Filter().Service)
+	}
+	skipped := 0
+	for _, n := range t.skipped {
+		skipped += n
+	}
+	fmt.Fprintf(w, "Lines:    %d read, %d matched, %d skipped\n", t.lines, t.matched, skipped)
+	reasons := make([]string, 0, len(t.skipped))
+	for r := range t.skipped {
+		reasons = append(reasons, r)
+	}
+	slices.Sort(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(w, "  skipped: %-40s %d\n", r, t.skipped[r])
+	}
+	if t.events > 0 {
+		fmt.Fprintf(w, "Events:   %d\n", t.events)
+		for _, k := range event.Kinds() {
+			if n := t.kinds[k]; n > 0 {
+				fmt.Fprintf(w, "  %-18s %d\n", k, n)
+			}
+		}
+	}
+	secs := elapsed.Seconds()
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(t.lines) / secs
+	}
+	fmt.Fprintf(w, "Time:     %.3fs, %.0f lines/s\n", secs, rate)
+	if t.missed {
+		fmt.Fprintf(w, "Missed:   %d lines look like failures but matched no rule\n", len(t.missedLines))
+		for _, l := range t.missedLines {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+}
+
+func runFilters(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("filters", "", "List the built-in filters, their modes and the programs they read.", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	reg, err := filter.Builtin()
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(stdout)
+	for _, f := range reg.Filters() {
+		modes := strings.Join(f.Modes, ",")
+		if modes == "" {
+			modes = "-"
+		}
+		fmt.Fprintf(w, "%-20s %-30s %s\n", f.Name, modes, f.Description)
+	}
+	return w.Flush()
+}

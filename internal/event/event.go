@@ -1,0 +1,149 @@
+// Package event holds Rampart's shared vocabulary: the Event that every input
+// becomes and the Decision that every output is. It imports nothing of ours.
+package event
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Kind says what a security fact is about.
+type Kind uint8
+
+// The kinds of Event. The zero value is not a valid kind.
+const (
+	_ Kind = iota
+	// AuthFailure is a failed login for an account that may exist.
+	AuthFailure
+	// UnknownUser is a failed login for an account the service says does not exist.
+	UnknownUser
+	// AuthSuccess is a successful login; it feeds the known-good client logic.
+	AuthSuccess
+	// RecipientUnknown is a mail recipient rejected as non-existent (enumeration).
+	RecipientUnknown
+	// ProtocolAbuse is a protocol violation: pipelining, too many errors, bad requests.
+	ProtocolAbuse
+	// Probe is a scan for content or services that do not exist (web probes, bad bots).
+	Probe
+	// Rejected is a client refused by the service's own policy (RBL, helo, access rules).
+	Rejected
+	kindEnd
+)
+
+var kindNames = [...]string{
+	AuthFailure:      "auth-failure",
+	UnknownUser:      "unknown-user",
+	AuthSuccess:      "auth-success",
+	RecipientUnknown: "recipient-unknown",
+	ProtocolAbuse:    "protocol-abuse",
+	Probe:            "probe",
+	Rejected:         "rejected",
+}
+
+// String returns the kind's stable name, as used in rule files and JSON output.
+func (k Kind) String() string {
+	if k == 0 || k >= kindEnd {
+		return fmt.Sprintf("kind(%d)", uint8(k))
+	}
+	return kindNames[k]
+}
+
+// ParseKind returns the Kind named s.
+func ParseKind(s string) (Kind, error) {
+	for k := AuthFailure; k < kindEnd; k++ {
+		if kindNames[k] == s {
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown event kind %q", s)
+}
+
+// Kinds lists every valid kind in order.
+func Kinds() []Kind {
+	ks := make([]Kind, 0, kindEnd-1)
+	for k := AuthFailure; k < kindEnd; k++ {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// Failure reports whether the kind counts against the source address.
+func (k Kind) Failure() bool { return k != AuthSuccess && k > 0 && k < kindEnd }
+
+// Event is one security fact extracted from a log line or a live query.
+type Event struct {
+	Time    time.Time
+	Service string     // "sshd", "postfix", ...
+	Kind    Kind       // what happened
+	Addr    netip.Addr // the client blamed; always unmapped; invalid when the line named only a host
+	Host    string     // the client as written when it is not an address (a DNS name)
+	User    string     // the user name or recipient, when known
+	Origin  string     // where the fact came from: a file path, "journald", "postfix-policy", ...
+}
+
+// Action is what a Decision asks the enforcers to do.
+type Action uint8
+
+// Actions, in the order of severity.
+const (
+	_ Action = iota
+	Allow
+	Tarpit
+	Trap
+	Ban
+	actionEnd
+)
+
+var actionNames = [...]string{Allow: "allow", Tarpit: "tarpit", Trap: "trap", Ban: "ban"}
+
+func (a Action) String() string {
+	if a == 0 || a >= actionEnd {
+		return fmt.Sprintf("action(%d)", uint8(a))
+	}
+	return actionNames[a]
+}
+
+// ParseAction returns the Action named s.
+func ParseAction(s string) (Action, error) {
+	for a := Allow; a < actionEnd; a++ {
+		if actionNames[a] == s {
+			return a, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown action %q", s)
+}
+
+// Decision is the engine's verdict on a target.
+type Decision struct {
+	Target   netip.Prefix // a /32 or /128 for one address
+	Action   Action
+	Start    time.Time
+	Duration time.Duration // zero means until revoked
+	Scenario string        // "ip-failures", "user-spray", "prefix", ...
+	Reason   string        // human explanation: counts, window, user
+	Jail     string        // the jail whose rules fired, if any
+	Origin   string        // "local" or a peer's name
+}
+
+// End returns when the decision expires; the zero time when it never does.
+func (d Decision) End() time.Time {
+	if d.Duration <= 0 {
+		return time.Time{}
+	}
+	return d.Start.Add(d.Duration)
+}
+
+// Active reports whether the decision is in force at t.
+func (d Decision) Active(t time.Time) bool {
+	if t.Before(d.Start) {
+		return false
+	}
+	return d.Duration <= 0 || t.Before(d.Start.Add(d.Duration))
+}
+
+// AddrPrefix returns the single-address prefix for a, unmapping IPv4-mapped IPv6.
+func AddrPrefix(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen())
+}

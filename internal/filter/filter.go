@@ -1,0 +1,259 @@
+// Package filter turns log Lines into Events. A filter is data: a name, the
+// programs whose lines it reads, modes, and rules whose patterns (see
+// pattern.go) capture the client address and the user. Built-in filters live
+// in filters/*.toml and are compiled once; a Matcher applies one filter in one
+// mode, and a Router sends each line only to the filters of its program.
+package filter
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/logline"
+)
+
+// kindContext marks a rule that emits nothing: it remembers the client (and
+// user) of a session for later lines of that session that do not name it.
+const kindContext event.Kind = 0
+
+// Filter is a compiled filter definition. It is immutable and safe to share.
+type Filter struct {
+	Name        string
+	Service     string
+	Description string
+	Programs    []string // program names; a trailing '*' matches a prefix; empty: any
+	Modes       []string // the first is the default
+	rules       []rule
+}
+
+type rule struct {
+	kind  event.Kind // kindContext for context rules
+	modes []string   // empty: every mode
+	pats  []*pattern
+}
+
+// Match is what a filter found in one line.
+type Match struct {
+	Service string
+	Kind    event.Kind
+	Addr    netip.Addr // unmapped; invalid when the log named a host, not an address
+	Host    string     // the client as written in the log
+	User    string
+	Count   int // events this line stands for: 1, or more when it completed earlier lines of its session
+}
+
+// DefaultMode returns the mode used when none is asked for.
+func (f *Filter) DefaultMode() string {
+	if len(f.Modes) == 0 {
+		return ""
+	}
+	return f.Modes[0]
+}
+
+// MatchesProgram reports whether the filter reads lines of program prog.
+// Lines without a program (web server logs, exim's own log) go to every filter.
+func (f *Filter) MatchesProgram(prog string) bool {
+	if len(f.Programs) == 0 || prog == "" {
+		return true
+	}
+	for _, p := range f.Programs {
+		if base, ok := strings.CutSuffix(p, "*"); ok {
+			if strings.HasPrefix(prog, base) {
+				return true
+			}
+		} else if p == prog {
+			return true
+		}
+	}
+	return false
+}
+
+// Matcher applies one filter in one mode. It keeps per-session context (which
+// client a pid serves) and is therefore not safe for concurrent use; give
+// each reading goroutine its own.
+type Matcher struct {
+	f       *Filter
+	mode    string
+	rules []activeRule
+	sess  sessions
+}
+
+type activeRule struct {
+	kind event.Kind
+	pats []*pattern
+}
+
+// NewMatcher returns a Matcher for mode, or the default mode when mode is "".
+// Mode "aggressive" enables every rule of the filter. Filters without modes
+// accept and ignore any mode.
+func (f *Filter) NewMatcher(mode string) (*Matcher, error) {
+	if mode == "" {
+		mode = f.DefaultMode()
+	}
+	if len(f.Modes) > 0 && mode != "aggressive" && !slices.Contains(f.Modes, mode) {
+		return nil, fmt.Errorf("filter %q has no mode %q (modes: %s)", f.Name, mode, strings.Join(f.Modes, ", "))
+	}
+	m := &Matcher{f: f, mode: mode}
+	for _, r := range f.rules {
+		if len(f.Modes) > 0 && len(r.modes) > 0 && mode != "aggressive" && !slices.Contains(r.modes, mode) {
+			continue
+		}
+		m.rules = append(m.rules, activeRule{kind: r.kind, pats: r.pats})
+	}
+	return m, nil
+}
+
+// Filter returns the filter the Matcher applies.
+func (m *Matcher) Filter() *Filter { return m.f }
+
+// Mode returns the mode the Matcher applies.
+func (m *Matcher) Mode() string { return m.mode }
+
+// Match applies the filter to l. Rules are tried in order; the first rule
+// whose pattern matches decides. ok is false when the line yields no event
+// (no rule matched, a context rule matched, or the client is not known yet).
+func (m *Matcher) Match(l *logline.Line) (Match, bool) {
+	if !m.f.MatchesProgram(l.Program) {
+		return Match{}, false
+	}
+	return m.match(l)
+}
+
+func (m *Matcher) match(l *logline.Line) (Match, bool) {
+	msg := strings.TrimRight(l.Message, " \t")
+	var c capture
+	for _, r := range m.rules {
+		for _, q := range r.pats {
+			if q.prefix != "" {
+				if !strings.HasPrefix(msg, q.prefix) {
+					continue
+				}
+			} else if !strings.Contains(msg, q.must) {
+				continue
+			}
+			c = capture{}
+			if q.match(msg, &c) {
+				return m.decide(l, r.kind, c)
+			}
+		}
+	}
+	return Match{}, false
+}
+
+// decide turns a rule's capture into a Match, consulting and updating the
+// session context for lines that do not name their client.
+func (m *Matcher) decide(l *logline.Line, kind event.Kind, c capture) (Match, bool) {
+	key := sessionKey{host: l.Host, prog: l.Program, pid: l.PID}
+	hasSession := l.PID != 0
+	var s *session
+	if hasSession {
+		s = m.sess.get(key, c.host != "" || kind != kindContext)
+	}
+	if c.host == "" && s != nil {
+		c.host = s.host
+	}
+	if c.user == "" && s != nil {
+		c.user = s.user
+	}
+	if s != nil {
+		if c.host != "" {
+			s.host = c.host
+		}
+		if c.user != "" {
+			s.user = c.user
+		}
+	}
+	out := Match{Service: m.f.Service, Kind: kind, Host: c.host, User: c.user}
+	if kind != kindContext {
+		out.Count = 1
+	}
+	if c.host == "" {
+		// The client is named by a later line of this session.
+		if s != nil && kind != kindContext {
+			s.addPending(kind)
+		}
+		return Match{}, false
+	}
+	if s != nil && len(s.pending) > 0 {
+		if out.Kind == kindContext {
+			out.Kind = s.pending[0]
+		}
+		out.Count += len(s.pending)
+		s.pending = s.pending[:0]
+	}
+	if out.Count == 0 {
+		return Match{}, false
+	}
+	if a, err := netip.ParseAddr(c.host); err == nil && a.Zone() == "" {
+		out.Addr = a.Unmap()
+	}
+	return out, true
+}
+
+// Event builds the Event a Match stands for on line l.
+func (mt Match) Event(l *logline.Line) event.Event {
+	return event.Event{
+		Time:    l.Time,
+		Service: mt.Service,
+		Kind:    mt.Kind,
+		Addr:    mt.Addr,
+		Host:    mt.Host,
+		User:    mt.User,
+		Origin:  l.Origin,
+	}
+}
+
+type sessionKey struct {
+	host, prog string
+	pid        int
+}
+
+type session struct {
+	host, user string
+	pending    []event.Kind
+}
+
+const (
+	maxSessions = 4096
+	maxPending  = 16
+)
+
+func (s *session) addPending(k event.Kind) {
+	if len(s.pending) < maxPending {
+		s.pending = append(s.pending, k)
+	}
+}
+
+// sessions is a bounded map of session context; when full, the oldest
+// session is forgotten.
+type sessions struct {
+	m     map[sessionKey]*session
+	order []sessionKey // ring of keys in insertion order
+	next  int
+}
+
+func (ss *sessions) get(k sessionKey, create bool) *session {
+	if s, ok := ss.m[k]; ok {
+		return s
+	}
+	if !create {
+		return nil
+	}
+	if ss.m == nil {
+		ss.m = make(map[sessionKey]*session)
+		ss.order = make([]sessionKey, 0, maxSessions)
+	}
+	if len(ss.order) < maxSessions {
+		ss.order = append(ss.order, k)
+	} else {
+		delete(ss.m, ss.order[ss.next])
+		ss.order[ss.next] = k
+		ss.next = (ss.next + 1) % maxSessions
+	}
+	s := &session{}
+	ss.m[k] = s
+	return s
+}

@@ -1,0 +1,201 @@
+package filter
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+//go:embed filters/*.toml
+var builtinFS embed.FS
+
+// definition is the file form of a filter.
+type definition struct {
+	Name        string     `toml:"name"`
+	Service     string     `toml:"service"`
+	Description string     `toml:"description"`
+	Programs    []string   `toml:"programs"`
+	Modes       []string   `toml:"modes"`
+	Aliases     []aliasDef `toml:"alias"`
+	Rules       []ruleDef  `toml:"rule"`
+}
+
+type aliasDef struct {
+	Name string `toml:"name"`
+	Mode string `toml:"mode"`
+}
+
+type ruleDef struct {
+	Kind     string   `toml:"kind"`
+	Modes    []string `toml:"modes"`
+	Patterns []string `toml:"patterns"`
+	Note     string   `toml:"note"`
+}
+
+// Registry holds named filters and their aliases.
+type Registry struct {
+	filters map[string]*Filter
+	aliases map[string]aliasDef // alias name → filter name and mode
+}
+
+// Builtin compiles the filters shipped with Rampart.
+func Builtin() (*Registry, error) {
+	r := &Registry{filters: map[string]*Filter{}, aliases: map[string]aliasDef{}}
+	err := fs.WalkDir(builtinFS, "filters", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := builtinFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return r.Add(path.Base(p), data)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Add compiles one filter file (file names it in errors) and registers it,
+// replacing a filter of the same name.
+func (r *Registry) Add(file string, data []byte) error {
+	f, aliases, err := Parse(file, data)
+	if err != nil {
+		return err
+	}
+	r.filters[f.Name] = f
+	for _, a := range aliases {
+		if _, ok := r.filters[a.Name]; ok {
+			return fmt.Errorf("%s: alias %q names an existing filter", file, a.Name)
+		}
+		r.aliases[a.Name] = aliasDef{Name: f.Name, Mode: a.Mode}
+	}
+	return nil
+}
+
+// Lookup returns the filter called name and the mode the name implies
+// ("" for the filter's default). An alias such as "postfix-sasl" returns its
+// filter and mode.
+func (r *Registry) Lookup(name string) (*Filter, string, bool) {
+	if f, ok := r.filters[name]; ok {
+		return f, "", true
+	}
+	if a, ok := r.aliases[name]; ok {
+		return r.filters[a.Name], a.Mode, true
+	}
+	return nil, "", false
+}
+
+// Names lists filter names and aliases, sorted.
+func (r *Registry) Names() []string {
+	var names []string
+	for n := range r.filters {
+		names = append(names, n)
+	}
+	for n := range r.aliases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Filters lists the filters (not aliases), sorted by name.
+func (r *Registry) Filters() []*Filter {
+	var fs []*Filter
+	for _, f := range r.filters {
+		fs = append(fs, f)
+	}
+	slices.SortFunc(fs, func(a, b *Filter) int { return strings.Compare(a.Name, b.Name) })
+	return fs
+}
+
+// Parse compiles a filter definition. Errors name file, and the line where
+// the TOML decoder knows it.
+func Parse(file string, data []byte) (*Filter, []aliasDef, error) {
+	var def definition
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&def); err != nil {
+		var derr *toml.DecodeError
+		if errors.As(err, &derr) {
+			row, _ := derr.Position()
+			return nil, nil, fmt.Errorf("%s:%d: %s", file, row, derr.Error())
+		}
+		var serr *toml.StrictMissingError
+		if errors.As(err, &serr) && len(serr.Errors) > 0 {
+			e := serr.Errors[0]
+			row, _ := e.Position()
+			return nil, nil, fmt.Errorf("%s:%d: unknown key %q", file, row, strings.Join(e.Key(), "."))
+		}
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if def.Name == "" {
+		return nil, nil, fmt.Errorf("%s: missing key \"name\"", file)
+	}
+	f := &Filter{
+		Name:        def.Name,
+		Service:     def.Service,
+		Description: def.Description,
+		Programs:    def.Programs,
+		Modes:       def.Modes,
+	}
+	if f.Service == "" {
+		f.Service = f.Name
+	}
+	for _, a := range def.Aliases {
+		if !slices.Contains(f.Modes, a.Mode) {
+			return nil, nil, fmt.Errorf("%s: alias %q: unknown mode %q", file, a.Name, a.Mode)
+		}
+	}
+	if len(def.Rules) == 0 {
+		return nil, nil, fmt.Errorf("%s: filter %q has no [[rule]]", file, def.Name)
+	}
+	for i, rd := range def.Rules {
+		where := fmt.Sprintf("%s: rule %d", file, i+1)
+		var r rule
+		if rd.Kind != "context" {
+			k, err := event.ParseKind(rd.Kind)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w (want one of %s, or context)", where, err, kindList())
+			}
+			r.kind = k
+		}
+		for _, m := range rd.Modes {
+			if !slices.Contains(f.Modes, m) {
+				return nil, nil, fmt.Errorf("%s: mode %q is not among the filter's modes %v", where, m, f.Modes)
+			}
+		}
+		r.modes = rd.Modes
+		if len(rd.Patterns) == 0 {
+			return nil, nil, fmt.Errorf("%s: no patterns", where)
+		}
+		for _, src := range rd.Patterns {
+			p, err := compilePattern(src)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: pattern %q: %w", where, src, err)
+			}
+			r.pats = append(r.pats, p)
+		}
+		f.rules = append(f.rules, r)
+	}
+	return f, def.Aliases, nil
+}
+
+func kindList() string {
+	var names []string
+	for _, k := range event.Kinds() {
+		names = append(names, k.String())
+	}
+	return strings.Join(names, ", ")
+}

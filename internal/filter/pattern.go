@@ -1,0 +1,317 @@
+package filter
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// A pattern is the data form of a rule: literal text with typed captures.
+//
+//	<HOST>   the client: an IPv4 or IPv6 address or a DNS name
+//	<USER>   a user name or recipient: any text, possibly empty
+//	<*>      any text, possibly empty, not captured
+//	<WORD>   one or more characters other than space, not captured
+//	<NUM>    one or more digits, not captured
+//	{a|b}    one of the alternatives; an empty one makes the group optional: {a|}
+//	\x       the character x literally (for \< \{ \} \| \\)
+//
+// A pattern matches the whole message (trailing white space ignored): put <*>
+// at either end to let it float. Gaps prefer the rightmost binding, so text an
+// attacker controls (a user name) cannot push a forged address into <HOST>:
+// the address is taken from the daemon's own suffix.
+//
+// Patterns compile to a small graph (a group becomes a split whose branches
+// rejoin), matched by a backtracking matcher whose literals are found with
+// strings.Index and strings.LastIndex.
+type pattern struct {
+	src    string
+	start  *node
+	prefix string // literal every match starts with ("" if the pattern starts otherwise)
+	must   string // longest literal every match contains
+}
+
+type tokenKind uint8
+
+const (
+	tokLit tokenKind = iota
+	tokHost
+	tokUser
+	tokAny
+	tokWord
+	tokNum
+	tokSplit
+)
+
+// node is one step of a compiled pattern; next nil means the end of the message.
+type node struct {
+	kind tokenKind
+	lit  string
+	alts []*node // for tokSplit: the branches, each leading on to the split's next
+	next *node
+}
+
+func isGap(k tokenKind) bool { return k != tokLit && k != tokSplit }
+
+// item is the parsed form of a pattern before compilation.
+type item struct {
+	kind tokenKind
+	lit  string
+	alts [][]item // for groups
+}
+
+// compilePattern parses and compiles src.
+func compilePattern(src string) (*pattern, error) {
+	items, rest, err := parseItems(src, false)
+	if err != nil {
+		return nil, err
+	}
+	if rest != "" {
+		return nil, fmt.Errorf("unbalanced '}'")
+	}
+	p := &pattern{src: src, start: compileItems(items, nil)}
+	for i, it := range items {
+		if it.kind == tokLit {
+			if i == 0 {
+				p.prefix = it.lit
+			}
+			if len(it.lit) > len(p.must) {
+				p.must = it.lit
+			}
+		}
+		if i > 0 && isGap(it.kind) && isGap(items[i-1].kind) {
+			return nil, fmt.Errorf("two captures side by side need a literal between them")
+		}
+	}
+	return p, nil
+}
+
+// parseItems parses up to an unescaped '|' or '}' (when inGroup) or the end.
+func parseItems(s string, inGroup bool) ([]item, string, error) {
+	var items []item
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			items = append(items, item{kind: tokLit, lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for len(s) > 0 {
+		c := s[0]
+		switch c {
+		case '\\':
+			if len(s) < 2 {
+				return nil, "", fmt.Errorf("trailing backslash")
+			}
+			lit.WriteByte(s[1])
+			s = s[2:]
+		case '<':
+			end := strings.IndexByte(s, '>')
+			if end < 0 {
+				return nil, "", fmt.Errorf("unterminated %q", s)
+			}
+			k, ok := captureKinds[s[1:end]]
+			if !ok {
+				return nil, "", fmt.Errorf("unknown capture %q (want <HOST>, <USER>, <*>, <WORD> or <NUM>)", s[:end+1])
+			}
+			flush()
+			items = append(items, item{kind: k})
+			s = s[end+1:]
+		case '{':
+			flush()
+			g := item{kind: tokSplit}
+			rest := s[1:]
+			for {
+				alt, r, err := parseItems(rest, true)
+				if err != nil {
+					return nil, "", err
+				}
+				g.alts = append(g.alts, alt)
+				if strings.HasPrefix(r, "}") {
+					rest = r[1:]
+					break
+				}
+				if !strings.HasPrefix(r, "|") {
+					return nil, "", fmt.Errorf("unterminated '{'")
+				}
+				rest = r[1:]
+			}
+			items = append(items, g)
+			s = rest
+		case '|', '}':
+			if !inGroup {
+				return nil, "", fmt.Errorf("%q outside a group", c)
+			}
+			flush()
+			return items, s, nil
+		default:
+			lit.WriteByte(c)
+			s = s[1:]
+		}
+	}
+	if inGroup {
+		return nil, "", fmt.Errorf("unterminated '{'")
+	}
+	flush()
+	return items, "", nil
+}
+
+var captureKinds = map[string]tokenKind{"HOST": tokHost, "USER": tokUser, "*": tokAny, "WORD": tokWord, "NUM": tokNum}
+
+// compileItems links items into nodes ending in next.
+func compileItems(items []item, next *node) *node {
+	cur := next
+	for i := len(items) - 1; i >= 0; i-- {
+		it := items[i]
+		n := &node{kind: it.kind, lit: it.lit, next: cur}
+		if it.kind == tokSplit {
+			for _, alt := range it.alts {
+				n.alts = append(n.alts, compileItems(alt, cur))
+			}
+			n.next = nil
+		}
+		cur = n
+	}
+	return cur
+}
+
+// capture holds what a successful match extracted.
+type capture struct {
+	host, user string
+	steps      int // backtracking work done
+}
+
+// maxSteps bounds the backtracking work for one message and sequence, so a
+// hostile line cannot make matching slow.
+const maxSteps = 4096
+
+// match reports whether the pattern matches all of s, filling c.
+func (p *pattern) match(s string, c *capture) bool {
+	c.steps = 0
+	return matchNode(p.start, s, 0, c)
+}
+
+func matchNode(n *node, s string, pos int, c *capture) bool {
+	c.steps++
+	if c.steps > maxSteps {
+		return false
+	}
+	if n == nil {
+		return pos == len(s)
+	}
+	switch n.kind {
+	case tokLit:
+		if !strings.HasPrefix(s[pos:], n.lit) {
+			return false
+		}
+		return matchNode(n.next, s, pos+len(n.lit), c)
+	case tokSplit:
+		for _, a := range n.alts {
+			if matchNode(a, s, pos, c) {
+				return true
+			}
+		}
+		return false
+	}
+	// A gap: try its possible ends, rightmost first.
+	limit := len(s)
+	if n.kind == tokHost || n.kind == tokWord || n.kind == tokNum {
+		limit = pos + classRun(s[pos:], n.kind)
+	}
+	switch {
+	case n.next == nil:
+		return limit == len(s) && acceptGap(n, s[pos:limit], s, limit, c)
+	case n.next.kind == tokLit:
+		next := n.next.lit
+		for end := limit; end >= pos; end-- {
+			i := strings.LastIndex(s[pos:min(end+len(next), len(s))], next)
+			if i < 0 {
+				return false
+			}
+			end = pos + i
+			if acceptGap(n, s[pos:end], s, end, c) {
+				return true
+			}
+			if c.steps > maxSteps {
+				return false
+			}
+		}
+		return false
+	default:
+		for end := limit; end >= pos; end-- {
+			if acceptGap(n, s[pos:end], s, end, c) {
+				return true
+			}
+			if c.steps > maxSteps {
+				return false
+			}
+		}
+		return false
+	}
+}
+
+// acceptGap checks a gap's text v (ending at end) against its kind, records
+// the capture and matches the rest; a failed rest restores the capture.
+func acceptGap(n *node, v, s string, end int, c *capture) bool {
+	switch n.kind {
+	case tokHost:
+		if !validHost(v) {
+			return false
+		}
+		old := c.host
+		c.host = v
+		if matchNode(n.next, s, end, c) {
+			return true
+		}
+		c.host = old
+		return false
+	case tokUser:
+		old := c.user
+		c.user = v
+		if matchNode(n.next, s, end, c) {
+			return true
+		}
+		c.user = old
+		return false
+	case tokWord, tokNum:
+		if v == "" {
+			return false
+		}
+	}
+	return matchNode(n.next, s, end, c)
+}
+
+// classRun returns the length of the leading run of s that a bounded capture may span.
+func classRun(s string, k tokenKind) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var ok bool
+		switch k {
+		case tokNum:
+			ok = c >= '0' && c <= '9'
+		case tokWord:
+			ok = c != ' ' && c != '\t'
+		case tokHost:
+			ok = c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '.' || c == ':' || c == '-' || c == '_'
+		}
+		if !ok {
+			return i
+		}
+	}
+	return len(s)
+}
+
+// validHost accepts an IP address, or a DNS name with at least one dot and a
+// letter (the dotted forms daemons write when reverse DNS resolved).
+func validHost(v string) bool {
+	if v == "" || len(v) > 253 {
+		return false
+	}
+	if _, err := netip.ParseAddr(v); err == nil {
+		return true
+	}
+	if strings.IndexByte(v, ':') >= 0 || strings.IndexByte(v, '.') < 0 || v[0] == '.' || v[0] == '-' || v[len(v)-1] == '.' {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,260 @@
+package logline
+
+import (
+	"errors"
+	"strings"
+	"time"
+)
+
+// Parser finds the envelope of log records. The zero value reads stamps
+// without a zone in the local zone and dates year-less stamps by the clock.
+type Parser struct {
+	// Location is the zone of stamps that carry none; nil means time.Local.
+	Location *time.Location
+	// Year dates year-less stamps (RFC 3164). Zero means the current year,
+	// rolled back by one for stamps that would lie more than a day ahead.
+	Year int
+	// Now is the clock used for year-less stamps and future checks; nil means time.Now.
+	Now func() time.Time
+}
+
+func (p *Parser) loc() *time.Location {
+	if p.Location != nil {
+		return p.Location
+	}
+	return time.Local
+}
+
+func (p *Parser) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// Parse parses one record (without its line terminator). It fails only for
+// records that cannot be used at all (see the Err values); a record with no
+// recognisable envelope is returned whole as the Message.
+func (p *Parser) Parse(raw string) (Line, error) {
+	raw = strings.TrimRight(raw, "\r\n")
+	l := Line{Raw: raw, Message: raw}
+	switch {
+	case len(raw) == 0:
+		return l, ErrEmpty
+	case len(raw) > MaxLen:
+		return l, ErrTooLong
+	case strings.IndexByte(raw, 0) >= 0:
+		return l, ErrBinary
+	case raw[0] == '{':
+		// A record that is not journal JSON is read as plain text below.
+		if jl, err := p.ParseJournal([]byte(raw)); err == nil || errors.Is(err, ErrFuture) || errors.Is(err, ErrTooLong) {
+			jl.Raw = raw
+			return jl, err
+		}
+	}
+	rest := raw
+	if r, ok := skipPRI(rest); ok {
+		rest = r
+		if strings.HasPrefix(rest, "1 ") {
+			if ok := p.parse5424(&l, rest[2:]); ok {
+				return l, p.checkFuture(l)
+			}
+		}
+	}
+	t, after, stamped := p.stamp(rest)
+	if stamped {
+		l.Time = t
+		rest = after
+	}
+	if h, prog, pid, msg, ok := splitTag(rest); ok {
+		l.Host, l.Program, l.PID, l.Message = h, prog, pid, msg
+		return l, p.checkFuture(l)
+	}
+	if !stamped {
+		// Web access logs put the stamp after the client address.
+		if t, ok := p.findCLFStamp(raw); ok {
+			l.Time = t
+		}
+	}
+	l.Message = rest
+	return l, p.checkFuture(l)
+}
+
+func (p *Parser) checkFuture(l Line) error {
+	if !l.Time.IsZero() && l.Time.After(p.now().Add(24*time.Hour)) {
+		return ErrFuture
+	}
+	return nil
+}
+
+// skipPRI strips a leading "<NNN>" priority.
+func skipPRI(s string) (string, bool) {
+	if len(s) < 3 || s[0] != '<' {
+		return s, false
+	}
+	for i := 1; i < len(s) && i <= 4; i++ {
+		c := s[i]
+		if c == '>' && i > 1 {
+			return s[i+1:], true
+		}
+		if c < '0' || c > '9' {
+			return s, false
+		}
+	}
+	return s, false
+}
+
+// parse5424 parses "TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] MSG".
+func (p *Parser) parse5424(l *Line, s string) bool {
+	fields := make([]string, 0, 5)
+	for range 5 {
+		i := strings.IndexByte(s, ' ')
+		if i < 0 {
+			return false
+		}
+		fields = append(fields, s[:i])
+		s = s[i+1:]
+	}
+	if fields[0] != "-" {
+		t, rest, ok := p.iso(fields[0])
+		if !ok || rest != "" {
+			return false
+		}
+		l.Time = t
+	}
+	if fields[1] != "-" {
+		l.Host = fields[1]
+	}
+	if fields[2] != "-" {
+		l.Program = fields[2]
+	}
+	if fields[3] != "-" {
+		l.PID = atoi(fields[3])
+	}
+	// Structured data: "-" or one or more [id k="v" ...] elements, where
+	// values may hold escaped quotes and brackets.
+	if strings.HasPrefix(s, "-") {
+		s = s[1:]
+	} else {
+		for strings.HasPrefix(s, "[") {
+			end := sdEnd(s)
+			if end < 0 {
+				return false
+			}
+			s = s[end:]
+		}
+	}
+	s = strings.TrimPrefix(s, " ")
+	s = strings.TrimPrefix(s, "\ufeff") // BOM before a UTF-8 MSG
+	l.Message = s
+	return true
+}
+
+// sdEnd returns the index after the structured-data element that s starts with.
+func sdEnd(s string) int {
+	inQuote := false
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && inQuote:
+			i++
+		case c == '"':
+			inQuote = !inQuote
+		case c == ']' && !inQuote:
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// splitTag splits "host prog[pid]: msg", "prog[pid]: msg", "host prog: msg"
+// and "host prog[pid] msg" (proftpd). The program must start with a letter.
+func splitTag(s string) (host, prog string, pid int, msg string, ok bool) {
+	first, rest, found := strings.Cut(s, " ")
+	if !found {
+		return "", "", 0, "", false
+	}
+	if prog, pid, ok := parseTag(first, true); ok {
+		return "", prog, pid, rest, true
+	}
+	if !validHost(first) {
+		return "", "", 0, "", false
+	}
+	second, msg, found := strings.Cut(rest, " ")
+	if !found {
+		second, msg = rest, ""
+	}
+	if prog, pid, ok := parseTag(second, false); ok {
+		return first, prog, pid, msg, true
+	}
+	return "", "", 0, "", false
+}
+
+// parseTag parses "prog:", "prog[pid]:", "prog(x)[pid]:" and, unless
+// needColon, "prog[pid]" without the colon.
+func parseTag(t string, needColon bool) (string, int, bool) {
+	colon := strings.HasSuffix(t, ":")
+	if colon {
+		t = t[:len(t)-1]
+	}
+	pid := 0
+	hasPID := false
+	if strings.HasSuffix(t, "]") {
+		i := strings.LastIndexByte(t, '[')
+		if i <= 0 {
+			return "", 0, false
+		}
+		pid = atoi(t[i+1 : len(t)-1])
+		if pid < 0 {
+			return "", 0, false
+		}
+		t = t[:i]
+		hasPID = true
+	}
+	if !colon && (needColon || !hasPID) {
+		return "", 0, false
+	}
+	if i := strings.IndexByte(t, '('); i > 0 && strings.HasSuffix(t, ")") {
+		t = t[:i]
+	}
+	if t == "" || !isLetter(t[0]) {
+		return "", 0, false
+	}
+	for i := 1; i < len(t); i++ {
+		c := t[i]
+		if !isLetter(c) && !isDigit(c) && c != '_' && c != '-' && c != '.' && c != '/' && c != '@' {
+			return "", 0, false
+		}
+	}
+	return t, pid, true
+}
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !isLetter(c) && !isDigit(c) && c != '-' && c != '.' && c != '_' && c != ':' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
+
+// atoi parses a short unsigned decimal; -1 when s is not one.
+func atoi(s string) int {
+	if s == "" || len(s) > 9 {
+		return -1
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return -1
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
+}

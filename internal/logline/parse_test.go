@@ -1,0 +1,126 @@
+package logline
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testParser() *Parser {
+	zurich, err := time.LoadLocation("Europe/Zurich")
+	if err != nil {
+		panic(err)
+	}
+	return &Parser{
+		Location: zurich,
+		Now:      func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, zurich) },
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		raw                string
+		time               string // RFC 3339 with nanoseconds, "" for none
+		host, program, msg string
+		pid                int
+	}{
+		{"Nov 22 14:03:07 host sshd[123]: Failed password for root", "2026-11-22T14:03:07+01:00", "host", "sshd", "Failed password for root", 123},
+		{"Feb  5 01:31:41 www sshd[1643]: ROOT LOGIN REFUSED", "2026-02-05T01:31:41+01:00", "www", "sshd", "ROOT LOGIN REFUSED", 1643},
+		{"Mar 7 02:09:33 server postfix/smtpd[27246]: x", "2026-03-07T02:09:33+01:00", "server", "postfix/smtpd", "x", 27246},
+		{"Aug 14 11:59:59 server dovecot: imap-login: Login", "2026-08-14T11:59:59+02:00", "server", "dovecot", "imap-login: Login", 0},
+		{"Feb 6 12:02:29 server vsftpd(pam_unix)[15522]: authentication failure", "2026-02-06T12:02:29+01:00", "server", "vsftpd", "authentication failure", 15522},
+		{"Jan 10 00:00:00 myhost proftpd[12345] myhost.domain.com (a[1.2.3.4]): USER x", "2026-01-10T00:00:00+01:00", "myhost", "proftpd", "myhost.domain.com (a[1.2.3.4]): USER x", 12345},
+		{"srv sshd[13709]: error: PAM: Authentication failure", "", "srv", "sshd", "error: PAM: Authentication failure", 13709},
+		{"<38>1 2019-07-08T17:40:17.954167-04:00 hostname.example.com sshd 55555 - [timeQuality tzKnown=\"1\"][x@1 t=\"[b\\\"]\"] Failed unknown", "2019-07-08T17:40:17.954167-04:00", "hostname.example.com", "sshd", "Failed unknown", 55555},
+		{"<13>Nov 22 14:03:07 host sshd[1]: m", "2026-11-22T14:03:07+01:00", "host", "sshd", "m", 1},
+		{"2019-07-08T17:40:17.954167+02:00 host sshd[9]: m", "2019-07-08T17:40:17.954167+02:00", "host", "sshd", "m", 9},
+		{"2013-01-04 17:03:46 login authenticator failed for x", "2013-01-04T17:03:46+01:00", "", "", "login authenticator failed for x", 0},
+		{"2012/04/09 11:53:29 [error] 2865#0: *66647 user", "2012-04-09T11:53:29+02:00", "", "", "[error] 2865#0: *66647 user", 0},
+		{"[Sat Jun 01 02:17:42 2013] [error] [client 1.2.3.4] x", "2013-06-01T02:17:42+02:00", "", "", "[error] [client 1.2.3.4] x", 0},
+		{"[Sat May 09 00:35:52.389262 2020] [:error] x", "2020-05-09T00:35:52.389262+02:00", "", "", "[:error] x", 0},
+		{"Thu Sep  8 00:39:49 2016 [pid 15019] [guest] FAIL LOGIN", "2016-09-08T00:39:49+02:00", "", "", "[pid 15019] [guest] FAIL LOGIN", 0},
+		{"130324  0:04:00 [Warning] Access denied", "2013-03-24T00:04:00+01:00", "", "", "[Warning] Access denied", 0},
+		{"12.34.56.78 - - [20/Jan/2015:19:53:28 +0100] \"GET / HTTP/1.1\" 404", "2015-01-20T19:53:28+01:00", "", "", "12.34.56.78 - - [20/Jan/2015:19:53:28 +0100] \"GET / HTTP/1.1\" 404", 0},
+		{"Nov 22 14:0", "", "", "", "Nov 22 14:0", 0},
+		{"just some words", "", "", "", "just some words", 0},
+		{`{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1700000000000000","_HOSTNAME":"h","SYSLOG_IDENTIFIER":"sshd","_PID":"77","MESSAGE":"Failed password"}`, "2023-11-14T23:13:20+01:00", "h", "sshd", "Failed password", 77},
+		{`{"__REALTIME_TIMESTAMP":"1700000000000000","SYSLOG_IDENTIFIER":"sshd","MESSAGE":[104,105,255]}`, "2023-11-14T23:13:20+01:00", "", "sshd", "hi\xff", 0},
+	}
+	p := testParser()
+	for _, tt := range tests {
+		l, err := p.Parse(tt.raw)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.raw, err)
+			continue
+		}
+		got := ""
+		if !l.Time.IsZero() {
+			got = l.Time.Format(time.RFC3339Nano)
+		}
+		if got != tt.time || l.Host != tt.host || l.Program != tt.program || l.Message != tt.msg || l.PID != tt.pid {
+			t.Errorf("Parse(%q)\n got  time=%q host=%q prog=%q pid=%d msg=%q\n want time=%q host=%q prog=%q pid=%d msg=%q",
+				tt.raw, got, l.Host, l.Program, l.PID, l.Message, tt.time, tt.host, tt.program, tt.pid, tt.msg)
+		}
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	p := testParser()
+	tests := []struct {
+		raw  string
+		want error
+	}{
+		{"", ErrEmpty},
+		{"a\x00b", ErrBinary},
+		{strings.Repeat("x", MaxLen+1), ErrTooLong},
+		{"2030-01-01T00:00:00Z host sshd[1]: m", ErrFuture},
+	}
+	for _, tt := range tests {
+		if _, err := p.Parse(tt.raw); !errors.Is(err, tt.want) {
+			t.Errorf("Parse(%.30q) = %v, want %v", tt.raw, err, tt.want)
+		}
+	}
+}
+
+func TestYearless(t *testing.T) {
+	p := testParser()
+	p.Year = 2010
+	l, _ := p.Parse("Nov 22 14:03:07 host sshd[1]: m")
+	if l.Time.Year() != 2010 {
+		t.Errorf("year = %d, want 2010 from Parser.Year", l.Time.Year())
+	}
+	p.Year = 0
+	p.Now = func() time.Time { return time.Date(2005, 8, 14, 12, 0, 0, 0, p.Location) }
+	l, _ = p.Parse("Aug 15 11:00:00 host sshd[1]: m") // within a day ahead: this year
+	if l.Time.Year() != 2005 {
+		t.Errorf("year = %d, want 2005", l.Time.Year())
+	}
+	l, _ = p.Parse("Feb 29 11:00:00 host sshd[1]: m") // valid in leap years only
+	if l.Time.IsZero() {
+		t.Errorf("Feb 29 not accepted as a stamp")
+	}
+}
+
+func FuzzParseLine(f *testing.F) {
+	for _, s := range []string{
+		"Nov 22 14:03:07 host sshd[123]: Failed password for root",
+		"<38>1 2019-07-08T17:40:17.954167-04:00 h sshd 5 - [a b=\"c\"] m",
+		"[Sat May 09 00:35:52.389262 2020] [:error] x",
+		`{"MESSAGE":[1,2,3],"__REALTIME_TIMESTAMP":"1"}`,
+		"130324  0:04:00 [Warning] Access denied",
+		"1.2.3.4 - - [20/Jan/2015:19:53:28 +0100] \"GET / HTTP/1.1\" 404",
+	} {
+		f.Add(s)
+	}
+	p := testParser()
+	f.Fuzz(func(t *testing.T, raw string) {
+		l, err := p.Parse(raw)
+		if err != nil {
+			return
+		}
+		if len(l.Message) > len(raw) && !strings.HasPrefix(raw, "{") {
+			t.Fatalf("message longer than record")
+		}
+	})
+}

@@ -1,0 +1,295 @@
+package logline
+
+import (
+	"strings"
+	"time"
+)
+
+// stamp reads a time stamp at the start of s in one of the shapes daemons
+// write, and returns the time and the text after it (and after one space).
+//
+//	Nov 22 14:03:07            RFC 3164 (year-less), optional .fraction
+//	Nov 22 2005 14:03:07       RFC 3164 with a year (network gear)
+//	Tue Nov 22 14:03:07 2005   ctime
+//	2005-11-22T14:03:07.123+01:00, 2005-11-22 14:03:07,123   ISO 8601
+//	2005/11/22 14:03:07        nginx error log
+//	[Tue Nov 22 14:03:07.123 2005]  Apache error log
+//	051122 14:03:07            MySQL before 5.7
+func (p *Parser) stamp(s string) (time.Time, string, bool) {
+	if len(s) < 14 {
+		return time.Time{}, s, false
+	}
+	var (
+		t    time.Time
+		rest string
+		ok   bool
+	)
+	switch c := s[0]; {
+	case isLetter(c):
+		if t, rest, ok = p.rfc3164(s); !ok {
+			t, rest, ok = p.ctime(s)
+		}
+	case isDigit(c):
+		if t, rest, ok = p.iso(s); !ok {
+			t, rest, ok = p.mysql(s)
+		}
+	case c == '[':
+		if t, rest, ok = p.ctime(s[1:]); ok {
+			ok = strings.HasPrefix(rest, "]")
+			rest = strings.TrimPrefix(rest, "]")
+		}
+	}
+	if !ok {
+		return time.Time{}, s, false
+	}
+	switch {
+	case rest == "":
+	case rest[0] == ' ':
+		rest = rest[1:]
+	default:
+		return time.Time{}, s, false
+	}
+	return t, rest, true
+}
+
+var months = map[string]time.Month{
+	"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,
+	"Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12,
+}
+
+func month(s string) (time.Month, bool) {
+	if len(s) < 3 {
+		return 0, false
+	}
+	m, ok := months[s[:3]]
+	return m, ok
+}
+
+// rfc3164 reads "Mmm dd hh:mm:ss" (day padded with a space or not),
+// optionally with a year before the time.
+func (p *Parser) rfc3164(s string) (time.Time, string, bool) {
+	mon, ok := month(s)
+	if !ok || len(s) < 4 || s[3] != ' ' {
+		return time.Time{}, s, false
+	}
+	s = s[4:]
+	if len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
+	}
+	day, s, ok := number(s, 1, 2)
+	if !ok || len(s) == 0 || s[0] != ' ' {
+		return time.Time{}, s, false
+	}
+	s = s[1:]
+	year := 0
+	if y, r, ok := number(s, 4, 4); ok && len(r) > 0 && r[0] == ' ' {
+		year, s = y, r[1:]
+	}
+	h, m, sec, ns, s, ok := clock(s)
+	if !ok {
+		return time.Time{}, s, false
+	}
+	if year != 0 {
+		return time.Date(year, mon, day, h, m, sec, ns, p.loc()), s, validDate(year, mon, day)
+	}
+	return p.yearless(mon, day, h, m, sec, ns), s, validDate(2000, mon, day) // 2000 is a leap year
+}
+
+// yearless dates a stamp without a year: Parser.Year if set, else the
+// current year, or the one before when the stamp would lie in the future.
+func (p *Parser) yearless(mon time.Month, day, h, m, sec, ns int) time.Time {
+	if p.Year != 0 {
+		return time.Date(p.Year, mon, day, h, m, sec, ns, p.loc())
+	}
+	now := p.now().In(p.loc())
+	t := time.Date(now.Year(), mon, day, h, m, sec, ns, p.loc())
+	if t.After(now.Add(24 * time.Hour)) {
+		t = time.Date(now.Year()-1, mon, day, h, m, sec, ns, p.loc())
+	}
+	return t
+}
+
+// ctime reads "Www Mmm dd hh:mm:ss[.frac] yyyy".
+func (p *Parser) ctime(s string) (time.Time, string, bool) {
+	if len(s) < 24 || !isLetter(s[0]) || s[3] != ' ' {
+		return time.Time{}, s, false
+	}
+	s = s[4:]
+	mon, ok := month(s)
+	if !ok || s[3] != ' ' {
+		return time.Time{}, s, false
+	}
+	s = s[4:]
+	if len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
+	}
+	day, s, ok := number(s, 1, 2)
+	if !ok || len(s) == 0 || s[0] != ' ' {
+		return time.Time{}, s, false
+	}
+	h, m, sec, ns, s, ok := clock(s[1:])
+	if !ok || len(s) < 5 || s[0] != ' ' {
+		return time.Time{}, s, false
+	}
+	year, s, ok := number(s[1:], 4, 4)
+	if !ok {
+		return time.Time{}, s, false
+	}
+	return time.Date(year, mon, day, h, m, sec, ns, p.loc()), s, validDate(year, mon, day)
+}
+
+// iso reads "yyyy-mm-dd[T ]hh:mm:ss[.,frac][Z|±hh[:]mm]" and "yyyy/mm/dd hh:mm:ss".
+func (p *Parser) iso(s string) (time.Time, string, bool) {
+	year, r, ok := number(s, 4, 4)
+	if !ok || len(r) < 1 || (r[0] != '-' && r[0] != '/') {
+		return time.Time{}, s, false
+	}
+	sep := r[0]
+	mon, r, ok := number(r[1:], 2, 2)
+	if !ok || len(r) < 1 || r[0] != sep {
+		return time.Time{}, s, false
+	}
+	day, r, ok := number(r[1:], 2, 2)
+	if !ok || len(r) < 1 || (r[0] != 'T' && r[0] != ' ') {
+		return time.Time{}, s, false
+	}
+	h, m, sec, ns, r, ok := clock(r[1:])
+	if !ok || !validDate(year, time.Month(mon), day) {
+		return time.Time{}, s, false
+	}
+	loc := p.loc()
+	switch {
+	case strings.HasPrefix(r, "Z"):
+		loc, r = time.UTC, r[1:]
+	case len(r) >= 5 && (r[0] == '+' || r[0] == '-') && isDigit(r[1]):
+		oh, rr, ok := number(r[1:], 2, 2)
+		if !ok {
+			return time.Time{}, s, false
+		}
+		rr = strings.TrimPrefix(rr, ":")
+		om, rr, ok := number(rr, 2, 2)
+		if !ok || oh > 23 || om > 59 {
+			return time.Time{}, s, false
+		}
+		off := oh*3600 + om*60
+		if r[0] == '-' {
+			off = -off
+		}
+		loc, r = fixedZone(off), rr
+	}
+	return time.Date(year, time.Month(mon), day, h, m, sec, ns, loc), r, true
+}
+
+// mysql reads "yymmdd hh:mm:ss" with the hour padded by a space or not.
+func (p *Parser) mysql(s string) (time.Time, string, bool) {
+	d, r, ok := number(s, 6, 6)
+	if !ok || len(r) < 2 || r[0] != ' ' {
+		return time.Time{}, s, false
+	}
+	r = r[1:]
+	if r[0] == ' ' {
+		r = r[1:]
+	}
+	h, m, sec, ns, r, ok := clock(r)
+	year, mon, day := 2000+d/10000, time.Month(d/100%100), d%100
+	if !ok || !validDate(year, mon, day) {
+		return time.Time{}, s, false
+	}
+	return time.Date(year, mon, day, h, m, sec, ns, p.loc()), r, true
+}
+
+// findCLFStamp finds "[dd/Mmm/yyyy:hh:mm:ss ±zzzz]" (common log format) in s.
+func (p *Parser) findCLFStamp(s string) (time.Time, bool) {
+	for i := 0; i < len(s) && i < 512; {
+		j := strings.IndexByte(s[i:], '[')
+		if j < 0 {
+			return time.Time{}, false
+		}
+		i += j + 1
+		if t, ok := parseCLF(s[i:]); ok {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func parseCLF(s string) (time.Time, bool) {
+	if len(s) < 27 || s[2] != '/' || s[6] != '/' || s[11] != ':' || s[20] != ' ' || s[26] != ']' {
+		return time.Time{}, false
+	}
+	day, _, ok1 := number(s[:2], 2, 2)
+	mon, ok2 := month(s[3:6])
+	year, _, ok3 := number(s[7:11], 4, 4)
+	h, m, sec, ns, r, ok4 := clock(s[12:20])
+	oh, _, ok5 := number(s[22:24], 2, 2)
+	om, _, ok6 := number(s[24:26], 2, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || r != "" || (s[21] != '+' && s[21] != '-') || !validDate(year, mon, day) {
+		return time.Time{}, false
+	}
+	off := oh*3600 + om*60
+	if s[21] == '-' {
+		off = -off
+	}
+	return time.Date(year, mon, day, h, m, sec, ns, fixedZone(off)), true
+}
+
+// clock reads "hh:mm:ss" (hour may be one digit) and an optional ".frac" or ",frac".
+func clock(s string) (h, m, sec, ns int, rest string, ok bool) {
+	h, s, ok = number(s, 1, 2)
+	if !ok || len(s) < 1 || s[0] != ':' {
+		return 0, 0, 0, 0, s, false
+	}
+	m, s, ok = number(s[1:], 2, 2)
+	if !ok || len(s) < 1 || s[0] != ':' {
+		return 0, 0, 0, 0, s, false
+	}
+	sec, s, ok = number(s[1:], 2, 2)
+	if !ok || h > 23 || m > 59 || sec > 60 {
+		return 0, 0, 0, 0, s, false
+	}
+	if sec == 60 { // leap second: keep the moment inside its minute
+		sec, ns = 59, 999_999_999
+	}
+	if len(s) > 1 && (s[0] == '.' || s[0] == ',') && isDigit(s[1]) {
+		i, scale := 1, 100_000_000
+		frac := 0
+		for ; i < len(s) && isDigit(s[i]); i++ {
+			if scale > 0 {
+				frac += int(s[i]-'0') * scale
+				scale /= 10
+			}
+		}
+		if ns == 0 {
+			ns = frac
+		}
+		s = s[i:]
+	}
+	return h, m, sec, ns, s, true
+}
+
+// number reads between min and max decimal digits.
+func number(s string, min, max int) (int, string, bool) {
+	n, i := 0, 0
+	for ; i < len(s) && i < max && isDigit(s[i]); i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	if i < min {
+		return 0, s, false
+	}
+	return n, s[i:], true
+}
+
+func validDate(year int, mon time.Month, day int) bool {
+	if mon < 1 || mon > 12 || day < 1 {
+		return false
+	}
+	return day <= time.Date(year, mon+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// fixedZone returns a zone for a UTC offset in seconds; common offsets are shared.
+func fixedZone(off int) *time.Location {
+	if off == 0 {
+		return time.UTC
+	}
+	return time.FixedZone("", off)
+}
