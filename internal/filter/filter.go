@@ -75,8 +75,8 @@ func (f *Filter) MatchesProgram(prog string) bool {
 // client a pid serves) and is therefore not safe for concurrent use; give
 // each reading goroutine its own.
 type Matcher struct {
-	f       *Filter
-	mode    string
+	f     *Filter
+	mode  string
 	rules []activeRule
 	sess  sessions
 }
