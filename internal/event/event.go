@@ -80,6 +80,7 @@ type Event struct {
 	Host    string     // the client as written when it is not an address (a DNS name)
 	User    string     // the user name or recipient, when known
 	Origin  string     // where the fact came from: a file path, "journald", "postfix-policy", ...
+	Jail    string     // the jail whose filter produced it; "" lets the engine pick by Service
 }
 
 // Action is what a Decision asks the enforcers to do.
