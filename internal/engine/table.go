@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+)
+
+// ringSize is how many failure times one tracked key keeps. A jail whose
+// maxretry exceeds it records one slot per ceil(maxretry/ringSize) failures
+// (see slotWeight), so memory per key stays fixed.
+const ringSize = 8
+
+// stamp is a time in whole seconds since stampBase, small enough that a
+// tracked key's state holds no pointers and costs a few dozen bytes.
+type stamp uint32
+
+var stampBase = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+
+func toStamp(t time.Time) stamp {
+	s := t.Unix() - stampBase
+	switch {
+	case s < 0:
+		return 0
+	case s > 1<<32-1:
+		return 1<<32 - 1
+	}
+	return stamp(s)
+}
+
+func (s stamp) Time() time.Time { return time.Unix(int64(s)+stampBase, 0) }
+
+// addrKey identifies an address (as 16 bytes, IPv4 in its mapped form) in one jail.
+type addrKey struct {
+	addr [16]byte
+	jail uint16
+}
+
+func keyOf(a netip.Addr, jail int) addrKey {
+	return addrKey{addr: a.As16(), jail: uint16(jail)}
+}
+
+func (k addrKey) Addr() netip.Addr { return netip.AddrFrom16(k.addr).Unmap() }
+
+// ring holds the times of the most recent failures of one key.
+type ring struct {
+	times   [ringSize]stamp
+	n, head uint8 // slots in use; index of the oldest
+	partial uint8 // failures counted toward the next slot (maxretry > ringSize)
+	last    stamp // the latest failure: for expiry and eviction
+}
+
+// add records weight failures at t; per is the failures one slot stands for.
+func (r *ring) add(t stamp, weight, per int) {
+	r.last = t
+	for range weight {
+		r.partial++
+		if int(r.partial) < per {
+			continue
+		}
+		r.partial = 0
+		if r.n < ringSize {
+			r.times[(int(r.head)+int(r.n))%ringSize] = t
+			r.n++
+		} else {
+			r.times[r.head] = t
+			r.head = (r.head + 1) % ringSize
+		}
+	}
+}
+
+// within counts slots whose time is at or after since.
+func (r *ring) within(since stamp) int {
+	c := 0
+	for i := range int(r.n) {
+		if r.times[(int(r.head)+i)%ringSize] >= since {
+			c++
+		}
+	}
+	return c
+}
+
+// count estimates the failures since a time: exact when one slot stands for
+// one failure, else the slots within the window plus the failures not yet
+// filling a slot.
+func (r *ring) count(since stamp, per int) int {
+	c := r.within(since) * per
+	if r.last >= since {
+		c += int(r.partial)
+	}
+	return c
+}
+
+func (r *ring) reset() { *r = ring{last: r.last} }
+
+// boundedMap is a map with a hard cap on its size: inserting into a full map
+// first evicts the entry with the oldest "last" time among a random sample
+// (Go randomises map iteration), an approximation of least-recently-seen
+// eviction that costs O(sample) instead of a global order.
+type boundedMap[K comparable, V any] struct {
+	m       map[K]V
+	cap     int
+	last    func(*V) stamp
+	evicted uint64
+}
+
+const evictSample = 16
+
+func newBoundedMap[K comparable, V any](cap int, last func(*V) stamp) *boundedMap[K, V] {
+	return &boundedMap[K, V]{m: make(map[K]V), cap: cap, last: last}
+}
+
+// slot returns the value for k, inserting a zero value (after evicting, when
+// full) if absent.
+func (b *boundedMap[K, V]) slot(k K) V {
+	if v, ok := b.m[k]; ok {
+		return v
+	}
+	if len(b.m) >= b.cap {
+		b.evictOne()
+	}
+	var zero V
+	return zero
+}
+
+func (b *boundedMap[K, V]) evictOne() {
+	var (
+		victim K
+		oldest stamp = 1<<32 - 1
+		found  bool
+		seen   int
+	)
+	for k, v := range b.m {
+		if l := b.last(&v); !found || l < oldest {
+			victim, oldest, found = k, l, true
+		}
+		if seen++; seen >= evictSample {
+			break
+		}
+	}
+	if found {
+		delete(b.m, victim)
+		b.evicted++
+	}
+}
+
+// prune deletes every entry whose last time is before cutoff(entry).
+func (b *boundedMap[K, V]) prune(stale func(*V) bool) int {
+	n := 0
+	for k, v := range b.m {
+		if stale(&v) {
+			delete(b.m, k)
+			n++
+		}
+	}
+	return n
+}
