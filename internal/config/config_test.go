@@ -1,0 +1,89 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	j := c.Jails["sshd"]
+	if j == nil || j.Filter != "sshd" || j.MaxRetry != 5 || j.BanTime.D() != 10*time.Minute {
+		t.Fatalf("default sshd jail = %+v", j)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name, input, want string
+	}{
+		{"unknown key with hint", "[jail.sshd]\nfiles = [\"/var/log/auth.log\"]\nmaxretries = 3\n", `rampart.toml:3: jail "sshd": unknown key "maxretries" (did you mean "maxretry"?)`},
+		{"unknown table key", "[daemon]\nstatedir = \"/x\"\n", `rampart.toml:2: unknown key "statedir" (did you mean "state_dir"?)`},
+		{"bad duration", "[defaults]\nbantime = \"ten minutes\"\n", `rampart.toml:2: key "defaults.bantime": bad duration "ten minutes" (want e.g. 90s, 10m, 1h, 7d)`},
+		{"wrong type", "[defaults]\nmaxretry = \"five\"\n", `rampart.toml:2: key "defaults.maxretry":`},
+		{"bad backend", "[firewall]\nbackend = \"pf\"\n", `rampart.toml:2: key "backend": "pf" is not one of auto, nftables, ipset, command, log`},
+		{"jail without source", "[jail.web]\nfilter = \"nginx-http-auth\"\n", `rampart.toml:1: jail "web": no log source: set files, journal or syslog = true`},
+		{"relative file", "[jail.web]\nfilter = \"nginx-http-auth\"\nfiles = [\"access.log\"]\n", `rampart.toml:3: jail "web": key "files": "access.log" is not an absolute path`},
+		{"bad allow entry", "[allow]\nentries = [\"10.0.0.0/33\"]\n", `rampart.toml:2: entry 1: "10.0.0.0/33" is not a valid CIDR prefix`},
+		{"syslog jail without listener", "[jail.x]\nsyslog = true\n", `rampart.toml:2: jail "x": syslog = true but no [syslog] listener`},
+		{"syntax error", "[jail.sshd\n", `rampart.toml:1:`},
+		{"maxretry below one", "[jail.s]\nfiles=[\"/a\"]\nmaxretry = -1\n", `rampart.toml:3: jail "s": key "maxretry": -1 is below 1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("rampart.toml", []byte(tt.input))
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error\n got  %q\n want %q...", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckFilters(t *testing.T) {
+	c, err := Parse("r.toml", []byte("[jail.mail]\nfilter = \"postfx\"\nfiles = [\"/var/log/mail.log\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.CheckFilters(func(name, mode string) error { return fmt.Errorf("unknown filter %q", name) })
+	if err == nil || err.Error() != `r.toml:2: jail "mail": unknown filter "postfx"` {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if err == nil || !os.IsNotExist(unwrapAll(err)) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90": 90 * time.Second, "10m": 10 * time.Minute, "7d": 7 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "1h30m": 90 * time.Minute, "1.5d": 36 * time.Hour} {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-5", "x", "-1d"} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) succeeded", in)
+		}
+	}
+}
