@@ -1,0 +1,367 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// HistoryEntry is one row of the decision history.
+type HistoryEntry struct {
+	ID int64
+	// Revocation is false for a recorded decision and true for an entry that
+	// lifted the target's decision early (Revoke). A revocation's Decision has
+	// Start = when it was revoked, Reason = why, Duration 0, and the Action,
+	// Scenario, Jail and Origin of the decision it lifted.
+	Revocation bool
+	Decision   event.Decision
+	// RevokedAt is when a recorded decision was revoked; zero if it was not.
+	RevokedAt time.Time
+}
+
+// HistoryFilter selects history entries. Zero fields select everything.
+type HistoryFilter struct {
+	Target netip.Prefix // only this exact target
+	Since  time.Time    // only entries starting at or after Since
+	Limit  int          // at most this many, newest first; 0 means no limit
+}
+
+// History kinds, as stored in history.kind.
+const (
+	kindDecision = "decision"
+	kindRevoke   = "revoke"
+)
+
+const (
+	insertHistorySQL = `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin)
+		VALUES ('decision', ?, ?, ?, ?, ?, ?, ?, ?)`
+	upsertActiveSQL = `INSERT INTO active (target, history_id, start_ns, end_ns) VALUES (?, ?, ?, ?)
+		ON CONFLICT (target) DO UPDATE SET
+			history_id = excluded.history_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns`
+)
+
+// RecordDecision appends d to the history and makes it the target's active
+// decision, replacing whatever was active for d.Target before: the latest
+// decision wins, even when it ends sooner (the engine decides escalation; a
+// caller that must not shorten a ban checks ActiveDecisions first). It
+// returns the history entry's ID.
+//
+// d.Target is normalised (masked, IPv4-mapped unmapped); d.Action must be a
+// known action and d.Start must be set. A Duration of zero or less means
+// until revoked.
+func (s *Store) RecordDecision(ctx context.Context, d event.Decision) (int64, error) {
+	ids, err := s.recordDecisions(ctx, []event.Decision{d})
+	if err != nil {
+		return 0, fmt.Errorf("record decision for %s: %w", d.Target, err)
+	}
+	return ids[0], nil
+}
+
+// RecordDecisions records ds in order in one transaction, as RecordDecision
+// would one by one: either all are written or, on error, none. It returns the
+// history IDs in the order of ds.
+func (s *Store) RecordDecisions(ctx context.Context, ds []event.Decision) ([]int64, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	ids, err := s.recordDecisions(ctx, ds)
+	if err != nil {
+		return nil, fmt.Errorf("record %d decisions: %w", len(ds), err)
+	}
+	return ids, nil
+}
+
+type decisionRow struct {
+	target string
+	action string
+	start  int64
+	end    sql.NullInt64
+}
+
+func validate(d event.Decision) (decisionRow, error) {
+	p, err := normPrefix(d.Target)
+	if err != nil {
+		return decisionRow{}, err
+	}
+	if _, err := event.ParseAction(d.Action.String()); err != nil {
+		return decisionRow{}, fmt.Errorf("target %s: %w", p, err)
+	}
+	if d.Start.IsZero() {
+		return decisionRow{}, fmt.Errorf("target %s: decision has no start time", p)
+	}
+	return decisionRow{target: p.String(), action: d.Action.String(), start: toNS(d.Start), end: endNS(d.Start, d.Duration)}, nil
+}
+
+func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision) ([]int64, error) {
+	rows := make([]decisionRow, len(ds))
+	for i, d := range ds {
+		r, err := validate(d)
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = r
+	}
+	ids := make([]int64, len(ds))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		hist, err := tx.PrepareContext(ctx, insertHistorySQL)
+		if err != nil {
+			return err
+		}
+		defer hist.Close()
+		act, err := tx.PrepareContext(ctx, upsertActiveSQL)
+		if err != nil {
+			return err
+		}
+		defer act.Close()
+		for i, d := range ds {
+			r := rows[i]
+			res, err := hist.ExecContext(ctx, r.target, r.action, r.start, r.end, d.Scenario, d.Reason, d.Jail, d.Origin)
+			if err != nil {
+				return err
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			if _, err := act.ExecContext(ctx, r.target, id, r.start, r.end); err != nil {
+				return err
+			}
+			ids[i] = id
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// write runs fn in a write transaction on the single writer connection and
+// commits it, or rolls it back when fn fails. Errors are classified.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return classify(err)
+	}
+	return classify(tx.Commit())
+}
+
+// Revoke lifts the decision in force for target at time at: it removes the
+// active entry, marks its history entry revoked and appends a revocation
+// entry with reason why. Revoke returns an error wrapping ErrNotActive when
+// the target (exactly this prefix) has no decision, or only one that had
+// already expired at at; an expired entry is removed all the same.
+func (s *Store) Revoke(ctx context.Context, target netip.Prefix, at time.Time, why string) error {
+	p, err := normPrefix(target)
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	key, atNS := p.String(), toNS(at)
+	expired := false
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var id int64
+		var end sql.NullInt64
+		err := tx.QueryRowContext(ctx, `DELETE FROM active WHERE target = ? RETURNING history_id, end_ns`, key).Scan(&id, &end)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotActive
+		}
+		if err != nil {
+			return err
+		}
+		if end.Valid && end.Int64 <= atNS {
+			// Commit the removal of the stale entry; the caller still
+			// hears that nothing was in force.
+			expired = true
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE history SET revoked_ns = ? WHERE id = ?`, atNS, id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin)
+			SELECT 'revoke', target, action, ?, NULL, scenario, ?, jail, origin FROM history WHERE id = ?`, atNS, why, id)
+		return err
+	})
+	if err == nil && expired {
+		err = ErrNotActive
+	}
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", p, err)
+	}
+	return nil
+}
+
+const decisionColumns = `h.id, h.kind, h.target, h.action, h.start_ns, h.end_ns, h.scenario, h.reason, h.jail, h.origin, h.revoked_ns`
+
+func scanEntry(rows *sql.Rows) (HistoryEntry, error) {
+	var (
+		e                              HistoryEntry
+		kind, target, action           string
+		start                          int64
+		end, revoked                   sql.NullInt64
+		scenario, reason, jail, origin string
+	)
+	if err := rows.Scan(&e.ID, &kind, &target, &action, &start, &end, &scenario, &reason, &jail, &origin, &revoked); err != nil {
+		return e, err
+	}
+	p, err := netip.ParsePrefix(target)
+	if err != nil {
+		return e, fmt.Errorf("history %d: bad target: %w", e.ID, err)
+	}
+	a, err := event.ParseAction(action)
+	if err != nil {
+		return e, fmt.Errorf("history %d: %w", e.ID, err)
+	}
+	e.Revocation = kind == kindRevoke
+	e.Decision = event.Decision{
+		Target:   p,
+		Action:   a,
+		Start:    fromNS(start),
+		Scenario: scenario,
+		Reason:   reason,
+		Jail:     jail,
+		Origin:   origin,
+	}
+	if end.Valid {
+		e.Decision.Duration = time.Duration(end.Int64 - start)
+	}
+	if revoked.Valid {
+		e.RevokedAt = fromNS(revoked.Int64)
+	}
+	return e, nil
+}
+
+func (s *Store) queryEntries(ctx context.Context, query string, args ...any) ([]HistoryEntry, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var es []HistoryEntry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, classify(err)
+		}
+		es = append(es, e)
+	}
+	return es, classify(rows.Err())
+}
+
+// ActiveDecisions returns the decisions in force at now, one per target:
+// started at or before now and not yet ended (a decision ending exactly at
+// now is over). Entries that have expired but not been pruned are left out.
+// The order is by target text.
+func (s *Store) ActiveDecisions(ctx context.Context, now time.Time) ([]event.Decision, error) {
+	n := toNS(now)
+	es, err := s.queryEntries(ctx, `SELECT `+decisionColumns+`
+		FROM active a JOIN history h ON h.id = a.history_id
+		WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)
+		ORDER BY a.target`, n, n)
+	if err != nil {
+		return nil, fmt.Errorf("list active decisions: %w", err)
+	}
+	ds := make([]event.Decision, len(es))
+	for i, e := range es {
+		ds[i] = e.Decision
+	}
+	return ds, nil
+}
+
+// History returns history entries matching f, newest first.
+func (s *Store) History(ctx context.Context, f HistoryFilter) ([]HistoryEntry, error) {
+	var where []string
+	var args []any
+	if f.Target.IsValid() {
+		p, err := normPrefix(f.Target)
+		if err != nil {
+			return nil, fmt.Errorf("history: %w", err)
+		}
+		where, args = append(where, "h.target = ?"), append(args, p.String())
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "h.start_ns >= ?"), append(args, toNS(f.Since))
+	}
+	q := `SELECT ` + decisionColumns + ` FROM history h`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY h.start_ns DESC, h.id DESC"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	es, err := s.queryEntries(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	return es, nil
+}
+
+// PruneExpired removes active entries that ended at or before now and
+// returns how many. Their history stays.
+func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM active WHERE end_ns IS NOT NULL AND end_ns <= ?`, toNS(now))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune expired decisions: %w", err)
+	}
+	return int(n), nil
+}
+
+// PruneHistory deletes history entries that started before before, except
+// those still referenced by an active decision, and returns how many. It
+// bounds the database's size; BanCount forgets what it deletes.
+func (s *Store) PruneHistory(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM history WHERE start_ns < ?
+			AND NOT EXISTS (SELECT 1 FROM active a WHERE a.history_id = history.id)`, toNS(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune history: %w", err)
+	}
+	return int(n), nil
+}
+
+// BanCount returns how many bans of target (exactly this prefix) were
+// recorded starting at or after since, for ban-time escalation and recidive.
+// Revoked bans do not count: a revocation is usually an admitted mistake.
+// Expired bans do, until PruneHistory removes them.
+//
+// Offenders are counted from the history rather than kept in a separate
+// counter table: one source of truth that cannot drift, any window the
+// engine asks for, and an index on (target, start_ns) that makes the count a
+// short range scan however long the history is.
+func (s *Store) BanCount(ctx context.Context, target netip.Prefix, since time.Time) (int, error) {
+	p, err := normPrefix(target)
+	if err != nil {
+		return 0, fmt.Errorf("ban count: %w", err)
+	}
+	var n int
+	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM history
+		WHERE target = ? AND start_ns >= ? AND kind = 'decision' AND action = ? AND revoked_ns IS NULL`,
+		p.String(), toNS(since), event.Ban.String()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("ban count for %s: %w", p, classify(err))
+	}
+	return n, nil
+}

@@ -1,0 +1,205 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+)
+
+// Positions of log sources.
+
+const upsertPositionSQL = `INSERT INTO positions (origin, pos, updated_ns) VALUES (?, ?, ?)
+	ON CONFLICT (origin) DO UPDATE SET pos = excluded.pos, updated_ns = excluded.updated_ns`
+
+// SavePosition stores pos, an opaque resume point (a file follower's encoded
+// dev/inode/offset/hash, a journald cursor), for the source origin,
+// replacing the previous one.
+func (s *Store) SavePosition(ctx context.Context, origin, pos string) error {
+	return s.SavePositions(ctx, map[string]string{origin: pos})
+}
+
+// SavePositions stores many positions in one transaction, for the periodic
+// batched flush: all are saved or, on error, none.
+func (s *Store) SavePositions(ctx context.Context, positions map[string]string) error {
+	if len(positions) == 0 {
+		return nil
+	}
+	// A stable order keeps the write deterministic for tests and debugging.
+	origins := make([]string, 0, len(positions))
+	for o := range positions {
+		origins = append(origins, o)
+	}
+	sort.Strings(origins)
+	now := toNS(time.Now())
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, upsertPositionSQL)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, o := range origins {
+			if _, err := st.ExecContext(ctx, o, positions[o], now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if len(origins) == 1 {
+			return fmt.Errorf("save position of %s: %w", origins[0], err)
+		}
+		return fmt.Errorf("save %d positions: %w", len(origins), err)
+	}
+	return nil
+}
+
+// LoadPosition returns the position saved for origin; ok is false when there
+// is none (read the source from its start, or its end, as it decides).
+func (s *Store) LoadPosition(ctx context.Context, origin string) (pos string, ok bool, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT pos FROM positions WHERE origin = ?`, origin).Scan(&pos)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("load position of %s: %w", origin, classify(err))
+	}
+	return pos, true, nil
+}
+
+// Positions returns every saved position by origin.
+func (s *Store) Positions(ctx context.Context) (map[string]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT origin, pos FROM positions`)
+	if err != nil {
+		return nil, fmt.Errorf("load positions: %w", classify(err))
+	}
+	defer rows.Close()
+	m := make(map[string]string)
+	for rows.Next() {
+		var o, p string
+		if err := rows.Scan(&o, &p); err != nil {
+			return nil, fmt.Errorf("load positions: %w", classify(err))
+		}
+		m[o] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load positions: %w", classify(err))
+	}
+	return m, nil
+}
+
+// Known-good clients.
+
+// KnownGood is a client that logged in successfully.
+type KnownGood struct {
+	Addr      netip.Addr // unmapped
+	User      string     // the user of the latest login that named one
+	FirstSeen time.Time
+	LastSeen  time.Time
+	Count     int // successful logins recorded
+}
+
+// AddKnownGood records a successful login by user from addr at time at:
+// it creates the client or counts one more login, keeping the earliest and
+// latest times seen. User replaces the stored user when it is not empty and
+// at is not older than the last login.
+func (s *Store) AddKnownGood(ctx context.Context, addr netip.Addr, user string, at time.Time) error {
+	a, err := normAddr(addr)
+	if err != nil {
+		return fmt.Errorf("add known-good client: %w", err)
+	}
+	t := toNS(at)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO known_good (addr, user, first_seen_ns, last_seen_ns, count)
+			VALUES (?, ?, ?, ?, 1)
+			ON CONFLICT (addr) DO UPDATE SET
+				count = count + 1,
+				user = CASE WHEN excluded.user != '' AND excluded.last_seen_ns >= last_seen_ns
+					THEN excluded.user ELSE user END,
+				first_seen_ns = min(first_seen_ns, excluded.first_seen_ns),
+				last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`,
+			a.String(), user, t, t)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add known-good client %s: %w", a, err)
+	}
+	return nil
+}
+
+// KnownGood returns the clients last seen at or after since, most recent first.
+func (s *Store) KnownGood(ctx context.Context, since time.Time) ([]KnownGood, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT addr, user, first_seen_ns, last_seen_ns, count
+		FROM known_good WHERE last_seen_ns >= ? ORDER BY last_seen_ns DESC, addr`, toNS(since))
+	if err != nil {
+		return nil, fmt.Errorf("list known-good clients: %w", classify(err))
+	}
+	defer rows.Close()
+	var ks []KnownGood
+	for rows.Next() {
+		var (
+			k           KnownGood
+			addr        string
+			first, last int64
+		)
+		if err := rows.Scan(&addr, &k.User, &first, &last, &k.Count); err != nil {
+			return nil, fmt.Errorf("list known-good clients: %w", classify(err))
+		}
+		if k.Addr, err = netip.ParseAddr(addr); err != nil {
+			return nil, fmt.Errorf("list known-good clients: bad address: %w", err)
+		}
+		k.FirstSeen, k.LastSeen = fromNS(first), fromNS(last)
+		ks = append(ks, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list known-good clients: %w", classify(err))
+	}
+	return ks, nil
+}
+
+// ForgetKnownGood removes addr from the known-good clients. Forgetting an
+// address that is not known is not an error.
+func (s *Store) ForgetKnownGood(ctx context.Context, addr netip.Addr) error {
+	a, err := normAddr(addr)
+	if err != nil {
+		return fmt.Errorf("forget known-good client: %w", err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM known_good WHERE addr = ?`, a.String())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("forget known-good client %s: %w", a, err)
+	}
+	return nil
+}
+
+// Meta.
+
+// Meta returns the value stored under key; ok is false when there is none.
+func (s *Store) Meta(ctx context.Context, key string) (value string, ok bool, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&value)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("read meta %q: %w", key, classify(err))
+	}
+	return value, true, nil
+}
+
+// SetMeta stores value under key, replacing any previous value.
+func (s *Store) SetMeta(ctx context.Context, key, value string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write meta %q: %w", key, err)
+	}
+	return nil
+}
