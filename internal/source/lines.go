@@ -19,13 +19,18 @@ import (
 // is only valid during the call. An error from fn stops the reading and is
 // returned.
 func ReadLines(r io.Reader, fn func(rec []byte, tooLong bool) error) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	return readRecords(r, logline.MaxLen, fn)
+}
+
+// readRecords is ReadLines with records cut at limit bytes.
+func readRecords(r io.Reader, limit int, fn func(rec []byte, tooLong bool) error) error {
+	br := bufio.NewReaderSize(r, max(64<<10, limit+1))
 	for {
 		rec, err := br.ReadSlice('\n')
 		tooLong := false
-		if errors.Is(err, bufio.ErrBufferFull) || len(rec) > logline.MaxLen {
+		if errors.Is(err, bufio.ErrBufferFull) || len(bytes.TrimSuffix(rec, []byte{'\n'})) > limit {
 			tooLong = true
-			head := rec[:min(len(rec), logline.MaxLen)]
+			head := rec[:min(len(rec), limit)]
 			if ferr := fn(head, true); ferr != nil {
 				return ferr
 			}

@@ -1,0 +1,246 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/logline"
+)
+
+// journalFields are the fields asked of journalctl: what logline reads,
+// which keeps records short. __CURSOR and __REALTIME_TIMESTAMP come always.
+const journalFields = "MESSAGE,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_HOSTNAME,_SYSTEMD_UNIT"
+
+// journalRecordMax bounds one JSON record: a MESSAGE of logline.MaxLen bytes
+// written as an array of byte values, with room for the other fields.
+const journalRecordMax = 4*logline.MaxLen + 4096
+
+// Journal reads the systemd journal through `journalctl --follow
+// --output=json`, run as a child process (no cgo). It keeps the cursor of
+// the last record read, to be saved and given back as AfterCursor. When
+// journalctl exits while Run is going, it is started again after a
+// back-off, from that cursor.
+type Journal struct {
+	Command     string   // journalctl's path; "journalctl" when empty
+	Units       []string // -u UNIT filters: a record must match one of them
+	Identifiers []string // -t IDENTIFIER filters: and one of these
+	Args        []string // more arguments, such as "--directory=/var/log/journal" or "--file=F"
+
+	// AfterCursor resumes after the record with this cursor. Empty starts
+	// at the end of the journal.
+	AfterCursor string
+
+	Parser *logline.Parser // nil: a zero Parser
+	Logger *slog.Logger    // nil: silent
+
+	MinBackoff time.Duration // first wait before a restart; default 1s
+	MaxBackoff time.Duration // longest wait; default 1m
+
+	mu     sync.Mutex
+	cursor string
+	c      counters
+}
+
+// Cursor returns the cursor of the last record read (emitted or skipped),
+// or AfterCursor before the first. It is safe to call while Run is going.
+func (j *Journal) Cursor() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.cursor == "" {
+		return j.AfterCursor
+	}
+	return j.cursor
+}
+
+// Stats returns the counts so far; it is safe to call while Run is going.
+func (j *Journal) Stats() Stats { return j.c.stats() }
+
+// Run reads the journal until ctx is cancelled, then stops journalctl and
+// returns nil. It returns an error only when journalctl cannot be found.
+func (j *Journal) Run(ctx context.Context, emit func(logline.Line)) error {
+	cmdPath := j.Command
+	if cmdPath == "" {
+		cmdPath = "journalctl"
+	}
+	cmdPath, err := exec.LookPath(cmdPath)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	minB, maxB := j.MinBackoff, j.MaxBackoff
+	if minB <= 0 {
+		minB = time.Second
+	}
+	if maxB < minB {
+		maxB = max(minB, time.Minute)
+	}
+	r := &journalRun{
+		Journal: j,
+		path:    cmdPath,
+		parser:  parser(j.Parser),
+		log:     logger(j.Logger),
+		emit:    emit,
+		since:   time.Now(),
+		cursor:  j.AfterCursor,
+	}
+	backoff := minB
+	for {
+		start := time.Now()
+		n, err := r.once(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		j.c.restarts.Add(1)
+		if n > 0 || time.Since(start) > maxB {
+			backoff = minB // it worked for a while: this is a new failure
+		}
+		r.log.Warn("journalctl exited, restarting", "err", err, "stderr", r.stderr.String(), "backoff_s", backoff.Seconds())
+		if n == 0 && r.cursor != "" && r.cursor == j.AfterCursor && strings.Contains(r.stderr.String(), "cursor") {
+			// The saved cursor is one this run never read: it can be
+			// corrupt, and would fail every time. Go on from when Run
+			// started rather than not at all.
+			r.log.Error("journalctl rejects the saved cursor, reading from when Run started", "cursor", r.cursor)
+			r.cursor = ""
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxB)
+	}
+}
+
+// journalRun is the state of one Journal.Run.
+type journalRun struct {
+	*Journal
+	path   string
+	parser *logline.Parser
+	log    *slog.Logger
+	emit   func(logline.Line)
+	since  time.Time // when Run started: where to begin if there is no cursor at a restart
+	cursor string    // the cursor to resume after
+	ran    bool      // journalctl has been started before
+	stderr tailWriter
+}
+
+// args returns journalctl's arguments for resuming now.
+func (r *journalRun) args() []string {
+	a := []string{"--follow", "--output=json", "--no-pager", "--output-fields=" + journalFields}
+	switch {
+	case r.cursor != "":
+		a = append(a, "--after-cursor="+r.cursor)
+	case r.ran:
+		// Nothing read yet: everything since Run started is new.
+		a = append(a, "--since=@"+strconv.FormatInt(r.since.Unix(), 10))
+	default:
+		a = append(a, "--lines=0")
+	}
+	for _, u := range r.Units {
+		a = append(a, "--unit="+u)
+	}
+	for _, t := range r.Identifiers {
+		a = append(a, "--identifier="+t)
+	}
+	return append(a, r.Args...)
+}
+
+// once runs journalctl until it exits or ctx is cancelled, and returns how
+// many records it read and why it ended.
+func (r *journalRun) once(ctx context.Context) (int, error) {
+	cmd := exec.CommandContext(ctx, r.path, r.args()...)
+	r.ran = true
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 3 * time.Second
+	// If the daemon dies without stopping it, so does journalctl.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	r.stderr.Reset()
+	cmd.Stderr = &r.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, fmt.Errorf("start journalctl: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start journalctl: %w", err)
+	}
+	n := 0
+	rerr := readRecords(stdout, journalRecordMax, func(rec []byte, tooLong bool) error {
+		n++
+		if tooLong {
+			r.c.tooLong.Add(1)
+			return nil
+		}
+		r.record(rec)
+		return nil
+	})
+	werr := cmd.Wait()
+	if err := errors.Join(rerr, werr); err != nil {
+		return n, fmt.Errorf("journalctl: %w", err)
+	}
+	return n, errors.New("journalctl: exited")
+}
+
+// record decodes, emits and notes the cursor of one JSON record.
+func (r *journalRun) record(rec []byte) {
+	if len(rec) == 0 {
+		return
+	}
+	e, err := logline.ParseJournalEntry(rec)
+	if err != nil {
+		r.c.invalid.Add(1)
+		return
+	}
+	l, err := r.parser.JournalLine(e)
+	r.c.deliver(l, err, "journald", r.emit)
+	if e.Cursor != "" {
+		r.cursor = e.Cursor
+		r.mu.Lock()
+		r.Journal.cursor = e.Cursor
+		r.mu.Unlock()
+	}
+}
+
+// tailWriter keeps the last bytes written to it: journalctl's complaints,
+// for the log, without letting a chatty child grow memory.
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailMax = 2048
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	if len(p) > tailMax {
+		p = p[len(p)-tailMax:]
+	}
+	if over := len(w.buf) + len(p) - tailMax; over > 0 {
+		w.buf = append(w.buf[:0], w.buf[over:]...)
+	}
+	w.buf = append(w.buf, p...)
+	return n, nil
+}
+
+func (w *tailWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(bytes.TrimSpace(w.buf))
+}
+
+func (w *tailWriter) Reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = w.buf[:0]
+}

@@ -1,0 +1,122 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/rampart-dev/rampart/internal/logline"
+)
+
+// Source is the shape every source in this package has. Consumers declare
+// their own copy of it; it lives here with Func so that a test double is
+// one line.
+//
+// Run reads records until ctx is cancelled (or, for finite sources, until
+// the input ends) and returns nil in both cases; it returns an error only
+// when it cannot go on at all. Run calls emit from one goroutine at a time;
+// the Line does not refer to memory Run reuses.
+type Source interface {
+	Run(ctx context.Context, emit func(logline.Line)) error
+}
+
+// Func adapts a function to Source.
+type Func func(ctx context.Context, emit func(logline.Line)) error
+
+// Run calls f(ctx, emit).
+func (f Func) Run(ctx context.Context, emit func(logline.Line)) error { return f(ctx, emit) }
+
+var (
+	_ Source = Func(nil)
+	_ Source = (*File)(nil)
+	_ Source = (*Journal)(nil)
+	_ Source = (*Syslog)(nil)
+	_ Source = (*Reader)(nil)
+)
+
+// Stats counts what a source did with its records. Every source fills the
+// first group; the second group is zero for sources it does not apply to.
+type Stats struct {
+	Lines   uint64 // records emitted
+	TooLong uint64 // skipped: longer than the source's limit (logline.MaxLen by default)
+	Binary  uint64 // skipped: holding NUL bytes
+	Future  uint64 // skipped: stamped more than a day ahead
+	Empty   uint64 // skipped: empty records, such as blank lines
+	Invalid uint64 // skipped: undecodable (journal JSON that does not parse, broken syslog framing)
+
+	Rotations   uint64 // File: switched to a new file at the path (rename or delete and recreate)
+	Truncations uint64 // File: the file shrank or was rewritten in place (copytruncate)
+	Restarts    uint64 // Journal: journalctl started again after it exited
+	Rejected    uint64 // Syslog: TCP connections closed at once because MaxConns were open
+	Dropped     uint64 // Syslog: TCP connections closed for misbehaving (bad framing, oversize, idle)
+}
+
+// counters holds a source's Stats as atomics, so that Stats can be read
+// while Run is going.
+type counters struct {
+	lines, tooLong, binary, future, empty, invalid atomic.Uint64
+	rotations, truncations, restarts               atomic.Uint64
+	rejected, dropped                              atomic.Uint64
+}
+
+func (c *counters) stats() Stats {
+	return Stats{
+		Lines:       c.lines.Load(),
+		TooLong:     c.tooLong.Load(),
+		Binary:      c.binary.Load(),
+		Future:      c.future.Load(),
+		Empty:       c.empty.Load(),
+		Invalid:     c.invalid.Load(),
+		Rotations:   c.rotations.Load(),
+		Truncations: c.truncations.Load(),
+		Restarts:    c.restarts.Load(),
+		Rejected:    c.rejected.Load(),
+		Dropped:     c.dropped.Load(),
+	}
+}
+
+// deliver emits l with its origin set, or counts why it was skipped. It
+// reports whether l was emitted.
+func (c *counters) deliver(l logline.Line, err error, origin string, emit func(logline.Line)) bool {
+	if err != nil {
+		c.skip(err)
+		return false
+	}
+	l.Origin = origin
+	c.lines.Add(1)
+	emit(l)
+	return true
+}
+
+// skip counts a record that could not be used.
+func (c *counters) skip(err error) {
+	switch {
+	case errors.Is(err, logline.ErrTooLong):
+		c.tooLong.Add(1)
+	case errors.Is(err, logline.ErrBinary):
+		c.binary.Add(1)
+	case errors.Is(err, logline.ErrFuture):
+		c.future.Add(1)
+	case errors.Is(err, logline.ErrEmpty):
+		c.empty.Add(1)
+	default:
+		c.invalid.Add(1)
+	}
+}
+
+// parser returns p, or a zero Parser when p is nil.
+func parser(p *logline.Parser) *logline.Parser {
+	if p == nil {
+		return &logline.Parser{}
+	}
+	return p
+}
+
+// logger returns l, or one that discards everything when l is nil.
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
