@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ func runTest(args []string, stdout, stderr io.Writer) error {
 	successes := fs.Bool("successes", false, "also print successful logins (kind auth-success)")
 	showMissed := fs.Bool("show-missed", false, "print lines that look like failures but matched no rule")
 	year := fs.Int("year", 0, "`year` for stamps without one (default: current year, rolled back for future stamps)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file` (for 'go tool pprof')")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -87,6 +89,17 @@ func runTest(args []string, stdout, stderr io.Writer) error {
 		multi:  fs.NArg() > 1,
 		out:    bufio.NewWriterSize(stdout, 64<<10),
 		kinds:  map[event.Kind]int{},
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	for _, path := range fs.Args() {
