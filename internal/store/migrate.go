@@ -61,6 +61,15 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // is read inside each (immediate, so write-locked) transaction: two processes
 // opening a fresh file at once apply each migration exactly once.
 func migrate(ctx context.Context, db *sql.DB, ms []migration) error {
+	// The common case, an up-to-date schema, needs no write lock, so a
+	// database that another process is writing to still opens at once.
+	var v int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", classify(err))
+	}
+	if v == len(ms) {
+		return nil
+	}
 	for {
 		done, err := migrateOne(ctx, db, ms)
 		if err != nil || done {

@@ -221,8 +221,11 @@ func quickCheck(ctx context.Context, db *sql.DB) error {
 		if err := rows.Scan(&line); err != nil {
 			return fmt.Errorf("quick_check: %w", classify(err))
 		}
-		if line != "ok" {
-			problems = append(problems, line)
+		// One row may hold many problems, one per line.
+		for _, p := range strings.Split(line, "\n") {
+			if p = strings.TrimSpace(p); p != "ok" && p != "" && !strings.HasPrefix(p, "***") {
+				problems = append(problems, p)
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {

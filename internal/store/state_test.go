@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestPositions(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	if p, ok, err := s.LoadPosition(ctx, "/var/log/auth.log"); err != nil || ok || p != "" {
+		t.Errorf("LoadPosition(missing) = %q, %v, %v", p, ok, err)
+	}
+	steps := []struct {
+		origin, pos string
+	}{
+		{"/var/log/auth.log", "dev=2049 ino=1234 off=0 hash=00"},
+		{"/var/log/auth.log", "dev=2049 ino=1234 off=98765 hash=ab"},
+		{"journald", "s=6c4f;i=1a2b;b=77;m=0;t=5f;x=1"},
+		{"", "empty origin is a key like any other"},
+		{"unicode ✓", "pos with\nnewline and \x00 byte"},
+	}
+	for _, st := range steps {
+		if err := s.SavePosition(ctx, st.origin, st.pos); err != nil {
+			t.Fatal(err)
+		}
+		if p, ok, err := s.LoadPosition(ctx, st.origin); err != nil || !ok || p != st.pos {
+			t.Errorf("LoadPosition(%q) = %q, %v, %v; want %q", st.origin, p, ok, err, st.pos)
+		}
+	}
+	batch := map[string]string{"journald": "s=new", "/var/log/mail.log": "off=5"}
+	for i := range 100 {
+		batch[fmt.Sprintf("/var/log/app%d.log", i)] = fmt.Sprint(i)
+	}
+	if err := s.SavePositions(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePositions(ctx, nil); err != nil {
+		t.Errorf("SavePositions(nil) = %v", err)
+	}
+	all, err := s.Positions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 105 || all["journald"] != "s=new" || all["/var/log/app42.log"] != "42" ||
+		all["/var/log/auth.log"] != steps[1].pos {
+		t.Errorf("Positions = %d entries: journald=%q app42=%q", len(all), all["journald"], all["/var/log/app42.log"])
+	}
+}
+
+func TestKnownGood(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	a := netip.MustParseAddr("198.51.100.7")
+	b := netip.MustParseAddr("2001:db8::7")
+	steps := []struct {
+		addr netip.Addr
+		user string
+		at   time.Time
+	}{
+		{a, "alice", t0},
+		{netip.MustParseAddr("::ffff:198.51.100.7"), "alice", t0.Add(time.Hour)}, // same client
+		{a, "", t0.Add(2 * time.Hour)},                                           // no user: keep alice
+		{a, "root", t0.Add(-time.Hour)},                                          // late, older report: count it, keep alice
+		{b, "bob", t0.Add(30 * time.Minute)},
+	}
+	for _, st := range steps {
+		if err := s.AddKnownGood(ctx, st.addr, st.user, st.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ks, err := s.KnownGood(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []KnownGood{
+		{Addr: a, User: "alice", FirstSeen: t0.Add(-time.Hour), LastSeen: t0.Add(2 * time.Hour), Count: 4},
+		{Addr: b, User: "bob", FirstSeen: t0.Add(30 * time.Minute), LastSeen: t0.Add(30 * time.Minute), Count: 1},
+	}
+	if fmt.Sprint(ks) != fmt.Sprint(want) {
+		t.Errorf("KnownGood =\n%v\nwant\n%v", ks, want)
+	}
+	for _, tc := range []struct {
+		since time.Time
+		want  int
+	}{
+		{t0, 2},
+		{t0.Add(30 * time.Minute), 2},
+		{t0.Add(31 * time.Minute), 1},
+		{t0.Add(2 * time.Hour), 1},
+		{t0.Add(3 * time.Hour), 0},
+	} {
+		if ks, err := s.KnownGood(ctx, tc.since); err != nil || len(ks) != tc.want {
+			t.Errorf("KnownGood(%v) = %d, %v; want %d", tc.since.Sub(t0), len(ks), err, tc.want)
+		}
+	}
+	if err := s.ForgetKnownGood(ctx, netip.MustParseAddr("::ffff:198.51.100.7")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ForgetKnownGood(ctx, a); err != nil {
+		t.Errorf("forgetting an unknown client = %v", err)
+	}
+	if ks, _ := s.KnownGood(ctx, time.Time{}); len(ks) != 1 || ks[0].Addr != b {
+		t.Errorf("after forget: %v", ks)
+	}
+	if err := s.AddKnownGood(ctx, netip.Addr{}, "x", t0); err == nil {
+		t.Error("AddKnownGood(invalid) succeeded")
+	}
+}
+
+func TestMeta(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	if v, ok, err := s.Meta(ctx, "node_id"); err != nil || ok || v != "" {
+		t.Errorf("Meta(missing) = %q, %v, %v", v, ok, err)
+	}
+	for _, v := range []string{"a", "", "b"} {
+		if err := s.SetMeta(ctx, "node_id", v); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := s.Meta(ctx, "node_id"); err != nil || !ok || got != v {
+			t.Errorf("Meta = %q, %v, %v; want %q", got, ok, err, v)
+		}
+	}
+}
