@@ -192,13 +192,20 @@ func (fl *follower) addWatch() {
 	fl.watching = fl.w.Add(dir) == nil
 }
 
-// wait blocks until something may have changed: an inotify event for the
-// path or a tick. It returns false when ctx is cancelled.
+// wait blocks until something may have changed (an inotify event for the
+// path, a tick) or a rotated file is to be let go. It returns false when
+// ctx is cancelled.
 func (fl *follower) wait(ctx context.Context, tick <-chan time.Time) bool {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if fl.w != nil {
 		events, errs = fl.w.Events, fl.w.Errors
+	}
+	var lingerEnd <-chan time.Time
+	if fl.old != nil {
+		t := time.NewTimer(time.Until(fl.oldUntil))
+		defer t.Stop()
+		lingerEnd = t.C
 	}
 	for {
 		select {
@@ -206,6 +213,8 @@ func (fl *follower) wait(ctx context.Context, tick <-chan time.Time) bool {
 			return false
 		case <-tick:
 			fl.addWatch()
+			return true
+		case <-lingerEnd:
 			return true
 		case ev, ok := <-events:
 			if !ok {
