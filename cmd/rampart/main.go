@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,8 +23,14 @@ type command struct {
 // commands lists the subcommands in the order help shows them.
 func commands() []command {
 	return []command{
+		{"run", "run the daemon: follow logs, detect, ban in the firewall", runRun},
+		{"status", "show the running daemon's jails, counters and bans", runStatus},
+		{"ban", "ban an address or prefix now", runBan},
+		{"unban", "lift a ban", runUnban},
+		{"replay", "run old logs through filters and engine; print the decisions", runReplay},
 		{"test", "run a filter over log files, like fail2ban-regex", runTest},
 		{"filters", "list the built-in filters and their modes", runFilters},
+		{"check-config", "validate a configuration file", runCheckConfig},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -152,6 +159,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return &usageError{err.Error()}
 	}
 	return nil
+}
+
+func writeIndentedJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/filter"
+	"github.com/rampart-dev/rampart/internal/firewall"
+)
+
+const runHelp = `
+Run the daemon: follow the configured logs, detect attacks, ban in the
+firewall. Without --config the embedded defaults protect sshd (journald, or
+/var/log/auth.log) and, where they run, Postfix and Dovecot
+('rampart check-config --print-defaults' shows them).
+
+The firewall is nftables when possible, else ipset+iptables, else a
+log-only dry run, which start-up says loudly. Bans live in the kernel with
+timeouts: they stay in force, and expire on time, while the daemon is down.
+
+SIGHUP reloads the configuration without dropping bans; SIGTERM and SIGINT
+stop the daemon. --flush removes everything Rampart installed in the
+firewall (table, sets, rules) and exits.
+`
+
+func runRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", "[--config FILE] [--dry-run] [--flush]", runHelp, stderr)
+	cfgPath := fs.String("config", "", "configuration `file` (default: embedded defaults)")
+	dryRun := fs.Bool("dry-run", false, "log decisions instead of changing the firewall")
+	flush := fs.Bool("flush", false, "remove Rampart's firewall table, sets and rules, then exit")
+	stateDir := fs.String("state-dir", "", "override daemon.state_dir (the SQLite store)")
+	socket := fs.String("socket", "", "override daemon.socket (the control socket)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *dryRun && *flush {
+		return usagef("--dry-run and --flush cannot be combined")
+	}
+	load := func() (*config.Config, error) {
+		c, err := loadConfig(*cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		if *stateDir != "" {
+			c.Daemon.StateDir = *stateDir
+		}
+		if *socket != "" {
+			c.Daemon.Socket = *socket
+		}
+		if *dryRun {
+			c.Firewall.Backend = "log"
+		}
+		return c, nil
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if *flush {
+		if err := firewall.Uninstall(ctx, firewall.NFTablesConfig{Table: cfg.Firewall.Table}, firewall.IPSetConfig{Prefix: cfg.Firewall.Table}); err != nil {
+			return fmt.Errorf("flush: %w", err)
+		}
+		fmt.Fprintf(stdout, "removed Rampart's firewall state (table inet %s, ipsets %s-*)\n", cfg.Firewall.Table, cfg.Firewall.Table)
+		return nil
+	}
+	log := newLogger(stderr, cfg.Daemon.LogLevel, cfg.Daemon.LogFormat)
+	reg, err := filter.Builtin()
+	if err != nil {
+		return err
+	}
+	if cfg.File == "" {
+		log.Info("no --config given: using the embedded defaults")
+	}
+	d, err := daemon.New(ctx, daemon.Options{Config: cfg, Registry: reg, Logger: log, Reload: load, Version: version()})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return d.Run(ctx, hup)
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+const checkHelp = `
+Check a configuration file: syntax, keys, values, filters and modes. Errors
+name the file, the line and the key. With --print-defaults, print the
+embedded defaults instead (a starting point for /etc/rampart/rampart.toml).
+`
+
+func runCheckConfig(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check-config", "[--config FILE] [--print-defaults]", checkHelp, stderr)
+	cfgPath := fs.String("config", "", "configuration `file` (default: embedded defaults)")
+	printDefaults := fs.Bool("print-defaults", false, "print the embedded default configuration")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *printDefaults {
+		_, err := stdout.Write(config.DefaultTOML())
+		return err
+	}
+	if fs.NArg() == 1 && *cfgPath == "" {
+		*cfgPath = fs.Arg(0)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	reg, err := filter.Builtin()
+	if err != nil {
+		return err
+	}
+	if err := cfg.CheckFilters(daemon.FilterCheck(reg)); err != nil {
+		return err
+	}
+	name := cfg.File
+	if name == "" {
+		name = "embedded defaults"
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d jails)\n", name, len(cfg.Jails))
+	return nil
+}
+
+func controlClient(socket, cfgPath string) (*daemon.Client, error) {
+	if socket == "" {
+		cfg, err := loadConfig(cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		socket = cfg.Daemon.Socket
+	}
+	return daemon.NewClient(socket), nil
+}
+
+const statusHelp = `
+Show the running daemon's jails, sources, counters and active bans.
+`
+
+func runStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", "[--socket PATH] [--json]", statusHelp, stderr)
+	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
+	cfgPath := fs.String("config", "", "configuration `file` naming the socket")
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := controlClient(*socket, *cfgPath)
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(context.Background())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeIndentedJSON(stdout, st)
+	}
+	fmt.Fprintf(stdout, "rampart %s, up %s, firewall %s\n", st.Version, time.Since(st.Started).Round(time.Second), st.Firewall)
+	fmt.Fprintf(stdout, "events %d, decisions %d, applied %d (failed %d); tracking %d of %d keys (%d evicted)\n",
+		st.Engine.Events, st.Engine.Decisions, st.Applied, st.Failed, st.Engine.Tracked, st.Engine.TrackedCap, st.Engine.Evicted)
+	fmt.Fprintln(stdout, "\nJAIL            MAXRETRY  FINDTIME  BANTIME  BANNED")
+	for _, j := range st.Jails {
+		fmt.Fprintf(stdout, "%-15s %8d  %8s  %7s  %6d\n", j.Name, j.MaxRetry, j.FindTime, j.BanTime, j.Banned)
+	}
+	fmt.Fprintln(stdout, "\nSOURCE                                   LINES  SKIPPED  STALE  JAILS")
+	for _, s := range st.Sources {
+		fmt.Fprintf(stdout, "%-38s %7d  %7d  %5d  %v\n", s.Source, s.Lines, s.Skipped, s.Stale, s.Jails)
+	}
+	fmt.Fprintf(stdout, "\nACTIVE BANS (%d)\n", len(st.Active))
+	for _, b := range st.Active {
+		left := "permanent"
+		if !b.End.IsZero() {
+			left = time.Until(b.End).Round(time.Second).String() + " left"
+		}
+		fmt.Fprintf(stdout, "%-40s %-8s %-12s %-14s %s\n", b.IP, b.Jail, b.Scenario, left, b.Reason)
+	}
+	return nil
+}
+
+const banHelp = `
+Ban an address or CIDR prefix now, in the running daemon. The ban is
+persisted and enforced like any other; allowlisted targets are refused.
+`
+
+func runBan(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("ban", "ADDR|PREFIX [--jail J] [--for DURATION] [--reason TEXT]", banHelp, stderr)
+	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
+	cfgPath := fs.String("config", "", "configuration `file` naming the socket")
+	jail := fs.String("jail", "", "attribute the ban to `jail` (its bantime is the default duration)")
+	dur := fs.String("for", "", "ban `duration`, e.g. 1h or 7d (default: the jail's bantime)")
+	reason := fs.String("reason", "", "why, for the records")
+	target, rest := splitTarget(args)
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if target == "" && fs.NArg() == 1 {
+		target = fs.Arg(0)
+	}
+	if target == "" {
+		return usagef("which address? e.g. rampart ban 192.0.2.7 --for 1h")
+	}
+	if _, err := daemon.ParseTarget(target); err != nil {
+		return &usageError{err.Error()}
+	}
+	var secs int64
+	if *dur != "" {
+		d, err := config.ParseDuration(*dur)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		secs = int64(d / time.Second)
+	}
+	c, err := controlClient(*socket, *cfgPath)
+	if err != nil {
+		return err
+	}
+	b, err := c.Ban(context.Background(), daemon.BanRequest{IP: target, Jail: *jail, DurationS: secs, Reason: *reason})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "banned %s until %s\n", b.IP, b.End.Format(time.RFC3339))
+	return nil
+}
+
+const unbanHelp = `
+Lift a ban in the running daemon: the address is removed from the firewall
+and its recent failures are forgotten.
+`
+
+func runUnban(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("unban", "ADDR|PREFIX", unbanHelp, stderr)
+	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
+	cfgPath := fs.String("config", "", "configuration `file` naming the socket")
+	target, rest := splitTarget(args)
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if target == "" && fs.NArg() == 1 {
+		target = fs.Arg(0)
+	}
+	if target == "" {
+		return usagef("which address? e.g. rampart unban 192.0.2.7")
+	}
+	if _, err := daemon.ParseTarget(target); err != nil {
+		return &usageError{err.Error()}
+	}
+	c, err := controlClient(*socket, *cfgPath)
+	if err != nil {
+		return err
+	}
+	removed, err := c.Unban(context.Background(), target)
+	if err != nil {
+		return err
+	}
+	if removed {
+		fmt.Fprintf(stdout, "unbanned %s\n", target)
+	} else {
+		fmt.Fprintf(stdout, "%s was not banned (removed from the firewall anyway)\n", target)
+	}
+	return nil
+}
+
+// splitTarget lets the address come before the flags: "ban 1.2.3.4 --for 1h".
+func splitTarget(args []string) (string, []string) {
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		return args[0], args[1:]
+	}
+	return "", args
+}

@@ -1,0 +1,339 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/engine"
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// The control API is HTTP with JSON bodies on a unix socket that only root
+// can open (the directory is 0700, the socket 0600). `rampart status`,
+// `ban` and `unban` are its clients.
+//
+//	GET  /v1/status            Status
+//	POST /v1/ban    BanRequest → Ban
+//	POST /v1/unban  UnbanRequest → {"removed": bool}
+
+// Status is the answer to GET /v1/status.
+type Status struct {
+	Version  string        `json:"version"`
+	Started  time.Time     `json:"started"`
+	Firewall string        `json:"firewall"`
+	Jails    []JailStatus  `json:"jails"`
+	Sources  []SourceState `json:"sources"`
+	Engine   engine.Stats  `json:"engine"`
+	Applied  uint64        `json:"applied"`
+	Failed   uint64        `json:"apply_failed"`
+	Active   []Ban         `json:"active"`
+}
+
+// JailStatus describes one jail.
+type JailStatus struct {
+	Name     string `json:"name"`
+	MaxRetry int    `json:"maxretry"`
+	FindTime string `json:"findtime"`
+	BanTime  string `json:"bantime"`
+	Banned   int    `json:"banned"`
+}
+
+// SourceState describes one source.
+type SourceState struct {
+	Source  string   `json:"source"`
+	Jails   []string `json:"jails"`
+	Lines   uint64   `json:"lines"`
+	Skipped uint64   `json:"skipped"`
+	Stale   uint64   `json:"stale"`
+}
+
+// Ban is an active decision as the API shows it.
+type Ban struct {
+	IP       string    `json:"ip"`
+	Action   string    `json:"action"`
+	Jail     string    `json:"jail,omitempty"`
+	Scenario string    `json:"scenario"`
+	Reason   string    `json:"reason"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end,omitzero"`
+	Origin   string    `json:"origin,omitempty"`
+}
+
+// BanRequest asks for a manual ban.
+type BanRequest struct {
+	IP        string `json:"ip"` // address or CIDR prefix
+	Jail      string `json:"jail,omitempty"`
+	DurationS int64  `json:"duration_s,omitempty"` // 0: the jail's (or default) ban time
+	Reason    string `json:"reason,omitempty"`
+}
+
+// UnbanRequest asks to lift a ban.
+type UnbanRequest struct {
+	IP string `json:"ip"`
+}
+
+type control struct {
+	d   *Daemon
+	ln  net.Listener
+	srv *http.Server
+}
+
+// listenControl creates the socket (replacing a stale one).
+func (d *Daemon) listenControl(path string) (*control, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another rampart is running", path)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	c := &control{d: d, ln: ln}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", c.status)
+	mux.HandleFunc("POST /v1/ban", c.ban)
+	mux.HandleFunc("POST /v1/unban", c.unban)
+	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+	return c, nil
+}
+
+func (c *control) serve(ctx context.Context) {
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		c.srv.Shutdown(sctx)
+	}()
+	if err := c.srv.Serve(c.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		c.d.log.Error("control socket stopped", "err", err)
+	}
+	os.Remove(c.ln.Addr().String())
+}
+
+func (c *control) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, c.d.Status())
+}
+
+// Status reports the daemon's state.
+func (d *Daemon) Status() Status {
+	now := time.Now()
+	d.mu.Lock()
+	pipe, sources := d.pipe, d.sources
+	d.mu.Unlock()
+	st := Status{
+		Version:  d.opt.Version,
+		Started:  d.started,
+		Firewall: d.opt.EnforcerName,
+		Engine:   pipe.Engine.Stats(),
+		Applied:  d.apply.applied.Load(),
+		Failed:   d.apply.failed.Load(),
+	}
+	perJail := map[string]int{}
+	for _, a := range pipe.Engine.Active(now) {
+		perJail[a.Jail]++
+		st.Active = append(st.Active, banOf(a))
+	}
+	for _, j := range pipe.Engine.Jails() {
+		st.Jails = append(st.Jails, JailStatus{Name: j.Name, MaxRetry: j.MaxRetry, FindTime: j.FindTime.String(), BanTime: j.BanTime.String(), Banned: perJail[j.Name]})
+	}
+	for _, rs := range sources {
+		s := rs.src.Stats()
+		st.Sources = append(st.Sources, SourceState{
+			Source: rs.plan.describe(), Jails: rs.plan.jails, Lines: s.Lines,
+			Skipped: s.TooLong + s.Binary + s.Future + s.Invalid, Stale: rs.stale.Load(),
+		})
+	}
+	return st
+}
+
+func banOf(d event.Decision) Ban {
+	return Ban{IP: Target(d.Target), Action: d.Action.String(), Jail: d.Jail, Scenario: d.Scenario, Reason: d.Reason, Start: d.Start, End: d.End(), Origin: d.Origin}
+}
+
+func (c *control) ban(w http.ResponseWriter, r *http.Request) {
+	var req BanRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad request: %v", err)
+		return
+	}
+	target, err := ParseTarget(req.IP)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	pipe := c.d.currentPipe()
+	dur := time.Duration(req.DurationS) * time.Second
+	if req.Jail != "" {
+		found := false
+		for _, j := range pipe.Engine.Jails() {
+			if j.Name == req.Jail {
+				found = true
+				if dur == 0 {
+					dur = j.BanTime
+				}
+			}
+		}
+		if !found {
+			writeError(w, http.StatusBadRequest, "unknown jail %q", req.Jail)
+			return
+		}
+	}
+	if dur == 0 {
+		dur = c.d.cfg.Defaults.BanTime.D()
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = "banned by hand"
+	}
+	d, err := pipe.Engine.Ban(event.Decision{Target: target, Action: event.Ban, Start: time.Now(), Duration: dur, Scenario: "manual", Reason: reason, Jail: req.Jail, Origin: "local"})
+	if err != nil {
+		writeError(w, http.StatusConflict, "%v", err)
+		return
+	}
+	c.d.apply.submit([]event.Decision{d})
+	c.d.apply.flush(r.Context())
+	writeJSON(w, http.StatusOK, banOf(d))
+}
+
+func (c *control) unban(w http.ResponseWriter, r *http.Request) {
+	var req UnbanRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad request: %v", err)
+		return
+	}
+	target, err := ParseTarget(req.IP)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	removed := c.d.currentPipe().Engine.Unban(target)
+	if err := c.d.store.Revoke(r.Context(), target, time.Now(), "unbanned by hand"); err != nil {
+		c.d.log.Warn("store: revoke failed", "err", err)
+	}
+	if err := c.d.enf.Revoke(r.Context(), []netip.Prefix{target}); err != nil {
+		writeError(w, http.StatusInternalServerError, "firewall: %v", err)
+		return
+	}
+	c.d.log.Info("unban", "addr", Target(target), "was_banned", removed)
+	writeJSON(w, http.StatusOK, map[string]bool{"removed": removed})
+}
+
+// ParseTarget reads an address or a CIDR prefix.
+func ParseTarget(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: addresses with a zone cannot be banned", s)
+		}
+		return event.AddrPrefix(a), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
+	}
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, format string, args ...any) {
+	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+// Client talks to a running daemon's control socket.
+type Client struct {
+	hc *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(path string) *Client {
+	return &Client{hc: &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}},
+	}}
+}
+
+// Status fetches the daemon's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.call(ctx, http.MethodGet, "/v1/status", nil, &st)
+	return st, err
+}
+
+// Ban asks for a manual ban.
+func (c *Client) Ban(ctx context.Context, req BanRequest) (Ban, error) {
+	var b Ban
+	err := c.call(ctx, http.MethodPost, "/v1/ban", req, &b)
+	return b, err
+}
+
+// Unban lifts a ban; it reports whether the target was banned.
+func (c *Client) Unban(ctx context.Context, ip string) (bool, error) {
+	var out struct {
+		Removed bool `json:"removed"`
+	}
+	err := c.call(ctx, http.MethodPost, "/v1/unban", UnbanRequest{IP: ip}, &out)
+	return out.Removed, err
+}
+
+func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://rampart"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the daemon (is `rampart run` running, and are you root?): %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	return json.Unmarshal(data, out)
+}

@@ -1,0 +1,196 @@
+// Package daemon wires configuration, sources, filters, the engine, the
+// store and the enforcers together and owns their lifecycle. It is the only
+// package that knows all the others.
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+
+	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/engine"
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/filter"
+	"github.com/rampart-dev/rampart/internal/logline"
+)
+
+// Pipeline is the decision path shared by `rampart run` and `rampart
+// replay`: a line goes through the filters of the jails that read its
+// program, the resulting events go to the one engine.
+//
+// Order of the pipeline (the one place it is written down):
+//  1. logline parses the envelope (time, host, program, pid);
+//  2. the Router offers the line to the matchers of the jails reading that
+//     program; the first matching rule of the first jail wins;
+//  3. the Event is tagged with its jail and observed by the engine, which
+//     checks the allowlist first, then the per-address scenarios;
+//  4. decisions go to the enforcer and the store (daemon), or are printed (replay).
+type Pipeline struct {
+	Engine *engine.Engine
+	jails  []jailFilter
+	log    *slog.Logger
+}
+
+// jailFilter is one enabled jail's compiled filter.
+type jailFilter struct {
+	name   string
+	filter *filter.Filter
+	mode   string
+	cfg    *config.Jail
+}
+
+// NewPipeline compiles the enabled jails of cfg and builds the engine.
+func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, log *slog.Logger) (*Pipeline, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.CheckFilters(FilterCheck(reg)); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{log: log}
+	ecfg := engine.Config{
+		MaxTracked: cfg.Daemon.MaxTracked,
+		Escalation: engine.Escalation{Factor: cfg.Escalation.Factor, Max: cfg.Escalation.Max.D(), Window: cfg.Escalation.Window.D()},
+		Recidive:   engine.Recidive{Bans: cfg.Recidive.Bans, Window: cfg.Recidive.Window.D(), BanTime: cfg.Recidive.BanTime.D()},
+		Allow:      allow,
+		Logger:     log,
+	}
+	for _, name := range cfg.JailNames() {
+		j := cfg.Jails[name]
+		if !j.On() {
+			continue
+		}
+		f, aliasMode, _ := reg.Lookup(j.Filter)
+		mode := j.Mode
+		if mode == "" {
+			mode = aliasMode
+		}
+		weights := map[event.Kind]int{}
+		for k, w := range j.Weights {
+			kind, err := event.ParseKind(k)
+			if err != nil {
+				return nil, fmt.Errorf("jail %q: weights: %w", name, err)
+			}
+			weights[kind] = w
+		}
+		p.jails = append(p.jails, jailFilter{name: name, filter: f, mode: mode, cfg: j})
+		ecfg.Jails = append(ecfg.Jails, engine.Jail{
+			Name:     name,
+			Services: []string{f.Service},
+			MaxRetry: j.MaxRetry,
+			FindTime: j.FindTime.D(),
+			BanTime:  j.BanTime.D(),
+			Weights:  weights,
+		})
+	}
+	e, err := engine.New(ecfg)
+	if err != nil {
+		return nil, err
+	}
+	p.Engine = e
+	return p, nil
+}
+
+// FilterCheck adapts a filter registry to config.CheckFilters.
+func FilterCheck(reg *filter.Registry) config.FilterCheck {
+	return func(name, mode string) error {
+		f, _, ok := reg.Lookup(name)
+		if !ok {
+			return fmt.Errorf("unknown filter %q (see 'rampart filters')", name)
+		}
+		if mode != "" && len(f.Modes) > 0 {
+			if _, err := f.NewMatcher(mode); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// Matchers returns fresh matchers for the jails selected by keep (all when
+// keep is nil). Each reading goroutine needs its own: matchers keep session
+// context.
+func (p *Pipeline) Matchers(keep func(j *config.Jail) bool) (*LineRouter, error) {
+	lr := &LineRouter{p: p, jailOf: map[*filter.Matcher]string{}}
+	var ms []*filter.Matcher
+	for _, j := range p.jails {
+		if keep != nil && !keep(j.cfg) {
+			continue
+		}
+		m, err := j.filter.NewMatcher(j.mode)
+		if err != nil {
+			return nil, fmt.Errorf("jail %q: %w", j.name, err)
+		}
+		ms = append(ms, m)
+		lr.jailOf[m] = j.name
+	}
+	lr.router = filter.NewRouter(ms...)
+	return lr, nil
+}
+
+// JailNames lists the enabled jails.
+func (p *Pipeline) JailNames() []string {
+	var names []string
+	for _, j := range p.jails {
+		names = append(names, j.name)
+	}
+	return names
+}
+
+// LineRouter turns lines into events for one reading goroutine.
+type LineRouter struct {
+	p      *Pipeline
+	router *filter.Router
+	jailOf map[*filter.Matcher]string
+}
+
+// Event returns the event a line stands for, if any.
+func (lr *LineRouter) Event(l *logline.Line) (event.Event, int, bool) {
+	mt, m, ok := lr.router.Match(l)
+	if !ok {
+		return event.Event{}, 0, false
+	}
+	ev := mt.Event(l)
+	ev.Jail = lr.jailOf[m]
+	return ev, mt.Count, true
+}
+
+// Observe runs a line through the filters and the engine and returns the
+// decisions it caused. An event standing for several (a line completing
+// earlier lines of its session) is observed that many times.
+func (lr *LineRouter) Observe(l *logline.Line) []event.Decision {
+	ev, n, ok := lr.Event(l)
+	if !ok {
+		return nil
+	}
+	var ds []event.Decision
+	for range n {
+		ds = append(ds, lr.p.Engine.Observe(ev)...)
+	}
+	return ds
+}
+
+// Describe renders a decision for people: "ban 192.0.2.1 for 10m (sshd/ip-failures: …)".
+func Describe(d event.Decision) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", d.Action, Target(d.Target))
+	if d.Duration > 0 {
+		fmt.Fprintf(&b, " for %s", d.Duration)
+	}
+	fmt.Fprintf(&b, " (%s", d.Scenario)
+	if d.Jail != "" {
+		fmt.Fprintf(&b, ", jail %s", d.Jail)
+	}
+	fmt.Fprintf(&b, ": %s)", d.Reason)
+	return b.String()
+}
+
+// Target prints a single-address prefix as the bare address.
+func Target(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
