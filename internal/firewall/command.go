@@ -1,0 +1,348 @@
+package firewall
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// CommandConfig configures NewCommand: shell command templates in the manner
+// of fail2ban's actions.
+//
+// Ban and Unban may contain these tags, replaced per decision:
+//
+//	<ip>        the address; for a prefix ban, the prefix in CIDR notation
+//	<cidr>      the target in CIDR notation (192.0.2.1/32, 2001:db8::/48)
+//	<family>    inet or inet6
+//	<time>      when the ban started, in Unix seconds
+//	<bantime>   the ban's length in seconds; 0 means no timeout
+//	<jail>      the jail whose rules fired
+//	<scenario>  the scenario ("ip-failures", ...)
+//	<reason>    the human explanation
+//
+// Every value is inserted shell-quoted ('...'), so write tags bare:
+// `iptables -I INPUT -s <ip> -j DROP`, not "<ip>". Reason, jail and the
+// like carry attacker-chosen text (user names, for one) and cannot break out
+// of their quotes. Unknown tags are left as they are. Start and Stop get no
+// tags.
+type CommandConfig struct {
+	Ban   string // required: run once when a target is banned
+	Unban string // run when a ban is revoked or found expired; may be empty
+	Start string // run once by NewCommand; may be empty
+	Stop  string // run once by Close; may be empty
+	// Shell runs each command as Shell -c COMMAND. Default "/bin/sh".
+	Shell string
+	// Timeout bounds each command; it is killed after that. Default 30s.
+	Timeout time.Duration
+	// Logger receives command failures and skipped bans; nil discards.
+	Logger *slog.Logger
+}
+
+// Command enforces decisions by running user commands, fail2ban style.
+//
+// It keeps in memory what it has banned: Active returns the bans it applied
+// and has neither revoked nor seen expire, with their Scenario, Reason, Jail
+// and Origin, Start now and Duration the time left. That memory dies with the
+// process; what the user's commands did to the system is not read back. A
+// ban whose time is up is "seen to expire" at the start of the next Apply or
+// Revoke, which then runs Unban for it; Active already leaves it out.
+//
+// Re-applying a banned target does not run Ban again (as fail2ban, so that
+// commands like `iptables -I` do not pile up): it only moves the remembered
+// end, so Unban runs at the new time.
+//
+// The allowlist cannot be carved out of a user's command, so Apply does not
+// run Ban for a target that is or contains an allowlisted address (it logs
+// a warning), and SetAllow unbans active targets that the new allowlist
+// touches. Command is safe for concurrent use; commands run one at a time.
+type Command struct {
+	mu     sync.Mutex
+	cfg    CommandConfig
+	log    *slog.Logger
+	now    func() time.Time
+	active map[netip.Prefix]event.Decision // Start: when banned, Duration: full length
+	allow  []netip.Prefix
+	closed bool
+}
+
+// NewCommand checks the configuration and runs the Start command, if any.
+func NewCommand(ctx context.Context, cfg CommandConfig) (*Command, error) {
+	if strings.TrimSpace(cfg.Ban) == "" {
+		return nil, errors.New("command action: ban command is empty")
+	}
+	if cfg.Shell == "" {
+		cfg.Shell = "/bin/sh"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	c := &Command{cfg: cfg, log: loggerOrDiscard(cfg.Logger), now: time.Now, active: map[netip.Prefix]event.Decision{}}
+	if cfg.Start != "" {
+		if err := c.run(ctx, "start", cfg.Start); err != nil {
+			return nil, fmt.Errorf("command action: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// shellQuote returns s as one single-quoted shell word. NUL bytes, which no
+// command line can carry, are dropped.
+func shellQuote(s string) string {
+	s = strings.ReplaceAll(s, "\x00", "")
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// render fills tmpl's tags for decision d (Target normalized, Start set,
+// Duration the ban's length).
+func render(tmpl string, d event.Decision) string {
+	ip, family := d.Target.String(), "inet"
+	if isSingle(d.Target) {
+		ip = d.Target.Addr().String()
+	}
+	if d.Target.Addr().Is6() {
+		family = "inet6"
+	}
+	secs := int64(0)
+	if d.Duration > 0 {
+		secs = int64((d.Duration + time.Second - 1) / time.Second)
+	}
+	r := strings.NewReplacer(
+		"<ip>", shellQuote(ip),
+		"<cidr>", shellQuote(d.Target.String()),
+		"<family>", shellQuote(family),
+		"<time>", shellQuote(strconv.FormatInt(d.Start.Unix(), 10)),
+		"<bantime>", shellQuote(strconv.FormatInt(secs, 10)),
+		"<jail>", shellQuote(d.Jail),
+		"<scenario>", shellQuote(d.Scenario),
+		"<reason>", shellQuote(d.Reason),
+	)
+	return r.Replace(tmpl)
+}
+
+// run runs script with the shell, bounded by the configured timeout.
+func (c *Command) run(ctx context.Context, what, script string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.cfg.Shell, "-c", script)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = time.Second
+	if err := cmd.Run(); err != nil {
+		msg := out.String()
+		if len(msg) > 512 {
+			msg = msg[:512] + "…"
+		}
+		return fmt.Errorf("%s command: %w: %s", what, err, strings.TrimSpace(msg))
+	}
+	return nil
+}
+
+func (c *Command) begin(ctx context.Context) error {
+	if c.closed {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// sweep runs Unban for remembered bans whose time is up and forgets them.
+func (c *Command) sweep(ctx context.Context, now time.Time) []error {
+	var errs []error
+	for t, d := range c.active {
+		if d.Active(now) {
+			continue
+		}
+		if err := c.unban(ctx, d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(c.active, t)
+	}
+	return errs
+}
+
+func (c *Command) unban(ctx context.Context, d event.Decision) error {
+	if c.cfg.Unban == "" {
+		return nil
+	}
+	if err := c.run(ctx, "unban "+d.Target.String(), render(c.cfg.Unban, d)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c *Command) allowed(t netip.Prefix) bool {
+	for _, a := range c.allow {
+		if a.Overlaps(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply runs Ban for each Decision with Action Ban that is not already
+// banned (see the package doc for Start, zero Duration and other actions),
+// one command at a time in order. A failing command does not stop the
+// others: Apply returns their errors joined, and only the targets whose
+// command succeeded are remembered as banned, so re-applying the same batch
+// retries exactly the failures. Expired bans are unbanned first. An invalid
+// target fails the call before anything runs.
+func (c *Command) Apply(ctx context.Context, ds []event.Decision) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin(ctx); err != nil {
+		return fmt.Errorf("command apply: %w", err)
+	}
+	now := c.now()
+	bans, _, err := bansFrom(ds, now)
+	if err != nil {
+		return fmt.Errorf("command apply: %w", err)
+	}
+	errs := c.sweep(ctx, now)
+	for _, b := range bans {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		d := b.d
+		d.Start, d.Duration = now, b.timeout
+		if c.allowed(b.target) {
+			c.log.Warn("command action: not banning an allowlisted target", "addr", b.target.String(), "scenario", d.Scenario, "jail", d.Jail)
+			continue
+		}
+		if _, ok := c.active[b.target]; ok {
+			c.active[b.target] = d
+			continue
+		}
+		if err := c.run(ctx, "ban "+b.target.String(), render(c.cfg.Ban, d)); err != nil {
+			c.log.Error("command action: ban failed", "addr", b.target.String(), "error", err)
+			errs = append(errs, err)
+			continue
+		}
+		c.active[b.target] = d
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("command apply: %w", err)
+	}
+	return nil
+}
+
+// Revoke runs Unban for each target it remembers as banned and forgets it;
+// targets it does not remember are not an error and run nothing. A target
+// whose Unban fails stays remembered (the ban may still be in place) and its
+// error is returned, joined with the others; the rest are still revoked.
+func (c *Command) Revoke(ctx context.Context, targets []netip.Prefix) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin(ctx); err != nil {
+		return fmt.Errorf("command revoke: %w", err)
+	}
+	ts, err := normalizePrefixes(targets)
+	if err != nil {
+		return fmt.Errorf("command revoke: %w", err)
+	}
+	errs := c.sweep(ctx, c.now())
+	for _, t := range ts {
+		d, ok := c.active[t]
+		if !ok {
+			continue
+		}
+		if err := c.unban(ctx, d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(c.active, t)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("command revoke: %w", err)
+	}
+	return nil
+}
+
+// Active returns the bans this process applied and has not revoked and that
+// have not expired, with Start now and Duration the time left (zero for no
+// timeout), keeping Scenario, Reason, Jail and Origin. It runs nothing.
+func (c *Command) Active(ctx context.Context) ([]event.Decision, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin(ctx); err != nil {
+		return nil, fmt.Errorf("command active: %w", err)
+	}
+	return activeDecisions(c.active, c.now()), nil
+}
+
+// activeDecisions reports the unexpired entries of m as of now.
+func activeDecisions(m map[netip.Prefix]event.Decision, now time.Time) []event.Decision {
+	out := make([]event.Decision, 0, len(m))
+	for _, d := range m {
+		if !d.Active(now) {
+			continue
+		}
+		if d.Duration > 0 {
+			d.Duration = d.End().Sub(now)
+		}
+		d.Start = now
+		out = append(out, d)
+	}
+	return out
+}
+
+// SetAllow replaces the remembered allowlist and runs Unban for active bans
+// that touch it. Errors of those commands are joined; the allowlist is
+// replaced regardless. An invalid prefix fails the call before anything
+// changes.
+func (c *Command) SetAllow(ctx context.Context, allow []netip.Prefix) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin(ctx); err != nil {
+		return fmt.Errorf("command set allow: %w", err)
+	}
+	ps, err := normalizePrefixes(allow)
+	if err != nil {
+		return fmt.Errorf("command set allow: %w", err)
+	}
+	c.allow = ps
+	var errs []error
+	for t, d := range c.active {
+		if !c.allowed(t) {
+			continue
+		}
+		if err := c.unban(ctx, d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(c.active, t)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("command set allow: %w", err)
+	}
+	return nil
+}
+
+// Close runs the Stop command, if any (bounded by the configured timeout),
+// and forgets everything; remembered bans are not unbanned. Later calls
+// return ErrClosed; a second Close does nothing.
+func (c *Command) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	c.active = nil
+	if c.cfg.Stop != "" {
+		if err := c.run(context.Background(), "stop", c.cfg.Stop); err != nil {
+			return fmt.Errorf("command action: %w", err)
+		}
+	}
+	return nil
+}

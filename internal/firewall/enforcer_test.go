@@ -1,0 +1,335 @@
+package firewall
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/netnstest"
+)
+
+// enforcer is a copy of the interface the daemon declares; every backend
+// must satisfy it.
+type enforcer interface {
+	Apply(ctx context.Context, ds []event.Decision) error
+	Revoke(ctx context.Context, targets []netip.Prefix) error
+	Active(ctx context.Context) ([]event.Decision, error)
+	SetAllow(ctx context.Context, allow []netip.Prefix) error
+	Close() error
+}
+
+var (
+	_ enforcer = (*NFTables)(nil)
+	_ enforcer = (*IPSet)(nil)
+	_ enforcer = (*Command)(nil)
+	_ enforcer = (*Log)(nil)
+)
+
+const (
+	blockedWait = 400 * time.Millisecond // how long a dropped SYN is given
+	connectWait = 3 * time.Second
+)
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func banFor(p netip.Prefix, d time.Duration) event.Decision {
+	return event.Decision{Target: p, Action: event.Ban, Duration: d, Scenario: "test", Reason: "test"}
+}
+
+func pfx(s string) netip.Prefix {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p
+	}
+	return event.AddrPrefix(netip.MustParseAddr(s))
+}
+
+func activeMap(t *testing.T, e enforcer) map[netip.Prefix]time.Duration {
+	t.Helper()
+	ds, err := e.Active(context.Background())
+	if err != nil {
+		t.Fatalf("Active: %v", err)
+	}
+	m := map[netip.Prefix]time.Duration{}
+	for _, d := range ds {
+		if d.Action != event.Ban {
+			t.Errorf("Active returned action %v for %s", d.Action, d.Target)
+		}
+		if _, dup := m[d.Target]; dup {
+			t.Errorf("Active returned %s twice", d.Target)
+		}
+		m[d.Target] = d.Duration
+	}
+	return m
+}
+
+// kernelBackend builds an enforcer working inside a Pair's server namespace.
+type kernelBackend func(t *testing.T, p *netnstest.Pair) enforcer
+
+// net24 returns the /24 (or /64) holding a.
+func netOf(a netip.Addr) netip.Prefix {
+	if a.Is4() {
+		return netip.PrefixFrom(a, 24).Masked()
+	}
+	return netip.PrefixFrom(a, 64).Masked()
+}
+
+// targets pairs an IPv4 and an IPv6 check, so every scenario runs for both.
+type family struct {
+	name     string
+	server   func(p *netnstest.Pair) netip.Addr
+	service  func(p *netnstest.Pair) netip.Addr
+	attacker func(p *netnstest.Pair) []netip.Addr
+}
+
+var families = []family{
+	{"IPv4", func(p *netnstest.Pair) netip.Addr { return p.Server4 }, func(p *netnstest.Pair) netip.Addr { return p.Service4 }, func(p *netnstest.Pair) []netip.Addr { return p.Attacker4 }},
+	{"IPv6", func(p *netnstest.Pair) netip.Addr { return p.Server6 }, func(p *netnstest.Pair) netip.Addr { return p.Service6 }, func(p *netnstest.Pair) []netip.Addr { return p.Attacker6 }},
+}
+
+// runKernelSuite runs the behaviour every kernel backend must show, with real
+// TCP connections from the attacker namespace.
+func runKernelSuite(t *testing.T, newEnforcer kernelBackend) {
+	ctx := context.Background()
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Run("BanBlocksOnlyTarget", func(t *testing.T) {
+				p := netnstest.New(t)
+				e := newEnforcer(t, p)
+				srv := p.Listen(netip.AddrPortFrom(fam.server(p), 0))
+				a := fam.attacker(p)
+				if !p.CanConnect(p.Attacker, a[0], srv, connectWait) {
+					t.Fatal("attacker cannot connect before any ban")
+				}
+				if err := e.Apply(ctx, []event.Decision{banFor(event.AddrPrefix(a[0]), time.Hour)}); err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[0], srv, blockedWait) {
+					t.Error("banned address still connects")
+				}
+				if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
+					t.Error("another attacker address cannot connect")
+				}
+			})
+
+			t.Run("AllowInsideBannedPrefix", func(t *testing.T) {
+				p := netnstest.New(t)
+				e := newEnforcer(t, p)
+				srv := p.Listen(netip.AddrPortFrom(fam.server(p), 0))
+				a := fam.attacker(p)
+				if err := e.SetAllow(ctx, []netip.Prefix{event.AddrPrefix(a[1])}); err != nil {
+					t.Fatalf("SetAllow: %v", err)
+				}
+				if err := e.Apply(ctx, []event.Decision{banFor(netOf(a[0]), time.Hour)}); err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[0], srv, blockedWait) {
+					t.Error("address in banned prefix still connects")
+				}
+				if p.CanConnect(p.Attacker, a[2], srv, blockedWait) {
+					t.Error("another address in banned prefix still connects")
+				}
+				if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
+					t.Error("allowlisted address in banned prefix cannot connect")
+				}
+			})
+
+			t.Run("KernelExpiry", func(t *testing.T) {
+				p := netnstest.New(t)
+				e := newEnforcer(t, p)
+				srv := p.Listen(netip.AddrPortFrom(fam.server(p), 0))
+				a := fam.attacker(p)
+				ds := []event.Decision{
+					banFor(event.AddrPrefix(a[0]), 1500*time.Millisecond),
+					banFor(netip.PrefixFrom(a[2], a[2].BitLen()-1).Masked(), 1500*time.Millisecond),
+				}
+				if err := e.Apply(ctx, ds); err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[0], srv, blockedWait) {
+					t.Fatal("banned address connects before expiry")
+				}
+				// Nothing but the kernel removes the bans.
+				waitFor(t, 15*time.Second, "ban to expire", func() bool {
+					return p.CanConnect(p.Attacker, a[0], srv, blockedWait) &&
+						p.CanConnect(p.Attacker, a[2], srv, blockedWait)
+				})
+				waitFor(t, 15*time.Second, "Active to be empty", func() bool { return len(activeMap(t, e)) == 0 })
+			})
+
+			t.Run("Revoke", func(t *testing.T) {
+				p := netnstest.New(t)
+				e := newEnforcer(t, p)
+				srv := p.Listen(netip.AddrPortFrom(fam.server(p), 0))
+				a := fam.attacker(p)
+				if err := e.Apply(ctx, []event.Decision{banFor(event.AddrPrefix(a[0]), time.Hour), banFor(netOf(a[1]), time.Hour)}); err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[0], srv, blockedWait) {
+					t.Fatal("banned address connects")
+				}
+				absent := []netip.Prefix{pfx("192.0.2.7"), pfx("2001:db8::7"), pfx("198.51.100.0/24"), pfx("2001:db8:1::/48")}
+				if err := e.Revoke(ctx, append([]netip.Prefix{event.AddrPrefix(a[0]), netOf(a[1])}, absent...)); err != nil {
+					t.Fatalf("Revoke: %v", err)
+				}
+				if !p.CanConnect(p.Attacker, a[0], srv, connectWait) {
+					t.Error("revoked address cannot connect")
+				}
+				if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
+					t.Error("address in revoked prefix cannot connect")
+				}
+				if err := e.Revoke(ctx, []netip.Prefix{event.AddrPrefix(a[0]), netOf(a[1])}); err != nil {
+					t.Errorf("Revoke of absent targets: %v", err)
+				}
+				if m := activeMap(t, e); len(m) != 0 {
+					t.Errorf("Active after Revoke = %v, want empty", m)
+				}
+			})
+
+			t.Run("ActiveAndRefresh", func(t *testing.T) {
+				p := netnstest.New(t)
+				e := newEnforcer(t, p)
+				a := fam.attacker(p)
+				single, wide := event.AddrPrefix(a[0]), netOf(a[0])
+				perm := event.AddrPrefix(a[1])
+				other := pfx("198.51.100.0/24")
+				if fam.name == "IPv6" {
+					other = pfx("2001:db8:5::/48")
+				}
+				ds := []event.Decision{
+					banFor(single, time.Hour),
+					banFor(wide, 30*time.Minute),
+					banFor(perm, 0),
+					banFor(other, 2*time.Hour),
+					{Target: pfx("192.0.2.99"), Action: event.Tarpit, Duration: time.Hour}, // not a ban
+				}
+				if fam.name == "IPv4" {
+					mapped := netip.AddrFrom16(netip.MustParseAddr("192.0.2.200").As16())
+					ds = append(ds, banFor(netip.PrefixFrom(mapped, 128), time.Hour))
+				}
+				if err := e.Apply(ctx, ds); err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				want := map[netip.Prefix]time.Duration{single: time.Hour, wide: 30 * time.Minute, perm: 0, other: 2 * time.Hour}
+				if fam.name == "IPv4" {
+					want[pfx("192.0.2.200")] = time.Hour
+				}
+				checkActive(t, e, want)
+
+				// Re-applying replaces the timeout, shorter or longer, and
+				// a timed ban can become permanent and back.
+				ds = []event.Decision{banFor(single, 10*time.Minute), banFor(wide, 3*time.Hour), banFor(perm, time.Hour), banFor(other, 0)}
+				if err := e.Apply(ctx, ds); err != nil {
+					t.Fatalf("Apply again: %v", err)
+				}
+				want[single], want[wide], want[perm], want[other] = 10*time.Minute, 3*time.Hour, time.Hour, 0
+				checkActive(t, e, want)
+
+				// A decision from the store keeps its end.
+				old := banFor(single, time.Hour)
+				old.Start = time.Now().Add(-45 * time.Minute)
+				expired := banFor(event.AddrPrefix(a[2]), time.Minute)
+				expired.Start = time.Now().Add(-time.Hour)
+				if err := e.Apply(ctx, []event.Decision{old, expired}); err != nil {
+					t.Fatalf("Apply with Start: %v", err)
+				}
+				want[single] = 15 * time.Minute
+				checkActive(t, e, want)
+			})
+
+			t.Run("SetAllowReplaces", func(t *testing.T) {
+				p := netnstest.New(t)
+				e := newEnforcer(t, p)
+				srv := p.Listen(netip.AddrPortFrom(fam.server(p), 0))
+				a := fam.attacker(p)
+				if err := e.Apply(ctx, []event.Decision{banFor(netOf(a[0]), time.Hour)}); err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if err := e.SetAllow(ctx, []netip.Prefix{event.AddrPrefix(a[0])}); err != nil {
+					t.Fatalf("SetAllow: %v", err)
+				}
+				if !p.CanConnect(p.Attacker, a[0], srv, connectWait) || p.CanConnect(p.Attacker, a[1], srv, blockedWait) {
+					t.Fatal("first allowlist not in force")
+				}
+				// Overlapping and duplicate entries are fine.
+				allow := []netip.Prefix{event.AddrPrefix(a[1]), event.AddrPrefix(a[1]), pfx("192.0.2.0/24"), pfx("192.0.2.128/25"), pfx("2001:db8::/32")}
+				if err := e.SetAllow(ctx, allow); err != nil {
+					t.Fatalf("SetAllow replace: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[0], srv, blockedWait) {
+					t.Error("address dropped from the allowlist still connects")
+				}
+				if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
+					t.Error("address added to the allowlist cannot connect")
+				}
+				if err := e.SetAllow(ctx, nil); err != nil {
+					t.Fatalf("SetAllow empty: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[1], srv, blockedWait) {
+					t.Error("empty allowlist still lets an address through")
+				}
+			})
+
+			t.Run("DNATPublishedPort", func(t *testing.T) {
+				p := netnstest.New(t)
+				e := newEnforcer(t, p)
+				backend := p.Listen(netip.AddrPortFrom(fam.service(p), 0))
+				pub := netip.AddrPortFrom(fam.server(p), 8080)
+				p.PublishDNAT(pub, backend)
+				a := fam.attacker(p)
+				if !p.CanConnect(p.Attacker, a[0], pub, connectWait) {
+					t.Fatal("published port not reachable before the ban")
+				}
+				if err := e.Apply(ctx, []event.Decision{banFor(event.AddrPrefix(a[0]), time.Hour)}); err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[0], pub, blockedWait) {
+					t.Error("banned address reaches the DNAT-published port")
+				}
+				if !p.CanConnect(p.Attacker, a[1], pub, connectWait) {
+					t.Error("another address cannot reach the published port")
+				}
+			})
+		})
+	}
+}
+
+// checkActive compares Active with want (target → full duration; 0 is no
+// timeout), allowing for the seconds the test itself takes.
+func checkActive(t *testing.T, e enforcer, want map[netip.Prefix]time.Duration) {
+	t.Helper()
+	got := activeMap(t, e)
+	for p, w := range want {
+		g, ok := got[p]
+		switch {
+		case !ok:
+			t.Errorf("Active lacks %s", p)
+		case w == 0 && g != 0:
+			t.Errorf("Active %s: duration %v, want none", p, g)
+		case w != 0 && (g > w || g < w-10*time.Second):
+			t.Errorf("Active %s: duration %v, want about %v", p, g, w)
+		}
+	}
+	var extra []netip.Prefix
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			extra = append(extra, p)
+		}
+	}
+	slices.SortFunc(extra, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	if len(extra) > 0 {
+		t.Errorf("Active has unexpected %v", extra)
+	}
+}

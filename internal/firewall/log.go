@@ -1,0 +1,135 @@
+package firewall
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// Log is the dry-run enforcer: it logs what it would do and remembers it,
+// and never touches the system. Each ban is logged at Info with the message
+// "ban" and keys addr, scenario, duration_s (0: no timeout), jail and reason;
+// revocations as "unban" with addr; allowlist replacements as "allowlist"
+// with entries.
+//
+// Active returns the bans applied and neither revoked nor expired, with
+// their Scenario, Reason, Jail and Origin, Start now and Duration the time
+// left. Re-applying a target replaces its end. Log never fails except for an
+// invalid target (Apply, Revoke, SetAllow: nothing is changed), a cancelled
+// context, or use after Close. It is safe for concurrent use.
+type Log struct {
+	mu     sync.Mutex
+	log    *slog.Logger
+	now    func() time.Time
+	active map[netip.Prefix]event.Decision
+	closed bool
+}
+
+// NewLog returns a dry-run enforcer logging to logger (nil discards).
+func NewLog(logger *slog.Logger) *Log {
+	return &Log{log: loggerOrDiscard(logger), now: time.Now, active: map[netip.Prefix]event.Decision{}}
+}
+
+func (l *Log) begin(ctx context.Context) error {
+	if l.closed {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+func (l *Log) prune(now time.Time) {
+	for t, d := range l.active {
+		if !d.Active(now) {
+			delete(l.active, t)
+		}
+	}
+}
+
+// Apply logs and remembers each Decision with Action Ban (see the package
+// doc for Start, zero Duration and other actions).
+func (l *Log) Apply(ctx context.Context, ds []event.Decision) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(ctx); err != nil {
+		return fmt.Errorf("log apply: %w", err)
+	}
+	now := l.now()
+	bans, _, err := bansFrom(ds, now)
+	if err != nil {
+		return fmt.Errorf("log apply: %w", err)
+	}
+	l.prune(now)
+	for _, b := range bans {
+		d := b.d
+		d.Start, d.Duration = now, b.timeout
+		l.active[b.target] = d
+		l.log.LogAttrs(ctx, slog.LevelInfo, "ban",
+			slog.String("addr", b.target.String()),
+			slog.String("scenario", d.Scenario),
+			slog.Int64("duration_s", int64((b.timeout+time.Second-1)/time.Second)),
+			slog.String("jail", d.Jail),
+			slog.String("reason", d.Reason))
+	}
+	return nil
+}
+
+// Revoke logs and forgets each target; absent ones are logged too and are
+// not an error.
+func (l *Log) Revoke(ctx context.Context, targets []netip.Prefix) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(ctx); err != nil {
+		return fmt.Errorf("log revoke: %w", err)
+	}
+	ts, err := normalizePrefixes(targets)
+	if err != nil {
+		return fmt.Errorf("log revoke: %w", err)
+	}
+	l.prune(l.now())
+	for _, t := range ts {
+		_, was := l.active[t]
+		delete(l.active, t)
+		l.log.LogAttrs(ctx, slog.LevelInfo, "unban", slog.String("addr", t.String()), slog.Bool("was_active", was))
+	}
+	return nil
+}
+
+// Active returns the remembered bans that have not expired.
+func (l *Log) Active(ctx context.Context) ([]event.Decision, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(ctx); err != nil {
+		return nil, fmt.Errorf("log active: %w", err)
+	}
+	now := l.now()
+	l.prune(now)
+	return activeDecisions(l.active, now), nil
+}
+
+// SetAllow logs the size of the new allowlist.
+func (l *Log) SetAllow(ctx context.Context, allow []netip.Prefix) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(ctx); err != nil {
+		return fmt.Errorf("log set allow: %w", err)
+	}
+	ps, err := normalizePrefixes(allow)
+	if err != nil {
+		return fmt.Errorf("log set allow: %w", err)
+	}
+	l.log.LogAttrs(ctx, slog.LevelInfo, "allowlist", slog.Int("entries", len(ps)))
+	return nil
+}
+
+// Close forgets everything; later calls return ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed, l.active = true, nil
+	return nil
+}

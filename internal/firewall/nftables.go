@@ -1,0 +1,1010 @@
+package firewall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// DefaultNFTablesTable is the name of Rampart's own table in family inet.
+const DefaultNFTablesTable = "rampart"
+
+// nftChain is the name of the one base chain in Rampart's table.
+const nftChain = "prerouting"
+
+// nftChunk is how many set elements go into one netlink message. A message's
+// element list is a netlink attribute, whose length is 16 bits: 1,000 IPv6
+// elements with timeouts stay well under 64 KiB.
+const nftChunk = 1000
+
+// NFTablesConfig configures NewNFTables.
+type NFTablesConfig struct {
+	// Table is the name of Rampart's table in family inet; DefaultNFTablesTable
+	// when empty. Everything the enforcer installs lives in this table.
+	Table string
+	// NetNSFd, when not zero, is an open file descriptor of the network
+	// namespace to work in (tests use it); zero means the process's own.
+	NetNSFd int
+	// Counters adds a packet/byte counter to every rule, shown by
+	// `nft list table inet rampart`.
+	Counters bool
+	// Logger receives repairs of a hand-edited table and kernel fallbacks;
+	// nil discards.
+	Logger *slog.Logger
+}
+
+func (c NFTablesConfig) table() string {
+	if c.Table == "" {
+		return DefaultNFTablesTable
+	}
+	return c.Table
+}
+
+// Set indexes.
+const (
+	setBan4 = iota
+	setBan6
+	setBanNet4
+	setBanNet6
+	setAllow4
+	setAllow6
+	numSets
+)
+
+var nftSetNames = [numSets]string{"ban4", "ban6", "bannet4", "bannet6", "allow4", "allow6"}
+
+// nftRule is one rule of the base chain, in chain order.
+type nftRule struct {
+	set     int
+	verdict expr.VerdictKind
+}
+
+// The allow sets come first: their accept ends only Rampart's chain, so other
+// base chains (Docker's, the distribution's firewall) still see the packet.
+var nftRules = []nftRule{
+	{setAllow4, expr.VerdictAccept},
+	{setAllow6, expr.VerdictAccept},
+	{setBan4, expr.VerdictDrop},
+	{setBanNet4, expr.VerdictDrop},
+	{setBan6, expr.VerdictDrop},
+	{setBanNet6, expr.VerdictDrop},
+}
+
+func (r nftRule) comment() string {
+	v := "drop"
+	if r.verdict == expr.VerdictAccept {
+		v = "accept"
+	}
+	return "rampart " + nftSetNames[r.set] + " " + v
+}
+
+// NFTables enforces decisions with nftables over netlink. It owns one table
+// (inet rampart by default) holding:
+//
+//   - sets ban4/ban6 (addresses, flags timeout) and bannet4/bannet6
+//     (prefixes, flags interval,timeout) whose elements carry their own
+//     kernel timeout, so bans expire even while the daemon is down;
+//   - sets allow4/allow6 (flags interval);
+//   - one base chain, type filter hook prerouting priority -300 (raw: before
+//     conntrack and before DNAT, so Docker-published ports are covered), with
+//     rules: saddr in allow → accept (ends only this chain); saddr in ban or
+//     bannet → drop.
+//
+// Every call first checks that table, sets, chain and rules are as Rampart
+// made them and re-creates what was deleted or changed by hand, logging a
+// warning that names what it repaired; elements of a deleted set are gone
+// and come back when the daemon reconciles Active with its store.
+//
+// A /32 or /128 target goes into the address set, a wider prefix into the
+// net set. The net sets cannot hold overlapping intervals, so a new prefix
+// replaces the narrower prefixes it covers (their own timeouts are lost) and
+// a prefix already covered by a wider banned one is not added.
+//
+// If the kernel refuses interval+timeout sets, bannet4/bannet6 are created
+// with flags interval only and the enforcer expires their elements itself
+// on its next Apply or Active: while the daemon is down, prefix bans then
+// stay in place. A warning says so at start-up.
+//
+// NFTables is safe for concurrent use. It never runs the nft binary.
+type NFTables struct {
+	mu     sync.Mutex
+	cfg    NFTablesConfig
+	log    *slog.Logger
+	now    func() time.Time
+	table  *nftables.Table
+	sets   [numSets]*nftables.Set
+	chain  *nftables.Chain
+	closed bool
+
+	// What the kernel can do, learnt once by probing in New.
+	updatesTimeout bool // re-adding an element sets its new timeout
+	netTimeout     bool // interval sets accept element timeouts
+
+	// netExpiry holds the end of each prefix ban when !netTimeout.
+	netExpiry map[netip.Prefix]time.Time
+
+	// Socket buffer sizes for the next netlink dial: one batch is one
+	// sendmsg, and the kernel refuses one larger than the send buffer.
+	sndbuf, rcvbuf int
+}
+
+// NewNFTables installs (or checks and repairs) Rampart's table and returns
+// the enforcer. Existing elements are kept: a restarted daemon finds its
+// bans where it left them.
+func NewNFTables(ctx context.Context, cfg NFTablesConfig) (*NFTables, error) {
+	e := &NFTables{
+		cfg:       cfg,
+		log:       loggerOrDiscard(cfg.Logger),
+		now:       time.Now,
+		table:     &nftables.Table{Name: cfg.table(), Family: nftables.TableFamilyINet},
+		netExpiry: make(map[netip.Prefix]time.Time),
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := e.init(); err != nil {
+		return nil, fmt.Errorf("nftables table inet %s: %w", e.table.Name, err)
+	}
+	return e, nil
+}
+
+func (e *NFTables) init() error {
+	c, err := e.conn()
+	if err != nil {
+		return err
+	}
+	existed, err := e.tableExists(c)
+	if err != nil {
+		return err
+	}
+	if !existed {
+		c.AddTable(e.table)
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("create table: %w", err)
+		}
+	}
+	if err := e.probe(c); err != nil {
+		return err
+	}
+	e.defineSets()
+	fixed, err := e.ensure(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !existed:
+		e.log.Info("nftables: installed table", "table", e.table.Name,
+			"timeout_update", e.updatesTimeout, "interval_timeout", e.netTimeout)
+	case len(fixed) > 0:
+		e.log.Warn("nftables: table was changed outside rampart; repaired",
+			"table", e.table.Name, "repaired", strings.Join(fixed, ", "))
+	}
+	return nil
+}
+
+// conn returns a netlink connection handle; each operation on it dials its
+// own socket (in the configured namespace) and closes it.
+func (e *NFTables) conn() (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.WithSockOptions(e.sockOpt)}
+	if e.cfg.NetNSFd != 0 {
+		opts = append(opts, nftables.WithNetNSFd(e.cfg.NetNSFd))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	return c, nil
+}
+
+func (e *NFTables) sockOpt(nc *netlink.Conn) error {
+	raw, err := nc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	snd, rcv := max(e.sndbuf, 1<<20), max(e.rcvbuf, 4<<20)
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		// The FORCE variants ignore net.core.[rw]mem_max; they need
+		// CAP_NET_ADMIN, which nftables needs anyway.
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, snd); err != nil {
+			serr = fmt.Errorf("set send buffer: %w", err)
+			return
+		}
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcv); err != nil {
+			serr = fmt.Errorf("set receive buffer: %w", err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// sizeFor sets the socket buffers for a batch of about n elements in msgs
+// messages.
+func (e *NFTables) sizeFor(n, msgs int) {
+	e.sndbuf = n*96 + msgs*256 + 1<<16
+	e.rcvbuf = msgs*2048 + 1<<20
+}
+
+func (e *NFTables) tableExists(c *nftables.Conn) (bool, error) {
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("list tables: %w", err)
+	}
+	for _, t := range ts {
+		if t.Name == e.table.Name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// probe learns whether the kernel accepts interval+timeout sets and whether
+// re-adding an element updates its timeout (kernels without it keep the old
+// timeout; then Apply deletes and re-adds in the same batch). It uses two
+// scratch sets in Rampart's table and deletes them.
+func (e *NFTables) probe(c *nftables.Conn) error {
+	key := netip.MustParseAddr("192.0.2.1").AsSlice()
+	end := netip.MustParseAddr("192.0.2.2").AsSlice()
+	pi := &nftables.Set{Table: e.table, Name: "probe_interval", ID: 101, KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true}
+	pt := &nftables.Set{Table: e.table, Name: "probe_timeout", ID: 102, KeyType: nftables.TypeIPAddr, HasTimeout: true}
+	// Leftovers of a probe interrupted by a crash.
+	if sets, err := c.GetSets(e.table); err == nil {
+		for _, s := range sets {
+			if s.Name == pi.Name || s.Name == pt.Name {
+				c.DelSet(s)
+			}
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("delete old probe sets: %w", err)
+		}
+	}
+
+	e.netTimeout = true
+	if err := c.AddSet(pi, []nftables.SetElement{{Key: key, Timeout: time.Hour}, {Key: end, IntervalEnd: true}}); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	if err := c.Flush(); err != nil {
+		e.netTimeout = false
+		e.log.Warn("nftables: kernel refuses interval sets with timeouts; prefix bans will expire only while rampart runs",
+			"table", e.table.Name, "error", err)
+	}
+
+	if err := c.AddSet(pt, []nftables.SetElement{{Key: key, Timeout: time.Hour}}); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("probe timeout set: %w", err)
+	}
+	if err := c.SetAddElements(pt, []nftables.SetElement{{Key: key, Timeout: 2 * time.Hour}}); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("probe timeout update: %w", err)
+	}
+	els, err := c.GetSetElements(pt)
+	if err != nil {
+		return fmt.Errorf("probe: read elements: %w", err)
+	}
+	e.updatesTimeout = len(els) == 1 && els[0].Timeout == 2*time.Hour
+
+	c.DelSet(pt)
+	if e.netTimeout {
+		c.DelSet(pi)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("delete probe sets: %w", err)
+	}
+	return nil
+}
+
+// defineSets fills e.sets and e.chain with the objects Rampart wants.
+func (e *NFTables) defineSets() {
+	for i := range numSets {
+		s := &nftables.Set{
+			Table:   e.table,
+			Name:    nftSetNames[i],
+			ID:      uint32(i + 1),
+			KeyType: nftables.TypeIPAddr,
+		}
+		if i == setBan6 || i == setBanNet6 || i == setAllow6 {
+			s.KeyType = nftables.TypeIP6Addr
+		}
+		switch i {
+		case setBan4, setBan6:
+			s.HasTimeout = true
+		case setBanNet4, setBanNet6:
+			s.Interval = true
+			s.HasTimeout = e.netTimeout
+		case setAllow4, setAllow6:
+			s.Interval = true
+		}
+		e.sets[i] = s
+	}
+	accept := nftables.ChainPolicyAccept
+	e.chain = &nftables.Chain{
+		Name:     nftChain,
+		Table:    e.table,
+		Type:     nftables.ChainTypeFilter,
+		Hooknum:  nftables.ChainHookPrerouting,
+		Priority: nftables.ChainPriorityRaw,
+		Policy:   &accept,
+	}
+}
+
+func (e *NFTables) ruleExprs(r nftRule) []expr.Any {
+	s := e.sets[r.set]
+	proto, off, n := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4) // ip saddr
+	if s.KeyType.Bytes == 16 {
+		proto, off, n = unix.NFPROTO_IPV6, 8, 16 // ip6 saddr
+	}
+	xs := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+	}
+	if e.cfg.Counters {
+		xs = append(xs, &expr.Counter{})
+	}
+	return append(xs, &expr.Verdict{Kind: r.verdict})
+}
+
+func setMatches(got, want *nftables.Set) bool {
+	return got.KeyType.Bytes == want.KeyType.Bytes &&
+		got.KeyType.Name == want.KeyType.Name &&
+		got.Interval == want.Interval &&
+		got.HasTimeout == want.HasTimeout &&
+		!got.IsMap && !got.Constant && !got.Anonymous && !got.Concatenation
+}
+
+func chainMatches(got, want *nftables.Chain) bool {
+	return got.Type == want.Type &&
+		got.Hooknum != nil && *got.Hooknum == *want.Hooknum &&
+		got.Priority != nil && *got.Priority == *want.Priority &&
+		got.Policy != nil && *got.Policy == *want.Policy
+}
+
+// rulesMatch reports whether the chain holds exactly Rampart's rules.
+func (e *NFTables) rulesMatch(rules []*nftables.Rule) bool {
+	if len(rules) != len(nftRules) {
+		return false
+	}
+	for i, r := range rules {
+		want := nftRules[i]
+		if c, _ := userdata.GetString(r.UserData, userdata.TypeComment); c != want.comment() {
+			return false
+		}
+		var lookup, verdict, counter, payload bool
+		for _, x := range r.Exprs {
+			switch x := x.(type) {
+			case *expr.Lookup:
+				lookup = x.SetName == nftSetNames[want.set] && !x.Invert
+			case *expr.Verdict:
+				verdict = x.Kind == want.verdict
+			case *expr.Counter:
+				counter = true
+			case *expr.Payload:
+				payload = x.Base == expr.PayloadBaseNetworkHeader && x.Len == e.sets[want.set].KeyType.Bytes
+			}
+		}
+		if !lookup || !verdict || !payload || counter != e.cfg.Counters {
+			return false
+		}
+	}
+	return true
+}
+
+// ensure makes the table hold exactly Rampart's sets, chain and rules,
+// re-creating in one batch whatever is missing or was changed, and returns
+// a description of each repair. Elements of intact sets are kept.
+func (e *NFTables) ensure(c *nftables.Conn) ([]string, error) {
+	var fixed []string
+	exists, err := e.tableExists(c)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]*nftables.Set{}
+	var chain *nftables.Chain
+	var rules []*nftables.Rule
+	if !exists {
+		fixed = append(fixed, "table")
+	} else {
+		sets, err := c.GetSets(e.table)
+		if err != nil {
+			return nil, fmt.Errorf("list sets: %w", err)
+		}
+		for _, s := range sets {
+			have[s.Name] = s
+		}
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return nil, fmt.Errorf("list chains: %w", err)
+		}
+		for _, ch := range chains {
+			if ch.Table != nil && ch.Table.Name == e.table.Name && ch.Name == nftChain {
+				chain = ch
+			}
+		}
+		if chain != nil {
+			rules, err = c.GetRules(e.table, e.chain)
+			if err != nil {
+				return nil, fmt.Errorf("list rules: %w", err)
+			}
+		}
+	}
+
+	var delSets, addSets []*nftables.Set
+	for _, want := range e.sets {
+		got, ok := have[want.Name]
+		switch {
+		case !ok:
+			addSets = append(addSets, want)
+			if exists {
+				fixed = append(fixed, "set "+want.Name+" (missing)")
+			}
+		case !setMatches(got, want):
+			delSets = append(delSets, got)
+			addSets = append(addSets, want)
+			fixed = append(fixed, "set "+want.Name+" (wrong type or flags; its elements are lost)")
+		}
+	}
+	delChain, addChain, flushChain := false, false, false
+	switch {
+	case chain == nil:
+		addChain = true
+		if exists {
+			fixed = append(fixed, "chain "+nftChain+" (missing)")
+		}
+	case !chainMatches(chain, e.chain):
+		delChain, addChain = true, true
+		fixed = append(fixed, "chain "+nftChain+" (wrong type, hook, priority or policy)")
+	case len(delSets) > 0 || !e.rulesMatch(rules):
+		// Rules referencing a set must go before the set can be deleted.
+		flushChain = true
+		if !e.rulesMatch(rules) {
+			fixed = append(fixed, "rules of chain "+nftChain)
+		}
+	}
+	if !exists {
+		c.AddTable(e.table)
+	}
+	if delChain {
+		c.DelChain(chain) // its rules go with it
+	}
+	if flushChain {
+		c.FlushChain(e.chain)
+	}
+	for _, s := range delSets {
+		c.DelSet(s)
+	}
+	for _, s := range addSets {
+		if err := c.AddSet(s, nil); err != nil {
+			return nil, fmt.Errorf("add set %s: %w", s.Name, err)
+		}
+	}
+	if addChain {
+		c.AddChain(e.chain)
+	}
+	if addChain || flushChain {
+		for _, r := range nftRules {
+			c.AddRule(&nftables.Rule{
+				Table:    e.table,
+				Chain:    e.chain,
+				Exprs:    e.ruleExprs(r),
+				UserData: userdata.AppendString(nil, userdata.TypeComment, r.comment()),
+			})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return nil, fmt.Errorf("repair %s: %w", strings.Join(fixed, ", "), err)
+	}
+	return fixed, nil
+}
+
+// begin checks the enforcer and the table before an operation.
+func (e *NFTables) begin(ctx context.Context) (*nftables.Conn, error) {
+	if e.closed {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e.sndbuf, e.rcvbuf = 0, 0
+	c, err := e.conn()
+	if err != nil {
+		return nil, err
+	}
+	fixed, err := e.ensure(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(fixed) > 0 {
+		e.log.Warn("nftables: table was changed outside rampart; repaired",
+			"table", e.table.Name, "repaired", strings.Join(fixed, ", "))
+	}
+	return c, nil
+}
+
+// batch counts what goes into one netlink batch, to size the socket.
+type nftBatch struct {
+	c          *nftables.Conn
+	elems, msg int
+	err        error
+}
+
+func (b *nftBatch) add(s *nftables.Set, els []nftables.SetElement) {
+	for chunk := range slices.Chunk(els, nftChunk) {
+		if err := b.c.SetAddElements(s, chunk); err != nil && b.err == nil {
+			b.err = fmt.Errorf("add to set %s: %w", s.Name, err)
+		}
+		b.elems += len(chunk)
+		b.msg++
+	}
+}
+
+func (b *nftBatch) del(s *nftables.Set, els []nftables.SetElement) {
+	for chunk := range slices.Chunk(els, nftChunk) {
+		if err := b.c.SetDeleteElements(s, chunk); err != nil && b.err == nil {
+			b.err = fmt.Errorf("delete from set %s: %w", s.Name, err)
+		}
+		b.elems += len(chunk)
+		b.msg++
+	}
+}
+
+// destroy deletes elements of a hash set whether or not they are there: it
+// adds them (a no-op for present ones) and deletes them in the same batch.
+func (b *nftBatch) destroy(s *nftables.Set, els []nftables.SetElement) {
+	plain := make([]nftables.SetElement, len(els))
+	for i, el := range els {
+		plain[i] = nftables.SetElement{Key: el.Key}
+	}
+	b.add(s, plain)
+	b.del(s, plain)
+}
+
+func (e *NFTables) flush(b *nftBatch) error {
+	if b.err != nil {
+		return b.err
+	}
+	e.sizeFor(b.elems, b.msg)
+	return b.c.Flush()
+}
+
+// intervalElems returns the elements that encode r in an interval set: its
+// first address with the timeout, and one past its last address flagged as
+// the interval's end (left out when r runs to the top of the family).
+func intervalElems(r addrRange, timeout time.Duration) []nftables.SetElement {
+	els := []nftables.SetElement{{Key: r.first.AsSlice(), Timeout: timeout}}
+	if next := r.last.Next(); next.IsValid() {
+		els = append(els, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+	}
+	return els
+}
+
+// nftInterval is one interval read back from the kernel.
+type nftInterval struct {
+	r         addrRange
+	timeout   time.Duration // as set; 0 for none
+	remaining time.Duration // time left when timeout > 0
+}
+
+// readIntervals lists the intervals of an interval set, pairing each start
+// element with the end element that follows it.
+func readIntervals(c *nftables.Conn, s *nftables.Set) ([]nftInterval, error) {
+	els, err := c.GetSetElements(s)
+	if err != nil {
+		return nil, fmt.Errorf("list set %s: %w", s.Name, err)
+	}
+	type point struct {
+		a   netip.Addr
+		end bool
+		el  nftables.SetElement
+	}
+	pts := make([]point, 0, len(els))
+	for _, el := range els {
+		a, ok := netip.AddrFromSlice(el.Key)
+		if !ok {
+			continue
+		}
+		pts = append(pts, point{a: a, end: el.IntervalEnd, el: el})
+	}
+	// At equal keys an interval's end sorts before the next one's start.
+	slices.SortFunc(pts, func(x, y point) int {
+		if c := x.a.Compare(y.a); c != 0 {
+			return c
+		}
+		switch {
+		case x.end == y.end:
+			return 0
+		case x.end:
+			return -1
+		}
+		return 1
+	})
+	var out []nftInterval
+	for i, p := range pts {
+		if p.end {
+			continue
+		}
+		last := lastAddr(netip.PrefixFrom(p.a, 0))
+		if i+1 < len(pts) && pts[i+1].end {
+			last = pts[i+1].a.Prev()
+		}
+		if timeoutExpired(p.el) {
+			continue
+		}
+		out = append(out, nftInterval{r: addrRange{p.a, last}, timeout: p.el.Timeout, remaining: p.el.Expires})
+	}
+	return out, nil
+}
+
+func timeoutExpired(el nftables.SetElement) bool { return el.Timeout > 0 && el.Expires <= 0 }
+
+// Apply bans every Decision with Action Ban, each Target for its Duration
+// (see bansFrom for Start, zero Duration and non-ban actions), in a single
+// netlink batch. Re-applying a target that is already banned sets its
+// timeout to the new Duration. Apply is all or nothing: the batch is one
+// kernel transaction, so a nil error means every ban is in force and an
+// error means the kernel's sets are as they were (repairs of a hand-edited
+// table, logged, may have been made before). An invalid target fails the
+// call before anything is sent.
+func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	bans, _, err := bansFrom(ds, now)
+	if err != nil {
+		return fmt.Errorf("nftables apply: %w", err)
+	}
+	c, err := e.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("nftables apply: %w", err)
+	}
+	b := &nftBatch{c: c}
+	var nets [2][]ban
+	var addrs [2][]nftables.SetElement
+	for _, bn := range bans {
+		v6 := 0
+		if bn.target.Addr().Is6() {
+			v6 = 1
+		}
+		if isSingle(bn.target) {
+			addrs[v6] = append(addrs[v6], nftables.SetElement{Key: bn.target.Addr().AsSlice(), Timeout: bn.timeout})
+		} else {
+			nets[v6] = append(nets[v6], bn)
+		}
+	}
+	for fam, els := range addrs {
+		if len(els) == 0 {
+			continue
+		}
+		s := e.sets[setBan4+fam]
+		if !e.updatesTimeout {
+			b.destroy(s, els)
+		}
+		b.add(s, els)
+	}
+	expiry := map[netip.Prefix]time.Time{}
+	for fam, nb := range nets {
+		if len(nb) == 0 && e.netTimeout {
+			continue
+		}
+		if err := e.applyNets(b, e.sets[setBanNet4+fam], nb, now, expiry); err != nil {
+			return fmt.Errorf("nftables apply: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nftables apply: %w", err)
+	}
+	if err := e.flush(b); err != nil {
+		return fmt.Errorf("nftables apply %d bans: %w", len(bans), err)
+	}
+	for p, t := range expiry {
+		if t.IsZero() {
+			delete(e.netExpiry, p)
+		} else {
+			e.netExpiry[p] = t
+		}
+	}
+	return nil
+}
+
+// applyNets adds prefix bans to an interval set, resolving overlaps with what
+// the set holds (the kernel refuses overlapping intervals). When the kernel
+// cannot time out interval elements, it also deletes the ones whose time is
+// up and records in expiry the end of each ban it adds (zero: removed).
+func (e *NFTables) applyNets(b *nftBatch, s *nftables.Set, nb []ban, now time.Time, expiry map[netip.Prefix]time.Time) error {
+	cur, err := readIntervals(b.c, s)
+	if err != nil {
+		return err
+	}
+	if !e.netTimeout {
+		cur = e.expireNets(b, s, cur, now, expiry)
+	}
+	// Widest first, so a narrower prefix of the same batch is seen as covered.
+	slices.SortStableFunc(nb, func(x, y ban) int { return x.target.Bits() - y.target.Bits() })
+	for _, bn := range nb {
+		r := prefixRange(bn.target)
+		covered := false
+		keep := cur[:0:0]
+		for _, iv := range cur {
+			switch {
+			case iv.r == r:
+				// Refresh: re-adding updates the timeout where the kernel
+				// supports it; elsewhere delete and re-add in this batch.
+				if !e.updatesTimeout || !e.netTimeout {
+					b.del(s, intervalElems(iv.r, 0))
+				}
+			case iv.r.contains(r):
+				covered = true
+				keep = append(keep, iv)
+			case iv.r.overlaps(r):
+				// A narrower ban (or a hand-made range) inside the new one.
+				b.del(s, intervalElems(iv.r, 0))
+				for _, p := range rangePrefixes(iv.r) {
+					expiry[p] = time.Time{}
+				}
+			default:
+				keep = append(keep, iv)
+			}
+		}
+		if covered {
+			e.log.Debug("nftables: prefix already covered by a wider ban", "addr", bn.target.String())
+			cur = keep
+			continue
+		}
+		timeout := bn.timeout
+		if !e.netTimeout {
+			expiry[bn.target] = time.Time{}
+			if timeout > 0 {
+				expiry[bn.target] = now.Add(timeout)
+			}
+			timeout = 0
+		}
+		b.add(s, intervalElems(r, timeout))
+		cur = append(keep, nftInterval{r: r, timeout: bn.timeout, remaining: bn.timeout})
+	}
+	return nil
+}
+
+// expireNets deletes the prefix bans whose recorded end has passed, for
+// kernels without interval timeouts, and returns the intervals left.
+func (e *NFTables) expireNets(b *nftBatch, s *nftables.Set, cur []nftInterval, now time.Time, expiry map[netip.Prefix]time.Time) []nftInterval {
+	keep := cur[:0:0]
+	for _, iv := range cur {
+		ps := rangePrefixes(iv.r)
+		end, ok := e.netExpiry[ps[0]]
+		if len(ps) == 1 && ok && !now.Before(end) {
+			b.del(s, intervalElems(iv.r, 0))
+			expiry[ps[0]] = time.Time{}
+			continue
+		}
+		keep = append(keep, iv)
+	}
+	return keep
+}
+
+// Revoke removes the bans on exactly these targets (normalized like Apply's)
+// in one batch. A target that is not banned is not an error; Revoke of a
+// prefix does not touch other bans inside or around it. All or nothing,
+// like Apply; an invalid target fails the call before anything is sent.
+func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ts, err := normalizePrefixes(targets)
+	if err != nil {
+		return fmt.Errorf("nftables revoke: %w", err)
+	}
+	c, err := e.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("nftables revoke: %w", err)
+	}
+	b := &nftBatch{c: c}
+	var addrs [2][]nftables.SetElement
+	var nets [2][]netip.Prefix
+	for _, t := range ts {
+		v6 := 0
+		if t.Addr().Is6() {
+			v6 = 1
+		}
+		if isSingle(t) {
+			addrs[v6] = append(addrs[v6], nftables.SetElement{Key: t.Addr().AsSlice()})
+		} else {
+			nets[v6] = append(nets[v6], t)
+		}
+	}
+	for fam, els := range addrs {
+		if len(els) > 0 {
+			b.destroy(e.sets[setBan4+fam], els)
+		}
+	}
+	for fam, ps := range nets {
+		if len(ps) == 0 {
+			continue
+		}
+		s := e.sets[setBanNet4+fam]
+		cur, err := readIntervals(c, s)
+		if err != nil {
+			return fmt.Errorf("nftables revoke: %w", err)
+		}
+		for _, p := range ps {
+			r := prefixRange(p)
+			for _, iv := range cur {
+				if iv.r == r {
+					b.del(s, intervalElems(r, 0))
+				}
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nftables revoke: %w", err)
+	}
+	if err := e.flush(b); err != nil {
+		return fmt.Errorf("nftables revoke %d targets: %w", len(ts), err)
+	}
+	for fam := range nets {
+		for _, p := range nets[fam] {
+			delete(e.netExpiry, p)
+		}
+	}
+	return nil
+}
+
+// Active returns the bans the kernel holds now, one Decision per address or
+// prefix with Action Ban, Start the current time and Duration the time left
+// (zero for a ban without timeout). Scenario, Reason, Jail and Origin are
+// empty: the kernel does not keep them. An interval added by hand that is not
+// a CIDR prefix is reported as the prefixes that make it up. The allow sets
+// are not reported.
+func (e *NFTables) Active(ctx context.Context) ([]event.Decision, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nftables active: %w", err)
+	}
+	now := e.now()
+	var out []event.Decision
+	for _, i := range []int{setBan4, setBan6} {
+		els, err := c.GetSetElements(e.sets[i])
+		if err != nil {
+			return nil, fmt.Errorf("nftables active: list set %s: %w", nftSetNames[i], err)
+		}
+		for _, el := range els {
+			a, ok := netip.AddrFromSlice(el.Key)
+			if !ok || timeoutExpired(el) {
+				continue
+			}
+			out = append(out, event.Decision{Target: event.AddrPrefix(a), Action: event.Ban, Start: now, Duration: remaining(el.Timeout, el.Expires)})
+		}
+	}
+	b := &nftBatch{c: c}
+	expiry := map[netip.Prefix]time.Time{}
+	for _, i := range []int{setBanNet4, setBanNet6} {
+		cur, err := readIntervals(c, e.sets[i])
+		if err != nil {
+			return nil, fmt.Errorf("nftables active: %w", err)
+		}
+		if !e.netTimeout {
+			cur = e.expireNets(b, e.sets[i], cur, now, expiry)
+		}
+		for _, iv := range cur {
+			for _, p := range rangePrefixes(iv.r) {
+				d := remaining(iv.timeout, iv.remaining)
+				if end, ok := e.netExpiry[p]; !e.netTimeout && ok {
+					d = end.Sub(now)
+				}
+				out = append(out, event.Decision{Target: p, Action: event.Ban, Start: now, Duration: d})
+			}
+		}
+	}
+	if b.msg > 0 {
+		if err := e.flush(b); err != nil {
+			return nil, fmt.Errorf("nftables active: expire prefix bans: %w", err)
+		}
+		for p := range expiry {
+			delete(e.netExpiry, p)
+		}
+	}
+	return out, nil
+}
+
+func remaining(timeout, expires time.Duration) time.Duration {
+	if timeout <= 0 {
+		return 0
+	}
+	return max(expires, time.Millisecond)
+}
+
+// SetAllow replaces the contents of the allow sets with allow in one batch:
+// the kernel switches from the old allowlist to the new one atomically, with
+// no moment where neither applies. Overlapping and adjacent entries are
+// merged. An invalid prefix fails the call before anything is sent.
+func (e *NFTables) SetAllow(ctx context.Context, allow []netip.Prefix) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ps, err := normalizePrefixes(allow)
+	if err != nil {
+		return fmt.Errorf("nftables set allow: %w", err)
+	}
+	c, err := e.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("nftables set allow: %w", err)
+	}
+	var rs [2][]addrRange
+	for _, p := range ps {
+		fam := 0
+		if p.Addr().Is6() {
+			fam = 1
+		}
+		rs[fam] = append(rs[fam], prefixRange(p))
+	}
+	b := &nftBatch{c: c}
+	for fam := range rs {
+		s := e.sets[setAllow4+fam]
+		c.FlushSet(s)
+		b.msg++
+		var els []nftables.SetElement
+		for _, r := range mergeRanges(rs[fam]) {
+			els = append(els, intervalElems(r, 0)...)
+		}
+		b.add(s, els)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nftables set allow: %w", err)
+	}
+	if err := e.flush(b); err != nil {
+		return fmt.Errorf("nftables set allow: %w", err)
+	}
+	return nil
+}
+
+// Close releases the enforcer. The table, its bans and their timeouts stay in
+// the kernel (use UninstallNFTables to remove them). Later calls return
+// ErrClosed.
+func (e *NFTables) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	return nil
+}
+
+// UninstallNFTables deletes Rampart's table (cfg.Table in family inet) and with
+// it every set, element, chain and rule Rampart installed. Other tables are
+// not touched. A table that is not there is not an error.
+func UninstallNFTables(cfg NFTablesConfig) error {
+	e := &NFTables{cfg: cfg, table: &nftables.Table{Name: cfg.table(), Family: nftables.TableFamilyINet}}
+	c, err := e.conn()
+	if err != nil {
+		return fmt.Errorf("uninstall nftables: %w", err)
+	}
+	ok, err := e.tableExists(c)
+	if err != nil {
+		return fmt.Errorf("uninstall nftables: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	c.DelTable(e.table)
+	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("uninstall nftables: delete table inet %s: %w", e.table.Name, err)
+	}
+	return nil
+}
