@@ -38,13 +38,31 @@ const (
 	kindRevoke   = "revoke"
 )
 
-const (
-	insertHistorySQL = `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin)
-		VALUES ('decision', ?, ?, ?, ?, ?, ?, ?, ?)`
-	upsertActiveSQL = `INSERT INTO active (target, history_id, start_ns, end_ns) VALUES (?, ?, ?, ?)
-		ON CONFLICT (target) DO UPDATE SET
-			history_id = excluded.history_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns`
-)
+// historyChunk is how many decisions one INSERT statement carries: 100 rows
+// of 10 parameters stay far below SQLite's limit of 32,766 and amortise the
+// per-statement cost of database/sql and the driver.
+const historyChunk = 100
+
+// insertHistorySQL returns an INSERT of n decision rows with explicit ids.
+func insertHistorySQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO history (id, kind, target, action, start_ns, end_ns, scenario, reason, jail, origin) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, 'decision', ?, ?, ?, ?, ?, ?, ?, ?)`)
+	}
+	return b.String()
+}
+
+// upsertActiveSQL makes the history rows from id ? on the active decisions
+// of their targets, in id order, so the last decision for a target wins.
+// (The WHERE clause is also what lets SQLite parse ON CONFLICT after a SELECT.)
+const upsertActiveSQL = `INSERT INTO active (target, history_id, start_ns, end_ns)
+	SELECT target, id, start_ns, end_ns FROM history WHERE id >= ? ORDER BY id
+	ON CONFLICT (target) DO UPDATE SET
+		history_id = excluded.history_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns`
 
 // RecordDecision appends d to the history and makes it the target's active
 // decision, replacing whatever was active for d.Target before: the latest
@@ -109,32 +127,45 @@ func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision) ([]int
 	}
 	ids := make([]int64, len(ds))
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		hist, err := tx.PrepareContext(ctx, insertHistorySQL)
-		if err != nil {
+		// The transaction holds the write lock, so ids from max+1 on are
+		// ours: explicit ids give each decision its id without a round
+		// trip per row.
+		var first int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM history`).Scan(&first); err != nil {
 			return err
 		}
-		defer hist.Close()
-		act, err := tx.PrepareContext(ctx, upsertActiveSQL)
-		if err != nil {
-			return err
-		}
-		defer act.Close()
-		for i, d := range ds {
-			r := rows[i]
-			res, err := hist.ExecContext(ctx, r.target, r.action, r.start, r.end, d.Scenario, d.Reason, d.Jail, d.Origin)
+		var full *sql.Stmt
+		defer func() {
+			if full != nil {
+				full.Close()
+			}
+		}()
+		args := make([]any, 0, 10*historyChunk)
+		for lo := 0; lo < len(ds); lo += historyChunk {
+			hi := min(lo+historyChunk, len(ds))
+			args = args[:0]
+			for i := lo; i < hi; i++ {
+				d, r := &ds[i], &rows[i]
+				ids[i] = first + int64(i)
+				args = append(args, ids[i], r.target, r.action, r.start, r.end, d.Scenario, d.Reason, d.Jail, d.Origin)
+			}
+			var err error
+			if hi-lo == historyChunk {
+				if full == nil {
+					if full, err = tx.PrepareContext(ctx, insertHistorySQL(historyChunk)); err != nil {
+						return err
+					}
+				}
+				_, err = full.ExecContext(ctx, args...)
+			} else {
+				_, err = tx.ExecContext(ctx, insertHistorySQL(hi-lo), args...)
+			}
 			if err != nil {
 				return err
 			}
-			id, err := res.LastInsertId()
-			if err != nil {
-				return err
-			}
-			if _, err := act.ExecContext(ctx, r.target, id, r.start, r.end); err != nil {
-				return err
-			}
-			ids[i] = id
 		}
-		return nil
+		_, err := tx.ExecContext(ctx, upsertActiveSQL, first)
+		return err
 	})
 	return ids, err
 }

@@ -149,6 +149,8 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 		fmt.Sprintf("_pragma=busy_timeout(%d)", o.busyTimeout.Milliseconds()),
 		"_pragma=foreign_keys(1)",
 		"_pragma=synchronous(FULL)",
+		"_pragma=cache_size(-32768)",
+		"_pragma=temp_store(MEMORY)",
 		"_txlock=immediate",
 	}
 	if !mem {
