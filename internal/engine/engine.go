@@ -54,12 +54,19 @@ type Allowlist interface {
 	Overlaps(netip.Prefix) bool // the prefix contains an allowed address
 }
 
-// Config configures an Engine. Zero values take the defaults of DefaultConfig.
+// Config configures an Engine. Zero-valued scenario settings are off; use
+// DefaultConfig for the defaults.
 type Config struct {
 	Jails      []Jail
 	MaxTracked int // cap on tracked (address, jail) keys; also bounds the other tables
 	Escalation Escalation
 	Recidive   Recidive
+	Spray      Spray
+	Prefixes   Prefixes
+	ASNs       ASNs
+	Surge      Surge
+	Slow       Slow
+	KnownGood  KnownGood
 	Allow      Allowlist    // nil allows nothing
 	Logger     *slog.Logger // nil discards
 }
@@ -78,6 +85,22 @@ var DefaultEscalation = Escalation{Factor: 2, Max: 7 * 24 * time.Hour, Window: 3
 // DefaultRecidive bans for a week an address banned 5 times in a day.
 var DefaultRecidive = Recidive{Bans: 5, Window: 24 * time.Hour, BanTime: 7 * 24 * time.Hour}
 
+// DefaultConfig returns the default scenarios, for the given jails.
+func DefaultConfig(jails ...Jail) Config {
+	return Config{
+		Jails:      jails,
+		MaxTracked: DefaultMaxTracked,
+		Escalation: DefaultEscalation,
+		Recidive:   DefaultRecidive,
+		Spray:      DefaultSpray,
+		Prefixes:   DefaultPrefixes,
+		ASNs:       DefaultASNs,
+		Surge:      DefaultSurge,
+		Slow:       DefaultSlow,
+		KnownGood:  DefaultKnownGood,
+	}
+}
+
 // Stats are the engine's counters.
 type Stats struct {
 	Tracked     int    // (address, jail) keys with recent failures
@@ -89,6 +112,12 @@ type Stats struct {
 	Ignored     uint64 // events that could not count: no address, unknown jail, weight 0
 	Allowlisted uint64 // events from allowlisted addresses
 	WhileBanned uint64 // events from addresses already banned (log lag, other ports)
+	Successes   uint64 // successful logins seen
+	KnownGood   int    // addresses remembered as known-good
+	HotUsers    int    // user names tracked for spraying
+	Prefixes    int    // prefixes tracked for aggregation
+	Surges      uint64 // times surge mode turned on
+	Surge       bool   // surge mode is on now
 	Decisions   uint64
 }
 
@@ -100,8 +129,17 @@ type Engine struct {
 	byName    map[string]int
 	byService map[string]int
 	tracked   *boundedMap[addrKey, ring]
-	offenders *boundedMap[[16]byte, offender]
-	active    map[netip.Prefix]event.Decision
+	offenders *boundedMap[prefixKey, offender]
+	users     *boundedMap[uint64, distinct]
+	prefixes  *boundedMap[prefixKey, distinct]
+	asns      *boundedMap[uint32, distinct]
+	good      *boundedMap[[16]byte, goodEntry]
+	// goodPrefixes counts known-good addresses per aggregation prefix, so a
+	// prefix holding one is never banned.
+	goodPrefixes map[prefixKey]uint32
+	surge        surgeState
+	active       map[netip.Prefix]event.Decision
+	wide         map[netip.Prefix]bool // active targets wider than one address
 	now       time.Time // the latest time seen
 	lastPrune time.Time
 	log       *slog.Logger
@@ -136,10 +174,32 @@ func New(cfg Config) (*Engine, error) {
 		cfg:       cfg,
 		byName:    map[string]int{},
 		byService: map[string]int{},
-		tracked:   newBoundedMap[addrKey](cfg.MaxTracked, func(r *ring) stamp { return r.last }),
-		offenders: newBoundedMap[[16]byte](max(cfg.MaxTracked/4, 1024), func(o *offender) stamp { return o.bans.last }),
-		active:    map[netip.Prefix]event.Decision{},
-		log:       cfg.Logger,
+		tracked:      newBoundedMap[addrKey](cfg.MaxTracked, func(r *ring) stamp { return r.last }),
+		offenders:    newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), func(o *offender) stamp { return o.bans.last }),
+		users:        newBoundedMap[uint64](max(cfg.MaxTracked/10, 1024), func(d *distinct) stamp { return d.last }),
+		prefixes:     newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), func(d *distinct) stamp { return d.last }),
+		asns:         newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), func(d *distinct) stamp { return d.last }),
+		good:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), func(g *goodEntry) stamp { return g.last }),
+		goodPrefixes: map[prefixKey]uint32{},
+		active:       map[netip.Prefix]event.Decision{},
+		wide:         map[netip.Prefix]bool{},
+		log:          cfg.Logger,
+	}
+	e.good.onEvict = e.forgetGood
+	for _, lv := range append(append([]Level(nil), cfg.Prefixes.V4...), cfg.Prefixes.V6...) {
+		if lv.Addresses < 1 || lv.Bits < 8 {
+			return nil, fmt.Errorf("prefix level /%d: needs bits >= 8 and addresses >= 1", lv.Bits)
+		}
+	}
+	for _, lv := range cfg.Prefixes.V4 {
+		if lv.Bits > 31 {
+			return nil, fmt.Errorf("IPv4 prefix level /%d is not wider than one address", lv.Bits)
+		}
+	}
+	for _, lv := range cfg.Prefixes.V6 {
+		if lv.Bits > 127 {
+			return nil, fmt.Errorf("IPv6 prefix level /%d is not wider than one address", lv.Bits)
+		}
 	}
 	if len(cfg.Jails) > math.MaxUint16 {
 		return nil, errors.New("too many jails")
@@ -172,9 +232,21 @@ func New(cfg Config) (*Engine, error) {
 }
 
 // Observe takes one event and returns the decisions it triggers: usually
-// none, a ban of the event's address when a threshold is crossed. Events
-// without a time are dated at the latest time seen. Decisions returned are
-// already recorded as active; the caller enforces and persists them.
+// none; a ban of the event's address when a threshold is crossed; a ban of
+// its prefix when the prefix holds enough bad addresses. Events without a
+// time are dated at the latest time seen. Decisions returned are already
+// recorded as active; the caller enforces and persists them.
+//
+// Order of the checks (each stops the event when it decides):
+//  1. no jail or no address: ignored;
+//  2. allowlisted address: never counted, never banned;
+//  3. a successful login: the address becomes known-good for that user;
+//  4. already banned (the address or a prefix holding it): not counted again;
+//  5. cross-address scenarios, skipped for known-good addresses: user spray,
+//     prefix aggregation, AS aggregation (see aggregate);
+//  6. per-address counting, with thresholds tightened by surge mode,
+//     suspect prefixes and suspect ASes (never for known-good addresses),
+//     and the long low-and-slow window.
 func (e *Engine) Observe(ev event.Event) []event.Decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -194,6 +266,12 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		e.stats.Allowlisted++
 		return nil
 	}
+	t := toStamp(ev.Time)
+	if ev.Kind == event.AuthSuccess {
+		e.stats.Successes++
+		e.rememberGood(addr, normUser(ev.User), t)
+		return nil
+	}
 	if !ev.Kind.Failure() {
 		return nil
 	}
@@ -210,29 +288,149 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		e.stats.Ignored++
 		return nil
 	}
+	surge := e.observeSurge(t)
+	good := e.isGood(addr, t)
+	if !good {
+		if ds := e.aggregate(ev, addr, j, t); len(ds) > 0 {
+			return ds
+		}
+	}
+
 	k := keyOf(addr, ji)
 	r := e.tracked.slot(k)
-	t := toStamp(ev.Time)
 	r.add(t, weight, j.per)
-	since := toStamp(ev.Time.Add(-j.FindTime))
-	if r.count(since, j.per) < j.MaxRetry {
-		e.tracked.m[k] = r
-		return nil
+	maxRetry, scenario, why := j.MaxRetry, "ip-failures", ""
+	if !good {
+		if surge && e.cfg.Surge.MaxRetry > 0 && e.cfg.Surge.MaxRetry < maxRetry {
+			maxRetry, scenario, why = e.cfg.Surge.MaxRetry, "surge", "; surge mode"
+		}
+		if lim, sc, w := e.suspect(addr, t); lim > 0 && lim < maxRetry {
+			maxRetry, scenario, why = lim, sc, w
+		}
 	}
-	delete(e.tracked.m, k)
-	d := e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures",
-		fmt.Sprintf("%d failures within %s (last: %s%s via %s)", j.MaxRetry, fmtDuration(j.FindTime), ev.Kind, userNote(ev.User), ev.Service), j.Name)
-	return []event.Decision{d}
+	if n := r.count(toStamp(ev.Time.Add(-j.FindTime)), j.per); n >= maxRetry {
+		delete(e.tracked.m, k)
+		reason := fmt.Sprintf("%d failures within %s%s (last: %s%s via %s)", n, fmtDuration(j.FindTime), why, ev.Kind, userNote(ev.User), ev.Service)
+		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, scenario, reason, j.Name)}
+	}
+	if sl := e.cfg.Slow; !good && sl.Failures > 0 && sl.Window > j.FindTime {
+		if n := r.count(toStamp(ev.Time.Add(-sl.Window)), j.per); n >= sl.Failures {
+			delete(e.tracked.m, k)
+			reason := fmt.Sprintf("%d failures within %s, spread out (last: %s%s via %s)", n, fmtDuration(sl.Window), ev.Kind, userNote(ev.User), ev.Service)
+			return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "slow", reason, j.Name)}
+		}
+	}
+	e.tracked.m[k] = r
+	return nil
+}
+
+// aggregate feeds the cross-address scenarios with a failure of a
+// non-known-good address and returns the bans they decide.
+func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stamp) []event.Decision {
+	id := addrID(addr)
+	var out []event.Decision
+	if sp := e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
+		uid := userID(normUser(ev.User))
+		d := e.users.slot(uid)
+		d.add(id, t)
+		e.users.m[uid] = d
+		if n := d.count(t - durStamp(sp.Window)); n >= min(sp.Addresses, distinctSize) {
+			reason := fmt.Sprintf("user %q failed from %d addresses within %s (last: %s via %s)", trimUser(ev.User), n, fmtDuration(sp.Window), ev.Kind, ev.Service)
+			out = append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "user-spray", reason, j.Name))
+		}
+	}
+	pc := e.cfg.Prefixes
+	for _, lv := range e.levels(addr) {
+		p := prefixOf(addr, lv.Bits)
+		pk := keyOfPrefix(p)
+		d := e.prefixes.slot(pk)
+		d.add(id, t)
+		e.prefixes.m[pk] = d
+		n := d.count(t - durStamp(pc.Window))
+		if n < min(lv.Addresses, distinctSize) || !e.canBanPrefix(p, pk) {
+			continue
+		}
+		if _, already := e.active[p]; already {
+			continue
+		}
+		reason := fmt.Sprintf("%d bad addresses in %s within %s (last: %s %s%s via %s)", n, p, fmtDuration(pc.Window), addr, ev.Kind, userNote(ev.User), ev.Service)
+		bt := pc.BanTime
+		if bt <= 0 {
+			bt = j.BanTime
+		}
+		// The prefix ban covers the address: drop an address ban of this event.
+		if len(out) > 0 && out[len(out)-1].Target == event.AddrPrefix(addr) {
+			delete(e.active, out[len(out)-1].Target)
+			out = out[:len(out)-1]
+		}
+		out = append(out, e.banLocked(p, ev.Time, bt, "prefix", reason, j.Name))
+		break
+	}
+	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 {
+		if asn, _, ok := ac.Lookup.ASN(addr); ok {
+			d := e.asns.slot(asn)
+			d.add(id, t)
+			e.asns.m[asn] = d
+		}
+	}
+	return out
+}
+
+// suspect returns a lowered per-address threshold for addresses in a
+// prefix that has enough bad addresses but cannot be banned (it holds an
+// allowlisted or known-good address), or in an AS with many bad addresses.
+func (e *Engine) suspect(addr netip.Addr, t stamp) (int, string, string) {
+	pc := e.cfg.Prefixes
+	if pc.Suspect > 0 {
+		for _, lv := range e.levels(addr) {
+			p := prefixOf(addr, lv.Bits)
+			if d, ok := e.prefixes.m[keyOfPrefix(p)]; ok {
+				if n := d.count(t - durStamp(pc.Window)); n >= min(lv.Addresses, distinctSize) {
+					return pc.Suspect, "prefix-suspect", fmt.Sprintf("; %s holds %d bad addresses but also a known-good or allowlisted one", p, n)
+				}
+			}
+		}
+	}
+	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 && ac.MaxRetry > 0 {
+		if asn, org, ok := ac.Lookup.ASN(addr); ok {
+			if d, ok := e.asns.m[asn]; ok {
+				if n := d.count(t - durStamp(ac.Window)); n >= min(ac.Addresses, distinctSize) {
+					return ac.MaxRetry, "asn", fmt.Sprintf("; AS%d %s has %d bad addresses within %s", asn, org, n, fmtDuration(ac.Window))
+				}
+			}
+		}
+	}
+	return 0, "", ""
+}
+
+// canBanPrefix reports whether p holds no allowlisted or known-good address.
+func (e *Engine) canBanPrefix(p netip.Prefix, pk prefixKey) bool {
+	if e.cfg.Allow != nil && e.cfg.Allow.Overlaps(p) {
+		return false
+	}
+	return e.goodPrefixes[pk] == 0
+}
+
+func durStamp(d time.Duration) stamp {
+	s := d / time.Second
+	if s > 1<<31 {
+		s = 1 << 31
+	}
+	return stamp(s)
+}
+
+func trimUser(u string) string {
+	if len(u) > 64 {
+		return u[:64]
+	}
+	return u
 }
 
 func userNote(u string) string {
 	if u == "" {
 		return ""
 	}
-	if len(u) > 64 {
-		u = u[:64]
-	}
-	return fmt.Sprintf(" for %q", u)
+	return fmt.Sprintf(" for %q", trimUser(u))
 }
 
 func (e *Engine) jailFor(ev event.Event) (int, bool) {
@@ -258,16 +456,28 @@ func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration,
 		Jail:     jail,
 		Origin:   "local",
 	}
-	e.active[target] = d
+	e.setActive(d)
 	e.stats.Decisions++
 	e.log.Debug("ban", "addr", target.String(), "scenario", scenario, "duration_s", int64(dur.Seconds()), "jail", jail)
 	return d
 }
 
+func (e *Engine) setActive(d event.Decision) {
+	e.active[d.Target] = d
+	if !d.Target.IsSingleIP() {
+		e.wide[d.Target] = true
+	}
+}
+
+func (e *Engine) dropActive(p netip.Prefix) {
+	delete(e.active, p)
+	delete(e.wide, p)
+}
+
 // escalate applies ban-time escalation and recidive to a new ban and
 // records it in the target's history.
 func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, scenario, reason string) (time.Duration, string, string) {
-	key := target.Addr().As16()
+	key := keyOfPrefix(target)
 	o := e.offenders.slot(key)
 	now := toStamp(t)
 	prior := 0
@@ -282,7 +492,7 @@ func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, 
 	e.offenders.m[key] = o
 
 	dur := base
-	if prior > 0 {
+	if prior > 0 && e.cfg.Escalation.Factor > 1 {
 		f := math.Pow(e.cfg.Escalation.Factor, float64(prior))
 		if scaled := float64(base) * f; scaled < float64(e.cfg.Escalation.Max) {
 			dur = time.Duration(scaled)
@@ -302,7 +512,7 @@ func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, 
 func (e *Engine) Ban(d event.Decision) (event.Decision, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	d.Target = d.Target.Masked()
+	d.Target = normPrefix(d.Target)
 	if err := e.checkAllowed(d.Target); err != nil {
 		return d, err
 	}
@@ -312,9 +522,20 @@ func (e *Engine) Ban(d event.Decision) (event.Decision, error) {
 	if d.Start.IsZero() {
 		d.Start = e.now
 	}
-	e.active[d.Target] = d
+	e.setActive(d)
 	e.stats.Decisions++
 	return d, nil
+}
+
+func normPrefix(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() {
+		bits := p.Bits() - 96
+		if bits < 0 {
+			bits = 0
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), bits)
+	}
+	return p.Masked()
 }
 
 // ErrAllowlisted is returned when asked to ban an allowlisted target.
@@ -332,13 +553,15 @@ func (e *Engine) checkAllowed(p netip.Prefix) error {
 func (e *Engine) Unban(p netip.Prefix) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p = p.Masked()
+	p = normPrefix(p)
 	_, ok := e.active[p]
-	delete(e.active, p)
+	e.dropActive(p)
 	if p.IsSingleIP() {
 		for ji := range e.jails {
 			delete(e.tracked.m, keyOf(p.Addr(), ji))
 		}
+	} else {
+		delete(e.prefixes.m, keyOfPrefix(p))
 	}
 	return ok
 }
@@ -353,18 +576,18 @@ func (e *Engine) Restore(active []event.Decision, history []event.Decision) (dro
 		if d.Action != event.Ban {
 			continue
 		}
-		key := d.Target.Addr().As16()
+		key := keyOfPrefix(normPrefix(d.Target))
 		o := e.offenders.slot(key)
 		o.bans.add(toStamp(d.Start), 1, 1)
 		e.offenders.m[key] = o
 	}
 	for _, d := range active {
-		d.Target = d.Target.Masked()
+		d.Target = normPrefix(d.Target)
 		if e.checkAllowed(d.Target) != nil {
 			dropped = append(dropped, d)
 			continue
 		}
-		e.active[d.Target] = d
+		e.setActive(d)
 		if d.Start.After(e.now) {
 			e.now = d.Start
 		}
@@ -372,9 +595,24 @@ func (e *Engine) Restore(active []event.Decision, history []event.Decision) (dro
 	return dropped
 }
 
+// RestoreKnownGood remembers that addr logged in as user at t (from the
+// store, after a restart).
+func (e *Engine) RestoreKnownGood(addr netip.Addr, user string, t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rememberGood(addr.Unmap(), normUser(user), toStamp(t))
+}
+
+// IsKnownGood reports whether addr logged in successfully recently.
+func (e *Engine) IsKnownGood(addr netip.Addr, t time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.isGood(addr.Unmap(), toStamp(t))
+}
+
 // Tick advances housekeeping to now: expired bans are forgotten and stale
-// failure counters pruned. It returns the decisions that expired, for the
-// caller's records (kernel timeouts remove them from the firewall).
+// counters pruned. It returns the decisions that expired, for the caller's
+// records (kernel timeouts remove them from the firewall).
 func (e *Engine) Tick(now time.Time) []event.Decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -385,27 +623,46 @@ func (e *Engine) Tick(now time.Time) []event.Decision {
 	for p, d := range e.active {
 		if !d.Active(now) && !now.Before(d.Start) {
 			expired = append(expired, d)
-			delete(e.active, p)
+			e.dropActive(p)
 		}
 	}
 	slices.SortFunc(expired, func(a, b event.Decision) int { return a.End().Compare(b.End()) })
 	if now.Sub(e.lastPrune) >= time.Minute {
 		e.lastPrune = now
-		cut := make([]stamp, len(e.jails))
-		for i, j := range e.jails {
-			cut[i] = toStamp(now.Add(-j.FindTime))
-		}
-		for k, r := range e.tracked.m {
-			if int(k.jail) < len(cut) && r.last < cut[k.jail] {
-				delete(e.tracked.m, k)
-			}
-		}
-		if w := max(e.cfg.Escalation.Window, e.cfg.Recidive.Window); w > 0 {
-			cutoff := toStamp(now.Add(-w))
-			e.offenders.prune(func(o *offender) bool { return o.bans.last < cutoff })
-		}
+		e.prune(toStamp(now))
 	}
 	return expired
+}
+
+// prune drops state older than every window that could still use it.
+func (e *Engine) prune(now stamp) {
+	cut := make([]stamp, len(e.jails))
+	for i, j := range e.jails {
+		w := j.FindTime
+		if e.cfg.Slow.Failures > 0 {
+			w = max(w, e.cfg.Slow.Window)
+		}
+		cut[i] = now - durStamp(w)
+	}
+	for k, r := range e.tracked.m {
+		if int(k.jail) < len(cut) && r.last < cut[k.jail] {
+			delete(e.tracked.m, k)
+		}
+	}
+	if w := max(e.cfg.Escalation.Window, e.cfg.Recidive.Window); w > 0 {
+		c := now - durStamp(w)
+		e.offenders.prune(func(o *offender) bool { return o.bans.last < c })
+	}
+	sprayCut := now - durStamp(e.cfg.Spray.Window)
+	e.users.prune(func(d *distinct) bool { return d.last < sprayCut })
+	prefixCut := now - durStamp(e.cfg.Prefixes.Window)
+	e.prefixes.prune(func(d *distinct) bool { return d.last < prefixCut })
+	asnCut := now - durStamp(e.cfg.ASNs.Window)
+	e.asns.prune(func(d *distinct) bool { return d.last < asnCut })
+	if ttl := e.cfg.KnownGood.TTL; ttl > 0 {
+		goodCut := now - durStamp(ttl)
+		e.good.prune(func(g *goodEntry) bool { return g.last < goodCut })
+	}
 }
 
 // Banned reports whether addr is covered by an active decision at t, and which.
@@ -415,9 +672,35 @@ func (e *Engine) Banned(addr netip.Addr, t time.Time) (event.Decision, bool) {
 	return e.bannedAt(addr.Unmap(), t)
 }
 
+// bannedAt looks for an active ban of addr or of a prefix holding it: the
+// aggregation levels are looked up directly, other prefixes (manual bans,
+// peers) scanned.
 func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
 	if d, ok := e.active[event.AddrPrefix(addr)]; ok && d.Active(t) {
 		return d, true
+	}
+	if len(e.wide) == 0 {
+		return event.Decision{}, false
+	}
+	for _, lv := range e.levels(addr) {
+		if d, ok := e.active[prefixOf(addr, lv.Bits)]; ok && d.Active(t) {
+			return d, true
+		}
+	}
+	if len(e.wide) <= 32 {
+		for p := range e.wide {
+			if p.Contains(addr) {
+				if d := e.active[p]; d.Active(t) {
+					return d, true
+				}
+			}
+		}
+		return event.Decision{}, false
+	}
+	for bits := addr.BitLen() - 1; bits >= 0; bits-- {
+		if d, ok := e.active[prefixOf(addr, bits)]; ok && d.Active(t) {
+			return d, true
+		}
 	}
 	return event.Decision{}, false
 }
@@ -451,6 +734,10 @@ func (e *Engine) Stats() Stats {
 	s.Evicted = e.tracked.evicted
 	s.Offenders = len(e.offenders.m)
 	s.ActiveBans = len(e.active)
+	s.KnownGood = len(e.good.m)
+	s.HotUsers = len(e.users.m)
+	s.Prefixes = len(e.prefixes.m)
+	s.Surge = e.surge.on
 	return s
 }
 

@@ -90,8 +90,6 @@ func (r *ring) count(since stamp, per int) int {
 	return c
 }
 
-func (r *ring) reset() { *r = ring{last: r.last} }
-
 // boundedMap is a map with a hard cap on its size: inserting into a full map
 // first evicts the entry with the oldest "last" time among a random sample
 // (Go randomises map iteration), an approximation of least-recently-seen
@@ -100,6 +98,7 @@ type boundedMap[K comparable, V any] struct {
 	m       map[K]V
 	cap     int
 	last    func(*V) stamp
+	onEvict func(K) // called for entries evicted or pruned; may be nil
 	evicted uint64
 }
 
@@ -140,6 +139,9 @@ func (b *boundedMap[K, V]) evictOne() {
 	if found {
 		delete(b.m, victim)
 		b.evicted++
+		if b.onEvict != nil {
+			b.onEvict(victim)
+		}
 	}
 }
 
@@ -150,6 +152,9 @@ func (b *boundedMap[K, V]) prune(stale func(*V) bool) int {
 		if stale(&v) {
 			delete(b.m, k)
 			n++
+			if b.onEvict != nil {
+				b.onEvict(k)
+			}
 		}
 	}
 	return n

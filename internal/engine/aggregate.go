@@ -1,0 +1,232 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// The scenarios in this file look across addresses, to stop attackers who
+// rotate to a fresh address as soon as a per-address limit is hit. None of
+// them ever acts on an allowlisted or known-good address.
+
+// Spray makes a user name "hot" once it has failed from Addresses distinct
+// addresses within Window; while hot, a failure for it from an address that
+// never logged in bans that address at once.
+type Spray struct {
+	Addresses int // 0 disables
+	Window    time.Duration
+}
+
+// Level is one prefix length at which bad addresses are aggregated.
+type Level struct {
+	Bits      int // 24 for IPv4 /24, 64 for IPv6 /64, ...
+	Addresses int // distinct bad addresses within the window that ban the prefix
+}
+
+// Prefixes bans a network prefix that holds enough distinct bad addresses
+// within Window, unless it holds an allowlisted or known-good address; then
+// the addresses in it get the Suspect threshold instead.
+type Prefixes struct {
+	V4, V6  []Level // empty disables that family
+	Window  time.Duration
+	BanTime time.Duration // first prefix ban; escalates like address bans
+	Suspect int           // per-address threshold inside a prefix that could not be banned
+}
+
+// ASNLookup maps an address to its autonomous system.
+type ASNLookup interface {
+	ASN(netip.Addr) (asn uint32, org string, ok bool)
+}
+
+// ASNs lowers the per-address threshold to MaxRetry for every address of an
+// autonomous system that produced Addresses distinct bad addresses within
+// Window. It never bans a whole AS.
+type ASNs struct {
+	Lookup    ASNLookup // nil disables
+	Addresses int
+	Window    time.Duration
+	MaxRetry  int
+}
+
+// Surge tightens thresholds while the global failure rate is far above its
+// baseline: a minute with at least max(MinRate, Factor × baseline) failures
+// turns surge mode on, and it stays on until Hold has passed without such a
+// minute. The baseline is an exponentially weighted per-minute average
+// over about an hour.
+type Surge struct {
+	Factor   float64 // 0 disables
+	MinRate  int     // failures per minute below which there is never a surge
+	Hold     time.Duration
+	MaxRetry int // per-address threshold during a surge
+}
+
+// Slow catches low-and-slow attackers: Failures failures within Window from
+// one address ban it, however far apart they are.
+type Slow struct {
+	Failures int // 0 disables; at most the ring size (8) per slot
+	Window   time.Duration
+}
+
+// KnownGood is how long a successful login keeps an address known-good.
+type KnownGood struct {
+	TTL time.Duration
+}
+
+// Defaults for the cross-address scenarios.
+var (
+	DefaultSpray    = Spray{Addresses: 5, Window: time.Hour}
+	DefaultPrefixes = Prefixes{
+		V4: []Level{{Bits: 24, Addresses: 3}}, V6: []Level{{Bits: 64, Addresses: 3}},
+		Window: 6 * time.Hour, BanTime: time.Hour, Suspect: 1,
+	}
+	DefaultASNs      = ASNs{Addresses: 10, Window: time.Hour, MaxRetry: 2}
+	DefaultSurge     = Surge{Factor: 5, MinRate: 30, Hold: 10 * time.Minute, MaxRetry: 2}
+	DefaultSlow      = Slow{Failures: 8, Window: 12 * time.Hour}
+	DefaultKnownGood = KnownGood{TTL: 90 * 24 * time.Hour}
+)
+
+// prefixKey identifies a prefix of a given length.
+type prefixKey struct {
+	addr [16]byte
+	bits uint8
+}
+
+func prefixOf(a netip.Addr, bits int) netip.Prefix {
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+func keyOfPrefix(p netip.Prefix) prefixKey {
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	return prefixKey{addr: p.Addr().As16(), bits: uint8(bits)}
+}
+
+func (e *Engine) levels(a netip.Addr) []Level {
+	if a.Is4() {
+		return e.cfg.Prefixes.V4
+	}
+	return e.cfg.Prefixes.V6
+}
+
+// goodEntry remembers that an address logged in.
+type goodEntry struct {
+	users [4]uint64 // hashes of the users it logged in as (most recent four)
+	n     uint8
+	last  stamp
+}
+
+func userID(u string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return mix(h)
+}
+
+// rememberGood records a successful login of user from a.
+func (e *Engine) rememberGood(a netip.Addr, user string, t stamp) {
+	k := a.As16()
+	g, existed := e.good.m[k]
+	if !existed {
+		g = e.good.slot(k)
+		for _, lv := range e.levels(a) {
+			e.goodPrefixes[keyOfPrefix(prefixOf(a, lv.Bits))]++
+		}
+	}
+	g.last = t
+	if user != "" {
+		id := userID(user)
+		found := false
+		for i := range int(g.n) {
+			found = found || g.users[i] == id
+		}
+		if !found {
+			if int(g.n) < len(g.users) {
+				g.users[g.n] = id
+				g.n++
+			} else {
+				copy(g.users[:], g.users[1:])
+				g.users[len(g.users)-1] = id
+			}
+		}
+	}
+	e.good.m[k] = g
+}
+
+// forgetGood is called when a known-good entry leaves the table.
+func (e *Engine) forgetGood(k [16]byte) {
+	a := netip.AddrFrom16(k).Unmap()
+	for _, lv := range e.levels(a) {
+		pk := keyOfPrefix(prefixOf(a, lv.Bits))
+		if e.goodPrefixes[pk] <= 1 {
+			delete(e.goodPrefixes, pk)
+		} else {
+			e.goodPrefixes[pk]--
+		}
+	}
+}
+
+func (e *Engine) isGood(a netip.Addr, t stamp) bool {
+	g, ok := e.good.m[a.As16()]
+	return ok && (e.cfg.KnownGood.TTL <= 0 || g.last >= t-stamp(min(e.cfg.KnownGood.TTL/time.Second, 1<<31)))
+}
+
+// surgeState follows the global failure rate.
+type surgeState struct {
+	minute   int64   // current minute (stamp/60)
+	count    int     // failures in it
+	baseline float64 // EWMA of failures per minute
+	until    stamp   // surge mode lasts until then; 0: off
+	on       bool
+}
+
+// observeSurge counts a failure at t and reports whether surge mode is on.
+func (e *Engine) observeSurge(t stamp) bool {
+	sc := e.cfg.Surge
+	if sc.Factor <= 0 {
+		return false
+	}
+	s := &e.surge
+	m := int64(t) / 60
+	if s.minute == 0 {
+		s.minute = m
+	}
+	if m > s.minute {
+		// Fold the finished minute, then the empty ones since, into the baseline.
+		const alpha = 1.0 / 60
+		s.baseline += alpha * (float64(s.count) - s.baseline)
+		for i := s.minute + 1; i < m && i < s.minute+240; i++ {
+			s.baseline -= alpha * s.baseline
+		}
+		s.minute, s.count = m, 0
+	}
+	s.count++
+	limit := max(float64(sc.MinRate), sc.Factor*s.baseline)
+	if float64(s.count) >= limit {
+		s.until = t + stamp(sc.Hold/time.Second)
+		if !s.on {
+			s.on = true
+			e.stats.Surges++
+			e.log.Warn("surge mode on: thresholds tightened", "failures_per_min", s.count, "baseline_per_min", fmt.Sprintf("%.1f", s.baseline),
+				"maxretry", sc.MaxRetry, "at", t.Time().UTC().Format(time.RFC3339))
+		}
+	}
+	if s.on && t > s.until {
+		s.on = false
+		e.log.Info("surge mode off: thresholds back to normal", "baseline_per_min", fmt.Sprintf("%.1f", s.baseline), "at", t.Time().UTC().Format(time.RFC3339))
+	}
+	return s.on
+}
+
+// normUser folds a user name for spray counting: case-insensitive, and
+// trimmed of surrounding space.
+func normUser(u string) string { return strings.ToLower(strings.TrimSpace(u)) }

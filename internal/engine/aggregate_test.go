@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+func ev(at time.Duration, kind event.Kind, addr, user string) event.Event {
+	return event.Event{Time: t0.Add(at), Service: "dovecot", Kind: kind, Addr: netip.MustParseAddr(addr), User: user}
+}
+
+func defaultEngine(t *testing.T, mut func(*Config)) *Engine {
+	t.Helper()
+	cfg := DefaultConfig(Jail{Name: "mail", Services: []string{"dovecot", "postfix", "sshd"}, MaxRetry: 5, FindTime: 10 * time.Minute, BanTime: 10 * time.Minute})
+	if mut != nil {
+		mut(&cfg)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// observe feeds events and returns "scenario target" for each decision.
+func observe(e *Engine, evs ...event.Event) []string {
+	var out []string
+	for _, x := range evs {
+		for _, d := range e.Observe(x) {
+			out = append(out, d.Scenario+" "+d.Target.String())
+		}
+	}
+	return out
+}
+
+func TestUserSpray(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) { c.Prefixes = Prefixes{} })
+	var evs []event.Event
+	for i := range 6 { // six addresses in six different /16s, one failure each
+		evs = append(evs, ev(time.Duration(i)*time.Minute, event.AuthFailure, fmt.Sprintf("198.%d.0.1", 10+i), "info@example.org"))
+	}
+	got := observe(e, evs...)
+	want := []string{"user-spray 198.14.0.1/32", "user-spray 198.15.0.1/32"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("decisions %v, want %v", got, want)
+	}
+	// Case does not matter; a known-good address is never sprayed.
+	e.Observe(ev(7*time.Minute, event.AuthSuccess, "203.0.113.50", "INFO@example.org"))
+	if got := observe(e, ev(8*time.Minute, event.AuthFailure, "203.0.113.50", "Info@Example.org")); len(got) != 0 {
+		t.Fatalf("known-good address banned by spray: %v", got)
+	}
+	// Outside the window the user cools down.
+	if got := observe(e, ev(3*time.Hour, event.AuthFailure, "198.99.0.1", "info@example.org")); len(got) != 0 {
+		t.Fatalf("spray outlived its window: %v", got)
+	}
+}
+
+func TestPrefixAggregation(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) { c.Spray = Spray{} })
+	got := observe(e,
+		ev(0, event.AuthFailure, "203.0.113.1", "a"),
+		ev(time.Minute, event.AuthFailure, "203.0.113.2", "b"),
+		ev(2*time.Minute, event.AuthFailure, "203.0.113.3", "c"),
+		ev(3*time.Minute, event.AuthFailure, "203.0.113.4", "d"), // covered by the prefix ban: not counted
+	)
+	if fmt.Sprint(got) != "[prefix 203.0.113.0/24]" {
+		t.Fatalf("decisions %v", got)
+	}
+	if d, ok := e.Banned(netip.MustParseAddr("203.0.113.200"), t0.Add(4*time.Minute)); !ok || d.Scenario != "prefix" {
+		t.Fatal("address in the banned prefix not covered")
+	}
+	if d, _ := e.Banned(netip.MustParseAddr("203.0.113.200"), t0.Add(4*time.Minute)); d.Duration != time.Hour {
+		t.Fatalf("prefix ban lasts %v, want the prefix ban time 1h", d.Duration)
+	}
+}
+
+func TestPrefixNeverCoversKnownGoodOrAllowlisted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mut  func(*Config)
+		pre  []event.Event
+	}{
+		{"known-good", nil, []event.Event{ev(0, event.AuthSuccess, "192.0.2.77", "alice")}},
+		{"allowlisted", func(c *Config) { c.Allow = allowList{netip.MustParsePrefix("192.0.2.77/32")} }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := defaultEngine(t, func(c *Config) {
+				c.Spray = Spray{}
+				if tc.mut != nil {
+					tc.mut(c)
+				}
+			})
+			observe(e, tc.pre...)
+			got := observe(e,
+				ev(time.Minute, event.AuthFailure, "192.0.2.1", "x"),
+				ev(2*time.Minute, event.AuthFailure, "192.0.2.2", "y"),
+				ev(3*time.Minute, event.AuthFailure, "192.0.2.3", "z"),
+			)
+			for _, g := range got {
+				if g == "prefix 192.0.2.0/24" {
+					t.Fatalf("prefix holding a %s address banned", tc.name)
+				}
+			}
+			// Instead, the other addresses of the prefix are suspects: one more failure bans.
+			got = observe(e, ev(4*time.Minute, event.AuthFailure, "192.0.2.9", "w"))
+			if fmt.Sprint(got) != "[prefix-suspect 192.0.2.9/32]" {
+				t.Fatalf("suspect decisions %v", got)
+			}
+			// The good address itself keeps its normal tolerance.
+			for i := range 4 {
+				if got := observe(e, ev(5*time.Minute+time.Duration(i)*time.Second, event.AuthFailure, "192.0.2.77", "alice")); len(got) != 0 {
+					t.Fatalf("%s address banned after %d typos: %v", tc.name, i+1, got)
+				}
+			}
+		})
+	}
+}
+
+func TestIPv6PrefixAndMapped(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) { c.Spray = Spray{} })
+	got := observe(e,
+		ev(0, event.AuthFailure, "2001:db8:5:6::1", "a"),
+		ev(time.Second, event.AuthFailure, "2001:db8:5:6:aaaa::2", "a"),
+		ev(2*time.Second, event.AuthFailure, "2001:db8:5:7::3", "a"), // another /64
+		ev(3*time.Second, event.AuthFailure, "2001:db8:5:6:ffff:1:2:3", "a"),
+	)
+	if fmt.Sprint(got) != "[prefix 2001:db8:5:6::/64]" {
+		t.Fatalf("decisions %v", got)
+	}
+	e2 := defaultEngine(t, func(c *Config) { c.Spray = Spray{} })
+	got = observe(e2,
+		ev(0, event.AuthFailure, "::ffff:198.51.100.1", "a"),
+		ev(time.Second, event.AuthFailure, "198.51.100.2", "a"),
+		ev(2*time.Second, event.AuthFailure, "::ffff:198.51.100.3", "a"),
+	)
+	if fmt.Sprint(got) != "[prefix 198.51.100.0/24]" {
+		t.Fatalf("mapped addresses: decisions %v", got)
+	}
+}
+
+func TestSurge(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) { c.Spray, c.Prefixes = Spray{}, Prefixes{} })
+	// A quiet hour: a failure every two minutes from scattered addresses.
+	for i := range 30 {
+		observe(e, ev(time.Duration(i)*2*time.Minute, event.AuthFailure, fmt.Sprintf("10.%d.1.1", i), "u"))
+	}
+	if e.Stats().Surge {
+		t.Fatal("surge on a quiet server")
+	}
+	// Then 60 failures in one minute from many addresses.
+	base := time.Hour
+	for i := range 60 {
+		observe(e, ev(base+time.Duration(i)*time.Second, event.AuthFailure, fmt.Sprintf("10.200.%d.1", i), "u"))
+	}
+	if !e.Stats().Surge {
+		t.Fatal("no surge after a jump to 60 failures a minute")
+	}
+	// In surge mode two failures ban a new address.
+	got := observe(e, ev(base+61*time.Second, event.AuthFailure, "172.16.0.1", "v"), ev(base+62*time.Second, event.AuthFailure, "172.16.0.1", "v"))
+	if fmt.Sprint(got) != "[surge 172.16.0.1/32]" {
+		t.Fatalf("surge decisions %v", got)
+	}
+	// Known-good addresses keep their tolerance in a surge.
+	observe(e, ev(base+63*time.Second, event.AuthSuccess, "172.16.9.9", "w"))
+	if got := observe(e, ev(base+64*time.Second, event.AuthFailure, "172.16.9.9", "w"), ev(base+65*time.Second, event.AuthFailure, "172.16.9.9", "w")); len(got) != 0 {
+		t.Fatalf("known-good banned in a surge: %v", got)
+	}
+	// Quiet again: surge ends after the hold time.
+	observe(e, ev(base+30*time.Minute, event.AuthFailure, "10.77.0.1", "u"))
+	if e.Stats().Surge {
+		t.Fatal("surge did not end")
+	}
+}
+
+func TestSlow(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) { c.Spray, c.Prefixes = Spray{}, Prefixes{} })
+	var got []string
+	for i := range 8 { // one failure every 20 minutes: never 5 within 10m
+		got = append(got, observe(e, ev(time.Duration(i)*20*time.Minute, event.AuthFailure, "198.51.100.9", "root"))...)
+	}
+	if fmt.Sprint(got) != "[slow 198.51.100.9/32]" {
+		t.Fatalf("decisions %v", got)
+	}
+}
+
+type asnTable map[netip.Prefix]uint32
+
+func (a asnTable) ASN(x netip.Addr) (uint32, string, bool) {
+	for p, n := range a {
+		if p.Contains(x) {
+			return n, "Example Hosting", true
+		}
+	}
+	return 0, "", false
+}
+
+func TestASNLowersThreshold(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) {
+		c.Spray, c.Prefixes = Spray{}, Prefixes{}
+		c.ASNs = ASNs{Lookup: asnTable{netip.MustParsePrefix("100.64.0.0/10"): 64500}, Addresses: 4, Window: time.Hour, MaxRetry: 1}
+	})
+	for i := range 4 { // four bad addresses of AS64500, in different /24s
+		observe(e, ev(time.Duration(i)*time.Second, event.AuthFailure, fmt.Sprintf("100.%d.0.1", 64+i), "a"))
+	}
+	got := observe(e, ev(time.Minute, event.AuthFailure, "100.100.5.5", "a"))
+	if fmt.Sprint(got) != "[asn 100.100.5.5/32]" {
+		t.Fatalf("decisions %v", got)
+	}
+	if got := observe(e, ev(2*time.Minute, event.AuthFailure, "198.51.100.5", "a")); len(got) != 0 {
+		t.Fatalf("address outside the AS banned: %v", got)
+	}
+}
+
+func TestKnownGoodTypoNeverBans(t *testing.T) {
+	e := defaultEngine(t, nil)
+	observe(e, ev(0, event.AuthSuccess, "198.51.100.20", "alice"))
+	// Attackers make everything hot around it: a sprayed user, a bad prefix, a surge.
+	for i := range 80 {
+		observe(e, ev(time.Minute+time.Duration(i)*500*time.Millisecond, event.UnknownUser, fmt.Sprintf("198.51.100.%d", 100+i), "alice"))
+	}
+	for i := range 4 {
+		if got := observe(e, ev(3*time.Minute+time.Duration(i)*time.Second, event.AuthFailure, "198.51.100.20", "alice")); len(got) != 0 {
+			t.Fatalf("known-good address banned after %d typos: %v", i+1, got)
+		}
+	}
+	if e.Stats().KnownGood != 1 {
+		t.Fatalf("known-good = %d", e.Stats().KnownGood)
+	}
+}
