@@ -140,10 +140,10 @@ type Engine struct {
 	surge        surgeState
 	active       map[netip.Prefix]event.Decision
 	wide         map[netip.Prefix]bool // active targets wider than one address
-	now       time.Time // the latest time seen
-	lastPrune time.Time
-	log       *slog.Logger
-	stats     Stats
+	now          time.Time             // the latest time seen
+	lastPrune    time.Time
+	log          *slog.Logger
+	stats        Stats
 }
 
 type jailState struct {
@@ -171,9 +171,9 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
-		cfg:       cfg,
-		byName:    map[string]int{},
-		byService: map[string]int{},
+		cfg:          cfg,
+		byName:       map[string]int{},
+		byService:    map[string]int{},
 		tracked:      newBoundedMap[addrKey](cfg.MaxTracked, func(r *ring) stamp { return r.last }),
 		offenders:    newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), func(o *offender) stamp { return o.bans.last }),
 		users:        newBoundedMap[uint64](max(cfg.MaxTracked/10, 1024), func(d *distinct) stamp { return d.last }),
