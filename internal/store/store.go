@@ -5,9 +5,9 @@
 // # Connections
 //
 // SQLite allows one writer at a time per database file; a second writer waits
-// on the file lock (busy_timeout) and, inside one process, two writers on two
-// connections can still fail with SQLITE_BUSY when a read transaction tries to
-// upgrade. So a Store opens exactly one writer connection (a database/sql pool
+// on the file lock (busy_timeout), and a transaction that began as a read and
+// then writes can fail with SQLITE_BUSY at once, without waiting, when another
+// connection wrote in between. So a Store opens exactly one writer connection (a database/sql pool
 // limited to one open connection): every write in the process queues there, in
 // Go, honouring the caller's context, and never contends with itself. Its
 // transactions start with BEGIN IMMEDIATE, so the write lock is taken up
@@ -32,8 +32,19 @@
 // # Durability
 //
 // synchronous=FULL: a committed transaction survives power loss, because a ban
-// must be persisted before it is reported as applied. Batch writes
-// (RecordDecisions, SavePositions) pay one sync per batch.
+// must be persisted before it is reported as applied. That costs an fsync per
+// commit (about a millisecond), so batch writes (RecordDecisions,
+// SavePositions) are the way to write many: one sync per batch. The writer
+// keeps up to 32 MiB of pages in cache and its statement journals in memory
+// so that a large batch is not written to disk twice.
+//
+// # Offenders
+//
+// Ban-time escalation counts bans from the history (BanCount) instead of
+// keeping a separate offenders table: one source of truth that cannot drift
+// from the log, any window the engine asks for, and an index on
+// (target, start_ns) that keeps the count a short range scan at any history
+// size. PruneHistory bounds that size.
 //
 // # Representation
 //

@@ -354,3 +354,20 @@ func TestMoveAside(t *testing.T) {
 		t.Error("MoveAside(:memory:) succeeded")
 	}
 }
+
+func TestOptionsAndReadOnlyPool(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t, WithReaders(1), WithoutQuickCheck(), WithBusyTimeout(time.Second))
+	if got := pragma(t, s, "busy_timeout"); got != "1000" {
+		t.Errorf("busy_timeout = %s, want 1000", got)
+	}
+	if _, err := s.r.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('x', 'y')`); err == nil {
+		t.Error("the read pool accepted a write")
+	}
+	if err := s.SetMeta(ctx, "x", "y"); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := s.Meta(ctx, "x"); err != nil || !ok || v != "y" {
+		t.Errorf("Meta = %q, %v, %v", v, ok, err)
+	}
+}
