@@ -70,7 +70,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if *flush {
-		if err := firewall.Uninstall(ctx, firewall.NFTablesConfig{Table: cfg.Firewall.Table}, firewall.IPSetConfig{Prefix: cfg.Firewall.Table}); err != nil {
+		if err := firewall.Uninstall(ctx, firewall.NFTablesConfig{Table: cfg.Firewall.Table}, firewall.IPSetConfig{Prefix: cfg.Firewall.Table + "-"}); err != nil {
 			return fmt.Errorf("flush: %w", err)
 		}
 		fmt.Fprintf(stdout, "removed Rampart's firewall state (table inet %s, ipsets %s-*)\n", cfg.Firewall.Table, cfg.Firewall.Table)

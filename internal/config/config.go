@@ -29,6 +29,12 @@ type Config struct {
 	Escalation Escalation       `toml:"escalation"`
 	Recidive   Recidive         `toml:"recidive"`
 	Syslog     Syslog           `toml:"syslog"`
+	Spray      Spray            `toml:"spray"`
+	Prefixes   Prefixes         `toml:"prefixes"`
+	ASN        ASN              `toml:"asn"`
+	Surge      Surge            `toml:"surge"`
+	Slow       Slow             `toml:"slow"`
+	KnownGood  KnownGood        `toml:"known_good"`
 	Jails      map[string]*Jail `toml:"jail"`
 
 	lines map[string]int // dotted key → line, for errors found after decoding
@@ -59,10 +65,66 @@ type Allow struct {
 
 // JailDefaults apply to every jail that does not set its own.
 type JailDefaults struct {
-	MaxRetry int      `toml:"maxretry"`
-	FindTime Duration `toml:"findtime"`
-	BanTime  Duration `toml:"bantime"`
+	MaxRetry int            `toml:"maxretry"`
+	FindTime Duration       `toml:"findtime"`
+	BanTime  Duration       `toml:"bantime"`
+	Weights  map[string]int `toml:"weights"` // event kind → failures it counts for
 }
+
+// Spray bans addresses trying a user name that fails from many addresses.
+type Spray struct {
+	Enabled   *bool    `toml:"enabled"`
+	Addresses int      `toml:"addresses"`
+	Window    Duration `toml:"window"`
+}
+
+// Level is one prefix length to aggregate bad addresses at.
+type Level struct {
+	Bits      int `toml:"bits"`
+	Addresses int `toml:"addresses"`
+}
+
+// Prefixes bans networks holding many bad addresses.
+type Prefixes struct {
+	Enabled         *bool    `toml:"enabled"`
+	IPv4            []Level  `toml:"ipv4"`
+	IPv6            []Level  `toml:"ipv6"`
+	Window          Duration `toml:"window"`
+	BanTime         Duration `toml:"bantime"`
+	SuspectMaxRetry int      `toml:"suspect_maxretry"`
+}
+
+// ASN lowers thresholds inside autonomous systems with many bad addresses.
+type ASN struct {
+	Database  string   `toml:"database"` // MaxMind-format ASN database; "" disables
+	Addresses int      `toml:"addresses"`
+	Window    Duration `toml:"window"`
+	MaxRetry  int      `toml:"maxretry"`
+}
+
+// Surge tightens thresholds while the failure rate jumps.
+type Surge struct {
+	Enabled  *bool    `toml:"enabled"`
+	Factor   float64  `toml:"factor"`
+	MinRate  int      `toml:"min_rate"`
+	Hold     Duration `toml:"hold"`
+	MaxRetry int      `toml:"maxretry"`
+}
+
+// Slow bans addresses failing slowly over a long window.
+type Slow struct {
+	Enabled  *bool    `toml:"enabled"`
+	Failures int      `toml:"failures"`
+	Window   Duration `toml:"window"`
+}
+
+// KnownGood remembers addresses that logged in.
+type KnownGood struct {
+	TTL Duration `toml:"ttl"`
+}
+
+// On reports whether an optional section is enabled (the default).
+func On(b *bool) bool { return b == nil || *b }
 
 // Escalation lengthens repeat bans.
 type Escalation struct {
@@ -202,11 +264,17 @@ func parse(file string, data []byte) (*Config, error) {
 
 // knownKeys lists the keys each table accepts, for "did you mean" hints.
 var knownKeys = map[string][]string{
-	"":           {"daemon", "firewall", "allow", "defaults", "escalation", "recidive", "syslog", "jail"},
+	"":           {"daemon", "firewall", "allow", "defaults", "escalation", "recidive", "syslog", "spray", "prefixes", "asn", "surge", "slow", "known_good", "jail"},
+	"spray":      {"enabled", "addresses", "window"},
+	"prefixes":   {"enabled", "ipv4", "ipv6", "window", "bantime", "suspect_maxretry"},
+	"asn":        {"database", "addresses", "window", "maxretry"},
+	"surge":      {"enabled", "factor", "min_rate", "hold", "maxretry"},
+	"slow":       {"enabled", "failures", "window"},
+	"known_good": {"ttl"},
 	"daemon":     {"state_dir", "socket", "log_level", "log_format", "max_tracked"},
 	"firewall":   {"backend", "table", "ban_command", "unban_command"},
 	"allow":      {"entries", "resolve_every"},
-	"defaults":   {"maxretry", "findtime", "bantime"},
+	"defaults":   {"maxretry", "findtime", "bantime", "weights"},
 	"escalation": {"factor", "max", "window"},
 	"recidive":   {"bans", "window", "bantime"},
 	"syslog":     {"udp", "tcp"},
@@ -340,6 +408,29 @@ func (c *Config) applyDefaults() {
 	if c.Recidive.BanTime == 0 {
 		c.Recidive.BanTime = Duration(7 * 24 * time.Hour)
 	}
+	defaultsInt(&c.Spray.Addresses, 5)
+	defaultsDur(&c.Spray.Window, time.Hour)
+	if c.Prefixes.IPv4 == nil {
+		c.Prefixes.IPv4 = []Level{{Bits: 24, Addresses: 3}}
+	}
+	if c.Prefixes.IPv6 == nil {
+		c.Prefixes.IPv6 = []Level{{Bits: 64, Addresses: 3}}
+	}
+	defaultsDur(&c.Prefixes.Window, 6*time.Hour)
+	defaultsDur(&c.Prefixes.BanTime, time.Hour)
+	defaultsInt(&c.Prefixes.SuspectMaxRetry, 1)
+	defaultsInt(&c.ASN.Addresses, 10)
+	defaultsDur(&c.ASN.Window, time.Hour)
+	defaultsInt(&c.ASN.MaxRetry, 2)
+	if c.Surge.Factor == 0 {
+		c.Surge.Factor = 5
+	}
+	defaultsInt(&c.Surge.MinRate, 30)
+	defaultsDur(&c.Surge.Hold, 10*time.Minute)
+	defaultsInt(&c.Surge.MaxRetry, 2)
+	defaultsInt(&c.Slow.Failures, 8)
+	defaultsDur(&c.Slow.Window, 12*time.Hour)
+	defaultsDur(&c.KnownGood.TTL, 90*24*time.Hour)
 	for name, j := range c.Jails {
 		j.Name = name
 		if j.Filter == "" {
@@ -354,6 +445,18 @@ func (c *Config) applyDefaults() {
 		if j.BanTime == 0 {
 			j.BanTime = c.Defaults.BanTime
 		}
+	}
+}
+
+func defaultsInt(v *int, d int) {
+	if *v == 0 {
+		*v = d
+	}
+}
+
+func defaultsDur(v *Duration, d time.Duration) {
+	if *v == 0 {
+		*v = Duration(d)
 	}
 }
 
@@ -433,9 +536,34 @@ func (c *Config) validate() error {
 			return c.errorf(a.key, "key %q: %q is not an address:port", a.key[len("syslog."):], a.addr)
 		}
 	}
+	for i, lv := range c.Prefixes.IPv4 {
+		if lv.Bits < 8 || lv.Bits > 31 || lv.Addresses < 1 {
+			return c.errorf("prefixes.ipv4", "level %d: bits must be 8..31 and addresses at least 1", i+1)
+		}
+	}
+	for i, lv := range c.Prefixes.IPv6 {
+		if lv.Bits < 16 || lv.Bits > 127 || lv.Addresses < 1 {
+			return c.errorf("prefixes.ipv6", "level %d: bits must be 16..127 and addresses at least 1", i+1)
+		}
+	}
+	if c.Slow.Failures > 8 {
+		return c.errorf("slow.failures", "key \"failures\": %d is above the maximum of 8", c.Slow.Failures)
+	}
+	if c.Surge.Factor < 1 {
+		return c.errorf("surge.factor", "key \"factor\": %v is below 1", c.Surge.Factor)
+	}
+	if c.ASN.Database != "" && !strings.HasPrefix(c.ASN.Database, "/") {
+		return c.errorf("asn.database", "key \"database\": %q is not an absolute path", c.ASN.Database)
+	}
+	if err := c.checkWeights("defaults.weights", c.Defaults.Weights); err != nil {
+		return err
+	}
 	for _, name := range c.JailNames() {
 		j := c.Jails[name]
 		key := "jail." + name
+		if err := c.checkWeights(key+".weights", j.Weights); err != nil {
+			return err
+		}
 		if !validName(name) {
 			return c.errorf(key, "jail name must be letters, digits, '-' or '_'")
 		}
@@ -455,6 +583,22 @@ func (c *Config) validate() error {
 			if !strings.HasPrefix(f, "/") {
 				return c.errorf(key+".files", "key \"files\": %q is not an absolute path", f)
 			}
+		}
+	}
+	return nil
+}
+
+// kindNames are the event kinds weights may name (see package event).
+var kindNames = []string{"auth-failure", "unknown-user", "recipient-unknown", "protocol-abuse", "probe", "rejected"}
+
+func (c *Config) checkWeights(key string, w map[string]int) error {
+	for k, v := range w {
+		if !slices.Contains(kindNames, k) {
+			msg := fmt.Sprintf("unknown event kind %q (want one of %s)", k, strings.Join(kindNames, ", "))
+			return c.errorf(key+"."+k, "%s", msg)
+		}
+		if v < 0 || v > 100 {
+			return c.errorf(key+"."+k, "weight %d is outside 0..100", v)
 		}
 	}
 	return nil

@@ -32,6 +32,7 @@ type applier struct {
 	enf   Enforcer
 	log   *slog.Logger
 	now   func() time.Time
+	quiet bool // the enforcer logs each decision itself (dry run)
 
 	mu      sync.Mutex
 	pending []event.Decision
@@ -106,6 +107,9 @@ func (a *applier) flush(ctx context.Context) {
 		return
 	}
 	a.applied.Add(uint64(len(live)))
+	if a.quiet {
+		return
+	}
 	for _, d := range live {
 		a.log.Info("ban", "addr", Target(d.Target), "jail", d.Jail, "scenario", d.Scenario,
 			"duration_s", int64(d.Duration/time.Second), "reason", d.Reason)

@@ -16,6 +16,7 @@ import (
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
+	"github.com/rampart-dev/rampart/internal/firewall"
 	"github.com/rampart-dev/rampart/internal/logline"
 	"github.com/rampart-dev/rampart/internal/source"
 	"github.com/rampart-dev/rampart/internal/store"
@@ -93,7 +94,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	if _, err := al.Resolve(ctx); err != nil {
 		d.log.Warn("allowlist: some names did not resolve; retrying in the background", "err", err)
 	}
-	pipe, err := NewPipeline(opt.Config, opt.Registry, al, d.log)
+	pipe, err := NewPipeline(opt.Config, opt.Registry, al, nil, d.log)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -108,6 +109,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		}
 	}
 	d.apply = newApplier(st, d.enf, d.log)
+	_, d.apply.quiet = d.enf.(*firewall.Log)
 	if err := d.restore(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -403,7 +405,7 @@ func (d *Daemon) reload(ctx context.Context) {
 		d.log.Error("reload: keeping the running configuration", "err", err)
 		return
 	}
-	pipe, err := NewPipeline(cfg, d.opt.Registry, d.allow, d.log)
+	pipe, err := NewPipeline(cfg, d.opt.Registry, d.allow, nil, d.log)
 	if err != nil {
 		d.log.Error("reload: keeping the running configuration", "err", err)
 		return

@@ -22,7 +22,7 @@ func SelectEnforcer(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return firewall.NewNFTables(ctx, firewall.NFTablesConfig{Table: fw.Table, Logger: log})
 	}
 	ips := func() (Enforcer, error) {
-		return firewall.NewIPSet(ctx, firewall.IPSetConfig{Prefix: fw.Table, Logger: log})
+		return firewall.NewIPSet(ctx, firewall.IPSetConfig{Prefix: fw.Table + "-", Logger: log})
 	}
 	switch fw.Backend {
 	case "nftables":
@@ -32,7 +32,7 @@ func SelectEnforcer(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		e, err := ips()
 		return e, "ipset+iptables", err
 	case "command":
-		e, err := firewall.NewCommand(firewall.CommandConfig{Ban: fw.BanCommand, Unban: fw.UnbanCommand, Logger: log})
+		e, err := firewall.NewCommand(ctx, firewall.CommandConfig{Ban: fw.BanCommand, Unban: fw.UnbanCommand, Logger: log})
 		return e, "command", err
 	case "log":
 		log.Warn("DRY RUN: firewall backend \"log\": bans are logged, not enforced")

@@ -41,8 +41,9 @@ type jailFilter struct {
 	cfg    *config.Jail
 }
 
-// NewPipeline compiles the enabled jails of cfg and builds the engine.
-func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, log *slog.Logger) (*Pipeline, error) {
+// NewPipeline compiles the enabled jails of cfg and builds the engine. asn
+// may be nil (no ASN database).
+func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -50,12 +51,10 @@ func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlis
 		return nil, err
 	}
 	p := &Pipeline{log: log}
-	ecfg := engine.Config{
-		MaxTracked: cfg.Daemon.MaxTracked,
-		Escalation: engine.Escalation{Factor: cfg.Escalation.Factor, Max: cfg.Escalation.Max.D(), Window: cfg.Escalation.Window.D()},
-		Recidive:   engine.Recidive{Bans: cfg.Recidive.Bans, Window: cfg.Recidive.Window.D(), BanTime: cfg.Recidive.BanTime.D()},
-		Allow:      allow,
-		Logger:     log,
+	ecfg := EngineConfig(cfg)
+	ecfg.Allow, ecfg.Logger = allow, log
+	if asn != nil && cfg.ASN.Database != "" {
+		ecfg.ASNs.Lookup = asn
 	}
 	for _, name := range cfg.JailNames() {
 		j := cfg.Jails[name]
@@ -68,12 +67,14 @@ func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlis
 			mode = aliasMode
 		}
 		weights := map[event.Kind]int{}
-		for k, w := range j.Weights {
-			kind, err := event.ParseKind(k)
-			if err != nil {
-				return nil, fmt.Errorf("jail %q: weights: %w", name, err)
+		for _, ws := range []map[string]int{cfg.Defaults.Weights, j.Weights} {
+			for k, w := range ws {
+				kind, err := event.ParseKind(k)
+				if err != nil {
+					return nil, fmt.Errorf("jail %q: weights: %w", name, err)
+				}
+				weights[kind] = w
 			}
-			weights[kind] = w
 		}
 		p.jails = append(p.jails, jailFilter{name: name, filter: f, mode: mode, cfg: j})
 		ecfg.Jails = append(ecfg.Jails, engine.Jail{
@@ -91,6 +92,38 @@ func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlis
 	}
 	p.Engine = e
 	return p, nil
+}
+
+// EngineConfig translates the configuration's scenario settings.
+func EngineConfig(cfg *config.Config) engine.Config {
+	ec := engine.Config{
+		MaxTracked: cfg.Daemon.MaxTracked,
+		Escalation: engine.Escalation{Factor: cfg.Escalation.Factor, Max: cfg.Escalation.Max.D(), Window: cfg.Escalation.Window.D()},
+		Recidive:   engine.Recidive{Bans: cfg.Recidive.Bans, Window: cfg.Recidive.Window.D(), BanTime: cfg.Recidive.BanTime.D()},
+		KnownGood:  engine.KnownGood{TTL: cfg.KnownGood.TTL.D()},
+		ASNs:       engine.ASNs{Addresses: cfg.ASN.Addresses, Window: cfg.ASN.Window.D(), MaxRetry: cfg.ASN.MaxRetry},
+	}
+	if config.On(cfg.Spray.Enabled) {
+		ec.Spray = engine.Spray{Addresses: cfg.Spray.Addresses, Window: cfg.Spray.Window.D()}
+	}
+	if config.On(cfg.Prefixes.Enabled) {
+		levels := func(ls []config.Level) []engine.Level {
+			var out []engine.Level
+			for _, l := range ls {
+				out = append(out, engine.Level{Bits: l.Bits, Addresses: l.Addresses})
+			}
+			return out
+		}
+		ec.Prefixes = engine.Prefixes{V4: levels(cfg.Prefixes.IPv4), V6: levels(cfg.Prefixes.IPv6), Window: cfg.Prefixes.Window.D(),
+			BanTime: cfg.Prefixes.BanTime.D(), Suspect: cfg.Prefixes.SuspectMaxRetry}
+	}
+	if config.On(cfg.Surge.Enabled) {
+		ec.Surge = engine.Surge{Factor: cfg.Surge.Factor, MinRate: cfg.Surge.MinRate, Hold: cfg.Surge.Hold.D(), MaxRetry: cfg.Surge.MaxRetry}
+	}
+	if config.On(cfg.Slow.Enabled) {
+		ec.Slow = engine.Slow{Failures: cfg.Slow.Failures, Window: cfg.Slow.Window.D()}
+	}
+	return ec
 }
 
 // FilterCheck adapts a filter registry to config.CheckFilters.

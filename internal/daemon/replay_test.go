@@ -29,7 +29,7 @@ func replayJSON(t *testing.T, cfg *config.Config, files ...string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPipeline(cfg, reg, al, nil)
+	p, err := NewPipeline(cfg, reg, al, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
