@@ -28,6 +28,9 @@ type definition struct {
 	Modes       []string   `toml:"modes"`
 	Aliases     []aliasDef `toml:"alias"`
 	Rules       []ruleDef  `toml:"rule"`
+	// Fragments names pattern text that patterns (and other fragments)
+	// include as <@name>, so a log prefix is written once per filter.
+	Fragments map[string]string `toml:"fragments"`
 }
 
 type aliasDef struct {
@@ -181,7 +184,11 @@ func Parse(file string, data []byte) (*Filter, []aliasDef, error) {
 			return nil, nil, fmt.Errorf("%s: no patterns", where)
 		}
 		for _, src := range rd.Patterns {
-			p, err := compilePattern(src)
+			expanded, err := expandFragments(src, def.Fragments, 0)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: pattern %q: %w", where, src, err)
+			}
+			p, err := compilePattern(expanded)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: pattern %q: %w", where, src, err)
 			}
@@ -190,6 +197,47 @@ func Parse(file string, data []byte) (*Filter, []aliasDef, error) {
 		f.rules = append(f.rules, r)
 	}
 	return f, def.Aliases, nil
+}
+
+// maxFragmentDepth bounds fragments that include fragments (and so rejects cycles).
+const maxFragmentDepth = 8
+
+// expandFragments replaces each <@name> in src by the fragment's text.
+// Escaped text (\\x) is copied as it is.
+func expandFragments(src string, frags map[string]string, depth int) (string, error) {
+	if !strings.Contains(src, "<@") {
+		return src, nil
+	}
+	if depth >= maxFragmentDepth {
+		return "", fmt.Errorf("fragments nested more than %d deep (a cycle?)", maxFragmentDepth)
+	}
+	var b strings.Builder
+	for i := 0; i < len(src); i++ {
+		switch {
+		case src[i] == '\\' && i+1 < len(src):
+			b.WriteString(src[i : i+2])
+			i++
+		case strings.HasPrefix(src[i:], "<@"):
+			end := strings.IndexByte(src[i:], '>')
+			if end < 0 {
+				return "", fmt.Errorf("unterminated %q", src[i:])
+			}
+			name := src[i+2 : i+end]
+			text, ok := frags[name]
+			if !ok {
+				return "", fmt.Errorf("unknown fragment %q", name)
+			}
+			text, err := expandFragments(text, frags, depth+1)
+			if err != nil {
+				return "", fmt.Errorf("fragment %q: %w", name, err)
+			}
+			b.WriteString(text)
+			i += end
+		default:
+			b.WriteByte(src[i])
+		}
+	}
+	return b.String(), nil
 }
 
 func kindList() string {

@@ -10,6 +10,10 @@ import (
 //
 //	<HOST>   the client: an IPv4 or IPv6 address or a DNS name
 //	<USER>   a user name or recipient: any text, possibly empty
+//	<USER:LOGIN>  a user name without ':', possibly empty: what passwd,
+//	         htpasswd and HTTP Basic credentials allow. Such a user cannot
+//	         hold "client: ADDR", so the daemon's own text after it is
+//	         found first even when attacker text also follows (a referrer)
 //	<*>      any text, possibly empty, not captured
 //	<WORD>   one or more characters other than space, not captured
 //	<NUM>    one or more digits, not captured
@@ -37,6 +41,7 @@ const (
 	tokLit tokenKind = iota
 	tokHost
 	tokUser
+	tokUserLogin // <USER:LOGIN>
 	tokAny
 	tokWord
 	tokNum
@@ -112,7 +117,7 @@ func parseItems(s string, inGroup bool) ([]item, string, error) {
 			}
 			k, ok := captureKinds[s[1:end]]
 			if !ok {
-				return nil, "", fmt.Errorf("unknown capture %q (want <HOST>, <USER>, <*>, <WORD> or <NUM>)", s[:end+1])
+				return nil, "", fmt.Errorf("unknown capture %q (want <HOST>, <USER>, <USER:LOGIN>, <*>, <WORD> or <NUM>)", s[:end+1])
 			}
 			flush()
 			items = append(items, item{kind: k})
@@ -156,7 +161,10 @@ func parseItems(s string, inGroup bool) ([]item, string, error) {
 	return items, "", nil
 }
 
-var captureKinds = map[string]tokenKind{"HOST": tokHost, "USER": tokUser, "*": tokAny, "WORD": tokWord, "NUM": tokNum}
+var captureKinds = map[string]tokenKind{
+	"HOST": tokHost, "USER": tokUser, "USER:LOGIN": tokUserLogin,
+	"*": tokAny, "WORD": tokWord, "NUM": tokNum,
+}
 
 // compileItems links items into nodes ending in next.
 func compileItems(items []item, next *node) *node {
@@ -215,7 +223,7 @@ func matchNode(n *node, s string, pos int, c *capture) bool {
 	}
 	// A gap: try its possible ends, rightmost first.
 	limit := len(s)
-	if n.kind == tokHost || n.kind == tokWord || n.kind == tokNum {
+	if n.kind != tokAny && n.kind != tokUser {
 		limit = pos + classRun(s[pos:], n.kind)
 	}
 	switch {
@@ -265,7 +273,7 @@ func acceptGap(n *node, v, s string, end int, c *capture) bool {
 		}
 		c.host = old
 		return false
-	case tokUser:
+	case tokUser, tokUserLogin:
 		old := c.user
 		c.user = v
 		if matchNode(n.next, s, end, c) {
@@ -291,6 +299,8 @@ func classRun(s string, k tokenKind) int {
 			ok = c >= '0' && c <= '9'
 		case tokWord:
 			ok = c != ' ' && c != '\t'
+		case tokUserLogin:
+			ok = c != ':'
 		case tokHost:
 			ok = c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '.' || c == ':' || c == '-' || c == '_'
 		}
