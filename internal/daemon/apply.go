@@ -36,6 +36,7 @@ type applier struct {
 
 	mu      sync.Mutex
 	pending []event.Decision
+	good    []event.Event // successful logins to remember
 	wake    chan struct{}
 	applied atomic.Uint64
 	failed  atomic.Uint64
@@ -59,6 +60,19 @@ func (a *applier) submit(ds []event.Decision) {
 	}
 }
 
+// knownGood queues a successful login to be remembered in the store.
+func (a *applier) knownGood(ev event.Event) {
+	a.mu.Lock()
+	if len(a.good) < 10_000 {
+		a.good = append(a.good, ev)
+	}
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
 // run writes queued decisions until ctx ends, then flushes what is left.
 func (a *applier) run(ctx context.Context) {
 	for {
@@ -74,9 +88,18 @@ func (a *applier) run(ctx context.Context) {
 
 func (a *applier) flush(ctx context.Context) {
 	a.mu.Lock()
-	batch := a.pending
-	a.pending = nil
+	batch, good := a.pending, a.good
+	a.pending, a.good = nil, nil
 	a.mu.Unlock()
+	for _, ev := range good {
+		if a.store == nil {
+			break
+		}
+		if err := a.store.AddKnownGood(ctx, ev.Addr, ev.User, ev.Time); err != nil {
+			a.log.Warn("store: remembering a known-good client failed", "err", err)
+			break
+		}
+	}
 	if len(batch) == 0 {
 		return
 	}

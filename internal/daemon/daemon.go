@@ -169,6 +169,9 @@ func (d *Daemon) restore(ctx context.Context) error {
 	for _, h := range hist {
 		past = append(past, h.Decision)
 	}
+	if err := d.restoreKnownGood(ctx, d.pipe, now); err != nil {
+		return err
+	}
 	known := map[netip.Prefix]bool{}
 	for _, a := range active {
 		known[a.Target] = true
@@ -213,6 +216,18 @@ func (d *Daemon) restore(ctx context.Context) error {
 		d.apply.flush(ctx)
 	}
 	d.log.Info("state restored", "active_bans", len(keep), "adopted", len(adopted), "history", len(past))
+	return nil
+}
+
+// restoreKnownGood loads the addresses that logged in within the TTL.
+func (d *Daemon) restoreKnownGood(ctx context.Context, p *Pipeline, now time.Time) error {
+	kg, err := d.store.KnownGood(ctx, now.Add(-d.cfg.KnownGood.TTL.D()))
+	if err != nil {
+		return fmt.Errorf("restore known-good clients: %w", err)
+	}
+	for _, k := range kg {
+		p.Engine.RestoreKnownGood(k.Addr, k.User, k.LastSeen)
+	}
 	return nil
 }
 
@@ -360,7 +375,11 @@ func (d *Daemon) line(lr *LineRouter, rs *runningSource, l *logline.Line, maxFin
 		rs.stale.Add(1)
 		return
 	}
-	d.apply.submit(lr.Observe(l))
+	ev, ok, ds := lr.Observe(l)
+	if ok && ev.Kind == event.AuthSuccess && ev.Addr.IsValid() {
+		d.apply.knownGood(ev)
+	}
+	d.apply.submit(ds)
 }
 
 func (d *Daemon) stopSources() {
@@ -422,6 +441,9 @@ func (d *Daemon) reload(ctx context.Context) {
 		past = append(past, h.Decision)
 	}
 	pipe.Engine.Restore(d.currentPipe().Engine.Active(now), past)
+	if err := d.restoreKnownGood(ctx, pipe, now); err != nil {
+		d.log.Warn("reload: known-good clients unavailable", "err", err)
+	}
 	d.mu.Lock()
 	d.cfg, d.pipe = cfg, pipe
 	d.mu.Unlock()

@@ -191,18 +191,18 @@ func (lr *LineRouter) Event(l *logline.Line) (event.Event, int, bool) {
 }
 
 // Observe runs a line through the filters and the engine and returns the
-// decisions it caused. An event standing for several (a line completing
-// earlier lines of its session) is observed that many times.
-func (lr *LineRouter) Observe(l *logline.Line) []event.Decision {
+// event it stood for (ok false if none) and the decisions it caused. An
+// event standing for several (a line completing earlier lines of its
+// session) is observed that many times.
+func (lr *LineRouter) Observe(l *logline.Line) (ev event.Event, ok bool, ds []event.Decision) {
 	ev, n, ok := lr.Event(l)
 	if !ok {
-		return nil
+		return ev, false, nil
 	}
-	var ds []event.Decision
 	for range n {
 		ds = append(ds, lr.p.Engine.Observe(ev)...)
 	}
-	return ds
+	return ev, true, ds
 }
 
 // Describe renders a decision for people: "ban 192.0.2.1 for 10m (sshd/ip-failures: …)".
