@@ -78,6 +78,7 @@ type Matcher struct {
 	f     *Filter
 	mode  string
 	rules []activeRule
+	disp  *dispatch // the rules' patterns by first byte (see dispatch.go)
 	sess  sessions
 }
 
@@ -103,6 +104,7 @@ func (f *Filter) NewMatcher(mode string) (*Matcher, error) {
 		}
 		m.rules = append(m.rules, activeRule{kind: r.kind, pats: r.pats})
 	}
+	m.disp = newDispatch(m.rules)
 	return m, nil
 }
 
@@ -125,19 +127,18 @@ func (m *Matcher) Match(l *logline.Line) (Match, bool) {
 func (m *Matcher) match(l *logline.Line) (Match, bool) {
 	msg := strings.TrimRight(l.Message, " \t")
 	var c capture
-	for _, r := range m.rules {
-		for _, q := range r.pats {
-			if q.prefix != "" {
-				if !strings.HasPrefix(msg, q.prefix) {
-					continue
-				}
-			} else if !strings.Contains(msg, q.must) {
+	for _, cand := range m.disp.candidates(msg) {
+		q := cand.pat
+		if q.prefix != "" {
+			if !strings.HasPrefix(msg, q.prefix) {
 				continue
 			}
-			c = capture{}
-			if q.match(msg, &c) {
-				return m.decide(l, r.kind, c)
-			}
+		} else if !strings.Contains(msg, q.must) {
+			continue
+		}
+		c = capture{}
+		if q.match(msg, &c) {
+			return m.decide(l, cand.kind, c)
 		}
 	}
 	return Match{}, false

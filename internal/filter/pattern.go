@@ -317,11 +317,34 @@ func validHost(v string) bool {
 	if v == "" || len(v) > 253 {
 		return false
 	}
-	if _, err := netip.ParseAddr(v); err == nil {
-		return true
+	colon := strings.IndexByte(v, ':') >= 0
+	if !colon && strings.IndexByte(v, '.') < 0 {
+		return false // neither an address nor a dotted name
 	}
-	if strings.IndexByte(v, ':') >= 0 || strings.IndexByte(v, '.') < 0 || v[0] == '.' || v[0] == '-' || v[len(v)-1] == '.' {
+	// ParseAddr allocates an error when it fails, and the matcher tries
+	// several candidate ends per line: call it only where it can succeed.
+	if maybeAddr(v) {
+		if _, err := netip.ParseAddr(v); err == nil {
+			return true
+		}
+	}
+	if colon || v[0] == '.' || v[0] == '-' || v[len(v)-1] == '.' {
 		return false
+	}
+	return true
+}
+
+// maybeAddr reports whether v holds only what an IP address may hold:
+// hex digits, dots and colons, then perhaps a "%zone".
+func maybeAddr(v string) bool {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9', c == '.', c == ':', c|0x20 >= 'a' && c|0x20 <= 'f':
+		case c == '%':
+			return i > 0
+		default:
+			return false
+		}
 	}
 	return true
 }

@@ -36,7 +36,9 @@ func (p *Parser) now() time.Time {
 // records that cannot be used at all (see the Err values); a record with no
 // recognisable envelope is returned whole as the Message.
 func (p *Parser) Parse(raw string) (Line, error) {
-	raw = strings.TrimRight(raw, "\r\n")
+	for len(raw) > 0 && (raw[len(raw)-1] == '\n' || raw[len(raw)-1] == '\r') {
+		raw = raw[:len(raw)-1]
+	}
 	l := Line{Raw: raw, Message: raw}
 	switch {
 	case len(raw) == 0:
@@ -61,13 +63,16 @@ func (p *Parser) Parse(raw string) (Line, error) {
 			}
 		}
 	}
-	t, after, stamped := p.stamp(rest)
+	t, after, stamped, past := p.stamp(rest)
 	if stamped {
 		l.Time = t
 		rest = after
 	}
 	if h, prog, pid, msg, ok := splitTag(rest); ok {
 		l.Host, l.Program, l.PID, l.Message = h, prog, pid, msg
+		if past {
+			return l, nil
+		}
 		return l, p.checkFuture(l)
 	}
 	if !stamped {

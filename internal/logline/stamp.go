@@ -7,6 +7,9 @@ import (
 
 // stamp reads a time stamp at the start of s in one of the shapes daemons
 // write, and returns the time and the text after it (and after one space).
+// past reports a stamp dated by the clock (year-less, Parser.Year unset):
+// such a stamp never lies in the future, so the caller need not read the
+// clock again to check it.
 //
 //	Nov 22 14:03:07            RFC 3164 (year-less), optional .fraction
 //	Nov 22 2005 14:03:07       RFC 3164 with a year (network gear)
@@ -15,18 +18,13 @@ import (
 //	2005/11/22 14:03:07        nginx error log
 //	[Tue Nov 22 14:03:07.123 2005]  Apache error log
 //	051122 14:03:07            MySQL before 5.7
-func (p *Parser) stamp(s string) (time.Time, string, bool) {
+func (p *Parser) stamp(s string) (t time.Time, rest string, ok, past bool) {
 	if len(s) < 14 {
-		return time.Time{}, s, false
+		return time.Time{}, s, false, false
 	}
-	var (
-		t    time.Time
-		rest string
-		ok   bool
-	)
 	switch c := s[0]; {
 	case isLetter(c):
-		if t, rest, ok = p.rfc3164(s); !ok {
+		if t, rest, ok, past = p.rfc3164(s); !ok {
 			t, rest, ok = p.ctime(s)
 		}
 	case isDigit(c):
@@ -40,37 +38,58 @@ func (p *Parser) stamp(s string) (time.Time, string, bool) {
 		}
 	}
 	if !ok {
-		return time.Time{}, s, false
+		return time.Time{}, s, false, false
 	}
 	switch {
 	case rest == "":
 	case rest[0] == ' ':
 		rest = rest[1:]
 	default:
-		return time.Time{}, s, false
+		return time.Time{}, s, false, false
 	}
-	return t, rest, true
-}
-
-var months = map[string]time.Month{
-	"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,
-	"Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12,
+	return t, rest, true, past
 }
 
 func month(s string) (time.Month, bool) {
 	if len(s) < 3 {
 		return 0, false
 	}
-	m, ok := months[s[:3]]
-	return m, ok
+	// A switch, not a map: this runs once per line.
+	switch s[:3] {
+	case "Jan":
+		return time.January, true
+	case "Feb":
+		return time.February, true
+	case "Mar":
+		return time.March, true
+	case "Apr":
+		return time.April, true
+	case "May":
+		return time.May, true
+	case "Jun":
+		return time.June, true
+	case "Jul":
+		return time.July, true
+	case "Aug":
+		return time.August, true
+	case "Sep":
+		return time.September, true
+	case "Oct":
+		return time.October, true
+	case "Nov":
+		return time.November, true
+	case "Dec":
+		return time.December, true
+	}
+	return 0, false
 }
 
 // rfc3164 reads "Mmm dd hh:mm:ss" (day padded with a space or not),
-// optionally with a year before the time.
-func (p *Parser) rfc3164(s string) (time.Time, string, bool) {
+// optionally with a year before the time. past is as for stamp.
+func (p *Parser) rfc3164(s string) (t time.Time, rest string, ok, past bool) {
 	mon, ok := month(s)
 	if !ok || len(s) < 4 || s[3] != ' ' {
-		return time.Time{}, s, false
+		return time.Time{}, s, false, false
 	}
 	s = s[4:]
 	if len(s) > 0 && s[0] == ' ' {
@@ -78,7 +97,7 @@ func (p *Parser) rfc3164(s string) (time.Time, string, bool) {
 	}
 	day, s, ok := number(s, 1, 2)
 	if !ok || len(s) == 0 || s[0] != ' ' {
-		return time.Time{}, s, false
+		return time.Time{}, s, false, false
 	}
 	s = s[1:]
 	year := 0
@@ -87,26 +106,36 @@ func (p *Parser) rfc3164(s string) (time.Time, string, bool) {
 	}
 	h, m, sec, ns, s, ok := clock(s)
 	if !ok {
-		return time.Time{}, s, false
+		return time.Time{}, s, false, false
 	}
 	if year != 0 {
-		return time.Date(year, mon, day, h, m, sec, ns, p.loc()), s, validDate(year, mon, day)
+		if !validDate(year, mon, day) {
+			return time.Time{}, s, false, false
+		}
+		return time.Date(year, mon, day, h, m, sec, ns, p.loc()), s, true, false
 	}
-	return p.yearless(mon, day, h, m, sec, ns), s, validDate(2000, mon, day) // 2000 is a leap year
+	if !validDate(2000, mon, day) { // 2000 is a leap year
+		return time.Time{}, s, false, false
+	}
+	t, past = p.yearless(mon, day, h, m, sec, ns)
+	return t, s, true, past
 }
 
 // yearless dates a stamp without a year: Parser.Year if set, else the
 // current year, or the one before when the stamp would lie in the future.
-func (p *Parser) yearless(mon time.Month, day, h, m, sec, ns int) time.Time {
+// past is true when the clock dated the stamp: the result then cannot lie
+// more than a day ahead of it (the check Parse would otherwise repeat).
+func (p *Parser) yearless(mon time.Month, day, h, m, sec, ns int) (t time.Time, past bool) {
 	if p.Year != 0 {
-		return time.Date(p.Year, mon, day, h, m, sec, ns, p.loc())
+		return time.Date(p.Year, mon, day, h, m, sec, ns, p.loc()), false
 	}
-	now := p.now().In(p.loc())
-	t := time.Date(now.Year(), mon, day, h, m, sec, ns, p.loc())
+	loc := p.loc()
+	now := p.now().In(loc)
+	t = time.Date(now.Year(), mon, day, h, m, sec, ns, loc)
 	if t.After(now.Add(24 * time.Hour)) {
-		t = time.Date(now.Year()-1, mon, day, h, m, sec, ns, p.loc())
+		t = time.Date(now.Year()-1, mon, day, h, m, sec, ns, loc)
 	}
-	return t
+	return t, true
 }
 
 // ctime reads "Www Mmm dd hh:mm:ss[.frac] yyyy".
@@ -283,8 +312,14 @@ func validDate(year int, mon time.Month, day int) bool {
 	if mon < 1 || mon > 12 || day < 1 {
 		return false
 	}
-	return day <= time.Date(year, mon+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	if mon == time.February && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		return day <= 29
+	}
+	return day <= int(daysIn[mon])
 }
+
+// daysIn is the length of each month in a common year.
+var daysIn = [13]uint8{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
 
 // fixedZone returns a zone for a UTC offset in seconds; common offsets are shared.
 func fixedZone(off int) *time.Location {

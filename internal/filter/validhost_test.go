@@ -1,0 +1,45 @@
+package filter
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// validHostSlow is validHost without the pre-checks that spare ParseAddr:
+// the definition the fast path must agree with.
+func validHostSlow(v string) bool {
+	if v == "" || len(v) > 253 {
+		return false
+	}
+	if _, err := netip.ParseAddr(v); err == nil {
+		return true
+	}
+	return strings.IndexByte(v, ':') < 0 && strings.IndexByte(v, '.') >= 0 && v[0] != '.' && v[0] != '-' && v[len(v)-1] != '.'
+}
+
+func TestValidHostFastPath(t *testing.T) {
+	hosts := []string{
+		"", "22", "port", "root", "1.2.3.4", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4",
+		"::1", "::", "2001:db8::1", "2001:DB8::1", "::ffff:1.2.3.4", "fe80::1%eth0", "fe80::1%",
+		"%eth0", "1.2.3.4%eth0", "2001:db8::g", "a.b", "mail.example.org", ".example.org",
+		"-a.example.org", "example.org.", "abc", "ab:cd", "dead.beef", "cafe", "unknown",
+		"mail-wm1-f54.google.com", "a:b.c", strings.Repeat("a.", 127), strings.Repeat("1", 254),
+	}
+	for _, h := range hosts {
+		if got, want := validHost(h), validHostSlow(h); got != want {
+			t.Errorf("validHost(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+func FuzzValidHost(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "::1", "fe80::1%eth0", "a.example", "22"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if got, want := validHost(h), validHostSlow(h); got != want {
+			t.Errorf("validHost(%q) = %v, want %v", h, got, want)
+		}
+	})
+}
