@@ -53,7 +53,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, err := daemon.NewPipeline(cfg, reg, al, nil, nil)
+	p, err := daemon.NewPipeline(cfg, reg, al, daemon.OpenASN(cfg, nil), nil)
 	if err != nil {
 		return err
 	}

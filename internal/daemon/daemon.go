@@ -94,7 +94,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	if _, err := al.Resolve(ctx); err != nil {
 		d.log.Warn("allowlist: some names did not resolve; retrying in the background", "err", err)
 	}
-	pipe, err := NewPipeline(opt.Config, opt.Registry, al, nil, d.log)
+	pipe, err := NewPipeline(opt.Config, opt.Registry, al, OpenASN(opt.Config, d.log), d.log)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -424,7 +424,7 @@ func (d *Daemon) reload(ctx context.Context) {
 		d.log.Error("reload: keeping the running configuration", "err", err)
 		return
 	}
-	pipe, err := NewPipeline(cfg, d.opt.Registry, d.allow, nil, d.log)
+	pipe, err := NewPipeline(cfg, d.opt.Registry, d.allow, OpenASN(cfg, d.log), d.log)
 	if err != nil {
 		d.log.Error("reload: keeping the running configuration", "err", err)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
+	"github.com/rampart-dev/rampart/internal/geo"
 	"github.com/rampart-dev/rampart/internal/logline"
 )
 
@@ -92,6 +93,23 @@ func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlis
 	}
 	p.Engine = e
 	return p, nil
+}
+
+// OpenASN opens the ASN database the configuration names, or returns nil
+// when none is configured. A database that cannot be opened is logged and
+// the scenario left off: detection must not stop for want of enrichment.
+func OpenASN(cfg *config.Config, log *slog.Logger) engine.ASNLookup {
+	if cfg.ASN.Database == "" {
+		return nil
+	}
+	db, err := geo.Open("", cfg.ASN.Database)
+	if err != nil {
+		if log != nil {
+			log.Error("ASN aggregation off", "err", err)
+		}
+		return nil
+	}
+	return db
 }
 
 // EngineConfig translates the configuration's scenario settings.
