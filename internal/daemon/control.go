@@ -16,6 +16,7 @@ import (
 
 	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/store"
 )
 
 // The control API is HTTP with JSON bodies on a unix socket that only root
@@ -225,7 +226,7 @@ func (c *control) unban(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	removed := c.d.currentPipe().Engine.Unban(target)
-	if err := c.d.store.Revoke(r.Context(), target, time.Now(), "unbanned by hand"); err != nil {
+	if err := c.d.store.Revoke(r.Context(), target, time.Now(), "unbanned by hand"); err != nil && !errors.Is(err, store.ErrNotActive) {
 		c.d.log.Warn("store: revoke failed", "err", err)
 	}
 	if err := c.d.enf.Revoke(r.Context(), []netip.Prefix{target}); err != nil {

@@ -165,10 +165,7 @@ func (d *Daemon) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	var past []event.Decision
-	for _, h := range hist {
-		past = append(past, h.Decision)
-	}
+	past := pastBans(hist)
 	if err := d.restoreKnownGood(ctx, d.pipe, now); err != nil {
 		return err
 	}
@@ -217,6 +214,19 @@ func (d *Daemon) restore(ctx context.Context) error {
 	}
 	d.log.Info("state restored", "active_bans", len(keep), "adopted", len(adopted), "history", len(past))
 	return nil
+}
+
+// pastBans keeps the history entries that count for escalation: bans that
+// ran their course, not revocations nor bans lifted by hand.
+func pastBans(hist []store.HistoryEntry) []event.Decision {
+	var past []event.Decision
+	for _, h := range hist {
+		if h.Revocation || !h.RevokedAt.IsZero() {
+			continue
+		}
+		past = append(past, h.Decision)
+	}
+	return past
 }
 
 // restoreKnownGood loads the addresses that logged in within the TTL.
@@ -436,10 +446,7 @@ func (d *Daemon) reload(ctx context.Context) {
 	if err != nil {
 		d.log.Warn("reload: ban history unavailable; escalation restarts", "err", err)
 	}
-	var past []event.Decision
-	for _, h := range hist {
-		past = append(past, h.Decision)
-	}
+	past := pastBans(hist)
 	pipe.Engine.Restore(d.currentPipe().Engine.Active(now), past)
 	if err := d.restoreKnownGood(ctx, pipe, now); err != nil {
 		d.log.Warn("reload: known-good clients unavailable", "err", err)
