@@ -68,8 +68,9 @@ type File struct {
 
 	// RotateLinger is how long a file rotated away is still read for
 	// records written to it late, by a daemon that has not reopened its log
-	// yet; its unfinished last line is emitted when the time is up. The
-	// default is 5s.
+	// yet; its unfinished last line is emitted when the time is up. A file
+	// deleted with nothing in its place is let go once it has not grown for
+	// as long, so that its disk space is freed. The default is 5s.
 	RotateLinger time.Duration
 
 	mu  sync.Mutex
@@ -140,13 +141,14 @@ type follower struct {
 	emit         func(logline.Line)
 	linger       time.Duration
 
-	cur       *tailFile // the file at path, nil while there is none
-	old       *tailFile // the file rotated away, read for late writes
-	oldUntil  time.Time // when to stop reading old
-	opened    bool      // a file has been opened before
-	missing   bool      // the file was missing when first looked for
-	reported  bool      // the file's absence or unreadability was logged
-	readErred bool      // a read error was logged
+	cur        *tailFile // the file at path, nil while there is none
+	unlinkedAt time.Time // when cur was last seen growing after it was deleted with nothing in its place
+	old        *tailFile // the file rotated away, read for late writes
+	oldUntil   time.Time // when to stop reading old
+	opened     bool      // a file has been opened before
+	missing    bool      // the file was missing when first looked for
+	reported   bool      // the file's absence or unreadability was logged
+	readErred  bool      // a read error was logged
 
 	w        *fsnotify.Watcher // nil when polling only
 	watching bool              // the directory is being watched
@@ -201,9 +203,16 @@ func (fl *follower) wait(ctx context.Context, tick <-chan time.Time) bool {
 	if fl.w != nil {
 		events, errs = fl.w.Events, fl.w.Errors
 	}
-	var lingerEnd <-chan time.Time
+	var until time.Time // when a file being let go is to be closed
 	if fl.old != nil {
-		t := time.NewTimer(time.Until(fl.oldUntil))
+		until = fl.oldUntil
+	}
+	if !fl.unlinkedAt.IsZero() && (until.IsZero() || fl.unlinkedAt.Add(fl.linger).Before(until)) {
+		until = fl.unlinkedAt.Add(fl.linger)
+	}
+	var lingerEnd <-chan time.Time
+	if !until.IsZero() {
+		t := time.NewTimer(time.Until(until))
 		defer t.Stop()
 		lingerEnd = t.C
 	}
@@ -265,16 +274,34 @@ func (fl *follower) step(ctx context.Context) {
 	}
 	for range 3 { // bounded: the path could be replaced on every look
 		fl.checkTruncated(fl.cur)
+		before := fl.cur.readOff
 		fl.read(ctx, fl.cur, true)
 		if ctx.Err() != nil {
 			return
 		}
+		grew := fl.cur.readOff != before
 		st, err := os.Stat(fl.path)
-		if err != nil || sameFile(st, fl.cur) {
-			// Missing: the file was removed or renamed and nothing took its
-			// place yet. Keep reading the old file until something does.
+		if err == nil && sameFile(st, fl.cur) {
+			fl.unlinkedAt = time.Time{}
 			return
 		}
+		if err != nil {
+			// Missing: the file was removed or renamed and nothing took its
+			// place yet. Keep reading the old file until something does,
+			// unless it was deleted and is no longer written to: then let it
+			// go after RotateLinger, so that its disk space is freed.
+			if !fl.unlinked(fl.cur) {
+				return
+			}
+			if fl.unlinkedAt.IsZero() || grew {
+				fl.unlinkedAt = time.Now()
+			} else if time.Since(fl.unlinkedAt) >= fl.linger {
+				fl.retire(fl.cur)
+				fl.cur, fl.unlinkedAt = nil, time.Time{}
+			}
+			return
+		}
+		fl.unlinkedAt = time.Time{}
 		// Rotated: whatever was written to the old file before the new
 		// one appeared is there now.
 		fl.read(ctx, fl.cur, true)
@@ -504,6 +531,16 @@ func fileID(fi fs.FileInfo) (dev, ino uint64) {
 		return uint64(st.Dev), uint64(st.Ino)
 	}
 	return 0, 0
+}
+
+// unlinked reports whether t's file has been deleted.
+func (fl *follower) unlinked(t *tailFile) bool {
+	fi, err := t.f.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
 }
 
 func sameFile(fi fs.FileInfo, t *tailFile) bool {

@@ -570,3 +570,46 @@ func TestFileSkipsAndCounts(t *testing.T) {
 	want := Stats{Lines: 1, Binary: 1, Future: 1, Empty: 1}
 	waitFor(t, "counts", func() bool { return f.Stats() == want })
 }
+
+// TestFileDeletedLetGo: a file deleted with nothing in its place is closed
+// after RotateLinger (its disk space must be freed), its unfinished line
+// emitted; a file created later is read from its start.
+func TestFileDeletedLetGo(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.log")
+			appendFile(t, path, "")
+			col := newCollector()
+			f := newFile(path, mode.pollOnly)
+			start(t, f, col.emit)
+			waitFor(t, "file opened", func() bool { return holdsOpen(t, path) })
+			appendFile(t, path, "a\nunfinished")
+			col.waitCount(t, 1)
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "deleted file closed", func() bool { return !holdsOpen(t, path) })
+			appendFile(t, path, "b\n")
+			col.waitCount(t, 3)
+			if got, want := col.messages(), []string{"a", "unfinished", "b"}; !slices.Equal(got, want) {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// holdsOpen reports whether this process has path open, deleted or not.
+func holdsOpen(t *testing.T, path string) bool {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.TrimSuffix(target, " (deleted)") == path {
+			return true
+		}
+	}
+	return false
+}
