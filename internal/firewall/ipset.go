@@ -150,7 +150,7 @@ func NewIPSet(ctx context.Context, cfg IPSetConfig) (*IPSet, error) {
 	if _, err := e.restore(ctx, nil); err != nil {
 		return nil, fmt.Errorf("ipset: create sets: %w", err)
 	}
-	if err := e.ensureRules(ctx); err != nil {
+	if err := e.ensureRules(ctx, true); err != nil {
 		return nil, fmt.Errorf("ipset: %w", err)
 	}
 	return e, nil
@@ -186,13 +186,14 @@ func (e *IPSet) wantRules(f ipsetFamily) []string {
 }
 
 // ensureRules checks Rampart's chain and the jump to it in each family's raw
-// table, and rewrites them when they differ.
-func (e *IPSet) ensureRules(ctx context.Context) error {
+// table, and rewrites them when they differ; install says whether this is
+// the first set-up (no warnings then).
+func (e *IPSet) ensureRules(ctx context.Context, install bool) error {
 	for _, f := range e.cfg.families() {
 		want := e.wantRules(f)
 		out, err := e.cfg.Run(ctx, nil, f.iptables, "-w", "-t", "raw", "-S", e.cfg.Chain)
 		if err != nil || !slices.Equal(nonEmptyLines(out), want) {
-			if err == nil {
+			if err == nil || !install {
 				e.log.Warn("ipset: chain was changed outside rampart; repaired", "chain", e.cfg.Chain, "family", f.family)
 			}
 			var b strings.Builder
@@ -206,6 +207,9 @@ func (e *IPSet) ensureRules(ctx context.Context) error {
 			}
 		}
 		if _, err := e.cfg.Run(ctx, nil, f.iptables, "-w", "-t", "raw", "-C", "PREROUTING", "-j", e.cfg.Chain); err != nil {
+			if !install {
+				e.log.Warn("ipset: jump to chain was removed outside rampart; repaired", "chain", e.cfg.Chain, "family", f.family)
+			}
 			if _, err := e.cfg.Run(ctx, nil, f.iptables, "-w", "-t", "raw", "-I", "PREROUTING", "1", "-j", e.cfg.Chain); err != nil {
 				return fmt.Errorf("%s: insert jump to %s: %w", f.iptables, e.cfg.Chain, err)
 			}
@@ -321,7 +325,7 @@ func (e *IPSet) Active(ctx context.Context) ([]event.Decision, error) {
 	if _, err := e.restore(ctx, nil); err != nil {
 		return nil, fmt.Errorf("ipset active: %w", err)
 	}
-	if err := e.ensureRules(ctx); err != nil {
+	if err := e.ensureRules(ctx, false); err != nil {
 		return nil, fmt.Errorf("ipset active: %w", err)
 	}
 	now := e.now()

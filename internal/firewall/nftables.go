@@ -423,7 +423,7 @@ func (e *NFTables) ensure(c *nftables.Conn) ([]string, error) {
 	var chain *nftables.Chain
 	var rules []*nftables.Rule
 	if !exists {
-		fixed = append(fixed, "table")
+		fixed = append(fixed, "table (missing; re-created with empty sets)")
 	} else {
 		sets, err := c.GetSets(e.table)
 		if err != nil {

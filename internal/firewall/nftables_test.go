@@ -118,6 +118,7 @@ func TestNFTablesHandEdited(t *testing.T) {
 			if !strings.Contains(logs.String(), "repaired") {
 				t.Errorf("no repair logged; log:\n%s", logs.String())
 			}
+			t.Logf("log:\n%s", logs.String())
 			if p.CanConnect(p.Attacker, a[1], srv, blockedWait) {
 				t.Error("address banned after the repair still connects")
 			}

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,19 @@ func NewNamespace(tb testing.TB, role string) *Namespace {
 			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
 		}
 	})
+	// No duplicate address detection: link-local addresses would otherwise
+	// stay tentative (unusable) for a second or two on every new link.
+	err := ns.Do(func() error {
+		for _, f := range []string{"all", "default"} {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/accept_dad", []byte("0"), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("netns %s: disable IPv6 DAD: %v", name, err)
+	}
 	ns.MustExec("ip", "link", "set", "lo", "up")
 	return ns
 }
@@ -215,6 +229,15 @@ func New(tb testing.TB) *Pair {
 	}
 	srv.MustExec("ip", "link", "set", "veth0", "up")
 	atk.MustExec("ip", "link", "set", "veth1", "up")
+	// Permanent neighbour entries: no ARP or neighbour discovery delays a
+	// first SYN, so a connection that does not complete quickly was dropped.
+	srvMAC, atkMAC := linkAddr(tb, srv, "veth0"), linkAddr(tb, atk, "veth1")
+	for _, a := range append(slices.Clone(p.Attacker4), p.Attacker6...) {
+		srv.MustExec("ip", "neigh", "replace", a.String(), "lladdr", atkMAC, "dev", "veth0", "nud", "permanent")
+	}
+	for _, a := range []netip.Addr{p.Server4, p.Server6} {
+		atk.MustExec("ip", "neigh", "replace", a.String(), "lladdr", srvMAC, "dev", "veth1", "nud", "permanent")
+	}
 	tb.Cleanup(p.wg.Wait) // runs after the listeners' own cleanups close them
 
 	deadline := time.Now().Add(10 * time.Second)
@@ -232,6 +255,16 @@ func New(tb testing.TB) *Pair {
 		}
 	}
 	return p
+}
+
+// linkAddr returns the MAC address of dev in ns.
+func linkAddr(tb testing.TB, ns *Namespace, dev string) string {
+	tb.Helper()
+	f := strings.Fields(ns.MustExec("ip", "-br", "link", "show", "dev", dev))
+	if len(f) < 3 {
+		tb.Fatalf("netns %s: no link address for %s: %v", ns.Name, dev, f)
+	}
+	return f[2]
 }
 
 // Listen starts a TCP listener on addr inside the server namespace that
