@@ -582,7 +582,7 @@ func TestFileDeletedLetGo(t *testing.T) {
 			col := newCollector()
 			f := newFile(path, mode.pollOnly)
 			start(t, f, col.emit)
-			waitFor(t, "file opened", func() bool { return holdsOpen(t, path) })
+			waitFor(t, "file opened", func() bool { return f.Position().Inode != 0 })
 			appendFile(t, path, "a\nunfinished")
 			col.waitCount(t, 1)
 			if err := os.Remove(path); err != nil {
