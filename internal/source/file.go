@@ -311,6 +311,7 @@ func (fl *follower) step(ctx context.Context) {
 		}
 		if next.dev == fl.cur.dev && next.ino == fl.cur.ino {
 			next.f.Close() // replaced again and back: nothing changed
+			fl.setPos(fl.cur, true)
 			return
 		}
 		fl.c.rotations.Add(1)
