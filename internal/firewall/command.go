@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/event"
@@ -136,6 +137,10 @@ func (c *Command) run(ctx context.Context, what, script string) error {
 	cmd := exec.CommandContext(ctx, c.cfg.Shell, "-c", script)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// Its own process group, killed whole on timeout: a command's children
+	// (a sleep, a hung curl) must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
 		msg := out.String()
