@@ -51,9 +51,8 @@ func loggerOrDiscard(l *slog.Logger) *slog.Logger {
 
 // Uninstall removes everything Rampart installed in the kernel through the
 // NFTables and IPSet backends with these configurations, and nothing else:
-// the nftables table, and the iptables chain, its jump rules and the ipsets.
-// A backend whose tools or kernel support are missing has nothing installed
-// and is skipped. Errors of both are joined.
+// the nftables table, and the iptables chain, its jump rules and the ipsets
+// (see UninstallNFTables and UninstallIPSet). Errors of both are joined.
 func Uninstall(ctx context.Context, nft NFTablesConfig, ips IPSetConfig) error {
 	return errors.Join(UninstallNFTables(nft), UninstallIPSet(ctx, ips))
 }

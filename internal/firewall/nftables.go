@@ -658,13 +658,15 @@ func readIntervals(c *nftables.Conn, s *nftables.Set) ([]nftInterval, error) {
 func timeoutExpired(el nftables.SetElement) bool { return el.Timeout > 0 && el.Expires <= 0 }
 
 // Apply bans every Decision with Action Ban, each Target for its Duration
-// (see bansFrom for Start, zero Duration and non-ban actions), in a single
-// netlink batch. Re-applying a target that is already banned sets its
+// (see the package doc for Start, zero Duration and other actions), in a
+// single netlink batch. Re-applying a target that is already banned sets its
 // timeout to the new Duration. Apply is all or nothing: the batch is one
 // kernel transaction, so a nil error means every ban is in force and an
 // error means the kernel's sets are as they were (repairs of a hand-edited
 // table, logged, may have been made before). An invalid target fails the
-// call before anything is sent.
+// call before anything is sent. ctx is checked before the batch is sent; a
+// batch in flight is not interrupted (one kernel transaction: milliseconds,
+// under half a second for 100,000 bans).
 func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -59,6 +59,7 @@ func TestNFTablesOldKernel(t *testing.T) {
 
 func TestNFTablesKernelFeatures(t *testing.T) {
 	ns := netnstest.NewNamespace(t, "srv")
+	netnstest.RequireBinary(t, "nft")
 	e := newNFT(t, ns, nil)
 	t.Logf("kernel: timeout update on re-add: %v; interval+timeout sets: %v", e.updatesTimeout, e.netTimeout)
 	if !e.netTimeout {
@@ -86,6 +87,7 @@ func TestNFTablesHandEdited(t *testing.T) {
 		name string
 		nft  []string
 	}{
+		// A set in use by a rule cannot be deleted (EBUSY): the rule goes first.
 		{"DeleteSet", []string{"delete rule inet rampart prerouting handle H(ban4)", "delete set inet rampart ban4"}},
 		{"DeleteChain", []string{"delete chain inet rampart prerouting"}},
 		{"FlushChain", []string{"flush chain inet rampart prerouting"}},
@@ -98,6 +100,7 @@ func TestNFTablesHandEdited(t *testing.T) {
 	for _, ed := range edits {
 		t.Run(ed.name, func(t *testing.T) {
 			p := netnstest.New(t)
+			netnstest.RequireBinary(t, "nft")
 			var logs bytes.Buffer
 			e := newNFT(t, p.Server, func(c *NFTablesConfig) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 			srv := p.Listen(netip.AddrPortFrom(p.Server4, 0))
@@ -137,6 +140,7 @@ func TestNFTablesHandEdited(t *testing.T) {
 
 	t.Run("ActiveRepairs", func(t *testing.T) {
 		ns := netnstest.NewNamespace(t, "srv")
+		netnstest.RequireBinary(t, "nft")
 		e := newNFT(t, ns, nil)
 		ns.MustExec("nft", "delete", "table", "inet", "rampart")
 		if m := activeMap(t, e); len(m) != 0 {
@@ -164,6 +168,7 @@ func ruleHandle(t *testing.T, ns *netnstest.Namespace, match string) string {
 func TestNFTablesOverlappingPrefixes(t *testing.T) {
 	ctx := context.Background()
 	ns := netnstest.NewNamespace(t, "srv")
+	netnstest.RequireBinary(t, "nft")
 	e := newNFT(t, ns, nil)
 	// Narrow first, then a wider one that swallows it, in separate and in
 	// the same batch; then a narrower one inside the wide ban.
@@ -221,6 +226,7 @@ func TestNFTablesInvalidTarget(t *testing.T) {
 
 func TestUninstallNFTables(t *testing.T) {
 	ns := netnstest.NewNamespace(t, "srv")
+	netnstest.RequireBinary(t, "nft")
 	ns.MustExec("nft", "add table inet other; add chain inet other input { type filter hook input priority 0; }; add set inet other keep { type ipv4_addr; }")
 	ns.MustExec("nft", "add table ip rampart") // same name, other family: not ours
 	e := newNFT(t, ns, nil)
@@ -228,7 +234,7 @@ func TestUninstallNFTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := NFTablesConfig{NetNSFd: ns.Fd()}
-	if err := Uninstall(context.Background(), cfg, IPSetConfig{Run: ns.Runner()}); err != nil {
+	if err := UninstallNFTables(cfg); err != nil {
 		t.Fatalf("Uninstall: %v", err)
 	}
 	out := ns.MustExec("nft", "list", "tables")
