@@ -156,6 +156,12 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, c capture) (Match, bo
 	if c.host == "" && s != nil {
 		c.host = s.host
 	}
+	if s != nil && c.host != "" && s.host != "" && c.host != s.host {
+		// Another client on the same pid (postfix smtpd and dovecot login
+		// processes serve clients in turn): the previous one's user is
+		// not this one's.
+		s.user = ""
+	}
 	if c.user == "" && s != nil {
 		c.user = s.user
 	}
