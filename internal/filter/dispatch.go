@@ -1,6 +1,10 @@
 package filter
 
-import "github.com/rampart-dev/rampart/internal/event"
+import (
+	"strings"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
 
 // A Matcher tries its patterns in rule order, and most of them cannot match
 // a given message: an sshd filter holds dozens of patterns, a message starts
@@ -9,12 +13,125 @@ import "github.com/rampart-dev/rampart/internal/event"
 // the compiled pattern graph, and tries only the patterns listed under the
 // message's first byte, in the same order as before. A pattern that can
 // start with anything (one beginning with <*>, <USER> or <HOST>) is listed
-// under every byte.
+// under every byte. Each candidate then checks the literals of its pattern
+// before the matcher runs (see candidate).
 
-// candidate is one pattern of an active rule.
+// candidate is one pattern of an active rule, with the literals every
+// message it matches holds: lits in this order without overlap, the first
+// at the start when prefix, the last at the end when suffix. Checking them
+// with strings.Index rejects most messages far quicker than the
+// backtracking matcher can.
 type candidate struct {
-	kind event.Kind
-	pat  *pattern
+	kind   event.Kind
+	pat    *pattern
+	lits   []string
+	prefix bool
+	suffix bool
+}
+
+func newCandidate(kind event.Kind, p *pattern) candidate {
+	c := candidate{kind: kind, pat: p}
+	ps := paths{main: map[*node][]*node{}, joins: map[*node]*node{}}
+	path := ps.mainPath(p.start)
+	for i, n := range path {
+		if n.kind == tokLit && n.lit != "" {
+			c.lits = append(c.lits, n.lit)
+			if i == 0 {
+				c.prefix = true
+			}
+			if i == len(path)-1 && n.next == nil {
+				c.suffix = true
+			}
+		}
+	}
+	if len(c.lits) == 1 && c.prefix && c.suffix {
+		c.suffix = false // one literal cannot be checked at both ends this way
+	}
+	return c
+}
+
+// mayMatch reports whether msg holds the candidate's literals; false means
+// the pattern cannot match it.
+func (c *candidate) mayMatch(msg string) bool {
+	lits := c.lits
+	pos := 0
+	if c.prefix {
+		if len(msg) < len(lits[0]) || msg[:len(lits[0])] != lits[0] {
+			return false
+		}
+		pos = len(lits[0])
+		lits = lits[1:]
+	}
+	for i, lit := range lits {
+		if c.suffix && i == len(lits)-1 {
+			return len(msg)-len(lit) >= pos && msg[len(msg)-len(lit):] == lit
+		}
+		j := strings.Index(msg[pos:], lit)
+		if j < 0 {
+			return false
+		}
+		pos += j + len(lit)
+	}
+	return true
+}
+
+// paths finds the nodes every match passes through. A pattern is a graph
+// whose groups split and rejoin; both walks are memoised, as patterns chain
+// many groups and each branch's path runs on to the pattern's end.
+type paths struct {
+	main  map[*node][]*node
+	joins map[*node]*node
+}
+
+// mainPath returns the nodes every match from n on passes through: it
+// follows next, and steps over each group to the node where its branches
+// rejoin.
+func (ps *paths) mainPath(n *node) []*node {
+	if n == nil {
+		return nil
+	}
+	if p, ok := ps.main[n]; ok {
+		return p
+	}
+	next := n.next
+	if n.kind == tokSplit {
+		next = ps.rejoin(n)
+	}
+	p := append([]*node{n}, ps.mainPath(next)...)
+	ps.main[n] = p
+	return p
+}
+
+// rejoin returns the node where the branches of group g meet again: the
+// first node on the first branch's main path that is on every other's.
+// nil means they meet only at the end of the pattern.
+func (ps *paths) rejoin(g *node) *node {
+	if j, ok := ps.joins[g]; ok {
+		return j
+	}
+	var join *node
+	if len(g.alts) > 0 {
+		others := make([]map[*node]bool, 0, len(g.alts)-1)
+		for _, a := range g.alts[1:] {
+			on := map[*node]bool{}
+			for _, n := range ps.mainPath(a) {
+				on[n] = true
+			}
+			others = append(others, on)
+		}
+		for _, n := range ps.mainPath(g.alts[0]) {
+			all := true
+			for _, on := range others {
+				all = all && on[n]
+			}
+			if all {
+				join = n
+				break
+			}
+		}
+	}
+	ps.joins[g] = join
+	return join
 }
 
 // dispatch lists candidates by a message's first byte.
@@ -27,7 +144,7 @@ func newDispatch(rules []activeRule) *dispatch {
 	d := &dispatch{}
 	for _, r := range rules {
 		for _, q := range r.pats {
-			c := candidate{kind: r.kind, pat: q}
+			c := newCandidate(r.kind, q)
 			d.all = append(d.all, c)
 			var first byteSet
 			first.addFirst(q.start, 0)

@@ -127,17 +127,14 @@ func (m *Matcher) Match(l *logline.Line) (Match, bool) {
 func (m *Matcher) match(l *logline.Line) (Match, bool) {
 	msg := strings.TrimRight(l.Message, " \t")
 	var c capture
-	for _, cand := range m.disp.candidates(msg) {
-		q := cand.pat
-		if q.prefix != "" {
-			if !strings.HasPrefix(msg, q.prefix) {
-				continue
-			}
-		} else if !strings.Contains(msg, q.must) {
+	cands := m.disp.candidates(msg)
+	for i := range cands {
+		cand := &cands[i]
+		if !cand.mayMatch(msg) {
 			continue
 		}
 		c = capture{}
-		if q.match(msg, &c) {
+		if cand.pat.match(msg, &c) {
 			return m.decide(l, cand.kind, c)
 		}
 	}

@@ -317,21 +317,18 @@ func validHost(v string) bool {
 	if v == "" || len(v) > 253 {
 		return false
 	}
-	colon := strings.IndexByte(v, ':') >= 0
-	if !colon && strings.IndexByte(v, '.') < 0 {
-		return false // neither an address nor a dotted name
+	if strings.IndexByte(v, ':') < 0 {
+		// An IPv4 address passes the name test too, so no need to parse it
+		// here: decide does once the whole pattern has matched.
+		return strings.IndexByte(v, '.') >= 0 && v[0] != '.' && v[0] != '-' && v[len(v)-1] != '.'
 	}
-	// ParseAddr allocates an error when it fails, and the matcher tries
-	// several candidate ends per line: call it only where it can succeed.
-	if maybeAddr(v) {
-		if _, err := netip.ParseAddr(v); err == nil {
-			return true
-		}
-	}
-	if colon || v[0] == '.' || v[0] == '-' || v[len(v)-1] == '.' {
+	// Only an IPv6 address may hold a colon. ParseAddr allocates an error
+	// when it fails, so spare it strings that cannot be one.
+	if !maybeAddr(v) {
 		return false
 	}
-	return true
+	_, err := netip.ParseAddr(v)
+	return err == nil
 }
 
 // maybeAddr reports whether v holds only what an IP address may hold:
