@@ -68,6 +68,10 @@ func TestLog(t *testing.T) {
 	if err := l.Apply(ctx, []event.Decision{{Action: event.Ban}}); err == nil {
 		t.Error("Apply with an invalid target succeeded")
 	}
+	if err := l.Apply(ctx, []event.Decision{banFor(pfx("192.0.2.1"), time.Hour), banFor(pfx("::/0"), time.Hour)}); err == nil {
+		t.Error("Apply of a /0 succeeded")
+	}
+	checkActive(t, l, nil)
 	l.Close()
 	if _, err := l.Active(ctx); !errors.Is(err, ErrClosed) {
 		t.Errorf("Active after Close = %v, want ErrClosed", err)

@@ -114,6 +114,10 @@ func (r nftRule) comment() string {
 // replaces the narrower prefixes it covers (their own timeouts are lost) and
 // a prefix already covered by a wider banned one is not added.
 //
+// Re-adding an element refreshes its timeout on kernels that update timeouts
+// in place (6.x; probed at start-up); on older ones Apply deletes and re-adds
+// the element within the same batch, which has the same effect.
+//
 // If the kernel refuses interval+timeout sets, bannet4/bannet6 are created
 // with flags interval only and the enforcer expires their elements itself
 // on its next Apply or Active: while the daemon is down, prefix bans then

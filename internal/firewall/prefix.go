@@ -58,8 +58,8 @@ type ban struct {
 // bansFrom turns decisions into bans as of now, with the semantics shared by
 // every backend's Apply:
 //   - only Action Ban is enforced; other actions are skipped;
-//   - the target is normalized (see normalizePrefix); an invalid target fails
-//     the whole call before anything is changed;
+//   - the target is normalized (see normalizePrefix); an invalid target, or
+//     a /0 (every address), fails the whole call before anything is changed;
 //   - Duration 0 (or negative) means no timeout;
 //   - a decision with a Start lasts until Start+Duration, so a decision
 //     re-applied from the store gets its remaining time; one already past its
@@ -78,6 +78,9 @@ func bansFrom(ds []event.Decision, now time.Time) (bans []ban, skipped int, err 
 		t, err := normalizePrefix(d.Target)
 		if err != nil {
 			return nil, 0, err
+		}
+		if t.Bits() == 0 {
+			return nil, 0, fmt.Errorf("refusing to ban every address (%s)", t)
 		}
 		var timeout time.Duration
 		if d.Duration > 0 {
