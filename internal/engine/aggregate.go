@@ -135,7 +135,7 @@ func userID(u string) uint64 {
 // rememberGood records a successful login of user from a.
 func (e *Engine) rememberGood(a netip.Addr, user string, t stamp) {
 	k := a.As16()
-	g, existed := e.good.m[k]
+	g, existed := e.good.get(k)
 	if !existed {
 		g = e.good.slot(k)
 		for _, lv := range e.levels(a) {
@@ -159,7 +159,7 @@ func (e *Engine) rememberGood(a netip.Addr, user string, t stamp) {
 			}
 		}
 	}
-	e.good.m[k] = g
+	e.good.put(k, g)
 }
 
 // forgetGood is called when a known-good entry leaves the table.
@@ -176,7 +176,7 @@ func (e *Engine) forgetGood(k [16]byte) {
 }
 
 func (e *Engine) isGood(a netip.Addr, t stamp) bool {
-	g, ok := e.good.m[a.As16()]
+	g, ok := e.good.get(a.As16())
 	return ok && (e.cfg.KnownGood.TTL <= 0 || g.last >= t-stamp(min(e.cfg.KnownGood.TTL/time.Second, 1<<31)))
 }
 

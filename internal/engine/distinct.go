@@ -7,20 +7,20 @@ import (
 
 // distinctSize bounds how many distinct members a distinct counter keeps;
 // thresholds above it are clamped to it.
-const distinctSize = 16
+const distinctSize = 8
 
 // distinct counts distinct members (address hashes) seen recently, keeping
 // the latest time of each of the most recent distinctSize members. Fixed
 // size and pointer-free, so tables of them stay cheap and bounded.
 type distinct struct {
-	ids   [distinctSize]uint64
+	ids   [distinctSize]uint32
 	times [distinctSize]stamp
 	n     uint8
 	last  stamp
 }
 
 // add records member id at t.
-func (d *distinct) add(id uint64, t stamp) {
+func (d *distinct) add(id uint32, t stamp) {
 	d.last = t
 	oldest := 0
 	for i := range int(d.n) {
@@ -53,11 +53,11 @@ func (d *distinct) count(since stamp) int {
 
 // addrID hashes an address for distinct counters: deterministic, so
 // replays decide identically; a collision only makes a counter undercount.
-func addrID(a netip.Addr) uint64 {
+func addrID(a netip.Addr) uint32 {
 	b := a.As16()
 	hi := binary.BigEndian.Uint64(b[:8])
 	lo := binary.BigEndian.Uint64(b[8:])
-	return mix(mix(hi) ^ lo)
+	return uint32(mix(mix(hi) ^ lo))
 }
 
 // mix is the splitmix64 finaliser.

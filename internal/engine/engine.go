@@ -174,12 +174,12 @@ func New(cfg Config) (*Engine, error) {
 		cfg:          cfg,
 		byName:       map[string]int{},
 		byService:    map[string]int{},
-		tracked:      newBoundedMap[addrKey](cfg.MaxTracked, func(r *ring) stamp { return r.last }),
-		offenders:    newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), func(o *offender) stamp { return o.bans.last }),
-		users:        newBoundedMap[uint64](max(cfg.MaxTracked/10, 1024), func(d *distinct) stamp { return d.last }),
-		prefixes:     newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), func(d *distinct) stamp { return d.last }),
-		asns:         newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), func(d *distinct) stamp { return d.last }),
-		good:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), func(g *goodEntry) stamp { return g.last }),
+		tracked:      newBoundedMap[addrKey](cfg.MaxTracked, hashAddrKey, func(r *ring) stamp { return r.last }),
+		offenders:    newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(o *offender) stamp { return o.bans.last }),
+		users:        newBoundedMap[uint64](max(cfg.MaxTracked/10, 1024), hashU64, func(d *distinct) stamp { return d.last }),
+		prefixes:     newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(d *distinct) stamp { return d.last }),
+		asns:         newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), hashU32, func(d *distinct) stamp { return d.last }),
+		good:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(g *goodEntry) stamp { return g.last }),
 		goodPrefixes: map[prefixKey]uint32{},
 		active:       map[netip.Prefix]event.Decision{},
 		wide:         map[netip.Prefix]bool{},
@@ -309,18 +309,18 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		}
 	}
 	if n := r.count(toStamp(ev.Time.Add(-j.FindTime)), j.per); n >= maxRetry {
-		delete(e.tracked.m, k)
+		e.tracked.del(k)
 		reason := fmt.Sprintf("%d failures within %s%s (last: %s%s via %s)", n, fmtDuration(j.FindTime), why, ev.Kind, userNote(ev.User), ev.Service)
 		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, scenario, reason, j.Name)}
 	}
 	if sl := e.cfg.Slow; !good && sl.Failures > 0 && sl.Window > j.FindTime {
 		if n := r.count(toStamp(ev.Time.Add(-sl.Window)), j.per); n >= sl.Failures {
-			delete(e.tracked.m, k)
+			e.tracked.del(k)
 			reason := fmt.Sprintf("%d failures within %s, spread out (last: %s%s via %s)", n, fmtDuration(sl.Window), ev.Kind, userNote(ev.User), ev.Service)
 			return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "slow", reason, j.Name)}
 		}
 	}
-	e.tracked.m[k] = r
+	e.tracked.put(k, r)
 	return nil
 }
 
@@ -333,7 +333,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		uid := userID(normUser(ev.User))
 		d := e.users.slot(uid)
 		d.add(id, t)
-		e.users.m[uid] = d
+		e.users.put(uid, d)
 		if n := d.count(t - durStamp(sp.Window)); n >= min(sp.Addresses, distinctSize) {
 			reason := fmt.Sprintf("user %q failed from %d addresses within %s (last: %s via %s)", trimUser(ev.User), n, fmtDuration(sp.Window), ev.Kind, ev.Service)
 			out = append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "user-spray", reason, j.Name))
@@ -345,7 +345,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		pk := keyOfPrefix(p)
 		d := e.prefixes.slot(pk)
 		d.add(id, t)
-		e.prefixes.m[pk] = d
+		e.prefixes.put(pk, d)
 		n := d.count(t - durStamp(pc.Window))
 		if n < min(lv.Addresses, distinctSize) || !e.canBanPrefix(p, pk) {
 			continue
@@ -370,7 +370,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		if asn, _, ok := ac.Lookup.ASN(addr); ok {
 			d := e.asns.slot(asn)
 			d.add(id, t)
-			e.asns.m[asn] = d
+			e.asns.put(asn, d)
 		}
 	}
 	return out
@@ -384,7 +384,7 @@ func (e *Engine) suspect(addr netip.Addr, t stamp) (int, string, string) {
 	if pc.Suspect > 0 {
 		for _, lv := range e.levels(addr) {
 			p := prefixOf(addr, lv.Bits)
-			if d, ok := e.prefixes.m[keyOfPrefix(p)]; ok {
+			if d, ok := e.prefixes.get(keyOfPrefix(p)); ok {
 				if n := d.count(t - durStamp(pc.Window)); n >= min(lv.Addresses, distinctSize) {
 					return pc.Suspect, "prefix-suspect", fmt.Sprintf("; %s holds %d bad addresses but also a known-good or allowlisted one", p, n)
 				}
@@ -393,7 +393,7 @@ func (e *Engine) suspect(addr netip.Addr, t stamp) (int, string, string) {
 	}
 	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 && ac.MaxRetry > 0 {
 		if asn, org, ok := ac.Lookup.ASN(addr); ok {
-			if d, ok := e.asns.m[asn]; ok {
+			if d, ok := e.asns.get(asn); ok {
 				if n := d.count(t - durStamp(ac.Window)); n >= min(ac.Addresses, distinctSize) {
 					return ac.MaxRetry, "asn", fmt.Sprintf("; AS%d %s has %d bad addresses within %s", asn, org, n, fmtDuration(ac.Window))
 				}
@@ -489,7 +489,7 @@ func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, 
 		recent = o.bans.within(toStamp(t.Add(-rc.Window)))
 	}
 	o.bans.add(now, 1, 1)
-	e.offenders.m[key] = o
+	e.offenders.put(key, o)
 
 	dur := base
 	if prior > 0 && e.cfg.Escalation.Factor > 1 {
@@ -558,10 +558,10 @@ func (e *Engine) Unban(p netip.Prefix) bool {
 	e.dropActive(p)
 	if p.IsSingleIP() {
 		for ji := range e.jails {
-			delete(e.tracked.m, keyOf(p.Addr(), ji))
+			e.tracked.del(keyOf(p.Addr(), ji))
 		}
 	} else {
-		delete(e.prefixes.m, keyOfPrefix(p))
+		e.prefixes.del(keyOfPrefix(p))
 	}
 	return ok
 }
@@ -579,7 +579,7 @@ func (e *Engine) Restore(active []event.Decision, history []event.Decision) (dro
 		key := keyOfPrefix(normPrefix(d.Target))
 		o := e.offenders.slot(key)
 		o.bans.add(toStamp(d.Start), 1, 1)
-		e.offenders.m[key] = o
+		e.offenders.put(key, o)
 	}
 	for _, d := range active {
 		d.Target = normPrefix(d.Target)
@@ -644,24 +644,20 @@ func (e *Engine) prune(now stamp) {
 		}
 		cut[i] = now - durStamp(w)
 	}
-	for k, r := range e.tracked.m {
-		if int(k.jail) < len(cut) && r.last < cut[k.jail] {
-			delete(e.tracked.m, k)
-		}
-	}
+	e.tracked.prune(func(k addrKey, r *ring) bool { return int(k.jail) < len(cut) && r.last < cut[k.jail] })
 	if w := max(e.cfg.Escalation.Window, e.cfg.Recidive.Window); w > 0 {
 		c := now - durStamp(w)
-		e.offenders.prune(func(o *offender) bool { return o.bans.last < c })
+		e.offenders.prune(func(_ prefixKey, o *offender) bool { return o.bans.last < c })
 	}
 	sprayCut := now - durStamp(e.cfg.Spray.Window)
-	e.users.prune(func(d *distinct) bool { return d.last < sprayCut })
+	e.users.prune(func(_ uint64, d *distinct) bool { return d.last < sprayCut })
 	prefixCut := now - durStamp(e.cfg.Prefixes.Window)
-	e.prefixes.prune(func(d *distinct) bool { return d.last < prefixCut })
+	e.prefixes.prune(func(_ prefixKey, d *distinct) bool { return d.last < prefixCut })
 	asnCut := now - durStamp(e.cfg.ASNs.Window)
-	e.asns.prune(func(d *distinct) bool { return d.last < asnCut })
+	e.asns.prune(func(_ uint32, d *distinct) bool { return d.last < asnCut })
 	if ttl := e.cfg.KnownGood.TTL; ttl > 0 {
 		goodCut := now - durStamp(ttl)
-		e.good.prune(func(g *goodEntry) bool { return g.last < goodCut })
+		e.good.prune(func(_ [16]byte, g *goodEntry) bool { return g.last < goodCut })
 	}
 }
 
@@ -729,14 +725,14 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.stats
-	s.Tracked = len(e.tracked.m)
+	s.Tracked = e.tracked.len()
 	s.TrackedCap = e.tracked.cap
 	s.Evicted = e.tracked.evicted
-	s.Offenders = len(e.offenders.m)
+	s.Offenders = e.offenders.len()
 	s.ActiveBans = len(e.active)
-	s.KnownGood = len(e.good.m)
-	s.HotUsers = len(e.users.m)
-	s.Prefixes = len(e.prefixes.m)
+	s.KnownGood = e.good.len()
+	s.HotUsers = e.users.len()
+	s.Prefixes = e.prefixes.len()
 	s.Surge = e.surge.on
 	return s
 }

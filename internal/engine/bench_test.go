@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// uniqueAddr returns the i-th address of a sequence that spreads over many
+// /24s (IPv4) and /64s (IPv6, every fourth), as a flood from a botnet does.
+func uniqueAddr(i int) netip.Addr {
+	if i%4 == 3 {
+		var b [16]byte
+		b[0], b[1] = 0x20, 0x01
+		b[2], b[3], b[4], b[5] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+		b[15] = 1
+		return netip.AddrFrom16(b)
+	}
+	x := uint32(i)*2654435761 + 0x0b000000 // scatter, avoid 0.0.0.0/8
+	return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+}
+
+func heapMiB() float64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapAlloc) / (1 << 20)
+}
+
+// observeUnique feeds n failures from n distinct addresses, one per 10 ms of
+// log time, with the default scenarios on.
+func observeUnique(b *testing.B, e *Engine, n int) {
+	ev := event.Event{Service: "sshd", Kind: event.AuthFailure, User: "root"}
+	for i := range n {
+		ev.Time = t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		ev.Addr = uniqueAddr(i)
+		e.Observe(ev)
+	}
+}
+
+func benchEngine(b *testing.B, maxTracked int) *Engine {
+	cfg := DefaultConfig(Jail{Name: "sshd", Services: []string{"sshd"}, MaxRetry: 5, FindTime: time.Hour, BanTime: time.Hour})
+	cfg.MaxTracked = maxTracked
+	// Aggregation is part of the cost being measured, but a flood of
+	// one-failure addresses should not turn into prefix bans here.
+	cfg.Prefixes.V4 = []Level{{Bits: 24, Addresses: distinctSize}}
+	cfg.Prefixes.V6 = []Level{{Bits: 64, Addresses: distinctSize}}
+	cfg.Spray = Spray{}
+	e, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// BenchmarkTracked1M reports the heap held by 1,000,000 tracked addresses
+// (target: under 200 MiB).
+func BenchmarkTracked1M(b *testing.B) {
+	for range b.N {
+		before := heapMiB()
+		e := benchEngine(b, 1_000_000)
+		observeUnique(b, e, 1_000_000)
+		after := heapMiB()
+		s := e.Stats()
+		b.ReportMetric(after-before, "MiB")
+		b.ReportMetric(float64(s.Tracked), "tracked")
+		runtime.KeepAlive(e)
+	}
+}
+
+// BenchmarkFlood10M feeds 10,000,000 unique addresses to an engine capped
+// at 1,000,000 tracked keys and reports the heap it ends with: it must be
+// bounded by the cap, not the flood.
+func BenchmarkFlood10M(b *testing.B) {
+	for range b.N {
+		before := heapMiB()
+		e := benchEngine(b, 1_000_000)
+		start := time.Now()
+		observeUnique(b, e, 10_000_000)
+		elapsed := time.Since(start)
+		after := heapMiB()
+		s := e.Stats()
+		b.ReportMetric(after-before, "MiB")
+		b.ReportMetric(float64(s.Tracked), "tracked")
+		b.ReportMetric(float64(s.Evicted), "evicted")
+		b.ReportMetric(10_000_000/elapsed.Seconds(), "events/s")
+		runtime.KeepAlive(e)
+	}
+}
+
+// BenchmarkObserve measures one failure event on a warm engine.
+func BenchmarkObserve(b *testing.B) {
+	e := benchEngine(b, 1_000_000)
+	ev := event.Event{Service: "sshd", Kind: event.AuthFailure, User: "root"}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ev.Time = t0.Add(time.Duration(i) * time.Millisecond)
+		ev.Addr = uniqueAddr(i % 100_000)
+		e.Observe(ev)
+		i++
+	}
+}
