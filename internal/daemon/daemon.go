@@ -60,7 +60,7 @@ type Daemon struct {
 type runningSource struct {
 	plan  *sourcePlan
 	src   interface{ Stats() source.Stats }
-	pos   positioned // nil for sources without a position
+	pos   positioned    // nil for sources without a position
 	stale atomic.Uint64 // lines too old to count
 }
 

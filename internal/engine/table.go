@@ -299,11 +299,11 @@ func (b *boundedMap[K, V]) prune(stale func(K, *V) bool) int {
 // Hash functions for the key types, built on mix (see distinct.go).
 
 func hashAddrKey(k addrKey) uint64 {
-	return mix(binary.LittleEndian.Uint64(k.addr[:8])^mix(binary.LittleEndian.Uint64(k.addr[8:])) ^ uint64(k.jail)<<48)
+	return mix(binary.LittleEndian.Uint64(k.addr[:8]) ^ mix(binary.LittleEndian.Uint64(k.addr[8:])) ^ uint64(k.jail)<<48)
 }
 
 func hashPrefixKey(k prefixKey) uint64 {
-	return mix(binary.LittleEndian.Uint64(k.addr[:8])^mix(binary.LittleEndian.Uint64(k.addr[8:])) ^ uint64(k.bits)<<56)
+	return mix(binary.LittleEndian.Uint64(k.addr[:8]) ^ mix(binary.LittleEndian.Uint64(k.addr[8:])) ^ uint64(k.bits)<<56)
 }
 
 func hashAddr16(a [16]byte) uint64 {

@@ -51,26 +51,32 @@ func newCandidate(kind event.Kind, p *pattern) candidate {
 }
 
 // mayMatch reports whether msg holds the candidate's literals; false means
-// the pattern cannot match it.
+// the pattern cannot match it. The anchored ends are compared first: they
+// cost no search.
 func (c *candidate) mayMatch(msg string) bool {
 	lits := c.lits
-	pos := 0
+	start, end := 0, len(msg)
 	if c.prefix {
 		if len(msg) < len(lits[0]) || msg[:len(lits[0])] != lits[0] {
 			return false
 		}
-		pos = len(lits[0])
+		start = len(lits[0])
 		lits = lits[1:]
 	}
-	for i, lit := range lits {
-		if c.suffix && i == len(lits)-1 {
-			return len(msg)-len(lit) >= pos && msg[len(msg)-len(lit):] == lit
+	if c.suffix {
+		last := lits[len(lits)-1]
+		if end-len(last) < start || msg[end-len(last):] != last {
+			return false
 		}
-		j := strings.Index(msg[pos:], lit)
+		end -= len(last)
+		lits = lits[:len(lits)-1]
+	}
+	for _, lit := range lits {
+		j := strings.Index(msg[start:end], lit)
 		if j < 0 {
 			return false
 		}
-		pos += j + len(lit)
+		start += j + len(lit)
 	}
 	return true
 }
