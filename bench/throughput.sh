@@ -14,6 +14,8 @@
 #                  CPU time and the largest peak RSS are reported
 #   OUT=bench/out  where the binaries, the log and the raw outputs go
 #   RAMPART=       a prebuilt rampart binary (default: build ./cmd/rampart)
+#   RAMPART_REV=   build rampart from this git revision (git archive) instead
+#                  of the working tree, e.g. HEAD while the tree is mid-edit
 #
 # Every measurement is one process under /usr/bin/time -v: CPU is user+sys
 # seconds (all threads), memory is "Maximum resident set size".
@@ -33,11 +35,23 @@ for b in /usr/bin/time fail2ban-regex "$SSHG"; do
 	command -v "$b" >/dev/null || { echo "error: $b not found (apt-get install time fail2ban sshguard)" >&2; exit 1; }
 done
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 
 echo "== build" >&2
 if [ -z "${RAMPART:-}" ]; then
-	go build -o "$OUT/rampart" ./cmd/rampart
+	if [ -n "${RAMPART_REV:-}" ]; then
+		src=$(mktemp -d)
+		trap 'rm -rf "$src"' EXIT
+		git archive "$RAMPART_REV" | tar -x -C "$src"
+		(cd "$src" && go build -o "$OUT/rampart" ./cmd/rampart)
+		rampart_src="git $(git rev-parse --short "$RAMPART_REV")"
+	else
+		go build -o "$OUT/rampart" ./cmd/rampart
+		rampart_src="working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- cmd internal || echo ' + local changes')"
+	fi
 	RAMPART=$OUT/rampart
+else
+	rampart_src="prebuilt $RAMPART"
 fi
 go build -o "$OUT/loggen" ./bench/cmd/loggen
 
@@ -87,6 +101,19 @@ repeat() {
 	for i in $(seq "$REPEAT"); do measure "$name.$i" "$@"; done
 }
 
+{
+	echo "Machine and versions"
+	echo
+	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), nproc $(nproc)"
+	echo "- kernel: $(uname -sr), $(. /etc/os-release && echo "$PRETTY_NAME")"
+	echo "- load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- rampart: $rampart_src; $(go version | cut -d' ' -f3-)"
+	echo "- fail2ban $(fail2ban-regex -V 2>/dev/null || dpkg-query -W -f '${Version}' fail2ban) ($(dpkg-query -W -f '${Version}' fail2ban) deb), $(python3 --version)"
+	echo "- sshguard $(dpkg-query -W -f '${Version}' sshguard) deb"
+	echo "- log: $LOG, $lines lines, $(du -m "$LOG" | cut -f1) MB, seed $SEED"
+} >"$OUT/machine.md"
+
 : >"$OUT/measure.txt"
 echo "== rampart: ${all} (one pass), then each filter alone; $REPEAT runs each" >&2
 repeat rampart-all "$OUT/rampart-all.out" "$RAMPART" test --filter "$all" "$LOG"
@@ -120,20 +147,20 @@ function maxrss(name,   i, m) {
 	return m
 }
 function row(label, n, c, r, base) {
-	printf "| %-42s | %9d | %8.2f | %12.0f | %8.1f | %9s |\n", label, n, c, (c > 0 ? n / c : 0), r / 1024, \
+	printf "| %-50s | %9d | %8.2f | %12.0f | %8.1f | %9s |\n", label, n, c, (c > 0 ? n / c : 0), r / 1024, \
 		(base > 0 && c > 0 ? sprintf("%.1fx", base / (n / c)) : "-")
 }
 function header(title) {
 	printf "\n%s\n\n", title
-	printf "| %-42s | %9s | %8s | %12s | %8s | %9s |\n", "tool", "lines", "CPU s", "lines/CPU-s", "RSS MiB", "rampart x"
-	printf "|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------------", "----------:", "---------:", "-------------:", "---------:", "----------:"
+	printf "| %-50s | %9s | %8s | %12s | %8s | %9s |\n", "tool", "lines", "CPU s", "lines/CPU-s", "RSS MiB", "rampart x"
+	printf "|%s|%s|%s|%s|%s|%s|\n", "----------------------------------------------------", "----------:", "---------:", "-------------:", "---------:", "----------:"
 }
 FILENAME ~ /measure.txt$/ { cpu[$1] = $2; rss[$1] = $3; next }
 FILENAME ~ /rampart-[a-z]*\.out$/ {
 	split(FILENAME, p, "rampart-"); k = p[2]; sub(/\.out$/, "", k)
 	if ($1 == "Lines:") { rmatched[k] = $4; }
 	if ($1 == "Events:") { revents[k] = $2 }
-	if ($1 ~ /^[a-z-]+$/ && NF == 2 && $2 ~ /^[0-9]+$/) kinds[k] = kinds[k] " " $1 "=" $2
+	if ($1 ~ /^[a-z-]+$/ && NF == 2 && $2 ~ /^[0-9]+$/) { kinds[k] = kinds[k] " " $1 "=" $2; if ($1 == "auth-success") succ[k] = $2 }
 	next
 }
 FILENAME ~ /f2b-[a-z]*\.out$/ {
@@ -165,12 +192,12 @@ END {
 	}
 
 	printf "\nMatches (sanity check: each tool really applied its filters)\n\n"
-	printf "| %-42s | %s |\n", "run", "matched"
-	printf "|%s|%s|\n", "--------------------------------------------", "------------------------------------------------------------"
-	printf "| %-42s | %s lines, %s events:%s |\n", "rampart " all, rmatched["all"], revents["all"], kinds["all"]
-	for (i = 1; i <= nh; i++) { f = H[i]; printf "| %-42s | %s lines, %s events:%s |\n", "rampart " f, rmatched[f], revents[f], kinds[f] }
-	for (i = 1; i <= nf; i++) { f = F[i]; printf "| %-42s | %s lines matched (+%s lines matched only helper/ignored rules) |\n", "fail2ban-regex " f, fmatched[f], fignored[f] }
-	printf "| %-42s | %d attacks: sshd %d, dovecot %d, postfix %d |\n", "sshguard", sgn, sg["100"], sg["210"], sg["260"]
+	printf "| %-50s | %s |\n", "run", "matched"
+	printf "|%s|%s|\n", "----------------------------------------------------", "------------------------------------------------------------"
+	printf "| %-50s | %s lines, %s events, %d failures:%s |\n", "rampart " all, rmatched["all"], revents["all"], revents["all"] - succ["all"], kinds["all"]
+	for (i = 1; i <= nh; i++) { f = H[i]; printf "| %-50s | %s lines, %s events, %d failures:%s |\n", "rampart " f, rmatched[f], revents[f], revents[f] - succ[f], kinds[f] }
+	for (i = 1; i <= nf; i++) { f = F[i]; printf "| %-50s | %s lines matched (+%s lines matched only helper/ignored rules) |\n", "fail2ban-regex " f, fmatched[f], fignored[f] }
+	printf "| %-50s | %d attacks: sshd %d, dovecot %d, postfix %d |\n", "sshguard", sgn, sg["100"], sg["210"], sg["260"]
 
 	printf "\nTargets\n\n"
 	f2brate = 3 * f2b_lines / fc
@@ -179,4 +206,6 @@ END {
 	printf "- %.1fx sshguard lines/CPU-s (target >= 3x): %s\n", sgx, (sgx >= 3 ? "met" : "NOT met (or too fast to time: raise N)")
 	printf "- Rampart peak RSS %.1f MiB (target < 32 MiB): %s\n", rr / 1024, (rr / 1024 < 32 ? "met" : "NOT met")
 	if (missing != "") printf "\nWARNING: rampart has no filter named: %s; the Rampart runs used only: %s\n", missing, all
-}' "$OUT/measure.txt" "$OUT"/rampart-*.out "$OUT"/f2b-*.out "$OUT/sshguard.out" | tee "$OUT/table.md"
+}' "$OUT/measure.txt" "$OUT"/rampart-*.out "$OUT"/f2b-*.out "$OUT/sshguard.out" >"$OUT/table.md"
+echo "- load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.md"
+cat "$OUT/machine.md" "$OUT/table.md"
