@@ -79,11 +79,12 @@ if [ ${#have[@]} -eq 0 ]; then echo "error: rampart has none of: ${want[*]}" >&2
 all=$(IFS=,; echo "${have[*]}")
 
 # measure NAME STDOUT CMD...: runs CMD once under /usr/bin/time -v, stdout to
-# STDOUT, and appends "NAME cpu_s rss_kib wall" to $OUT/measure.txt.
+# STDOUT, stdin from $IN (default /dev/null), and appends
+# "NAME cpu_s rss_kib wall" to $OUT/measure.txt.
 measure() {
 	local name=$1 stdout=$2
 	shift 2
-	if ! /usr/bin/time -v -o "$OUT/$name.time" "$@" >"$stdout" 2>"$OUT/$name.err"; then
+	if ! /usr/bin/time -v -o "$OUT/$name.time" "$@" <"${IN:-/dev/null}" >"$stdout" 2>"$OUT/$name.err"; then
 		echo "error: $name failed:" >&2
 		cat "$OUT/$name.err" "$OUT/$name.time" >&2
 		exit 1
@@ -122,7 +123,7 @@ for f in "${have[@]}"; do
 done
 
 echo "== sshguard: sshg-parser < log; $REPEAT runs" >&2
-repeat sshguard /dev/null "$SSHG" <"$LOG"
+IN=$LOG repeat sshguard /dev/null "$SSHG"
 "$SSHG" <"$LOG" >"$OUT/sshguard.out" # untimed, to count what it found
 
 for f in "${want[@]}"; do

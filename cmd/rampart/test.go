@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
@@ -174,7 +175,10 @@ func (t *tester) file(path string) error {
 			t.skip(logline.ErrTooLong)
 			return nil
 		}
-		l, err := t.parser.Parse(string(rec))
+		// rec is ReadLines' buffer, valid until the next record. Nothing
+		// here keeps the line: matches are counted or printed at once and
+		// the Matchers copy what they remember. So no copy per line.
+		l, err := t.parser.Parse(unsafe.String(unsafe.SliceData(rec), len(rec)))
 		if err != nil {
 			t.skip(err)
 			return nil

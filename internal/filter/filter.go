@@ -117,6 +117,8 @@ func (m *Matcher) Mode() string { return m.mode }
 // Match applies the filter to l. Rules are tried in order; the first rule
 // whose pattern matches decides. ok is false when the line yields no event
 // (no rule matched, a context rule matched, or the client is not known yet).
+// The Match's strings point into l; the Matcher copies what it remembers,
+// so l's memory may be reused once Match returns.
 func (m *Matcher) Match(l *logline.Line) (Match, bool) {
 	if !m.f.MatchesProgram(l.Program) {
 		return Match{}, false
@@ -163,11 +165,13 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, c capture) (Match, bo
 		c.user = s.user
 	}
 	if s != nil {
-		if c.host != "" {
-			s.host = c.host
+		// Copies: the session outlives the line, whose memory the caller
+		// may reuse once Match returns.
+		if c.host != "" && c.host != s.host {
+			s.host = strings.Clone(c.host)
 		}
-		if c.user != "" {
-			s.user = c.user
+		if c.user != "" && c.user != s.user {
+			s.user = strings.Clone(c.user)
 		}
 	}
 	out := Match{Service: m.f.Service, Kind: kind, Host: c.host, User: c.user}
@@ -246,6 +250,7 @@ func (ss *sessions) get(k sessionKey, create bool) *session {
 	if !create {
 		return nil
 	}
+	k.host, k.prog = strings.Clone(k.host), strings.Clone(k.prog) // see decide
 	if ss.m == nil {
 		ss.m = make(map[sessionKey]*session)
 		ss.order = make([]sessionKey, 0, maxSessions)

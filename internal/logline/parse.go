@@ -3,6 +3,7 @@ package logline
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +17,11 @@ type Parser struct {
 	Year int
 	// Now is the clock used for year-less stamps and future checks; nil means time.Now.
 	Now func() time.Time
+
+	// hour remembers how the last year-less stamp's hour was dated, so
+	// the next stamp of that hour costs no calendar arithmetic. It is
+	// replaced, never modified, so a Parser stays safe for concurrent use.
+	hour atomic.Pointer[datedHour]
 }
 
 func (p *Parser) loc() *time.Location {
@@ -174,7 +180,7 @@ func sdEnd(s string) int {
 // splitTag splits "host prog[pid]: msg", "prog[pid]: msg", "host prog: msg"
 // and "host prog[pid] msg" (proftpd). The program must start with a letter.
 func splitTag(s string) (host, prog string, pid int, msg string, ok bool) {
-	first, rest, found := strings.Cut(s, " ")
+	first, rest, found := cutSpace(s)
 	if !found {
 		return "", "", 0, "", false
 	}
@@ -184,7 +190,7 @@ func splitTag(s string) (host, prog string, pid int, msg string, ok bool) {
 	if !validHost(first) {
 		return "", "", 0, "", false
 	}
-	second, msg, found := strings.Cut(rest, " ")
+	second, msg, found := cutSpace(rest)
 	if !found {
 		second, msg = rest, ""
 	}
@@ -192,6 +198,17 @@ func splitTag(s string) (host, prog string, pid int, msg string, ok bool) {
 		return first, prog, pid, msg, true
 	}
 	return "", "", 0, "", false
+}
+
+// cutSpace is strings.Cut(s, " ") for the short words of an envelope, where
+// a plain loop beats the vectorised search.
+func cutSpace(s string) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
 }
 
 // parseTag parses "prog:", "prog[pid]:", "prog(x)[pid]:" and, unless

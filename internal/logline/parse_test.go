@@ -2,6 +2,7 @@ package logline
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,48 @@ func FuzzParseLine(f *testing.F) {
 			t.Fatalf("message longer than record")
 		}
 	})
+}
+
+// TestYearlessCache checks that dating year-less stamps through the
+// per-hour cache gives what a fresh Parser gives, across daylight saving
+// switches, the one-day-ahead limit and the turn of the year, with the
+// clock standing still and moving.
+func TestYearlessCache(t *testing.T) {
+	zurich, err := time.LoadLocation("Europe/Zurich")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nows := []time.Time{
+		time.Date(2026, 3, 29, 1, 30, 0, 0, zurich),  // the night clocks go forward
+		time.Date(2026, 10, 24, 2, 30, 0, 0, zurich), // a day before they go back
+		time.Date(2026, 12, 31, 23, 59, 59, 0, zurich),
+		time.Date(2027, 1, 1, 0, 0, 1, 0, zurich),
+		time.Date(2026, 6, 15, 12, 34, 56, 0, zurich),
+	}
+	stamps := []string{}
+	for _, d := range []string{"Mar 28", "Mar 29", "Mar 30", "Oct 24", "Oct 25", "Oct 26", "Dec 31", "Jan  1", "Jan  2", "Jun 16", "Feb 29"} {
+		for h := 0; h < 24; h++ {
+			for _, ms := range []string{"00:00", "29:59", "30:00", "59:59"} {
+				stamps = append(stamps, fmt.Sprintf("%s %02d:%s", d, h, ms))
+			}
+		}
+	}
+	for _, loc := range []*time.Location{zurich, time.UTC} {
+		for _, now := range nows {
+			clock := now
+			cached := &Parser{Location: loc, Now: func() time.Time { return clock }}
+			for i, st := range stamps {
+				if i%7 == 0 { // a clock that moves on now and then
+					clock = clock.Add(37 * time.Minute)
+				}
+				raw := st + " host prog: m"
+				fresh := &Parser{Location: loc, Now: func() time.Time { return clock }}
+				want, werr := fresh.Parse(raw)
+				got, gerr := cached.Parse(raw)
+				if !got.Time.Equal(want.Time) || (gerr == nil) != (werr == nil) {
+					t.Fatalf("%s, clock %s: cached %s %v, fresh %s %v", raw, clock.In(loc), got.Time, gerr, want.Time, werr)
+				}
+			}
+		}
+	}
 }

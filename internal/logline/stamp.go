@@ -126,16 +126,76 @@ func (p *Parser) rfc3164(s string) (t time.Time, rest string, ok, past bool) {
 // past is true when the clock dated the stamp: the result then cannot lie
 // more than a day ahead of it (the check Parse would otherwise repeat).
 func (p *Parser) yearless(mon time.Month, day, h, m, sec, ns int) (t time.Time, past bool) {
-	if p.Year != 0 {
-		return time.Date(p.Year, mon, day, h, m, sec, ns, p.loc()), false
-	}
 	loc := p.loc()
-	now := p.now().In(loc)
-	t = time.Date(now.Year(), mon, day, h, m, sec, ns, loc)
+	if p.Year != 0 {
+		return time.Date(p.Year, mon, day, h, m, sec, ns, loc), false
+	}
+	now := p.now()
+	within := time.Duration(m)*time.Minute + time.Duration(sec)*time.Second + time.Duration(ns)
+	if d := p.hour.Load(); d != nil && d.mon == mon && d.day == day && d.hour == h && d.loc == loc &&
+		!now.Before(d.from) && now.Before(d.until) {
+		return d.start.Add(within), true
+	}
+	local := now.In(loc)
+	t = time.Date(local.Year(), mon, day, h, m, sec, ns, loc)
 	if t.After(now.Add(24 * time.Hour)) {
-		t = time.Date(now.Year()-1, mon, day, h, m, sec, ns, loc)
+		t = time.Date(local.Year()-1, mon, day, h, m, sec, ns, loc)
+	}
+	if d := dateHour(local, mon, day, h, loc); d != nil {
+		p.hour.Store(d)
 	}
 	return t, true
+}
+
+// datedHour is how every stamp of one hour (mon day hh:..) is dated by a
+// clock reading in [from, until): start plus the minutes and seconds.
+type datedHour struct {
+	mon         time.Month
+	day, hour   int
+	loc         *time.Location
+	start       time.Time
+	from, until time.Time
+}
+
+// dateHour works out the datedHour for clock reading now (in loc), or
+// returns nil for an hour that yearless must date stamp by stamp: one
+// whose zone offset changes within it (a daylight saving switch), or in
+// whose middle the one-day-ahead limit falls.
+func dateHour(now time.Time, mon time.Month, day, h int, loc *time.Location) *datedHour {
+	year := now.Year()
+	yearStart := time.Date(year, time.January, 1, 0, 0, 0, 0, loc)
+	yearEnd := time.Date(year+1, time.January, 1, 0, 0, 0, 0, loc)
+	d := &datedHour{mon: mon, day: day, hour: h, loc: loc}
+	start := time.Date(year, mon, day, h, 0, 0, 0, loc)
+	end := start.Add(time.Hour) // the hour is [start, end)
+	switch limit := now.Add(24 * time.Hour); {
+	case !end.After(limit.Add(time.Nanosecond)):
+		// The whole hour is at most a day ahead: this year, while the
+		// clock stays in this year and at least as late as now.
+		d.start, d.from, d.until = start, end.Add(-24*time.Hour), yearEnd
+	case start.After(limit):
+		// All of it is more than a day ahead: last year, while the clock
+		// stays in this year and the hour stays more than a day ahead.
+		d.start = time.Date(year-1, mon, day, h, 0, 0, 0, loc)
+		end = d.start.Add(time.Hour)
+		d.from, d.until = yearStart, start.Add(-24*time.Hour)
+	default:
+		return nil
+	}
+	if d.from.Before(yearStart) {
+		d.from = yearStart
+	}
+	// A zone offset change within the hour (or a wall clock hour that does
+	// not exist) would make start plus minutes differ from time.Date.
+	if _, off1 := d.start.Zone(); d.start.Hour() != h {
+		return nil
+	} else if _, off2 := end.Add(-time.Nanosecond).Zone(); off1 != off2 {
+		return nil
+	}
+	if !d.from.Before(d.until) {
+		return nil
+	}
+	return d
 }
 
 // ctime reads "Www Mmm dd hh:mm:ss[.frac] yyyy".
