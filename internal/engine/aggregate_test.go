@@ -37,6 +37,29 @@ func observe(e *Engine, evs ...event.Event) []string {
 	return out
 }
 
+// A prefix whose ban has expired is banned again on its next bad address,
+// whether or not Tick has pruned the expired ban yet: replay ticks once a
+// minute and the daemon every second, and both must decide alike.
+func TestPrefixRebanBeforeTick(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) { c.Spray = Spray{} })
+	got := observe(e,
+		ev(0, event.AuthFailure, "203.0.113.1", "a"),
+		ev(time.Minute, event.AuthFailure, "203.0.113.2", "b"),
+		ev(2*time.Minute, event.AuthFailure, "203.0.113.3", "c"),
+	)
+	if fmt.Sprint(got) != "[prefix 203.0.113.0/24]" {
+		t.Fatalf("decisions %v", got)
+	}
+	// The 1h ban ended at 1h2m; no Tick since.
+	got = observe(e, ev(time.Hour+2*time.Minute+5*time.Second, event.AuthFailure, "203.0.113.4", "d"))
+	if fmt.Sprint(got) != "[prefix 203.0.113.0/24]" {
+		t.Fatalf("after expiry, before Tick: decisions %v, want the prefix banned again", got)
+	}
+	if d, ok := e.Banned(netip.MustParseAddr("203.0.113.9"), t0.Add(time.Hour+3*time.Minute)); !ok || d.Duration != 2*time.Hour {
+		t.Fatalf("second prefix ban: %+v %v, want 2h (escalated)", d, ok)
+	}
+}
+
 func TestUserSpray(t *testing.T) {
 	e := defaultEngine(t, func(c *Config) { c.Prefixes = Prefixes{} })
 	var evs []event.Event

@@ -350,7 +350,10 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		if n < min(lv.Addresses, distinctSize) || !e.canBanPrefix(p, pk) {
 			continue
 		}
-		if _, already := e.active[p]; already {
+		// An expired ban still in the table (Tick prunes it later) does
+		// not count: replay ticks once a minute, the daemon every second,
+		// and both must decide alike.
+		if d, already := e.active[p]; already && d.Active(ev.Time) {
 			continue
 		}
 		reason := fmt.Sprintf("%d bad addresses in %s within %s (last: %s %s%s via %s)", n, p, fmtDuration(pc.Window), addr, ev.Kind, userNote(ev.User), ev.Service)
