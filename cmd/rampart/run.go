@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -61,6 +62,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		if *dryRun {
 			c.Firewall.Backend = "log"
 		}
+		userPaths(c, *stateDir == "", *socket == "")
 		return c, nil
 	}
 	cfg, err := load()
@@ -93,6 +95,48 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	return d.Run(ctx, hup)
+}
+
+// userPaths moves the state directory and the control socket to the user's
+// own directories when rampart runs unprivileged and cannot write the
+// system ones: a dry run must still work for a newcomer trying it out.
+func userPaths(c *config.Config, state, socket bool) {
+	if os.Geteuid() == 0 {
+		return
+	}
+	writable := func(dir string) bool {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return false
+		}
+		f, err := os.CreateTemp(dir, ".probe-*")
+		if err != nil {
+			return false
+		}
+		f.Close()
+		os.Remove(f.Name())
+		return true
+	}
+	home, _ := os.UserHomeDir()
+	if state && !writable(c.Daemon.StateDir) {
+		base := os.Getenv("XDG_STATE_HOME")
+		if base == "" {
+			base = filepath.Join(home, ".local", "state")
+		}
+		c.Daemon.StateDir = filepath.Join(base, "rampart")
+		if !writable(c.Daemon.StateDir) {
+			c.Daemon.StateDir = filepath.Join(os.TempDir(), fmt.Sprintf("rampart-%d", os.Geteuid()))
+		}
+	}
+	if socket && !writable(filepath.Dir(c.Daemon.Socket)) {
+		dir := os.Getenv("XDG_RUNTIME_DIR")
+		if dir == "" {
+			dir = c.Daemon.StateDir
+		}
+		if !writable(dir) {
+			dir = c.Daemon.StateDir
+		}
+		c.Daemon.Socket = filepath.Join(dir, "rampart.sock")
+	}
 }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {
