@@ -15,6 +15,16 @@ func TestDefault(t *testing.T) {
 	if j == nil || j.Filter != "sshd" || j.MaxRetry != 5 || j.BanTime.D() != 10*time.Minute {
 		t.Fatalf("default sshd jail = %+v", j)
 	}
+	// An unknown SSH user counts double; an unknown mail login (often
+	// "name" typed for "name@domain") counts like a wrong password.
+	if w := j.Weights["unknown-user"]; w != 2 {
+		t.Errorf("sshd unknown-user weight %d, want 2", w)
+	}
+	for _, name := range []string{"postfix", "dovecot"} {
+		if w, ok := c.Jails[name].Weights["unknown-user"]; ok || len(c.Defaults.Weights) != 0 {
+			t.Errorf("jail %s: unknown-user weight %d set (defaults %v), want the default 1", name, w, c.Defaults.Weights)
+		}
+	}
 }
 
 func TestErrors(t *testing.T) {
