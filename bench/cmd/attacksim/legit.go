@@ -92,7 +92,7 @@ func typoCount(r *rand.Rand, p float64) int {
 // typos), then the client's reconnects every 10 to 30 minutes, and now
 // and then a message sent.
 func (s *sim) poll(r *rand.Rand, w who, t, stop time.Time, addr netip.Addr, user string, first []mailUser, sendP float64) {
-	for i := 0; t.Before(stop) && s.in(t); i++ {
+	for i := 0; t.Before(stop) && s.inLegit(t); i++ {
 		var ty []mailUser
 		if i == 0 {
 			ty = first
@@ -114,18 +114,21 @@ func (s *sim) poll(r *rand.Rand, w who, t, stop time.Time, addr netip.Addr, user
 // from there.
 func legitNAT(s *sim, r *rand.Rand, d *directory, _ float64) {
 	w := who{"legit", "legit-nat"}
-	for i, u := range d.office {
-		addr := u + "@" + domain
-		arrive := s.at(8, 0).Add(dur(r, -30*time.Minute, 75*time.Minute))
-		leave := s.at(16, 30).Add(dur(r, 0, 90*time.Minute))
-		s.poll(r, w, arrive, leave, officeNAT, addr, typos(r, addr, typoCount(r, 0.25)), 0.3)
-		if i < 2 {
-			role := roleAccounts[i] + "@" + domain
-			s.poll(r, w, arrive.Add(dur(r, time.Minute, 10*time.Minute)), leave, officeNAT, role, typos(r, role, typoCount(r, 0.2)), 0.2)
-		}
-		if i == 0 {
-			for t := arrive.Add(dur(r, 10*time.Minute, time.Hour)); t.Before(leave); t = t.Add(dur(r, time.Hour, 4*time.Hour)) {
-				s.sshLogin(r, w, t, officeNAT, localPart(u), 1000, typoCount(r, 0.3))
+	for _, day := range s.days() {
+		for i, u := range d.office {
+			addr := u + "@" + domain
+			arrive := clock(day, 8, 0).Add(dur(r, -30*time.Minute, 75*time.Minute))
+			leave := clock(day, 16, 30).Add(dur(r, 0, 90*time.Minute))
+			arrive = maxTime(arrive, s.warm)
+			s.poll(r, w, arrive, leave, officeNAT, addr, typos(r, addr, typoCount(r, 0.25)), 0.3)
+			if i < 2 {
+				role := roleAccounts[i] + "@" + domain
+				s.poll(r, w, arrive.Add(dur(r, time.Minute, 10*time.Minute)), leave, officeNAT, role, typos(r, role, typoCount(r, 0.2)), 0.2)
+			}
+			if i == 0 {
+				for t := arrive.Add(dur(r, 10*time.Minute, time.Hour)); t.Before(leave) && s.inLegit(t); t = t.Add(dur(r, time.Hour, 4*time.Hour)) {
+					s.sshLogin(r, w, t, officeNAT, localPart(u), 1000, typoCount(r, 0.3))
+				}
 			}
 		}
 	}
@@ -137,16 +140,25 @@ func legitNAT(s *sim, r *rand.Rand, d *directory, _ float64) {
 func legitHome(s *sim, r *rand.Rand, d *directory, _ float64) {
 	w := who{"legit", "legit-home"}
 	prefixes := distinct24s(r, residentialV4, len(d.home))
-	for i, u := range d.home {
-		addr := u + "@" + domain
-		ip := prefixes[i].host(1 + r.IntN(254))
-		for range between(r, 2, 3) {
-			t := s.start.Add(dur(r, 0, 11*time.Hour))
-			s.poll(r, w, t, t.Add(dur(r, 20*time.Minute, 2*time.Hour)), ip, addr, typos(r, addr, typoCount(r, 0.2)), 0.3)
-		}
-		if i < 3 {
-			for range between(r, 2, 4) {
-				s.sshLogin(r, w, s.start.Add(dur(r, 0, 11*time.Hour)), ip, localPart(u), 1100+i, typoCount(r, 0.3))
+	ips := make([]netip.Addr, len(d.home))
+	for i := range ips {
+		ips[i] = prefixes[i].host(1 + r.IntN(254))
+	}
+	for _, day := range s.days() {
+		for i, u := range d.home {
+			addr := u + "@" + domain
+			for range between(r, 2, 3) {
+				t := clock(day, 6, 0).Add(dur(r, 0, 11*time.Hour))
+				if s.inLegit(t) {
+					s.poll(r, w, t, t.Add(dur(r, 20*time.Minute, 2*time.Hour)), ips[i], addr, typos(r, addr, typoCount(r, 0.2)), 0.3)
+				}
+			}
+			if i < 3 {
+				for range between(r, 1, 3) {
+					if t := clock(day, 6, 0).Add(dur(r, 0, 11*time.Hour)); s.inLegit(t) {
+						s.sshLogin(r, w, t, ips[i], localPart(u), 1100+i, typoCount(r, 0.3))
+					}
+				}
 			}
 		}
 	}
@@ -161,7 +173,7 @@ func legitMobile(s *sim, r *rand.Rand, d *directory, _ float64) {
 	for _, u := range d.mobile {
 		addr := u + "@" + domain
 		net := random64(r, mobileV6)
-		for t := s.start.Add(dur(r, 0, 30*time.Minute)); s.in(t); {
+		for t := s.warm.Add(dur(r, 0, 30*time.Minute)); s.inLegit(t); {
 			if r.IntN(4) == 0 {
 				net = random64(r, mobileV6)
 			}
@@ -201,9 +213,19 @@ func legitTravel(s *sim, r *rand.Rand, d *directory, _ float64) {
 	}
 }
 
-// at returns h:m on the simulated day.
-func (s *sim) at(h, m int) time.Time {
-	return s.start.Truncate(24 * time.Hour).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+// at returns h:m on the day the attacks start.
+func (s *sim) at(h, m int) time.Time { return clock(s.start.Truncate(24*time.Hour), h, m) }
+
+// clock returns h:m on day (a midnight).
+func clock(day time.Time, h, m int) time.Time {
+	return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func localPart(u string) string {

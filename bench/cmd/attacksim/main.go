@@ -51,12 +51,13 @@ func main() {
 	out := flag.String("o", "bench/out/rotation", "output `dir`ectory")
 	seed := flag.Uint64("seed", 1, "random `seed`; the same flags give the same files")
 	startS := flag.String("start", "2025-03-10T06:00:00Z", "start of the simulated period (RFC 3339)")
-	length := flag.Duration("duration", 12*time.Hour, "length of the simulated period")
+	length := flag.Duration("duration", 12*time.Hour, "length of the attacks' period")
+	warmup := flag.Duration("warmup", 24*time.Hour, "legitimate users only, for this long before -start (a running daemon has seen them before)")
 	only := flag.String("scenarios", "all", "comma-separated `names` of scenarios to run (\"legit\" means every legit-* one)")
 	scale := flag.Float64("scale", 1, "multiply the number of attacking addresses by `factor`")
 	flag.Usage = func() {
 		w := flag.CommandLine.Output()
-		fmt.Fprintf(w, "usage: attacksim [-o DIR] [-seed N] [-scenarios LIST] [-scale F] [-start T] [-duration D]\n\nScenarios:\n")
+		fmt.Fprintf(w, "usage: attacksim [-o DIR] [-seed N] [-scenarios LIST] [-scale F] [-start T] [-duration D] [-warmup D]\n\nScenarios:\n")
 		for _, sc := range scenarios {
 			fmt.Fprintf(w, "  %-13s %s\n", sc.name, sc.doc)
 		}
@@ -64,25 +65,25 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if err := run(*out, *seed, *startS, *length, *only, *scale); err != nil {
+	if err := run(*out, *seed, *startS, *length, *warmup, *only, *scale); err != nil {
 		fmt.Fprintf(os.Stderr, "attacksim: %v\n", err)
 		os.Exit(2)
 	}
 }
 
-func run(out string, seed uint64, startS string, length time.Duration, only string, scale float64) error {
+func run(out string, seed uint64, startS string, length, warmup time.Duration, only string, scale float64) error {
 	start, err := time.Parse(time.RFC3339, startS)
 	if err != nil {
 		return fmt.Errorf("-start: %w", err)
 	}
-	if length <= 0 || scale <= 0 {
-		return errors.New("-duration and -scale must be positive")
+	if length <= 0 || scale <= 0 || warmup < 0 {
+		return errors.New("-duration and -scale must be positive, -warmup not negative")
 	}
 	picked, err := selectScenarios(only)
 	if err != nil {
 		return err
 	}
-	s := generate(seed, start, length, picked, scale)
+	s := generate(seed, start, length, warmup, picked, scale)
 	if err := s.write(out); err != nil {
 		return err
 	}
@@ -90,7 +91,8 @@ func run(out string, seed uint64, startS string, length time.Duration, only stri
 	for _, a := range s.truth {
 		counts[a.Scenario]++
 	}
-	fmt.Fprintf(os.Stderr, "attacksim: wrote %d auth.log and %d mail.log lines, %d attempts to %s\n", len(s.lines[authLog]), len(s.lines[mailLog]), len(s.truth), out)
+	fmt.Fprintf(os.Stderr, "attacksim: wrote %d auth.log and %d mail.log lines, %d attempts to %s (legitimate users from %s, attacks from %s to %s)\n",
+		len(s.lines[authLog]), len(s.lines[mailLog]), len(s.truth), out, s.warm.Format(time.RFC3339), s.start.Format(time.RFC3339), s.end.Format(time.RFC3339))
 	for _, sc := range picked {
 		fmt.Fprintf(os.Stderr, "  %-13s %6d attempts\n", sc.name, counts[sc.name])
 	}
@@ -128,8 +130,8 @@ func selectScenarios(list string) ([]scenario, error) {
 }
 
 // generate runs the scenarios. Each draws from its own random stream.
-func generate(seed uint64, start time.Time, length time.Duration, picked []scenario, scale float64) *sim {
-	s := newSim(start, length)
+func generate(seed uint64, start time.Time, length, warmup time.Duration, picked []scenario, scale float64) *sim {
+	s := newSim(start, length, warmup)
 	d := newDirectory(rng(seed, "directory"))
 	for _, sc := range picked {
 		sc.run(s, rng(seed, sc.name), d, scale)

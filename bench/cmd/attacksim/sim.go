@@ -49,14 +49,15 @@ type logLine struct {
 
 // sim collects the lines and the ground truth of every scenario.
 type sim struct {
-	start, end time.Time
+	start, end time.Time // the attacks' period
+	warm       time.Time // legitimate users start earlier: see -warmup
 	lines      [2][]logLine
 	truth      []Attempt
 	seq        uint64
 }
 
-func newSim(start time.Time, d time.Duration) *sim {
-	return &sim{start: start, end: start.Add(d)}
+func newSim(start time.Time, d, warmup time.Duration) *sim {
+	return &sim{start: start, end: start.Add(d), warm: start.Add(-warmup)}
 }
 
 // rng returns the random source of one scenario: derived from the seed and
@@ -80,8 +81,21 @@ func (s *sim) add(file int, t time.Time, text string) {
 
 func (s *sim) record(a Attempt) { s.truth = append(s.truth, a) }
 
-// in reports whether t lies inside the simulated period.
+// in reports whether t lies inside the attacks' period.
 func (s *sim) in(t time.Time) bool { return !t.Before(s.start) && t.Before(s.end) }
+
+// inLegit reports whether t lies inside the legitimate users' period,
+// which includes the warm-up.
+func (s *sim) inLegit(t time.Time) bool { return !t.Before(s.warm) && t.Before(s.end) }
+
+// days returns midnight of every day the legitimate users' period touches.
+func (s *sim) days() []time.Time {
+	var out []time.Time
+	for d := s.warm.Truncate(24 * time.Hour); d.Before(s.end); d = d.Add(24 * time.Hour) {
+		out = append(out, d)
+	}
+	return out
+}
 
 // session writes the lines of one connection: a cursor in time and the
 // syslog tag of the process serving it.
