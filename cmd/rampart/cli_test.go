@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// hostileLog writes a log mixing good lines with the input the parsers must
+// survive: binary garbage, a truncated stamp, invalid UTF-8, a future date,
+// a 1 MiB line and an empty line.
+func hostileLog(t *testing.T) string {
+	lines := []string{
+		"Nov 22 14:03:07 host sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2",
+		"\x00\x01\x02binary\x00garbage",
+		"Nov 22 14:03:0",
+		"Nov 22 14:03:07 host sshd[2]: Failed password for r\xc3\x28oot from 192.0.2.2 port 22 ssh2",
+		"2099-01-01T00:00:00Z host sshd[3]: Failed password for root from 192.0.2.3 port 22 ssh2",
+		strings.Repeat("x", 1<<20),
+		"Nov 22 14:03:09 host sshd[4]: Invalid user admin from 2001:db8::7 port 22",
+		"",
+	}
+	p := filepath.Join(t.TempDir(), "hostile.log")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestTestCommandContract checks `rampart test` as DESIGN.md promises it.
+func TestTestCommandContract(t *testing.T) {
+	hostile := hostileLog(t)
+	code, out, errs := runCLI("test", "--filter", "sshd", "--json", "--year", "2026", hostile)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		got = append(got, m)
+	}
+	// Lines 1, 4 (invalid UTF-8 in the user name) and 7 match; the binary,
+	// truncated, future-dated, 1 MiB and empty lines do not, and nothing crashes.
+	if len(got) != 3 || got[0]["line"] != 1.0 || got[1]["line"] != 4.0 || got[2]["line"] != 7.0 {
+		t.Fatalf("matches = %v", got)
+	}
+	if got[0]["ip"] != "192.0.2.1" || got[0]["user"] != "root" || got[0]["kind"] != "auth-failure" || got[0]["time"] != "2026-11-22T14:03:07Z" && !strings.HasPrefix(got[0]["time"].(string), "2026-11-22T14:03:07") {
+		t.Fatalf("first match = %v", got[0])
+	}
+	if got[2]["ip"] != "2001:db8::7" || got[2]["kind"] != "unknown-user" {
+		t.Fatalf("IPv6 match = %v", got[2])
+	}
+
+	code, out, _ = runCLI("test", "--filter", "sshd", hostile)
+	if code != 0 || !strings.Contains(out, "8 read, 3 matched, 3 skipped") {
+		t.Fatalf("summary (exit %d):\n%s", code, out)
+	}
+	for _, reason := range []string{"record holds binary data", "time stamp more than a day in the future", "record longer than 16 KiB"} {
+		if !strings.Contains(out, reason) {
+			t.Errorf("summary does not count %q:\n%s", reason, out)
+		}
+	}
+
+	code, _, errs = runCLI("test", "--filter", "sshdd", hostile)
+	if code != 2 || !strings.Contains(errs, `unknown filter "sshdd"`) || !strings.Contains(errs, `did you mean "sshd"`) {
+		t.Fatalf("unknown filter: exit %d, %q", code, errs)
+	}
+	if code, _, _ := runCLI("test", "--filter", "postfix", "--mode", "nonsense", hostile); code != 2 {
+		t.Fatalf("unknown mode: exit %d", code)
+	}
+	if code, _, _ := runCLI("test", "--filter", "sshd", filepath.Join(t.TempDir(), "missing.log")); code != 1 {
+		t.Fatalf("missing file: exit %d", code)
+	}
+}
+
+func TestCheckConfigAndHelp(t *testing.T) {
+	if code, out, errs := runCLI("check-config"); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("check-config of the defaults: %d %s %s", code, out, errs)
+	}
+	if code, out, _ := runCLI("check-config", "--print-defaults"); code != 0 || !strings.Contains(out, "[jail.sshd]") {
+		t.Fatalf("print-defaults: %d", code)
+	}
+	if code, out, _ := runCLI("--help"); code != 0 || !strings.Contains(out, "replay") {
+		t.Fatalf("help: %d %s", code, out)
+	}
+	if code, _, errs := runCLI("replya"); code != 2 || !strings.Contains(errs, "did you mean 'rampart replay'") {
+		t.Fatalf("typo: %d %s", code, errs)
+	}
+	if code, _, errs := runCLI("ban"); code != 2 || !strings.Contains(errs, "which address") {
+		t.Fatalf("ban without address: %d %s", code, errs)
+	}
+}

@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/firewall"
+)
+
+// harness runs a Daemon in-process with the log-only enforcer, following a
+// log file in a temp dir.
+type harness struct {
+	t       *testing.T
+	dir     string
+	logPath string
+	cfgPath string
+	client  *Client
+	cancel  context.CancelFunc
+	done    chan error
+	hup     chan os.Signal
+	logs    *lockedBuf
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func writeConfig(t *testing.T, dir, logPath string, maxretry int) string {
+	t.Helper()
+	p := filepath.Join(dir, "rampart.toml")
+	text := fmt.Sprintf(`
+[daemon]
+state_dir = %q
+socket = %q
+[firewall]
+backend = "log"
+[prefixes]
+enabled = false
+[jail.sshd]
+filter = "sshd"
+files = [%q]
+maxretry = %d
+bantime = "1h"
+`, filepath.Join(dir, "state"), filepath.Join(dir, "ctl.sock"), logPath, maxretry)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func startHarness(t *testing.T, dir string, maxretry int) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: dir, logPath: filepath.Join(dir, "auth.log"), done: make(chan error, 1), hup: make(chan os.Signal, 1), logs: &lockedBuf{}}
+	if _, err := os.Stat(h.logPath); err != nil {
+		os.WriteFile(h.logPath, nil, 0o644)
+	}
+	h.cfgPath = writeConfig(t, dir, h.logPath, maxretry)
+	cfg, err := config.Load(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	d, err := New(ctx, Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log",
+		Reload: func() (*config.Config, error) { return config.Load(h.cfgPath) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.done <- d.Run(ctx, h.hup); d.Close() }()
+	h.client = NewClient(cfg.Daemon.Socket)
+	h.waitFor("control socket", func(st Status) bool { return true })
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("daemon did not stop")
+	}
+}
+
+func (h *harness) waitFor(what string, cond func(Status) bool) Status {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := h.client.Status(context.Background())
+		if err == nil && cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s (last error %v)\n%s", what, err, h.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) fail(n int, addr string) {
+	h.t.Helper()
+	f, err := os.OpenFile(h.logPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	for i := range n {
+		fmt.Fprintf(f, "%s srv sshd[%d]: Failed password for root from %s port %d ssh2\n", time.Now().Format(time.Stamp), 100+i, addr, 5000+i)
+	}
+}
+
+func banned(st Status, ip string) bool {
+	for _, b := range st.Active {
+		if b.IP == ip {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDaemonBanStatusUnbanReload(t *testing.T) {
+	dir := t.TempDir()
+	h := startHarness(t, dir, 3)
+	h.fail(3, "198.51.100.7")
+	st := h.waitFor("ban", func(st Status) bool { return banned(st, "198.51.100.7") })
+	if st.Jails[0].Banned != 1 || st.Sources[0].Lines != 3 {
+		t.Fatalf("status = %+v", st)
+	}
+	ctx := context.Background()
+	if _, err := h.client.Ban(ctx, BanRequest{IP: "203.0.113.0/24", DurationS: 60, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Ban(ctx, BanRequest{IP: "127.0.0.1"}); err == nil || !strings.Contains(err.Error(), "allowlisted") {
+		t.Fatalf("banning loopback: %v", err)
+	}
+	if _, err := h.client.Ban(ctx, BanRequest{IP: "not an address"}); err == nil {
+		t.Fatal("bad address accepted")
+	}
+	if removed, err := h.client.Unban(ctx, "203.0.113.0/24"); err != nil || !removed {
+		t.Fatalf("unban = %v, %v", removed, err)
+	}
+	if removed, err := h.client.Unban(ctx, "192.0.2.200"); err != nil || removed {
+		t.Fatalf("unban of an address never banned = %v, %v", removed, err)
+	}
+
+	// SIGHUP with a new threshold: the ban stays, the new maxretry applies.
+	writeConfig(t, dir, h.logPath, 2)
+	h.hup <- os.Interrupt
+	h.waitFor("reload", func(st Status) bool { return len(st.Jails) == 1 && st.Jails[0].MaxRetry == 2 })
+	h.fail(2, "198.51.100.8")
+	st = h.waitFor("ban under the reloaded config", func(st Status) bool { return banned(st, "198.51.100.8") })
+	if !banned(st, "198.51.100.7") {
+		t.Fatalf("reload dropped a ban: %+v", st.Active)
+	}
+	// A broken configuration is refused and the running one kept.
+	os.WriteFile(h.cfgPath, []byte("[jail.sshd]\nmaxretries = 1\n"), 0o644)
+	h.hup <- os.Interrupt
+	h.waitFor("refused reload logged", func(Status) bool { return strings.Contains(h.logs.String(), "keeping the running configuration") })
+	if st := h.waitFor("status", func(Status) bool { return true }); st.Jails[0].MaxRetry != 2 {
+		t.Fatalf("bad config applied: %+v", st.Jails)
+	}
+	writeConfig(t, dir, h.logPath, 2)
+
+	// Restart: bans come back from the store, the log is not read again.
+	h.stop()
+	h2 := startHarness(t, dir, 2)
+	st = h2.waitFor("restored", func(st Status) bool { return banned(st, "198.51.100.7") && banned(st, "198.51.100.8") })
+	if st.Sources[0].Lines != 0 {
+		t.Fatalf("old lines read again after restart: %+v", st.Sources)
+	}
+}
+
+func TestDaemonSurvivesCorruptDatabase(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	os.MkdirAll(state, 0o700)
+	os.WriteFile(filepath.Join(state, "rampart.db"), []byte("this is not a database, just garbage bytes"), 0o600)
+	h := startHarness(t, dir, 3)
+	h.fail(3, "198.51.100.9")
+	h.waitFor("ban with a fresh database", func(st Status) bool { return banned(st, "198.51.100.9") })
+	if !strings.Contains(h.logs.String(), "database corrupt; moved aside") {
+		t.Fatalf("corruption not reported:\n%s", h.logs)
+	}
+	matches, _ := filepath.Glob(filepath.Join(state, "rampart.db.*"))
+	if len(matches) == 0 {
+		t.Fatal("corrupt database not kept aside")
+	}
+}
