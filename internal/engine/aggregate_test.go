@@ -254,3 +254,33 @@ func TestKnownGoodTypoNeverBans(t *testing.T) {
 		t.Fatalf("known-good = %d", e.Stats().KnownGood)
 	}
 }
+
+func TestAssess(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) { c.Prefixes = Prefixes{} })
+	now := t0.Add(time.Hour)
+	at := func(d time.Duration) time.Duration { return time.Hour + d }
+	observe(e, ev(at(0), event.AuthSuccess, "198.51.100.20", "alice"))
+	observe(e, ev(at(time.Second), event.AuthFailure, "192.0.2.5", "bob"), ev(at(2*time.Second), event.AuthFailure, "192.0.2.5", "bob"))
+	for i := range 3 {
+		observe(e, ev(at(time.Duration(3+i)*time.Second), event.RecipientUnknown, "192.0.2.6", fmt.Sprintf("u%d@example.org", i)))
+	}
+	for i := range 5 {
+		observe(e, ev(at(time.Duration(10+i)*time.Second), event.AuthFailure, fmt.Sprintf("10.%d.0.1", i), "info"))
+	}
+	now = now.Add(time.Minute)
+	if a := e.Assess(netip.MustParseAddr("198.51.100.20"), "alice", now); !a.KnownGood || a.Banned || a.Failures != 0 {
+		t.Errorf("known-good: %+v", a)
+	}
+	if a := e.Assess(netip.MustParseAddr("192.0.2.5"), "bob", now); a.Failures != 2 || a.MaxRetry != 5 || a.Banned || a.KnownGood {
+		t.Errorf("failing address: %+v", a)
+	}
+	if a := e.Assess(netip.MustParseAddr("::ffff:192.0.2.6"), "", now); !a.Enumerating {
+		t.Errorf("enumerator not flagged: %+v", a)
+	}
+	if a := e.Assess(netip.MustParseAddr("203.0.113.1"), "INFO", now); !a.HotUser || a.Banned {
+		t.Errorf("sprayed user not hot: %+v", a)
+	}
+	if a := e.Assess(netip.MustParseAddr("10.4.0.1"), "", now); !a.Banned || a.Ban.Scenario != "user-spray" {
+		t.Errorf("banned sprayer: %+v", a)
+	}
+}

@@ -57,18 +57,19 @@ type Allowlist interface {
 // Config configures an Engine. Zero-valued scenario settings are off; use
 // DefaultConfig for the defaults.
 type Config struct {
-	Jails      []Jail
-	MaxTracked int // cap on tracked (address, jail) keys; also bounds the other tables
-	Escalation Escalation
-	Recidive   Recidive
-	Spray      Spray
-	Prefixes   Prefixes
-	ASNs       ASNs
-	Surge      Surge
-	Slow       Slow
-	KnownGood  KnownGood
-	Allow      Allowlist    // nil allows nothing
-	Logger     *slog.Logger // nil discards
+	Jails       []Jail
+	MaxTracked  int // cap on tracked (address, jail) keys; also bounds the other tables
+	Escalation  Escalation
+	Recidive    Recidive
+	Spray       Spray
+	Prefixes    Prefixes
+	ASNs        ASNs
+	Surge       Surge
+	Slow        Slow
+	KnownGood   KnownGood
+	Enumeration Enumeration
+	Allow       Allowlist    // nil allows nothing
+	Logger      *slog.Logger // nil discards
 }
 
 // Defaults for fields left zero.
@@ -88,16 +89,17 @@ var DefaultRecidive = Recidive{Bans: 5, Window: 24 * time.Hour, BanTime: 7 * 24 
 // DefaultConfig returns the default scenarios, for the given jails.
 func DefaultConfig(jails ...Jail) Config {
 	return Config{
-		Jails:      jails,
-		MaxTracked: DefaultMaxTracked,
-		Escalation: DefaultEscalation,
-		Recidive:   DefaultRecidive,
-		Spray:      DefaultSpray,
-		Prefixes:   DefaultPrefixes,
-		ASNs:       DefaultASNs,
-		Surge:      DefaultSurge,
-		Slow:       DefaultSlow,
-		KnownGood:  DefaultKnownGood,
+		Jails:       jails,
+		MaxTracked:  DefaultMaxTracked,
+		Escalation:  DefaultEscalation,
+		Recidive:    DefaultRecidive,
+		Spray:       DefaultSpray,
+		Prefixes:    DefaultPrefixes,
+		ASNs:        DefaultASNs,
+		Surge:       DefaultSurge,
+		Slow:        DefaultSlow,
+		KnownGood:   DefaultKnownGood,
+		Enumeration: DefaultEnumeration,
 	}
 }
 
@@ -134,6 +136,7 @@ type Engine struct {
 	prefixes  *boundedMap[prefixKey, distinct]
 	asns      *boundedMap[uint32, distinct]
 	good      *boundedMap[[16]byte, goodEntry]
+	enum      *boundedMap[[16]byte, ring] // unknown recipients probed per address
 	// goodPrefixes counts known-good addresses per aggregation prefix, so a
 	// prefix holding one is never banned.
 	goodPrefixes map[prefixKey]uint32
@@ -180,6 +183,7 @@ func New(cfg Config) (*Engine, error) {
 		prefixes:     newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(d *distinct) stamp { return d.last }),
 		asns:         newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), hashU32, func(d *distinct) stamp { return d.last }),
 		good:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(g *goodEntry) stamp { return g.last }),
+		enum:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(r *ring) stamp { return r.last }),
 		goodPrefixes: map[prefixKey]uint32{},
 		active:       map[netip.Prefix]event.Decision{},
 		wide:         map[netip.Prefix]bool{},
@@ -290,6 +294,9 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	}
 	surge := e.observeSurge(t)
 	good := e.isGood(addr, t)
+	if ev.Kind == event.RecipientUnknown {
+		e.noteEnumeration(addr, t)
+	}
 	if !good {
 		if ds := e.aggregate(ev, addr, j, t); len(ds) > 0 {
 			return ds
@@ -658,6 +665,10 @@ func (e *Engine) prune(now stamp) {
 	e.prefixes.prune(func(_ prefixKey, d *distinct) bool { return d.last < prefixCut })
 	asnCut := now - durStamp(e.cfg.ASNs.Window)
 	e.asns.prune(func(_ uint32, d *distinct) bool { return d.last < asnCut })
+	if w := e.cfg.Enumeration.Window; w > 0 {
+		c := now - durStamp(w)
+		e.enum.prune(func(_ [16]byte, r *ring) bool { return r.last < c })
+	}
 	if ttl := e.cfg.KnownGood.TTL; ttl > 0 {
 		goodCut := now - durStamp(ttl)
 		e.good.prune(func(_ [16]byte, g *goodEntry) bool { return g.last < goodCut })

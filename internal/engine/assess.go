@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// Enumeration flags an address that probed this many unknown recipients
+// within Window: live policy answers then blind it (the same reply for valid
+// and invalid recipients).
+type Enumeration struct {
+	Recipients int // 0 disables
+	Window     time.Duration
+}
+
+// DefaultEnumeration flags three unknown recipients within an hour.
+var DefaultEnumeration = Enumeration{Recipients: 3, Window: time.Hour}
+
+// Assessment is what the engine knows of a client, for live policy
+// answers (Postfix, Dovecot). It never changes engine state.
+type Assessment struct {
+	Banned      bool           // an active decision covers the address
+	Ban         event.Decision // that decision
+	KnownGood   bool           // the address logged in successfully recently
+	HotUser     bool           // the user name is being sprayed from many addresses
+	Enumerating bool           // the address probed unknown recipients
+	Failures    int            // recent failures of the address (the most in any jail)
+	MaxRetry    int            // the threshold that applies to it now
+	Suspect     string         // why thresholds are tightened for it: "surge", "prefix-suspect", "asn"; "" if not
+}
+
+// Assess reports what the engine knows of addr, and of user when not empty,
+// at time t.
+func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	addr = addr.Unmap()
+	var a Assessment
+	if !addr.IsValid() {
+		return a
+	}
+	if d, ok := e.bannedAt(addr, t); ok {
+		a.Banned, a.Ban = true, d
+	}
+	st := toStamp(t)
+	a.KnownGood = e.isGood(addr, st)
+	if sp := e.cfg.Spray; sp.Addresses > 0 && user != "" {
+		if d, ok := e.users.get(userID(normUser(user))); ok {
+			a.HotUser = d.count(st-durStamp(sp.Window)) >= min(sp.Addresses, distinctSize)
+		}
+	}
+	if en := e.cfg.Enumeration; en.Recipients > 0 {
+		if r, ok := e.enum.get(addr.As16()); ok {
+			a.Enumerating = r.count(st-durStamp(en.Window), 1) >= en.Recipients
+		}
+	}
+	a.MaxRetry = 0
+	for ji, j := range e.jails {
+		if r, ok := e.tracked.get(keyOf(addr, ji)); ok {
+			if n := r.count(toStamp(t.Add(-j.FindTime)), j.per); n > a.Failures {
+				a.Failures = n
+			}
+		}
+		if a.MaxRetry == 0 || j.MaxRetry < a.MaxRetry {
+			a.MaxRetry = j.MaxRetry
+		}
+	}
+	if !a.KnownGood {
+		if e.surge.on && e.cfg.Surge.MaxRetry > 0 {
+			a.Suspect = "surge"
+			a.MaxRetry = min(a.MaxRetry, e.cfg.Surge.MaxRetry)
+		}
+		if lim, sc, _ := e.suspect(addr, st); lim > 0 {
+			a.Suspect = sc
+			a.MaxRetry = min(a.MaxRetry, lim)
+		}
+	}
+	return a
+}
+
+// noteEnumeration counts an unknown recipient probed by addr.
+func (e *Engine) noteEnumeration(addr netip.Addr, t stamp) {
+	if e.cfg.Enumeration.Recipients <= 0 {
+		return
+	}
+	k := addr.As16()
+	r := e.enum.slot(k)
+	r.add(t, 1, 1)
+	e.enum.put(k, r)
+}
