@@ -1,0 +1,419 @@
+// Command banlat measures how fast a ban daemon (Rampart, fail2ban) gets an
+// attacking address into the kernel: from the moment the failure line that
+// crosses maxretry is appended to the log the daemon follows, to the moment
+// the address is an element of a set of the daemon's nftables table.
+//
+// It runs inside the network namespace of the daemon under test (see
+// bench/banlatency.sh), appends realistic OpenSSH lines (RFC 3164 stamps,
+// current time) to the log, and watches the kernel's nftables change
+// notifications — the ones `nft monitor` prints — stamping each added
+// element on arrival.
+//
+//	banlat latency -log FILE -table TABLE [-n 1000] [-warmup 5] [-o out.json]
+//	banlat bulk    -log FILE -table TABLE [-n 100000] [-o out.json]
+//	banlat report  rampart.json fail2ban.json
+//
+// latency: for each of -warmup + -n fresh addresses, append 4 failures, wait
+// -settle so the daemon has read them, append the 5th and note t0 right
+// after the write; wait until the address is in the table's set (t1) before
+// the next address, so no queue builds up. Warm-up bans (the first includes
+// any lazy table creation) are reported apart from the measured ones.
+//
+// bulk: append -n lines, one failure each from -n distinct addresses (for a
+// jail with maxretry 1), as fast as possible, and report when the last of
+// them is in the kernel.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	var err error
+	switch os.Args[1] {
+	case "latency":
+		err = latencyCmd(ctx, os.Args[2:])
+	case "bulk":
+		err = bulkCmd(ctx, os.Args[2:])
+	case "report":
+		err = reportCmd(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "banlat: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: banlat latency|bulk -log FILE -table TABLE [flags]\n       banlat report RESULT.json...")
+	os.Exit(2)
+}
+
+// common are the flags of latency and bulk.
+type common struct {
+	log, table, observer, out, host string
+	base                            string
+	timeout                         time.Duration
+}
+
+func (c *common) register(fs *flag.FlagSet, base string) {
+	fs.StringVar(&c.log, "log", "", "log `file` the daemon follows (appended to)")
+	fs.StringVar(&c.table, "table", "", "nftables `table` whose sets hold the bans (rampart, f2b-table)")
+	fs.StringVar(&c.observer, "observer", "netlink", "how to see set elements: netlink (the nftables multicast group, in process) or nft (an `nft monitor` child)")
+	fs.StringVar(&c.out, "o", "", "write the result as JSON to `file`")
+	fs.StringVar(&c.host, "host", "srv", "host name in the log lines")
+	fs.StringVar(&c.base, "base", base, "first attacker `address`; the others follow it")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up on a ban after this long")
+}
+
+func (c *common) check(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 || c.log == "" || c.table == "" {
+		fs.Usage()
+		return fmt.Errorf("-log and -table are required")
+	}
+	return nil
+}
+
+// observe starts the chosen observer and proves it listens.
+func (c *common) observe(ctx context.Context) (*seenSet, func(), error) {
+	s := newSeenSet(c.table)
+	var stop func()
+	var err error
+	switch c.observer {
+	case "netlink":
+		stop, err = observeNetlink(ctx, s)
+	case "nft":
+		stop, err = observeNFTMonitor(ctx, s)
+	default:
+		return nil, nil, fmt.Errorf("unknown observer %q", c.observer)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := probeObserver(s, fmt.Sprintf("banlat_probe_%d", os.Getpid())); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("observer %s did not see the probe element: %w", c.observer, err)
+	}
+	return s, stop, nil
+}
+
+// logWriter appends OpenSSH failure lines as rsyslog writes them.
+type logWriter struct {
+	f    *os.File
+	host string
+	pid  int
+	buf  []byte
+}
+
+func openLog(path, host string) (*logWriter, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &logWriter{f: f, host: host, pid: 20000 + rand.IntN(10000)}, nil
+}
+
+// failure adds one "Failed password" line for a to the buffer; each
+// attempt gets its own sshd pid and source port, as with real clients.
+func (w *logWriter) failure(a netip.Addr) {
+	w.pid++
+	w.buf = fmt.Appendf(w.buf, "%s %s sshd[%d]: Failed password for root from %s port %d ssh2\n",
+		time.Now().Format(time.Stamp), w.host, w.pid, a, 32768+rand.IntN(28000))
+}
+
+// flush writes the buffer in one write(2) on the O_APPEND descriptor.
+func (w *logWriter) flush() error {
+	_, err := w.f.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}
+
+// addrAt returns the i-th attacker address after base.
+func addrAt(base netip.Addr, i int) netip.Addr {
+	b := base.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v += uint32(i)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// Result is what latency writes with -o.
+type Result struct {
+	Label    string    `json:"label"`
+	Observer string    `json:"observer"`
+	N        int       `json:"n"`
+	Settle   string    `json:"settle"`
+	WarmupMs []float64 `json:"warmup_ms"` // in order; the first is the daemon's first ban
+	Ms       []float64 `json:"ms"`        // the measured bans, in order
+	Missing  int       `json:"missing"`   // not in the kernel within -timeout
+	Early    int       `json:"early"`     // in the kernel before the 5th failure
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	LoadAvg  []string  `json:"loadavg"` // /proc/loadavg before and after
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.TrimSpace(string(b))
+}
+
+func latencyCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("banlat latency", flag.ContinueOnError)
+	var c common
+	c.register(fs, "198.18.0.10")
+	label := fs.String("label", "", "name of the daemon, for the report")
+	n := fs.Int("n", 1000, "measured `bans`")
+	warmup := fs.Int("warmup", 5, "warm-up `bans` before the measured ones")
+	maxretry := fs.Int("maxretry", 5, "failures that ban")
+	settle := fs.Duration("settle", 100*time.Millisecond, "pause after the first maxretry-1 failures, so the daemon has read them before the last")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := c.check(fs); err != nil {
+		return err
+	}
+	base, err := netip.ParseAddr(c.base)
+	if err != nil || !base.Is4() {
+		return fmt.Errorf("-base %q: want an IPv4 address", c.base)
+	}
+	if *label == "" {
+		*label = c.table
+	}
+	s, stop, err := c.observe(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	w, err := openLog(c.log, c.host)
+	if err != nil {
+		return err
+	}
+	defer w.f.Close()
+
+	res := Result{Label: *label, Observer: c.observer, N: *n, Settle: settle.String(), Start: time.Now(), LoadAvg: []string{loadavg()}}
+	for i := range *warmup + *n {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		a := addrAt(base, i)
+		for range *maxretry - 1 {
+			w.failure(a)
+		}
+		if err := w.flush(); err != nil {
+			return err
+		}
+		time.Sleep(*settle)
+		if _, ok := s.get(a); ok {
+			res.Early++
+			fmt.Fprintf(os.Stderr, "banlat: %s banned before its last failure\n", a)
+			continue
+		}
+		w.failure(a)
+		if err := w.flush(); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		err := s.wait(t0.Add(c.timeout), func() bool { _, ok := s.at[a]; return ok })
+		if err != nil {
+			if _, cnt := s.count(); cnt != nil {
+				return cnt
+			}
+			res.Missing++
+			fmt.Fprintf(os.Stderr, "banlat: %s not banned within %v\n", a, c.timeout)
+			continue
+		}
+		t1, _ := s.get(a)
+		ms := float64(t1.Sub(t0)) / float64(time.Millisecond)
+		if i < *warmup {
+			res.WarmupMs = append(res.WarmupMs, ms)
+		} else {
+			res.Ms = append(res.Ms, ms)
+		}
+		if done := i + 1 - *warmup; done > 0 && done%100 == 0 {
+			fmt.Fprintf(os.Stderr, "banlat: %s: %d/%d bans, last %.2f ms\n", *label, done, *n, ms)
+		}
+	}
+	res.End = time.Now()
+	res.LoadAvg = append(res.LoadAvg, loadavg())
+	fmt.Println(summaryHeader)
+	fmt.Println(res.summary())
+	return writeJSON(c.out, res)
+}
+
+// BulkResult is what bulk writes with -o.
+type BulkResult struct {
+	Label      string    `json:"label"`
+	N          int       `json:"n"`
+	WrittenMs  float64   `json:"written_ms"`  // all lines appended
+	FirstMs    float64   `json:"first_ms"`    // the first address in the kernel
+	AllMs      float64   `json:"all_ms"`      // the last address in the kernel
+	ProgressMs []float64 `json:"progress_ms"` // 10%, 20%, ... 100% in the kernel
+	Seen       int       `json:"seen"`        // addresses in the kernel at the end
+	LoadAvg    []string  `json:"loadavg"`     // before and after
+}
+
+func bulkCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("banlat bulk", flag.ContinueOnError)
+	var c common
+	c.register(fs, "100.64.0.1")
+	label := fs.String("label", "", "name of the daemon, for the report")
+	n := fs.Int("n", 100_000, "distinct attacker `addresses`, one failure line each")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := c.check(fs); err != nil {
+		return err
+	}
+	base, err := netip.ParseAddr(c.base)
+	if err != nil || !base.Is4() {
+		return fmt.Errorf("-base %q: want an IPv4 address", c.base)
+	}
+	if *label == "" {
+		*label = c.table
+	}
+	s, stop, err := c.observe(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	w, err := openLog(c.log, c.host)
+	if err != nil {
+		return err
+	}
+	defer w.f.Close()
+	res := BulkResult{Label: *label, N: *n, LoadAvg: []string{loadavg()}}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+	t0 := time.Now()
+	for i := range *n {
+		w.failure(addrAt(base, i))
+		if len(w.buf) >= 64<<10 {
+			if err := w.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	res.WrittenMs = ms(time.Since(t0))
+	deadline := time.Now().Add(c.timeout)
+	for step := 1; step <= 10; step++ {
+		want := *n * step / 10
+		if err := s.wait(deadline, func() bool { return len(s.at) >= want }); err != nil {
+			cnt, _ := s.count()
+			return fmt.Errorf("%d of %d addresses in the kernel: %w", cnt, *n, err)
+		}
+		res.ProgressMs = append(res.ProgressMs, ms(time.Since(t0)))
+	}
+	first, last := time.Time{}, time.Time{}
+	s.mu.Lock()
+	for _, t := range s.at {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+		if t.After(last) {
+			last = t
+		}
+	}
+	res.Seen = len(s.at)
+	s.mu.Unlock()
+	res.FirstMs, res.AllMs = ms(first.Sub(t0)), ms(last.Sub(t0))
+	res.LoadAvg = append(res.LoadAvg, loadavg())
+	fmt.Printf("%s: %d lines appended in %.0f ms; first ban in the kernel at %.0f ms, all %d at %.0f ms (%.0f bans/s end to end)\n",
+		res.Label, res.N, res.WrittenMs, res.FirstMs, res.Seen, res.AllMs, float64(res.Seen)/(res.AllMs/1000))
+	return writeJSON(c.out, res)
+}
+
+func writeJSON(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// percentile returns the nearest-rank q-quantile of sorted xs.
+func percentile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}
+
+const summaryHeader = "| daemon | observer | bans | p50 ms | p90 ms | p99 ms | max ms | mean ms | first ban ms | other warm-up bans ms | missing | early |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+
+func (r Result) summary() string {
+	s := slices.Clone(r.Ms)
+	slices.Sort(s)
+	mean := 0.0
+	for _, x := range s {
+		mean += x
+	}
+	mean /= float64(max(len(s), 1))
+	first, rest := "-", "-"
+	if len(r.WarmupMs) > 0 {
+		first = fmt.Sprintf("%.1f", r.WarmupMs[0])
+		var parts []string
+		for _, x := range r.WarmupMs[1:] {
+			parts = append(parts, fmt.Sprintf("%.1f", x))
+		}
+		rest = strings.Join(parts, ", ")
+	}
+	return fmt.Sprintf("| %s | %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s | %d | %d |",
+		r.Label, r.Observer, len(s), percentile(s, .5), percentile(s, .9), percentile(s, .99), s[len(s)-1], mean, first, rest, r.Missing, r.Early)
+}
+
+func reportCmd(args []string) error {
+	if len(args) == 0 {
+		usage()
+	}
+	var rs []Result
+	for _, p := range args {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		var r Result
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if len(r.Ms) == 0 {
+			return fmt.Errorf("%s: no measured bans", p)
+		}
+		rs = append(rs, r)
+	}
+	fmt.Println(summaryHeader)
+	for _, r := range rs {
+		fmt.Println(r.summary())
+	}
+	if len(rs) >= 2 {
+		a, b := slices.Sorted(slices.Values(rs[0].Ms)), slices.Sorted(slices.Values(rs[1].Ms))
+		fmt.Printf("\n%s / %s: p50 %.1f×, p90 %.1f×, p99 %.1f×, max %.1f×\n", rs[1].Label, rs[0].Label,
+			percentile(b, .5)/percentile(a, .5), percentile(b, .9)/percentile(a, .9),
+			percentile(b, .99)/percentile(a, .99), b[len(b)-1]/a[len(a)-1])
+	}
+	return nil
+}
