@@ -76,6 +76,7 @@ type Spray struct {
 	Enabled   *bool    `toml:"enabled"`
 	Addresses int      `toml:"addresses"`
 	Window    Duration `toml:"window"`
+	BanTime   Duration `toml:"bantime"`
 }
 
 // Level is one prefix length to aggregate bad addresses at.
@@ -116,11 +117,14 @@ type Slow struct {
 	Enabled  *bool    `toml:"enabled"`
 	Failures int      `toml:"failures"`
 	Window   Duration `toml:"window"`
+	BanTime  Duration `toml:"bantime"`
 }
 
 // KnownGood remembers addresses that logged in.
 type KnownGood struct {
-	TTL Duration `toml:"ttl"`
+	TTL    Duration `toml:"ttl"`
+	Grace  Duration `toml:"grace"`
+	Factor int      `toml:"factor"`
 }
 
 // On reports whether an optional section is enabled (the default).
@@ -265,12 +269,12 @@ func parse(file string, data []byte) (*Config, error) {
 // knownKeys lists the keys each table accepts, for "did you mean" hints.
 var knownKeys = map[string][]string{
 	"":           {"daemon", "firewall", "allow", "defaults", "escalation", "recidive", "syslog", "spray", "prefixes", "asn", "surge", "slow", "known_good", "jail"},
-	"spray":      {"enabled", "addresses", "window"},
+	"spray":      {"enabled", "addresses", "window", "bantime"},
 	"prefixes":   {"enabled", "ipv4", "ipv6", "window", "bantime", "suspect_maxretry"},
 	"asn":        {"database", "addresses", "window", "maxretry"},
 	"surge":      {"enabled", "factor", "min_rate", "hold", "maxretry"},
-	"slow":       {"enabled", "failures", "window"},
-	"known_good": {"ttl"},
+	"slow":       {"enabled", "failures", "window", "bantime"},
+	"known_good": {"ttl", "grace", "factor"},
 	"daemon":     {"state_dir", "socket", "log_level", "log_format", "max_tracked"},
 	"firewall":   {"backend", "table", "ban_command", "unban_command"},
 	"allow":      {"entries", "resolve_every"},
@@ -410,6 +414,7 @@ func (c *Config) applyDefaults() {
 	}
 	defaultsInt(&c.Spray.Addresses, 5)
 	defaultsDur(&c.Spray.Window, time.Hour)
+	defaultsDur(&c.Spray.BanTime, 12*time.Hour)
 	if c.Prefixes.IPv4 == nil {
 		c.Prefixes.IPv4 = []Level{{Bits: 24, Addresses: 3}}
 	}
@@ -430,7 +435,10 @@ func (c *Config) applyDefaults() {
 	defaultsInt(&c.Surge.MaxRetry, 2)
 	defaultsInt(&c.Slow.Failures, 8)
 	defaultsDur(&c.Slow.Window, 12*time.Hour)
+	defaultsDur(&c.Slow.BanTime, 24*time.Hour)
 	defaultsDur(&c.KnownGood.TTL, 90*24*time.Hour)
+	defaultsDur(&c.KnownGood.Grace, 90*time.Second)
+	defaultsInt(&c.KnownGood.Factor, 3)
 	for name, j := range c.Jails {
 		j.Name = name
 		if j.Filter == "" {

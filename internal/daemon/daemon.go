@@ -289,7 +289,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		case <-hup:
 			d.reload(ctx)
 		case now := <-tick.C:
-			d.currentPipe().Engine.Tick(now)
+			d.apply.submit(d.currentPipe().Engine.Tick(now))
 		case <-save.C:
 			d.savePositions(ctx)
 		case now := <-prune.C:

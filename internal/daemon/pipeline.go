@@ -118,11 +118,11 @@ func EngineConfig(cfg *config.Config) engine.Config {
 		MaxTracked: cfg.Daemon.MaxTracked,
 		Escalation: engine.Escalation{Factor: cfg.Escalation.Factor, Max: cfg.Escalation.Max.D(), Window: cfg.Escalation.Window.D()},
 		Recidive:   engine.Recidive{Bans: cfg.Recidive.Bans, Window: cfg.Recidive.Window.D(), BanTime: cfg.Recidive.BanTime.D()},
-		KnownGood:  engine.KnownGood{TTL: cfg.KnownGood.TTL.D()},
+		KnownGood:  engine.KnownGood{TTL: cfg.KnownGood.TTL.D(), Grace: cfg.KnownGood.Grace.D(), Factor: cfg.KnownGood.Factor},
 		ASNs:       engine.ASNs{Addresses: cfg.ASN.Addresses, Window: cfg.ASN.Window.D(), MaxRetry: cfg.ASN.MaxRetry},
 	}
 	if config.On(cfg.Spray.Enabled) {
-		ec.Spray = engine.Spray{Addresses: cfg.Spray.Addresses, Window: cfg.Spray.Window.D()}
+		ec.Spray = engine.Spray{Addresses: cfg.Spray.Addresses, Window: cfg.Spray.Window.D(), BanTime: cfg.Spray.BanTime.D()}
 	}
 	if config.On(cfg.Prefixes.Enabled) {
 		levels := func(ls []config.Level) []engine.Level {
@@ -139,7 +139,7 @@ func EngineConfig(cfg *config.Config) engine.Config {
 		ec.Surge = engine.Surge{Factor: cfg.Surge.Factor, MinRate: cfg.Surge.MinRate, Hold: cfg.Surge.Hold.D(), MaxRetry: cfg.Surge.MaxRetry}
 	}
 	if config.On(cfg.Slow.Enabled) {
-		ec.Slow = engine.Slow{Failures: cfg.Slow.Failures, Window: cfg.Slow.Window.D()}
+		ec.Slow = engine.Slow{Failures: cfg.Slow.Failures, Window: cfg.Slow.Window.D(), BanTime: cfg.Slow.BanTime.D()}
 	}
 	return ec
 }

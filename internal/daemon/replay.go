@@ -58,8 +58,10 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 		}
 		fr := (*h)[0]
 		l := fr.cur
-		if t := l.Time; !t.IsZero() && t.Sub(lastTick) >= time.Minute {
-			p.Engine.Tick(t)
+		if t := l.Time; !t.IsZero() && t.Sub(lastTick) >= time.Second {
+			for _, d := range p.Engine.Tick(t) {
+				emit(d)
+			}
 			lastTick = t
 		}
 		if ev, n, ok := lr.Event(&l); ok {
@@ -77,6 +79,13 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 			if fr.err != nil {
 				return st, fr.err
 			}
+		}
+	}
+	// Deferred bans decided near the end take effect after the last line,
+	// as they would have in the daemon.
+	if !lastTick.IsZero() {
+		for _, d := range p.Engine.Tick(lastTick.Add(time.Hour)) {
+			emit(d)
 		}
 	}
 	return st, nil

@@ -17,6 +17,7 @@ import (
 type Spray struct {
 	Addresses int // 0 disables
 	Window    time.Duration
+	BanTime   time.Duration // ban length (escalating); the jail's when shorter
 }
 
 // Level is one prefix length at which bad addresses are aggregated.
@@ -67,24 +68,31 @@ type Surge struct {
 type Slow struct {
 	Failures int // 0 disables; at most the ring size (8) per slot
 	Window   time.Duration
+	BanTime  time.Duration // ban length (escalating); the jail's when shorter
 }
 
-// KnownGood is how long a successful login keeps an address known-good.
+// KnownGood configures the carve-outs for addresses that logged in: how
+// long a login keeps an address known-good; how long a ban on a tightened
+// threshold waits for a login that cancels it (Grace); and how many times
+// the jail's maxretry a known-good address may fail over all its users
+// before it is banned all the same (Factor).
 type KnownGood struct {
-	TTL time.Duration
+	TTL    time.Duration
+	Grace  time.Duration
+	Factor int
 }
 
 // Defaults for the cross-address scenarios.
 var (
-	DefaultSpray    = Spray{Addresses: 5, Window: time.Hour}
+	DefaultSpray    = Spray{Addresses: 5, Window: time.Hour, BanTime: 12 * time.Hour}
 	DefaultPrefixes = Prefixes{
 		V4: []Level{{Bits: 24, Addresses: 3}}, V6: []Level{{Bits: 64, Addresses: 3}},
 		Window: 6 * time.Hour, BanTime: time.Hour, Suspect: 1,
 	}
 	DefaultASNs      = ASNs{Addresses: 10, Window: time.Hour, MaxRetry: 2}
 	DefaultSurge     = Surge{Factor: 5, MinRate: 30, Hold: 10 * time.Minute, MaxRetry: 2}
-	DefaultSlow      = Slow{Failures: 8, Window: 12 * time.Hour}
-	DefaultKnownGood = KnownGood{TTL: 90 * 24 * time.Hour}
+	DefaultSlow      = Slow{Failures: 8, Window: 12 * time.Hour, BanTime: 24 * time.Hour}
+	DefaultKnownGood = KnownGood{TTL: 90 * 24 * time.Hour, Grace: 90 * time.Second, Factor: 3}
 )
 
 // prefixKey identifies a prefix of a given length.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"net/netip"
 	"testing"
 	"time"
@@ -30,11 +31,28 @@ func defaultEngine(t *testing.T, mut func(*Config)) *Engine {
 func observe(e *Engine, evs ...event.Event) []string {
 	var out []string
 	for _, x := range evs {
-		for _, d := range e.Observe(x) {
-			out = append(out, d.Scenario+" "+d.Target.String())
-		}
+		out = append(out, names(e.Observe(x))...)
 	}
 	return out
+}
+
+// settle lets deferred bans due by t0+at take effect, and names them.
+func settle(e *Engine, at time.Duration) []string { return names(e.Tick(t0.Add(at))) }
+
+func names(ds []event.Decision) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Scenario+" "+d.Target.String())
+	}
+	return out
+}
+
+func targets(got []string) map[string]bool {
+	m := map[string]bool{}
+	for _, g := range got {
+		m[g[strings.IndexByte(g, ' ')+1:]] = true
+	}
+	return m
 }
 
 // A prefix whose ban has expired is banned again on its next bad address,
@@ -66,18 +84,31 @@ func TestUserSpray(t *testing.T) {
 	for i := range 6 { // six addresses in six different /16s, one failure each
 		evs = append(evs, ev(time.Duration(i)*time.Minute, event.AuthFailure, fmt.Sprintf("198.%d.0.1", 10+i), "info@example.org"))
 	}
-	got := observe(e, evs...)
+	if got := observe(e, evs...); len(got) != 0 {
+		t.Fatalf("spray bans before the grace period: %v", got)
+	}
+	got := settle(e, 6*time.Minute+90*time.Second)
 	want := []string{"user-spray 198.14.0.1/32", "user-spray 198.15.0.1/32"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("decisions %v, want %v", got, want)
+	}
+	if d, _ := e.Banned(netip.MustParseAddr("198.14.0.1"), t0.Add(7*time.Minute)); d.Duration != 12*time.Hour || !d.Start.Equal(t0.Add(4*time.Minute+90*time.Second)) {
+		t.Fatalf("spray ban %+v, want 12h from the end of the grace period", d)
 	}
 	// Case does not matter; a known-good address is never sprayed.
 	e.Observe(ev(7*time.Minute, event.AuthSuccess, "203.0.113.50", "INFO@example.org"))
 	if got := observe(e, ev(8*time.Minute, event.AuthFailure, "203.0.113.50", "Info@Example.org")); len(got) != 0 {
 		t.Fatalf("known-good address banned by spray: %v", got)
 	}
+	// A person who mistypes once while their account is sprayed, and logs
+	// in within the grace period, is not banned.
+	observe(e, ev(9*time.Minute, event.AuthFailure, "192.0.2.44", "info@example.org"), ev(9*time.Minute+20*time.Second, event.AuthSuccess, "192.0.2.44", "info@example.org"))
+	if got := settle(e, 15*time.Minute); targets(got)["192.0.2.44/32"] {
+		t.Fatalf("mistyping user banned: %v", got)
+	}
 	// Outside the window the user cools down.
-	if got := observe(e, ev(3*time.Hour, event.AuthFailure, "198.99.0.1", "info@example.org")); len(got) != 0 {
+	observe(e, ev(3*time.Hour, event.AuthFailure, "198.99.0.1", "info@example.org"))
+	if got := settle(e, 4*time.Hour); len(got) != 0 {
 		t.Fatalf("spray outlived its window: %v", got)
 	}
 }
@@ -128,9 +159,10 @@ func TestPrefixNeverCoversKnownGoodOrAllowlisted(t *testing.T) {
 					t.Fatalf("prefix holding a %s address banned", tc.name)
 				}
 			}
-			// Instead, the other addresses of the prefix are suspects: one more failure bans.
-			got = observe(e, ev(4*time.Minute, event.AuthFailure, "192.0.2.9", "w"))
-			if fmt.Sprint(got) != "[prefix-suspect 192.0.2.9/32]" {
+			// Instead, the addresses of the prefix are suspects from the
+			// third bad one on: one failure bans (after the grace period).
+			observe(e, ev(4*time.Minute, event.AuthFailure, "192.0.2.9", "w"))
+			if got := settle(e, 6*time.Minute); fmt.Sprint(got) != "[prefix-suspect 192.0.2.3/32 prefix-suspect 192.0.2.9/32]" {
 				t.Fatalf("suspect decisions %v", got)
 			}
 			// The good address itself keeps its normal tolerance.
@@ -183,13 +215,14 @@ func TestSurge(t *testing.T) {
 		t.Fatal("no surge after a jump to 60 failures a minute")
 	}
 	// In surge mode two failures ban a new address.
-	got := observe(e, ev(base+61*time.Second, event.AuthFailure, "172.16.0.1", "v"), ev(base+62*time.Second, event.AuthFailure, "172.16.0.1", "v"))
-	if fmt.Sprint(got) != "[surge 172.16.0.1/32]" {
+	observe(e, ev(base+61*time.Second, event.AuthFailure, "172.16.0.1", "v"), ev(base+62*time.Second, event.AuthFailure, "172.16.0.1", "v"))
+	if got := settle(e, base+5*time.Minute); !targets(got)["172.16.0.1/32"] || !strings.HasPrefix(got[len(got)-1], "surge") {
 		t.Fatalf("surge decisions %v", got)
 	}
 	// Known-good addresses keep their tolerance in a surge.
 	observe(e, ev(base+63*time.Second, event.AuthSuccess, "172.16.9.9", "w"))
-	if got := observe(e, ev(base+64*time.Second, event.AuthFailure, "172.16.9.9", "w"), ev(base+65*time.Second, event.AuthFailure, "172.16.9.9", "w")); len(got) != 0 {
+	observe(e, ev(base+64*time.Second, event.AuthFailure, "172.16.9.9", "w"), ev(base+65*time.Second, event.AuthFailure, "172.16.9.9", "w"))
+	if got := settle(e, base+10*time.Minute); targets(got)["172.16.9.9/32"] {
 		t.Fatalf("known-good banned in a surge: %v", got)
 	}
 	// Quiet again: surge ends after the hold time.
@@ -229,12 +262,9 @@ func TestASNLowersThreshold(t *testing.T) {
 	for i := range 4 { // four bad addresses of AS64500, in different /24s
 		observe(e, ev(time.Duration(i)*time.Second, event.AuthFailure, fmt.Sprintf("100.%d.0.1", 64+i), "a"))
 	}
-	got := observe(e, ev(time.Minute, event.AuthFailure, "100.100.5.5", "a"))
-	if fmt.Sprint(got) != "[asn 100.100.5.5/32]" {
-		t.Fatalf("decisions %v", got)
-	}
-	if got := observe(e, ev(2*time.Minute, event.AuthFailure, "198.51.100.5", "a")); len(got) != 0 {
-		t.Fatalf("address outside the AS banned: %v", got)
+	observe(e, ev(time.Minute, event.AuthFailure, "100.100.5.5", "a"), ev(2*time.Minute, event.AuthFailure, "198.51.100.5", "a"))
+	if got := settle(e, 10*time.Minute); fmt.Sprint(got) != "[asn 100.100.5.5/32]" {
+		t.Fatalf("decisions %v (an address outside the AS must not be banned)", got)
 	}
 }
 
@@ -246,9 +276,12 @@ func TestKnownGoodTypoNeverBans(t *testing.T) {
 		observe(e, ev(time.Minute+time.Duration(i)*500*time.Millisecond, event.UnknownUser, fmt.Sprintf("198.51.100.%d", 100+i), "alice"))
 	}
 	for i := range 4 {
-		if got := observe(e, ev(3*time.Minute+time.Duration(i)*time.Second, event.AuthFailure, "198.51.100.20", "alice")); len(got) != 0 {
+		if got := observe(e, ev(3*time.Minute+time.Duration(i)*time.Second, event.AuthFailure, "198.51.100.20", "alice")); targets(got)["198.51.100.20/32"] {
 			t.Fatalf("known-good address banned after %d typos: %v", i+1, got)
 		}
+	}
+	if got := settle(e, time.Hour); targets(got)["198.51.100.20/32"] || targets(got)["198.51.100.0/24"] {
+		t.Fatalf("known-good address banned: %v", got)
 	}
 	if e.Stats().KnownGood != 1 {
 		t.Fatalf("known-good = %d", e.Stats().KnownGood)
@@ -280,7 +313,46 @@ func TestAssess(t *testing.T) {
 	if a := e.Assess(netip.MustParseAddr("203.0.113.1"), "INFO", now); !a.HotUser || a.Banned {
 		t.Errorf("sprayed user not hot: %+v", a)
 	}
-	if a := e.Assess(netip.MustParseAddr("10.4.0.1"), "", now); !a.Banned || a.Ban.Scenario != "user-spray" {
+	if a := e.Assess(netip.MustParseAddr("10.4.0.1"), "", now); a.Banned || a.Suspect != "pending ban" {
+		t.Errorf("sprayer in its grace period: %+v", a)
+	}
+	e.Tick(now.Add(2 * time.Minute))
+	if a := e.Assess(netip.MustParseAddr("10.4.0.1"), "", now.Add(2*time.Minute)); !a.Banned || a.Ban.Scenario != "user-spray" {
 		t.Errorf("banned sprayer: %+v", a)
+	}
+}
+
+// TestKnownGoodNATTolerancePerUser: several people behind one known-good
+// address each mistype below the threshold; together they exceed it.
+func TestKnownGoodNATTolerancePerUser(t *testing.T) {
+	e := defaultEngine(t, nil)
+	nat := "203.0.113.10"
+	for i, u := range []string{"ann", "ben", "cy", "dee"} {
+		observe(e, ev(time.Duration(i)*time.Second, event.AuthSuccess, nat, u))
+	}
+	var got []string
+	for i, u := range []string{"ann", "ann", "ben", "ben", "cy", "cy", "dee", "dee", "ann", "ben"} {
+		got = append(got, observe(e, ev(time.Minute+time.Duration(i)*20*time.Second, event.AuthFailure, nat, u))...)
+	}
+	if len(got) != 0 {
+		t.Fatalf("shared NAT banned for its users' typos: %v", got)
+	}
+	// One user failing maxretry times is still banned, NAT or not.
+	for i := range 5 {
+		got = append(got, observe(e, ev(5*time.Minute+time.Duration(i)*time.Second, event.AuthFailure, nat, "eve"))...)
+	}
+	if fmt.Sprint(got) != "[ip-failures 203.0.113.10/32]" {
+		t.Fatalf("decisions %v", got)
+	}
+}
+
+// TestLoginForgivesTypos: failures before a successful login do not count.
+func TestLoginForgivesTypos(t *testing.T) {
+	e := defaultEngine(t, nil)
+	observe(e, ev(0, event.AuthFailure, "198.51.100.30", "zoe"), ev(time.Second, event.AuthFailure, "198.51.100.30", "zoe"),
+		ev(2*time.Second, event.AuthFailure, "198.51.100.30", "zoe"), ev(3*time.Second, event.AuthFailure, "198.51.100.30", "zoe"),
+		ev(4*time.Second, event.AuthSuccess, "198.51.100.30", "zoe"))
+	if a := e.Assess(netip.MustParseAddr("198.51.100.30"), "zoe", t0.Add(5*time.Second)); a.Failures != 0 || !a.KnownGood {
+		t.Fatalf("after login: %+v", a)
 	}
 }

@@ -28,7 +28,7 @@ type Assessment struct {
 	Enumerating bool           // the address probed unknown recipients
 	Failures    int            // recent failures of the address (the most in any jail)
 	MaxRetry    int            // the threshold that applies to it now
-	Suspect     string         // why thresholds are tightened for it: "surge", "prefix-suspect", "asn"; "" if not
+	Suspect     string         // why it is suspect: "surge", "prefix-suspect", "asn", "pending ban"; "" if not
 }
 
 // Assess reports what the engine knows of addr, and of user when not empty,
@@ -66,6 +66,9 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 		if a.MaxRetry == 0 || j.MaxRetry < a.MaxRetry {
 			a.MaxRetry = j.MaxRetry
 		}
+	}
+	if _, ok := e.pending.by[event.AddrPrefix(addr)]; ok {
+		a.Suspect = "pending ban"
 	}
 	if !a.KnownGood {
 		if e.surge.on && e.cfg.Surge.MaxRetry > 0 {

@@ -137,6 +137,8 @@ type Engine struct {
 	asns      *boundedMap[uint32, distinct]
 	good      *boundedMap[[16]byte, goodEntry]
 	enum      *boundedMap[[16]byte, ring] // unknown recipients probed per address
+	goodFails *boundedMap[goodFailKey, ring]
+	pending   pendingBans
 	// goodPrefixes counts known-good addresses per aggregation prefix, so a
 	// prefix holding one is never banned.
 	goodPrefixes map[prefixKey]uint32
@@ -184,6 +186,7 @@ func New(cfg Config) (*Engine, error) {
 		asns:         newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), hashU32, func(d *distinct) stamp { return d.last }),
 		good:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(g *goodEntry) stamp { return g.last }),
 		enum:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(r *ring) stamp { return r.last }),
+		goodFails:    newBoundedMap[goodFailKey](max(cfg.MaxTracked/10, 1024), hashGoodFail, func(r *ring) stamp { return r.last }),
 		goodPrefixes: map[prefixKey]uint32{},
 		active:       map[netip.Prefix]event.Decision{},
 		wide:         map[netip.Prefix]bool{},
@@ -271,17 +274,19 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		return nil
 	}
 	t := toStamp(ev.Time)
+	out := e.flushPending(ev.Time)
 	if ev.Kind == event.AuthSuccess {
 		e.stats.Successes++
 		e.rememberGood(addr, normUser(ev.User), t)
-		return nil
+		e.forgive(addr)
+		return out
 	}
 	if !ev.Kind.Failure() {
-		return nil
+		return out
 	}
 	if _, banned := e.bannedAt(addr, ev.Time); banned {
 		e.stats.WhileBanned++
-		return nil
+		return out
 	}
 	j := &e.jails[ji]
 	weight := 1
@@ -290,45 +295,117 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	}
 	if weight <= 0 {
 		e.stats.Ignored++
-		return nil
+		return out
 	}
 	surge := e.observeSurge(t)
 	good := e.isGood(addr, t)
 	if ev.Kind == event.RecipientUnknown {
 		e.noteEnumeration(addr, t)
 	}
-	if !good {
-		if ds := e.aggregate(ev, addr, j, t); len(ds) > 0 {
-			return ds
-		}
+	if good {
+		return append(out, e.countGood(ev, addr, ji, weight, t)...)
+	}
+	if ds := e.aggregate(ev, addr, j, t); len(ds) > 0 {
+		return append(out, ds...)
 	}
 
 	k := keyOf(addr, ji)
 	r := e.tracked.slot(k)
 	r.add(t, weight, j.per)
-	maxRetry, scenario, why := j.MaxRetry, "ip-failures", ""
-	if !good {
-		if surge && e.cfg.Surge.MaxRetry > 0 && e.cfg.Surge.MaxRetry < maxRetry {
-			maxRetry, scenario, why = e.cfg.Surge.MaxRetry, "surge", "; surge mode"
-		}
-		if lim, sc, w := e.suspect(addr, t); lim > 0 && lim < maxRetry {
-			maxRetry, scenario, why = lim, sc, w
-		}
-	}
-	if n := r.count(toStamp(ev.Time.Add(-j.FindTime)), j.per); n >= maxRetry {
+	since := toStamp(ev.Time.Add(-j.FindTime))
+	n := r.count(since, j.per)
+	if n >= j.MaxRetry {
 		e.tracked.del(k)
-		reason := fmt.Sprintf("%d failures within %s%s (last: %s%s via %s)", n, fmtDuration(j.FindTime), why, ev.Kind, userNote(ev.User), ev.Service)
-		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, scenario, reason, j.Name)}
+		e.cancelPending(addr)
+		reason := fmt.Sprintf("%d failures within %s (last: %s%s via %s)", n, fmtDuration(j.FindTime), ev.Kind, userNote(ev.User), ev.Service)
+		return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name))
 	}
-	if sl := e.cfg.Slow; !good && sl.Failures > 0 && sl.Window > j.FindTime {
+	if sl := e.cfg.Slow; sl.Failures > 0 && sl.Window > j.FindTime {
 		if n := r.count(toStamp(ev.Time.Add(-sl.Window)), j.per); n >= sl.Failures {
 			e.tracked.del(k)
+			e.cancelPending(addr)
 			reason := fmt.Sprintf("%d failures within %s, spread out (last: %s%s via %s)", n, fmtDuration(sl.Window), ev.Kind, userNote(ev.User), ev.Service)
-			return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "slow", reason, j.Name)}
+			return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, longer(sl.BanTime, j.BanTime), "slow", reason, j.Name))
 		}
 	}
 	e.tracked.put(k, r)
+	// Tightened thresholds: a lower bar, so the ban waits out the grace
+	// period in case the address logs in (a person who mistyped).
+	lim, scenario, why, bt := 0, "", "", j.BanTime
+	if surge && e.cfg.Surge.MaxRetry > 0 {
+		lim, scenario, why = e.cfg.Surge.MaxRetry, "surge", "surge mode"
+	}
+	if l, sc, w := e.suspect(addr, t); l > 0 && (lim == 0 || l < lim) {
+		lim, scenario, why = l, sc, strings.TrimPrefix(w, "; ")
+		if sc == "prefix-suspect" {
+			bt = longer(e.cfg.Prefixes.BanTime, j.BanTime)
+		}
+	}
+	if lim > 0 && n >= lim {
+		reason := fmt.Sprintf("%d failures within %s, %s (last: %s%s via %s)", n, fmtDuration(j.FindTime), why, ev.Kind, userNote(ev.User), ev.Service)
+		e.deferBan(event.AddrPrefix(addr), ev.Time, bt, scenario, reason, j.Name)
+	}
+	return out
+}
+
+// longer returns a when it is set and longer than b, else b.
+func longer(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// countGood counts a failure of a known-good address. Its tolerance is per
+// user: several people behind one NAT address each get the jail's
+// maxretry for their own account, so their typos never add up to a ban.
+// Heavy use from it (KnownGood.Factor times maxretry over all users) still
+// bans, in case the address turned hostile.
+func (e *Engine) countGood(ev event.Event, addr netip.Addr, ji int, weight int, t stamp) []event.Decision {
+	j := &e.jails[ji]
+	since := toStamp(ev.Time.Add(-j.FindTime))
+	gk := goodFailKey{addr: addr.As16(), jail: uint16(ji), user: uint32(userID(normUser(ev.User)))}
+	gr := e.goodFails.slot(gk)
+	gr.add(t, weight, j.per)
+	k := keyOf(addr, ji)
+	r := e.tracked.slot(k)
+	r.add(t, weight, j.per)
+	factor := max(e.cfg.KnownGood.Factor, 1)
+	if n := gr.count(since, j.per); n >= j.MaxRetry {
+		e.goodFails.del(gk)
+		e.tracked.put(k, r)
+		reason := fmt.Sprintf("%d failures within %s for %q from a known-good client (via %s)", n, fmtDuration(j.FindTime), trimUser(ev.User), ev.Service)
+		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)}
+	}
+	if n := r.count(since, j.per); n >= factor*j.MaxRetry {
+		e.tracked.del(k)
+		e.goodFails.put(gk, gr)
+		reason := fmt.Sprintf("%d failures within %s over several users from a known-good client (last: %s%s via %s)", n, fmtDuration(j.FindTime), ev.Kind, userNote(ev.User), ev.Service)
+		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)}
+	}
+	e.goodFails.put(gk, gr)
+	e.tracked.put(k, r)
 	return nil
+}
+
+// goodFailKey counts a known-good address's failures per user.
+type goodFailKey struct {
+	addr [16]byte
+	jail uint16
+	user uint32
+}
+
+func hashGoodFail(k goodFailKey) uint64 {
+	return hashAddrKey(addrKey{addr: k.addr, jail: k.jail}) ^ mix(uint64(k.user))
+}
+
+// forgive drops an address's recent failures and pending bans after it
+// logged in: it was a person mistyping.
+func (e *Engine) forgive(addr netip.Addr) {
+	for ji := range e.jails {
+		e.tracked.del(keyOf(addr, ji))
+	}
+	e.cancelPending(addr)
 }
 
 // aggregate feeds the cross-address scenarios with a failure of a
@@ -343,7 +420,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		e.users.put(uid, d)
 		if n := d.count(t - durStamp(sp.Window)); n >= min(sp.Addresses, distinctSize) {
 			reason := fmt.Sprintf("user %q failed from %d addresses within %s (last: %s via %s)", trimUser(ev.User), n, fmtDuration(sp.Window), ev.Kind, ev.Service)
-			out = append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "user-spray", reason, j.Name))
+			e.deferBan(event.AddrPrefix(addr), ev.Time, longer(sp.BanTime, j.BanTime), "user-spray", reason, j.Name)
 		}
 	}
 	pc := e.cfg.Prefixes
@@ -368,11 +445,8 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		if bt <= 0 {
 			bt = j.BanTime
 		}
-		// The prefix ban covers the address: drop an address ban of this event.
-		if len(out) > 0 && out[len(out)-1].Target == event.AddrPrefix(addr) {
-			delete(e.active, out[len(out)-1].Target)
-			out = out[:len(out)-1]
-		}
+		// The prefix ban covers the address: drop its pending ban.
+		e.cancelPending(addr)
 		out = append(out, e.banLocked(p, ev.Time, bt, "prefix", reason, j.Name))
 		break
 	}
@@ -620,28 +694,27 @@ func (e *Engine) IsKnownGood(addr netip.Addr, t time.Time) bool {
 	return e.isGood(addr.Unmap(), toStamp(t))
 }
 
-// Tick advances housekeeping to now: expired bans are forgotten and stale
-// counters pruned. It returns the decisions that expired, for the caller's
-// records (kernel timeouts remove them from the firewall).
+// Tick advances the clock to now: deferred bans that are due take effect
+// and are returned (to be enforced and persisted like Observe's), expired
+// bans are forgotten (kernel timeouts remove them from the firewall), and
+// stale counters are pruned once a minute.
 func (e *Engine) Tick(now time.Time) []event.Decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if now.After(e.now) {
 		e.now = now
 	}
-	var expired []event.Decision
-	for p, d := range e.active {
-		if !d.Active(now) && !now.Before(d.Start) {
-			expired = append(expired, d)
-			e.dropActive(p)
-		}
-	}
-	slices.SortFunc(expired, func(a, b event.Decision) int { return a.End().Compare(b.End()) })
+	decided := e.flushPending(now)
 	if now.Sub(e.lastPrune) >= time.Minute {
 		e.lastPrune = now
+		for p, d := range e.active {
+			if !d.Active(now) && !now.Before(d.Start) {
+				e.dropActive(p)
+			}
+		}
 		e.prune(toStamp(now))
 	}
-	return expired
+	return decided
 }
 
 // prune drops state older than every window that could still use it.
@@ -669,6 +742,7 @@ func (e *Engine) prune(now stamp) {
 		c := now - durStamp(w)
 		e.enum.prune(func(_ [16]byte, r *ring) bool { return r.last < c })
 	}
+	e.goodFails.prune(func(k goodFailKey, r *ring) bool { return int(k.jail) < len(cut) && r.last < cut[k.jail] })
 	if ttl := e.cfg.KnownGood.TTL; ttl > 0 {
 		goodCut := now - durStamp(ttl)
 		e.good.prune(func(_ [16]byte, g *goodEntry) bool { return g.last < goodCut })
