@@ -1,0 +1,158 @@
+// Package dovecot serves Dovecot's authentication policy protocol
+// (auth_policy_server_url): HTTP POSTs of JSON objects with ?command=allow
+// before a login is checked and ?command=report after, answered with
+// {"status": S, "msg": "..."}: S < 0 rejects (msg is shown to the client),
+// 0 allows, S > 0 makes Dovecot delay its answer by S seconds.
+package dovecot
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/policy"
+)
+
+// Request is the JSON object Dovecot posts. With the default
+// auth_policy_request_attributes it carries login, pwhash, remote,
+// device_id, protocol and session_id; a report adds success and
+// policy_reject. Other attributes are ignored.
+type Request struct {
+	Login        string `json:"login"`
+	PwHash       string `json:"pwhash"` // truncated hash of nonce, login and password; never the password
+	Remote       string `json:"remote"`
+	DeviceID     string `json:"device_id"`
+	Protocol     string `json:"protocol"`
+	SessionID    string `json:"session_id"`
+	Success      *bool  `json:"success"`
+	PolicyReject *bool  `json:"policy_reject"`
+}
+
+// Response is the answer.
+type Response struct {
+	Status int    `json:"status"`
+	Msg    string `json:"msg"`
+}
+
+// maxBody bounds a request body; Dovecot's are a few hundred bytes.
+const maxBody = 64 << 10
+
+// Handler answers Dovecot from a policy.Judge. It is an http.Handler.
+//
+//	allow:  banned, sprayed user from an unknown address, one failure short → reject
+//	        suspicious → delay by the tarpit seconds; otherwise → allow
+//	report: success → the address becomes known-good; failure → a failed login event
+type Handler struct {
+	Judge *policy.Judge
+	Jail  string // the jail events are counted in; "" lets the engine pick by service
+	// Auth is the Authorization header value Dovecot must send
+	// (auth_policy_server_api_header); empty accepts any request, which is
+	// only safe on loopback.
+	Auth   string
+	Logger *slog.Logger
+
+	requests, rejected, delayed, reports, bad atomic.Uint64
+}
+
+// Stats counts what the handler did.
+type Stats struct {
+	Requests, Rejected, Delayed, Reports, Bad uint64
+}
+
+// Stats returns the counters.
+func (h *Handler) Stats() Stats {
+	return Stats{h.requests.Load(), h.rejected.Load(), h.delayed.Load(), h.reports.Load(), h.bad.Load()}
+}
+
+// The message shown to a rejected client: the same as a wrong password, so
+// the policy reveals nothing.
+const rejectMsg = "Authentication failed."
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	if h.Auth != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(h.Auth)) != 1 {
+		h.bad.Add(1)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	var req Request
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	if err := dec.Decode(&req); err != nil {
+		h.bad.Add(1)
+		msg := "bad request: " + err.Error()
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			msg = "bad request: truncated or larger than 64 KiB"
+		}
+		http.Error(w, msg, http.StatusBadRequest)
+		return
+	}
+	addr, err := netip.ParseAddr(req.Remote)
+	if err != nil {
+		h.bad.Add(1)
+		http.Error(w, "bad request: remote is not an address", http.StatusBadRequest)
+		return
+	}
+	addr = addr.Unmap().WithZone("")
+	h.requests.Add(1)
+	switch command(r) {
+	case "allow":
+		writeJSON(w, h.allow(addr, req.Login))
+	case "report":
+		h.report(addr, &req)
+		writeJSON(w, Response{})
+	default:
+		h.bad.Add(1)
+		http.Error(w, "unknown command (want allow or report)", http.StatusBadRequest)
+	}
+}
+
+// command reads ?command=, which Dovecot appends with '?' or, when the
+// configured URL already ends in '&', as the last parameter.
+func command(r *http.Request) string {
+	return strings.ToLower(r.URL.Query().Get("command"))
+}
+
+func (h *Handler) allow(addr netip.Addr, login string) Response {
+	v := h.Judge.Judge(addr, login, false)
+	switch v.Outcome {
+	case policy.Reject:
+		h.rejected.Add(1)
+		return Response{Status: -1, Msg: rejectMsg}
+	case policy.Delay:
+		h.delayed.Add(1)
+		return Response{Status: int(math.Ceil(v.Delay.Seconds()))}
+	}
+	return Response{}
+}
+
+func (h *Handler) report(addr netip.Addr, req *Request) {
+	if req.Success == nil {
+		return
+	}
+	h.reports.Add(1)
+	ev := event.Event{Time: time.Now(), Service: "dovecot", Addr: addr, User: req.Login, Origin: "dovecot-policy", Jail: h.Jail}
+	if *req.Success {
+		ev.Kind = event.AuthSuccess
+	} else {
+		ev.Kind = event.AuthFailure
+	}
+	h.Judge.Report(ev)
+}
+
+func writeJSON(w http.ResponseWriter, v Response) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}

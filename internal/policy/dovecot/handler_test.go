@@ -1,0 +1,154 @@
+package dovecot
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/engine"
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/policy"
+)
+
+func newServer(t *testing.T) (*httptest.Server, *Handler, *engine.Engine, *[]event.Event) {
+	t.Helper()
+	cfg := engine.DefaultConfig(engine.Jail{Name: "dovecot", Services: []string{"dovecot"}, MaxRetry: 5, FindTime: 10 * time.Minute, BanTime: time.Hour})
+	cfg.KnownGood.Grace = 0
+	e, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var good []event.Event
+	h := &Handler{Judge: &policy.Judge{Engine: e, KnownGood: func(ev event.Event) { good = append(good, ev) }}, Auth: "Basic cmFtcGFydDpzZWNyZXQ="}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, h, e, &good
+}
+
+func post(t *testing.T, url, auth, body string) (int, Response) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out Response
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+const auth = "Basic cmFtcGFydDpzZWNyZXQ="
+
+func allowReq(login, remote string) string {
+	return fmt.Sprintf(`{"login":%q,"pwhash":"a3f","remote":%q,"device_id":"","protocol":"imap","session_id":"x"}`, login, remote)
+}
+
+func reportReq(login, remote string, success bool) string {
+	return fmt.Sprintf(`{"login":%q,"pwhash":"a3f","remote":%q,"protocol":"imap","success":%v,"policy_reject":false}`, login, remote, success)
+}
+
+func TestAllowReportFlow(t *testing.T) {
+	srv, h, _, good := newServer(t)
+	allowURL, reportURL := srv.URL+"/?command=allow", srv.URL+"/?command=report"
+	if code, r := post(t, allowURL, auth, allowReq("alice", "198.51.100.20")); code != 200 || r.Status != 0 {
+		t.Fatalf("fresh client: %d %+v", code, r)
+	}
+	// Two typos, then success: known-good, forgiven, allowed at once.
+	post(t, reportURL, auth, reportReq("alice", "198.51.100.20", false))
+	if _, r := post(t, allowURL, auth, allowReq("alice", "198.51.100.20")); r.Status != 1 {
+		t.Fatalf("after one failure: %+v, want a 1s delay", r)
+	}
+	post(t, reportURL, auth, reportReq("alice", "198.51.100.20", false))
+	post(t, reportURL, auth, reportReq("alice", "198.51.100.20", true))
+	if len(*good) != 1 || (*good)[0].Addr != netip.MustParseAddr("198.51.100.20") {
+		t.Fatalf("known-good reports = %v", *good)
+	}
+	if _, r := post(t, allowURL, auth, allowReq("alice", "198.51.100.20")); r.Status != 0 {
+		t.Fatalf("known-good client: %+v", r)
+	}
+	// A brute forcer: delays grow, then a reject before the ban, then the ban.
+	var statuses []int
+	for range 6 {
+		_, r := post(t, allowURL, auth, allowReq("root", "203.0.113.9"))
+		statuses = append(statuses, r.Status)
+		post(t, reportURL, auth, reportReq("root", "203.0.113.9", false))
+	}
+	if fmt.Sprint(statuses) != "[0 1 2 4 -1 -1]" {
+		t.Fatalf("statuses %v", statuses)
+	}
+	if st := h.Stats(); st.Rejected != 2 || st.Delayed != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestHotUserRefusedBeforePassword(t *testing.T) {
+	srv, _, _, _ := newServer(t)
+	reportURL, allowURL := srv.URL+"/?command=report", srv.URL+"/?command=allow"
+	for i := range 5 {
+		post(t, reportURL, auth, reportReq("info@example.org", fmt.Sprintf("10.%d.0.1", i), false))
+	}
+	if _, r := post(t, allowURL, auth, allowReq("info@example.org", "192.0.2.200")); r.Status != -1 || r.Msg != rejectMsg {
+		t.Fatalf("sprayed user from a new address: %+v", r)
+	}
+	if _, r := post(t, allowURL, auth, allowReq("bob@example.org", "192.0.2.200")); r.Status != 0 {
+		t.Fatalf("other user: %+v", r)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	srv, h, _, _ := newServer(t)
+	for _, tc := range []struct {
+		url, auth, body string
+		code            int
+	}{
+		{"/?command=allow", "", allowReq("a", "192.0.2.1"), 401},
+		{"/?command=allow", "Basic wrong", allowReq("a", "192.0.2.1"), 401},
+		{"/?command=allow", auth, `{"login":`, 400},
+		{"/?command=allow", auth, `{"login":"a","remote":"not-an-ip"}`, 400},
+		{"/?command=explode", auth, allowReq("a", "192.0.2.1"), 400},
+		{"/?command=allow", auth, `{"login":"` + strings.Repeat("a", 70000) + `","remote":"192.0.2.1"}`, 400},
+		{"/?key=1&command=report", auth, reportReq("a", "192.0.2.1", true), 200},
+	} {
+		code, _ := post(t, srv.URL+tc.url, tc.auth, tc.body)
+		if code != tc.code {
+			t.Errorf("%s %q: %d, want %d", tc.url, tc.body[:min(len(tc.body), 30)], code, tc.code)
+		}
+	}
+	if r, _ := http.Get(srv.URL + "/?command=allow"); r.StatusCode != 405 {
+		t.Errorf("GET: %d", r.StatusCode)
+	}
+	if h.Stats().Bad < 6 {
+		t.Errorf("bad requests not counted: %+v", h.Stats())
+	}
+}
+
+func FuzzDovecotRequest(f *testing.F) {
+	f.Add(allowReq("alice", "198.51.100.20"))
+	f.Add(reportReq("x", "::ffff:1.2.3.4", false))
+	f.Add(`{"remote":"fe80::1%eth0","login":"\u0000"}`)
+	e, _ := engine.New(engine.DefaultConfig(engine.Jail{Name: "dovecot", Services: []string{"dovecot"}}))
+	h := &Handler{Judge: &policy.Judge{Engine: e}}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, cmd := range []string{"allow", "report"} {
+			req := httptest.NewRequest(http.MethodPost, "/?command="+cmd, bytes.NewBufferString(body))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != 200 && w.Code != 400 {
+				t.Fatalf("status %d", w.Code)
+			}
+		}
+	})
+}
