@@ -81,7 +81,8 @@ inns() { ip netns exec "$NS" "$@"; }
 } | tee "$OUT/machine.txt"
 
 # rampart_config DIR MAXRETRY: a daemon with one sshd jail following
-# DIR/auth.log; the scenarios across addresses are off, so each address is
+# DIR/log/auth.log (a directory of its own: the daemon's output and store
+# stay out of the watched directory); the scenarios across addresses are off, so each address is
 # banned by its own failures only, as in fail2ban.
 rampart_config() {
 	cat >"$1/rampart.toml" <<EOF
@@ -105,7 +106,7 @@ enabled = false
 
 [jail.sshd]
 filter = "sshd"
-files = ["$1/auth.log"]
+files = ["$1/log/auth.log"]
 maxretry = $2
 findtime = "10m"
 bantime = "10m"
@@ -114,9 +115,11 @@ EOF
 }
 
 # start_rampart DIR: runs `rampart run` in the namespace until it answers.
+# (ip netns exec execs the command, so $! is the daemon's pid.)
 start_rampart() {
-	: >"$1/auth.log"
-	inns "$TMP/bin/rampart" run --config "$1/rampart.toml" >"$1/rampart.log" 2>&1 &
+	mkdir -p "$1/log"
+	: >"$1/log/auth.log"
+	ip netns exec "$NS" "$TMP/bin/rampart" run --config "$1/rampart.toml" >"$1/rampart.log" 2>&1 &
 	RAMPART_PID=$!
 	PIDS+=("$RAMPART_PID")
 	for _ in $(seq 100); do
@@ -139,7 +142,7 @@ R=$TMP/rampart
 mkdir -p "$R"
 rampart_config "$R" 5
 start_rampart "$R"
-inns "$TMP/bin/banlat" latency -label rampart -table rampart -log "$R/auth.log" \
+inns "$TMP/bin/banlat" latency -label rampart -table rampart -log "$R/log/auth.log" \
 	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -observer "$OBSERVER" -o "$OUT/rampart.json"
 stop_rampart "$R"
 cp "$R/rampart.log" "$OUT/rampart.log"
@@ -167,14 +170,15 @@ backend = $F2B_BACKEND
 enabled = true
 backend = $F2B_BACKEND
 port = ssh
-logpath = $F/auth.log
+logpath = $F/log/auth.log
 maxretry = 5
 findtime = 10m
 bantime = 10m
 EOF
-: >"$F/auth.log"
+mkdir -p "$F/log"
+: >"$F/log/auth.log"
 F2B=(-c "$F/etc" -s "$F/fail2ban.sock" -p "$F/fail2ban.pid")
-inns fail2ban-server -f -x "${F2B[@]}" >"$F/server.out" 2>&1 &
+ip netns exec "$NS" fail2ban-server -f -x "${F2B[@]}" >"$F/server.out" 2>&1 &
 F2B_PID=$!
 PIDS+=("$F2B_PID")
 for i in $(seq 300); do
@@ -184,7 +188,7 @@ for i in $(seq 300); do
 	sleep 0.1
 done
 fail2ban-client "${F2B[@]}" get sshd logpath
-inns "$TMP/bin/banlat" latency -label fail2ban -table f2b-table -log "$F/auth.log" \
+inns "$TMP/bin/banlat" latency -label fail2ban -table f2b-table -log "$F/log/auth.log" \
 	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -observer "$OBSERVER" -o "$OUT/fail2ban.json"
 fail2ban-client "${F2B[@]}" stop >/dev/null || kill -TERM "$F2B_PID"
 wait "$F2B_PID" || true
@@ -196,7 +200,7 @@ if [[ $BULK -gt 0 ]]; then
 	mkdir -p "$B"
 	rampart_config "$B" 1
 	start_rampart "$B"
-	inns "$TMP/bin/banlat" bulk -label rampart -table rampart -log "$B/auth.log" -n "$BULK" \
+	inns "$TMP/bin/banlat" bulk -label rampart -table rampart -log "$B/log/auth.log" -n "$BULK" \
 		-timeout 10m -o "$OUT/bulk.json" | tee "$OUT/bulk.txt"
 	stop_rampart "$B"
 fi

@@ -14,9 +14,14 @@
 //	banlat report  rampart.json fail2ban.json
 //
 // latency: for each of -warmup + -n fresh addresses, append 4 failures, wait
-// -settle so the daemon has read them, append the 5th and note t0 right
-// after the write; wait until the address is in the table's set (t1) before
-// the next address, so no queue builds up. Warm-up bans (the first includes
+// -settle so the daemon has read them, append the 5th in one write(2) and
+// note t0 just before it (and t0' just after); wait until the address is in
+// the table's set (t1) before the next address, so no queue builds up. The
+// reported latency is t1 - t0: on a busy machine the daemon, woken by the
+// write, may preempt banlat between the write and a clock read after it,
+// which would make t1 - t0' understate the latency (even below zero), while
+// t1 - t0 can only overstate it, by the write's own duration (kept as
+// write_us). Warm-up bans (the first includes
 // any lazy table creation) are reported apart from the measured ones.
 //
 // bulk: append -n lines, one failure each from -n distinct addresses (for a
@@ -161,10 +166,12 @@ type Result struct {
 	Observer string    `json:"observer"`
 	N        int       `json:"n"`
 	Settle   string    `json:"settle"`
-	WarmupMs []float64 `json:"warmup_ms"` // in order; the first is the daemon's first ban
-	Ms       []float64 `json:"ms"`        // the measured bans, in order
-	Missing  int       `json:"missing"`   // not in the kernel within -timeout
-	Early    int       `json:"early"`     // in the kernel before the 5th failure
+	WarmupMs []float64 `json:"warmup_ms"`      // in order; the first is the daemon's first ban
+	Ms       []float64 `json:"ms"`             // the measured bans, in order: t1 - t0 (t0 before the write)
+	MsAfter  []float64 `json:"ms_after_write"` // the same, from t0' (after the write)
+	WriteUs  []float64 `json:"write_us"`       // duration of each measured write(2)
+	Missing  int       `json:"missing"`        // not in the kernel within -timeout
+	Early    int       `json:"early"`          // in the kernel before the 5th failure
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
 	LoadAvg  []string  `json:"loadavg"` // /proc/loadavg before and after
@@ -227,10 +234,11 @@ func latencyCmd(ctx context.Context, args []string) error {
 			continue
 		}
 		w.failure(a)
+		t0 := time.Now()
 		if err := w.flush(); err != nil {
 			return err
 		}
-		t0 := time.Now()
+		t0after := time.Now()
 		err := s.wait(t0.Add(c.timeout), func() bool { _, ok := s.at[a]; return ok })
 		if err != nil {
 			if _, cnt := s.count(); cnt != nil {
@@ -246,6 +254,8 @@ func latencyCmd(ctx context.Context, args []string) error {
 			res.WarmupMs = append(res.WarmupMs, ms)
 		} else {
 			res.Ms = append(res.Ms, ms)
+			res.MsAfter = append(res.MsAfter, float64(t1.Sub(t0after))/float64(time.Millisecond))
+			res.WriteUs = append(res.WriteUs, float64(t0after.Sub(t0))/float64(time.Microsecond))
 		}
 		if done := i + 1 - *warmup; done > 0 && done%100 == 0 {
 			fmt.Fprintf(os.Stderr, "banlat: %s: %d/%d bans, last %.2f ms\n", *label, done, *n, ms)
@@ -408,6 +418,17 @@ func reportCmd(args []string) error {
 	fmt.Println(summaryHeader)
 	for _, r := range rs {
 		fmt.Println(r.summary())
+	}
+	fmt.Println()
+	for _, r := range rs {
+		if len(r.WriteUs) == 0 {
+			continue
+		}
+		wu, after := slices.Sorted(slices.Values(r.WriteUs)), slices.Sorted(slices.Values(r.MsAfter))
+		fmt.Printf("%s: the 5th line's write(2) took p50 %.0f µs, p99 %.0f µs, max %.0f µs; "+
+			"timed from after the write instead: p50 %.2f ms, p99 %.2f ms, min %.2f ms\n",
+			r.Label, percentile(wu, .5), percentile(wu, .99), wu[len(wu)-1],
+			percentile(after, .5), percentile(after, .99), after[0])
 	}
 	if len(rs) >= 2 {
 		a, b := slices.Sorted(slices.Values(rs[0].Ms)), slices.Sorted(slices.Values(rs[1].Ms))
