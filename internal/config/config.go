@@ -35,6 +35,8 @@ type Config struct {
 	Surge      Surge            `toml:"surge"`
 	Slow       Slow             `toml:"slow"`
 	KnownGood  KnownGood        `toml:"known_good"`
+	Postfix    PostfixPolicy    `toml:"postfix_policy"`
+	Dovecot    DovecotPolicy    `toml:"dovecot_policy"`
 	Jails      map[string]*Jail `toml:"jail"`
 
 	lines map[string]int // dotted key → line, for errors found after decoding
@@ -125,6 +127,35 @@ type KnownGood struct {
 	TTL    Duration `toml:"ttl"`
 	Grace  Duration `toml:"grace"`
 	Factor int      `toml:"factor"`
+}
+
+// Tarpit delays suspicious clients of a live policy server: Base after the
+// first recent failure, doubling with each further one, at most Max.
+type Tarpit struct {
+	Base Duration `toml:"tarpit"`
+	Max  Duration `toml:"tarpit_max"`
+}
+
+// PostfixPolicy is the Postfix policy delegation server
+// (check_policy_service).
+type PostfixPolicy struct {
+	Listen string `toml:"listen"` // "127.0.0.1:10023" or "unix:/run/rampart/postfix-policy.sock"; "" disables
+	Jail   string `toml:"jail"`   // the jail its events count in; default "postfix"
+	Tarpit
+	FailClosed bool `toml:"fail_closed"` // answer DEFER instead of DUNNO when the engine cannot
+	MaxConns   int  `toml:"max_conns"`
+}
+
+// DovecotPolicy is the Dovecot authentication policy server
+// (auth_policy_server_url).
+type DovecotPolicy struct {
+	Listen string `toml:"listen"` // "127.0.0.1:10024"; "" disables
+	Jail   string `toml:"jail"`   // default "dovecot"
+	// AuthFile holds the Authorization header value Dovecot sends
+	// (auth_policy_server_api_header), e.g. "Basic cmFtcGFydDpzZWNyZXQ=";
+	// the environment variable RAMPART_DOVECOT_AUTH may give it instead.
+	AuthFile string `toml:"auth_file"`
+	Tarpit
 }
 
 // On reports whether an optional section is enabled (the default).
@@ -268,13 +299,15 @@ func parse(file string, data []byte) (*Config, error) {
 
 // knownKeys lists the keys each table accepts, for "did you mean" hints.
 var knownKeys = map[string][]string{
-	"":           {"daemon", "firewall", "allow", "defaults", "escalation", "recidive", "syslog", "spray", "prefixes", "asn", "surge", "slow", "known_good", "jail"},
+	"":           {"daemon", "firewall", "allow", "defaults", "escalation", "recidive", "syslog", "spray", "prefixes", "asn", "surge", "slow", "known_good", "postfix_policy", "dovecot_policy", "jail"},
 	"spray":      {"enabled", "addresses", "window", "bantime"},
 	"prefixes":   {"enabled", "ipv4", "ipv6", "window", "bantime", "suspect_maxretry"},
 	"asn":        {"database", "addresses", "window", "maxretry"},
 	"surge":      {"enabled", "factor", "min_rate", "hold", "maxretry"},
 	"slow":       {"enabled", "failures", "window", "bantime"},
 	"known_good": {"ttl", "grace", "factor"},
+	"postfix_policy": {"listen", "jail", "tarpit", "tarpit_max", "fail_closed", "max_conns"},
+	"dovecot_policy": {"listen", "jail", "auth_file", "tarpit", "tarpit_max"},
 	"daemon":     {"state_dir", "socket", "log_level", "log_format", "max_tracked"},
 	"firewall":   {"backend", "table", "ban_command", "unban_command"},
 	"allow":      {"entries", "resolve_every"},
@@ -439,6 +472,17 @@ func (c *Config) applyDefaults() {
 	defaultsDur(&c.KnownGood.TTL, 90*24*time.Hour)
 	defaultsDur(&c.KnownGood.Grace, 90*time.Second)
 	defaultsInt(&c.KnownGood.Factor, 3)
+	for _, tp := range []*Tarpit{&c.Postfix.Tarpit, &c.Dovecot.Tarpit} {
+		defaultsDur(&tp.Base, time.Second)
+		defaultsDur(&tp.Max, 20*time.Second)
+	}
+	if c.Postfix.Jail == "" {
+		c.Postfix.Jail = "postfix"
+	}
+	if c.Dovecot.Jail == "" {
+		c.Dovecot.Jail = "dovecot"
+	}
+	defaultsInt(&c.Postfix.MaxConns, 20_000)
 	for name, j := range c.Jails {
 		j.Name = name
 		if j.Filter == "" {
@@ -563,6 +607,9 @@ func (c *Config) validate() error {
 	if c.ASN.Database != "" && !strings.HasPrefix(c.ASN.Database, "/") {
 		return c.errorf("asn.database", "key \"database\": %q is not an absolute path", c.ASN.Database)
 	}
+	if err := c.checkPolicies(); err != nil {
+		return err
+	}
 	if err := c.checkWeights("defaults.weights", c.Defaults.Weights); err != nil {
 		return err
 	}
@@ -592,6 +639,48 @@ func (c *Config) validate() error {
 				return c.errorf(key+".files", "key \"files\": %q is not an absolute path", f)
 			}
 		}
+	}
+	return nil
+}
+
+// checkPolicies validates the live policy servers: loopback or unix
+// sockets only (the Postfix protocol has no authentication; Dovecot's may
+// listen elsewhere with auth_file set), an enabled jail to count in, and
+// delays that keep within Postfix's 100s policy timeout.
+func (c *Config) checkPolicies() error {
+	if l := c.Postfix.Listen; l != "" {
+		if path, ok := strings.CutPrefix(l, "unix:"); ok {
+			if !strings.HasPrefix(path, "/") {
+				return c.errorf("postfix_policy.listen", "key \"listen\": %q: the socket path must be absolute", l)
+			}
+		} else if ap, err := netip.ParseAddrPort(l); err != nil || !ap.Addr().IsLoopback() {
+			return c.errorf("postfix_policy.listen", "key \"listen\": %q must be a loopback address:port or unix:/path (the protocol has no authentication)", l)
+		}
+		if err := c.policyJail("postfix_policy", c.Postfix.Jail); err != nil {
+			return err
+		}
+		if c.Postfix.Max.D() > 90*time.Second {
+			return c.errorf("postfix_policy.tarpit_max", "key \"tarpit_max\": %s is too close to Postfix's 100s policy timeout (at most 90s)", c.Postfix.Max.D())
+		}
+	}
+	if l := c.Dovecot.Listen; l != "" {
+		ap, err := netip.ParseAddrPort(l)
+		if err != nil {
+			return c.errorf("dovecot_policy.listen", "key \"listen\": %q is not an address:port", l)
+		}
+		if !ap.Addr().IsLoopback() && c.Dovecot.AuthFile == "" {
+			return c.errorf("dovecot_policy.listen", "key \"listen\": %q is not loopback: set auth_file so requests must authenticate", l)
+		}
+		if err := c.policyJail("dovecot_policy", c.Dovecot.Jail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) policyJail(section, name string) error {
+	if j, ok := c.Jails[name]; !ok || !j.On() {
+		return c.errorf(section+".jail", "jail %q, where its events count, is not an enabled jail", name)
 	}
 	return nil
 }

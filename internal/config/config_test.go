@@ -97,3 +97,25 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyConfig(t *testing.T) {
+	c, err := Parse("r.toml", []byte("[postfix_policy]\nlisten = \"127.0.0.1:10023\"\ntarpit = \"2s\"\n[dovecot_policy]\nlisten = \"[::1]:10024\"\n[jail.postfix]\nfiles=[\"/x\"]\n[jail.dovecot]\nfiles=[\"/x\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Postfix.Base.D() != 2*time.Second || c.Postfix.Max.D() != 20*time.Second || c.Postfix.Jail != "postfix" {
+		t.Fatalf("postfix policy = %+v", c.Postfix)
+	}
+	for in, want := range map[string]string{
+		"[postfix_policy]\nlisten = \"0.0.0.0:10023\"\n":                    `r.toml:2: key "listen": "0.0.0.0:10023" must be a loopback address`,
+		"[postfix_policy]\nlisten = \"unix:relative.sock\"\n":               `r.toml:2: key "listen": "unix:relative.sock": the socket path must be absolute`,
+		"[postfix_policy]\nlisten = \"127.0.0.1:1\"\njail = \"nope\"\n":      `r.toml:3: jail "nope", where its events count, is not an enabled jail`,
+		"[postfix_policy]\nlisten = \"127.0.0.1:1\"\ntarpit_max = \"2m\"\n": `r.toml:3: key "tarpit_max": 2m0s is too close`,
+		"[dovecot_policy]\nlisten = \"192.0.2.1:10024\"\n":                  `r.toml:2: key "listen": "192.0.2.1:10024" is not loopback: set auth_file`,
+	} {
+		_, err := Parse("r.toml", []byte(in+"[jail.postfix]\nfiles=[\"/x\"]\n[jail.dovecot]\nfiles=[\"/x\"]\n"))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", in, err, want)
+		}
+	}
+}

@@ -38,6 +38,7 @@ type Status struct {
 	Applied  uint64        `json:"applied"`
 	Failed   uint64        `json:"apply_failed"`
 	Active   []Ban         `json:"active"`
+	Policy   *PolicyStatus `json:"policy,omitempty"`
 }
 
 // JailStatus describes one jail.
@@ -146,6 +147,7 @@ func (d *Daemon) Status() Status {
 		Engine:   pipe.Engine.Stats(),
 		Applied:  d.apply.applied.Load(),
 		Failed:   d.apply.failed.Load(),
+		Policy:   d.policyStatus(),
 	}
 	perJail := map[string]int{}
 	for _, a := range pipe.Engine.Active(now) {

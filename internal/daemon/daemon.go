@@ -46,6 +46,7 @@ type Daemon struct {
 	enf     Enforcer
 	allow   *allow.List
 	apply   *applier
+	policy  policies
 	started time.Time
 
 	mu      sync.Mutex // guards the fields below, swapped on reload
@@ -269,6 +270,9 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { defer wg.Done(); ctl.serve(ctx) }()
 
 	if err := d.startSources(ctx); err != nil {
+		return err
+	}
+	if err := d.startPolicies(ctx, &wg); err != nil {
 		return err
 	}
 	d.log.Info("rampart running", "jails", fmt.Sprint(d.pipe.JailNames()), "firewall", d.opt.EnforcerName, "socket", d.cfg.Daemon.Socket)

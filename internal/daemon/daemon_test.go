@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,10 +50,10 @@ func (l *lockedBuf) String() string {
 	return l.b.String()
 }
 
-func writeConfig(t *testing.T, dir, logPath string, maxretry int) string {
+func writeConfig(t *testing.T, dir, logPath string, maxretry int, extra ...string) string {
 	t.Helper()
 	p := filepath.Join(dir, "rampart.toml")
-	text := fmt.Sprintf(`
+	text := strings.Join(extra, "\n") + fmt.Sprintf(`
 [daemon]
 state_dir = %q
 socket = %q
@@ -69,13 +73,13 @@ bantime = "1h"
 	return p
 }
 
-func startHarness(t *testing.T, dir string, maxretry int) *harness {
+func startHarness(t *testing.T, dir string, maxretry int, extra ...string) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, logPath: filepath.Join(dir, "auth.log"), done: make(chan error, 1), hup: make(chan os.Signal, 1), logs: &lockedBuf{}}
 	if _, err := os.Stat(h.logPath); err != nil {
 		os.WriteFile(h.logPath, nil, 0o644)
 	}
-	h.cfgPath = writeConfig(t, dir, h.logPath, maxretry)
+	h.cfgPath = writeConfig(t, dir, h.logPath, maxretry, extra...)
 	cfg, err := config.Load(h.cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -213,5 +217,72 @@ func TestDaemonSurvivesCorruptDatabase(t *testing.T) {
 	matches, _ := filepath.Glob(filepath.Join(state, "rampart.db.*"))
 	if len(matches) == 0 {
 		t.Fatal("corrupt database not kept aside")
+	}
+}
+
+func TestDaemonPolicyServers(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "pf.sock")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dovecotAddr := l.Addr().String()
+	l.Close()
+	t.Setenv("RAMPART_DOVECOT_AUTH", "Basic dGVzdDp0ZXN0")
+	h := startHarness(t, dir, 3,
+		fmt.Sprintf("[postfix_policy]\nlisten = \"unix:%s\"\njail = \"sshd\"", sock),
+		fmt.Sprintf("[dovecot_policy]\nlisten = %q\njail = \"sshd\"", dovecotAddr))
+	h.fail(3, "198.51.100.7")
+	h.fail(1, "198.51.100.8")
+	h.waitFor("ban", func(st Status) bool { return banned(st, "198.51.100.7") && st.Sources[0].Lines == 4 })
+
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	ask := func(addr string) (string, time.Duration) {
+		start := time.Now()
+		fmt.Fprintf(c, "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=%s\nrecipient=a@example.org\n\n", addr)
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		br.ReadString('\n')
+		return strings.TrimSpace(line), time.Since(start)
+	}
+	if got, _ := ask("198.51.100.7"); got != "action=REJECT Access denied" {
+		t.Fatalf("banned client: %q", got)
+	}
+	if got, took := ask("198.51.100.8"); got != "action=DUNNO" || took < 900*time.Millisecond {
+		t.Fatalf("client with one failure: %q after %v, want DUNNO after the 1s tarpit", got, took)
+	}
+	if got, took := ask("192.0.2.55"); got != "action=DUNNO" || took > 500*time.Millisecond {
+		t.Fatalf("fresh client: %q after %v", got, took)
+	}
+
+	post := func(cmd, body string) string {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+dovecotAddr+"/?command="+cmd, strings.NewReader(body))
+		req.Header.Set("Authorization", "Basic dGVzdDp0ZXN0")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	for range 3 {
+		post("report", `{"login":"x","remote":"203.0.113.4","success":false}`)
+	}
+	h.waitFor("ban from Dovecot reports", func(st Status) bool { return banned(st, "203.0.113.4") })
+	if got := post("allow", `{"login":"x","remote":"203.0.113.4"}`); got != `{"status":-1,"msg":"Authentication failed."}` {
+		t.Fatalf("dovecot allow for a banned client: %s", got)
+	}
+	st := h.waitFor("status", func(Status) bool { return true })
+	if st.Policy == nil || st.Policy.Postfix.Requests != 3 || st.Policy.Dovecot.Reports != 3 {
+		t.Fatalf("policy status %+v", st.Policy)
 	}
 }

@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/engine"
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/policy"
+	"github.com/rampart-dev/rampart/internal/policy/dovecot"
+	"github.com/rampart-dev/rampart/internal/policy/postfix"
+)
+
+// engineRef lets the live policy servers follow the engine across reloads.
+type engineRef struct{ d *Daemon }
+
+func (r engineRef) Assess(a netip.Addr, user string, t time.Time) engine.Assessment {
+	return r.d.currentPipe().Engine.Assess(a, user, t)
+}
+
+func (r engineRef) Observe(ev event.Event) []event.Decision {
+	return r.d.currentPipe().Engine.Observe(ev)
+}
+
+// policies are the live policy servers that run.
+type policies struct {
+	postfix *postfix.Server
+	dovecot *dovecot.Handler
+}
+
+// PolicyStatus reports the live policy servers in Status.
+type PolicyStatus struct {
+	Postfix *postfix.Stats `json:"postfix,omitempty"`
+	Dovecot *dovecot.Stats `json:"dovecot,omitempty"`
+}
+
+func (d *Daemon) judge(base, maxDelay time.Duration) *policy.Judge {
+	return &policy.Judge{
+		Engine:    engineRef{d},
+		Tarpit:    policy.Tarpit{Base: base, Max: maxDelay},
+		Decided:   d.apply.submit,
+		KnownGood: d.apply.knownGood,
+	}
+}
+
+// startPolicies starts the configured policy servers; they stop when ctx
+// ends. Their listen addresses are read once: changing them needs a restart.
+func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
+	cfg := d.cfg
+	if l := cfg.Postfix.Listen; l != "" {
+		ln, err := listenPolicy(l)
+		if err != nil {
+			return fmt.Errorf("postfix policy server: %w", err)
+		}
+		srv := &postfix.Server{
+			Handler:  &postfix.JudgeHandler{Judge: d.judge(cfg.Postfix.Base.D(), cfg.Postfix.Max.D()), Jail: cfg.Postfix.Jail},
+			Logger:   d.log.With("server", "postfix-policy"),
+			MaxConns: cfg.Postfix.MaxConns,
+		}
+		if cfg.Postfix.FailClosed {
+			srv.FailAction = postfix.Defer("Service temporarily unavailable")
+		}
+		d.policy.postfix = srv
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, postfix.ErrServerClosed) {
+				d.log.Error("postfix policy server stopped", "err", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+			if path, ok := strings.CutPrefix(l, "unix:"); ok {
+				os.Remove(path)
+			}
+		}()
+		d.log.Info("postfix policy server listening", "listen", l)
+	}
+	if l := cfg.Dovecot.Listen; l != "" {
+		auth, err := dovecotAuth(cfg.Dovecot.AuthFile)
+		if err != nil {
+			return err
+		}
+		h := &dovecot.Handler{Judge: d.judge(cfg.Dovecot.Base.D(), cfg.Dovecot.Max.D()), Jail: cfg.Dovecot.Jail, Auth: auth, Logger: d.log}
+		ln, err := net.Listen("tcp", l)
+		if err != nil {
+			return fmt.Errorf("dovecot policy server: %w", err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+		d.policy.dovecot = h
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("dovecot policy server stopped", "err", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+		d.log.Info("dovecot policy server listening", "listen", l, "auth", auth != "")
+	}
+	return nil
+}
+
+// listenPolicy opens "host:port" or "unix:/path". A unix socket is made
+// group-writable for the postfix group when it exists, so smtpd can use it.
+func listenPolicy(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	mode := os.FileMode(0o660)
+	if g, err := user.LookupGroup("postfix"); err == nil {
+		if gid, err := strconv.Atoi(g.Gid); err == nil {
+			os.Chown(path, 0, gid)
+		}
+	} else {
+		mode = 0o666
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// dovecotAuth reads the expected Authorization header value from the
+// environment or a file (never from the configuration itself).
+func dovecotAuth(file string) (string, error) {
+	if v := os.Getenv("RAMPART_DOVECOT_AUTH"); v != "" {
+		return strings.TrimSpace(v), nil
+	}
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("dovecot policy server: auth_file: %w", err)
+	}
+	v := strings.TrimSpace(string(b))
+	v = strings.TrimPrefix(v, "Authorization:")
+	return strings.TrimSpace(v), nil
+}
+
+func (d *Daemon) policyStatus() *PolicyStatus {
+	if d.policy.postfix == nil && d.policy.dovecot == nil {
+		return nil
+	}
+	ps := &PolicyStatus{}
+	if d.policy.postfix != nil {
+		st := d.policy.postfix.Stats()
+		ps.Postfix = &st
+	}
+	if d.policy.dovecot != nil {
+		st := d.policy.dovecot.Stats()
+		ps.Dovecot = &st
+	}
+	return ps
+}
