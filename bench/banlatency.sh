@@ -12,7 +12,8 @@
 #   sudo N=200 BULK=0 bench/banlatency.sh    # quicker, no bulk run
 #
 # Environment: N (measured bans, 1000), WARMUP (5), SETTLE (pause between the
-# first four failures and the fifth, 100ms), OBSERVER (netlink or nft:
+# first four failures and the fifth, 100ms), JITTER (longest random pause
+# before each address, 1s; see bench/cmd/banlat), OBSERVER (netlink or nft:
 # `nft monitor` as a child), BULK (100000; 0 skips), F2B_BACKEND (pyinotify
 # when python3-pyinotify is installed, else polling), F2B_ACTION
 # (nftables-multiport), OUT (bench/out/banlatency).
@@ -22,6 +23,7 @@ cd "$(dirname "$0")/.."
 N=${N:-1000}
 WARMUP=${WARMUP:-5}
 SETTLE=${SETTLE:-100ms}
+JITTER=${JITTER:-1s}
 OBSERVER=${OBSERVER:-netlink}
 BULK=${BULK:-100000}
 F2B_ACTION=${F2B_ACTION:-nftables-multiport}
@@ -52,6 +54,10 @@ cleanup() {
 	for p in "${PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
+	# Anything still running in the namespace was started by this script.
+	for p in $(ip netns pids "$NS" 2>/dev/null); do
+		kill -KILL "$p" 2>/dev/null || true
+	done
 	ip netns del "$NS" 2>/dev/null || true
 	rm -rf "$TMP"
 }
@@ -76,7 +82,7 @@ inns() { ip netns exec "$NS" "$@"; }
 	echo "go: $(go version | cut -d' ' -f3)"
 	echo "nft: $(nft --version)"
 	echo "fail2ban: $(fail2ban-server --version | head -1), backend $F2B_BACKEND, action $F2B_ACTION, $F2B_PY $("$F2B_PY" -c 'import sys; print(sys.version.split()[0])')"
-	echo "observer: $OBSERVER; N=$N WARMUP=$WARMUP SETTLE=$SETTLE BULK=$BULK"
+	echo "observer: $OBSERVER; N=$N WARMUP=$WARMUP SETTLE=$SETTLE JITTER=$JITTER BULK=$BULK"
 	echo "loadavg at start: $(cat /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
@@ -143,7 +149,7 @@ mkdir -p "$R"
 rampart_config "$R" 5
 start_rampart "$R"
 inns "$TMP/bin/banlat" latency -label rampart -table rampart -log "$R/log/auth.log" \
-	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -observer "$OBSERVER" -o "$OUT/rampart.json"
+	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -jitter "$JITTER" -observer "$OBSERVER" -o "$OUT/rampart.json"
 stop_rampart "$R"
 cp "$R/rampart.log" "$OUT/rampart.log"
 
@@ -189,7 +195,7 @@ for i in $(seq 300); do
 done
 fail2ban-client "${F2B[@]}" get sshd logpath
 inns "$TMP/bin/banlat" latency -label fail2ban -table f2b-table -log "$F/log/auth.log" \
-	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -observer "$OBSERVER" -o "$OUT/fail2ban.json"
+	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -jitter "$JITTER" -observer "$OBSERVER" -o "$OUT/fail2ban.json"
 fail2ban-client "${F2B[@]}" stop >/dev/null || kill -TERM "$F2B_PID"
 wait "$F2B_PID" || true
 cp "$F/fail2ban.log" "$OUT/fail2ban.log"

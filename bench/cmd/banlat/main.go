@@ -13,7 +13,9 @@
 //	banlat bulk    -log FILE -table TABLE [-n 100000] [-o out.json]
 //	banlat report  rampart.json fail2ban.json
 //
-// latency: for each of -warmup + -n fresh addresses, append 4 failures, wait
+// latency: for each of -warmup + -n fresh addresses, pause a random time
+// (uniform in [0, -jitter], the same sequence for every daemon), append 4
+// failures, wait
 // -settle so the daemon has read them, append the 5th in one write(2) and
 // note t0 just before it (and t0' just after); wait until the address is in
 // the table's set (t1) before the next address, so no queue builds up. The
@@ -166,6 +168,7 @@ type Result struct {
 	Observer string    `json:"observer"`
 	N        int       `json:"n"`
 	Settle   string    `json:"settle"`
+	Jitter   string    `json:"jitter"`
 	WarmupMs []float64 `json:"warmup_ms"`      // in order; the first is the daemon's first ban
 	Ms       []float64 `json:"ms"`             // the measured bans, in order: t1 - t0 (t0 before the write)
 	MsAfter  []float64 `json:"ms_after_write"` // the same, from t0' (after the write)
@@ -191,6 +194,7 @@ func latencyCmd(ctx context.Context, args []string) error {
 	warmup := fs.Int("warmup", 5, "warm-up `bans` before the measured ones")
 	maxretry := fs.Int("maxretry", 5, "failures that ban")
 	settle := fs.Duration("settle", 100*time.Millisecond, "pause after the first maxretry-1 failures, so the daemon has read them before the last")
+	jitter := fs.Duration("jitter", time.Second, "longest random pause before each address's first failure (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -215,10 +219,14 @@ func latencyCmd(ctx context.Context, args []string) error {
 	}
 	defer w.f.Close()
 
-	res := Result{Label: *label, Observer: c.observer, N: *n, Settle: settle.String(), Start: time.Now(), LoadAvg: []string{loadavg()}}
+	res := Result{Label: *label, Observer: c.observer, N: *n, Settle: settle.String(), Jitter: jitter.String(), Start: time.Now(), LoadAvg: []string{loadavg()}}
+	pauses := rand.New(rand.NewPCG(1, 2)) // the same pauses for every daemon
 	for i := range *warmup + *n {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if *jitter > 0 {
+			time.Sleep(time.Duration(pauses.Int64N(int64(*jitter) + 1)))
 		}
 		a := addrAt(base, i)
 		for range *maxretry - 1 {
@@ -425,9 +433,9 @@ func reportCmd(args []string) error {
 			continue
 		}
 		wu, after := slices.Sorted(slices.Values(r.WriteUs)), slices.Sorted(slices.Values(r.MsAfter))
-		fmt.Printf("%s: the 5th line's write(2) took p50 %.0f µs, p99 %.0f µs, max %.0f µs; "+
+		fmt.Printf("%s (settle %s, jitter %s): the 5th line's write(2) took p50 %.0f µs, p99 %.0f µs, max %.0f µs; "+
 			"timed from after the write instead: p50 %.2f ms, p99 %.2f ms, min %.2f ms\n",
-			r.Label, percentile(wu, .5), percentile(wu, .99), wu[len(wu)-1],
+			r.Label, r.Settle, r.Jitter, percentile(wu, .5), percentile(wu, .99), wu[len(wu)-1],
 			percentile(after, .5), percentile(after, .99), after[0])
 	}
 	if len(rs) >= 2 {
