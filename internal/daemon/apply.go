@@ -42,7 +42,9 @@ type applier struct {
 
 	mu      sync.Mutex
 	pending []event.Decision
-	good    []event.Event // successful logins to remember
+	good    []event.Event    // successful logins to remember
+	retry   []event.Decision // applied but not yet persisted (the store failed); flush only
+
 	wake    chan struct{}
 	applied atomic.Uint64
 	failed  atomic.Uint64
@@ -92,7 +94,12 @@ func (a *applier) run(ctx context.Context) {
 	}
 }
 
+// flush persists and applies what is queued. Store writes are not cut short
+// by shutdown (ctx is only used for its values): a decision the firewall
+// applies is always recorded, or kept to be recorded at the next flush.
 func (a *applier) flush(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	a.mu.Lock()
 	batch, good := a.pending, a.good
 	a.pending, a.good = nil, nil

@@ -71,7 +71,9 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 		if cfg.Postfix.FailClosed {
 			srv.FailAction = postfix.Defer("Service temporarily unavailable")
 		}
+		d.mu.Lock()
 		d.policy.postfix = srv
+		d.mu.Unlock()
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -102,7 +104,9 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 			return fmt.Errorf("dovecot policy server: %w", err)
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+		d.mu.Lock()
 		d.policy.dovecot = h
+		d.mu.Unlock()
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -171,16 +175,19 @@ func dovecotAuth(file string) (string, error) {
 }
 
 func (d *Daemon) policyStatus() *PolicyStatus {
-	if d.policy.postfix == nil && d.policy.dovecot == nil {
+	d.mu.Lock()
+	p := d.policy
+	d.mu.Unlock()
+	if p.postfix == nil && p.dovecot == nil {
 		return nil
 	}
 	ps := &PolicyStatus{}
-	if d.policy.postfix != nil {
-		st := d.policy.postfix.Stats()
+	if p.postfix != nil {
+		st := p.postfix.Stats()
 		ps.Postfix = &st
 	}
-	if d.policy.dovecot != nil {
-		st := d.policy.dovecot.Stats()
+	if p.dovecot != nil {
+		st := p.dovecot.Stats()
 		ps.Dovecot = &st
 	}
 	return ps
