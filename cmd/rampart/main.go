@@ -11,6 +11,8 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/rampart-dev/rampart/internal/config"
 )
 
 // command is one subcommand.
@@ -105,33 +107,14 @@ Run 'rampart <command> --help' for a command's flags.
 
 // suggest returns the command closest to a mistyped one, if any is close.
 func suggest(s string) string {
-	best, bestD := "", 3
+	var names []string
 	for _, c := range commands() {
-		if d := editDistance(s, c.name); d < bestD || strings.HasPrefix(c.name, s) && d < 5 {
-			best, bestD = c.name, d
+		if strings.HasPrefix(c.name, s) {
+			return c.name
 		}
+		names = append(names, c.name)
 	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return config.Closest(s, names)
 }
 
 // newFlags returns a FlagSet whose -h prints synopsis, description and flags.

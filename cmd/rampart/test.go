@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
 	"github.com/rampart-dev/rampart/internal/logline"
@@ -120,13 +121,7 @@ func runTest(args []string, stdout, stderr io.Writer) error {
 
 func unknownFilter(reg *filter.Registry, name string) error {
 	msg := fmt.Sprintf("unknown filter %q", name)
-	best, bestD := "", 4
-	for _, n := range reg.Names() {
-		if d := editDistance(name, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	if best != "" {
+	if best := config.Closest(name, reg.Names()); best != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return &usageError{msg + "; 'rampart filters' lists them"}

@@ -299,24 +299,24 @@ func parse(file string, data []byte) (*Config, error) {
 
 // knownKeys lists the keys each table accepts, for "did you mean" hints.
 var knownKeys = map[string][]string{
-	"":           {"daemon", "firewall", "allow", "defaults", "escalation", "recidive", "syslog", "spray", "prefixes", "asn", "surge", "slow", "known_good", "postfix_policy", "dovecot_policy", "jail"},
-	"spray":      {"enabled", "addresses", "window", "bantime"},
-	"prefixes":   {"enabled", "ipv4", "ipv6", "window", "bantime", "suspect_maxretry"},
-	"asn":        {"database", "addresses", "window", "maxretry"},
-	"surge":      {"enabled", "factor", "min_rate", "hold", "maxretry"},
-	"slow":       {"enabled", "failures", "window", "bantime"},
-	"known_good": {"ttl", "grace", "factor"},
+	"":               {"daemon", "firewall", "allow", "defaults", "escalation", "recidive", "syslog", "spray", "prefixes", "asn", "surge", "slow", "known_good", "postfix_policy", "dovecot_policy", "jail"},
+	"spray":          {"enabled", "addresses", "window", "bantime"},
+	"prefixes":       {"enabled", "ipv4", "ipv6", "window", "bantime", "suspect_maxretry"},
+	"asn":            {"database", "addresses", "window", "maxretry"},
+	"surge":          {"enabled", "factor", "min_rate", "hold", "maxretry"},
+	"slow":           {"enabled", "failures", "window", "bantime"},
+	"known_good":     {"ttl", "grace", "factor"},
 	"postfix_policy": {"listen", "jail", "tarpit", "tarpit_max", "fail_closed", "max_conns"},
 	"dovecot_policy": {"listen", "jail", "auth_file", "tarpit", "tarpit_max"},
-	"daemon":     {"state_dir", "socket", "log_level", "log_format", "max_tracked"},
-	"firewall":   {"backend", "table", "ban_command", "unban_command"},
-	"allow":      {"entries", "resolve_every"},
-	"defaults":   {"maxretry", "findtime", "bantime", "weights"},
-	"escalation": {"factor", "max", "window"},
-	"recidive":   {"bans", "window", "bantime"},
-	"syslog":     {"udp", "tcp"},
-	"jail.*":     {"enabled", "filter", "mode", "files", "journal", "syslog", "maxretry", "findtime", "bantime", "weights"},
-	"journal":    {"units", "identifiers"},
+	"daemon":         {"state_dir", "socket", "log_level", "log_format", "max_tracked"},
+	"firewall":       {"backend", "table", "ban_command", "unban_command"},
+	"allow":          {"entries", "resolve_every"},
+	"defaults":       {"maxretry", "findtime", "bantime", "weights"},
+	"escalation":     {"factor", "max", "window"},
+	"recidive":       {"bans", "window", "bantime"},
+	"syslog":         {"udp", "tcp"},
+	"jail.*":         {"enabled", "filter", "mode", "files", "journal", "syslog", "maxretry", "findtime", "bantime", "weights"},
+	"journal":        {"units", "identifiers"},
 }
 
 func decodeError(file string, err error) error {
@@ -339,7 +339,7 @@ func decodeError(file string, err error) error {
 	if se != nil && len(key) > 0 {
 		last := key[len(key)-1]
 		msg = fmt.Sprintf("unknown key %q", last)
-		if s := closest(last, knownKeys[tableOf(key)]); s != "" {
+		if s := Closest(last, knownKeys[tableOf(key)]); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		return fmt.Errorf("%s:%d: %s%s", file, row, where, msg)
@@ -362,7 +362,10 @@ func tableOf(key []string) string {
 	return key[0]
 }
 
-func closest(s string, cands []string) string {
+// Closest returns the candidate nearest to a mistyped s (by edit distance,
+// within about a third of its length), or "" when none is close: the
+// "did you mean" of configuration and command-line errors.
+func Closest(s string, cands []string) string {
 	best, bestD := "", max(2, len(s)/3)+1
 	for _, c := range cands {
 		if d := editDistance(s, c); d < bestD {

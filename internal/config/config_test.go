@@ -109,7 +109,7 @@ func TestPolicyConfig(t *testing.T) {
 	for in, want := range map[string]string{
 		"[postfix_policy]\nlisten = \"0.0.0.0:10023\"\n":                    `r.toml:2: key "listen": "0.0.0.0:10023" must be a loopback address`,
 		"[postfix_policy]\nlisten = \"unix:relative.sock\"\n":               `r.toml:2: key "listen": "unix:relative.sock": the socket path must be absolute`,
-		"[postfix_policy]\nlisten = \"127.0.0.1:1\"\njail = \"nope\"\n":      `r.toml:3: jail "nope", where its events count, is not an enabled jail`,
+		"[postfix_policy]\nlisten = \"127.0.0.1:1\"\njail = \"nope\"\n":     `r.toml:3: jail "nope", where its events count, is not an enabled jail`,
 		"[postfix_policy]\nlisten = \"127.0.0.1:1\"\ntarpit_max = \"2m\"\n": `r.toml:3: key "tarpit_max": 2m0s is too close`,
 		"[dovecot_policy]\nlisten = \"192.0.2.1:10024\"\n":                  `r.toml:2: key "listen": "192.0.2.1:10024" is not loopback: set auth_file`,
 	} {

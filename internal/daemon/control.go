@@ -171,15 +171,25 @@ func banOf(d event.Decision) Ban {
 	return Ban{IP: Target(d.Target), Action: d.Action.String(), Jail: d.Jail, Scenario: d.Scenario, Reason: d.Reason, Start: d.Start, End: d.End(), Origin: d.Origin}
 }
 
-func (c *control) ban(w http.ResponseWriter, r *http.Request) {
-	var req BanRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+// readTarget decodes a request body into req and parses the target it
+// names; on failure it has answered 400 and returns false.
+func readTarget(w http.ResponseWriter, r *http.Request, req any, ip func() string) (netip.Prefix, bool) {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad request: %v", err)
-		return
+		return netip.Prefix{}, false
 	}
-	target, err := ParseTarget(req.IP)
+	target, err := ParseTarget(ip())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
+		return netip.Prefix{}, false
+	}
+	return target, true
+}
+
+func (c *control) ban(w http.ResponseWriter, r *http.Request) {
+	var req BanRequest
+	target, ok := readTarget(w, r, &req, func() string { return req.IP })
+	if !ok {
 		return
 	}
 	pipe := c.d.currentPipe()
@@ -218,13 +228,8 @@ func (c *control) ban(w http.ResponseWriter, r *http.Request) {
 
 func (c *control) unban(w http.ResponseWriter, r *http.Request) {
 	var req UnbanRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad request: %v", err)
-		return
-	}
-	target, err := ParseTarget(req.IP)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+	target, ok := readTarget(w, r, &req, func() string { return req.IP })
+	if !ok {
 		return
 	}
 	removed := c.d.currentPipe().Engine.Unban(target)

@@ -74,23 +74,11 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 		d.mu.Lock()
 		d.policy.postfix = srv
 		d.mu.Unlock()
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, postfix.ErrServerClosed) {
-				d.log.Error("postfix policy server stopped", "err", err)
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
-			if path, ok := strings.CutPrefix(l, "unix:"); ok {
-				os.Remove(path)
-			}
-		}()
+		d.serveUntil(ctx, wg, "postfix policy server", func() error { return srv.Serve(ln) }, srv.Shutdown, postfix.ErrServerClosed)
+		if path, ok := strings.CutPrefix(l, "unix:"); ok {
+			wg.Add(1)
+			go func() { defer wg.Done(); <-ctx.Done(); os.Remove(path) }()
+		}
 		d.log.Info("postfix policy server listening", "listen", l)
 	}
 	if l := cfg.Dovecot.Listen; l != "" {
@@ -107,23 +95,29 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 		d.mu.Lock()
 		d.policy.dovecot = h
 		d.mu.Unlock()
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				d.log.Error("dovecot policy server stopped", "err", err)
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
-		}()
+		d.serveUntil(ctx, wg, "dovecot policy server", func() error { return srv.Serve(ln) }, srv.Shutdown, http.ErrServerClosed)
 		d.log.Info("dovecot policy server listening", "listen", l, "auth", auth != "")
 	}
 	return nil
+}
+
+// serveUntil runs serve in the background and shuts it down, with a few
+// seconds' grace, when ctx ends.
+func (d *Daemon) serveUntil(ctx context.Context, wg *sync.WaitGroup, name string, serve func() error, shutdown func(context.Context) error, closed error) {
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := serve(); err != nil && !errors.Is(err, closed) {
+			d.log.Error(name+" stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		defer cancel()
+		shutdown(sctx)
+	}()
 }
 
 // listenPolicy opens "host:port" or "unix:/path". A unix socket is made
