@@ -26,6 +26,7 @@ import (
 //	GET  /v1/status            Status
 //	POST /v1/ban    BanRequest → Ban
 //	POST /v1/unban  UnbanRequest → {"removed": bool}
+//	GET  /metrics              Prometheus text format (see metrics.go)
 
 // Status is the answer to GET /v1/status.
 type Status struct {
@@ -111,6 +112,7 @@ func (d *Daemon) listenControl(path string) (*control, error) {
 	c := &control{d: d, ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", c.status)
+	mux.HandleFunc("GET /metrics", c.metrics)
 	mux.HandleFunc("POST /v1/ban", c.ban)
 	mux.HandleFunc("POST /v1/unban", c.unban)
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}

@@ -198,6 +198,22 @@ func TestDaemonBanStatusUnbanReload(t *testing.T) {
 		t.Fatalf("unban of an address never banned = %v, %v", removed, err)
 	}
 
+	// Metrics on the control socket.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(dir, "ctl.sock"))
+	}}}
+	resp, err := hc.Get("http://rampart/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"rampart_engine_tracked_keys_cap 1e+06", `rampart_jail_banned{jail="sshd"} 1`, "rampart_engine_events_total 3"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+
 	// SIGHUP with a new threshold: the ban stays, the new maxretry applies.
 	writeConfig(t, dir, h.logPath, 2)
 	h.hup <- os.Interrupt

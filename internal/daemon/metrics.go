@@ -1,0 +1,92 @@
+package daemon
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+)
+
+// metrics serves GET /metrics on the control socket in the Prometheus text
+// exposition format: engine table sizes against their caps, events,
+// decisions, source counters and policy server counters. A handful of
+// gauges and counters do not need a client library.
+func (c *control) metrics(w http.ResponseWriter, r *http.Request) {
+	st := c.d.Status()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	m := &metricWriter{w: w}
+	e := st.Engine
+	m.gauge("rampart_engine_tracked_keys", "Tracked (address, jail) keys.", float64(e.Tracked))
+	m.gauge("rampart_engine_tracked_keys_cap", "Hard cap on tracked keys.", float64(e.TrackedCap))
+	m.counter("rampart_engine_evicted_total", "Keys evicted because the table was full.", float64(e.Evicted))
+	m.counter("rampart_engine_events_total", "Events observed.", float64(e.Events))
+	m.counter("rampart_engine_decisions_total", "Decisions taken.", float64(e.Decisions))
+	m.counter("rampart_engine_allowlisted_total", "Events from allowlisted addresses.", float64(e.Allowlisted))
+	m.counter("rampart_engine_while_banned_total", "Events from addresses already banned.", float64(e.WhileBanned))
+	m.counter("rampart_engine_successes_total", "Successful logins seen.", float64(e.Successes))
+	m.gauge("rampart_engine_known_good", "Addresses remembered as known-good.", float64(e.KnownGood))
+	m.gauge("rampart_engine_active_bans", "Active decisions.", float64(e.ActiveBans))
+	m.counter("rampart_engine_surges_total", "Times surge mode turned on.", float64(e.Surges))
+	m.gauge("rampart_engine_surge", "1 while surge mode is on.", b2f(e.Surge))
+	m.counter("rampart_firewall_applied_total", "Decisions applied to the firewall.", float64(st.Applied))
+	m.counter("rampart_firewall_failed_total", "Decisions the firewall failed to apply.", float64(st.Failed))
+	perJail := map[string]int{}
+	for _, j := range st.Jails {
+		perJail[j.Name] = j.Banned
+	}
+	m.labelled("rampart_jail_banned", "gauge", "Active bans per jail.", "jail", perJail)
+	lines, skipped := map[string]int{}, map[string]int{}
+	for _, s := range st.Sources {
+		lines[s.Source] = int(s.Lines)
+		skipped[s.Source] = int(s.Skipped)
+	}
+	m.labelled("rampart_source_lines_total", "counter", "Lines read per source.", "source", lines)
+	m.labelled("rampart_source_skipped_total", "counter", "Lines skipped (too long, binary, future, invalid) per source.", "source", skipped)
+	if p := st.Policy; p != nil {
+		if pf := p.Postfix; pf != nil {
+			m.counter("rampart_postfix_policy_requests_total", "Postfix policy requests answered.", float64(pf.Requests))
+			m.counter("rampart_postfix_policy_delayed_total", "Postfix answers held back by the tarpit.", float64(pf.Delayed))
+			m.gauge("rampart_postfix_policy_parked", "Postfix connections waiting for a held answer.", float64(pf.Parked))
+			m.counter("rampart_postfix_policy_failed_total", "Postfix requests answered with the fail action.", float64(pf.Failed))
+		}
+		if dv := p.Dovecot; dv != nil {
+			m.counter("rampart_dovecot_policy_requests_total", "Dovecot policy requests.", float64(dv.Requests))
+			m.counter("rampart_dovecot_policy_rejected_total", "Dovecot logins refused.", float64(dv.Rejected))
+		}
+	}
+}
+
+type metricWriter struct{ w io.Writer }
+
+func (m *metricWriter) head(name, kind, help string) {
+	fmt.Fprintf(m.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
+}
+
+func (m *metricWriter) gauge(name, help string, v float64) {
+	m.head(name, "gauge", help)
+	fmt.Fprintf(m.w, "%s %g\n", name, v)
+}
+
+func (m *metricWriter) counter(name, help string, v float64) {
+	m.head(name, "counter", help)
+	fmt.Fprintf(m.w, "%s %g\n", name, v)
+}
+
+func (m *metricWriter) labelled(name, kind, help, label string, vals map[string]int) {
+	m.head(name, kind, help)
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(m.w, "%s{%s=%q} %d\n", name, label, k, vals[k])
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
