@@ -27,7 +27,15 @@ import (
 //
 // Patterns compile to a small graph (a group becomes a split whose branches
 // rejoin), matched by a backtracking matcher whose literals are found with
-// strings.Index and strings.LastIndex.
+// strings.LastIndex. Two facts computed at compile time spare it work
+// without changing what it finds (pattern_ref_test.go holds the plain
+// matcher the tests compare it with):
+//
+//   - a group skips the branches that cannot start with the next byte of the
+//     message (most groups are optional prefixes such as "{error: |}");
+//   - a bounded gap (<WORD>, <NUM>, <HOST>, <USER:LOGIN>) followed by a
+//     literal whose first byte the gap cannot hold ends exactly where its run
+//     of allowed bytes ends, so no search for the literal is needed.
 type pattern struct {
 	src    string
 	start  *node
@@ -54,6 +62,15 @@ type node struct {
 	lit  string
 	alts []*node // for tokSplit: the branches, each leading on to the split's next
 	next *node
+
+	// For tokSplit, per branch: the bytes a non-empty rest of the message
+	// must start with for the branch to match it, and the steps trying the
+	// branch costs when it fails on the first byte (see matchNode).
+	altFirst []byteSet
+	altCost  []int
+	// For a bounded gap followed by a literal: the literal's first byte is
+	// outside the gap's class, so the gap can only end where its run ends.
+	runEnd bool
 }
 
 func isGap(k tokenKind) bool { return k != tokLit && k != tokSplit }
@@ -75,6 +92,7 @@ func compilePattern(src string) (*pattern, error) {
 		return nil, fmt.Errorf("unbalanced '}'")
 	}
 	p := &pattern{src: src, start: compileItems(items, nil)}
+	prepare(p.start, map[*node]bool{})
 	for i, it := range items {
 		if it.kind == tokLit {
 			if i == 0 {
@@ -183,6 +201,56 @@ func compileItems(items []item, next *node) *node {
 	return cur
 }
 
+// prepare fills in the facts the matcher uses to skip work (see the
+// pattern doc comment) on every node reachable from n.
+func prepare(n *node, seen map[*node]bool) {
+	for ; n != nil && !seen[n]; n = n.next {
+		seen[n] = true
+		switch {
+		case n.kind == tokSplit:
+			n.altFirst = make([]byteSet, len(n.alts))
+			n.altCost = make([]int, len(n.alts))
+			for i, a := range n.alts {
+				n.altFirst[i].addFirst(a, 0)
+				if cost, ok := failCost(a, 0); ok {
+					n.altCost[i] = cost
+				} else {
+					n.altFirst[i].addAll() // never skipped
+				}
+				prepare(a, seen)
+			}
+		case isGap(n.kind) && n.next != nil && n.next.kind == tokLit && n.next.lit != "":
+			n.runEnd = bounded(n.kind) && !inClass(n.kind, n.next.lit[0])
+		}
+	}
+}
+
+// failCost returns the steps matchNode counts when trying n at a position
+// whose byte is not among n's first bytes: one per node it visits before
+// failing. ok is false where that is not fixed (a gap, a deep nesting).
+func failCost(n *node, depth int) (cost int, ok bool) {
+	if depth > maxFirstDepth {
+		return 0, false
+	}
+	switch {
+	case n == nil: // the end of the pattern: fails on a non-empty rest
+		return 1, true
+	case n.kind == tokLit && n.lit != "":
+		return 1, true
+	case n.kind == tokSplit:
+		cost = 1
+		for _, a := range n.alts {
+			c, ok := failCost(a, depth+1)
+			if !ok {
+				return 0, false
+			}
+			cost += c
+		}
+		return cost, true
+	}
+	return 0, false
+}
+
 // capture holds what a successful match extracted.
 type capture struct {
 	host, user string
@@ -214,7 +282,14 @@ func matchNode(n *node, s string, pos int, c *capture) bool {
 		}
 		return matchNode(n.next, s, pos+len(n.lit), c)
 	case tokSplit:
-		for _, a := range n.alts {
+		for i, a := range n.alts {
+			if pos < len(s) && !n.altFirst[i].has(s[pos]) {
+				// The branch fails at once. Count the steps trying it
+				// would have counted, so that maxSteps cuts a hostile
+				// line off exactly where the plain matcher would.
+				c.steps += n.altCost[i]
+				continue
+			}
 			if matchNode(a, s, pos, c) {
 				return true
 			}
@@ -223,12 +298,15 @@ func matchNode(n *node, s string, pos int, c *capture) bool {
 	}
 	// A gap: try its possible ends, rightmost first.
 	limit := len(s)
-	if n.kind != tokAny && n.kind != tokUser {
+	if bounded(n.kind) {
 		limit = pos + classRun(s[pos:], n.kind)
 	}
 	switch {
 	case n.next == nil:
 		return limit == len(s) && acceptGap(n, s[pos:limit], s, limit, c)
+	case n.runEnd:
+		// The literal can only start where the run ends (see prepare).
+		return strings.HasPrefix(s[limit:], n.next.lit) && acceptGap(n, s[pos:limit], s, limit, c)
 	case n.next.kind == tokLit:
 		next := n.next.lit
 		for end := limit; end >= pos; end-- {
@@ -289,22 +367,30 @@ func acceptGap(n *node, v, s string, end int, c *capture) bool {
 	return matchNode(n.next, s, end, c)
 }
 
+// bounded reports whether a gap of kind k spans only a run of its class;
+// <*> and <USER> span anything.
+func bounded(k tokenKind) bool { return k != tokAny && k != tokUser }
+
+// classes holds, per bounded gap kind, the bytes the gap may span.
+var classes = func() (t [tokSplit][256]bool) {
+	for i := range 256 {
+		c := byte(i)
+		t[tokNum][c] = c >= '0' && c <= '9'
+		t[tokWord][c] = c != ' ' && c != '\t'
+		t[tokUserLogin][c] = c != ':'
+		t[tokHost][c] = c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '.' || c == ':' || c == '-' || c == '_'
+	}
+	return t
+}()
+
+// inClass reports whether a bounded gap of kind k may hold byte c.
+func inClass(k tokenKind, c byte) bool { return classes[k][c] }
+
 // classRun returns the length of the leading run of s that a bounded capture may span.
 func classRun(s string, k tokenKind) int {
+	class := &classes[k]
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		var ok bool
-		switch k {
-		case tokNum:
-			ok = c >= '0' && c <= '9'
-		case tokWord:
-			ok = c != ' ' && c != '\t'
-		case tokUserLogin:
-			ok = c != ':'
-		case tokHost:
-			ok = c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '.' || c == ':' || c == '-' || c == '_'
-		}
-		if !ok {
+		if !class[s[i]] {
 			return i
 		}
 	}
