@@ -157,9 +157,18 @@ func (a *applier) persist(ctx context.Context, batch []event.Decision, good []ev
 	if a.store == nil {
 		return
 	}
+	if len(a.retry) > 0 {
+		if _, err := a.store.RecordDecisions(ctx, a.retry); err == nil {
+			a.log.Info("store: recorded decisions held back by an earlier failure", "count", len(a.retry))
+			a.retry = nil
+		}
+	}
 	if len(batch) > 0 {
 		if _, err := a.store.RecordDecisions(ctx, batch); err != nil {
-			a.log.Error("store: recording decisions failed", "err", err, "count", len(batch))
+			a.log.Error("store: recording decisions failed; retrying at the next flush", "err", err, "count", len(batch))
+			if len(a.retry) < 100_000 {
+				a.retry = append(a.retry, batch...)
+			}
 		}
 	}
 	for _, ev := range good {
