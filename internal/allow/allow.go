@@ -1,7 +1,8 @@
 // Package allow holds the allowlist: addresses, prefixes and DNS names that
-// must never be banned. Loopback and the host's own addresses are always on
-// it. DNS names (a home connection with a dynamic address) are re-resolved
-// periodically; a failed lookup keeps the last known addresses.
+// must never be banned. Loopback (unless Options.NoLoopback) and the host's
+// own addresses are always on it. DNS names (a home connection with a
+// dynamic address) are re-resolved periodically; a failed lookup keeps the
+// last known addresses.
 package allow
 
 import (
@@ -35,9 +36,13 @@ type List struct {
 
 // Options tune New.
 type Options struct {
-	Resolver Resolver     // nil: net.DefaultResolver
-	Own      bool         // add the host's interface addresses
-	Logger   *slog.Logger // nil discards
+	Resolver Resolver // nil: net.DefaultResolver
+	Own      bool     // add the host's interface addresses
+	// NoLoopback leaves out the loopback network (127.0.0.0/8, ::1), so that
+	// other loopback addresses than the host's own (127.0.0.1, ::1, which
+	// Own adds) can play attackers in tests of the whole system.
+	NoLoopback bool
+	Logger     *slog.Logger // nil discards
 }
 
 // New builds a list from configuration entries (addresses, CIDR prefixes or
@@ -50,7 +55,9 @@ func New(entries []string, opt Options) (*List, error) {
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
-	l.static = append(l.static, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
+	if !opt.NoLoopback {
+		l.static = append(l.static, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
+	}
 	if opt.Own {
 		own, err := ownAddresses()
 		if err != nil {

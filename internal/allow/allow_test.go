@@ -80,3 +80,15 @@ func TestBadEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestNoLoopback(t *testing.T) {
+	l, err := New([]string{"127.0.5.5"}, Options{NoLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a, want := range map[string]bool{"127.0.0.2": false, "::1": false, "127.0.5.5": true} {
+		if got := l.Contains(netip.MustParseAddr(a)); got != want {
+			t.Errorf("Contains(%s) = %v, want %v", a, got, want)
+		}
+	}
+}

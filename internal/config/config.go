@@ -63,6 +63,10 @@ type Firewall struct {
 type Allow struct {
 	Entries      []string `toml:"entries"` // addresses, CIDR prefixes or DNS names
 	ResolveEvery Duration `toml:"resolve_every"`
+	// Loopback allows the whole loopback network (127.0.0.0/8, ::1), the
+	// default. false leaves only the host's own addresses (127.0.0.1 and ::1
+	// among them), so that tests can attack from 127.0.0.2 and the like.
+	Loopback *bool `toml:"loopback"`
 }
 
 // JailDefaults apply to every jail that does not set its own.
@@ -310,7 +314,7 @@ var knownKeys = map[string][]string{
 	"dovecot_policy": {"listen", "jail", "auth_file", "tarpit", "tarpit_max"},
 	"daemon":         {"state_dir", "socket", "log_level", "log_format", "max_tracked"},
 	"firewall":       {"backend", "table", "ban_command", "unban_command"},
-	"allow":          {"entries", "resolve_every"},
+	"allow":          {"entries", "resolve_every", "loopback"},
 	"defaults":       {"maxretry", "findtime", "bantime", "weights"},
 	"escalation":     {"factor", "max", "window"},
 	"recidive":       {"bans", "window", "bantime"},

@@ -27,6 +27,19 @@ func TestDefault(t *testing.T) {
 	}
 }
 
+func TestAllowLoopback(t *testing.T) {
+	if !On(Default().Allow.Loopback) {
+		t.Fatal("loopback not allowed by default")
+	}
+	c, err := Parse("r.toml", []byte("[allow]\nloopback = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if On(c.Allow.Loopback) {
+		t.Fatal("loopback = false ignored")
+	}
+}
+
 func TestErrors(t *testing.T) {
 	tests := []struct {
 		name, input, want string
