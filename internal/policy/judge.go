@@ -83,11 +83,19 @@ func (j *Judge) now() time.Time {
 // recipientStage says the question is about a recipient (for blinding).
 //
 // The order: a banned client is rejected; a client with no good history is
-// rejected when the user it tries is being sprayed, or when one more
-// failure would ban it; an enumerating client is blinded at recipient
-// stages; a client with recent failures, or in a suspect network or a
-// surge, is delayed; everyone else is allowed. A known-good client is only
-// ever rejected when banned.
+// rejected when the user it tries is being sprayed; an enumerating client
+// is blinded at recipient stages; a client with recent failures, or in a
+// suspect network or a surge, or with a ban pending, is delayed; everyone
+// else is allowed. A known-good client is only ever rejected when banned.
+//
+// A client one failure short of a ban is delayed, not rejected: the mail
+// servers answer a policy reject exactly like a wrong password, so a person
+// who typed the right password after a few typos would be told it is wrong,
+// and the reject itself, reported as a failure, would ban them. Worse, a
+// tightened threshold (a surge, a suspect network: maxretry 1 or 2) would
+// turn the first typo into a lockout, defeating the grace period in which a
+// login cancels a pending ban. An attacker gains one guess per address; the
+// failure that reaches maxretry bans it, and from then on it is rejected.
 func (j *Judge) Judge(addr netip.Addr, user string, recipientStage bool) Verdict {
 	if !addr.IsValid() {
 		return Verdict{Reason: "no client address"}
@@ -100,8 +108,6 @@ func (j *Judge) Judge(addr netip.Addr, user string, recipientStage bool) Verdict
 		return Verdict{Reason: "known-good client"}
 	case a.HotUser:
 		return Verdict{Outcome: Reject, Reason: "user " + user + " is being sprayed"}
-	case a.MaxRetry > 0 && a.Failures >= a.MaxRetry-1 && a.Failures > 0:
-		return Verdict{Outcome: Reject, Reason: "one failure short of a ban"}
 	case a.Enumerating && recipientStage:
 		return Verdict{Outcome: Blind, Reason: "enumerating recipients"}
 	case a.Failures > 0 || a.Suspect != "":

@@ -48,7 +48,8 @@ const maxBody = 64 << 10
 
 // Handler answers Dovecot from a policy.Judge. It is an http.Handler.
 //
-//	allow:  banned, sprayed user from an unknown address, one failure short → reject
+//	allow:  banned, or a sprayed user from an unknown address → reject (status -1,
+//	        no message: the client sees a wrong password)
 //	        suspicious → delay by the tarpit seconds; otherwise → allow
 //	report: success → the address becomes known-good; failure → a failed login event
 type Handler struct {
@@ -73,9 +74,14 @@ func (h *Handler) Stats() Stats {
 	return Stats{h.requests.Load(), h.rejected.Load(), h.delayed.Load(), h.reports.Load(), h.bad.Load()}
 }
 
-// The message shown to a rejected client: the same as a wrong password, so
-// the policy reveals nothing.
-const rejectMsg = "Authentication failed."
+// rejectMsg is what a rejected client is told: nothing. Dovecot passes a
+// non-empty msg on as the failure's reason, which IMAP shows as
+// "NO [ALERT] msg" and Postfix's SASL as "535 5.7.8 Error: authentication
+// failed: msg", both unlike a wrong password ("NO [AUTHENTICATIONFAILED]
+// Authentication failed.", "... failed: (reason unavailable)"). Without
+// one the client gets the answer to a wrong password, and the policy
+// reveals nothing (seen with Dovecot 2.3.19 and Postfix 3.7).
+const rejectMsg = ""
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {

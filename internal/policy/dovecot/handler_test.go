@@ -79,17 +79,23 @@ func TestAllowReportFlow(t *testing.T) {
 	if _, r := post(t, allowURL, auth, allowReq("alice", "198.51.100.20")); r.Status != 0 {
 		t.Fatalf("known-good client: %+v", r)
 	}
-	// A brute forcer: delays grow, then a reject before the ban, then the ban.
+	// A brute forcer: delays grow while its guesses are checked, up to the
+	// fifth (maxretry), whose failure bans it; then it is rejected, with no
+	// message, so that it sees a wrong password.
 	var statuses []int
-	for range 6 {
-		_, r := post(t, allowURL, auth, allowReq("root", "203.0.113.9"))
-		statuses = append(statuses, r.Status)
+	var last Response
+	for range 7 {
+		_, last = post(t, allowURL, auth, allowReq("root", "203.0.113.9"))
+		statuses = append(statuses, last.Status)
 		post(t, reportURL, auth, reportReq("root", "203.0.113.9", false))
 	}
-	if fmt.Sprint(statuses) != "[0 1 2 4 -1 -1]" {
+	if fmt.Sprint(statuses) != "[0 1 2 4 8 -1 -1]" {
 		t.Fatalf("statuses %v", statuses)
 	}
-	if st := h.Stats(); st.Rejected != 2 || st.Delayed != 4 {
+	if last.Msg != "" {
+		t.Fatalf("reject message %q: Dovecot would show it as [ALERT], unlike a wrong password", last.Msg)
+	}
+	if st := h.Stats(); st.Rejected != 2 || st.Delayed != 5 {
 		t.Fatalf("stats %+v", st)
 	}
 }

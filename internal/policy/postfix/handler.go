@@ -10,7 +10,7 @@ import (
 
 // JudgeHandler answers Postfix from a policy.Judge:
 //
-//	banned, sprayed or about to be banned → REJECT Access denied (554 5.7.1)
+//	banned, or sprayed user               → REJECT Access denied (554 5.7.1)
 //	enumerating, at RCPT                  → DEFER for every recipient (450 4.7.1), valid or not
 //	suspicious                            → DUNNO, held back by the tarpit delay
 //	otherwise                             → DUNNO at once
