@@ -47,6 +47,7 @@ type Daemon struct {
 	allow   *allow.List
 	apply   *applier
 	policy  policies
+	live    liveFailures // failures the policy servers counted, not to count again from logs
 	started time.Time
 
 	mu      sync.Mutex // guards the fields below, swapped on reload
@@ -389,7 +390,7 @@ func (d *Daemon) line(lr *LineRouter, rs *runningSource, l *logline.Line, maxFin
 		rs.stale.Add(1)
 		return
 	}
-	ev, ok, ds := lr.Observe(l)
+	ev, ok, ds := lr.observe(l, func(ev event.Event) bool { return d.live.absorb(ev, now) })
 	if ok && ev.Kind == event.AuthSuccess && ev.Addr.IsValid() {
 		d.apply.knownGood(ev)
 	}

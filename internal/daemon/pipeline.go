@@ -26,7 +26,9 @@ import (
 //  2. the Router offers the line to the matchers of the jails reading that
 //     program; the first matching rule of the first jail wins;
 //  3. the Event is tagged with its jail and observed by the engine, which
-//     checks the allowlist first, then the per-address scenarios;
+//     checks the allowlist first, then the per-address scenarios (in the
+//     daemon, a failed login a live policy server already reported is left
+//     out here: see liveFailures);
 //  4. decisions go to the enforcer and the store (daemon), or are printed (replay).
 type Pipeline struct {
 	Engine *engine.Engine
@@ -213,9 +215,18 @@ func (lr *LineRouter) Event(l *logline.Line) (event.Event, int, bool) {
 // event standing for several (a line completing earlier lines of its
 // session) is observed that many times.
 func (lr *LineRouter) Observe(l *logline.Line) (ev event.Event, ok bool, ds []event.Decision) {
+	return lr.observe(l, nil)
+}
+
+// observe is Observe, leaving out one occurrence of an event that counted
+// reports was already counted elsewhere (by a live policy server).
+func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (ev event.Event, ok bool, ds []event.Decision) {
 	ev, n, ok := lr.Event(l)
 	if !ok {
 		return ev, false, nil
+	}
+	if counted != nil && counted(ev) {
+		n--
 	}
 	for range n {
 		ds = append(ds, lr.p.Engine.Observe(ev)...)

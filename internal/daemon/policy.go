@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/engine"
@@ -23,6 +24,8 @@ import (
 )
 
 // engineRef lets the live policy servers follow the engine across reloads.
+// The failures they report are noted, so that their log lines do not count
+// them again (see liveFailures).
 type engineRef struct{ d *Daemon }
 
 func (r engineRef) Assess(a netip.Addr, user string, t time.Time) engine.Assessment {
@@ -30,7 +33,91 @@ func (r engineRef) Assess(a netip.Addr, user string, t time.Time) engine.Assessm
 }
 
 func (r engineRef) Observe(ev event.Event) []event.Decision {
+	if ev.Kind.Failure() {
+		r.d.live.reported(ev.Jail, ev.Addr, time.Now())
+	}
 	return r.d.currentPipe().Engine.Observe(ev)
+}
+
+// liveFailures keeps one failure from counting twice when a policy server
+// reports it and the mail server also logs it in a file a jail follows:
+// Dovecot reports every failed login to its policy server (IMAP, POP3, and
+// SMTP AUTH that Postfix passes to Dovecot's SASL) and writes "auth failed"
+// for the same login to its log. Counted twice, two typos would count four.
+//
+// The live report counts, as soon as it arrives (a log line comes later:
+// Dovecot's login process writes one when the connection ends). Each
+// report leaves a credit for its jail and address; a failed login read from
+// that jail's log within creditWindow uses one up instead of counting. A
+// login the policy server never heard of (Dovecot could not reach Rampart
+// and failed open) leaves no credit, so its log line still counts.
+type liveFailures struct {
+	mu       sync.Mutex
+	credits  map[liveKey]liveCredit
+	absorbed atomic.Uint64
+}
+
+type liveKey struct {
+	jail string
+	addr netip.Addr
+}
+
+type liveCredit struct {
+	n    int
+	last time.Time
+}
+
+// creditWindow covers a login connection's lifetime: Dovecot logs the
+// failure when the client disconnects, after its failure delays.
+const creditWindow = 5 * time.Minute
+
+// maxCredits bounds the table; past it, it starts afresh (a flood of
+// addresses then counts some failures twice, never fewer than once).
+const maxCredits = 100_000
+
+func (lf *liveFailures) reported(jail string, a netip.Addr, now time.Time) {
+	if !a.IsValid() {
+		return
+	}
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	if lf.credits == nil || len(lf.credits) >= maxCredits {
+		lf.credits = map[liveKey]liveCredit{}
+	}
+	k := liveKey{jail, a}
+	c := lf.credits[k]
+	if now.Sub(c.last) > creditWindow {
+		c.n = 0
+	}
+	c.n++
+	c.last = now
+	lf.credits[k] = c
+}
+
+// absorb reports whether a failed login read from a log was already counted
+// from a live report, and uses up that report's credit.
+func (lf *liveFailures) absorb(ev event.Event, now time.Time) bool {
+	if ev.Kind != event.AuthFailure && ev.Kind != event.UnknownUser {
+		return false
+	}
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	k := liveKey{ev.Jail, ev.Addr}
+	c, ok := lf.credits[k]
+	if !ok {
+		return false
+	}
+	if c.n <= 0 || now.Sub(c.last) > creditWindow {
+		delete(lf.credits, k)
+		return false
+	}
+	if c.n--; c.n == 0 {
+		delete(lf.credits, k)
+	} else {
+		lf.credits[k] = c
+	}
+	lf.absorbed.Add(1)
+	return true
 }
 
 // policies are the live policy servers that run.
@@ -43,6 +130,9 @@ type policies struct {
 type PolicyStatus struct {
 	Postfix *postfix.Stats `json:"postfix,omitempty"`
 	Dovecot *dovecot.Stats `json:"dovecot,omitempty"`
+	// LogDuplicates counts failed logins read from a log that were not
+	// counted again because a policy server had reported them.
+	LogDuplicates uint64 `json:"log_duplicates"`
 }
 
 func (d *Daemon) judge(base, maxDelay time.Duration) *policy.Judge {
@@ -175,7 +265,7 @@ func (d *Daemon) policyStatus() *PolicyStatus {
 	if p.postfix == nil && p.dovecot == nil {
 		return nil
 	}
-	ps := &PolicyStatus{}
+	ps := &PolicyStatus{LogDuplicates: d.live.absorbed.Load()}
 	if p.postfix != nil {
 		st := p.postfix.Stats()
 		ps.Postfix = &st

@@ -1,0 +1,75 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+func TestLiveFailuresCountOnce(t *testing.T) {
+	var lf liveFailures
+	a := netip.MustParseAddr("192.0.2.7")
+	t0 := time.Now()
+	logged := func(jail string, kind event.Kind, at time.Duration) bool {
+		return lf.absorb(event.Event{Jail: jail, Kind: kind, Addr: a}, t0.Add(at))
+	}
+	lf.reported("dovecot", a, t0)
+	lf.reported("dovecot", a, t0.Add(time.Second))
+	switch {
+	case logged("postfix", event.AuthFailure, 2*time.Second):
+		t.Fatal("a credit of jail dovecot absorbed a failure of jail postfix")
+	case logged("dovecot", event.Probe, 2*time.Second):
+		t.Fatal("a credit absorbed a probe, which no policy server reports")
+	case !logged("dovecot", event.AuthFailure, 2*time.Second), !logged("dovecot", event.UnknownUser, 3*time.Second):
+		t.Fatal("a reported failure counted again from the log")
+	case logged("dovecot", event.AuthFailure, 4*time.Second):
+		t.Fatal("a third log failure absorbed by two reports")
+	}
+	lf.reported("dovecot", a, t0)
+	if logged("dovecot", event.AuthFailure, creditWindow+time.Minute) {
+		t.Fatal("a credit outlived its window")
+	}
+	if n := lf.absorbed.Load(); n != 2 {
+		t.Fatalf("absorbed %d, want 2", n)
+	}
+}
+
+// TestDaemonPolicyReportAndLogCountOnce: a failure Dovecot reports to the
+// policy server and then logs counts once.
+func TestDaemonPolicyReportAndLogCountOnce(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	h := startHarness(t, dir, 3, fmt.Sprintf("[dovecot_policy]\nlisten = %q\njail = \"sshd\"", addr))
+	report := func(remote string) {
+		t.Helper()
+		resp, err := http.Post("http://"+addr+"/?command=report", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"login":"root","remote":%q,"success":false}`, remote)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	// Two failures, reported live and then logged: two, not four (maxretry 3).
+	report("198.51.100.7")
+	report("198.51.100.7")
+	h.fail(2, "198.51.100.7")
+	h.fail(1, "198.51.100.99") // a line to wait for: the two before it are read
+	st := h.waitFor("log read", func(st Status) bool { return st.Policy != nil && st.Engine.Events >= 3 })
+	if banned(st, "198.51.100.7") || st.Policy.LogDuplicates != 2 {
+		t.Fatalf("reported and logged failures counted twice: active %+v, duplicates %d", st.Active, st.Policy.LogDuplicates)
+	}
+	// A failure only the log knows of (Dovecot failed open) still counts.
+	h.fail(1, "198.51.100.7")
+	h.waitFor("ban", func(st Status) bool { return banned(st, "198.51.100.7") })
+}
