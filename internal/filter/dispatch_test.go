@@ -165,13 +165,46 @@ func TestMayMatch(t *testing.T) {
 				t.Fatalf("%q does not match %q: fix the test", tt.pat, msg)
 			}
 			if !c.mayMatch(msg) {
-				t.Errorf("%q (literals %q): mayMatch(%q) = false", tt.pat, c.lits, msg)
+				t.Errorf("%q (literals %v): mayMatch(%q) = false", tt.pat, c.lits, msg)
 			}
 		}
 		for _, msg := range tt.no {
 			if c.mayMatch(msg) {
-				t.Errorf("%q (literals %q): mayMatch(%q) = true", tt.pat, c.lits, msg)
+				t.Errorf("%q (literals %v): mayMatch(%q) = true", tt.pat, c.lits, msg)
 			}
 		}
 	}
+}
+
+func TestLiteralIndex(t *testing.T) {
+	for _, tt := range []struct{ s, lit string }{
+		{"Failed password for root from 1.2.3.4 port 22", " from "},
+		{"a from b from c", " from "},
+		{" from ", " from "},
+		{" fro", " from "},
+		{"", "x"},
+		{"x", "x"},
+		{"abcabc", "c"},
+		{"rip=1, rip=2", "rip="},
+		{"ri p=rip", "rip="},
+	} {
+		l := newLiteral(tt.lit)
+		if got, want := l.index(tt.s), strings.Index(tt.s, tt.lit); got != want {
+			t.Errorf("index(%q, %q) = %d, want %d", tt.s, tt.lit, got, want)
+		}
+	}
+}
+
+func FuzzLiteralIndex(f *testing.F) {
+	f.Add("Failed password for root from 1.2.3.4 port 22", " from ")
+	f.Add("aaaa", "aa")
+	f.Fuzz(func(t *testing.T, s, lit string) {
+		if lit == "" {
+			return
+		}
+		l := newLiteral(lit)
+		if got, want := l.index(s), strings.Index(s, lit); got != want {
+			t.Errorf("index(%q, %q) = %d, want %d (anchor %d)", s, lit, got, want, l.anchor)
+		}
+	})
 }
