@@ -68,8 +68,8 @@ func FuzzPolicyRequest(f *testing.F) {
 			if err != nil {
 				return
 			}
-			if len(r.Attrs) == 0 || len(r.Attrs) > maxAttrs {
-				t.Fatalf("request with %d attributes", len(r.Attrs))
+			if r.Len() == 0 || r.Len() > maxAttrs {
+				t.Fatalf("request with %d attributes", r.Len())
 			}
 			_ = r.Client()
 			_ = Defer(r.Get("recipient")).String()
