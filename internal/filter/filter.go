@@ -222,6 +222,9 @@ type sessionKey struct {
 type session struct {
 	host, user string
 	pending    []event.Kind
+
+	key  sessionKey // copies: the session outlives the line
+	next *session   // the next session of the same pid (another host or program)
 }
 
 const (
@@ -236,33 +239,71 @@ func (s *session) addPending(k event.Kind) {
 }
 
 // sessions is a bounded map of session context; when full, the oldest
-// session is forgotten.
+// session is forgotten. It is indexed by pid alone, an integer that hashes
+// far quicker than the whole key: the few sessions that share a pid (the
+// same pid on another host, or of another program) are chained.
 type sessions struct {
-	m     map[sessionKey]*session
-	order []sessionKey // ring of keys in insertion order
+	m     map[int]*session
+	order []*session // ring of sessions in insertion order
 	next  int
+	// The host and program of the last session made: a Matcher sees few of
+	// them, so a new session's key usually reuses these copies.
+	host, prog string
 }
 
 func (ss *sessions) get(k sessionKey, create bool) *session {
-	if s, ok := ss.m[k]; ok {
-		return s
+	for s := ss.m[k.pid]; s != nil; s = s.next {
+		if s.key.host == k.host && s.key.prog == k.prog {
+			return s
+		}
 	}
 	if !create {
 		return nil
 	}
-	k.host, k.prog = strings.Clone(k.host), strings.Clone(k.prog) // see decide
-	if ss.m == nil {
-		ss.m = make(map[sessionKey]*session)
-		ss.order = make([]sessionKey, 0, maxSessions)
+	// Copies: see decide.
+	if k.host != ss.host {
+		ss.host = strings.Clone(k.host)
 	}
+	if k.prog != ss.prog {
+		ss.prog = strings.Clone(k.prog)
+	}
+	k.host, k.prog = ss.host, ss.prog
+	if ss.m == nil {
+		ss.m = make(map[int]*session)
+		ss.order = make([]*session, 0, maxSessions)
+	}
+	var s *session
 	if len(ss.order) < maxSessions {
-		ss.order = append(ss.order, k)
+		s = &session{}
+		ss.order = append(ss.order, s)
 	} else {
-		delete(ss.m, ss.order[ss.next])
-		ss.order[ss.next] = k
+		// Forget the oldest and reuse its memory for the new one.
+		s = ss.order[ss.next]
+		ss.unlink(s)
+		*s = session{pending: s.pending[:0]}
 		ss.next = (ss.next + 1) % maxSessions
 	}
-	s := &session{}
-	ss.m[k] = s
+	s.key = k
+	s.next = ss.m[k.pid]
+	ss.m[k.pid] = s
 	return s
+}
+
+// unlink removes s from the chain of its pid.
+func (ss *sessions) unlink(s *session) {
+	pid := s.key.pid
+	head := ss.m[pid]
+	switch {
+	case head == s && s.next == nil:
+		delete(ss.m, pid)
+	case head == s:
+		ss.m[pid] = s.next
+	default:
+		for p := head; p != nil; p = p.next {
+			if p.next == s {
+				p.next = s.next
+				return
+			}
+		}
+	}
 }
