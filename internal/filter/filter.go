@@ -195,7 +195,9 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, c capture) (Match, bo
 	if out.Count == 0 {
 		return Match{}, false
 	}
-	if a, err := netip.ParseAddr(c.host); err == nil && a.Zone() == "" {
+	// c.addr is zero unless the pattern's own host was parsed: a host taken
+	// from the session above replaced an empty one, which has no address.
+	if a, ok := parseAddr(c.host, c.addr); ok && a.Zone() == "" {
 		out.Addr = a.Unmap()
 	}
 	return out, true

@@ -254,7 +254,8 @@ func failCost(n *node, depth int) (cost int, ok bool) {
 // capture holds what a successful match extracted.
 type capture struct {
 	host, user string
-	steps      int // backtracking work done
+	addr       netip.Addr // host parsed, when validHost had to (an IPv6 address); else zero
+	steps      int        // backtracking work done
 }
 
 // maxSteps bounds the backtracking work for one message and sequence, so a
@@ -341,15 +342,16 @@ func matchNode(n *node, s string, pos int, c *capture) bool {
 func acceptGap(n *node, v, s string, end int, c *capture) bool {
 	switch n.kind {
 	case tokHost:
-		if !validHost(v) {
+		addr, ok := checkHost(v)
+		if !ok {
 			return false
 		}
-		old := c.host
-		c.host = v
+		old, oldAddr := c.host, c.addr
+		c.host, c.addr = v, addr
 		if matchNode(n.next, s, end, c) {
 			return true
 		}
-		c.host = old
+		c.host, c.addr = old, oldAddr
 		return false
 	case tokUser, tokUserLogin:
 		old := c.user
@@ -400,21 +402,73 @@ func classRun(s string, k tokenKind) int {
 // validHost accepts an IP address, or a DNS name with at least one dot and a
 // letter (the dotted forms daemons write when reverse DNS resolved).
 func validHost(v string) bool {
+	_, ok := checkHost(v)
+	return ok
+}
+
+// checkHost is validHost that also returns the address when it had to parse
+// one (an IPv6 address), so decide need not parse it again.
+func checkHost(v string) (netip.Addr, bool) {
 	if v == "" || len(v) > 253 {
-		return false
+		return netip.Addr{}, false
 	}
 	if strings.IndexByte(v, ':') < 0 {
 		// An IPv4 address passes the name test too, so no need to parse it
 		// here: decide does once the whole pattern has matched.
-		return strings.IndexByte(v, '.') >= 0 && v[0] != '.' && v[0] != '-' && v[len(v)-1] != '.'
+		return netip.Addr{}, strings.IndexByte(v, '.') >= 0 && v[0] != '.' && v[0] != '-' && v[len(v)-1] != '.'
 	}
 	// Only an IPv6 address may hold a colon. ParseAddr allocates an error
 	// when it fails, so spare it strings that cannot be one.
 	if !maybeAddr(v) {
-		return false
+		return netip.Addr{}, false
 	}
-	_, err := netip.ParseAddr(v)
-	return err == nil
+	a, err := netip.ParseAddr(v)
+	return a, err == nil
+}
+
+// parseAddr is netip.ParseAddr(s) without the error, and quicker for the
+// common dotted-quad IPv4 address; known is s already parsed, or zero.
+func parseAddr(s string, known netip.Addr) (netip.Addr, bool) {
+	if known.IsValid() {
+		return known, true
+	}
+	if strings.IndexByte(s, ':') < 0 {
+		// ParseAddr reads a string without a colon as IPv4 (or rejects
+		// it), by the rule parseIPv4 implements.
+		return parseIPv4(s)
+	}
+	a, err := netip.ParseAddr(s)
+	return a, err == nil
+}
+
+// parseIPv4 parses a dotted-quad IPv4 address as netip.ParseAddr does:
+// four decimal fields of 0 to 255, without leading zeros or a zone.
+func parseIPv4(s string) (netip.Addr, bool) {
+	var ip [4]byte
+	field, val, digits := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			if digits == 1 && val == 0 { // a leading zero
+				return netip.Addr{}, false
+			}
+			val = val*10 + int(c-'0')
+			if val > 255 {
+				return netip.Addr{}, false
+			}
+			digits++
+		case c == '.' && digits > 0 && field < 3:
+			ip[field] = byte(val)
+			field, val, digits = field+1, 0, 0
+		default:
+			return netip.Addr{}, false
+		}
+	}
+	if field != 3 || digits == 0 {
+		return netip.Addr{}, false
+	}
+	ip[3] = byte(val)
+	return netip.AddrFrom4(ip), true
 }
 
 // maybeAddr reports whether v holds only what an IP address may hold:

@@ -43,3 +43,34 @@ func FuzzValidHost(f *testing.F) {
 		}
 	})
 }
+
+func TestParseAddr(t *testing.T) {
+	for _, s := range []string{
+		"1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.02.3.4", "1.2.3.0",
+		"1.2.3", "1.2.3.4.5", "1..2.3", ".1.2.3", "1.2.3.", "1.2.3.4%eth0", "1.2.3.4:25", "1.2.3.-4",
+		"", "a.b", "mail.example.org", "::1", "::ffff:1.2.3.4", "fe80::1%eth0", "2001:db8::1", "%1.2.3.4",
+		"1000.2.3.4", "1.2.3.4 ", "१.2.3.4",
+	} {
+		checkParseAddr(t, s)
+	}
+}
+
+func FuzzParseAddr(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "01.2.3.4", "::1", "a.b"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkParseAddr)
+}
+
+// checkParseAddr checks parseAddr against netip.ParseAddr, and that an
+// address checkHost parsed is the same.
+func checkParseAddr(t *testing.T, s string) {
+	want, err := netip.ParseAddr(s)
+	got, ok := parseAddr(s, netip.Addr{})
+	if ok != (err == nil) || got != want {
+		t.Errorf("parseAddr(%q) = %v, %v; ParseAddr: %v, %v", s, got, ok, want, err)
+	}
+	if a, ok := checkHost(s); a.IsValid() && (!ok || a != want) {
+		t.Errorf("checkHost(%q) = %v, %v; ParseAddr: %v, %v", s, a, ok, want, err)
+	}
+}
