@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/filter"
 )
 
 func TestLiveFailuresCountOnce(t *testing.T) {
@@ -72,4 +74,28 @@ func TestDaemonPolicyReportAndLogCountOnce(t *testing.T) {
 	// A failure only the log knows of (Dovecot failed open) still counts.
 	h.fail(1, "198.51.100.7")
 	h.waitFor("ban", func(st Status) bool { return banned(st, "198.51.100.7") })
+}
+
+// TestPipelineFlagsEnumeration: the daemon's engine flags a client that
+// probes unknown recipients, so that the Postfix policy can blind it.
+func TestPipelineFlagsEnumeration(t *testing.T) {
+	cfg, err := config.Parse("r.toml", []byte("[jail.postfix]\nfilter = \"postfix\"\nfiles = [\"/var/log/mail.log\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := filter.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPipeline(cfg, reg, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, now := netip.MustParseAddr("192.0.2.9"), time.Now()
+	for i := range 3 {
+		p.Engine.Observe(event.Event{Time: now, Service: "postfix", Kind: event.RecipientUnknown, Addr: a, User: fmt.Sprintf("nobody%d@example.org", i), Jail: "postfix"})
+	}
+	if as := p.Engine.Assess(a, "", now); !as.Enumerating {
+		t.Fatalf("three unknown recipients, not flagged: %+v", as)
+	}
 }
