@@ -127,7 +127,7 @@ func (m *Matcher) Match(l *logline.Line) (Match, bool) {
 }
 
 func (m *Matcher) match(l *logline.Line) (Match, bool) {
-	msg := strings.TrimRight(l.Message, " \t")
+	msg := trimSpace(l.Message)
 	var c capture
 	cands := m.disp.candidates(msg)
 	for i := range cands {
@@ -141,6 +141,15 @@ func (m *Matcher) match(l *logline.Line) (Match, bool) {
 		}
 	}
 	return Match{}, false
+}
+
+// trimSpace is strings.TrimRight(s, " \t"), which builds its set of
+// bytes on every call.
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // decide turns a rule's capture into a Match, consulting and updating the

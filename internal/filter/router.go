@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/rampart-dev/rampart/internal/logline"
@@ -16,6 +17,18 @@ type Router struct {
 	any      []int // matchers of filters that read every program
 	all      []int
 	ms       []*Matcher
+	// recent remembers the routes of recently seen programs: a log names
+	// few, and comparing a short string is quicker than the map lookup,
+	// prefix checks and sort that work a route out.
+	recent [routeSlots]route
+}
+
+// routeSlots is the size of Router.recent, a power of two.
+const routeSlots = 32
+
+type route struct {
+	prog string // a copy
+	idx  []int  // the matcher indexes, sorted, no duplicates
 }
 
 type prefixRoute struct {
@@ -50,27 +63,41 @@ func (r *Router) Match(l *logline.Line) (Match, *Matcher, bool) {
 	if l.Program == "" {
 		return r.try(r.all, l)
 	}
-	var cand [8]int
-	idx := append(cand[:0], r.exact[l.Program]...)
+	return r.try(r.route(l.Program), l)
+}
+
+// route returns the matchers lines of prog go to, from recent when it can.
+func (r *Router) route(prog string) []int {
+	slot := &r.recent[(len(prog)*31+int(prog[0])*7+int(prog[len(prog)-1]))%routeSlots]
+	if slot.idx == nil || slot.prog != prog {
+		slot.prog = strings.Clone(prog) // the line's memory may be reused
+		slot.idx = r.routeOf(prog, slot.idx[:0])
+	}
+	return slot.idx
+}
+
+// routeOf appends to idx the matchers lines of prog go to, in order, and
+// returns it (never nil).
+func (r *Router) routeOf(prog string, idx []int) []int {
+	idx = append(idx, r.exact[prog]...)
 	for _, p := range r.prefixes {
-		if strings.HasPrefix(l.Program, p.prefix) {
+		if strings.HasPrefix(prog, p.prefix) {
 			idx = append(idx, p.idx)
 		}
 	}
 	idx = append(idx, r.any...)
 	if len(idx) > 1 {
 		sortInts(idx)
+		idx = slices.Compact(idx)
 	}
-	return r.try(idx, l)
+	if idx == nil {
+		idx = []int{}
+	}
+	return idx
 }
 
 func (r *Router) try(idx []int, l *logline.Line) (Match, *Matcher, bool) {
-	prev := -1
 	for _, i := range idx {
-		if i == prev {
-			continue
-		}
-		prev = i
 		if mt, ok := r.ms[i].match(l); ok {
 			return mt, r.ms[i], true
 		}
