@@ -187,10 +187,15 @@ func TestLiteralIndex(t *testing.T) {
 		{"abcabc", "c"},
 		{"rip=1, rip=2", "rip="},
 		{"ri p=rip", "rip="},
+		{"aaaa", "aa"},
+		{"x, y, z", ","},
 	} {
 		l := newLiteral(tt.lit)
 		if got, want := l.index(tt.s), strings.Index(tt.s, tt.lit); got != want {
 			t.Errorf("index(%q, %q) = %d, want %d", tt.s, tt.lit, got, want)
+		}
+		if got, want := lastIndex(tt.s, tt.lit, l.anchor), strings.LastIndex(tt.s, tt.lit); got != want {
+			t.Errorf("lastIndex(%q, %q) = %d, want %d", tt.s, tt.lit, got, want)
 		}
 	}
 }
@@ -205,6 +210,9 @@ func FuzzLiteralIndex(f *testing.F) {
 		l := newLiteral(lit)
 		if got, want := l.index(s), strings.Index(s, lit); got != want {
 			t.Errorf("index(%q, %q) = %d, want %d (anchor %d)", s, lit, got, want, l.anchor)
+		}
+		if got, want := lastIndex(s, lit, l.anchor), strings.LastIndex(s, lit); got != want {
+			t.Errorf("lastIndex(%q, %q) = %d, want %d (anchor %d)", s, lit, got, want, l.anchor)
 		}
 	})
 }

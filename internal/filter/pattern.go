@@ -27,7 +27,7 @@ import (
 //
 // Patterns compile to a small graph (a group becomes a split whose branches
 // rejoin), matched by a backtracking matcher whose literals are found with
-// strings.LastIndex. Two facts computed at compile time spare it work
+// lastIndex. Two facts computed at compile time spare it work
 // without changing what it finds (pattern_ref_test.go holds the plain
 // matcher the tests compare it with):
 //
@@ -71,6 +71,8 @@ type node struct {
 	// For a bounded gap followed by a literal: the literal's first byte is
 	// outside the gap's class, so the gap can only end where its run ends.
 	runEnd bool
+	// For tokLit: the index in lit of its rarest byte (see newLiteral).
+	anchor int
 }
 
 func isGap(k tokenKind) bool { return k != tokLit && k != tokSplit }
@@ -219,6 +221,8 @@ func prepare(n *node, seen map[*node]bool) {
 				}
 				prepare(a, seen)
 			}
+		case n.kind == tokLit && n.lit != "":
+			n.anchor = newLiteral(n.lit).anchor
 		case isGap(n.kind) && n.next != nil && n.next.kind == tokLit && n.next.lit != "":
 			n.runEnd = bounded(n.kind) && !inClass(n.kind, n.next.lit[0])
 		}
@@ -309,9 +313,9 @@ func matchNode(n *node, s string, pos int, c *capture) bool {
 		// The literal can only start where the run ends (see prepare).
 		return strings.HasPrefix(s[limit:], n.next.lit) && acceptGap(n, s[pos:limit], s, limit, c)
 	case n.next.kind == tokLit:
-		next := n.next.lit
+		next := n.next
 		for end := limit; end >= pos; end-- {
-			i := strings.LastIndex(s[pos:min(end+len(next), len(s))], next)
+			i := lastIndex(s[pos:min(end+len(next.lit), len(s))], next.lit, next.anchor)
 			if i < 0 {
 				return false
 			}
@@ -367,6 +371,34 @@ func acceptGap(n *node, v, s string, end int, c *capture) bool {
 		}
 	}
 	return matchNode(n.next, s, end, c)
+}
+
+// lastIndex returns the index of the last instance of lit in s, or -1,
+// like strings.LastIndex. lit[anchor] is its rarest byte (see newLiteral):
+// lastIndex finds each place that byte occurs with strings.IndexByte,
+// which is vectorised, and compares lit there, keeping the last that
+// holds. Scanning backwards byte by byte, or strings.LastIndex's rolling
+// hash, costs several instructions per byte of s; a rare byte occurs
+// seldom.
+func lastIndex(s, lit string, anchor int) int {
+	n := len(lit)
+	if n > len(s) {
+		return -1
+	}
+	b := lit[anchor]
+	last := -1
+	// i is where an instance would start, i+anchor where its anchor is.
+	for i := 0; i <= len(s)-n; i++ {
+		j := strings.IndexByte(s[i+anchor:len(s)-n+anchor+1], b)
+		if j < 0 {
+			break
+		}
+		i += j
+		if s[i:i+n] == lit {
+			last = i
+		}
+	}
+	return last
 }
 
 // bounded reports whether a gap of kind k spans only a run of its class;
