@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -183,6 +184,11 @@ type conn struct {
 	c      net.Conn
 	br     *bufio.Reader
 	errors int // malformed requests so far
+
+	// The handler's watchdog, armed for each request and reused; nil while
+	// parked. It fires overrun for the request in cur.
+	watchdog *time.Timer
+	cur      atomic.Pointer[requestContext]
 }
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, maxLine) }}
@@ -203,11 +209,12 @@ func (s *Server) timeouts() (idle, read, handler time.Duration) {
 
 // serveConn reads and answers requests until the connection ends or an
 // answer is parked. It owns one s.wg count, which it passes on to the
-// parked entry when it parks.
+// parked entry when it parks, or to the goroutine that serves the
+// connection on when a handler overruns.
 func (s *Server) serveConn(cc *conn) {
-	parked := false
+	keep := false // cc lives on: parked, or served by another goroutine
 	defer func() {
-		if !parked {
+		if !keep {
 			s.finish(cc)
 		}
 	}()
@@ -244,14 +251,19 @@ func (s *Server) serveConn(cc *conn) {
 		case err != nil:
 			return
 		}
-		ans := s.answer(req)
+		ans, ok := s.answer(cc, req)
+		if !ok {
+			keep = true
+			return
+		}
 		s.stats.requests.Add(1)
 		if ans.Delay > 0 && cc.br.Buffered() == 0 {
 			s.stats.delayed.Add(1)
 			readerPool.Put(cc.br)
 			cc.br = nil
+			cc.watchdog = nil // stopped; a parked connection costs no timer
 			s.park(cc, ans.Action, time.Now().Add(ans.Delay))
-			parked = true
+			keep = true
 			return
 		}
 		if !s.write(cc, ans.Action) {
@@ -260,34 +272,122 @@ func (s *Server) serveConn(cc *conn) {
 	}
 }
 
-// answer calls the handler with a time limit and a recover.
-func (s *Server) answer(req *Request) (ans Answer) {
+// answer calls the handler on the connection's own goroutine, with a time
+// limit and a recover. When the handler overruns the limit, its context is
+// cancelled and the client gets FailAction at once from a new goroutine,
+// which serves the connection from then on; answer then returns false, and
+// the caller, stuck in the handler until it returns, must leave cc alone.
+// (A goroutine per request for the handler would cost two goroutine
+// switches per decision, and a context.WithTimeout a timer, for the rare
+// overrun.)
+func (s *Server) answer(cc *conn, req *Request) (ans Answer, ok bool) {
 	_, _, limit := s.timeouts()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	done := make(chan Answer, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				s.log().Error("policy handler panicked; answering the fail action", "panic", fmt.Sprint(p))
-				done <- Answer{Action: s.FailAction, Delay: -1}
-			}
-		}()
-		done <- s.Handler.ServePolicy(ctx, req)
-	}()
-	select {
-	case ans = <-done:
-		if ans.Delay < 0 {
-			s.stats.failed.Add(1)
-			ans.Delay = 0
-		}
-		if ans.Action == (Action{}) {
-			ans.Action = Dunno
-		}
-		return ans
-	case <-ctx.Done():
+	ctx := &requestContext{deadline: time.Now().Add(limit)}
+	cc.cur.Store(ctx)
+	if cc.watchdog == nil {
+		// Armed only once stored, so overrun always sees it.
+		cc.watchdog = time.AfterFunc(time.Duration(math.MaxInt64), func() { s.overrun(cc) })
+	}
+	cc.watchdog.Reset(limit)
+	ans = s.call(ctx, req)
+	if !ctx.state.CompareAndSwap(running, answered) {
+		return Answer{}, false
+	}
+	cc.watchdog.Stop()
+	ctx.cancel(context.Canceled)
+	if ans.Delay < 0 {
 		s.stats.failed.Add(1)
-		return Answer{Action: s.FailAction}
+		ans.Delay = 0
+	}
+	if ans.Action == (Action{}) {
+		ans.Action = Dunno
+	}
+	return ans, true
+}
+
+// call runs the handler; a panic is answered with FailAction and a
+// negative Delay to count it as a failure.
+func (s *Server) call(ctx context.Context, req *Request) (ans Answer) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log().Error("policy handler panicked; answering the fail action", "panic", fmt.Sprint(p))
+			ans = Answer{Action: s.FailAction, Delay: -1}
+		}
+	}()
+	return s.Handler.ServePolicy(ctx, req)
+}
+
+// overrun runs when cc's watchdog fires. If the handler is still running
+// past its deadline, overrun takes the connection over: it cancels the
+// handler's context, answers FailAction and serves the connection on, in
+// place of the goroutine stuck in the handler.
+func (s *Server) overrun(cc *conn) {
+	ctx := cc.cur.Load()
+	if ctx == nil || time.Now().Before(ctx.deadline) {
+		return // a late firing for an answered request; a later one is not due
+	}
+	if !ctx.state.CompareAndSwap(running, overran) {
+		return // answered in time
+	}
+	ctx.cancel(context.DeadlineExceeded)
+	s.stats.failed.Add(1)
+	s.stats.requests.Add(1)
+	if !s.write(cc, s.FailAction) {
+		s.finish(cc)
+		return
+	}
+	s.serveConn(cc)
+}
+
+// Handler states, in requestContext.state.
+const (
+	running uint32 = iota
+	answered
+	overran
+)
+
+// requestContext is the context a handler gets: done, with
+// context.DeadlineExceeded, when the handler overruns its time limit, or
+// with context.Canceled once it has answered. One per request, since a
+// handler may keep it.
+type requestContext struct {
+	deadline time.Time
+	state    atomic.Uint32 // running, answered, overran: who answers the client
+
+	mu   sync.Mutex
+	done chan struct{} // made by the first Done
+	err  error
+}
+
+func (c *requestContext) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *requestContext) Value(any) any               { return nil }
+
+func (c *requestContext) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.err != nil {
+			close(c.done)
+		}
+	}
+	return c.done
+}
+
+func (c *requestContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *requestContext) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		if c.done != nil {
+			close(c.done)
+		}
 	}
 }
 
