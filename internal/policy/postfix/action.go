@@ -2,7 +2,7 @@ package postfix
 
 import (
 	"fmt"
-	"strings"
+	"unicode/utf8"
 )
 
 // Action is an access(5) result, built here and rendered only by String:
@@ -36,24 +36,26 @@ func Warn(text string) Action { return Action{verb: "WARN", text: text} }
 
 // String renders the action line without its newline: "action=DEFER text".
 // Line breaks in text are replaced, so an answer is always one line.
-func (a Action) String() string {
-	var b strings.Builder
-	b.WriteString("action=")
+func (a Action) String() string { return string(a.appendTo(nil)) }
+
+// appendTo appends the action line, without its newline, to b.
+func (a Action) appendTo(b []byte) []byte {
+	b = append(b, "action="...)
 	if a.code != "" {
-		b.WriteString(a.code)
+		b = append(b, a.code...)
 	} else {
-		b.WriteString(a.verb)
+		b = append(b, a.verb...)
 	}
 	if a.text != "" {
-		b.WriteByte(' ')
-		b.WriteString(strings.Map(func(r rune) rune {
+		b = append(b, ' ')
+		for _, r := range a.text {
 			if r == '\n' || r == '\r' || r < ' ' {
-				return ' '
+				r = ' '
 			}
-			return r
-		}, a.text))
+			b = utf8.AppendRune(b, r)
+		}
 	}
-	return b.String()
+	return b
 }
 
 // IsDunno reports whether a is DUNNO.

@@ -183,7 +183,8 @@ func (s *Server) Serve(l net.Listener) error {
 type conn struct {
 	c      net.Conn
 	br     *bufio.Reader
-	errors int // malformed requests so far
+	errors int    // malformed requests so far
+	out    []byte // the answer being written, reused
 
 	// The handler's watchdog, armed for each request and reused; nil while
 	// parked. It fires overrun for the request in cur.
@@ -393,7 +394,8 @@ func (c *requestContext) cancel(err error) {
 
 func (s *Server) write(cc *conn, a Action) bool {
 	cc.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err := cc.c.Write([]byte(a.String() + "\n\n"))
+	cc.out = append(a.appendTo(cc.out[:0]), "\n\n"...)
+	_, err := cc.c.Write(cc.out)
 	return err == nil
 }
 
