@@ -233,6 +233,18 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	for _, s := range st.Sources {
 		fmt.Fprintf(stdout, "%-38s %7d  %7d  %5d  %v\n", s.Source, s.Lines, s.Skipped, s.Stale, s.Jails)
 	}
+	if p := st.Policy; p != nil {
+		fmt.Fprintln(stdout)
+		if f := p.Postfix; f != nil {
+			fmt.Fprintf(stdout, "postfix policy: %d requests, %d delayed, %d connections open, %d failed, %d malformed, %d dropped\n",
+				f.Requests, f.Delayed, f.Open, f.Failed, f.Malformed, f.Dropped)
+		}
+		if d := p.Dovecot; d != nil {
+			fmt.Fprintf(stdout, "dovecot policy: %d requests, %d delayed, %d rejected, %d reports, %d bad\n",
+				d.Requests, d.Delayed, d.Rejected, d.Reports, d.Bad)
+		}
+		fmt.Fprintf(stdout, "failed logins read from a log but already reported live: %d\n", p.LogDuplicates)
+	}
 	fmt.Fprintf(stdout, "\nACTIVE BANS (%d)\n", len(st.Active))
 	for _, b := range st.Active {
 		left := "permanent"
