@@ -42,6 +42,41 @@ func (p *Parser) now() time.Time {
 // records that cannot be used at all (see the Err values); a record with no
 // recognisable envelope is returned whole as the Message.
 func (p *Parser) Parse(raw string) (Line, error) {
+	return p.parse(raw, nil)
+}
+
+// Stamp is a year-less time stamp that ParseLazy read but did not date.
+// The zero Stamp stands for none.
+type Stamp struct {
+	mon                  time.Month
+	day, h, m, sec, nsec int
+}
+
+// ParseLazy is Parse, except that a year-less stamp the clock would date
+// (Parser.Year unset) is read and checked but not dated: the Line's Time
+// is left zero and the Stamp returned holds it for Date. Such a stamp never
+// lies in the future, so ParseLazy fails exactly where Parse fails. Dating
+// takes calendar arithmetic and a clock reading: a caller that drops most
+// lines (rampart test) dates only those it keeps.
+func (p *Parser) ParseLazy(raw string) (Line, Stamp, error) {
+	var st Stamp
+	l, err := p.parse(raw, &st)
+	return l, st, err
+}
+
+// Date dates a Stamp from ParseLazy as Parse would have dated it with the
+// clock reading now; the zero Stamp gives the zero Time.
+func (p *Parser) Date(st Stamp) time.Time {
+	if st == (Stamp{}) {
+		return time.Time{}
+	}
+	t, _ := p.yearless(st.mon, st.day, st.h, st.m, st.sec, st.nsec)
+	return t
+}
+
+// parse is Parse; with lazy set, a year-less stamp the clock would date is
+// stored there instead (see ParseLazy).
+func (p *Parser) parse(raw string, lazy *Stamp) (Line, error) {
 	for len(raw) > 0 && (raw[len(raw)-1] == '\n' || raw[len(raw)-1] == '\r') {
 		raw = raw[:len(raw)-1]
 	}
@@ -69,7 +104,7 @@ func (p *Parser) Parse(raw string) (Line, error) {
 			}
 		}
 	}
-	t, after, stamped, past := p.stamp(rest)
+	t, after, stamped, past := p.stamp(rest, lazy)
 	if stamped {
 		l.Time = t
 		rest = after

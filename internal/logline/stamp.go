@@ -9,7 +9,8 @@ import (
 // write, and returns the time and the text after it (and after one space).
 // past reports a stamp dated by the clock (year-less, Parser.Year unset):
 // such a stamp never lies in the future, so the caller need not read the
-// clock again to check it.
+// clock again to check it. With lazy set, such a stamp is stored there and
+// t left zero.
 //
 //	Nov 22 14:03:07            RFC 3164 (year-less), optional .fraction
 //	Nov 22 2005 14:03:07       RFC 3164 with a year (network gear)
@@ -18,13 +19,13 @@ import (
 //	2005/11/22 14:03:07        nginx error log
 //	[Tue Nov 22 14:03:07.123 2005]  Apache error log
 //	051122 14:03:07            MySQL before 5.7
-func (p *Parser) stamp(s string) (t time.Time, rest string, ok, past bool) {
+func (p *Parser) stamp(s string, lazy *Stamp) (t time.Time, rest string, ok, past bool) {
 	if len(s) < 14 {
 		return time.Time{}, s, false, false
 	}
 	switch c := s[0]; {
 	case isLetter(c):
-		if t, rest, ok, past = p.rfc3164(s); !ok {
+		if t, rest, ok, past = p.rfc3164(s, lazy); !ok {
 			t, rest, ok = p.ctime(s)
 		}
 	case isDigit(c):
@@ -37,17 +38,17 @@ func (p *Parser) stamp(s string) (t time.Time, rest string, ok, past bool) {
 			rest = strings.TrimPrefix(rest, "]")
 		}
 	}
-	if !ok {
-		return time.Time{}, s, false, false
-	}
 	switch {
+	case !ok:
 	case rest == "":
+		return t, rest, true, past
 	case rest[0] == ' ':
-		rest = rest[1:]
-	default:
-		return time.Time{}, s, false, false
+		return t, rest[1:], true, past
 	}
-	return t, rest, true, past
+	if lazy != nil {
+		*lazy = Stamp{} // rfc3164 read a stamp, but not one followed by a space
+	}
+	return time.Time{}, s, false, false
 }
 
 func month(s string) (time.Month, bool) {
@@ -85,8 +86,8 @@ func month(s string) (time.Month, bool) {
 }
 
 // rfc3164 reads "Mmm dd hh:mm:ss" (day padded with a space or not),
-// optionally with a year before the time. past is as for stamp.
-func (p *Parser) rfc3164(s string) (t time.Time, rest string, ok, past bool) {
+// optionally with a year before the time. past and lazy are as for stamp.
+func (p *Parser) rfc3164(s string, lazy *Stamp) (t time.Time, rest string, ok, past bool) {
 	mon, ok := month(s)
 	if !ok || len(s) < 4 || s[3] != ' ' {
 		return time.Time{}, s, false, false
@@ -116,6 +117,10 @@ func (p *Parser) rfc3164(s string) (t time.Time, rest string, ok, past bool) {
 	}
 	if !validDate(2000, mon, day) { // 2000 is a leap year
 		return time.Time{}, s, false, false
+	}
+	if lazy != nil && p.Year == 0 {
+		*lazy = Stamp{mon: mon, day: day, h: h, m: m, sec: sec, nsec: ns}
+		return time.Time{}, s, true, true
 	}
 	t, past = p.yearless(mon, day, h, m, sec, ns)
 	return t, s, true, past
@@ -324,16 +329,20 @@ func parseCLF(s string) (time.Time, bool) {
 
 // clock reads "hh:mm:ss" (hour may be one digit) and an optional ".frac" or ",frac".
 func clock(s string) (h, m, sec, ns int, rest string, ok bool) {
-	h, s, ok = number(s, 1, 2)
-	if !ok || len(s) < 1 || s[0] != ':' {
-		return 0, 0, 0, 0, s, false
+	if len(s) >= 8 && s[2] == ':' && s[5] == ':' && isDigit(s[0]) && isDigit(s[1]) &&
+		isDigit(s[3]) && isDigit(s[4]) && isDigit(s[6]) && isDigit(s[7]) {
+		// The usual "hh:mm:ss", read without number's loops.
+		h = int(s[0]-'0')*10 + int(s[1]-'0')
+		m = int(s[3]-'0')*10 + int(s[4]-'0')
+		sec = int(s[6]-'0')*10 + int(s[7]-'0')
+		s = s[8:]
+	} else {
+		h, m, sec, s, ok = clockSlow(s)
+		if !ok {
+			return 0, 0, 0, 0, s, false
+		}
 	}
-	m, s, ok = number(s[1:], 2, 2)
-	if !ok || len(s) < 1 || s[0] != ':' {
-		return 0, 0, 0, 0, s, false
-	}
-	sec, s, ok = number(s[1:], 2, 2)
-	if !ok || h > 23 || m > 59 || sec > 60 {
+	if h > 23 || m > 59 || sec > 60 {
 		return 0, 0, 0, 0, s, false
 	}
 	if sec == 60 { // leap second: keep the moment inside its minute
@@ -354,6 +363,20 @@ func clock(s string) (h, m, sec, ns int, rest string, ok bool) {
 		s = s[i:]
 	}
 	return h, m, sec, ns, s, true
+}
+
+// clockSlow reads "h:mm:ss" or "hh:mm:ss" without range checks.
+func clockSlow(s string) (h, m, sec int, rest string, ok bool) {
+	h, s, ok = number(s, 1, 2)
+	if !ok || len(s) < 1 || s[0] != ':' {
+		return 0, 0, 0, s, false
+	}
+	m, s, ok = number(s[1:], 2, 2)
+	if !ok || len(s) < 1 || s[0] != ':' {
+		return 0, 0, 0, s, false
+	}
+	sec, s, ok = number(s[1:], 2, 2)
+	return h, m, sec, s, ok
 }
 
 // number reads between min and max decimal digits.

@@ -1,0 +1,97 @@
+package logline
+
+import (
+	"testing"
+	"time"
+)
+
+// checkLazy checks that ParseLazy then Date gives what Parse gives, for a
+// Parser dating by the clock and one with a Year.
+func checkLazy(t *testing.T, raw string) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	for _, p := range []*Parser{
+		{Location: time.UTC, Now: func() time.Time { return now }},
+		{Location: time.UTC, Year: 2025, Now: func() time.Time { return now }},
+	} {
+		want, werr := p.Parse(raw)
+		got, st, gerr := p.ParseLazy(raw)
+		if got.Time.IsZero() {
+			got.Time = p.Date(st)
+		} else if st != (Stamp{}) {
+			t.Errorf("ParseLazy(%q): both a Time and a Stamp", raw)
+		}
+		// Equal times, and zones alike (fixedZone makes a new Location each time).
+		sameTime := got.Time.Equal(want.Time) && got.Time.String() == want.Time.String()
+		got.Time, want.Time = time.Time{}, time.Time{}
+		if !sameTime || got != want || gerr != werr {
+			t.Errorf("ParseLazy(%q) then Date (year %d) = %+v, %v; Parse: %+v, %v", raw, p.Year, got, gerr, want, werr)
+		}
+	}
+}
+
+func TestParseLazy(t *testing.T) {
+	for _, raw := range benchLines {
+		checkLazy(t, raw)
+	}
+	for _, raw := range []string{
+		"Mar 11 14:03:07 host sshd[1]: m", "Mar 12 14:03:07 host sshd[1]: m", "Dec 31 23:59:60 host sshd[1]: m",
+		"Feb 29 11:00:00 host sshd[1]: m", "Mar  8 1:02:03 host x: m", "Mar  8 01:02:03.5 host x: m",
+		"Mar  8 06:25:04 not a tag", "Mar  8 06:25:04", "Mar 8 2025 06:25:04 host x: m", "", "Mar 32 01:02:03 h x: m",
+	} {
+		checkLazy(t, raw)
+	}
+}
+
+func FuzzParseLazy(f *testing.F) {
+	for _, raw := range benchLines {
+		f.Add(raw)
+	}
+	f.Fuzz(checkLazy)
+}
+
+// refClock is clock as first written, with number's loops throughout.
+func refClock(s string) (h, m, sec, ns int, rest string, ok bool) {
+	h, s, ok = number(s, 1, 2)
+	if !ok || len(s) < 1 || s[0] != ':' {
+		return 0, 0, 0, 0, s, false
+	}
+	m, s, ok = number(s[1:], 2, 2)
+	if !ok || len(s) < 1 || s[0] != ':' {
+		return 0, 0, 0, 0, s, false
+	}
+	sec, s, ok = number(s[1:], 2, 2)
+	if !ok || h > 23 || m > 59 || sec > 60 {
+		return 0, 0, 0, 0, s, false
+	}
+	if sec == 60 {
+		sec, ns = 59, 999_999_999
+	}
+	if len(s) > 1 && (s[0] == '.' || s[0] == ',') && isDigit(s[1]) {
+		i, scale := 1, 100_000_000
+		frac := 0
+		for ; i < len(s) && isDigit(s[i]); i++ {
+			if scale > 0 {
+				frac += int(s[i]-'0') * scale
+				scale /= 10
+			}
+		}
+		if ns == 0 {
+			ns = frac
+		}
+		s = s[i:]
+	}
+	return h, m, sec, ns, s, true
+}
+
+func FuzzClock(f *testing.F) {
+	for _, s := range []string{"14:03:07", "1:02:03 x", "23:59:60.5", "24:00:00", "12:60:00", "12:34:5", "12:34:56,123456789123"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, m, sec, ns, rest, ok := clock(s)
+		wh, wm, wsec, wns, wrest, wok := refClock(s)
+		if ok != wok || ok && (h != wh || m != wm || sec != wsec || ns != wns || rest != wrest) {
+			t.Errorf("clock(%q) = %d %d %d %d %q %v, want %d %d %d %d %q %v", s, h, m, sec, ns, rest, ok, wh, wm, wsec, wns, wrest, wok)
+		}
+	})
+}
