@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ type Status struct {
 	Failed   uint64        `json:"apply_failed"`
 	Active   []Ban         `json:"active"`
 	Policy   *PolicyStatus `json:"policy,omitempty"`
+	// Goroutines counts the daemon's goroutines: with live policy servers,
+	// one per connection being served (a tarpitted one costs none).
+	Goroutines int `json:"goroutines"`
 }
 
 // JailStatus describes one jail.
@@ -150,6 +154,8 @@ func (d *Daemon) Status() Status {
 		Applied:  d.apply.applied.Load(),
 		Failed:   d.apply.failed.Load(),
 		Policy:   d.policyStatus(),
+
+		Goroutines: runtime.NumGoroutine(),
 	}
 	perJail := map[string]int{}
 	for _, a := range pipe.Engine.Active(now) {
