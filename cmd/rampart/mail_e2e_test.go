@@ -381,8 +381,10 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 	return l
 }
 
+// stopPostfix stops Postfix, and kills its master if it does not stop (or
+// if a failed start left one behind).
 func (l *mailLab) stopPostfix(t *testing.T) {
-	if !l.postfixStarted || l.postfixStopped {
+	if l.postfixStopped {
 		return
 	}
 	l.postfixStopped = true
@@ -390,19 +392,20 @@ func (l *mailLab) stopPostfix(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(l.spool, "pid", "master.pid")); err == nil {
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	if out, err := exec.Command("postfix", "-c", l.postfixConf, "stop").CombinedOutput(); err != nil {
-		t.Errorf("postfix stop: %v\n%s", err, out)
-	}
-	if pid <= 0 {
+	alive := func() bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
+	if !l.postfixStarted && !alive() {
 		return
 	}
+	if out, err := exec.Command("postfix", "-c", l.postfixConf, "stop").CombinedOutput(); err != nil && l.postfixStarted {
+		t.Errorf("postfix stop: %v\n%s", err, out)
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
+	for alive() {
 		if time.Now().After(deadline) {
 			exec.Command("postfix", "-c", l.postfixConf, "abort").Run()
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("postfix master %d did not stop", pid)
-			return
+			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
