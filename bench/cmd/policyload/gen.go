@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,6 +151,14 @@ func (g *generator) dovecotBody(b []byte, l login, report bool, r *rand.Rand) []
 		b = append(b, `"}`...)
 	}
 	return b
+}
+
+// dial connects to "host:port" over TCP or to "unix:/path".
+func dial(addr string, timeout time.Duration) (net.Conn, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return net.DialTimeout("unix", path, timeout)
+	}
+	return net.DialTimeout("tcp", addr, timeout)
 }
 
 // httpConn is a minimal HTTP/1.1 keep-alive client for the Dovecot policy
@@ -339,7 +348,7 @@ func (g *generator) phase(ctx context.Context, d *daemonProbe, proto string, rat
 	}
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		c, err := dial(addr, 5*time.Second)
 		if err != nil {
 			for _, c := range conns[:i] {
 				c.Close()
@@ -620,7 +629,7 @@ func (h *holder) ramp(ctx context.Context, d *daemonProbe) error {
 
 func (h *holder) session(i int) {
 	defer h.wg.Done()
-	c, err := net.DialTimeout("tcp", h.g.o.postfix, 10*time.Second)
+	c, err := dial(h.g.o.postfix, 10*time.Second)
 	if err != nil {
 		h.dialErrors.Add(1)
 		return

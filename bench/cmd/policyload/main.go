@@ -75,7 +75,7 @@ type options struct {
 func main() {
 	var o options
 	fs := flag.NewFlagSet("policyload", flag.ExitOnError)
-	fs.StringVar(&o.postfix, "postfix", "127.0.0.1:10023", "Postfix policy server `address` (\"\" skips the Postfix phases)")
+	fs.StringVar(&o.postfix, "postfix", "127.0.0.1:10023", "Postfix policy server `address`, host:port or unix:/path (\"\" skips the Postfix phases)")
 	fs.StringVar(&o.dovecot, "dovecot", "127.0.0.1:10024", "Dovecot policy server `address` (\"\" skips the Dovecot phases and seeding)")
 	fs.StringVar(&o.auth, "auth", "", "Authorization header `value` for Dovecot requests")
 	fs.StringVar(&o.control, "control", "", "the daemon's control `socket`, for its policy counters (parked, open)")
