@@ -27,12 +27,13 @@ type Enforcer interface {
 // second costs one netlink batch and one transaction, not one per ban.
 //
 // The kernel comes first and the store second, so a ban is in force before
-// the store's transaction and its fsync begin: the disk (a few ms, tens on
-// a busy one) never delays a ban. Nothing is lost if the daemon dies
-// between the two: at start-up, bans the kernel holds and the store does
-// not are adopted (see Daemon.restore), and a decision the kernel refused
-// is still recorded, so it is re-applied then. A ban is counted and logged
-// as applied only once both are done.
+// the store's transaction and its fsync begin: its own write to disk (a few
+// ms, hundreds on a busy disk) never delays a ban. One goroutine does both,
+// though, so a slow write of one batch holds up the next batch. Nothing is
+// lost if the daemon dies between the two: at start-up, bans the kernel
+// holds and the store does not are adopted (see Daemon.restore), and a
+// decision the kernel refused is still recorded, so it is re-applied then.
+// A ban is counted and logged as applied only once both are done.
 type applier struct {
 	store *store.Store
 	enf   Enforcer
