@@ -12,6 +12,7 @@
 //	banlat latency -log FILE -table TABLE [-n 1000] [-warmup 5] [-o out.json]
 //	banlat bulk    -log FILE -table TABLE [-n 100000] [-o out.json]
 //	banlat report  rampart.json fail2ban.json
+//	banlat flood   -n 10000000 -o flood.log   # a log for memory runs of `rampart replay`
 //
 // latency: for each of -warmup + -n fresh addresses, pause a random time
 // (uniform in [0, -jitter], the same sequence for every daemon), append 4
@@ -61,6 +62,8 @@ func main() {
 		err = bulkCmd(ctx, os.Args[2:])
 	case "report":
 		err = reportCmd(os.Args[2:])
+	case "flood":
+		err = floodCmd(os.Args[2:])
 	default:
 		usage()
 	}
@@ -71,7 +74,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: banlat latency|bulk -log FILE -table TABLE [flags]\n       banlat report RESULT.json...")
+	fmt.Fprintln(os.Stderr, "usage: banlat latency|bulk -log FILE -table TABLE [flags]\n       banlat report RESULT.json...\n       banlat flood [-n LINES] [-o FILE]")
 	os.Exit(2)
 }
 
@@ -173,6 +176,7 @@ type Result struct {
 	Ms       []float64 `json:"ms"`             // the measured bans, in order: t1 - t0 (t0 before the write)
 	MsAfter  []float64 `json:"ms_after_write"` // the same, from t0' (after the write)
 	WriteUs  []float64 `json:"write_us"`       // duration of each measured write(2)
+	T0       []int64   `json:"t0_unix_ns"`     // wall clock of each t0, to line up with daemon logs
 	Missing  int       `json:"missing"`        // not in the kernel within -timeout
 	Early    int       `json:"early"`          // in the kernel before the 5th failure
 	Start    time.Time `json:"start"`
@@ -264,6 +268,7 @@ func latencyCmd(ctx context.Context, args []string) error {
 			res.Ms = append(res.Ms, ms)
 			res.MsAfter = append(res.MsAfter, float64(t1.Sub(t0after))/float64(time.Millisecond))
 			res.WriteUs = append(res.WriteUs, float64(t0after.Sub(t0))/float64(time.Microsecond))
+			res.T0 = append(res.T0, t0.UnixNano())
 		}
 		if done := i + 1 - *warmup; done > 0 && done%100 == 0 {
 			fmt.Fprintf(os.Stderr, "banlat: %s: %d/%d bans, last %.2f ms\n", *label, done, *n, ms)
@@ -445,4 +450,51 @@ func reportCmd(args []string) error {
 			percentile(b, .99)/percentile(a, .99), b[len(b)-1]/a[len(a)-1])
 	}
 	return nil
+}
+
+// floodCmd writes a log of -n sshd failures, each from a different address
+// (IPv4 scattered over the whole space, every fourth one IPv6), one per
+// millisecond of log time: the flood `rampart replay` must survive in
+// bounded memory.
+func floodCmd(args []string) error {
+	fs := flag.NewFlagSet("banlat flood", flag.ContinueOnError)
+	n := fs.Int("n", 10_000_000, "lines, each from a new `address`")
+	out := fs.String("o", "-", "output `file` (- for standard output)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f := os.Stdout
+	if *out != "-" {
+		var err error
+		if f, err = os.Create(*out); err != nil {
+			return err
+		}
+		defer f.Close()
+	}
+	start := time.Date(2025, time.March, 8, 6, 0, 0, 0, time.UTC)
+	var buf []byte
+	for i := range *n {
+		var a netip.Addr
+		if i%4 == 3 {
+			var b [16]byte
+			b[0], b[1] = 0x20, 0x01
+			b[2], b[3], b[4], b[5] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+			b[15] = 1
+			a = netip.AddrFrom16(b)
+		} else {
+			x := uint32(i)*2654435761 + 0x0b000000 // a bijection: all distinct
+			a = netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+		}
+		t := start.Add(time.Duration(i) * time.Millisecond)
+		buf = fmt.Appendf(buf, "%s srv sshd[%d]: Failed password for root from %s port %d ssh2\n",
+			t.Format(time.Stamp), 1000+i%60000, a, 32768+i%28000)
+		if len(buf) >= 1<<20 {
+			if _, err := f.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	_, err := f.Write(buf)
+	return err
 }
