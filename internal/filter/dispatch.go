@@ -51,6 +51,10 @@ func newLiteral(text string) literal {
 // index returns the index of the first instance of l in s, or -1 if there
 // is none, like strings.Index(s, l.text).
 func (l *literal) index(s string) int {
+	if len(s) <= 64 {
+		// strings.Index compares a short s in one vectorised pass.
+		return strings.Index(s, l.text)
+	}
 	n, a := len(l.text), l.anchor
 	b := l.text[a]
 	// i is where an instance would start, i+a where its anchor byte is.
