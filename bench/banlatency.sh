@@ -16,7 +16,10 @@
 # before each address, 1s; see bench/cmd/banlat), OBSERVER (netlink or nft:
 # `nft monitor` as a child), BULK (100000; 0 skips), F2B_BACKEND (pyinotify
 # when python3-pyinotify is installed, else polling), F2B_ACTION
-# (nftables-multiport), OUT (bench/out/banlatency).
+# (nftables-multiport), OUT (bench/out/banlatency), RT (1: run banlat, and
+# only banlat, at real-time priority with chrt -f 10, so on a loaded machine
+# its clock reads and the notifications it waits for are not delayed behind
+# other processes; the daemons keep normal priority. 0: no).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +27,7 @@ N=${N:-1000}
 WARMUP=${WARMUP:-5}
 SETTLE=${SETTLE:-100ms}
 JITTER=${JITTER:-1s}
+RT=${RT:-1}
 OBSERVER=${OBSERVER:-netlink}
 BULK=${BULK:-100000}
 F2B_ACTION=${F2B_ACTION:-nftables-multiport}
@@ -71,6 +75,11 @@ go build -o "$TMP/bin/banlat" ./bench/cmd/banlat
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 inns() { ip netns exec "$NS" "$@"; }
+BANLAT=("$TMP/bin/banlat")
+if [[ $RT == 1 ]]; then
+	command -v chrt >/dev/null || die "RT=1 needs chrt (util-linux)"
+	BANLAT=(chrt -f 10 "$TMP/bin/banlat")
+fi
 
 {
 	echo "date: $(date -u +%FT%TZ)"
@@ -82,8 +91,9 @@ inns() { ip netns exec "$NS" "$@"; }
 	echo "go: $(go version | cut -d' ' -f3)"
 	echo "nft: $(nft --version)"
 	echo "fail2ban: $(fail2ban-server --version | head -1), backend $F2B_BACKEND, action $F2B_ACTION, $F2B_PY $("$F2B_PY" -c 'import sys; print(sys.version.split()[0])')"
-	echo "observer: $OBSERVER; N=$N WARMUP=$WARMUP SETTLE=$SETTLE JITTER=$JITTER BULK=$BULK"
+	echo "observer: $OBSERVER; N=$N WARMUP=$WARMUP SETTLE=$SETTLE JITTER=$JITTER BULK=$BULK RT=$RT"
 	echo "loadavg at start: $(cat /proc/loadavg)"
+	echo "cpu pressure at start: $(head -1 /proc/pressure/cpu 2>/dev/null)"
 } | tee "$OUT/machine.txt"
 
 # rampart_config DIR MAXRETRY: a daemon with one sshd jail following
@@ -148,7 +158,7 @@ R=$TMP/rampart
 mkdir -p "$R"
 rampart_config "$R" 5
 start_rampart "$R"
-inns "$TMP/bin/banlat" latency -label rampart -table rampart -log "$R/log/auth.log" \
+inns "${BANLAT[@]}" latency -label rampart -table rampart -log "$R/log/auth.log" \
 	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -jitter "$JITTER" -observer "$OBSERVER" -o "$OUT/rampart.json"
 stop_rampart "$R"
 cp "$R/rampart.log" "$OUT/rampart.log"
@@ -194,7 +204,7 @@ for i in $(seq 300); do
 	sleep 0.1
 done
 fail2ban-client "${F2B[@]}" get sshd logpath
-inns "$TMP/bin/banlat" latency -label fail2ban -table f2b-table -log "$F/log/auth.log" \
+inns "${BANLAT[@]}" latency -label fail2ban -table f2b-table -log "$F/log/auth.log" \
 	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -jitter "$JITTER" -observer "$OBSERVER" -o "$OUT/fail2ban.json"
 fail2ban-client "${F2B[@]}" stop >/dev/null || kill -TERM "$F2B_PID"
 wait "$F2B_PID" || true
@@ -206,7 +216,7 @@ if [[ $BULK -gt 0 ]]; then
 	mkdir -p "$B"
 	rampart_config "$B" 1
 	start_rampart "$B"
-	inns "$TMP/bin/banlat" bulk -label rampart -table rampart -log "$B/log/auth.log" -n "$BULK" \
+	inns "${BANLAT[@]}" bulk -label rampart -table rampart -log "$B/log/auth.log" -n "$BULK" \
 		-timeout 10m -o "$OUT/bulk.json" | tee "$OUT/bulk.txt"
 	stop_rampart "$B"
 fi

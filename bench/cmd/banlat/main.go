@@ -182,6 +182,36 @@ type Result struct {
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
 	LoadAvg  []string  `json:"loadavg"` // /proc/loadavg before and after
+	// Share of the run's wall time during which some runnable task waited
+	// for a CPU, and some task waited for I/O (/proc/pressure, "some").
+	CPUPressure float64 `json:"cpu_pressure_pct"`
+	IOPressure  float64 `json:"io_pressure_pct"`
+}
+
+// pressure returns the "some" stall total of /proc/pressure/NAME, in µs.
+func pressure(name string) int64 {
+	b, err := os.ReadFile("/proc/pressure/" + name)
+	if err != nil {
+		return -1
+	}
+	var avg10, avg60, avg300 float64
+	var total int64
+	if _, err := fmt.Sscanf(string(b), "some avg10=%f avg60=%f avg300=%f total=%d", &avg10, &avg60, &avg300, &total); err != nil {
+		return -1
+	}
+	return total
+}
+
+// stalled returns the share (%) of wall time since start, with the totals
+// then, during which tasks stalled on CPU and on I/O; -1 if unknown.
+func stalled(start time.Time, cpu0, io0 int64) (cpu, io float64) {
+	pct := func(t0, t1 int64) float64 {
+		if t0 < 0 || t1 < 0 {
+			return -1
+		}
+		return 100 * float64(t1-t0) / float64(time.Since(start).Microseconds())
+	}
+	return pct(cpu0, pressure("cpu")), pct(io0, pressure("io"))
 }
 
 func loadavg() string {
@@ -224,6 +254,7 @@ func latencyCmd(ctx context.Context, args []string) error {
 	defer w.f.Close()
 
 	res := Result{Label: *label, Observer: c.observer, N: *n, Settle: settle.String(), Jitter: jitter.String(), Start: time.Now(), LoadAvg: []string{loadavg()}}
+	cpu0, io0 := pressure("cpu"), pressure("io")
 	pauses := rand.New(rand.NewPCG(1, 2)) // the same pauses for every daemon
 	for i := range *warmup + *n {
 		if ctx.Err() != nil {
@@ -274,6 +305,7 @@ func latencyCmd(ctx context.Context, args []string) error {
 			fmt.Fprintf(os.Stderr, "banlat: %s: %d/%d bans, last %.2f ms\n", *label, done, *n, ms)
 		}
 	}
+	res.CPUPressure, res.IOPressure = stalled(res.Start, cpu0, io0)
 	res.End = time.Now()
 	res.LoadAvg = append(res.LoadAvg, loadavg())
 	fmt.Println(summaryHeader)
@@ -291,6 +323,9 @@ type BulkResult struct {
 	ProgressMs []float64 `json:"progress_ms"` // 10%, 20%, ... 100% in the kernel
 	Seen       int       `json:"seen"`        // addresses in the kernel at the end
 	LoadAvg    []string  `json:"loadavg"`     // before and after
+	// As in Result.
+	CPUPressure float64 `json:"cpu_pressure_pct"`
+	IOPressure  float64 `json:"io_pressure_pct"`
 }
 
 func bulkCmd(ctx context.Context, args []string) error {
@@ -325,6 +360,7 @@ func bulkCmd(ctx context.Context, args []string) error {
 	res := BulkResult{Label: *label, N: *n, LoadAvg: []string{loadavg()}}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+	cpu0, io0 := pressure("cpu"), pressure("io")
 	t0 := time.Now()
 	for i := range *n {
 		w.failure(addrAt(base, i))
@@ -360,9 +396,10 @@ func bulkCmd(ctx context.Context, args []string) error {
 	res.Seen = len(s.at)
 	s.mu.Unlock()
 	res.FirstMs, res.AllMs = ms(first.Sub(t0)), ms(last.Sub(t0))
+	res.CPUPressure, res.IOPressure = stalled(t0, cpu0, io0)
 	res.LoadAvg = append(res.LoadAvg, loadavg())
-	fmt.Printf("%s: %d lines appended in %.0f ms; first ban in the kernel at %.0f ms, all %d at %.0f ms (%.0f bans/s end to end)\n",
-		res.Label, res.N, res.WrittenMs, res.FirstMs, res.Seen, res.AllMs, float64(res.Seen)/(res.AllMs/1000))
+	fmt.Printf("%s: %d lines appended in %.0f ms; first ban in the kernel at %.0f ms, all %d at %.0f ms (%.0f bans/s end to end); CPU pressure %.0f%%, I/O %.0f%%\n",
+		res.Label, res.N, res.WrittenMs, res.FirstMs, res.Seen, res.AllMs, float64(res.Seen)/(res.AllMs/1000), res.CPUPressure, res.IOPressure)
 	return writeJSON(c.out, res)
 }
 
@@ -438,9 +475,9 @@ func reportCmd(args []string) error {
 			continue
 		}
 		wu, after := slices.Sorted(slices.Values(r.WriteUs)), slices.Sorted(slices.Values(r.MsAfter))
-		fmt.Printf("%s (settle %s, jitter %s): the 5th line's write(2) took p50 %.0f µs, p99 %.0f µs, max %.0f µs; "+
+		fmt.Printf("%s (settle %s, jitter %s; CPU pressure %.0f%%, I/O %.0f%% of the run): the 5th line's write(2) took p50 %.0f µs, p99 %.0f µs, max %.0f µs; "+
 			"timed from after the write instead: p50 %.2f ms, p99 %.2f ms, min %.2f ms\n",
-			r.Label, r.Settle, r.Jitter, percentile(wu, .5), percentile(wu, .99), wu[len(wu)-1],
+			r.Label, r.Settle, r.Jitter, r.CPUPressure, r.IOPressure, percentile(wu, .5), percentile(wu, .99), wu[len(wu)-1],
 			percentile(after, .5), percentile(after, .99), after[0])
 	}
 	if len(rs) >= 2 {
