@@ -35,6 +35,7 @@ type Config struct {
 	Surge      Surge            `toml:"surge"`
 	Slow       Slow             `toml:"slow"`
 	KnownGood  KnownGood        `toml:"known_good"`
+	Enumerate  Enumeration      `toml:"enumeration"`
 	Postfix    PostfixPolicy    `toml:"postfix_policy"`
 	Dovecot    DovecotPolicy    `toml:"dovecot_policy"`
 	Jails      map[string]*Jail `toml:"jail"`
@@ -124,6 +125,14 @@ type Slow struct {
 	Failures int      `toml:"failures"`
 	Window   Duration `toml:"window"`
 	BanTime  Duration `toml:"bantime"`
+}
+
+// Enumeration flags clients probing for valid recipients; the Postfix
+// policy server then gives them the same answer for every recipient.
+type Enumeration struct {
+	Enabled    *bool    `toml:"enabled"`
+	Recipients int      `toml:"recipients"`
+	Window     Duration `toml:"window"`
 }
 
 // KnownGood remembers addresses that logged in.
@@ -303,7 +312,7 @@ func parse(file string, data []byte) (*Config, error) {
 
 // knownKeys lists the keys each table accepts, for "did you mean" hints.
 var knownKeys = map[string][]string{
-	"":               {"daemon", "firewall", "allow", "defaults", "escalation", "recidive", "syslog", "spray", "prefixes", "asn", "surge", "slow", "known_good", "postfix_policy", "dovecot_policy", "jail"},
+	"":               {"daemon", "firewall", "allow", "defaults", "escalation", "recidive", "syslog", "spray", "prefixes", "asn", "surge", "slow", "known_good", "enumeration", "postfix_policy", "dovecot_policy", "jail"},
 	"spray":          {"enabled", "addresses", "window", "bantime"},
 	"prefixes":       {"enabled", "ipv4", "ipv6", "window", "bantime", "suspect_maxretry"},
 	"asn":            {"database", "addresses", "window", "maxretry"},
@@ -479,6 +488,8 @@ func (c *Config) applyDefaults() {
 	defaultsDur(&c.KnownGood.TTL, 90*24*time.Hour)
 	defaultsDur(&c.KnownGood.Grace, 90*time.Second)
 	defaultsInt(&c.KnownGood.Factor, 3)
+	defaultsInt(&c.Enumerate.Recipients, 3)
+	defaultsDur(&c.Enumerate.Window, time.Hour)
 	for _, tp := range []*Tarpit{&c.Postfix.Tarpit, &c.Dovecot.Tarpit} {
 		defaultsDur(&tp.Base, time.Second)
 		defaultsDur(&tp.Max, 20*time.Second)

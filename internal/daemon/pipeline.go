@@ -122,10 +122,9 @@ func EngineConfig(cfg *config.Config) engine.Config {
 		Recidive:   engine.Recidive{Bans: cfg.Recidive.Bans, Window: cfg.Recidive.Window.D(), BanTime: cfg.Recidive.BanTime.D()},
 		KnownGood:  engine.KnownGood{TTL: cfg.KnownGood.TTL.D(), Grace: cfg.KnownGood.Grace.D(), Factor: cfg.KnownGood.Factor},
 		ASNs:       engine.ASNs{Addresses: cfg.ASN.Addresses, Window: cfg.ASN.Window.D(), MaxRetry: cfg.ASN.MaxRetry},
-		// Recipient enumeration has no settings of its own yet: the
-		// engine's (3 unknown recipients within an hour). Left zero, it
-		// was off, and the Postfix policy never blinded an enumerator.
-		Enumeration: engine.DefaultEnumeration,
+	}
+	if config.On(cfg.Enumerate.Enabled) {
+		ec.Enumeration = engine.Enumeration{Recipients: cfg.Enumerate.Recipients, Window: cfg.Enumerate.Window.D()}
 	}
 	if config.On(cfg.Spray.Enabled) {
 		ec.Spray = engine.Spray{Addresses: cfg.Spray.Addresses, Window: cfg.Spray.Window.D(), BanTime: cfg.Spray.BanTime.D()}
