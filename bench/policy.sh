@@ -21,6 +21,8 @@
 #   LOAD_CPUS=        taskset CPU list for the generator (default: not pinned)
 #   LOAD_PROCS=       GOMAXPROCS of the generator (default: Go's choice)
 #   POSTFIX_SOCKET=tcp  tcp (127.0.0.1:port) or unix (a socket in the run directory)
+#   CONTROL=true      then run the Postfix phases against policyload -echo,
+#                     a minimal server, for comparison
 #   NICE=             niceness of both the daemon and the generator, e.g. -10
 #                     so other jobs on a shared machine disturb them less
 #   OUT=bench/out/policy   binaries, config, logs and results
@@ -161,10 +163,33 @@ status=0
 		-held "$HELD" -ramp "$TARPIT" -workers "$WORKERS" -duration "$DURATION" -rate "$RATE" \
 		-phases "$PHASES" -baseline="$BASELINE" -o "$OUT/result.json"
 ) | tee "$OUT/result.md" || status=$?
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt" >&2
 if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
 	echo "error: the daemon is gone; its log:" >&2
 	cat "$OUT/daemon.log" >&2
 	exit 1
 fi
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null || true
+DAEMON_PID=
+
+# The control: the same Postfix load against the least a Go server can do
+# (policyload -echo: answers DUNNO without parsing), so what the machine,
+# the kernel's loopback and the generator cost shows apart from Rampart.
+if [ "${CONTROL:-true}" = true ] && [ $status -eq 0 ]; then
+	echo "== control: the same Postfix load against a minimal server" >&2
+	case $POSTFIX_SOCKET in
+	tcp) ECHO_ADDR=127.0.0.1:$DC_PORT ;; # the daemon has released it
+	unix) ECHO_ADDR=unix:$RUN/echo.sock ;;
+	esac
+	(pin "${DAEMON_CPUS:-}" "$OUT/policyload" -echo "$ECHO_ADDR") 2>"$OUT/echo.log" &
+	DAEMON_PID=$!
+	sleep 0.5
+	(
+		[ -n "${LOAD_PROCS:-}" ] && export GOMAXPROCS=$LOAD_PROCS
+		pin "${LOAD_CPUS:-}" "$OUT/policyload" -postfix "$ECHO_ADDR" -dovecot "" -pid "$DAEMON_PID" \
+			-held 0 -workers "$WORKERS" -duration "$DURATION" -rate "$RATE" \
+			-phases postfix-max,postfix-paced -baseline=false -o "$OUT/control.json"
+	) | tee "$OUT/control.md" || status=$?
+fi
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt" >&2
 exit $status

@@ -70,6 +70,7 @@ type options struct {
 	sasl                            float64
 	logins                          int
 	out                             string
+	echo                            string
 }
 
 func main() {
@@ -93,10 +94,21 @@ func main() {
 	fs.Float64Var(&o.sasl, "sasl", 0.1, "fraction of Postfix requests from authenticated clients (sasl_username set)")
 	fs.IntVar(&o.logins, "logins", 5000, "distinct (user, address) logins in Dovecot requests")
 	fs.StringVar(&o.out, "o", "", "write the result as JSON to `file`")
+	fs.StringVar(&o.echo, "echo", "", "instead of generating load, serve a minimal Postfix policy server on `address` that answers DUNNO at once (the control)")
 	fs.Parse(os.Args[1:])
 	if fs.NArg() > 0 {
 		fs.Usage()
 		os.Exit(2)
+	}
+	if o.echo != "" {
+		if _, err := raiseNoFile(uint64(o.held + 2*o.workers + 256)); err != nil {
+			logf("%v", err)
+		}
+		if err := serveEcho(o.echo); err != nil {
+			fmt.Fprintf(os.Stderr, "policyload: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()

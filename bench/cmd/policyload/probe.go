@@ -31,6 +31,9 @@ type Checkpoint struct {
 	Open       int    `json:"open"`       // Postfix policy connections open
 	Parked     int    `json:"parked"`     // of which held by the tarpit
 	Goroutines int    `json:"goroutines"` // when the status API reports it; else 0
+	// TCPMemKiB is the kernel's memory for all TCP sockets (/proc/net/sockstat),
+	// both ends of every loopback connection; not part of any RSS.
+	TCPMemKiB int64 `json:"tcp_mem_kib"`
 }
 
 func (c Checkpoint) String() string {
@@ -42,7 +45,7 @@ func (c Checkpoint) String() string {
 }
 
 func (d *daemonProbe) checkpoint(label string) Checkpoint {
-	c := Checkpoint{Label: label}
+	c := Checkpoint{Label: label, TCPMemKiB: tcpMemKiB()}
 	if d.pid > 0 {
 		st := procStatus(d.pid)
 		c.RSSKiB, c.HWMKiB, c.Threads = st["VmRSS"], st["VmHWM"], st["Threads"]
@@ -96,6 +99,27 @@ func daemonNoFile(pid int) string {
 		}
 	}
 	return ""
+}
+
+// tcpMemKiB reads "TCP: ... mem PAGES" from /proc/net/sockstat.
+func tcpMemKiB() int64 {
+	b, err := os.ReadFile("/proc/net/sockstat")
+	if err != nil {
+		return 0
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != "TCP:" {
+			continue
+		}
+		for i := 1; i+1 < len(f); i += 2 {
+			if f[i] == "mem" {
+				n, _ := strconv.ParseInt(f[i+1], 10, 64)
+				return n * int64(os.Getpagesize()) / 1024
+			}
+		}
+	}
+	return 0
 }
 
 const clockTick = 100 // USER_HZ on Linux
