@@ -31,7 +31,8 @@ type Checkpoint struct {
 	Open       int    `json:"open"`       // Postfix policy connections open
 	Parked     int    `json:"parked"`     // of which held by the tarpit
 	Goroutines int    `json:"goroutines"` // when the status API reports it; else 0
-	// TCPMemKiB is the kernel's memory for all TCP sockets (/proc/net/sockstat),
+	// TCPMemKiB is the kernel's buffer memory for all TCP sockets (the "mem"
+	// of /proc/net/sockstat; socket structures themselves are not in it),
 	// both ends of every loopback connection; not part of any RSS.
 	TCPMemKiB int64 `json:"tcp_mem_kib"`
 }

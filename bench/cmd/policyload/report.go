@@ -26,7 +26,7 @@ func printReport(w io.Writer, r *Result) {
 		fmt.Fprintln(w)
 	}
 	if len(r.Memory) > 0 {
-		fmt.Fprintln(w, "| daemon at | VmRSS | VmHWM | threads | goroutines | open | parked | kernel TCP memory (both ends) |")
+		fmt.Fprintln(w, "| daemon at | VmRSS | VmHWM | threads | goroutines | open | parked | kernel TCP buffers, both ends (sockstat) |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
 		for _, c := range r.Memory {
 			g := "–"
