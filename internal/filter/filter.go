@@ -137,7 +137,7 @@ func (m *Matcher) match(l *logline.Line) (Match, bool) {
 		}
 		c = capture{}
 		if cand.pat.match(msg, &c) {
-			return m.decide(l, cand.kind, c)
+			return m.decide(l, cand.kind, cand.pat.summary, c)
 		}
 	}
 	return Match{}, false
@@ -154,7 +154,12 @@ func trimSpace(s string) string {
 
 // decide turns a rule's capture into a Match, consulting and updating the
 // session context for lines that do not name their client.
-func (m *Matcher) decide(l *logline.Line, kind event.Kind, c capture) (Match, bool) {
+//
+// A summary rule's line sums up its session (postfix's "disconnect from ...
+// auth=0/1"): it counts only when no earlier line of the session counted,
+// so one failed AUTH is not counted twice, and the session's count starts
+// again after it.
+func (m *Matcher) decide(l *logline.Line, kind event.Kind, summary bool, c capture) (Match, bool) {
 	key := sessionKey{host: l.Host, prog: l.Program, pid: l.PID}
 	hasSession := l.PID != 0
 	var s *session
@@ -169,6 +174,7 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, c capture) (Match, bo
 		// processes serve clients in turn): the previous one's user is
 		// not this one's.
 		s.user = ""
+		s.counted = 0
 	}
 	if c.user == "" && s != nil {
 		c.user = s.user
@@ -200,6 +206,17 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, c capture) (Match, bo
 		}
 		out.Count += len(s.pending)
 		s.pending = s.pending[:0]
+	}
+	if s != nil {
+		if summary {
+			counted := s.counted
+			s.counted = 0
+			if counted > 0 {
+				return Match{}, false
+			}
+		} else {
+			s.counted += out.Count
+		}
 	}
 	if out.Count == 0 {
 		return Match{}, false
@@ -233,6 +250,7 @@ type sessionKey struct {
 type session struct {
 	host, user string
 	pending    []event.Kind
+	counted    int // events counted since the session's last summary line
 
 	key  sessionKey // copies: the session outlives the line
 	next *session   // the next session of the same pid (another host or program)

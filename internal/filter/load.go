@@ -43,6 +43,9 @@ type ruleDef struct {
 	Modes    []string `toml:"modes"`
 	Patterns []string `toml:"patterns"`
 	Note     string   `toml:"note"`
+	// Summary marks a line that sums up its session: it counts only when no
+	// earlier line of the session did (see Matcher.decide).
+	Summary bool `toml:"summary"`
 }
 
 // Registry holds named filters and their aliases.
@@ -192,6 +195,7 @@ func Parse(file string, data []byte) (*Filter, []aliasDef, error) {
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: pattern %q: %w", where, src, err)
 			}
+			p.summary = rd.Summary
 			r.pats = append(r.pats, p)
 		}
 		f.rules = append(f.rules, r)

@@ -37,10 +37,11 @@ import (
 //     literal whose first byte the gap cannot hold ends exactly where its run
 //     of allowed bytes ends, so no search for the literal is needed.
 type pattern struct {
-	src    string
-	start  *node
-	prefix string // literal every match starts with ("" if the pattern starts otherwise)
-	must   string // longest literal every match contains
+	summary bool // the rule sums up a session (ruleDef.Summary)
+	src     string
+	start   *node
+	prefix  string // literal every match starts with ("" if the pattern starts otherwise)
+	must    string // longest literal every match contains
 }
 
 type tokenKind uint8
