@@ -31,10 +31,10 @@ type Checkpoint struct {
 	Open       int    `json:"open"`       // Postfix policy connections open
 	Parked     int    `json:"parked"`     // of which held by the tarpit
 	Goroutines int    `json:"goroutines"` // when the status API reports it; else 0
-	// TCPMemKiB is the kernel's buffer memory for all TCP sockets (the "mem"
-	// of /proc/net/sockstat; socket structures themselves are not in it),
-	// both ends of every loopback connection; not part of any RSS.
-	TCPMemKiB int64 `json:"tcp_mem_kib"`
+	// SlabKiB is the kernel's slab memory, system-wide (Slab in
+	// /proc/meminfo): where socket structures live, for both ends of every
+	// loopback connection; not part of any RSS.
+	SlabKiB int64 `json:"slab_kib"`
 }
 
 func (c Checkpoint) String() string {
@@ -46,7 +46,7 @@ func (c Checkpoint) String() string {
 }
 
 func (d *daemonProbe) checkpoint(label string) Checkpoint {
-	c := Checkpoint{Label: label, TCPMemKiB: tcpMemKiB()}
+	c := Checkpoint{Label: label, SlabKiB: slabKiB()}
 	if d.pid > 0 {
 		st := procStatus(d.pid)
 		c.RSSKiB, c.HWMKiB, c.Threads = st["VmRSS"], st["VmHWM"], st["Threads"]
@@ -102,21 +102,18 @@ func daemonNoFile(pid int) string {
 	return ""
 }
 
-// tcpMemKiB reads "TCP: ... mem PAGES" from /proc/net/sockstat.
-func tcpMemKiB() int64 {
-	b, err := os.ReadFile("/proc/net/sockstat")
+// slabKiB reads Slab from /proc/meminfo.
+func slabKiB() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0
 	}
 	for l := range strings.SplitSeq(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 || f[0] != "TCP:" {
-			continue
-		}
-		for i := 1; i+1 < len(f); i += 2 {
-			if f[i] == "mem" {
-				n, _ := strconv.ParseInt(f[i+1], 10, 64)
-				return n * int64(os.Getpagesize()) / 1024
+		if v, ok := strings.CutPrefix(l, "Slab:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
 			}
 		}
 	}

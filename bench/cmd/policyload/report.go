@@ -26,35 +26,36 @@ func printReport(w io.Writer, r *Result) {
 		fmt.Fprintln(w)
 	}
 	if len(r.Memory) > 0 {
-		fmt.Fprintln(w, "| daemon at | VmRSS | VmHWM | threads | goroutines | open | parked | kernel TCP buffers, both ends (sockstat) |")
+		fmt.Fprintln(w, "| daemon at | VmRSS | VmHWM | threads | goroutines | open | parked | kernel slab, system-wide |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
 		for _, c := range r.Memory {
 			g := "–"
 			if c.Goroutines > 0 {
 				g = fmt.Sprint(c.Goroutines)
 			}
-			fmt.Fprintf(w, "| %s | %.1f MiB | %.1f MiB | %d | %s | %d | %d | %.1f MiB |\n", c.Label, mib(c.RSSKiB), mib(c.HWMKiB), c.Threads, g, c.Open, c.Parked, mib(c.TCPMemKiB))
+			fmt.Fprintf(w, "| %s | %.1f MiB | %.1f MiB | %d | %s | %d | %d | %.1f MiB |\n", c.Label, mib(c.RSSKiB), mib(c.HWMKiB), c.Threads, g, c.Open, c.Parked, mib(c.SlabKiB))
 		}
 		fmt.Fprintln(w)
 	}
 	if h := r.Held; h.Sessions > 0 {
 		fmt.Fprintf(w, "held: %d sessions from %d addresses, %d opened over %.1fs (%d parked after the ramp), %d dial errors, %d lost; %d held answers (held %.1fs median, %.1f–%.1fs), %d answered early, %d unexpected\n",
 			h.Sessions, h.Addrs, h.Opened, h.RampS, h.ParkedAt, h.DialErrors, h.Errors, h.Answers, h.HoldP50, h.HoldMin, h.HoldMax, h.Early, h.Unexpected)
-		if before, after, ok := heldDelta(r); ok {
-			fmt.Fprintf(w, "memory for the held sessions: VmRSS %.1f → %.1f MiB, %.0f bytes per session\n", mib(before), mib(after), float64(after-before)*1024/float64(h.Sessions))
+		if b, a, ok := heldDelta(r); ok {
+			fmt.Fprintf(w, "memory for the held sessions: daemon VmRSS %.1f → %.1f MiB, %.0f bytes per session; kernel slab %+.1f MiB, %.0f bytes per connection end (both ends are on this machine)\n",
+				mib(b.RSSKiB), mib(a.RSSKiB), float64(a.RSSKiB-b.RSSKiB)*1024/float64(h.Sessions), mib(a.SlabKiB-b.SlabKiB), float64(a.SlabKiB-b.SlabKiB)*1024/float64(2*h.Sessions))
 		}
 	}
 }
 
-// heldDelta is the RSS just before and just after the held sessions were
-// opened (the checkpoint before the ramp is the last one before it).
-func heldDelta(r *Result) (before, after int64, ok bool) {
+// heldDelta is the checkpoints just before and just after the held
+// sessions were opened.
+func heldDelta(r *Result) (before, after Checkpoint, ok bool) {
 	for i, c := range r.Memory {
 		if c.Parked > 0 && i > 0 {
-			return r.Memory[i-1].RSSKiB, c.RSSKiB, c.RSSKiB > 0
+			return r.Memory[i-1], c, c.RSSKiB > 0
 		}
 	}
-	return 0, 0, false
+	return Checkpoint{}, Checkpoint{}, false
 }
 
 func ms(us float64) string {
