@@ -14,7 +14,9 @@ import (
 // message's first byte, in the same order as before. A pattern that can
 // start with anything (one beginning with <*>, <USER> or <HOST>) is listed
 // under every byte. Each candidate then checks the literals of its pattern
-// before the matcher runs (see candidate).
+// before the matcher runs (see candidate): those at the ends by comparing,
+// the others through keys found in one scan of the message (keyscan.go) or,
+// for a candidate without keys, by searching for them.
 
 // candidate is one pattern of an active rule, with the literals every
 // message it matches holds: lits in this order without overlap, the first
@@ -26,6 +28,7 @@ type candidate struct {
 	lits   []literal
 	prefix bool
 	suffix bool
+	keys   keyReq // keys a message must hold (see keyscan.go)
 }
 
 // literal is fixed text to search for, with the position of its rarest
@@ -85,31 +88,40 @@ var byteRank = func() (r [256]uint8) {
 	return r
 }()
 
-func newCandidate(kind event.Kind, p *pattern) candidate {
+// newCandidate returns the candidate for pattern p, with its keys added to ks.
+func newCandidate(kind event.Kind, p *pattern, ks *keyScan) candidate {
 	c := candidate{kind: kind, pat: p}
 	ps := paths{main: map[*node][]*node{}, joins: map[*node]*node{}}
 	path := ps.mainPath(p.start)
+	var searched []*node // the literals mayMatch searches for, not compares at an end
 	for i, n := range path {
 		if n.kind == tokLit && n.lit != "" {
 			c.lits = append(c.lits, newLiteral(n.lit))
-			if i == 0 {
+			switch {
+			case i == 0:
 				c.prefix = true
-			}
-			if i == len(path)-1 && n.next == nil {
+			case i == len(path)-1 && n.next == nil:
 				c.suffix = true
+			default:
+				searched = append(searched, n)
 			}
 		}
 	}
 	if len(c.lits) == 1 && c.prefix && c.suffix {
 		c.suffix = false // one literal cannot be checked at both ends this way
 	}
+	if ks != nil {
+		c.keys = ks.requirements(&ps, path, searched)
+	}
 	return c
 }
 
-// mayMatch reports whether msg holds the candidate's literals; false means
-// the pattern cannot match it. The anchored ends are compared first: they
-// cost no search.
-func (c *candidate) mayMatch(msg string) bool {
+// mayMatch reports whether msg may match the candidate; false means the
+// pattern cannot match it. The anchored ends are compared first: they cost
+// no search. Then a candidate with keys asks keys (the message's key scan,
+// see keyscan.go) whether they are there; one without searches for its
+// literals in order.
+func (c *candidate) mayMatch(msg string, keys *msgKeys) bool {
 	lits := c.lits
 	start, end := 0, len(msg)
 	if c.prefix {
@@ -127,6 +139,12 @@ func (c *candidate) mayMatch(msg string) bool {
 		}
 		end -= len(last)
 		lits = lits[:len(lits)-1]
+	}
+	if !c.keys.none() {
+		// The keys stand in for the searches below: a message that holds
+		// them nearly always matches, and the matcher finds the literals
+		// itself, so searching them here first would find them twice.
+		return c.keys.heldBy(keys.get())
 	}
 	for i := range lits {
 		j := lits[i].index(msg[start:end])
@@ -201,13 +219,14 @@ func (ps *paths) rejoin(g *node) *node {
 type dispatch struct {
 	all     []candidate      // every pattern, in order: for the empty message
 	byFirst [256][]candidate // by first byte, each in rule order
+	keys    *keyScan         // the candidates' keys
 }
 
 func newDispatch(rules []activeRule) *dispatch {
-	d := &dispatch{}
+	d := &dispatch{keys: newKeyScan()}
 	for _, r := range rules {
 		for _, q := range r.pats {
-			c := newCandidate(r.kind, q)
+			c := newCandidate(r.kind, q, d.keys)
 			d.all = append(d.all, c)
 			var first byteSet
 			first.addFirst(q.start, 0)

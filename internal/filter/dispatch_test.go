@@ -67,8 +67,8 @@ func TestDispatchAgrees(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, msg := range msgs {
-				want, wantOK := firstMatch(m.disp.all, msg, false)
-				got, gotOK := firstMatch(m.disp.candidates(msg), msg, true)
+				want, wantOK := firstMatch(m.disp.all, msg, nil)
+				got, gotOK := firstMatch(m.disp.candidates(msg), msg, m.disp.keys)
 				if got != want || gotOK != wantOK {
 					t.Errorf("%s mode %q: %q: dispatch found %v %v, full scan %v %v", f.Name, mode, msg, got, gotOK, want, wantOK)
 				}
@@ -82,9 +82,12 @@ type found struct {
 	host, user string
 }
 
-func firstMatch(cands []candidate, msg string, prefilter bool) (found, bool) {
+// firstMatch is Matcher.match without decide; a nil keys tries every
+// candidate without prefiltering.
+func firstMatch(cands []candidate, msg string, keys *keyScan) (found, bool) {
+	mk := msgKeys{scan: keys, msg: msg}
 	for _, c := range cands {
-		if prefilter && !c.mayMatch(msg) {
+		if keys != nil && !c.mayMatch(msg, &mk) {
 			continue
 		}
 		var cp capture
@@ -158,18 +161,18 @@ func TestMayMatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := newCandidate(0, p)
+		c := newCandidate(0, p, nil)
 		for _, msg := range tt.yes {
 			var cp capture
 			if !p.match(msg, &cp) {
 				t.Fatalf("%q does not match %q: fix the test", tt.pat, msg)
 			}
-			if !c.mayMatch(msg) {
+			if !c.mayMatch(msg, nil) {
 				t.Errorf("%q (literals %v): mayMatch(%q) = false", tt.pat, c.lits, msg)
 			}
 		}
 		for _, msg := range tt.no {
-			if c.mayMatch(msg) {
+			if c.mayMatch(msg, nil) {
 				t.Errorf("%q (literals %v): mayMatch(%q) = true", tt.pat, c.lits, msg)
 			}
 		}

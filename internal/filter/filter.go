@@ -130,9 +130,10 @@ func (m *Matcher) match(l *logline.Line) (Match, bool) {
 	msg := trimSpace(l.Message)
 	var c capture
 	cands := m.disp.candidates(msg)
+	keys := msgKeys{scan: m.disp.keys, msg: msg}
 	for i := range cands {
 		cand := &cands[i]
-		if !cand.mayMatch(msg) {
+		if !cand.mayMatch(msg, &keys) {
 			continue
 		}
 		c = capture{}
