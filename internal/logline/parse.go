@@ -215,6 +215,95 @@ func sdEnd(s string) int {
 // splitTag splits "host prog[pid]: msg", "prog[pid]: msg", "host prog: msg"
 // and "host prog[pid] msg" (proftpd). The program must start with a letter.
 func splitTag(s string) (host, prog string, pid int, msg string, ok bool) {
+	if host, prog, pid, msg, ok := splitHostTag(s); ok {
+		return host, prog, pid, msg, true
+	}
+	return splitTagAny(s)
+}
+
+// splitHostTag reads the envelope nearly every syslog line has, "host
+// prog[pid]: msg" or "host prog: msg", in one pass. It is splitTagAny for
+// those shapes: where it says ok, splitTagAny returns the same; it says
+// not ok for any other shape (which splitTagAny then reads), such as a
+// program with "(facility)", a missing pid, or a host ending in ':'.
+func splitHostTag(s string) (host, prog string, pid int, msg string, ok bool) {
+	// The host: a run of host bytes, then one space.
+	i := 0
+	for i < len(s) && envClass[s[i]]&envHost != 0 {
+		i++
+	}
+	if i == 0 || i > maxHost || i == len(s) || s[i] != ' ' || s[i-1] == ':' {
+		return "", "", 0, "", false
+	}
+	host = s[:i]
+	// The program: a letter, then a run of program bytes.
+	j := i + 1
+	if j == len(s) || envClass[s[j]]&envLetter == 0 {
+		return "", "", 0, "", false
+	}
+	k := j + 1
+	for k < len(s) && envClass[s[k]]&envProg != 0 {
+		k++
+	}
+	prog = s[j:k]
+	// "[pid]" then an optional ':', or just ':'.
+	switch {
+	case k < len(s) && s[k] == '[':
+		d := k + 1
+		for d < len(s) && isDigit(s[d]) {
+			pid = pid*10 + int(s[d]-'0')
+			d++
+		}
+		if n := d - (k + 1); n == 0 || n > 9 || d == len(s) || s[d] != ']' {
+			return "", "", 0, "", false
+		}
+		k = d + 1
+		if k < len(s) && s[k] == ':' {
+			k++
+		}
+	case k < len(s) && s[k] == ':':
+		k++
+	default:
+		return "", "", 0, "", false
+	}
+	// The tag ends the record or is followed by a space.
+	switch {
+	case k == len(s):
+		return host, prog, pid, "", true
+	case s[k] == ' ':
+		return host, prog, pid, s[k+1:], true
+	}
+	return "", "", 0, "", false
+}
+
+// Byte classes of the envelope, for splitHostTag.
+const (
+	envHost   = 1 << iota // may be in a host name (validHost)
+	envProg               // may follow a program name's first byte (parseTag)
+	envLetter             // may start a program name
+)
+
+var envClass = func() (t [256]uint8) {
+	for i := range 256 {
+		c := byte(i)
+		if isLetter(c) || isDigit(c) || c == '-' || c == '.' || c == '_' || c == ':' {
+			t[c] |= envHost
+		}
+		if isLetter(c) || isDigit(c) || c == '_' || c == '-' || c == '.' || c == '/' || c == '@' {
+			t[c] |= envProg
+		}
+		if isLetter(c) {
+			t[c] |= envLetter
+		}
+	}
+	return t
+}()
+
+// maxHost is the longest host name validHost accepts.
+const maxHost = 255
+
+// splitTagAny is splitTag for every shape it accepts.
+func splitTagAny(s string) (host, prog string, pid int, msg string, ok bool) {
 	first, rest, found := cutSpace(s)
 	if !found {
 		return "", "", 0, "", false
@@ -286,7 +375,7 @@ func parseTag(t string, needColon bool) (string, int, bool) {
 }
 
 func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
+	if h == "" || len(h) > maxHost {
 		return false
 	}
 	for i := 0; i < len(h); i++ {

@@ -169,3 +169,59 @@ func TestYearlessCache(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitHostTag checks the one-pass reading of "host prog[pid]: msg"
+// against splitTagAny on the shapes it takes and the ones it leaves.
+func TestSplitHostTag(t *testing.T) {
+	for _, s := range []string{
+		"host sshd[123]: Failed password",
+		"mail postfix/submission/smtpd[1826298]: disconnect from x",
+		"host dovecot: imap-login: Login",
+		"host proftpd[12345] myhost.domain.com (a[1.2.3.4]): USER x",
+		"host sshd[123]:",
+		"host sshd[123]",
+		"host sshd:",
+		"2001:db8::1 sshd[1]: x",
+		"host sshd[123456789]: nine digits",
+		"host sshd[1234567890]: ten digits",
+		"host sshd[]: no pid",
+		"host sshd[12: unclosed",
+		"host sshd[1]x: after the pid",
+		"host sshd[1]:x",
+		"host sshd:x",
+		"host sshd x",
+		"host vsftpd(pam_unix)[15522]: facility",
+		"host 1sshd[1]: digit first",
+		"host: sshd[1]: host ending in a colon",
+		"sshd[1]: no host",
+		"host  sshd[1]: two spaces",
+		" host sshd[1]: leading space",
+		"host sshd[1]:  two spaces after",
+		"h\xffst sshd[1]: x",
+		strings.Repeat("h", 255) + " sshd[1]: 255",
+		strings.Repeat("h", 256) + " sshd[1]: 256",
+		"host",
+		"",
+	} {
+		checkSplitHostTag(t, s)
+	}
+}
+
+func checkSplitHostTag(t *testing.T, s string) {
+	host, prog, pid, msg, ok := splitHostTag(s)
+	wh, wp, wpid, wm, wok := splitTagAny(s)
+	if ok && (!wok || host != wh || prog != wp || pid != wpid || msg != wm) {
+		t.Errorf("splitHostTag(%q) = %q %q %d %q, splitTagAny %q %q %d %q %v", s, host, prog, pid, msg, wh, wp, wpid, wm, wok)
+	}
+	gh, gp, gpid, gm, gok := splitTag(s)
+	if gok != wok || gh != wh || gp != wp || gpid != wpid || gm != wm {
+		t.Errorf("splitTag(%q) = %q %q %d %q %v, splitTagAny %q %q %d %q %v", s, gh, gp, gpid, gm, gok, wh, wp, wpid, wm, wok)
+	}
+}
+
+func FuzzSplitTag(f *testing.F) {
+	for _, s := range []string{"host sshd[123]: m", "host dovecot: m", "host proftpd[1] m", "h a(b)[1]: m", "a[1]: m"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkSplitHostTag)
+}
