@@ -95,3 +95,78 @@ func FuzzClock(f *testing.F) {
 		}
 	})
 }
+
+// refRFC3164 is Parser.rfc3164 as first written: the month by a string
+// switch, the day and the year read by number.
+func refRFC3164(p *Parser, s string, lazy *Stamp) (t time.Time, rest string, ok, past bool) {
+	mon, ok := refMonth(s)
+	if !ok || len(s) < 4 || s[3] != ' ' {
+		return time.Time{}, s, false, false
+	}
+	s = s[4:]
+	if len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
+	}
+	day, s, ok := number(s, 1, 2)
+	if !ok || len(s) == 0 || s[0] != ' ' {
+		return time.Time{}, s, false, false
+	}
+	s = s[1:]
+	year := 0
+	if y, r, ok := number(s, 4, 4); ok && len(r) > 0 && r[0] == ' ' {
+		year, s = y, r[1:]
+	}
+	h, m, sec, ns, s, ok := clock(s)
+	if !ok {
+		return time.Time{}, s, false, false
+	}
+	if year != 0 {
+		if !validDate(year, mon, day) {
+			return time.Time{}, s, false, false
+		}
+		return time.Date(year, mon, day, h, m, sec, ns, p.loc()), s, true, false
+	}
+	if !validDate(2000, mon, day) {
+		return time.Time{}, s, false, false
+	}
+	if lazy != nil && p.Year == 0 {
+		*lazy = Stamp{mon: mon, day: day, h: h, m: m, sec: sec, nsec: ns}
+		return time.Time{}, s, true, true
+	}
+	t, past = p.yearless(mon, day, h, m, sec, ns)
+	return t, s, true, past
+}
+
+func refMonth(s string) (time.Month, bool) {
+	if len(s) < 3 {
+		return 0, false
+	}
+	for m := time.January; m <= time.December; m++ {
+		if s[:3] == m.String()[:3] {
+			return m, true
+		}
+	}
+	return 0, false
+}
+
+func FuzzRFC3164(f *testing.F) {
+	for _, s := range []string{"Nov 22 14:03:07 h", "Feb  5 01:31:41 x", "Mar 7 02:09:33", "Nov 22 2005 14:03:07 x",
+		"Feb 29 00:00:00", "Feb 29 2023 00:00:00", "Jun 1 1:02:03", "May 12 12:34:56.789 x", "Dec 3112:00:00", "Jan 1  2005 1:00:00"} {
+		f.Add(s)
+	}
+	p := testParser()
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, lazy := range []bool{false, true} {
+			var st, wst Stamp
+			pst, pwst := &st, &wst
+			if !lazy {
+				pst, pwst = nil, nil
+			}
+			tm, rest, ok, past := p.rfc3164(s, pst)
+			wtm, wrest, wok, wpast := refRFC3164(p, s, pwst)
+			if ok != wok || ok && (!tm.Equal(wtm) || rest != wrest || past != wpast || st != wst) {
+				t.Errorf("rfc3164(%q, lazy %v) = %v %q %v %v %+v, want %v %q %v %v %+v", s, lazy, tm, rest, ok, past, st, wtm, wrest, wok, wpast, wst)
+			}
+		}
+	})
+}

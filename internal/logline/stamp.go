@@ -55,31 +55,32 @@ func month(s string) (time.Month, bool) {
 	if len(s) < 3 {
 		return 0, false
 	}
-	// A switch, not a map: this runs once per line.
-	switch s[:3] {
-	case "Jan":
+	// A switch on the three bytes as one number, not a map or a string
+	// switch: this runs once per line.
+	switch uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2]) {
+	case 'J'<<16 | 'a'<<8 | 'n':
 		return time.January, true
-	case "Feb":
+	case 'F'<<16 | 'e'<<8 | 'b':
 		return time.February, true
-	case "Mar":
+	case 'M'<<16 | 'a'<<8 | 'r':
 		return time.March, true
-	case "Apr":
+	case 'A'<<16 | 'p'<<8 | 'r':
 		return time.April, true
-	case "May":
+	case 'M'<<16 | 'a'<<8 | 'y':
 		return time.May, true
-	case "Jun":
+	case 'J'<<16 | 'u'<<8 | 'n':
 		return time.June, true
-	case "Jul":
+	case 'J'<<16 | 'u'<<8 | 'l':
 		return time.July, true
-	case "Aug":
+	case 'A'<<16 | 'u'<<8 | 'g':
 		return time.August, true
-	case "Sep":
+	case 'S'<<16 | 'e'<<8 | 'p':
 		return time.September, true
-	case "Oct":
+	case 'O'<<16 | 'c'<<8 | 't':
 		return time.October, true
-	case "Nov":
+	case 'N'<<16 | 'o'<<8 | 'v':
 		return time.November, true
-	case "Dec":
+	case 'D'<<16 | 'e'<<8 | 'c':
 		return time.December, true
 	}
 	return 0, false
@@ -96,14 +97,27 @@ func (p *Parser) rfc3164(s string, lazy *Stamp) (t time.Time, rest string, ok, p
 	if len(s) > 0 && s[0] == ' ' {
 		s = s[1:]
 	}
-	day, s, ok := number(s, 1, 2)
-	if !ok || len(s) == 0 || s[0] != ' ' {
+	// The day: one or two digits (number(s, 1, 2) without its loop).
+	var day int
+	switch {
+	case len(s) >= 2 && isDigit(s[0]) && isDigit(s[1]):
+		day, s = int(s[0]-'0')*10+int(s[1]-'0'), s[2:]
+	case len(s) >= 1 && isDigit(s[0]):
+		day, s = int(s[0]-'0'), s[1:]
+	default:
+		return time.Time{}, s, false, false
+	}
+	if len(s) == 0 || s[0] != ' ' {
 		return time.Time{}, s, false, false
 	}
 	s = s[1:]
 	year := 0
-	if y, r, ok := number(s, 4, 4); ok && len(r) > 0 && r[0] == ' ' {
-		year, s = y, r[1:]
+	// A year is four digits and a space; the usual time ("hh:mm:ss") has
+	// no space at s[4], so it is not read as digits first.
+	if len(s) > 4 && s[4] == ' ' {
+		if y, r, ok := number(s, 4, 4); ok {
+			year, s = y, r[1:]
+		}
 	}
 	h, m, sec, ns, s, ok := clock(s)
 	if !ok {
