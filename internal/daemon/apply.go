@@ -22,18 +22,19 @@ type Enforcer interface {
 	Close() error
 }
 
-// applier enforces and persists decisions in batches: whatever has queued
-// up while the previous batch was handled goes in the next, so one busy
-// second costs one netlink batch and one transaction, not one per ban.
+// applier enforces and persists decisions in two stages, each in batches:
+// whatever has queued up while a stage was busy goes in its next batch, so
+// one busy second costs one netlink batch and one transaction, not one per
+// ban.
 //
-// The kernel comes first and the store second, so a ban is in force before
-// the store's transaction and its fsync begin: its own write to disk (a few
-// ms, hundreds on a busy disk) never delays a ban. One goroutine does both,
-// though, so a slow write of one batch holds up the next batch. Nothing is
-// lost if the daemon dies between the two: at start-up, bans the kernel
-// holds and the store does not are adopted (see Daemon.restore), and a
-// decision the kernel refused is still recorded, so it is re-applied then.
-// A ban is counted and logged as applied only once both are done.
+// The kernel stage comes first: a ban is in force before its store write
+// begins. The store stage runs on a goroutine of its own, so a slow
+// transaction and fsync (a few ms, hundreds on a busy disk) delays neither
+// this ban nor the next: the kernel stage never waits for the store. Nothing
+// is lost if the daemon dies between the stages: at start-up, bans the
+// kernel holds and the store does not are adopted (see Daemon.restore), and
+// a decision the kernel refused is still recorded, so it is re-applied then.
+// A ban is counted and logged as applied only once both stages are done.
 type applier struct {
 	store *store.Store
 	enf   Enforcer
@@ -42,17 +43,32 @@ type applier struct {
 	quiet bool // the enforcer logs each decision itself (dry run)
 
 	mu      sync.Mutex
-	pending []event.Decision
+	pending []event.Decision // for the kernel stage
 	good    []event.Event    // successful logins to remember
-	retry   []event.Decision // applied but not yet persisted (the store failed); flush only
-
 	wake    chan struct{}
+
+	qmu   sync.Mutex
+	queue []enforced    // for the store stage
+	qgood []event.Event // known-good clients for the store stage
+	swake chan struct{}
+
+	smu   sync.Mutex       // held by the store stage while it writes
+	retry []event.Decision // applied but not yet recorded (the store failed); under smu
+
 	applied atomic.Uint64
 	failed  atomic.Uint64
 }
 
+// enforced is a batch the kernel stage has handled.
+type enforced struct {
+	batch []event.Decision // as decided: what the store records
+	live  []event.Decision // what was sent to the kernel
+	err   error            // the kernel's answer
+}
+
 func newApplier(st *store.Store, enf Enforcer, log *slog.Logger) *applier {
-	return &applier{store: st, enf: enf, log: log, now: time.Now, wake: make(chan struct{}, 1)}
+	return &applier{store: st, enf: enf, log: log, now: time.Now,
+		wake: make(chan struct{}, 1), swake: make(chan struct{}, 1)}
 }
 
 // submit queues decisions; it never blocks on I/O.
@@ -63,10 +79,7 @@ func (a *applier) submit(ds []event.Decision) {
 	a.mu.Lock()
 	a.pending = append(a.pending, ds...)
 	a.mu.Unlock()
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
+	signal(a.wake)
 }
 
 // knownGood queues a successful login to be remembered in the store.
@@ -76,56 +89,121 @@ func (a *applier) knownGood(ev event.Event) {
 		a.good = append(a.good, ev)
 	}
 	a.mu.Unlock()
+	signal(a.wake)
+}
+
+func signal(c chan struct{}) {
 	select {
-	case a.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
 
-// run writes queued decisions until ctx ends, then flushes what is left.
+// run runs both stages until ctx ends, then flushes what is left.
 func (a *applier) run(ctx context.Context) {
+	stored := make(chan struct{})
+	go func() {
+		defer close(stored)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.swake:
+				a.record(ctx)
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
-			a.flush(context.WithoutCancel(ctx))
+			<-stored
+			a.flush(ctx)
 			return
 		case <-a.wake:
-			a.flush(ctx)
+			a.enforce(ctx)
 		}
 	}
 }
 
-// flush persists and applies what is queued. Store writes are not cut short
-// by shutdown (ctx is only used for its values): a decision the firewall
-// applies is always recorded, or kept to be recorded at the next flush.
+// flush runs both stages on what is queued and returns when every decision
+// submitted before the call is applied and recorded (or has failed).
 func (a *applier) flush(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	a.enforce(ctx)
+	a.record(ctx)
+}
+
+// detached returns a context for firewall and store writes: they are not
+// cut short by shutdown (ctx is only used for its values), so a decision
+// the firewall applies is always recorded, or kept to be recorded later.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// enforce is the kernel stage: it applies what is pending and hands the
+// batch to the store stage.
+func (a *applier) enforce(ctx context.Context) {
+	ctx, cancel := detached(ctx)
 	defer cancel()
 	a.mu.Lock()
 	batch, good := a.pending, a.good
 	a.pending, a.good = nil, nil
 	a.mu.Unlock()
-	var live []event.Decision
-	var applyErr error
+	if len(batch) == 0 && len(good) == 0 {
+		return
+	}
+	e := enforced{batch: batch}
 	if len(batch) > 0 {
-		if live = a.live(batch); len(live) > 0 {
-			applyErr = a.enf.Apply(ctx, live)
+		if e.live = a.live(batch); len(e.live) > 0 {
+			e.err = a.enf.Apply(ctx, e.live)
 		}
 	}
+	a.qmu.Lock()
+	if len(batch) > 0 {
+		a.queue = append(a.queue, e)
+	}
+	a.qgood = append(a.qgood, good...)
+	a.qmu.Unlock()
+	signal(a.swake)
+}
+
+// record is the store stage: it records every batch the kernel stage has
+// handled, in one transaction, then counts and logs them. Calls are
+// serialized, so one that finds the queue empty returns only after a
+// concurrent call has recorded what it took.
+func (a *applier) record(ctx context.Context) {
+	ctx, cancel := detached(ctx)
+	defer cancel()
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	a.qmu.Lock()
+	queue, good := a.queue, a.qgood
+	a.queue, a.qgood = nil, nil
+	a.qmu.Unlock()
+	var batch []event.Decision
+	for _, e := range queue {
+		batch = append(batch, e.batch...)
+	}
 	a.persist(ctx, batch, good)
-	if len(live) == 0 {
+	for _, e := range queue {
+		a.report(e)
+	}
+}
+
+// report counts and logs a batch both stages are done with.
+func (a *applier) report(e enforced) {
+	if len(e.live) == 0 {
 		return
 	}
-	if applyErr != nil {
-		a.failed.Add(uint64(len(live)))
-		a.log.Error("firewall: applying decisions failed", "err", applyErr, "count", len(live))
+	if e.err != nil {
+		a.failed.Add(uint64(len(e.live)))
+		a.log.Error("firewall: applying decisions failed", "err", e.err, "count", len(e.live))
 		return
 	}
-	a.applied.Add(uint64(len(live)))
+	a.applied.Add(uint64(len(e.live)))
 	if a.quiet {
 		return
 	}
-	for _, d := range live {
+	for _, d := range e.live {
 		a.log.Info("ban", "addr", Target(d.Target), "jail", d.Jail, "scenario", d.Scenario,
 			"duration_s", int64(d.Duration/time.Second), "reason", d.Reason)
 	}
@@ -152,8 +230,8 @@ func (a *applier) live(batch []event.Decision) []event.Decision {
 	return live
 }
 
-// persist records the batch's decisions as taken (with their own start and
-// duration) and the known-good clients.
+// persist records the decisions as taken (with their own start and
+// duration) and the known-good clients. The caller holds smu.
 func (a *applier) persist(ctx context.Context, batch []event.Decision, good []event.Event) {
 	if a.store == nil {
 		return

@@ -74,3 +74,51 @@ func TestApplierKernelFirst(t *testing.T) {
 		t.Fatalf("refused ban: %d recorded, %d failed, %d applied; want 2, 1, 1", n, a.failed.Load(), a.applied.Load())
 	}
 }
+
+// TestApplierKernelStageDoesNotWaitForStore holds the store stage (as a
+// long transaction would) and checks that a new ban still reaches the
+// enforcer, and is counted once the store stage is free again.
+func TestApplierKernelStageDoesNotWaitForStore(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := store.Open(ctx, store.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	applied := make(chan netip.Prefix, 1)
+	a := newApplier(st, applyFunc(func(_ context.Context, ds []event.Decision) error {
+		applied <- ds[0].Target
+		return nil
+	}), slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() { defer close(done); a.run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	a.smu.Lock() // the store stage is busy
+	target := event.AddrPrefix(netip.MustParseAddr("192.0.2.3"))
+	a.submit([]event.Decision{{Target: target, Action: event.Ban, Start: time.Now(), Duration: time.Hour}})
+	select {
+	case got := <-applied:
+		if got != target {
+			t.Fatalf("applied %v, want %v", got, target)
+		}
+	case <-time.After(5 * time.Second):
+		a.smu.Unlock()
+		t.Fatal("the kernel stage waited for the store stage")
+	}
+	if n := a.applied.Load(); n != 0 {
+		t.Fatalf("counted %d applied before the store recorded it", n)
+	}
+	a.smu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for a.applied.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the ban was never counted after the store stage was free")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ds, err := st.ActiveDecisions(context.Background(), time.Now())
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("recorded %v, %v; want the one ban", ds, err)
+	}
+}
