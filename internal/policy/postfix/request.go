@@ -31,8 +31,11 @@ type Request struct {
 }
 
 // span locates one attribute in Request.raw: the name is raw[name:eq], the
-// value raw[eq+1:end].
-type span struct{ name, eq, end uint32 }
+// value raw[eq+1:end]. A request is at most maxBytes long, newlines and the
+// empty last line included, so raw has fewer than 1<<16 bytes.
+type span struct{ name, eq, end uint16 }
+
+const _ = uint16(maxBytes - 2) // does not compile if raw could outgrow a span
 
 // Get returns an attribute, "" when absent; of a repeated one, the last.
 func (r *Request) Get(name string) string {
@@ -130,9 +133,9 @@ func readRequest(br *bufio.Reader) (*Request, error) {
 				bad = &RequestError{Reason: fmt.Sprintf("more than %d attributes", maxAttrs)}
 			}
 		default:
-			start := uint32(len(raw))
+			start := len(raw)
 			raw = append(raw, line...)
-			attrs = append(attrs, span{name: start, eq: start + uint32(eq), end: uint32(len(raw))})
+			attrs = append(attrs, span{name: uint16(start), eq: uint16(start + eq), end: uint16(len(raw))})
 		}
 	}
 }
