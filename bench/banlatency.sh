@@ -16,7 +16,8 @@
 # before each address, 1s; see bench/cmd/banlat), OBSERVER (netlink or nft:
 # `nft monitor` as a child), BULK (100000; 0 skips), F2B_BACKEND (pyinotify
 # when python3-pyinotify is installed, else polling), F2B_ACTION
-# (nftables-multiport), OUT (bench/out/banlatency), RT (1: run banlat, and
+# (nftables-multiport), OUT (bench/out/banlatency), REV (build rampart and
+# banlat from this git revision instead of the working tree), RT (1: run banlat, and
 # only banlat, at real-time priority with chrt -f 10, so on a loaded machine
 # its clock reads and the notifications it waits for are not delayed behind
 # other processes; the daemons keep normal priority. 0: no).
@@ -69,8 +70,22 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== building"
-go build -o "$TMP/bin/rampart" ./cmd/rampart
-go build -o "$TMP/bin/banlat" ./bench/cmd/banlat
+SRC=.
+if [[ -n ${REV:-} ]]; then
+	SRC=$TMP/src
+	mkdir -p "$SRC"
+	git archive "$REV" | tar -x -C "$SRC"
+fi
+(cd "$SRC" && go build -o "$TMP/bin/rampart" ./cmd/rampart && go build -o "$TMP/bin/banlat" ./bench/cmd/banlat)
+
+# child runs a command as a child the EXIT trap knows about and waits for it,
+# so an interrupt stops it and cleans up at once.
+child() {
+	"$@" &
+	local p=$!
+	PIDS+=("$p")
+	wait "$p"
+}
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
@@ -83,7 +98,11 @@ fi
 
 {
 	echo "date: $(date -u +%FT%TZ)"
-	echo "rampart: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- cmd internal || echo ' (+ uncommitted changes)')"
+	if [[ -n ${REV:-} ]]; then
+		echo "rampart: $(git rev-parse --short "$REV") (git archive)"
+	else
+		echo "rampart: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- cmd internal || echo ' (+ uncommitted changes in the working tree)')"
+	fi
 	echo "nproc: $(nproc)"
 	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 	echo "kernel: $(uname -r)"
@@ -158,7 +177,7 @@ R=$TMP/rampart
 mkdir -p "$R"
 rampart_config "$R" 5
 start_rampart "$R"
-inns "${BANLAT[@]}" latency -label rampart -table rampart -log "$R/log/auth.log" \
+child ip netns exec "$NS" "${BANLAT[@]}" latency -label rampart -table rampart -log "$R/log/auth.log" \
 	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -jitter "$JITTER" -observer "$OBSERVER" -o "$OUT/rampart.json"
 stop_rampart "$R"
 cp "$R/rampart.log" "$OUT/rampart.log"
@@ -204,7 +223,7 @@ for i in $(seq 300); do
 	sleep 0.1
 done
 fail2ban-client "${F2B[@]}" get sshd logpath
-inns "${BANLAT[@]}" latency -label fail2ban -table f2b-table -log "$F/log/auth.log" \
+child ip netns exec "$NS" "${BANLAT[@]}" latency -label fail2ban -table f2b-table -log "$F/log/auth.log" \
 	-n "$N" -warmup "$WARMUP" -settle "$SETTLE" -jitter "$JITTER" -observer "$OBSERVER" -o "$OUT/fail2ban.json"
 fail2ban-client "${F2B[@]}" stop >/dev/null || kill -TERM "$F2B_PID"
 wait "$F2B_PID" || true
@@ -216,8 +235,9 @@ if [[ $BULK -gt 0 ]]; then
 	mkdir -p "$B"
 	rampart_config "$B" 1
 	start_rampart "$B"
-	inns "${BANLAT[@]}" bulk -label rampart -table rampart -log "$B/log/auth.log" -n "$BULK" \
-		-timeout 10m -o "$OUT/bulk.json" | tee "$OUT/bulk.txt"
+	child ip netns exec "$NS" "${BANLAT[@]}" bulk -label rampart -table rampart -log "$B/log/auth.log" -n "$BULK" \
+		-timeout 10m -o "$OUT/bulk.json" >"$OUT/bulk.txt"
+	cat "$OUT/bulk.txt"
 	stop_rampart "$B"
 fi
 

@@ -119,7 +119,7 @@ func (c *common) observe(ctx context.Context) (*seenSet, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := probeObserver(s, fmt.Sprintf("banlat_probe_%d", os.Getpid())); err != nil {
+	if err := probeObserver(ctx, s, fmt.Sprintf("banlat_probe_%d", os.Getpid())); err != nil {
 		stop()
 		return nil, nil, fmt.Errorf("observer %s did not see the probe element: %w", c.observer, err)
 	}
@@ -214,6 +214,16 @@ func stalled(start time.Time, cpu0, io0 int64) (cpu, io float64) {
 	return pct(cpu0, pressure("cpu")), pct(io0, pressure("io"))
 }
 
+// sleep pauses for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 func loadavg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	return strings.TrimSpace(string(b))
@@ -261,7 +271,7 @@ func latencyCmd(ctx context.Context, args []string) error {
 			return ctx.Err()
 		}
 		if *jitter > 0 {
-			time.Sleep(time.Duration(pauses.Int64N(int64(*jitter) + 1)))
+			sleep(ctx, time.Duration(pauses.Int64N(int64(*jitter)+1)))
 		}
 		a := addrAt(base, i)
 		for range *maxretry - 1 {
@@ -270,7 +280,7 @@ func latencyCmd(ctx context.Context, args []string) error {
 		if err := w.flush(); err != nil {
 			return err
 		}
-		time.Sleep(*settle)
+		sleep(ctx, *settle)
 		if _, ok := s.get(a); ok {
 			res.Early++
 			fmt.Fprintf(os.Stderr, "banlat: %s banned before its last failure\n", a)
@@ -282,7 +292,10 @@ func latencyCmd(ctx context.Context, args []string) error {
 			return err
 		}
 		t0after := time.Now()
-		err := s.wait(t0.Add(c.timeout), func() bool { _, ok := s.at[a]; return ok })
+		err := s.wait(ctx, t0.Add(c.timeout), func() bool { _, ok := s.at[a]; return ok })
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil {
 			if _, cnt := s.count(); cnt != nil {
 				return cnt
@@ -377,7 +390,7 @@ func bulkCmd(ctx context.Context, args []string) error {
 	deadline := time.Now().Add(c.timeout)
 	for step := 1; step <= 10; step++ {
 		want := *n * step / 10
-		if err := s.wait(deadline, func() bool { return len(s.at) >= want }); err != nil {
+		if err := s.wait(ctx, deadline, func() bool { return len(s.at) >= want }); err != nil {
 			cnt, _ := s.count()
 			return fmt.Errorf("%d of %d addresses in the kernel: %w", cnt, *n, err)
 		}

@@ -81,8 +81,8 @@ func (s *seenSet) count() (int, error) {
 }
 
 // wait blocks until cond (called with the lock held) holds, the observer
-// fails, or the deadline passes.
-func (s *seenSet) wait(deadline time.Time, cond func() bool) error {
+// fails, the deadline passes or ctx ends.
+func (s *seenSet) wait(ctx context.Context, deadline time.Time, cond func() bool) error {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for {
@@ -99,6 +99,8 @@ func (s *seenSet) wait(deadline time.Time, cond func() bool) error {
 		case <-s.wake:
 		case <-t.C:
 			return errors.New("timed out")
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -250,7 +252,7 @@ func observeNFTMonitor(ctx context.Context, s *seenSet) (stop func(), err error)
 // probeObserver proves the observer is listening before the measurement
 // starts: it adds an element to a scratch table of the namespace (through
 // the nft binary), waits to see it, then deletes the table.
-func probeObserver(s *seenSet, probeTable string) error {
+func probeObserver(ctx context.Context, s *seenSet, probeTable string) error {
 	probe := netip.MustParseAddr("192.0.2.255")
 	s.mu.Lock()
 	saved := s.table
@@ -269,5 +271,5 @@ func probeObserver(s *seenSet, probeTable string) error {
 		return fmt.Errorf("nft probe: %v: %s", err, out)
 	}
 	defer exec.Command("nft", "delete", "table", "inet", probeTable).Run()
-	return s.wait(time.Now().Add(5*time.Second), func() bool { _, ok := s.at[probe]; return ok })
+	return s.wait(ctx, time.Now().Add(5*time.Second), func() bool { _, ok := s.at[probe]; return ok })
 }
