@@ -72,8 +72,22 @@ type node struct {
 	// For a bounded gap followed by a literal: the literal's first byte is
 	// outside the gap's class, so the gap can only end where its run ends.
 	runEnd bool
-	// For tokLit: the index in lit of its rarest byte (see newLiteral).
-	anchor int
+	// For tokLit: the index in lit of its rarest byte (see newLiteral),
+	// and, when it is 8 bytes or fewer, lit as a little-endian word whose
+	// bytes past lit mask leaves out, for prefixOf.
+	anchor     int
+	head, mask uint64
+}
+
+// prefixOf reports whether s[pos:] starts with the literal n.lit. A
+// literal of 8 bytes or fewer (most are: " port ", "]:", " from ") is
+// compared as one word where 8 bytes of s are there, without the call
+// strings.HasPrefix costs.
+func (n *node) prefixOf(s string, pos int) bool {
+	if len(n.lit) <= 8 && pos+8 <= len(s) {
+		return load8(s, pos)&n.mask == n.head
+	}
+	return strings.HasPrefix(s[pos:], n.lit)
 }
 
 func isGap(k tokenKind) bool { return k != tokLit && k != tokSplit }
@@ -224,6 +238,10 @@ func prepare(n *node, seen map[*node]bool) {
 			}
 		case n.kind == tokLit && n.lit != "":
 			n.anchor = newLiteral(n.lit).anchor
+			for i := 0; i < len(n.lit) && len(n.lit) <= 8; i++ {
+				n.head |= uint64(n.lit[i]) << (8 * i)
+				n.mask |= 0xff << (8 * i)
+			}
 		case isGap(n.kind) && n.next != nil && n.next.kind == tokLit && n.next.lit != "":
 			n.runEnd = bounded(n.kind) && !inClass(n.kind, n.next.lit[0])
 		}
@@ -274,19 +292,33 @@ func (p *pattern) match(s string, c *capture) bool {
 }
 
 func matchNode(n *node, s string, pos int, c *capture) bool {
-	c.steps++
-	if c.steps > maxSteps {
-		return false
-	}
-	if n == nil {
-		return pos == len(s)
-	}
-	switch n.kind {
-	case tokLit:
-		if !strings.HasPrefix(s[pos:], n.lit) {
+	// A literal leaves nothing to undo when what follows it fails, so the
+	// loop steps over literals instead of recursing: one call fewer per
+	// literal, and the same steps counted.
+	for {
+		c.steps++
+		if c.steps > maxSteps {
 			return false
 		}
-		return matchNode(n.next, s, pos+len(n.lit), c)
+		if n == nil {
+			return pos == len(s)
+		}
+		if n.kind != tokLit {
+			break
+		}
+		// n.prefixOf(s, pos), by hand: it is too big for the compiler
+		// to inline.
+		if len(n.lit) <= 8 && pos+8 <= len(s) {
+			if load8(s, pos)&n.mask != n.head {
+				return false
+			}
+		} else if !strings.HasPrefix(s[pos:], n.lit) {
+			return false
+		}
+		pos += len(n.lit)
+		n = n.next
+	}
+	switch n.kind {
 	case tokSplit:
 		for i, a := range n.alts {
 			if pos < len(s) && !n.altFirst[i].has(s[pos]) {
@@ -312,7 +344,7 @@ func matchNode(n *node, s string, pos int, c *capture) bool {
 		return limit == len(s) && acceptGap(n, s[pos:limit], s, limit, c)
 	case n.runEnd:
 		// The literal can only start where the run ends (see prepare).
-		return strings.HasPrefix(s[limit:], n.next.lit) && acceptGap(n, s[pos:limit], s, limit, c)
+		return n.next.prefixOf(s, limit) && acceptGap(n, s[pos:limit], s, limit, c)
 	case n.next.kind == tokLit:
 		next := n.next
 		for end := limit; end >= pos; end-- {
