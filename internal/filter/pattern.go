@@ -482,13 +482,8 @@ func checkHost(v string) (netip.Addr, bool) {
 		// here: decide does once the whole pattern has matched.
 		return netip.Addr{}, strings.IndexByte(v, '.') >= 0 && v[0] != '.' && v[0] != '-' && v[len(v)-1] != '.'
 	}
-	// Only an IPv6 address may hold a colon. ParseAddr allocates an error
-	// when it fails, so spare it strings that cannot be one.
-	if !maybeAddr(v) {
-		return netip.Addr{}, false
-	}
-	a, err := netip.ParseAddr(v)
-	return a, err == nil
+	// Only an IPv6 address may hold a colon.
+	return parseIPv6Zoned(v)
 }
 
 // parseAddr is netip.ParseAddr(s) without the error, and quicker for the
@@ -502,8 +497,7 @@ func parseAddr(s string, known netip.Addr) (netip.Addr, bool) {
 		// it), by the rule parseIPv4 implements.
 		return parseIPv4(s)
 	}
-	a, err := netip.ParseAddr(s)
-	return a, err == nil
+	return parseIPv6Zoned(s)
 }
 
 // parseIPv4 parses a dotted-quad IPv4 address as netip.ParseAddr does:
@@ -534,19 +528,4 @@ func parseIPv4(s string) (netip.Addr, bool) {
 	}
 	ip[3] = byte(val)
 	return netip.AddrFrom4(ip), true
-}
-
-// maybeAddr reports whether v holds only what an IP address may hold:
-// hex digits, dots and colons, then perhaps a "%zone".
-func maybeAddr(v string) bool {
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c >= '0' && c <= '9', c == '.', c == ':', c|0x20 >= 'a' && c|0x20 <= 'f':
-		case c == '%':
-			return i > 0
-		default:
-			return false
-		}
-	}
-	return true
 }

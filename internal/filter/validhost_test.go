@@ -74,3 +74,21 @@ func checkParseAddr(t *testing.T, s string) {
 		t.Errorf("checkHost(%q) = %v, %v; ParseAddr: %v, %v", s, a, ok, want, err)
 	}
 }
+
+func FuzzParseIPv6(f *testing.F) {
+	for _, s := range []string{"::", "::1", "2001:db8::1", "2001:DB8:0:0:0:0:0:1", "::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4",
+		"1:2:3:4:5:6:7::", "::1:2:3:4:5:6:7", "1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "1.2.3.4:5", "::1.2.3", "::1.2.3.04",
+		"fe80::1%eth0", "fe80::1%", ":1", "1:", "1:::2", "a:b:c:d:e:f:0:1.2.3.4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.IndexByte(s, ':') < 0 {
+			return
+		}
+		want, err := netip.ParseAddr(s)
+		got, ok := parseIPv6Zoned(s)
+		if ok != (err == nil) || got != want {
+			t.Errorf("parseIPv6Zoned(%q) = %v %v, netip.ParseAddr %v %v", s, got, ok, want, err)
+		}
+	})
+}
