@@ -30,6 +30,7 @@ type Checkpoint struct {
 	Threads    int64  `json:"threads"`
 	Open       int    `json:"open"`       // Postfix policy connections open
 	Parked     int    `json:"parked"`     // of which held by the tarpit
+	Failed     uint64 `json:"failed"`     // handler timeouts and panics so far, answered with the fail action
 	Goroutines int    `json:"goroutines"` // when the status API reports it; else 0
 	// SlabKiB is the kernel's slab memory, system-wide (Slab in
 	// /proc/meminfo): where socket structures live, for both ends of every
@@ -53,7 +54,7 @@ func (d *daemonProbe) checkpoint(label string) Checkpoint {
 	}
 	if st, err := d.status(); err == nil {
 		if p := st.Policy.Postfix; p != nil {
-			c.Open, c.Parked = p.Open, p.Parked
+			c.Open, c.Parked, c.Failed = p.Open, p.Parked, p.Failed
 		}
 		c.Goroutines = st.Goroutines
 	}
@@ -176,8 +177,8 @@ type status struct {
 
 // postfixStats are the Postfix policy server's counters (postfix.Stats).
 type postfixStats struct {
-	Requests, Delayed uint64
-	Parked, Open      int
+	Requests, Delayed, Failed uint64
+	Parked, Open              int
 }
 
 func (d *daemonProbe) status() (*status, error) {

@@ -26,14 +26,14 @@ func printReport(w io.Writer, r *Result) {
 		fmt.Fprintln(w)
 	}
 	if len(r.Memory) > 0 {
-		fmt.Fprintln(w, "| daemon at | VmRSS | VmHWM | threads | goroutines | open | parked | kernel slab, system-wide |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| daemon at | VmRSS | VmHWM | threads | goroutines | open | parked | handler timeouts | kernel slab, system-wide |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, c := range r.Memory {
 			g := "–"
 			if c.Goroutines > 0 {
 				g = fmt.Sprint(c.Goroutines)
 			}
-			fmt.Fprintf(w, "| %s | %.1f MiB | %.1f MiB | %d | %s | %d | %d | %.1f MiB |\n", c.Label, mib(c.RSSKiB), mib(c.HWMKiB), c.Threads, g, c.Open, c.Parked, mib(c.SlabKiB))
+			fmt.Fprintf(w, "| %s | %.1f MiB | %.1f MiB | %d | %s | %d | %d | %d | %.1f MiB |\n", c.Label, mib(c.RSSKiB), mib(c.HWMKiB), c.Threads, g, c.Open, c.Parked, c.Failed, mib(c.SlabKiB))
 		}
 		fmt.Fprintln(w)
 	}
