@@ -41,22 +41,15 @@ func parseIPv6(s string) (netip.Addr, bool) {
 	for i < 16 {
 		off, acc := 0, uint32(0)
 		for ; off < len(s); off++ {
-			c := s[off]
-			switch {
-			case c >= '0' && c <= '9':
-				acc = acc<<4 + uint32(c-'0')
-			case c >= 'a' && c <= 'f':
-				acc = acc<<4 + uint32(c-'a'+10)
-			case c >= 'A' && c <= 'F':
-				acc = acc<<4 + uint32(c-'A'+10)
-			default:
-				goto fieldEnd
+			d := hexDigit[s[off]]
+			if d > 15 {
+				break
 			}
 			if off > 3 { // more than 4 digits (so acc < 1<<16 always)
 				return netip.Addr{}, false
 			}
+			acc = acc<<4 + uint32(d)
 		}
-	fieldEnd:
 		if off == 0 {
 			return netip.Addr{}, false
 		}
@@ -145,3 +138,18 @@ func parseIPv4Fields(s string, fields []byte) bool {
 	fields[3] = byte(val)
 	return true
 }
+
+// hexDigit holds each hex digit's value, and 0xff for other bytes.
+var hexDigit = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = uint8(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = uint8(c - 'a' + 10)
+		t[c-'a'+'A'] = uint8(c - 'a' + 10)
+	}
+	return t
+}()
