@@ -63,6 +63,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closed    bool
+	shutdown  bool // Shutdown has begun: accept no more
 	parked    parkHeap
 	wake      chan struct{}
 	parkerRun bool
@@ -123,7 +124,7 @@ func (s *Server) init() {
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	s.init()
-	if s.closed {
+	if s.closed || s.shutdown {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
@@ -144,7 +145,7 @@ func (s *Server) Serve(l net.Listener) error {
 		c, err := l.Accept()
 		if err != nil {
 			s.mu.Lock()
-			closed := s.closed
+			closed := s.closed || s.shutdown
 			s.mu.Unlock()
 			if closed {
 				return ErrServerClosed
@@ -164,7 +165,7 @@ func (s *Server) Serve(l net.Listener) error {
 		if maxConns <= 0 {
 			maxConns = 20_000
 		}
-		if s.closed || len(s.conns) >= maxConns {
+		if s.closed || s.shutdown || len(s.conns) >= maxConns {
 			s.mu.Unlock()
 			s.stats.dropped.Add(1)
 			c.Close()
@@ -511,6 +512,7 @@ func (s *Server) Close() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.init()
+	s.shutdown = true
 	for l := range s.listeners {
 		l.Close()
 	}
