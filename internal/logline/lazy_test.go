@@ -151,7 +151,8 @@ func refMonth(s string) (time.Month, bool) {
 
 func FuzzRFC3164(f *testing.F) {
 	for _, s := range []string{"Nov 22 14:03:07 h", "Feb  5 01:31:41 x", "Mar 7 02:09:33", "Nov 22 2005 14:03:07 x",
-		"Feb 29 00:00:00", "Feb 29 2023 00:00:00", "Jun 1 1:02:03", "May 12 12:34:56.789 x", "Dec 3112:00:00", "Jan 1  2005 1:00:00"} {
+		"Feb 29 00:00:00", "Feb 29 2023 00:00:00", "Jun 1 1:02:03", "May 12 12:34:56.789 x", "Dec 3112:00:00", "Jan 1  2005 1:00:00",
+		"Jun 30 23:59:60 x", "Mar  0 01:02:03 x", "Feb 30 01:02:03 x", "Apr 07 24:00:00 x", "Apr 07 23:60:00 x", "Sep  9 09:09:09  x"} {
 		f.Add(s)
 	}
 	p := testParser()

@@ -89,6 +89,14 @@ func month(s string) (time.Month, bool) {
 // rfc3164 reads "Mmm dd hh:mm:ss" (day padded with a space or not),
 // optionally with a year before the time. past and lazy are as for stamp.
 func (p *Parser) rfc3164(s string, lazy *Stamp) (t time.Time, rest string, ok, past bool) {
+	if mon, day, h, m, sec, ns, ok := plainRFC3164(s); ok {
+		if lazy != nil && p.Year == 0 {
+			*lazy = Stamp{mon: mon, day: day, h: h, m: m, sec: sec, nsec: ns}
+			return time.Time{}, s[15:], true, true
+		}
+		t, past = p.yearless(mon, day, h, m, sec, ns)
+		return t, s[15:], true, past
+	}
 	mon, ok := month(s)
 	if !ok || len(s) < 4 || s[3] != ' ' {
 		return time.Time{}, s, false, false
@@ -138,6 +146,39 @@ func (p *Parser) rfc3164(s string, lazy *Stamp) (t time.Time, rest string, ok, p
 	}
 	t, past = p.yearless(mon, day, h, m, sec, ns)
 	return t, s, true, past
+}
+
+// plainRFC3164 reads the stamp rsyslog writes by default, "Mmm dd
+// hh:mm:ss" or "Mmm  d hh:mm:ss" and then a space, at its fixed offsets,
+// as rfc3164 would read it, without its steps; ok is false for any other
+// text, which rfc3164 then reads the long way.
+func plainRFC3164(s string) (mon time.Month, day, h, m, sec, ns int, ok bool) {
+	if len(s) < 16 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':' || s[15] != ' ' ||
+		!isDigit(s[5]) || !isDigit(s[7]) || !isDigit(s[8]) || !isDigit(s[10]) || !isDigit(s[11]) ||
+		!isDigit(s[13]) || !isDigit(s[14]) {
+		return 0, 0, 0, 0, 0, 0, false
+	}
+	switch d := s[4]; {
+	case d == ' ':
+		day = int(s[5] - '0')
+	case isDigit(d):
+		day = int(d-'0')*10 + int(s[5]-'0')
+	default:
+		return 0, 0, 0, 0, 0, 0, false
+	}
+	if mon, ok = month(s); !ok || !validDate(2000, mon, day) { // 2000 is a leap year
+		return 0, 0, 0, 0, 0, 0, false
+	}
+	h = int(s[7]-'0')*10 + int(s[8]-'0')
+	m = int(s[10]-'0')*10 + int(s[11]-'0')
+	sec = int(s[13]-'0')*10 + int(s[14]-'0')
+	if h > 23 || m > 59 || sec > 60 {
+		return 0, 0, 0, 0, 0, 0, false
+	}
+	if sec == 60 { // leap second: as clock reads it
+		sec, ns = 59, 999_999_999
+	}
+	return mon, day, h, m, sec, ns, true
 }
 
 // yearless dates a stamp without a year: Parser.Year if set, else the
