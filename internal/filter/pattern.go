@@ -27,7 +27,7 @@ import (
 //
 // Patterns compile to a small graph (a group becomes a split whose branches
 // rejoin), matched by a backtracking matcher whose literals are found with
-// lastIndex. Two facts computed at compile time spare it work
+// lastIndex. Facts computed at compile time spare it work
 // without changing what it finds (pattern_ref_test.go holds the plain
 // matcher the tests compare it with):
 //
@@ -35,7 +35,10 @@ import (
 //     message (most groups are optional prefixes such as "{error: |}");
 //   - a bounded gap (<WORD>, <NUM>, <HOST>, <USER:LOGIN>) followed by a
 //     literal whose first byte the gap cannot hold ends exactly where its run
-//     of allowed bytes ends, so no search for the literal is needed.
+//     of allowed bytes ends, so no search for the literal is needed;
+//   - so does one followed by a group none of whose first bytes the gap can
+//     hold ("<HOST>{ port <NUM>|}"): its shorter ends are not tried, but
+//     the steps trying them costs are counted.
 type pattern struct {
 	summary bool // the rule sums up a session (ruleDef.Summary)
 	src     string
@@ -72,6 +75,11 @@ type node struct {
 	// For a bounded gap followed by a literal: the literal's first byte is
 	// outside the gap's class, so the gap can only end where its run ends.
 	runEnd bool
+	// For a bounded gap followed by a group: no byte the group can start
+	// with is in the gap's class, so only the end of the run can match;
+	// every shorter end fails at the group at once, costing nextFail steps.
+	runOnly  bool
+	nextFail int
 	// For tokLit: the index in lit of its rarest byte (see newLiteral),
 	// and, when it is 8 bytes or fewer, lit as a little-endian word whose
 	// bytes past lit mask leaves out, for prefixOf.
@@ -244,6 +252,12 @@ func prepare(n *node, seen map[*node]bool) {
 			}
 		case isGap(n.kind) && n.next != nil && n.next.kind == tokLit && n.next.lit != "":
 			n.runEnd = bounded(n.kind) && !inClass(n.kind, n.next.lit[0])
+		case isGap(n.kind) && n.next != nil && n.next.kind == tokSplit && bounded(n.kind):
+			var first byteSet
+			first.addFirst(n.next, 0)
+			if cost, ok := failCost(n.next, 0); ok && !classMeets(n.kind, &first) {
+				n.runOnly, n.nextFail = true, cost
+			}
 		}
 	}
 }
@@ -345,6 +359,14 @@ func matchNode(n *node, s string, pos int, c *capture) bool {
 	case n.runEnd:
 		// The literal can only start where the run ends (see prepare).
 		return n.next.prefixOf(s, limit) && acceptGap(n, s[pos:limit], s, limit, c)
+	case n.runOnly:
+		if acceptGap(n, s[pos:limit], s, limit, c) {
+			return true
+		}
+		// The shorter ends fail at the group at once (see prepare): count
+		// the steps trying them costs, as for a group's skipped branches.
+		c.steps += n.nextFail * shorterEnds(n.kind, s[pos:limit])
+		return false
 	case n.next.kind == tokLit:
 		next := n.next
 		for end := limit; end >= pos; end-- {
@@ -449,6 +471,52 @@ var classes = func() (t [tokSplit][256]bool) {
 	}
 	return t
 }()
+
+// shorterEnds returns for how many ends e < len(v) of a bounded gap of
+// kind k whose run is v acceptGap would try the rest of the pattern: a
+// host must be valid, a word or number not empty.
+func shorterEnds(k tokenKind, v string) int {
+	switch k {
+	case tokHost:
+		return validHostPrefixes(v)
+	case tokWord, tokNum:
+		return max(len(v)-1, 0)
+	}
+	return len(v)
+}
+
+// validHostPrefixes returns how many of v[:0] to v[:len(v)-1] checkHost
+// accepts. Without a colon, a prefix is a name (see checkHost), and one
+// pass over v tells which are; a prefix with a colon is parsed.
+func validHostPrefixes(v string) int {
+	n, dot := 0, false
+	for k := 1; k < len(v); k++ { // the prefix v[:k]
+		c := v[k-1]
+		if c == ':' {
+			for ; k < len(v); k++ {
+				if _, ok := checkHost(v[:k]); ok {
+					n++
+				}
+			}
+			break
+		}
+		dot = dot || c == '.'
+		if dot && k <= 253 && v[0] != '.' && v[0] != '-' && c != '.' {
+			n++
+		}
+	}
+	return n
+}
+
+// classMeets reports whether a bounded gap of kind k may hold a byte of set.
+func classMeets(k tokenKind, set *byteSet) bool {
+	for b := range 256 {
+		if classes[k][b] && set.has(byte(b)) {
+			return true
+		}
+	}
+	return false
+}
 
 // inClass reports whether a bounded gap of kind k may hold byte c.
 func inClass(k tokenKind, c byte) bool { return classes[k][c] }

@@ -92,3 +92,20 @@ func FuzzParseIPv6(f *testing.F) {
 		}
 	})
 }
+
+func FuzzValidHostPrefixes(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "2001:db8::1", "a.b-c.d", ".a.b", "-a.b", "1.2.3.", "::ffff:1.2.3.4", "a.b:c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		want := 0
+		for k := 0; k < len(v); k++ {
+			if validHost(v[:k]) {
+				want++
+			}
+		}
+		if got := validHostPrefixes(v); got != want {
+			t.Errorf("validHostPrefixes(%q) = %d, want %d", v, got, want)
+		}
+	})
+}
