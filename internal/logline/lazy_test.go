@@ -171,3 +171,25 @@ func FuzzRFC3164(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlainRFC3164 checks that where plainRFC3164 reads a stamp, rfc3164
+// as first written reads the same, and a space after it.
+func FuzzPlainRFC3164(f *testing.F) {
+	for _, s := range []string{"Nov 22 14:03:07 h", "Feb  5 01:31:41 x", "Jun 30 23:59:60 x", "Mar  0 01:02:03 x",
+		"Feb 30 01:02:03 x", "Feb 29 01:02:03 x", "Apr 07 24:00:00 x", "Apr 07 23:60:00 x", "Xyz 07 23:00:00 x", "Apr 7  23:00:00 x"} {
+		f.Add(s)
+	}
+	p := testParser()
+	f.Fuzz(func(t *testing.T, s string) {
+		mon, day, h, m, sec, ns, ok := plainRFC3164(s)
+		var st Stamp
+		_, rest, wok, _ := refRFC3164(p, s, &st)
+		if !ok {
+			return
+		}
+		want := Stamp{mon: mon, day: day, h: h, m: m, sec: sec, nsec: ns}
+		if !wok || st != want || rest != s[15:] || rest[0] != ' ' {
+			t.Errorf("plainRFC3164(%q) = %+v, rfc3164 %v %+v rest %q", s, want, wok, st, rest)
+		}
+	})
+}

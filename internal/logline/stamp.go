@@ -25,6 +25,15 @@ func (p *Parser) stamp(s string, lazy *Stamp) (t time.Time, rest string, ok, pas
 	}
 	switch c := s[0]; {
 	case isLetter(c):
+		if mon, day, h, m, sec, ns, ok := plainRFC3164(s); ok {
+			// The usual syslog stamp, then a space (see plainRFC3164).
+			if lazy != nil && p.Year == 0 {
+				*lazy = Stamp{mon: mon, day: day, h: h, m: m, sec: sec, nsec: ns}
+				return time.Time{}, s[16:], true, true
+			}
+			t, past = p.yearless(mon, day, h, m, sec, ns)
+			return t, s[16:], true, past
+		}
 		if t, rest, ok, past = p.rfc3164(s, lazy); !ok {
 			t, rest, ok = p.ctime(s)
 		}
@@ -89,14 +98,6 @@ func month(s string) (time.Month, bool) {
 // rfc3164 reads "Mmm dd hh:mm:ss" (day padded with a space or not),
 // optionally with a year before the time. past and lazy are as for stamp.
 func (p *Parser) rfc3164(s string, lazy *Stamp) (t time.Time, rest string, ok, past bool) {
-	if mon, day, h, m, sec, ns, ok := plainRFC3164(s); ok {
-		if lazy != nil && p.Year == 0 {
-			*lazy = Stamp{mon: mon, day: day, h: h, m: m, sec: sec, nsec: ns}
-			return time.Time{}, s[15:], true, true
-		}
-		t, past = p.yearless(mon, day, h, m, sec, ns)
-		return t, s[15:], true, past
-	}
 	mon, ok := month(s)
 	if !ok || len(s) < 4 || s[3] != ' ' {
 		return time.Time{}, s, false, false
@@ -151,7 +152,7 @@ func (p *Parser) rfc3164(s string, lazy *Stamp) (t time.Time, rest string, ok, p
 // plainRFC3164 reads the stamp rsyslog writes by default, "Mmm dd
 // hh:mm:ss" or "Mmm  d hh:mm:ss" and then a space, at its fixed offsets,
 // as rfc3164 would read it, without its steps; ok is false for any other
-// text, which rfc3164 then reads the long way.
+// text, which stamp then gives rfc3164 to read the long way.
 func plainRFC3164(s string) (mon time.Month, day, h, m, sec, ns int, ok bool) {
 	if len(s) < 16 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':' || s[15] != ' ' ||
 		!isDigit(s[5]) || !isDigit(s[7]) || !isDigit(s[8]) || !isDigit(s[10]) || !isDigit(s[11]) ||
