@@ -120,13 +120,18 @@ func (m *Matcher) Mode() string { return m.mode }
 // The Match's strings point into l; the Matcher copies what it remembers,
 // so l's memory may be reused once Match returns.
 func (m *Matcher) Match(l *logline.Line) (Match, bool) {
+	var mt Match
 	if !m.f.MatchesProgram(l.Program) {
-		return Match{}, false
+		return mt, false
 	}
-	return m.match(l)
+	ok := m.match(l, &mt)
+	return mt, ok
 }
 
-func (m *Matcher) match(l *logline.Line) (Match, bool) {
+// match is Match without the program check. It fills *out only when it
+// returns true: the Match is passed down by pointer, not returned up
+// through the Router's calls, as it is 88 bytes.
+func (m *Matcher) match(l *logline.Line, out *Match) bool {
 	msg := trimSpace(l.Message)
 	var c capture
 	cands := m.disp.candidates(msg)
@@ -138,10 +143,10 @@ func (m *Matcher) match(l *logline.Line) (Match, bool) {
 		}
 		c = capture{}
 		if cand.pat.match(msg, &c) {
-			return m.decide(l, cand.kind, cand.pat.summary, c)
+			return m.decide(l, cand.kind, cand.pat.summary, &c, out)
 		}
 	}
-	return Match{}, false
+	return false
 }
 
 // trimSpace is strings.TrimRight(s, " \t"), which builds its set of
@@ -160,7 +165,8 @@ func trimSpace(s string) string {
 // auth=0/1"): it counts only when no earlier line of the session counted,
 // so one failed AUTH is not counted twice, and the session's count starts
 // again after it.
-func (m *Matcher) decide(l *logline.Line, kind event.Kind, summary bool, c capture) (Match, bool) {
+// It fills *out only when it returns true.
+func (m *Matcher) decide(l *logline.Line, kind event.Kind, summary bool, c *capture, out *Match) bool {
 	key := sessionKey{host: l.Host, prog: l.Program, pid: l.PID}
 	hasSession := l.PID != 0
 	var s *session
@@ -190,22 +196,22 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, summary bool, c captu
 			s.user = strings.Clone(c.user)
 		}
 	}
-	out := Match{Service: m.f.Service, Kind: kind, Host: c.host, User: c.user}
+	count := 0
 	if kind != kindContext {
-		out.Count = 1
+		count = 1
 	}
 	if c.host == "" {
 		// The client is named by a later line of this session.
 		if s != nil && kind != kindContext {
 			s.addPending(kind)
 		}
-		return Match{}, false
+		return false
 	}
 	if s != nil && len(s.pending) > 0 {
-		if out.Kind == kindContext {
-			out.Kind = s.pending[0]
+		if kind == kindContext {
+			kind = s.pending[0]
 		}
-		out.Count += len(s.pending)
+		count += len(s.pending)
 		s.pending = s.pending[:0]
 	}
 	if s != nil {
@@ -213,21 +219,22 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, summary bool, c captu
 			counted := s.counted
 			s.counted = 0
 			if counted > 0 {
-				return Match{}, false
+				return false
 			}
 		} else {
-			s.counted += out.Count
+			s.counted += count
 		}
 	}
-	if out.Count == 0 {
-		return Match{}, false
+	if count == 0 {
+		return false
 	}
+	*out = Match{Service: m.f.Service, Kind: kind, Host: c.host, User: c.user, Count: count}
 	// c.addr is zero unless the pattern's own host was parsed: a host taken
 	// from the session above replaced an empty one, which has no address.
 	if a, ok := parseAddr(c.host, c.addr); ok && a.Zone() == "" {
 		out.Addr = a.Unmap()
 	}
-	return out, true
+	return true
 }
 
 // Event builds the Event a Match stands for on line l.

@@ -60,10 +60,13 @@ func NewRouter(ms ...*Matcher) *Router {
 // Match returns the first match among the matchers l is routed to, and the
 // matcher that produced it.
 func (r *Router) Match(l *logline.Line) (Match, *Matcher, bool) {
-	if l.Program == "" {
-		return r.try(r.all, l)
+	var mt Match
+	idx := r.all
+	if l.Program != "" {
+		idx = r.route(l.Program)
 	}
-	return r.try(r.route(l.Program), l)
+	m := r.try(idx, l, &mt)
+	return mt, m, m != nil
 }
 
 // route returns the matchers lines of prog go to, from recent when it can.
@@ -96,13 +99,15 @@ func (r *Router) routeOf(prog string, idx []int) []int {
 	return idx
 }
 
-func (r *Router) try(idx []int, l *logline.Line) (Match, *Matcher, bool) {
+// try returns the first of the matchers idx names that matches l, having
+// filled *out, or nil.
+func (r *Router) try(idx []int, l *logline.Line, out *Match) *Matcher {
 	for _, i := range idx {
-		if mt, ok := r.ms[i].match(l); ok {
-			return mt, r.ms[i], true
+		if r.ms[i].match(l, out) {
+			return r.ms[i]
 		}
 	}
-	return Match{}, nil, false
+	return nil
 }
 
 // sortInts is an insertion sort: candidate lists hold a handful of entries.
