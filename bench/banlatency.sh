@@ -36,7 +36,7 @@ OUT=${OUT:-bench/out/banlatency}
 
 die() { echo "banlatency: $*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || die "needs root (it creates a network namespace and nftables tables inside it)"
-for b in ip nft fail2ban-server fail2ban-client go; do
+for b in ip nft fail2ban-server fail2ban-client go vmstat; do
 	command -v "$b" >/dev/null || die "needs $b on PATH"
 done
 # fail2ban's own interpreter (its shebang), not whichever python3 is first
@@ -86,6 +86,11 @@ child() {
 	PIDS+=("$p")
 	wait "$p"
 }
+
+# The machine's state by the second (run queue, idle, steal), to line the
+# slowest bans up with what else was happening.
+vmstat -n -t 1 >"$OUT/vmstat.txt" &
+PIDS+=($!)
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
@@ -243,4 +248,4 @@ fi
 
 echo "loadavg at end: $(cat /proc/loadavg)" | tee -a "$OUT/machine.txt"
 echo "== results"
-"$TMP/bin/banlat" report "$OUT/rampart.json" "$OUT/fail2ban.json" | tee "$OUT/report.md"
+"$TMP/bin/banlat" report -vmstat "$OUT/vmstat.txt" "$OUT/rampart.json" "$OUT/fail2ban.json" | tee "$OUT/report.md"

@@ -460,6 +460,12 @@ func (r Result) summary() string {
 }
 
 func reportCmd(args []string) error {
+	fs := flag.NewFlagSet("banlat report", flag.ContinueOnError)
+	vmstatPath := fs.String("vmstat", "", "`file` of `vmstat -n -t 1` taken during the runs: compare the machine during the slowest bans with the whole run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	args = fs.Args()
 	if len(args) == 0 {
 		usage()
 	}
@@ -492,6 +498,16 @@ func reportCmd(args []string) error {
 			"timed from after the write instead: p50 %.2f ms, p99 %.2f ms, min %.2f ms\n",
 			r.Label, r.Settle, r.Jitter, r.CPUPressure, r.IOPressure, percentile(wu, .5), percentile(wu, .99), wu[len(wu)-1],
 			percentile(after, .5), percentile(after, .99), after[0])
+	}
+	if *vmstatPath != "" {
+		vm, err := readVmstat(*vmstatPath)
+		if err != nil {
+			return err
+		}
+		fmt.Println()
+		for _, r := range rs {
+			fmt.Println(vm.compare(r))
+		}
 	}
 	if len(rs) >= 2 {
 		a, b := slices.Sorted(slices.Values(rs[0].Ms)), slices.Sorted(slices.Values(rs[1].Ms))
@@ -547,4 +563,88 @@ func floodCmd(args []string) error {
 	}
 	_, err := f.Write(buf)
 	return err
+}
+
+// vmstat is `vmstat -n -t 1` output by the second each row ends.
+type vmstat map[int64]vmRow
+
+type vmRow struct{ r, us, sy, id, wa, st float64 }
+
+func readVmstat(path string) (vmstat, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	vm := vmstat{}
+	var col map[string]int
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "r" {
+			col = map[string]int{}
+			for i, name := range f {
+				col[name] = i
+			}
+			continue
+		}
+		if col == nil || len(f) < 3 {
+			continue
+		}
+		t, err := time.ParseInLocation("2006-01-02 15:04:05", f[len(f)-2]+" "+f[len(f)-1], time.Local)
+		if err != nil {
+			continue
+		}
+		num := func(name string) float64 {
+			i, ok := col[name]
+			if !ok || i >= len(f) {
+				return math.NaN()
+			}
+			var x float64
+			fmt.Sscan(f[i], &x)
+			return x
+		}
+		vm[t.Unix()] = vmRow{r: num("r"), us: num("us"), sy: num("sy"), id: num("id"), wa: num("wa"), st: num("st")}
+	}
+	if len(vm) == 0 {
+		return nil, fmt.Errorf("%s: no vmstat -t rows", path)
+	}
+	return vm, nil
+}
+
+// compare describes the machine (median vmstat row of the second each ban
+// was in) during the slowest 1% of r's bans and during all of them.
+func (vm vmstat) compare(r Result) string {
+	if len(r.T0) != len(r.Ms) {
+		return r.Label + ": no time stamps to line up with vmstat"
+	}
+	cut := percentile(slices.Sorted(slices.Values(r.Ms)), .99)
+	var slow, all []vmRow
+	for i, t := range r.T0 {
+		row, ok := vm[time.Unix(0, t).Unix()+1] // the row ending after t0
+		if !ok {
+			continue
+		}
+		all = append(all, row)
+		if r.Ms[i] >= cut {
+			slow = append(slow, row)
+		}
+	}
+	med := func(rows []vmRow, f func(vmRow) float64) float64 {
+		xs := make([]float64, len(rows))
+		for i, x := range rows {
+			xs[i] = f(x)
+		}
+		slices.Sort(xs)
+		return percentile(xs, .5)
+	}
+	desc := func(rows []vmRow) string {
+		return fmt.Sprintf("run queue %.0f, user+system %.0f%%, idle %.0f%%, iowait %.0f%%, steal %.0f%%",
+			med(rows, func(x vmRow) float64 { return x.r }), med(rows, func(x vmRow) float64 { return x.us + x.sy }),
+			med(rows, func(x vmRow) float64 { return x.id }), med(rows, func(x vmRow) float64 { return x.wa }),
+			med(rows, func(x vmRow) float64 { return x.st }))
+	}
+	if len(all) == 0 {
+		return r.Label + ": vmstat does not cover the run"
+	}
+	return fmt.Sprintf("%s, machine by vmstat (medians of the second of each ban): slowest 1%% (>= %.1f ms, %d bans): %s; all %d bans: %s",
+		r.Label, cut, len(slow), desc(slow), len(all), desc(all))
 }
