@@ -158,8 +158,12 @@ func (d *Daemon) Status() Status {
 		Goroutines: runtime.NumGoroutine(),
 	}
 	perJail := map[string]int{}
+	reasons := d.activeReasons(now)
 	for _, a := range pipe.Engine.Active(now) {
 		perJail[a.Jail]++
+		if r, ok := reasons[a.Target]; ok && r.Start.Equal(a.Start) {
+			a.Reason = r.Reason
+		}
 		st.Active = append(st.Active, banOf(a))
 	}
 	for _, j := range pipe.Engine.Jails() {
@@ -173,6 +177,24 @@ func (d *Daemon) Status() Status {
 		})
 	}
 	return st
+}
+
+// activeReasons returns the store's active decisions by target, for their
+// reasons, which the engine does not keep. A ban decided moments ago may not
+// be stored yet; it is listed without a reason.
+func (d *Daemon) activeReasons(now time.Time) map[netip.Prefix]event.Decision {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ds, err := d.store.ActiveDecisions(ctx, now)
+	if err != nil {
+		d.log.Warn("status: reasons of active bans unavailable", "err", err)
+		return nil
+	}
+	m := make(map[netip.Prefix]event.Decision, len(ds))
+	for _, x := range ds {
+		m[x.Target] = x
+	}
+	return m
 }
 
 func banOf(d event.Decision) Ban {

@@ -209,7 +209,18 @@ func (d *Daemon) restore(ctx context.Context) error {
 	if err := d.enf.SetAllow(ctx, d.allow.Prefixes()); err != nil {
 		return fmt.Errorf("firewall: allow set: %w", err)
 	}
-	keep := d.pipe.Engine.Active(now)
+	// Re-apply what the engine took (the store's decisions, with their
+	// reasons; the engine does not keep reasons).
+	gone := map[netip.Prefix]bool{}
+	for _, x := range dropped {
+		gone[x.Target] = true
+	}
+	var keep []event.Decision
+	for _, a := range active {
+		if !gone[a.Target] && a.Active(now) {
+			keep = append(keep, a)
+		}
+	}
 	if len(keep) > 0 {
 		d.apply.submit(keep)
 		d.apply.flush(ctx)

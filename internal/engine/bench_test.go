@@ -104,3 +104,28 @@ func BenchmarkObserve(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkFloodBans10M is the flood of BenchmarkFlood10M with the default
+// scenarios as shipped: every address fails for one sprayed user, so nearly
+// every event is a ban. The active-ban table is capped like the others.
+func BenchmarkFloodBans10M(b *testing.B) {
+	for range b.N {
+		before := heapMiB()
+		cfg := DefaultConfig(Jail{Name: "sshd", Services: []string{"sshd"}, MaxRetry: 5, FindTime: time.Hour, BanTime: time.Hour})
+		e, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		observeUnique(b, e, 10_000_000)
+		e.Tick(t0.Add(100_000 * time.Second))
+		elapsed := time.Since(start)
+		after := heapMiB()
+		s := e.Stats()
+		b.ReportMetric(after-before, "MiB")
+		b.ReportMetric(float64(s.Decisions), "bans")
+		b.ReportMetric(float64(s.ActiveBans), "active")
+		b.ReportMetric(10_000_000/elapsed.Seconds(), "events/s")
+		runtime.KeepAlive(e)
+	}
+}

@@ -105,22 +105,23 @@ func DefaultConfig(jails ...Jail) Config {
 
 // Stats are the engine's counters.
 type Stats struct {
-	Tracked     int    // (address, jail) keys with recent failures
-	TrackedCap  int    // the cap on Tracked
-	Evicted     uint64 // keys forgotten because the table was full
-	Offenders   int    // addresses with a ban history
-	ActiveBans  int
-	Events      uint64 // events observed
-	Ignored     uint64 // events that could not count: no address, unknown jail, weight 0
-	Allowlisted uint64 // events from allowlisted addresses
-	WhileBanned uint64 // events from addresses already banned (log lag, other ports)
-	Successes   uint64 // successful logins seen
-	KnownGood   int    // addresses remembered as known-good
-	HotUsers    int    // user names tracked for spraying
-	Prefixes    int    // prefixes tracked for aggregation
-	Surges      uint64 // times surge mode turned on
-	Surge       bool   // surge mode is on now
-	Decisions   uint64
+	Tracked       int    // (address, jail) keys with recent failures
+	TrackedCap    int    // the cap on Tracked
+	Evicted       uint64 // keys forgotten because the table was full
+	Offenders     int    // addresses with a ban history
+	ActiveBans    int
+	ActiveEvicted uint64 // active bans forgotten because the table was full (the kernel and store keep them)
+	Events        uint64 // events observed
+	Ignored       uint64 // events that could not count: no address, unknown jail, weight 0
+	Allowlisted   uint64 // events from allowlisted addresses
+	WhileBanned   uint64 // events from addresses already banned (log lag, other ports)
+	Successes     uint64 // successful logins seen
+	KnownGood     int    // addresses remembered as known-good
+	HotUsers      int    // user names tracked for spraying
+	Prefixes      int    // prefixes tracked for aggregation
+	Surges        uint64 // times surge mode turned on
+	Surge         bool   // surge mode is on now
+	Decisions     uint64
 }
 
 // Engine holds detection state. It is safe for concurrent use.
@@ -143,9 +144,10 @@ type Engine struct {
 	// prefix holding one is never banned.
 	goodPrefixes map[prefixKey]uint32
 	surge        surgeState
-	active       map[netip.Prefix]event.Decision
-	wide         map[netip.Prefix]bool // active targets wider than one address
-	now          time.Time             // the latest time seen
+	active       *boundedMap[prefixKey, activeBan] // decisions in force (active.go)
+	names        nameTable                         // their scenario, jail and origin names
+	wide         map[netip.Prefix]bool             // active targets wider than one address
+	now          time.Time                         // the latest time seen
 	lastPrune    time.Time
 	log          *slog.Logger
 	stats        Stats
@@ -188,11 +190,12 @@ func New(cfg Config) (*Engine, error) {
 		enum:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(r *ring) stamp { return r.last }),
 		goodFails:    newBoundedMap[goodFailKey](max(cfg.MaxTracked/10, 1024), hashGoodFail, func(r *ring) stamp { return r.last }),
 		goodPrefixes: map[prefixKey]uint32{},
-		active:       map[netip.Prefix]event.Decision{},
+		active:       newBoundedMap[prefixKey](cfg.MaxTracked, hashPrefixKey, (*activeBan).end),
 		wide:         map[netip.Prefix]bool{},
 		log:          cfg.Logger,
 	}
 	e.good.onEvict = e.forgetGood
+	e.active.onEvict = e.forgetActive
 	for _, lv := range append(append([]Level(nil), cfg.Prefixes.V4...), cfg.Prefixes.V6...) {
 		if lv.Addresses < 1 || lv.Bits < 8 {
 			return nil, fmt.Errorf("prefix level /%d: needs bits >= 8 and addresses >= 1", lv.Bits)
@@ -437,7 +440,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		// An expired ban still in the table (Tick prunes it later) does
 		// not count: replay ticks once a minute, the daemon every second,
 		// and both must decide alike.
-		if d, already := e.active[p]; already && d.Active(ev.Time) {
+		if _, already := e.activeAt(p, ev.Time); already {
 			continue
 		}
 		reason := fmt.Sprintf("%d bad addresses in %s within %s (last: %s %s%s via %s)", n, p, fmtDuration(pc.Window), addr, ev.Kind, userNote(ev.User), ev.Service)
@@ -546,18 +549,6 @@ func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration,
 	return d
 }
 
-func (e *Engine) setActive(d event.Decision) {
-	e.active[d.Target] = d
-	if !d.Target.IsSingleIP() {
-		e.wide[d.Target] = true
-	}
-}
-
-func (e *Engine) dropActive(p netip.Prefix) {
-	delete(e.active, p)
-	delete(e.wide, p)
-}
-
 // escalate applies ban-time escalation and recidive to a new ban and
 // records it in the target's history.
 func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, scenario, reason string) (time.Duration, string, string) {
@@ -638,8 +629,7 @@ func (e *Engine) Unban(p netip.Prefix) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p = normPrefix(p)
-	_, ok := e.active[p]
-	e.dropActive(p)
+	ok := e.dropActive(p)
 	if p.IsSingleIP() {
 		for ji := range e.jails {
 			e.tracked.del(keyOf(p.Addr(), ji))
@@ -707,11 +697,8 @@ func (e *Engine) Tick(now time.Time) []event.Decision {
 	decided := e.flushPending(now)
 	if now.Sub(e.lastPrune) >= time.Minute {
 		e.lastPrune = now
-		for p, d := range e.active {
-			if !d.Active(now) && !now.Before(d.Start) {
-				e.dropActive(p)
-			}
-		}
+		ns := now.UnixNano()
+		e.active.prune(func(_ prefixKey, b *activeBan) bool { return ns >= b.start && !b.in(now) })
 		e.prune(toStamp(now))
 	}
 	return decided
@@ -760,21 +747,21 @@ func (e *Engine) Banned(addr netip.Addr, t time.Time) (event.Decision, bool) {
 // aggregation levels are looked up directly, other prefixes (manual bans,
 // peers) scanned.
 func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
-	if d, ok := e.active[event.AddrPrefix(addr)]; ok && d.Active(t) {
+	if d, ok := e.activeAt(event.AddrPrefix(addr), t); ok {
 		return d, true
 	}
 	if len(e.wide) == 0 {
 		return event.Decision{}, false
 	}
 	for _, lv := range e.levels(addr) {
-		if d, ok := e.active[prefixOf(addr, lv.Bits)]; ok && d.Active(t) {
+		if d, ok := e.activeAt(prefixOf(addr, lv.Bits), t); ok {
 			return d, true
 		}
 	}
 	if len(e.wide) <= 32 {
 		for p := range e.wide {
 			if p.Contains(addr) {
-				if d := e.active[p]; d.Active(t) {
+				if d, ok := e.activeAt(p, t); ok {
 					return d, true
 				}
 			}
@@ -782,23 +769,24 @@ func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
 		return event.Decision{}, false
 	}
 	for bits := addr.BitLen() - 1; bits >= 0; bits-- {
-		if d, ok := e.active[prefixOf(addr, bits)]; ok && d.Active(t) {
+		if d, ok := e.activeAt(prefixOf(addr, bits), t); ok {
 			return d, true
 		}
 	}
 	return event.Decision{}, false
 }
 
-// Active returns the decisions in force at t, sorted by start.
+// Active returns the decisions in force at t, sorted by start. Their
+// Reason is empty: the engine does not keep it (see active.go).
 func (e *Engine) Active(t time.Time) []event.Decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var ds []event.Decision
-	for _, d := range e.active {
-		if d.Active(t) {
-			ds = append(ds, d)
+	e.active.each(func(k prefixKey, b *activeBan) {
+		if b.in(t) {
+			ds = append(ds, e.decisionOf(k, *b))
 		}
-	}
+	})
 	slices.SortFunc(ds, func(a, b event.Decision) int {
 		if c := a.Start.Compare(b.Start); c != 0 {
 			return c
@@ -817,7 +805,8 @@ func (e *Engine) Stats() Stats {
 	s.TrackedCap = e.tracked.cap
 	s.Evicted = e.tracked.evicted
 	s.Offenders = e.offenders.len()
-	s.ActiveBans = len(e.active)
+	s.ActiveBans = e.active.len()
+	s.ActiveEvicted = e.active.evicted
 	s.KnownGood = e.good.len()
 	s.HotUsers = e.users.len()
 	s.Prefixes = e.prefixes.len()

@@ -168,3 +168,65 @@ func TestWeightsAndLargeMaxRetry(t *testing.T) {
 		t.Fatalf("banned after %d probes of weight 2, want 10", n)
 	}
 }
+
+// TestActiveBansBounded: a flood that bans every address (each fails once
+// for a sprayed user) keeps at most the cap of active bans in the engine,
+// forgetting the ones that end soonest; a forgotten address is banned again
+// when it comes back, and the newest bans and wide bans are still known.
+func TestActiveBansBounded(t *testing.T) {
+	const limit = 2000
+	cfg := DefaultConfig(Jail{Name: "sshd", Services: []string{"sshd"}, MaxRetry: 5, FindTime: time.Hour, BanTime: time.Hour})
+	cfg.MaxTracked = limit
+	cfg.KnownGood.Grace = 0 // spray bans at once
+	e := newTestEngine(t, cfg)
+	// A manual ban of a prefix, for ever: never the one to go.
+	wide := netip.MustParsePrefix("198.51.100.0/24")
+	if _, err := e.Ban(event.Decision{Target: wide, Start: t0, Scenario: "manual", Jail: "sshd"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10 * limit
+	bans := 0
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * 100 * time.Millisecond) }
+	for i := range n {
+		ev := event.Event{Time: at(i), Service: "sshd", Kind: event.AuthFailure, Addr: uniqueAddr(i), User: "root"}
+		bans += len(e.Observe(ev)) + len(e.Tick(ev.Time))
+	}
+	s := e.Stats()
+	if bans < n-10 {
+		t.Fatalf("%d bans for %d sprayed addresses", bans, n)
+	}
+	// Every ban (and the manual one) was kept or evicted, none lost count of.
+	if s.ActiveBans != limit || s.ActiveEvicted != uint64(bans+1-limit) {
+		t.Fatalf("active bans %d (cap %d), evicted %d of %d", s.ActiveBans, limit, s.ActiveEvicted, bans+1)
+	}
+	now := at(n)
+	if d, ok := e.Banned(netip.MustParseAddr("198.51.100.7"), now); !ok || d.Target != wide || d.Scenario != "manual" {
+		t.Fatalf("the manual prefix ban was forgotten: %+v %v", d, ok)
+	}
+	last := uniqueAddr(n - 1)
+	if d, ok := e.Banned(last, now); !ok || d.Scenario != "user-spray" || d.Jail != "sshd" || d.Origin != "local" || !d.Start.Equal(at(n-1)) {
+		t.Fatalf("the newest ban is not known as it was made: %+v %v", d, ok)
+	}
+	if got := len(e.Active(now)); got != s.ActiveBans {
+		t.Fatalf("Active lists %d of %d", got, s.ActiveBans)
+	}
+	// The first address's ban was forgotten (it ended soonest): it is
+	// banned again when it fails again.
+	first := uniqueAddr(0)
+	if _, ok := e.Banned(first, now); ok {
+		t.Fatalf("%s still known as banned after %d newer bans", first, n)
+	}
+	ds := e.Observe(event.Event{Time: now, Service: "sshd", Kind: event.AuthFailure, Addr: first, User: "root"})
+	ds = append(ds, e.Tick(now)...)
+	if len(ds) != 1 || ds[0].Target != event.AddrPrefix(first) {
+		t.Fatalf("a forgotten address failing again: %+v", ds)
+	}
+	// Unban and expiry still work on the bounded table.
+	if !e.Unban(wide) {
+		t.Fatal("Unban of the prefix: not found")
+	}
+	e.Tick(now.Add(13 * time.Hour))
+	if s := e.Stats(); s.ActiveBans != 0 {
+		t.Fatalf("%d active bans after they all expired", s.ActiveBans)
+	}
+}

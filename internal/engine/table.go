@@ -279,6 +279,15 @@ func (b *boundedMap[K, V]) evictOne() {
 	}
 }
 
+// each calls f for every entry, in table order.
+func (b *boundedMap[K, V]) each(f func(K, *V)) {
+	for i := range b.slots {
+		if b.meta[i] != 0 {
+			f(b.slots[i].k, &b.slots[i].v)
+		}
+	}
+}
+
 // prune deletes every entry stale reports, and returns how many.
 func (b *boundedMap[K, V]) prune(stale func(K, *V) bool) int {
 	var doomed []K
