@@ -141,7 +141,11 @@ func (c *control) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // Status reports the daemon's state.
-func (d *Daemon) Status() Status {
+func (d *Daemon) Status() Status { return d.status(true) }
+
+// status reports the daemon's state; the reasons of active bans, read from
+// the store, only when asked for.
+func (d *Daemon) status(reasons bool) Status {
 	now := time.Now()
 	d.mu.Lock()
 	pipe, sources := d.pipe, d.sources
@@ -158,10 +162,13 @@ func (d *Daemon) Status() Status {
 		Goroutines: runtime.NumGoroutine(),
 	}
 	perJail := map[string]int{}
-	reasons := d.activeReasons(now)
+	var stored map[netip.Prefix]event.Decision
+	if reasons {
+		stored = d.activeReasons(now)
+	}
 	for _, a := range pipe.Engine.Active(now) {
 		perJail[a.Jail]++
-		if r, ok := reasons[a.Target]; ok && r.Start.Equal(a.Start) {
+		if r, ok := stored[a.Target]; ok && r.Start.Equal(a.Start) {
 			a.Reason = r.Reason
 		}
 		st.Active = append(st.Active, banOf(a))

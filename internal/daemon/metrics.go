@@ -12,7 +12,7 @@ import (
 // decisions, source counters and policy server counters. A handful of
 // gauges and counters do not need a client library.
 func (c *control) metrics(w http.ResponseWriter, r *http.Request) {
-	st := c.d.Status()
+	st := c.d.status(false)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	m := &metricWriter{w: w}
 	e := st.Engine
@@ -26,6 +26,7 @@ func (c *control) metrics(w http.ResponseWriter, r *http.Request) {
 	m.counter("rampart_engine_successes_total", "Successful logins seen.", float64(e.Successes))
 	m.gauge("rampart_engine_known_good", "Addresses remembered as known-good.", float64(e.KnownGood))
 	m.gauge("rampart_engine_active_bans", "Active decisions.", float64(e.ActiveBans))
+	m.counter("rampart_engine_active_bans_evicted_total", "Active bans forgotten by the engine because its table was full (the firewall and the store keep them).", float64(e.ActiveEvicted))
 	m.counter("rampart_engine_surges_total", "Times surge mode turned on.", float64(e.Surges))
 	m.gauge("rampart_engine_surge", "1 while surge mode is on.", b2f(e.Surge))
 	m.counter("rampart_firewall_applied_total", "Decisions applied to the firewall.", float64(st.Applied))
