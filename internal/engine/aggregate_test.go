@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,11 +85,18 @@ func TestUserSpray(t *testing.T) {
 	for i := range 6 { // six addresses in six different /16s, one failure each
 		evs = append(evs, ev(time.Duration(i)*time.Minute, event.AuthFailure, fmt.Sprintf("198.%d.0.1", 10+i), "info@example.org"))
 	}
+	// 198.11.0.1 logs in before the name is hot, 198.13.0.1 within the
+	// grace period after it: neither is banned with the others.
+	evs = slices.Insert(evs, 3, ev(2*time.Minute+30*time.Second, event.AuthSuccess, "198.11.0.1", "info@example.org"))
+	evs = slices.Insert(evs, 6, ev(4*time.Minute+30*time.Second, event.AuthSuccess, "198.13.0.1", "info@example.org"))
 	if got := observe(e, evs...); len(got) != 0 {
 		t.Fatalf("spray bans before the grace period: %v", got)
 	}
 	got := settle(e, 6*time.Minute+90*time.Second)
-	want := []string{"user-spray 198.14.0.1/32", "user-spray 198.15.0.1/32"}
+	// The fifth address makes the name hot and is banned; so are the
+	// addresses that failed for it before (10, 12), the same botnet; then
+	// the sixth.
+	want := []string{"user-spray 198.14.0.1/32", "user-spray 198.10.0.1/32", "user-spray 198.12.0.1/32", "user-spray 198.15.0.1/32"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("decisions %v, want %v", got, want)
 	}

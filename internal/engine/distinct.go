@@ -9,18 +9,20 @@ import (
 // thresholds above it are clamped to it.
 const distinctSize = 8
 
-// distinct counts distinct members (address hashes) seen recently, keeping
-// the latest time of each of the most recent distinctSize members. Fixed
-// size and pointer-free, so tables of them stay cheap and bounded.
-type distinct struct {
-	ids   [distinctSize]uint32
+// distinct counts distinct members seen recently, keeping the latest time
+// of each of the most recent distinctSize members. Fixed size and
+// pointer-free, so tables of them stay cheap and bounded. Members are
+// address hashes (addrID) where only the count matters, whole addresses
+// (16 bytes) where the members themselves are wanted later (user spray).
+type distinct[M comparable] struct {
+	ids   [distinctSize]M
 	times [distinctSize]stamp
 	n     uint8
 	last  stamp
 }
 
 // add records member id at t.
-func (d *distinct) add(id uint32, t stamp) {
+func (d *distinct[M]) add(id M, t stamp) {
 	d.last = t
 	oldest := 0
 	for i := range int(d.n) {
@@ -41,7 +43,7 @@ func (d *distinct) add(id uint32, t stamp) {
 }
 
 // count returns how many members were seen at or after since.
-func (d *distinct) count(since stamp) int {
+func (d *distinct[M]) count(since stamp) int {
 	c := 0
 	for i := range int(d.n) {
 		if d.times[i] >= since {

@@ -133,9 +133,9 @@ type Engine struct {
 	byService map[string]int
 	tracked   *boundedMap[addrKey, ring]
 	offenders *boundedMap[prefixKey, offender]
-	users     *boundedMap[uint64, distinct]
-	prefixes  *boundedMap[prefixKey, distinct]
-	asns      *boundedMap[uint32, distinct]
+	users     *boundedMap[uint64, distinct[[16]byte]] // addresses failing per user name
+	prefixes  *boundedMap[prefixKey, distinct[uint32]]
+	asns      *boundedMap[uint32, distinct[uint32]]
 	good      *boundedMap[[16]byte, goodEntry]
 	enum      *boundedMap[[16]byte, ring] // unknown recipients probed per address
 	goodFails *boundedMap[goodFailKey, ring]
@@ -183,9 +183,9 @@ func New(cfg Config) (*Engine, error) {
 		byService:    map[string]int{},
 		tracked:      newBoundedMap[addrKey](cfg.MaxTracked, hashAddrKey, func(r *ring) stamp { return r.last }),
 		offenders:    newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(o *offender) stamp { return o.bans.last }),
-		users:        newBoundedMap[uint64](max(cfg.MaxTracked/10, 1024), hashU64, func(d *distinct) stamp { return d.last }),
-		prefixes:     newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(d *distinct) stamp { return d.last }),
-		asns:         newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), hashU32, func(d *distinct) stamp { return d.last }),
+		users:        newBoundedMap[uint64](max(cfg.MaxTracked/10, 1024), hashU64, func(d *distinct[[16]byte]) stamp { return d.last }),
+		prefixes:     newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(d *distinct[uint32]) stamp { return d.last }),
+		asns:         newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), hashU32, func(d *distinct[uint32]) stamp { return d.last }),
 		good:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(g *goodEntry) stamp { return g.last }),
 		enum:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(r *ring) stamp { return r.last }),
 		goodFails:    newBoundedMap[goodFailKey](max(cfg.MaxTracked/10, 1024), hashGoodFail, func(r *ring) stamp { return r.last }),
@@ -419,11 +419,31 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 	if sp := e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
 		uid := userID(normUser(ev.User))
 		d := e.users.slot(uid)
-		d.add(id, t)
+		a16 := addr.As16()
+		d.add(a16, t)
 		e.users.put(uid, d)
-		if n := d.count(t - durStamp(sp.Window)); n >= min(sp.Addresses, distinctSize) {
+		since := t - durStamp(sp.Window)
+		if n := d.count(since); n >= min(sp.Addresses, distinctSize) {
+			bt := longer(sp.BanTime, j.BanTime)
 			reason := fmt.Sprintf("user %q failed from %d addresses within %s (last: %s via %s)", trimUser(ev.User), n, fmtDuration(sp.Window), ev.Kind, ev.Service)
-			e.deferBan(event.AddrPrefix(addr), ev.Time, longer(sp.BanTime, j.BanTime), "user-spray", reason, j.Name)
+			e.deferBan(event.AddrPrefix(addr), ev.Time, bt, "user-spray", reason, j.Name)
+			// The addresses that failed for it before it was hot are the
+			// same botnet: they are banned too, after the same grace, unless
+			// they have logged in since (or do within the grace).
+			for i := range int(d.n) {
+				if d.times[i] < since || d.ids[i] == a16 {
+					continue
+				}
+				a := netip.AddrFrom16(d.ids[i]).Unmap()
+				if e.isGood(a, t) || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
+					continue
+				}
+				if _, banned := e.bannedAt(a, ev.Time); banned {
+					continue
+				}
+				why := fmt.Sprintf("failed for user %q, which then failed from %d addresses within %s", trimUser(ev.User), n, fmtDuration(sp.Window))
+				e.deferBan(event.AddrPrefix(a), ev.Time, bt, "user-spray", why, j.Name)
+			}
 		}
 	}
 	pc := e.cfg.Prefixes
@@ -720,11 +740,11 @@ func (e *Engine) prune(now stamp) {
 		e.offenders.prune(func(_ prefixKey, o *offender) bool { return o.bans.last < c })
 	}
 	sprayCut := now - durStamp(e.cfg.Spray.Window)
-	e.users.prune(func(_ uint64, d *distinct) bool { return d.last < sprayCut })
+	e.users.prune(func(_ uint64, d *distinct[[16]byte]) bool { return d.last < sprayCut })
 	prefixCut := now - durStamp(e.cfg.Prefixes.Window)
-	e.prefixes.prune(func(_ prefixKey, d *distinct) bool { return d.last < prefixCut })
+	e.prefixes.prune(func(_ prefixKey, d *distinct[uint32]) bool { return d.last < prefixCut })
 	asnCut := now - durStamp(e.cfg.ASNs.Window)
-	e.asns.prune(func(_ uint32, d *distinct) bool { return d.last < asnCut })
+	e.asns.prune(func(_ uint32, d *distinct[uint32]) bool { return d.last < asnCut })
 	if w := e.cfg.Enumeration.Window; w > 0 {
 		c := now - durStamp(w)
 		e.enum.prune(func(_ [16]byte, r *ring) bool { return r.last < c })
