@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +101,29 @@ func TestCheckConfigAndHelp(t *testing.T) {
 	}
 	if code, _, errs := runCLI("ban"); code != 2 || !strings.Contains(errs, "which address") {
 		t.Fatalf("ban without address: %d %s", code, errs)
+	}
+}
+
+// TestShowMissedBounded: --show-missed counts every suspicious line no rule
+// matched but keeps only the first maxMissed for printing.
+func TestShowMissedBounded(t *testing.T) {
+	var b strings.Builder
+	for i := range maxMissed + 5 {
+		fmt.Fprintf(&b, "Nov 22 14:03:07 host sshd[%d]: error: kex_exchange_identification: banner line contains invalid characters\n", i)
+	}
+	b.WriteString("Nov 22 14:03:08 host sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2\n")
+	p := filepath.Join(t.TempDir(), "missed.log")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("test", "--filter", "sshd", "--show-missed", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, fmt.Sprintf("Missed:   %d lines", maxMissed+5)) || !strings.Contains(out, "... and 5 more") {
+		t.Fatalf("summary:\n%s", out[max(0, len(out)-2000):])
+	}
+	if n := strings.Count(out, "kex_exchange_identification"); n != maxMissed {
+		t.Fatalf("%d missed lines printed, want %d", n, maxMissed)
 	}
 }

@@ -138,7 +138,8 @@ type tester struct {
 	lines, matched, events int
 	skipped                map[string]int
 	kinds                  [256]int // matches per event.Kind (a uint8): no map update per match
-	missedLines            []string
+	missedLines            []string // the first maxMissed of them
+	missedCount            int
 }
 
 type testMatch struct {
@@ -183,7 +184,9 @@ func (t *tester) file(path string) error {
 		mt, _, ok := t.router.Match(&l)
 		if !ok {
 			if t.missed && looksSuspicious(l.Message) {
-				t.missedLines = append(t.missedLines, fmt.Sprintf("%d: %s", n, l.Raw))
+				if t.missedCount++; len(t.missedLines) < maxMissed {
+					t.missedLines = append(t.missedLines, fmt.Sprintf("%d: %s", n, l.Raw))
+				}
 			}
 			return nil
 		}
@@ -223,6 +226,10 @@ func (t *tester) skip(err error) {
 	}
 	t.skipped[err.Error()]++
 }
+
+// maxMissed bounds the missed lines kept for printing, so --show-missed over
+// a huge log does not hold it all in memory.
+const maxMissed = 1000
 
 // suspiciousWords mark lines that --show-missed reports when no rule matched.
 var suspiciousWords = []string{"fail", "invalid", "denied", "refused", "illegal", "reject", "not allowed", "unknown user", "error", "mismatch", "bad "}
@@ -274,9 +281,12 @@ func (t *tester) summary(ms []*filter.Matcher, elapsed time.Duration) {
 	}
 	fmt.Fprintf(w, "Time:     %.3fs, %.0f lines/s\n", secs, rate)
 	if t.missed {
-		fmt.Fprintf(w, "Missed:   %d lines look like failures but matched no rule\n", len(t.missedLines))
+		fmt.Fprintf(w, "Missed:   %d lines look like failures but matched no rule\n", t.missedCount)
 		for _, l := range t.missedLines {
 			fmt.Fprintf(w, "  %s\n", l)
+		}
+		if more := t.missedCount - len(t.missedLines); more > 0 {
+			fmt.Fprintf(w, "  ... and %d more (only the first %d are kept)\n", more, maxMissed)
 		}
 	}
 }
