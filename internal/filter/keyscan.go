@@ -19,8 +19,10 @@ const keyLen = 8
 // bit set in a uint64. Candidates past it get no key, which is always safe.
 const maxKeys = 64
 
-// scanSlots is the size of keyScan's table, indexed by a hash of two bytes.
-const scanSlots = 4096
+// scanSlots is the size of keyScan's table, indexed by two bytes: every
+// pair has its own step (no collisions lowering steps), and log text, mostly
+// printable ASCII, touches a small part of it.
+const scanSlots = 1 << 16
 
 // keyScan finds which keys a message holds: Wu and Manber's multi-pattern
 // search ("A fast algorithm for multi-pattern searching", 1994), with all
@@ -32,7 +34,7 @@ const scanSlots = 4096
 // compared with the window. Log text mostly holds pairs the (rare) keys do
 // not, so the scan looks at about one byte in five or six.
 type keyScan struct {
-	// step is indexed by pairHash of a window's last two bytes. A value
+	// step is indexed by pairIndex of a window's last two bytes. A value
 	// below keyLen is how far the window may move; keyLen+k means the pair
 	// ends keys[k] (and those chained after it): compare, then move by one.
 	step [scanSlots]uint8
@@ -47,7 +49,8 @@ type scanKey struct {
 
 const noKey = 0xff
 
-func pairHash(a, b byte) uint32 { return ((uint32(a) | uint32(b)<<8) * 0x9E3779B1) >> 20 }
+// pairIndex is the slot of the pair a, b: the two bytes as one number.
+func pairIndex(a, b byte) uint32 { return uint32(a) | uint32(b)<<8 }
 
 // load8 returns s[i:i+8] as a little-endian word (one load, once compiled).
 func load8(s string, i int) uint64 {
@@ -84,12 +87,12 @@ func (ks *keyScan) add(key string) uint64 {
 	// The pair ending at key[j], j < keyLen-1, lets a window ending in it
 	// move keyLen-1-j bytes: any less and the key could end inside it.
 	for j := 1; j < keyLen-1; j++ {
-		h := pairHash(key[j-1], key[j])
+		h := pairIndex(key[j-1], key[j])
 		if s := ks.step[h]; s < keyLen && s > keyLen-1-uint8(j) {
 			ks.step[h] = keyLen - 1 - uint8(j)
 		}
 	}
-	h := pairHash(key[keyLen-2], key[keyLen-1])
+	h := pairIndex(key[keyLen-2], key[keyLen-1])
 	if s := ks.step[h]; s >= keyLen {
 		k.next = s - keyLen
 	}
@@ -103,7 +106,7 @@ func (ks *keyScan) find(s string) (found uint64) {
 	step := &ks.step
 	// The window is s[i-keyLen+1 : i+1]; its last two bytes decide.
 	for i := keyLen - 1; i < len(s); {
-		st := step[pairHash(s[i-1], s[i])]
+		st := step[pairIndex(s[i-1], s[i])]
 		if st < keyLen {
 			i += int(st)
 			continue
