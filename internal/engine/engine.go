@@ -419,19 +419,21 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 	if sp := e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
 		uid := userID(normUser(ev.User))
 		d := e.users.slot(uid)
+		since := t - durStamp(sp.Window)
+		hot := min(sp.Addresses, distinctSize)
+		wasHot := d.count(since) >= hot
 		a16 := addr.As16()
 		d.add(a16, t)
 		e.users.put(uid, d)
-		since := t - durStamp(sp.Window)
-		if n := d.count(since); n >= min(sp.Addresses, distinctSize) {
+		if n := d.count(since); n >= hot {
 			bt := longer(sp.BanTime, j.BanTime)
 			reason := fmt.Sprintf("user %q failed from %d addresses within %s (last: %s via %s)", trimUser(ev.User), n, fmtDuration(sp.Window), ev.Kind, ev.Service)
 			e.deferBan(event.AddrPrefix(addr), ev.Time, bt, "user-spray", reason, j.Name)
-			// The addresses that failed for it before it was hot are the
-			// same botnet: they are banned too, after the same grace, unless
-			// they have logged in since (or do within the grace).
+			// When it turns hot, the addresses that failed for it before are
+			// the same botnet: they are banned too, after the same grace,
+			// unless they have logged in since (or do within the grace).
 			for i := range int(d.n) {
-				if d.times[i] < since || d.ids[i] == a16 {
+				if wasHot || d.times[i] < since || d.ids[i] == a16 {
 					continue
 				}
 				a := netip.AddrFrom16(d.ids[i]).Unmap()
