@@ -184,7 +184,8 @@ func (t *tester) file(path string) error {
 		mt, _, ok := t.router.Match(&l)
 		if !ok {
 			if t.missed && looksSuspicious(l.Message) {
-				if t.missedCount++; len(t.missedLines) < maxMissed {
+				t.missedCount++
+				if len(t.missedLines) < maxMissed {
 					t.missedLines = append(t.missedLines, fmt.Sprintf("%d: %s", n, l.Raw))
 				}
 			}

@@ -150,6 +150,14 @@ func (d *Daemon) status(reasons bool) Status {
 	d.mu.Lock()
 	pipe, sources := d.pipe, d.sources
 	d.mu.Unlock()
+	// The store first: its query takes a while, and the engine's list and
+	// counters below should be read as close together as can be (the
+	// counters last, so they cover at least what the list shows).
+	var stored map[netip.Prefix]event.Decision
+	if reasons {
+		stored = d.activeReasons(now)
+	}
+	active := pipe.Engine.Active(now)
 	st := Status{
 		Version:  d.opt.Version,
 		Started:  d.started,
@@ -162,11 +170,7 @@ func (d *Daemon) status(reasons bool) Status {
 		Goroutines: runtime.NumGoroutine(),
 	}
 	perJail := map[string]int{}
-	var stored map[netip.Prefix]event.Decision
-	if reasons {
-		stored = d.activeReasons(now)
-	}
-	for _, a := range pipe.Engine.Active(now) {
+	for _, a := range active {
 		perJail[a.Jail]++
 		if r, ok := stored[a.Target]; ok && r.Start.Equal(a.Start) {
 			a.Reason = r.Reason

@@ -429,22 +429,8 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 			bt := longer(sp.BanTime, j.BanTime)
 			reason := fmt.Sprintf("user %q failed from %d addresses within %s (last: %s via %s)", trimUser(ev.User), n, fmtDuration(sp.Window), ev.Kind, ev.Service)
 			e.deferBan(event.AddrPrefix(addr), ev.Time, bt, "user-spray", reason, j.Name)
-			// When it turns hot, the addresses that failed for it before are
-			// the same botnet: they are banned too, after the same grace,
-			// unless they have logged in since (or do within the grace).
-			for i := range int(d.n) {
-				if wasHot || d.times[i] < since || d.ids[i] == a16 {
-					continue
-				}
-				a := netip.AddrFrom16(d.ids[i]).Unmap()
-				if e.isGood(a, t) || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
-					continue
-				}
-				if _, banned := e.bannedAt(a, ev.Time); banned {
-					continue
-				}
-				why := fmt.Sprintf("failed for user %q, which then failed from %d addresses within %s", trimUser(ev.User), n, fmtDuration(sp.Window))
-				e.deferBan(event.AddrPrefix(a), ev.Time, bt, "user-spray", why, j.Name)
+			if !wasHot {
+				e.banEarlierSprayers(&d, a16, since, ev, n, bt, j.Name)
 			}
 		}
 	}
@@ -483,6 +469,28 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		}
 	}
 	return out
+}
+
+// banEarlierSprayers is called when a user name turns hot: the addresses
+// that failed for it within the window before are the same botnet, and are
+// banned too, after the same grace, unless they have logged in since (or do
+// within the grace). self is the address that made it hot.
+func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since stamp, ev event.Event, n int, bt time.Duration, jail string) {
+	t := toStamp(ev.Time)
+	why := fmt.Sprintf("failed for user %q, which then failed from %d addresses within %s", trimUser(ev.User), n, fmtDuration(e.cfg.Spray.Window))
+	for i := range int(d.n) {
+		if d.times[i] < since || d.ids[i] == self {
+			continue
+		}
+		a := netip.AddrFrom16(d.ids[i]).Unmap()
+		if e.isGood(a, t) || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
+			continue
+		}
+		if _, banned := e.bannedAt(a, ev.Time); banned {
+			continue
+		}
+		e.deferBan(event.AddrPrefix(a), ev.Time, bt, "user-spray", why, jail)
+	}
 }
 
 // suspect returns a lowered per-address threshold for addresses in a
