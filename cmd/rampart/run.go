@@ -14,7 +14,6 @@ import (
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/daemon"
 	"github.com/rampart-dev/rampart/internal/filter"
-	"github.com/rampart-dev/rampart/internal/firewall"
 )
 
 const runHelp = `
@@ -29,7 +28,9 @@ timeouts: they stay in force, and expire on time, while the daemon is down.
 
 SIGHUP reloads the configuration without dropping bans; SIGTERM and SIGINT
 stop the daemon. --flush removes everything Rampart installed in the
-firewall (table, sets, rules) and exits.
+firewall (table, sets, rules), ends the active bans in the store (kept in
+the history as ended by the flush, so the next start does not put them
+back) and exits; it refuses while a daemon is running.
 `
 
 func runRun(args []string, stdout, stderr io.Writer) error {
@@ -72,10 +73,12 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if *flush {
-		if err := firewall.Uninstall(ctx, firewall.NFTablesConfig{Table: cfg.Firewall.Table}, firewall.IPSetConfig{Prefix: cfg.Firewall.Table + "-"}); err != nil {
+		res, err := daemon.Flush(ctx, cfg, nil)
+		if err != nil {
 			return fmt.Errorf("flush: %w", err)
 		}
-		fmt.Fprintf(stdout, "removed Rampart's firewall state (table inet %s, ipsets %s-*)\n", cfg.Firewall.Table, cfg.Firewall.Table)
+		fmt.Fprintf(stdout, "removed Rampart's firewall state (table inet %s, ipsets %s*); ended %d active bans in the store\n",
+			res.Table, res.IPSetPrefix, res.Ended)
 		return nil
 	}
 	log := newLogger(stderr, cfg.Daemon.LogLevel, cfg.Daemon.LogFormat)

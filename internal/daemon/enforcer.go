@@ -18,11 +18,12 @@ import (
 // is the worst outcome. An explicitly named backend that fails is an error.
 func SelectEnforcer(ctx context.Context, cfg *config.Config, log *slog.Logger) (Enforcer, string, error) {
 	fw := cfg.Firewall
+	nftCfg, ipsCfg := firewallConfigs(cfg, log)
 	nft := func() (Enforcer, error) {
-		return firewall.NewNFTables(ctx, firewall.NFTablesConfig{Table: fw.Table, Logger: log})
+		return firewall.NewNFTables(ctx, nftCfg)
 	}
 	ips := func() (Enforcer, error) {
-		return firewall.NewIPSet(ctx, firewall.IPSetConfig{Prefix: fw.Table + "-", Logger: log})
+		return firewall.NewIPSet(ctx, ipsCfg)
 	}
 	switch fw.Backend {
 	case "nftables":

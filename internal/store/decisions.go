@@ -228,6 +228,44 @@ func (s *Store) Revoke(ctx context.Context, target netip.Prefix, at time.Time, w
 	return nil
 }
 
+// RevokeAll lifts every decision with this action in force at time at, in
+// one transaction, as Revoke would one by one: each history entry is marked
+// revoked and a revocation entry with reason why is appended beside it, so
+// the history keeps what was decided and when it was ended. Active entries
+// of the action that had already ended are removed too. It returns how many
+// decisions it lifted.
+func (s *Store) RevokeAll(ctx context.Context, action event.Action, at time.Time, why string) (int, error) {
+	if _, err := event.ParseAction(action.String()); err != nil {
+		return 0, fmt.Errorf("revoke all: %w", err)
+	}
+	atNS, act := toNS(at), action.String()
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		const inForce = `FROM active a JOIN history h ON h.id = a.history_id
+			WHERE h.action = ? AND a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)`
+		res, err := tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin)
+			SELECT 'revoke', h.target, h.action, ?, NULL, h.scenario, ?, h.jail, h.origin `+inForce+` ORDER BY a.target`,
+			atNS, why, act, atNS, atNS)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE history SET revoked_ns = ? WHERE id IN (SELECT h.id `+inForce+`)`,
+			atNS, act, atNS, atNS); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM active WHERE start_ns <= ?
+			AND EXISTS (SELECT 1 FROM history h WHERE h.id = active.history_id AND h.action = ?)`, atNS, act)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke all %s decisions: %w", act, err)
+	}
+	return int(n), nil
+}
+
 const decisionColumns = `h.id, h.kind, h.target, h.action, h.start_ns, h.end_ns, h.scenario, h.reason, h.jail, h.origin, h.revoked_ns`
 
 func scanEntry(rows *sql.Rows) (HistoryEntry, error) {

@@ -494,3 +494,48 @@ func TestExtremeTimes(t *testing.T) {
 		t.Errorf("far-future ban not active: %v", got)
 	}
 }
+
+func TestRevokeAll(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	ds := []event.Decision{
+		ban("192.0.2.1/32", t0, time.Hour),
+		ban("198.51.100.0/24", t0, 0),                        // until revoked
+		ban("192.0.2.2/32", t0.Add(-2*time.Hour), time.Hour), // over before at
+		{Target: pfx("203.0.113.9/32"), Action: event.Tarpit, Start: t0, Duration: time.Hour},
+	}
+	if _, err := s.RecordDecisions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(10 * time.Minute)
+	n, err := s.RevokeAll(ctx, event.Ban, at, "ended by run --flush")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("RevokeAll = %d, want 2", n)
+	}
+	if got := activeTargets(t, s, at); fmt.Sprint(got) != "[203.0.113.9/32]" {
+		t.Errorf("active after RevokeAll = %v, want only the tarpit", got)
+	}
+	for _, target := range []string{"192.0.2.1/32", "198.51.100.0/24"} {
+		hs, err := s.History(ctx, HistoryFilter{Target: pfx(target)})
+		if err != nil || len(hs) != 2 {
+			t.Fatalf("%s: history = %+v, %v", target, hs, err)
+		}
+		rev, orig := hs[0], hs[1]
+		if !rev.Revocation || !rev.Decision.Start.Equal(at) || rev.Decision.Reason != "ended by run --flush" || rev.Decision.Jail != "sshd" {
+			t.Errorf("%s: revocation entry = %+v", target, rev)
+		}
+		if orig.Revocation || !orig.RevokedAt.Equal(at) || orig.Decision.Reason != "5 failures in 10m" {
+			t.Errorf("%s: original entry = %+v", target, orig)
+		}
+	}
+	// The ban that had run its course keeps its history as it was.
+	if hs, _ := s.History(ctx, HistoryFilter{Target: pfx("192.0.2.2/32")}); len(hs) != 1 || !hs[0].RevokedAt.IsZero() {
+		t.Errorf("expired ban's history = %+v", hs)
+	}
+	if n, err := s.RevokeAll(ctx, event.Ban, at, "again"); n != 0 || err != nil {
+		t.Errorf("second RevokeAll = %d, %v; want 0, nil", n, err)
+	}
+}
