@@ -135,9 +135,17 @@ func chown(t *testing.T, path, owner string) {
 	}
 }
 
+// labOptions vary the lab from the shortened timings of
+// TestMailServersEndToEnd.
+type labOptions struct {
+	// defaults runs Rampart's default tarpit (1s to 20s) and Dovecot's own
+	// delays (auth_failure_delay 2s, the per-address penalty), as shipped.
+	defaults bool
+}
+
 // startMailLab writes the configurations and starts Rampart, Dovecot and
 // Postfix; t.Cleanup stops them all, whatever happens.
-func startMailLab(t *testing.T) *mailLab {
+func startMailLab(t *testing.T, opts labOptions) *mailLab {
 	requireMailTools(t)
 	bin := rampartBinary(t)
 	l := &mailLab{startedAt: time.Now()}
@@ -161,6 +169,10 @@ func startMailLab(t *testing.T) *mailLab {
 	secret := base64.StdEncoding.EncodeToString([]byte("dovecot:" + randHex(t, 12)))
 	writeFile(t, filepath.Join(rdir, "dovecot-auth"), "Basic "+secret+"\n")
 	socket := filepath.Join(rdir, "ctl.sock")
+	tarpit := fmt.Sprintf("tarpit = %q\ntarpit_max = %q\n", tarpitBase, tarpitMax)
+	if opts.defaults {
+		tarpit = ""
+	}
 	writeFile(t, filepath.Join(rdir, "rampart.toml"), fmt.Sprintf(`[daemon]
 state_dir = %q
 socket = %q
@@ -175,15 +187,11 @@ loopback = false
 
 [postfix_policy]
 listen = "127.0.0.1:%d"
-tarpit = %q
-tarpit_max = %q
-
+%s
 [dovecot_policy]
 listen = "127.0.0.1:%d"
 auth_file = %q
-tarpit = %q
-tarpit_max = %q
-
+%s
 [jail.postfix]
 filter = "postfix"
 mode = "aggressive"
@@ -192,8 +200,8 @@ files = [%q]
 [jail.dovecot]
 filter = "dovecot"
 files = [%q]
-`, filepath.Join(rdir, "state"), socket, l.postfixPolicy, tarpitBase, tarpitMax,
-		l.dovecotPolicy, filepath.Join(rdir, "dovecot-auth"), tarpitBase, tarpitMax, l.postfixLog, l.dcLog))
+`, filepath.Join(rdir, "state"), socket, l.postfixPolicy, tarpit,
+		l.dovecotPolicy, filepath.Join(rdir, "dovecot-auth"), tarpit, l.postfixLog, l.dcLog))
 	// The logs exist before Rampart follows them, so it reads them whole.
 	writeFile(t, l.postfixLog, "")
 	writeFile(t, l.dcLog, "")
@@ -232,6 +240,19 @@ files = [%q]
 	}
 	writeFile(t, filepath.Join(dc, "users"), users.String())
 	writeFile(t, filepath.Join(dc, "95-rampart.conf"), fmt.Sprintf(dovecotRampartConf, l.dovecotPolicy, secret, randHex(t, 16)))
+	// Dovecot's own delays (2s per failure, and a penalty per address growing
+	// to 15s) add to Rampart's: off, unless the options ask for defaults, so
+	// that the delays measured are Rampart's.
+	ownDelays := `auth_failure_delay = 0
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+`
+	if opts.defaults {
+		ownDelays = ""
+	}
 	writeFile(t, filepath.Join(dc, "dovecot.conf"), fmt.Sprintf(`base_dir = %[1]s/run
 state_dir = %[1]s/state
 log_path = %[2]s
@@ -266,17 +287,8 @@ service auth {
     group = postfix
   }
 }
-# Dovecot's own delays (2s per failure, and a penalty per address growing
-# to 15s) would add to Rampart's: off, so that the delays measured here
-# are Rampart's. Keep them on a server.
-auth_failure_delay = 0
-service anvil {
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
-!include 95-rampart.conf
-`, dc, l.dcLog, l.imap))
+%[4]s!include 95-rampart.conf
+`, dc, l.dcLog, l.imap, ownDelays))
 	l.dovecotOut = &syncBuffer{}
 	l.dovecot = exec.Command("dovecot", "-F", "-c", filepath.Join(dc, "dovecot.conf"))
 	l.dovecot.Stdout, l.dovecot.Stderr = l.dovecotOut, l.dovecotOut
@@ -674,7 +686,7 @@ func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // 127.0.0.2 and up ([allow] loopback = false), the firewall is the
 // log-only dry run.
 func TestMailServersEndToEnd(t *testing.T) {
-	l := startMailLab(t)
+	l := startMailLab(t, labOptions{})
 	t.Logf("rampart up in %v, Postfix and Dovecot in %v more", l.rampartUp.Sub(l.startedAt).Round(time.Millisecond), l.serversUp.Sub(l.rampartUp).Round(time.Millisecond))
 	alice, bob := mailUsers["alice@example.test"], mailUsers["bob@example.test"]
 
@@ -762,7 +774,12 @@ func TestMailServersEndToEnd(t *testing.T) {
 			bans = append(bans, fmt.Sprintf("%s (%s, %s)", b.IP, b.Jail, b.Scenario))
 		}
 		t.Logf("postfix policy %+v\ndovecot policy %+v\nlog lines not counted twice: %d\nbans: %s", *p.Postfix, *p.Dovecot, p.LogDuplicates, strings.Join(bans, ", "))
-		if p.Postfix.Failed != 0 || p.Postfix.Malformed != 0 || p.Postfix.Dropped != 0 || p.Dovecot.Bad != 0 {
+		// The enumerator was blinded, the banned SMTP clients refused, the
+		// banned IMAP guesser and the sprayed user's fresh address refused.
+		if p.Postfix.Blinded == 0 || p.Postfix.Rejected == 0 || p.Dovecot.Rejected == 0 || p.Dovecot.Delayed == 0 {
+			t.Errorf("counters miss what happened: postfix %+v, dovecot %+v", *p.Postfix, *p.Dovecot)
+		}
+		if p.Postfix.Failed != 0 || p.Postfix.Malformed != 0 || p.Postfix.Dropped != 0 || p.Dovecot.Bad != 0 || p.Dovecot.Unauthorized != 0 {
 			t.Errorf("policy servers saw trouble: postfix %+v, dovecot %+v", *p.Postfix, *p.Dovecot)
 		}
 		// Dovecot reported the failed logins live and logged them too:
@@ -1029,5 +1046,46 @@ func realUserLogsIn(t *testing.T, l *mailLab) {
 		if b, ok := l.bannedBy(t, a); ok {
 			t.Errorf("real user's %s banned: %+v", a, b)
 		}
+	}
+}
+
+// TestSMTPAuthWithinBudget: with Rampart's default tarpit and Dovecot's
+// own delays as shipped (auth_failure_delay, the per-address penalty), a
+// person who mistypes twice over SMTP AUTH gets in on the third try.
+// Postfix waits at most 10 seconds for Dovecot's SASL answer; past it the
+// client gets 454 whatever the password.
+func TestSMTPAuthWithinBudget(t *testing.T) {
+	l := startMailLab(t, labOptions{defaults: true})
+	const user = "carol@example.test"
+	from := addr("127.0.9.3")
+	var log []string
+	for i, pw := range []string{"carol-secret-3", "Carol-Secret-3", mailUsers[user]} {
+		more := []string{"--quit-after", "AUTH"}
+		if i == 2 {
+			more = []string{"--quit-after", "RCPT"}
+		}
+		rs := l.smtpAuth(t, from, user, pw, more...)
+		log = append(log, fmt.Sprintf("SMTP %d: %v", i+1, rs))
+		a, ok := reply(rs, "AUTH")
+		switch {
+		case !ok:
+			t.Fatalf("attempt %d refused before AUTH: %v\n%s", i+1, rs, strings.Join(log, "\n"))
+		case i < 2 && a.Code != 535:
+			t.Fatalf("typo %d: %v\n%s", i+1, rs, strings.Join(log, "\n"))
+		case i == 2 && a.Code != 235:
+			t.Fatalf("the right password after two typos: %v\n%s", rs, strings.Join(log, "\n"))
+		case a.Took > 9*time.Second:
+			// Postfix gives up at 10s: an answer this late is one busy
+			// moment from a 454.
+			t.Errorf("attempt %d: AUTH answered after %v, at the edge of Postfix's 10s", i+1, a.Took)
+		}
+		l.caughtUp(t)
+	}
+	t.Logf("%s:\n  %s", user, strings.Join(log, "\n  "))
+	if c := l.policyComplaints(); len(c) > 0 {
+		t.Errorf("the mail servers complain about the policy server:\n%s", strings.Join(c, "\n"))
+	}
+	if b, ok := l.bannedBy(t, from); ok {
+		t.Errorf("%s banned: %+v", from, b)
 	}
 }

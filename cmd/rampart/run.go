@@ -239,12 +239,12 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	if p := st.Policy; p != nil {
 		fmt.Fprintln(stdout)
 		if f := p.Postfix; f != nil {
-			fmt.Fprintf(stdout, "postfix policy: %d requests, %d delayed, %d connections open, %d failed, %d malformed, %d dropped\n",
-				f.Requests, f.Delayed, f.Open, f.Failed, f.Malformed, f.Dropped)
+			fmt.Fprintf(stdout, "postfix policy: %d requests, %d rejected, %d blinded, %d delayed, %d connections open, %d failed, %d malformed, %d dropped\n",
+				f.Requests, f.Rejected, f.Blinded, f.Delayed, f.Open, f.Failed, f.Malformed, f.Dropped)
 		}
 		if d := p.Dovecot; d != nil {
-			fmt.Fprintf(stdout, "dovecot policy: %d requests, %d delayed, %d rejected, %d reports, %d bad\n",
-				d.Requests, d.Delayed, d.Rejected, d.Reports, d.Bad)
+			fmt.Fprintf(stdout, "dovecot policy: %d requests, %d rejected, %d delayed, %d reports, %d bad, %d unauthorized\n",
+				d.Requests, d.Rejected, d.Delayed, d.Reports, d.Bad, d.Unauthorized)
 		}
 		fmt.Fprintf(stdout, "failed logins read from a log but already reported live: %d\n", p.LogDuplicates)
 	}

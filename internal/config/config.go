@@ -169,6 +169,10 @@ type DovecotPolicy struct {
 	// the environment variable RAMPART_DOVECOT_AUTH may give it instead.
 	AuthFile string `toml:"auth_file"`
 	Tarpit
+	// AuthFailureDelay is Dovecot's own auth_failure_delay (default 2s):
+	// an SMTP AUTH login must be answered within Postfix's 10 seconds,
+	// Dovecot's delays included.
+	AuthFailureDelay Duration `toml:"auth_failure_delay"`
 }
 
 // On reports whether an optional section is enabled (the default).
@@ -320,7 +324,7 @@ var knownKeys = map[string][]string{
 	"slow":           {"enabled", "failures", "window", "bantime"},
 	"known_good":     {"ttl", "grace", "factor"},
 	"postfix_policy": {"listen", "jail", "tarpit", "tarpit_max", "fail_closed", "max_conns"},
-	"dovecot_policy": {"listen", "jail", "auth_file", "tarpit", "tarpit_max"},
+	"dovecot_policy": {"listen", "jail", "auth_file", "tarpit", "tarpit_max", "auth_failure_delay"},
 	"daemon":         {"state_dir", "socket", "log_level", "log_format", "max_tracked"},
 	"firewall":       {"backend", "table", "ban_command", "unban_command"},
 	"allow":          {"entries", "resolve_every", "loopback"},
@@ -501,6 +505,7 @@ func (c *Config) applyDefaults() {
 		c.Dovecot.Jail = "dovecot"
 	}
 	defaultsInt(&c.Postfix.MaxConns, 20_000)
+	defaultsDur(&c.Dovecot.AuthFailureDelay, 2*time.Second)
 	for name, j := range c.Jails {
 		j.Name = name
 		if j.Filter == "" {

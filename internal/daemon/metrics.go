@@ -47,12 +47,16 @@ func (c *control) metrics(w http.ResponseWriter, r *http.Request) {
 		if pf := p.Postfix; pf != nil {
 			m.counter("rampart_postfix_policy_requests_total", "Postfix policy requests answered.", float64(pf.Requests))
 			m.counter("rampart_postfix_policy_delayed_total", "Postfix answers held back by the tarpit.", float64(pf.Delayed))
+			m.counter("rampart_postfix_policy_rejected_total", "Postfix answers refusing a banned client or a sprayed user.", float64(pf.Rejected))
+			m.counter("rampart_postfix_policy_blinded_total", "Postfix answers deferring an enumerator's recipient.", float64(pf.Blinded))
 			m.gauge("rampart_postfix_policy_parked", "Postfix connections waiting for a held answer.", float64(pf.Parked))
 			m.counter("rampart_postfix_policy_failed_total", "Postfix requests answered with the fail action.", float64(pf.Failed))
 		}
 		if dv := p.Dovecot; dv != nil {
 			m.counter("rampart_dovecot_policy_requests_total", "Dovecot policy requests.", float64(dv.Requests))
 			m.counter("rampart_dovecot_policy_rejected_total", "Dovecot logins refused.", float64(dv.Rejected))
+			m.counter("rampart_dovecot_policy_delayed_total", "Dovecot logins held back by the tarpit, each once.", float64(dv.Delayed))
+			m.counter("rampart_dovecot_policy_unauthorized_total", "Dovecot policy requests without the shared secret.", float64(dv.Unauthorized))
 		}
 	}
 }

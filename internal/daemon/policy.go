@@ -122,8 +122,9 @@ func (lf *liveFailures) absorb(ev event.Event, now time.Time) bool {
 
 // policies are the live policy servers that run.
 type policies struct {
-	postfix *postfix.Server
-	dovecot *dovecot.Handler
+	postfix        *postfix.Server
+	postfixHandler *postfix.JudgeHandler
+	dovecot        *dovecot.Handler
 }
 
 // PolicyStatus reports the live policy servers in Status.
@@ -153,8 +154,12 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 		if err != nil {
 			return fmt.Errorf("postfix policy server: %w", err)
 		}
+		// Over a unix socket only Postfix reaches (listenPolicy's
+		// permissions), a request's sasl_username is a login Postfix saw.
+		_, unix := strings.CutPrefix(l, "unix:")
+		ph := &postfix.JudgeHandler{Judge: d.judge(cfg.Postfix.Base.D(), cfg.Postfix.Max.D()), Jail: cfg.Postfix.Jail, TrustSASL: unix}
 		srv := &postfix.Server{
-			Handler:  &postfix.JudgeHandler{Judge: d.judge(cfg.Postfix.Base.D(), cfg.Postfix.Max.D()), Jail: cfg.Postfix.Jail},
+			Handler:  ph,
 			Logger:   d.log.With("server", "postfix-policy"),
 			MaxConns: cfg.Postfix.MaxConns,
 		}
@@ -162,7 +167,7 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 			srv.FailAction = postfix.Defer("Service temporarily unavailable")
 		}
 		d.mu.Lock()
-		d.policy.postfix = srv
+		d.policy.postfix, d.policy.postfixHandler = srv, ph
 		d.mu.Unlock()
 		d.serveUntil(ctx, wg, "postfix policy server", func() error { return srv.Serve(ln) }, srv.Shutdown, postfix.ErrServerClosed)
 		if path, ok := strings.CutPrefix(l, "unix:"); ok {
@@ -176,7 +181,7 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 		if err != nil {
 			return err
 		}
-		h := &dovecot.Handler{Judge: d.judge(cfg.Dovecot.Base.D(), cfg.Dovecot.Max.D()), Jail: cfg.Dovecot.Jail, Auth: auth, Logger: d.log}
+		h := &dovecot.Handler{Judge: d.judge(cfg.Dovecot.Base.D(), cfg.Dovecot.Max.D()), Jail: cfg.Dovecot.Jail, Auth: auth, FailureDelay: cfg.Dovecot.AuthFailureDelay.D(), Logger: d.log}
 		ln, err := net.Listen("tcp", l)
 		if err != nil {
 			return fmt.Errorf("dovecot policy server: %w", err)
@@ -268,6 +273,8 @@ func (d *Daemon) policyStatus() *PolicyStatus {
 	ps := &PolicyStatus{LogDuplicates: d.live.absorbed.Load()}
 	if p.postfix != nil {
 		st := p.postfix.Stats()
+		hs := p.postfixHandler.Stats()
+		st.Rejected, st.Blinded = hs.Rejected, hs.Blinded
 		ps.Postfix = &st
 	}
 	if p.dovecot != nil {

@@ -28,7 +28,7 @@ import (
 // policy_reject. Other attributes are ignored.
 type Request struct {
 	Login        string `json:"login"`
-	PwHash       string `json:"pwhash"` // truncated hash of nonce, login and password; never the password
+	PwHash       string // truncated hash of nonce, login and password; never the password
 	Remote       string `json:"remote"`
 	DeviceID     string `json:"device_id"`
 	Protocol     string `json:"protocol"`
@@ -50,28 +50,45 @@ const maxBody = 64 << 10
 //
 //	allow:  banned, or a sprayed user from an unknown address → reject (status -1,
 //	        no message: the client sees a wrong password)
-//	        suspicious → delay by the tarpit seconds; otherwise → allow
-//	report: success → the address becomes known-good; failure → a failed login event
+//	        suspicious → delay by the tarpit seconds (for SMTP AUTH, within
+//	        Postfix's 10s budget: see smtpBudget); otherwise → allow
+//	report: success → the address becomes known-good (only with Auth set);
+//	        failure → a failed login event
 type Handler struct {
 	Judge *policy.Judge
 	Jail  string // the jail events are counted in; "" lets the engine pick by service
 	// Auth is the Authorization header value Dovecot must send
-	// (auth_policy_server_api_header); empty accepts any request, which is
-	// only safe on loopback.
-	Auth   string
-	Logger *slog.Logger
+	// (auth_policy_server_api_header). Empty accepts any request and then
+	// never takes a reported success as proof of a good client: anyone who
+	// can reach the port could exempt an address from every cross-address
+	// scenario. The daemon always sets it.
+	Auth string
+	// FailureDelay is Dovecot's auth_failure_delay, part of the SMTP
+	// budget. Default 2s, Dovecot's.
+	FailureDelay time.Duration
+	Logger       *slog.Logger
 
-	requests, rejected, delayed, reports, bad atomic.Uint64
+	checks    checks
+	penalties penalties
+
+	requests, rejected, delayed, reports, bad, unauthorized atomic.Uint64
 }
 
-// Stats counts what the handler did.
+// Stats counts what the handler did. A login is counted once: Delayed
+// counts logins held back before their password was checked, not the
+// question Dovecot asks again after a correct one.
 type Stats struct {
-	Requests, Rejected, Delayed, Reports, Bad uint64
+	Requests     uint64 // allow and report requests answered
+	Rejected     uint64 // logins refused
+	Delayed      uint64 // logins held back by the tarpit
+	Reports      uint64 // outcomes reported
+	Bad          uint64 // malformed requests
+	Unauthorized uint64 // requests without the shared secret
 }
 
 // Stats returns the counters.
 func (h *Handler) Stats() Stats {
-	return Stats{h.requests.Load(), h.rejected.Load(), h.delayed.Load(), h.reports.Load(), h.bad.Load()}
+	return Stats{h.requests.Load(), h.rejected.Load(), h.delayed.Load(), h.reports.Load(), h.bad.Load(), h.unauthorized.Load()}
 }
 
 // rejectMsg is what a rejected client is told: nothing. Dovecot passes a
@@ -90,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.Auth != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(h.Auth)) != 1 {
-		h.bad.Add(1)
+		h.unauthorized.Add(1)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
@@ -115,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.requests.Add(1)
 	switch command(r) {
 	case "allow":
-		writeJSON(w, h.allow(addr, req.Login))
+		writeJSON(w, h.allow(addr, &req))
 	case "report":
 		h.report(addr, &req)
 		writeJSON(w, Response{})
@@ -131,28 +148,46 @@ func command(r *http.Request) string {
 	return strings.ToLower(r.URL.Query().Get("command"))
 }
 
-func (h *Handler) allow(addr netip.Addr, login string) Response {
-	v := h.Judge.Judge(addr, login, false)
+func (h *Handler) allow(addr netip.Addr, req *Request) Response {
+	now := time.Now()
+	first := h.checks.first(addr, req, now)
+	v := h.Judge.Judge(addr, req.Login, false)
 	switch v.Outcome {
 	case policy.Reject:
 		h.rejected.Add(1)
 		return Response{Status: -1, Msg: rejectMsg}
 	case policy.Delay:
+		if !first {
+			return Response{} // after the password: Dovecot would not wait
+		}
+		secs := int(math.Ceil(v.Delay.Seconds()))
+		if budgeted(req.Protocol) {
+			secs = min(secs, h.smtpCap(addr, now))
+		}
+		if secs <= 0 {
+			return Response{}
+		}
 		h.delayed.Add(1)
-		return Response{Status: int(math.Ceil(v.Delay.Seconds()))}
+		return Response{Status: secs}
 	}
 	return Response{}
 }
 
 func (h *Handler) report(addr netip.Addr, req *Request) {
+	h.checks.done(addr, req)
 	if req.Success == nil {
 		return
 	}
 	h.reports.Add(1)
 	ev := event.Event{Time: time.Now(), Service: "dovecot", Addr: addr, User: req.Login, Origin: "dovecot-policy", Jail: h.Jail}
 	if *req.Success {
+		h.penalties.succeeded(addr)
+		if h.Auth == "" {
+			return // unauthenticated: not proof of a good client
+		}
 		ev.Kind = event.AuthSuccess
 	} else {
+		h.penalties.failed(addr, ev.Time)
 		ev.Kind = event.AuthFailure
 	}
 	h.Judge.Report(ev)

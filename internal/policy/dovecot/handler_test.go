@@ -57,7 +57,7 @@ func allowReq(login, remote string) string {
 }
 
 func reportReq(login, remote string, success bool) string {
-	return fmt.Sprintf(`{"login":%q,"pwhash":"a3f","remote":%q,"protocol":"imap","success":%v,"policy_reject":false}`, login, remote, success)
+	return fmt.Sprintf(`{"login":%q,"pwhash":"a3f","remote":%q,"device_id":"","protocol":"imap","session_id":"x","success":%v,"policy_reject":false}`, login, remote, success)
 }
 
 func TestAllowReportFlow(t *testing.T) {
@@ -136,8 +136,115 @@ func TestBadRequests(t *testing.T) {
 	if r, _ := http.Get(srv.URL + "/?command=allow"); r.StatusCode != 405 {
 		t.Errorf("GET: %d", r.StatusCode)
 	}
-	if h.Stats().Bad < 6 {
-		t.Errorf("bad requests not counted: %+v", h.Stats())
+	if st := h.Stats(); st.Bad != 4 || st.Unauthorized != 2 {
+		t.Errorf("bad requests not counted: %+v", st)
+	}
+}
+
+func reqFor(login, remote, protocol string, success *bool) string {
+	s := fmt.Sprintf(`{"login":%q,"pwhash":"b7","remote":%q,"protocol":%q,"session_id":""`, login, remote, protocol)
+	if success != nil {
+		s += fmt.Sprintf(`,"success":%v,"policy_reject":false`, *success)
+	}
+	return s + "}"
+}
+
+// Dovecot asks twice for a login that succeeds, with the same JSON: before
+// the password and after it. The second question is not a second delay,
+// in the answer or in the counters.
+func TestOneLoginOneDelay(t *testing.T) {
+	srv, h, _, good := newServer(t)
+	allowURL, reportURL := srv.URL+"/?command=allow", srv.URL+"/?command=report"
+	no, yes := false, true
+	post(t, reportURL, auth, reqFor("carol", "198.51.100.30", "imap", &no))
+	if _, r := post(t, allowURL, auth, reqFor("carol", "198.51.100.30", "imap", nil)); r.Status != 1 {
+		t.Fatalf("before the password: %+v, want the 1s tarpit", r)
+	}
+	if _, r := post(t, allowURL, auth, reqFor("carol", "198.51.100.30", "imap", nil)); r.Status != 0 {
+		t.Fatalf("after the password: %+v, want no delay", r)
+	}
+	post(t, reportURL, auth, reqFor("carol", "198.51.100.30", "imap", &yes))
+	if st := h.Stats(); st.Delayed != 1 {
+		t.Fatalf("one delayed login counted %d times: %+v", st.Delayed, st)
+	}
+	if len(*good) != 1 {
+		t.Fatalf("known-good reports %v", *good)
+	}
+	// Once reported, the same password again is a new login.
+	post(t, reportURL, auth, reqFor("dave", "198.51.100.31", "imap", &no))
+	for i := range 2 {
+		if _, r := post(t, allowURL, auth, reqFor("dave", "198.51.100.31", "imap", nil)); r.Status == 0 {
+			t.Fatalf("attempt %d: not delayed", i)
+		}
+		post(t, reportURL, auth, reqFor("dave", "198.51.100.31", "imap", &no))
+	}
+	if st := h.Stats(); st.Delayed != 3 {
+		t.Fatalf("delayed %d, want 3: %+v", st.Delayed, st)
+	}
+}
+
+// A login Postfix passes on (protocol smtp) is answered within Postfix's
+// 10 seconds, Dovecot's own delays included: its failure delay (2s) and
+// its per-address penalty, which Rampart follows from the reports.
+func TestSMTPBudget(t *testing.T) {
+	srv, h, _, _ := newServer(t)
+	allowURL, reportURL := srv.URL+"/?command=allow", srv.URL+"/?command=report"
+	no := false
+	status := func(remote, protocol string) int {
+		t.Helper()
+		_, r := post(t, allowURL, auth, reqFor("erin", remote, protocol, nil))
+		post(t, reportURL, auth, reqFor("erin", remote, protocol, &no)) // the outcome, as Dovecot reports it
+		return r.Status
+	}
+	// Four failures known from elsewhere (the log), none through Dovecot:
+	// no penalty; the tarpit says 8s, SMTP leaves 10-1-2 = 7.
+	for range 4 {
+		h.Judge.Report(event.Event{Service: "dovecot", Kind: event.AuthFailure, Addr: netip.MustParseAddr("203.0.113.40"), User: "erin"})
+		h.Judge.Report(event.Event{Service: "dovecot", Kind: event.AuthFailure, Addr: netip.MustParseAddr("203.0.113.41"), User: "erin"})
+	}
+	if s := status("203.0.113.40", "imap"); s != 8 {
+		t.Fatalf("imap: %d, want the 8s tarpit", s)
+	}
+	if s := status("203.0.113.41", "smtp"); s != 7 {
+		t.Fatalf("smtp: %d, want 7 (10s budget - 1s margin - 2s failure delay)", s)
+	}
+	// A person's two typos through SMTP, then the right password: Dovecot
+	// waits 4s, then 8s (penalty) before checking; Rampart keeps within
+	// what is left.
+	var got []int
+	for range 3 {
+		got = append(got, status("198.51.100.50", "smtp"))
+	}
+	if fmt.Sprint(got) != "[0 1 0]" {
+		t.Fatalf("smtp statuses %v, want [0 1 0] (penalties 0, 4s, 8s)", got)
+	}
+	// A penalty older than 15s is gone in Dovecot too.
+	h.penalties.failed(netip.MustParseAddr("2001:db8:1:2::9"), time.Now().Add(-16*time.Second))
+	if d := h.penalties.delay(netip.MustParseAddr("2001:db8:1:ffff::1"), time.Now()); d != 0 {
+		t.Fatalf("stale penalty %v", d)
+	}
+	h.penalties.failed(netip.MustParseAddr("2001:db8:1:2::9"), time.Now())
+	if d := h.penalties.delay(netip.MustParseAddr("2001:db8:1:ffff::1"), time.Now()); d != 4*time.Second {
+		t.Fatalf("penalty of the /48: %v, want 4s", d)
+	}
+	for range 5 {
+		h.penalties.failed(netip.MustParseAddr("192.0.2.9"), time.Now())
+	}
+	if d := h.penalties.delay(netip.MustParseAddr("192.0.2.9"), time.Now()); d != 15*time.Second {
+		t.Fatalf("penalty after 5 failures %v, want Dovecot's 15s cap", d)
+	}
+}
+
+// Without the shared secret nothing reported proves a good client.
+func TestNoAuthNoKnownGood(t *testing.T) {
+	e, _ := engine.New(engine.DefaultConfig(engine.Jail{Name: "dovecot", Services: []string{"dovecot"}}))
+	var good []event.Event
+	h := &Handler{Judge: &policy.Judge{Engine: e, KnownGood: func(ev event.Event) { good = append(good, ev) }}}
+	yes := true
+	req := httptest.NewRequest(http.MethodPost, "/?command=report", strings.NewReader(reqFor("x", "192.0.2.1", "imap", &yes)))
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if len(good) != 0 {
+		t.Fatalf("unauthenticated success marked known-good: %v", good)
 	}
 }
 

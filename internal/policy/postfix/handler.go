@@ -2,6 +2,7 @@ package postfix
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/event"
@@ -15,34 +16,53 @@ import (
 //	suspicious                            → DUNNO, held back by the tarpit delay
 //	otherwise                             → DUNNO at once
 //
-// A request carrying sasl_username is a successful login: it is reported so
-// the client becomes known-good.
+// A request carrying sasl_username is a successful login. It is reported,
+// so that the client becomes known-good, only when TrustSASL is set: the
+// protocol has no authentication, and anyone who can reach a TCP port
+// could claim a login for any address and so exempt it from every
+// cross-address scenario. Set it for a unix socket only Postfix can reach.
 type JudgeHandler struct {
-	Judge *policy.Judge
-	Jail  string // the jail events are counted in; "" lets the engine pick by service
+	Judge     *policy.Judge
+	Jail      string // the jail events are counted in; "" lets the engine pick by service
+	TrustSASL bool
+
+	rejected, blinded atomic.Uint64
+}
+
+// JudgeStats counts the handler's verdicts other than DUNNO.
+type JudgeStats struct {
+	Rejected uint64 // REJECT: banned, or a sprayed user
+	Blinded  uint64 // DEFER for every recipient: an enumerator
+}
+
+// Stats returns the counters.
+func (h *JudgeHandler) Stats() JudgeStats {
+	return JudgeStats{Rejected: h.rejected.Load(), Blinded: h.blinded.Load()}
 }
 
 var _ Handler = (*JudgeHandler)(nil)
 
 // Replies, in one place. The texts read like Postfix's own.
 var (
-	denied  = Reject("Access denied")
-	blinded = Defer("Service temporarily unavailable, try again later")
+	denied    = Reject("Access denied")
+	blindness = Defer("Service temporarily unavailable, try again later")
 )
 
 // ServePolicy implements Handler.
 func (h *JudgeHandler) ServePolicy(ctx context.Context, r *Request) Answer {
 	addr := r.Client()
 	user := r.Get("sasl_username")
-	if user != "" && addr.IsValid() {
+	if user != "" && addr.IsValid() && h.TrustSASL {
 		h.Judge.Report(event.Event{Time: time.Now(), Service: "postfix", Kind: event.AuthSuccess, Addr: addr, User: user, Origin: "postfix-policy", Jail: h.Jail})
 	}
 	v := h.Judge.Judge(addr, user, r.State() == "RCPT")
 	switch v.Outcome {
 	case policy.Reject:
+		h.rejected.Add(1)
 		return Answer{Action: denied}
 	case policy.Blind:
-		return Answer{Action: blinded}
+		h.blinded.Add(1)
+		return Answer{Action: blindness}
 	case policy.Delay:
 		return Answer{Action: Dunno, Delay: v.Delay}
 	}

@@ -76,6 +76,8 @@ type Server struct {
 type Stats struct {
 	Requests  uint64 // requests answered
 	Delayed   uint64 // answers held back
+	Rejected  uint64 // REJECT answers (the daemon fills these two from its JudgeHandler)
+	Blinded   uint64 // DEFER answers to an enumerator
 	Parked    int    // connections waiting for a held answer now
 	Open      int    // connections open now
 	Malformed uint64 // malformed requests
