@@ -49,7 +49,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	al, err := allow.New(cfg.Allow.Entries, allow.Options{NoLoopback: !config.On(cfg.Allow.Loopback)})
+	al, err := allow.New(cfg.Allow.Entries, allow.Options{NoLoopback: !cfg.Allow.Loopback})
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.store = st
-	al, err := allow.New(opt.Config.Allow.Entries, allow.Options{Own: true, NoLoopback: !config.On(opt.Config.Allow.Loopback), Logger: d.log})
+	al, err := allow.New(opt.Config.Allow.Entries, allow.Options{Own: true, NoLoopback: !opt.Config.Allow.Loopback, Logger: d.log})
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -61,7 +61,7 @@ func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlis
 	}
 	for _, name := range cfg.JailNames() {
 		j := cfg.Jails[name]
-		if !j.On() {
+		if !j.Enabled {
 			continue
 		}
 		f, aliasMode, _ := reg.Lookup(j.Filter)
@@ -123,13 +123,13 @@ func EngineConfig(cfg *config.Config) engine.Config {
 		KnownGood:  engine.KnownGood{TTL: cfg.KnownGood.TTL.D(), Grace: cfg.KnownGood.Grace.D(), Factor: cfg.KnownGood.Factor},
 		ASNs:       engine.ASNs{Addresses: cfg.ASN.Addresses, Window: cfg.ASN.Window.D(), MaxRetry: cfg.ASN.MaxRetry},
 	}
-	if config.On(cfg.Enumerate.Enabled) {
+	if cfg.Enumerate.Enabled {
 		ec.Enumeration = engine.Enumeration{Recipients: cfg.Enumerate.Recipients, Window: cfg.Enumerate.Window.D()}
 	}
-	if config.On(cfg.Spray.Enabled) {
+	if cfg.Spray.Enabled {
 		ec.Spray = engine.Spray{Addresses: cfg.Spray.Addresses, Window: cfg.Spray.Window.D(), BanTime: cfg.Spray.BanTime.D()}
 	}
-	if config.On(cfg.Prefixes.Enabled) {
+	if cfg.Prefixes.Enabled {
 		levels := func(ls []config.Level) []engine.Level {
 			var out []engine.Level
 			for _, l := range ls {
@@ -140,10 +140,10 @@ func EngineConfig(cfg *config.Config) engine.Config {
 		ec.Prefixes = engine.Prefixes{V4: levels(cfg.Prefixes.IPv4), V6: levels(cfg.Prefixes.IPv6), Window: cfg.Prefixes.Window.D(),
 			BanTime: cfg.Prefixes.BanTime.D(), Suspect: cfg.Prefixes.SuspectMaxRetry}
 	}
-	if config.On(cfg.Surge.Enabled) {
+	if cfg.Surge.Enabled {
 		ec.Surge = engine.Surge{Factor: cfg.Surge.Factor, MinRate: cfg.Surge.MinRate, Hold: cfg.Surge.Hold.D(), MaxRetry: cfg.Surge.MaxRetry}
 	}
-	if config.On(cfg.Slow.Enabled) {
+	if cfg.Slow.Enabled {
 		ec.Slow = engine.Slow{Failures: cfg.Slow.Failures, Window: cfg.Slow.Window.D(), BanTime: cfg.Slow.BanTime.D()}
 	}
 	return ec
@@ -237,12 +237,16 @@ func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (
 	return ev, true, ds
 }
 
-// Describe renders a decision for people: "ban 192.0.2.1 for 10m (sshd/ip-failures: …)".
+// Describe renders a decision for people: "ban 192.0.2.1 for 10m
+// (ip-failures, jail sshd: …)", "… until revoked" for a permanent ban.
 func Describe(d event.Decision) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s", d.Action, Target(d.Target))
-	if d.Duration > 0 {
-		fmt.Fprintf(&b, " for %s", d.Duration)
+	switch {
+	case d.Duration > 0:
+		fmt.Fprintf(&b, " for %s", config.FormatDuration(d.Duration))
+	case d.Action == event.Ban:
+		b.WriteString(" until revoked")
 	}
 	fmt.Fprintf(&b, " (%s", d.Scenario)
 	if d.Jail != "" {

@@ -89,7 +89,7 @@ var (
 		V4: []Level{{Bits: 24, Addresses: 3}}, V6: []Level{{Bits: 64, Addresses: 3}},
 		Window: 6 * time.Hour, BanTime: time.Hour, Suspect: 1,
 	}
-	DefaultASNs      = ASNs{Addresses: 10, Window: time.Hour, MaxRetry: 2}
+	DefaultASNs      = ASNs{Addresses: 8, Window: time.Hour, MaxRetry: 2}
 	DefaultSurge     = Surge{Factor: 5, MinRate: 30, Hold: 10 * time.Minute, MaxRetry: 2}
 	DefaultSlow      = Slow{Failures: 8, Window: 12 * time.Hour, BanTime: 24 * time.Hour}
 	DefaultKnownGood = KnownGood{TTL: 90 * 24 * time.Hour, Grace: 90 * time.Second, Factor: 3}

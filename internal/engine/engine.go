@@ -28,7 +28,7 @@ type Jail struct {
 	Services []string           // services whose events count here when Event.Jail is empty
 	MaxRetry int                // failures within FindTime that ban an address
 	FindTime time.Duration      // the sliding window
-	BanTime  time.Duration      // the first ban's duration; escalation lengthens later ones
+	BanTime  time.Duration      // the first ban's duration; escalation lengthens later ones; Permanent: until revoked
 	Weights  map[event.Kind]int // failures one event of a kind counts for; default 1, 0 ignores the kind
 }
 
@@ -45,8 +45,13 @@ type Escalation struct {
 type Recidive struct {
 	Bans    int // 0 disables
 	Window  time.Duration
-	BanTime time.Duration
+	BanTime time.Duration // may be Permanent
 }
+
+// Permanent, as a ban time (any negative one), bans until revoked, like
+// fail2ban's bantime = -1. The decisions it makes have Duration 0;
+// escalation leaves them so, and a permanent ban is longer than any other.
+const Permanent time.Duration = -1
 
 // Allowlist says which addresses must never be banned.
 type Allowlist interface {
@@ -227,7 +232,7 @@ func New(cfg Config) (*Engine, error) {
 		if j.FindTime <= 0 {
 			j.FindTime = DefaultFindTime
 		}
-		if j.BanTime <= 0 {
+		if j.BanTime == 0 {
 			j.BanTime = DefaultBanTime
 		}
 		e.byName[j.Name] = i
@@ -351,8 +356,12 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	return out
 }
 
-// longer returns a when it is set and longer than b, else b.
+// longer returns a when it is set and longer than b, else b; a Permanent
+// ban time is the longest.
 func longer(a, b time.Duration) time.Duration {
+	if a < 0 || b < 0 {
+		return Permanent
+	}
 	if a > b {
 		return a
 	}
@@ -563,6 +572,9 @@ func (e *Engine) jailFor(ev event.Event) (int, bool) {
 // and returns the decision.
 func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) event.Decision {
 	dur, scenario, reason := e.escalate(target, t, base, scenario, reason)
+	if dur < 0 {
+		dur = 0 // Permanent: the Decision's "until revoked"
+	}
 	d := event.Decision{
 		Target:   target,
 		Action:   event.Ban,
@@ -597,6 +609,9 @@ func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, 
 	e.offenders.put(key, o)
 
 	dur := base
+	if base < 0 {
+		return Permanent, scenario, reason // nothing is longer, nor made shorter
+	}
 	if prior > 0 && e.cfg.Escalation.Factor > 1 {
 		f := math.Pow(e.cfg.Escalation.Factor, float64(prior))
 		if scaled := float64(base) * f; scaled < float64(e.cfg.Escalation.Max) {
@@ -606,7 +621,7 @@ func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, 
 		}
 		reason += fmt.Sprintf("; ban %d within %s", prior+1, fmtDuration(e.cfg.Escalation.Window))
 	}
-	if rc := e.cfg.Recidive; rc.Bans > 0 && recent+1 >= rc.Bans && rc.BanTime > dur {
+	if rc := e.cfg.Recidive; rc.Bans > 0 && recent+1 >= rc.Bans && longer(rc.BanTime, dur) != dur {
 		return rc.BanTime, "recidive", fmt.Sprintf("banned %d times within %s; %s", recent+1, fmtDuration(rc.Window), reason)
 	}
 	return dur, scenario, reason

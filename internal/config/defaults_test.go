@@ -1,0 +1,172 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestDefaultsOneSource: a file that says nothing is the embedded defaults
+// (without their jails), and a key a file leaves out keeps its default:
+// default.toml is the only place a default is written.
+func TestDefaultsOneSource(t *testing.T) {
+	empty, err := Parse("empty.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if len(empty.Jails) != 0 || len(def.Jails) != 3 {
+		t.Fatalf("jails: %d in an empty file, %d in the defaults", len(empty.Jails), len(def.Jails))
+	}
+	for _, c := range []*Config{empty, def} {
+		c.File, c.Jails, c.lines = "", nil, nil
+	}
+	if !reflect.DeepEqual(empty, def) {
+		t.Fatalf("an empty file differs from the defaults:\n%+v\n%+v", empty, def)
+	}
+	// One key set; its neighbours keep their defaults.
+	c, err := Parse("r.toml", []byte("[spray]\nwindow = \"2h\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default().Spray
+	want.Window = Duration(2 * 60 * 60 * 1e9)
+	if c.Spray != want {
+		t.Fatalf("spray = %+v, want %+v", c.Spray, want)
+	}
+}
+
+// TestDefaultTOMLSetsEveryKey: every key of the schema outside the jails
+// is written in default.toml, so the printed defaults show them all, and
+// none is left to a Go zero value.
+func TestDefaultTOMLSetsEveryKey(t *testing.T) {
+	lines := keyLines(defaultTOML)
+	var missing []string
+	for _, table := range fields(reflect.TypeFor[Config]()) {
+		if table.key == "jail" {
+			continue
+		}
+		for _, f := range fields(table.typ) {
+			if _, ok := lines[table.key+"."+f.key]; !ok {
+				missing = append(missing, table.key+"."+f.key)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("default.toml does not set %s", strings.Join(missing, ", "))
+	}
+}
+
+// TestExplicitZeroIsNotTheDefault: a value written in the file is the
+// value used, or an error; 0 used to become the default silently (and
+// spray.addresses = 0 would now turn spraying off unseen).
+func TestExplicitZeroIsNotTheDefault(t *testing.T) {
+	for in, want := range map[string]string{
+		"[spray]\naddresses = 0\n":                            `r.toml:2: key "spray.addresses": 0 is out of range (2 to 8)`,
+		"[defaults]\nmaxretry = 0\n":                          `r.toml:2: key "defaults.maxretry": 0 is out of range (1 to 1000)`,
+		"[daemon]\nmax_tracked = 0\n":                         `r.toml:2: key "daemon.max_tracked": 0 is out of range (1000 to 50000000)`,
+		"[surge]\nfactor = 0\n":                               `r.toml:2: key "surge.factor": 0 is out of range (1 to 1000)`,
+		"[escalation]\nfactor = 0.5\n":                        `r.toml:2: key "escalation.factor": 0.5 is out of range (1 to 100)`,
+		"[slow]\nfailures = 9\n":                              `r.toml:2: key "slow.failures": 9 is out of range (2 to 8)`,
+		"[known_good]\nttl = 0\n":                             `r.toml:2: key "known_good.ttl": 0s is out of range (1h to 365d)`,
+		"[postfix_policy]\nmax_conns = 0\n":                   `r.toml:2: key "postfix_policy.max_conns": 0 is out of range (1 to 1000000)`,
+		"[prefixes]\nipv4 = [{ bits = 24, addresses = 9 }]\n": `r.toml:2: level 1: bits must be 8..31 and addresses 1..8`,
+	} {
+		_, err := Parse("r.toml", []byte(in))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q:\n got  %v\n want %s", in, err, want)
+		}
+	}
+}
+
+// TestJailsInheritDefaults: a jail takes what it leaves out from
+// [defaults], wherever [defaults] is written in the file, and keeps what
+// it sets.
+func TestJailsInheritDefaults(t *testing.T) {
+	c, err := Parse("r.toml", []byte(`
+[jail.a]
+files = ["/a"]
+maxretry = 3
+
+[defaults]
+maxretry = 7
+findtime = "1h"
+bantime = "2h"
+
+[jail.b]
+files = ["/b"]
+bantime = -1
+enabled = false
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Jails["a"], c.Jails["b"]
+	if a.MaxRetry != 3 || a.FindTime.String() != "1h" || a.BanTime.String() != "2h" || !a.Enabled || a.Filter != "a" {
+		t.Errorf("jail a = %+v", a)
+	}
+	if b.MaxRetry != 7 || !b.BanTime.Permanent() || b.Enabled {
+		t.Errorf("jail b = %+v", b)
+	}
+	if got := c.EnabledJails(); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("enabled jails %v", got)
+	}
+}
+
+// TestHintsFromSchema: the keys offered as "did you mean" come from the
+// schema itself (embedded tables included), the event kinds from package
+// event.
+func TestHintsFromSchema(t *testing.T) {
+	for in, want := range map[string]string{
+		"[postfix_policy]\ntarpit_mx = \"1s\"\n":                         `r.toml:2: unknown key "tarpit_mx" (did you mean "tarpit_max"?)`,
+		"[dovecot_policy]\nauthfile = \"/x\"\n":                          `r.toml:2: unknown key "authfile" (did you mean "auth_file"?)`,
+		"[jail.s]\nfiles = [\"/a\"]\n[jail.s.journal]\nunit = [\"x\"]\n": `r.toml:4: jail "s": unknown key "unit" (did you mean "units"?)`,
+		"[[prefixes.ipv4]]\nbit = 24\n":                                  `r.toml:2: unknown key "bit" (did you mean "bits"?)`,
+		"[surge]\nmin_rat = 3\n":                                         `r.toml:2: unknown key "min_rat" (did you mean "min_rate"?)`,
+		"[jail.s]\nfiles = [\"/a\"]\nweights = { unknown-usr = 2 }\n":    `r.toml:3: jail "s": unknown event kind "unknown-usr" (did you mean "unknown-user"?); want one of auth-failure, unknown-user, recipient-unknown, protocol-abuse, probe, rejected`,
+		"[defaults]\nweights = { auth-success = 1 }\n":                   `r.toml:2: unknown event kind "auth-success"`,
+	} {
+		_, err := Parse("r.toml", []byte(in))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q:\n got  %v\n want %s", in, err, want)
+		}
+	}
+}
+
+// TestRangesDocumented: docs/configuration.md lists every key's allowed
+// range as the schema has it, and a jail's keys have the ranges of the
+// [defaults] they inherit from.
+func TestRangesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jailRanges := map[string]string{}
+	for _, f := range fields(reflect.TypeFor[Jail]()) {
+		jailRanges[f.key] = f.rng
+	}
+	for _, table := range fields(reflect.TypeFor[Config]()) {
+		if table.key == "jail" {
+			continue
+		}
+		for _, f := range fields(table.typ) {
+			if f.rng == "" {
+				continue
+			}
+			if table.key == "defaults" && jailRanges[f.key] != f.rng {
+				t.Errorf("jail key %s has range %q, [defaults] %q", f.key, jailRanges[f.key], f.rng)
+			}
+			spec, permanent := strings.CutSuffix(f.rng, ",permanent")
+			row := fmt.Sprintf("| `%s.%s` | %s |", table.key, f.key, strings.ReplaceAll(spec, "..", " to "))
+			if permanent {
+				row = fmt.Sprintf("| `%s.%s` | %s, or `-1` (permanent) |", table.key, f.key, strings.ReplaceAll(spec, "..", " to "))
+			}
+			if !strings.Contains(string(doc), row) {
+				t.Errorf("docs/configuration.md lacks the row %s", row)
+			}
+		}
+	}
+}

@@ -1,0 +1,331 @@
+package config
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// The schema: what a configuration file may say. The toml tags are the
+// keys (the "did you mean" hints are derived from them, see keysAt); a
+// range tag gives a number's or a duration's allowed values, checked for
+// every key that has one (see checkRanges): "lo..hi", and for a ban time
+// ",permanent" when -1 (a ban until revoked) is allowed. The default of
+// every key is in default.toml, nowhere else.
+
+// Config is the whole configuration.
+type Config struct {
+	File       string           `toml:"-"` // where it was read; "" for the embedded defaults
+	Daemon     Daemon           `toml:"daemon"`
+	Firewall   Firewall         `toml:"firewall"`
+	Allow      Allow            `toml:"allow"`
+	Defaults   JailDefaults     `toml:"defaults"`
+	Escalation Escalation       `toml:"escalation"`
+	Recidive   Recidive         `toml:"recidive"`
+	Syslog     Syslog           `toml:"syslog"`
+	Spray      Spray            `toml:"spray"`
+	Prefixes   Prefixes         `toml:"prefixes"`
+	ASN        ASN              `toml:"asn"`
+	Surge      Surge            `toml:"surge"`
+	Slow       Slow             `toml:"slow"`
+	KnownGood  KnownGood        `toml:"known_good"`
+	Enumerate  Enumeration      `toml:"enumeration"`
+	Postfix    PostfixPolicy    `toml:"postfix_policy"`
+	Dovecot    DovecotPolicy    `toml:"dovecot_policy"`
+	Jails      map[string]*Jail `toml:"jail"`
+
+	lines map[string]int // dotted key → line in File, for errors found after decoding
+}
+
+// Daemon holds process-wide settings.
+type Daemon struct {
+	StateDir   string `toml:"state_dir"`                          // the SQLite store lives here
+	Socket     string `toml:"socket"`                             // control socket for rampart status/ban/unban
+	LogLevel   string `toml:"log_level"`                          // debug, info, warn, error
+	LogFormat  string `toml:"log_format"`                         // text or json
+	MaxTracked int    `toml:"max_tracked" range:"1000..50000000"` // cap on tracked addresses per table
+}
+
+// Firewall selects and configures the enforcer.
+type Firewall struct {
+	Backend      string `toml:"backend"` // auto, nftables, ipset, command, log
+	Table        string `toml:"table"`   // nftables table (family inet) or ipset name prefix
+	BanCommand   string `toml:"ban_command"`
+	UnbanCommand string `toml:"unban_command"`
+}
+
+// Allow lists addresses never to ban.
+type Allow struct {
+	Entries      []string `toml:"entries"` // addresses, CIDR prefixes or DNS names
+	ResolveEvery Duration `toml:"resolve_every" range:"10s..1d"`
+	// Loopback allows the whole loopback network (127.0.0.0/8, ::1), the
+	// default. false leaves only the host's own addresses (127.0.0.1 and ::1
+	// among them), so that tests can attack from 127.0.0.2 and the like.
+	Loopback bool `toml:"loopback"`
+}
+
+// JailDefaults apply to every jail that does not set its own.
+type JailDefaults struct {
+	MaxRetry int            `toml:"maxretry" range:"1..1000"`
+	FindTime Duration       `toml:"findtime" range:"1s..30d"`
+	BanTime  Duration       `toml:"bantime" range:"1s..365d,permanent"`
+	Weights  map[string]int `toml:"weights"` // event kind → failures it counts for
+}
+
+// Spray bans addresses trying a user name that fails from many addresses.
+type Spray struct {
+	Enabled   bool     `toml:"enabled"`
+	Addresses int      `toml:"addresses" range:"2..8"` // the engine tells at most 8 addresses apart per name
+	Window    Duration `toml:"window" range:"1m..30d"`
+	BanTime   Duration `toml:"bantime" range:"1m..365d"`
+}
+
+// Level is one prefix length to aggregate bad addresses at.
+type Level struct {
+	Bits      int `toml:"bits"`
+	Addresses int `toml:"addresses"`
+}
+
+// Prefixes bans networks holding many bad addresses.
+type Prefixes struct {
+	Enabled         bool     `toml:"enabled"`
+	IPv4            []Level  `toml:"ipv4"`
+	IPv6            []Level  `toml:"ipv6"`
+	Window          Duration `toml:"window" range:"1m..30d"`
+	BanTime         Duration `toml:"bantime" range:"1m..365d"`
+	SuspectMaxRetry int      `toml:"suspect_maxretry" range:"1..100"`
+}
+
+// ASN lowers thresholds inside autonomous systems with many bad addresses.
+type ASN struct {
+	Database  string   `toml:"database"` // MaxMind-format ASN database; "" disables
+	Addresses int      `toml:"addresses" range:"1..8"`
+	Window    Duration `toml:"window" range:"1m..30d"`
+	MaxRetry  int      `toml:"maxretry" range:"1..100"`
+}
+
+// Surge tightens thresholds while the failure rate jumps.
+type Surge struct {
+	Enabled  bool     `toml:"enabled"`
+	Factor   float64  `toml:"factor" range:"1..1000"`
+	MinRate  int      `toml:"min_rate" range:"1..1000000"`
+	Hold     Duration `toml:"hold" range:"1m..1d"`
+	MaxRetry int      `toml:"maxretry" range:"1..100"`
+}
+
+// Slow bans addresses failing slowly over a long window.
+type Slow struct {
+	Enabled  bool     `toml:"enabled"`
+	Failures int      `toml:"failures" range:"2..8"` // a tracked address keeps its last 8 failure times
+	Window   Duration `toml:"window" range:"1m..30d"`
+	BanTime  Duration `toml:"bantime" range:"1m..365d"`
+}
+
+// Enumeration flags clients probing for valid recipients; the Postfix
+// policy server then gives them the same answer for every recipient.
+type Enumeration struct {
+	Enabled    bool     `toml:"enabled"`
+	Recipients int      `toml:"recipients" range:"1..8"`
+	Window     Duration `toml:"window" range:"1m..30d"`
+}
+
+// KnownGood remembers addresses that logged in.
+type KnownGood struct {
+	TTL    Duration `toml:"ttl" range:"1h..365d"`
+	Grace  Duration `toml:"grace" range:"0s..1h"`
+	Factor int      `toml:"factor" range:"1..100"`
+}
+
+// Tarpit delays suspicious clients of a live policy server: Base after the
+// first recent failure, doubling with each further one, at most Max. A
+// Base of 0 turns the tarpit off.
+type Tarpit struct {
+	Base Duration `toml:"tarpit" range:"0s..5m"`
+	Max  Duration `toml:"tarpit_max" range:"0s..5m"`
+}
+
+// PostfixPolicy is the Postfix policy delegation server
+// (check_policy_service).
+type PostfixPolicy struct {
+	Listen string `toml:"listen"` // "127.0.0.1:10023" or "unix:/run/rampart/postfix-policy.sock"; "" disables
+	Jail   string `toml:"jail"`   // the jail its events count in
+	Tarpit
+	FailClosed bool `toml:"fail_closed"` // answer DEFER instead of DUNNO when the engine cannot
+	MaxConns   int  `toml:"max_conns" range:"1..1000000"`
+}
+
+// DovecotPolicy is the Dovecot authentication policy server
+// (auth_policy_server_url).
+type DovecotPolicy struct {
+	Listen string `toml:"listen"` // "127.0.0.1:10024"; "" disables
+	Jail   string `toml:"jail"`
+	// AuthFile holds the Authorization header value Dovecot sends
+	// (auth_policy_server_api_header), e.g. "Basic cmFtcGFydDpzZWNyZXQ=";
+	// the environment variable RAMPART_DOVECOT_AUTH may give it instead.
+	AuthFile string `toml:"auth_file"`
+	Tarpit
+	// AuthFailureDelay is Dovecot's own auth_failure_delay (default 2s):
+	// an SMTP AUTH login must be answered within Postfix's 10 seconds,
+	// Dovecot's delays included.
+	AuthFailureDelay Duration `toml:"auth_failure_delay" range:"1s..10s"`
+}
+
+// Escalation lengthens repeat bans.
+type Escalation struct {
+	Factor float64  `toml:"factor" range:"1..100"`
+	Max    Duration `toml:"max" range:"1m..365d"`
+	Window Duration `toml:"window" range:"1m..365d"`
+}
+
+// Recidive bans long-term repeat offenders.
+type Recidive struct {
+	Bans    int      `toml:"bans" range:"1..1000"`
+	Window  Duration `toml:"window" range:"1m..365d"`
+	BanTime Duration `toml:"bantime" range:"1m..365d,permanent"`
+}
+
+// Syslog configures the syslog listener that jails with syslog = true read.
+type Syslog struct {
+	UDP string `toml:"udp"` // listen address, e.g. "127.0.0.1:514"; "" disables
+	TCP string `toml:"tcp"`
+}
+
+// Jail ties filters to log sources and thresholds. A key a jail leaves
+// out takes its value from [defaults] (see newJail).
+type Jail struct {
+	Name     string         `toml:"-"`
+	Enabled  bool           `toml:"enabled"`
+	Filter   string         `toml:"filter"` // a built-in filter name or alias
+	Mode     string         `toml:"mode"`
+	Files    []string       `toml:"files"`
+	Journal  *Journal       `toml:"journal"`
+	Syslog   bool           `toml:"syslog"`
+	MaxRetry int            `toml:"maxretry" range:"1..1000"`
+	FindTime Duration       `toml:"findtime" range:"1s..30d"`
+	BanTime  Duration       `toml:"bantime" range:"1s..365d,permanent"`
+	Weights  map[string]int `toml:"weights"` // event kind → failures it counts for
+}
+
+// Journal selects journald records.
+type Journal struct {
+	Units       []string `toml:"units"`
+	Identifiers []string `toml:"identifiers"`
+}
+
+// newJail returns a jail named name as [defaults] makes it before its own
+// table is read: enabled, reading the filter of its name, with the
+// default thresholds.
+func (c *Config) newJail(name string) *Jail {
+	return &Jail{
+		Name:     name,
+		Enabled:  true,
+		Filter:   name,
+		MaxRetry: c.Defaults.MaxRetry,
+		FindTime: c.Defaults.FindTime,
+		BanTime:  c.Defaults.BanTime,
+	}
+}
+
+// JailNames returns the jail names, sorted.
+func (c *Config) JailNames() []string {
+	names := make([]string, 0, len(c.Jails))
+	for n := range c.Jails {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// EnabledJails returns the names of the enabled jails, sorted.
+func (c *Config) EnabledJails() []string {
+	var names []string
+	for _, n := range c.JailNames() {
+		if c.Jails[n].Enabled {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// field is one key of a table of the schema.
+type field struct {
+	key   string // its toml tag
+	index []int  // for reflect.Value.FieldByIndex
+	typ   reflect.Type
+	rng   string // its range tag
+}
+
+// fields lists the keys of a table type, those of embedded structs (Tarpit)
+// included, in the order they are declared.
+func fields(t reflect.Type) []field {
+	var out []field
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			for _, sub := range fields(f.Type) {
+				sub.index = append([]int{i}, sub.index...)
+				out = append(out, sub)
+			}
+			continue
+		}
+		key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		out = append(out, field{key: key, index: []int{i}, typ: f.Type, rng: f.Tag.Get("range")})
+	}
+	return out
+}
+
+// tableAt returns the table type a dotted key path leads to ("jail",
+// "sshd", "journal" leads to Journal; a map's key is any name), or nil
+// when the path names no table.
+func tableAt(path []string) reflect.Type {
+	t := reflect.TypeFor[Config]()
+	for i := 0; i < len(path); i++ {
+		t = tableOf(t)
+		if t.Kind() == reflect.Map {
+			t = t.Elem() // path[i] is the map's key: a jail's name
+			continue
+		}
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		found := false
+		for _, f := range fields(t) {
+			if f.key == path[i] {
+				t, found = f.typ, true
+				break
+			}
+		}
+		if !found {
+			return nil
+		}
+	}
+	if t = tableOf(t); t.Kind() == reflect.Struct {
+		return t
+	}
+	return nil
+}
+
+// tableOf looks through pointers and slices ([[prefixes.ipv4]] tables) to
+// the table type they hold.
+func tableOf(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	return t
+}
+
+// keysAt lists the keys the table at path accepts, for "did you mean" hints.
+func keysAt(path []string) []string {
+	t := tableAt(path)
+	if t == nil {
+		return nil
+	}
+	var keys []string
+	for _, f := range fields(t) {
+		keys = append(keys, f.key)
+	}
+	return keys
+}

@@ -1,0 +1,304 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// FilterCheck reports whether a filter name (or alias) and mode exist; the
+// daemon passes the filter registry's lookup so config stays independent of it.
+type FilterCheck func(name, mode string) error
+
+// validate checks what decoding cannot: ranges, names, addresses, and
+// that the parts refer to each other consistently. The first problem found
+// is returned, at its file:line.
+func (c *Config) validate() error {
+	if err := c.checkRanges(reflect.ValueOf(c).Elem(), ""); err != nil {
+		return err
+	}
+	if err := oneOf(c, "daemon.log_level", c.Daemon.LogLevel, "debug", "info", "warn", "error"); err != nil {
+		return err
+	}
+	if err := oneOf(c, "daemon.log_format", c.Daemon.LogFormat, "text", "json"); err != nil {
+		return err
+	}
+	if err := oneOf(c, "firewall.backend", c.Firewall.Backend, "auto", "nftables", "ipset", "command", "log"); err != nil {
+		return err
+	}
+	if c.Firewall.Backend == "command" && c.Firewall.BanCommand == "" {
+		return c.errorf("firewall.backend", "backend \"command\" needs ban_command (and usually unban_command)")
+	}
+	if !validName(c.Firewall.Table) {
+		return c.errorf("firewall.table", "key \"table\": %q must be letters, digits, '-' or '_'", c.Firewall.Table)
+	}
+	for i, e := range c.Allow.Entries {
+		if err := checkAllowEntry(e); err != nil {
+			return c.errorf("allow.entries", "entry %d: %v", i+1, err)
+		}
+	}
+	for _, a := range []struct{ key, addr string }{{"syslog.udp", c.Syslog.UDP}, {"syslog.tcp", c.Syslog.TCP}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(a.addr); err != nil {
+			return c.errorf(a.key, "key %q: %q is not an address:port", a.key[len("syslog."):], a.addr)
+		}
+	}
+	for i, lv := range c.Prefixes.IPv4 {
+		if lv.Bits < 8 || lv.Bits > 31 || lv.Addresses < 1 || lv.Addresses > 8 {
+			return c.errorf("prefixes.ipv4", "level %d: bits must be 8..31 and addresses 1..8", i+1)
+		}
+	}
+	for i, lv := range c.Prefixes.IPv6 {
+		if lv.Bits < 16 || lv.Bits > 127 || lv.Addresses < 1 || lv.Addresses > 8 {
+			return c.errorf("prefixes.ipv6", "level %d: bits must be 16..127 and addresses 1..8", i+1)
+		}
+	}
+	if c.ASN.Database != "" && !strings.HasPrefix(c.ASN.Database, "/") {
+		return c.errorf("asn.database", "key \"database\": %q is not an absolute path", c.ASN.Database)
+	}
+	if err := c.checkPolicies(); err != nil {
+		return err
+	}
+	if err := c.checkWeights("defaults.weights", c.Defaults.Weights); err != nil {
+		return err
+	}
+	for _, name := range c.JailNames() {
+		if err := c.checkJail(name, c.Jails[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkJail(name string, j *Jail) error {
+	key := "jail." + name
+	if err := c.checkWeights(key+".weights", j.Weights); err != nil {
+		return err
+	}
+	if !validName(name) {
+		return c.errorf(key, "jail name must be letters, digits, '-' or '_'")
+	}
+	if !j.Enabled {
+		return nil
+	}
+	if len(j.Files) == 0 && j.Journal == nil && !j.Syslog {
+		return c.errorf(key, "no log source: set files, journal or syslog = true")
+	}
+	if j.Syslog && c.Syslog.UDP == "" && c.Syslog.TCP == "" {
+		return c.errorf(key+".syslog", "syslog = true but no [syslog] listener (udp or tcp) is configured")
+	}
+	for _, f := range j.Files {
+		if !strings.HasPrefix(f, "/") {
+			return c.errorf(key+".files", "key \"files\": %q is not an absolute path", f)
+		}
+	}
+	return nil
+}
+
+func oneOf(c *Config, key, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return c.errorf(key, "key %q: %q is not one of %s", key[strings.LastIndexByte(key, '.')+1:], v, strings.Join(allowed, ", "))
+}
+
+// checkRanges checks every key with a range tag in the table v (at the
+// dotted prefix), its sub-tables and every jail.
+func (c *Config) checkRanges(v reflect.Value, prefix string) error {
+	for _, f := range fields(v.Type()) {
+		fv := v.FieldByIndex(f.index)
+		key := prefix + f.key
+		switch {
+		case f.rng != "":
+			if err := c.checkRange(key, fv, f.rng); err != nil {
+				return err
+			}
+		case fv.Kind() == reflect.Struct:
+			if err := c.checkRanges(fv, key+"."); err != nil {
+				return err
+			}
+		case fv.Kind() == reflect.Map && fv.Type().Elem() == reflect.TypeFor[*Jail]():
+			for _, name := range c.JailNames() {
+				if err := c.checkRanges(reflect.ValueOf(c.Jails[name]).Elem(), key+"."+name+"."); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkRange checks one value against its range tag: "lo..hi", with
+// ",permanent" when -1 is allowed too.
+func (c *Config) checkRange(key string, v reflect.Value, tag string) error {
+	spec, permanent := strings.CutSuffix(tag, ",permanent")
+	lo, hi, _ := strings.Cut(spec, "..")
+	want := lo + " to " + hi
+	in := true
+	var shown string
+	switch x := v.Interface().(type) {
+	case Duration:
+		if x.Permanent() {
+			if permanent {
+				return nil
+			}
+			return c.errorf(key, "%s: -1 (permanent) is not allowed here; want %s", keyName(key), want)
+		}
+		l, _ := ParseDuration(lo)
+		h, _ := ParseDuration(hi)
+		in, shown = time.Duration(x) >= l && time.Duration(x) <= h, x.String()
+	case int:
+		l, _ := strconv.Atoi(lo)
+		h, _ := strconv.Atoi(hi)
+		in, shown = x >= l && x <= h, strconv.Itoa(x)
+	case float64:
+		l, _ := strconv.ParseFloat(lo, 64)
+		h, _ := strconv.ParseFloat(hi, 64)
+		in, shown = x >= l && x <= h, strconv.FormatFloat(x, 'g', -1, 64)
+	default:
+		panic(fmt.Sprintf("config: range tag on %s, a %s", key, v.Type()))
+	}
+	if in {
+		return nil
+	}
+	also := ""
+	if permanent {
+		also = ", or -1 for a permanent ban"
+	}
+	return c.errorf(key, "%s: %s is out of range (%s%s)", keyName(key), shown, want, also)
+}
+
+// keyName names a key in a message: `key "defaults.bantime"`, or within a
+// jail (whose errors start with `jail "x": `) `key "bantime"`.
+func keyName(key string) string {
+	if rest, ok := strings.CutPrefix(key, "jail."); ok {
+		if _, k, ok := strings.Cut(rest, "."); ok {
+			return fmt.Sprintf("key %q", k)
+		}
+	}
+	return fmt.Sprintf("key %q", key)
+}
+
+// checkPolicies validates the live policy servers: loopback or unix
+// sockets only (the Postfix protocol has no authentication; Dovecot's may
+// listen elsewhere with auth_file set), an enabled jail to count in, and
+// delays that keep within Postfix's 100s policy timeout.
+func (c *Config) checkPolicies() error {
+	if l := c.Postfix.Listen; l != "" {
+		if path, ok := strings.CutPrefix(l, "unix:"); ok {
+			if !strings.HasPrefix(path, "/") {
+				return c.errorf("postfix_policy.listen", "key \"listen\": %q: the socket path must be absolute", l)
+			}
+		} else if ap, err := netip.ParseAddrPort(l); err != nil || !ap.Addr().IsLoopback() {
+			return c.errorf("postfix_policy.listen", "key \"listen\": %q must be a loopback address:port or unix:/path (the protocol has no authentication)", l)
+		}
+		if err := c.policyJail("postfix_policy", c.Postfix.Jail); err != nil {
+			return err
+		}
+		if c.Postfix.Max.D() > 90*time.Second {
+			return c.errorf("postfix_policy.tarpit_max", "key \"tarpit_max\": %s is too close to Postfix's 100s policy timeout (at most 90s)", c.Postfix.Max)
+		}
+	}
+	if l := c.Dovecot.Listen; l != "" {
+		ap, err := netip.ParseAddrPort(l)
+		if err != nil {
+			return c.errorf("dovecot_policy.listen", "key \"listen\": %q is not an address:port", l)
+		}
+		if !ap.Addr().IsLoopback() && c.Dovecot.AuthFile == "" {
+			return c.errorf("dovecot_policy.listen", "key \"listen\": %q is not loopback: set auth_file so requests must authenticate", l)
+		}
+		if err := c.policyJail("dovecot_policy", c.Dovecot.Jail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) policyJail(section, name string) error {
+	if j, ok := c.Jails[name]; !ok || !j.Enabled {
+		return c.errorf(section+".jail", "jail %q, where its events count, is not an enabled jail", name)
+	}
+	return nil
+}
+
+// WeightKinds lists the event kinds a weight may name: those that count
+// against an address (package event defines them).
+func WeightKinds() []string {
+	var names []string
+	for _, k := range event.Kinds() {
+		if k.Failure() {
+			names = append(names, k.String())
+		}
+	}
+	return names
+}
+
+func (c *Config) checkWeights(key string, w map[string]int) error {
+	for k, v := range w {
+		if kind, err := event.ParseKind(k); err != nil || !kind.Failure() {
+			msg := fmt.Sprintf("unknown event kind %q", k)
+			if s := Closest(k, WeightKinds()); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			return c.errorf(key+"."+k, "%s; want one of %s", msg, strings.Join(WeightKinds(), ", "))
+		}
+		if v < 0 || v > 100 {
+			return c.errorf(key+"."+k, "weight %d is outside 0..100", v)
+		}
+	}
+	return nil
+}
+
+// CheckFilters validates every enabled jail's filter and mode with check.
+func (c *Config) CheckFilters(check FilterCheck) error {
+	for _, name := range c.EnabledJails() {
+		j := c.Jails[name]
+		if err := check(j.Filter, j.Mode); err != nil {
+			key := "jail." + name + ".filter"
+			if j.Mode != "" {
+				if _, ok := c.lines["jail."+name+".mode"]; ok {
+					key = "jail." + name + ".mode"
+				}
+			}
+			return c.errorf(key, "%v", err)
+		}
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkAllowEntry(e string) error {
+	if _, err := netip.ParseAddr(e); err == nil {
+		return nil
+	}
+	if strings.Contains(e, "/") {
+		if _, err := netip.ParsePrefix(e); err != nil {
+			return fmt.Errorf("%q is not a valid CIDR prefix", e)
+		}
+		return nil
+	}
+	if len(e) == 0 || len(e) > 253 || strings.ContainsAny(e, " :/\\") || !strings.Contains(e, ".") && e != "localhost" {
+		return fmt.Errorf("%q is neither an address, a prefix nor a DNS name", e)
+	}
+	return nil
+}
