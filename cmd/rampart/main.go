@@ -29,6 +29,7 @@ func commands() []command {
 		{"status", "show the running daemon's jails, counters and bans", runStatus},
 		{"ban", "ban an address or prefix now", runBan},
 		{"unban", "lift a ban", runUnban},
+		{"reload", "reload the running daemon's configuration, all or nothing", runReload},
 		{"replay", "run old logs through filters and engine; print the decisions", runReplay},
 		{"test", "run a filter over log files, like fail2ban-regex", runTest},
 		{"filters", "list the built-in filters and their modes", runFilters},
@@ -43,6 +44,14 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitError ends the command with a given status after its output.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
 
 // errFlagHelp is returned after -h printed help: exit status 0.
 var errFlagHelp = flag.ErrHelp
@@ -68,9 +77,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		err := c.run(args[1:], stdout, stderr)
 		var ue *usageError
+		var ee *exitError
 		switch {
 		case err == nil, errors.Is(err, errFlagHelp):
 			return 0
+		case errors.As(err, &ee):
+			fmt.Fprintf(stderr, "rampart %s: %v\n", c.name, err)
+			return ee.code
 		case errors.As(err, &ue):
 			fmt.Fprintf(stderr, "rampart %s: %v\n", c.name, err)
 			fmt.Fprintf(stderr, "hint: see 'rampart %s --help'\n", c.name)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,8 +28,10 @@ The firewall is nftables when possible, else ipset+iptables, else a
 log-only dry run, which start-up says loudly. Bans live in the kernel with
 timeouts: they stay in force, and expire on time, while the daemon is down.
 
-SIGHUP reloads the configuration without dropping bans; SIGTERM and SIGINT
-stop the daemon. --flush removes everything Rampart installed in the
+SIGHUP (or 'rampart reload') reloads the configuration without dropping
+bans or failures in progress; a configuration that cannot be loaded or
+started in full leaves the running one in force. SIGTERM and SIGINT stop
+the daemon. --flush removes everything Rampart installed in the
 firewall (table, sets, rules), ends the active bans in the store (kept in
 the history as ended by the flush, so the next start does not put them
 back) and exits; it refuses while a daemon is running.
@@ -203,59 +207,149 @@ func controlClient(socket, cfgPath string) (*daemon.Client, error) {
 }
 
 const statusHelp = `
-Show the running daemon's jails, sources, counters and active bans.
+Show the running daemon's health, jails, sources, counters and active bans.
+With JAIL, only that jail: its line, the sources feeding it, its bans.
+
+Each component (the store, the firewall, the configuration, each source,
+each policy server) has a health line. The exit status is 0 when all are
+ok, 3 when one is degraded or failed (the report is printed all the same),
+2 for an unknown jail, 1 when the daemon cannot be reached.
 `
 
+// exitDegraded is status's exit code when a component is not ok.
+const exitDegraded = 3
+
 func runStatus(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", "[--socket PATH] [--json]", statusHelp, stderr)
+	fs := newFlags("status", "[JAIL] [--socket PATH] [--json]", statusHelp, stderr)
 	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
 	cfgPath := fs.String("config", "", "configuration `file` naming the socket")
-	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	asJSON := fs.Bool("json", false, "print the status as JSON (keys documented in docs/configuration.md)")
+	jail, rest := splitTarget(args)
+	if err := parseFlags(fs, rest); err != nil {
 		return err
+	}
+	if jail == "" && fs.NArg() == 1 {
+		jail = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(fs.NArg()-1))
 	}
 	c, err := controlClient(*socket, *cfgPath)
 	if err != nil {
 		return err
 	}
-	st, err := c.Status(context.Background())
+	st, err := c.StatusOf(context.Background(), jail)
+	if errors.Is(err, daemon.ErrUnknownJail) {
+		return &usageError{err.Error()}
+	}
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return writeIndentedJSON(stdout, st)
+		err = writeIndentedJSON(stdout, st)
+	} else {
+		printStatus(stdout, st, time.Now())
 	}
-	fmt.Fprintf(stdout, "rampart %s, up %s, firewall %s\n", st.Version, time.Since(st.Started).Round(time.Second), st.Firewall)
-	fmt.Fprintf(stdout, "events %d, decisions %d, applied %d (failed %d); tracking %d of %d keys (%d evicted)\n",
-		st.Engine.Events, st.Engine.Decisions, st.Applied, st.Failed, st.Engine.Tracked, st.Engine.TrackedCap, st.Engine.Evicted)
-	fmt.Fprintln(stdout, "\nJAIL            MAXRETRY  FINDTIME  BANTIME  BANNED")
+	if err != nil {
+		return err
+	}
+	if bad := daemon.Degraded(st.Health); len(bad) > 0 {
+		return &exitError{code: exitDegraded, msg: fmt.Sprintf("%d of %d components not ok", len(bad), len(st.Health))}
+	}
+	return nil
+}
+
+// printStatus writes the status for people.
+func printStatus(w io.Writer, st daemon.Status, now time.Time) {
+	fmt.Fprintf(w, "rampart %s, up %s, firewall %s\n", st.Version, now.Sub(st.Started).Round(time.Second), st.Firewall.Backend)
+	bad := daemon.Degraded(st.Health)
+	if len(bad) == 0 {
+		fmt.Fprintf(w, "health: ok (%d components)\n", len(st.Health))
+	} else {
+		fmt.Fprintf(w, "health: DEGRADED (%d of %d components)\n", len(bad), len(st.Health))
+	}
+	for _, h := range st.Health {
+		line := fmt.Sprintf("  %-8s  %s", h.State, h.Component)
+		if h.Detail != "" {
+			line += ": " + h.Detail
+		}
+		if h.State != daemon.HealthOK {
+			line += fmt.Sprintf(" (since %s)", h.Since.Local().Format(time.DateTime))
+		}
+		fmt.Fprintln(w, line)
+	}
+	if r := st.Reload; r.Reloads > 0 || r.Failures > 0 {
+		fmt.Fprintf(w, "configuration loaded %s; %d reloads, %d refused\n", r.Loaded.Local().Format(time.DateTime), r.Reloads, r.Failures)
+	}
+	fmt.Fprintf(w, "events %d, decisions %d, applied %d (failed %d); tracking %d of %d keys (%d evicted)\n",
+		st.Engine.Events, st.Engine.Decisions, st.Firewall.Applied, st.Firewall.Failed, st.Engine.Tracked, st.Engine.TrackedCap, st.Engine.Evicted)
+	fmt.Fprintln(w, "\nJAIL            MAXRETRY  FINDTIME  BANTIME  BANNED")
 	for _, j := range st.Jails {
-		fmt.Fprintf(stdout, "%-15s %8d  %8s  %7s  %6d\n", j.Name, j.MaxRetry, j.FindTime, j.BanTime, j.Banned)
+		fmt.Fprintf(w, "%-15s %8d  %8s  %7s  %6d\n", j.Name, j.MaxRetry, j.FindTime, j.BanTime, j.Banned)
 	}
-	fmt.Fprintln(stdout, "\nSOURCE                                   LINES  SKIPPED  STALE  JAILS")
+	fmt.Fprintln(w, "\nSOURCE                                   LINES  SKIPPED  STALE  JAILS")
 	for _, s := range st.Sources {
-		fmt.Fprintf(stdout, "%-38s %7d  %7d  %5d  %v\n", s.Source, s.Lines, s.Skipped, s.Stale, s.Jails)
+		fmt.Fprintf(w, "%-38s %7d  %7d  %5d  %v\n", s.Source, s.Lines, s.Skipped, s.Stale, s.Jails)
 	}
 	if p := st.Policy; p != nil {
-		fmt.Fprintln(stdout)
+		fmt.Fprintln(w)
 		if f := p.Postfix; f != nil {
-			fmt.Fprintf(stdout, "postfix policy: %d requests, %d rejected, %d blinded, %d delayed, %d connections open, %d failed, %d malformed, %d dropped\n",
+			fmt.Fprintf(w, "postfix policy: %d requests, %d rejected, %d blinded, %d delayed, %d connections open, %d failed, %d malformed, %d dropped\n",
 				f.Requests, f.Rejected, f.Blinded, f.Delayed, f.Open, f.Failed, f.Malformed, f.Dropped)
 		}
 		if d := p.Dovecot; d != nil {
-			fmt.Fprintf(stdout, "dovecot policy: %d requests, %d rejected, %d delayed, %d reports, %d bad, %d unauthorized\n",
+			fmt.Fprintf(w, "dovecot policy: %d requests, %d rejected, %d delayed, %d reports, %d bad, %d unauthorized\n",
 				d.Requests, d.Rejected, d.Delayed, d.Reports, d.Bad, d.Unauthorized)
 		}
-		fmt.Fprintf(stdout, "failed logins read from a log but already reported live: %d\n", p.LogDuplicates)
+		fmt.Fprintf(w, "failed logins read from a log but already reported live: %d\n", p.LogDuplicates)
 	}
-	fmt.Fprintf(stdout, "\nACTIVE BANS (%d)\n", len(st.Active))
+	fmt.Fprintf(w, "\nACTIVE BANS (%d)\n", len(st.Active))
 	for _, b := range st.Active {
 		left := "permanent"
 		if !b.End.IsZero() {
-			left = time.Until(b.End).Round(time.Second).String() + " left"
+			left = b.End.Sub(now).Round(time.Second).String() + " left"
 		}
-		fmt.Fprintf(stdout, "%-40s %-8s %-12s %-14s %s\n", b.IP, b.Jail, b.Scenario, left, b.Reason)
+		fmt.Fprintf(w, "%-40s %-8s %-12s %-14s %s\n", b.IP, b.Jail, b.Scenario, left, b.Reason)
 	}
+}
+
+const reloadHelp = `
+Ask the running daemon to reload its configuration file, and wait for the
+answer. A reload is all or nothing: when the file has an error, or a new
+source cannot start (a syslog address the host does not have), the running
+configuration stays in force, the error is printed and the exit status is 1.
+The systemd unit's ExecReload runs this, so 'systemctl reload rampart'
+fails the same way. SIGHUP does the same without an answer.
+`
+
+func runReload(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("reload", "[--socket PATH]", reloadHelp, stderr)
+	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
+	cfgPath := fs.String("config", "", "configuration `file` naming the socket")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	c, cerr := controlClient(*socket, *cfgPath)
+	if cerr != nil {
+		// The file names the socket but does not load: ask the daemon at
+		// the default socket, which reports the error as the daemon sees it
+		// (and shows it in status).
+		def, err := loadConfig("")
+		if err != nil {
+			return cerr
+		}
+		c = daemon.NewClient(def.Daemon.Socket)
+	}
+	jails, err := c.Reload(context.Background())
+	if err != nil {
+		if cerr != nil && errors.Is(err, daemon.ErrUnreachable) {
+			return cerr
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "configuration reloaded: jails %s\n", strings.Join(jails, ", "))
 	return nil
 }
 

@@ -57,6 +57,8 @@ type applier struct {
 
 	applied atomic.Uint64
 	failed  atomic.Uint64
+
+	storeErr, enfErr *lastError // outcomes of the latest writes, for health; nil: not kept
 }
 
 // enforced is a batch the kernel stage has handled.
@@ -194,6 +196,7 @@ func (a *applier) report(e enforced) {
 	if len(e.live) == 0 {
 		return
 	}
+	a.enfErr.note(wrapErr("applying decisions", e.err))
 	if e.err != nil {
 		a.failed.Add(uint64(len(e.live)))
 		a.log.Error("firewall: applying decisions failed", "err", e.err, "count", len(e.live))
@@ -237,14 +240,23 @@ func (a *applier) persist(ctx context.Context, batch []event.Decision, good []ev
 		return
 	}
 	if len(a.retry) > 0 {
-		if _, err := a.store.RecordDecisions(ctx, a.retry); err == nil {
-			a.log.Info("store: recorded decisions held back by an earlier failure", "count", len(a.retry))
-			a.retry = nil
+		_, err := a.store.RecordDecisions(ctx, a.retry)
+		a.storeErr.note(err)
+		if err != nil {
+			if len(batch) > 0 && len(a.retry) < 100_000 {
+				a.retry = append(a.retry, batch...)
+			}
+			return
 		}
+		a.log.Info("store: recorded decisions held back by an earlier failure", "count", len(a.retry))
+		a.retry = nil
 	}
 	if len(batch) > 0 {
-		if _, err := a.store.RecordDecisions(ctx, batch); err != nil {
-			a.log.Error("store: recording decisions failed; retrying at the next flush", "err", err, "count", len(batch))
+		_, err := a.store.RecordDecisions(ctx, batch)
+		a.storeErr.note(err)
+		if err != nil {
+			// Health reports it once (see health.go); this is per batch.
+			a.log.Debug("store: recording decisions failed; retrying", "err", err, "count", len(batch))
 			if len(a.retry) < 100_000 {
 				a.retry = append(a.retry, batch...)
 			}
@@ -252,8 +264,21 @@ func (a *applier) persist(ctx context.Context, batch []event.Decision, good []ev
 	}
 	for _, ev := range good {
 		if err := a.store.AddKnownGood(ctx, ev.Addr, ev.User, ev.Time); err != nil {
-			a.log.Warn("store: remembering a known-good client failed", "err", err)
+			a.storeErr.note(err)
 			break
 		}
+	}
+}
+
+// retryStore records the decisions an earlier store failure held back, if
+// any: the daemon calls it periodically, so a store that recovers catches
+// up without waiting for the next ban.
+func (a *applier) retryStore(ctx context.Context) {
+	ctx, cancel := detached(ctx)
+	defer cancel()
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if len(a.retry) > 0 {
+		a.persist(ctx, nil, nil)
 	}
 }

@@ -9,14 +9,17 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/source"
 	"github.com/rampart-dev/rampart/internal/store"
 )
 
@@ -24,26 +27,71 @@ import (
 // can open (the directory is 0700, the socket 0600). `rampart status`,
 // `ban` and `unban` are its clients.
 //
-//	GET  /v1/status            Status
+//	GET  /v1/status[?jail=J]   Status (only jail J's bans and jail line)
 //	POST /v1/ban    BanRequest → Ban
 //	POST /v1/unban  UnbanRequest → {"removed": bool}
+//	POST /v1/reload            {"jails": [...]} or 409 {"error": why the running configuration stays}
 //	GET  /metrics              Prometheus text format (see metrics.go)
 
-// Status is the answer to GET /v1/status.
+// Status is the answer to GET /v1/status. Its JSON keys are snake_case
+// and documented in docs/configuration.md ("Status"); a golden file
+// (testdata/status.golden.json) keeps them from drifting.
 type Status struct {
-	Version  string        `json:"version"`
-	Started  time.Time     `json:"started"`
-	Firewall string        `json:"firewall"`
-	Jails    []JailStatus  `json:"jails"`
-	Sources  []SourceState `json:"sources"`
-	Engine   engine.Stats  `json:"engine"`
-	Applied  uint64        `json:"applied"`
-	Failed   uint64        `json:"apply_failed"`
-	Active   []Ban         `json:"active"`
-	Policy   *PolicyStatus `json:"policy,omitempty"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	// Health has one entry per component: store, firewall, config, each
+	// source, each policy server (and "watching" when nothing is read).
+	Health   []Health       `json:"health"`
+	Reload   ReloadStatus   `json:"reload"`
+	Firewall FirewallStatus `json:"firewall"`
+	Engine   EngineStatus   `json:"engine"`
+	Jails    []JailStatus   `json:"jails"`
+	Sources  []SourceState  `json:"sources"`
+	Policy   *PolicyStatus  `json:"policy,omitempty"`
+	Active   []Ban          `json:"active"`
 	// Goroutines counts the daemon's goroutines: with live policy servers,
 	// one per connection being served (a tarpitted one costs none).
 	Goroutines int `json:"goroutines"`
+}
+
+// FirewallStatus describes the enforcer.
+type FirewallStatus struct {
+	Backend string `json:"backend"` // "nftables", "ipset", "log (dry run)", …
+	Applied uint64 `json:"applied"` // decisions applied
+	Failed  uint64 `json:"failed"`  // decisions the firewall refused
+}
+
+// EngineStatus is the engine's counters (engine.Stats) as the API shows them.
+type EngineStatus struct {
+	Tracked       int    `json:"tracked"`     // (address, jail) keys with recent failures
+	TrackedCap    int    `json:"tracked_cap"` // the cap on tracked
+	Evicted       uint64 `json:"evicted"`     // keys forgotten because the table was full
+	Offenders     int    `json:"offenders"`   // addresses with a ban history
+	ActiveBans    int    `json:"active_bans"`
+	ActiveEvicted uint64 `json:"active_evicted"` // active bans forgotten because the table was full
+	Events        uint64 `json:"events"`
+	Ignored       uint64 `json:"ignored"` // events that could not count
+	Allowlisted   uint64 `json:"allowlisted"`
+	WhileBanned   uint64 `json:"while_banned"`
+	Successes     uint64 `json:"successes"`
+	KnownGood     int    `json:"known_good"`
+	HotUsers      int    `json:"hot_users"`
+	Prefixes      int    `json:"prefixes"`
+	Surges        uint64 `json:"surges"`
+	Surge         bool   `json:"surge"`
+	Decisions     uint64 `json:"decisions"`
+	Pending       int    `json:"pending"` // bans waiting out their grace period
+}
+
+func engineStatus(e *engine.Engine) EngineStatus {
+	s := e.Stats()
+	return EngineStatus{
+		Tracked: s.Tracked, TrackedCap: s.TrackedCap, Evicted: s.Evicted, Offenders: s.Offenders,
+		ActiveBans: s.ActiveBans, ActiveEvicted: s.ActiveEvicted, Events: s.Events, Ignored: s.Ignored,
+		Allowlisted: s.Allowlisted, WhileBanned: s.WhileBanned, Successes: s.Successes, KnownGood: s.KnownGood,
+		HotUsers: s.HotUsers, Prefixes: s.Prefixes, Surges: s.Surges, Surge: s.Surge, Decisions: s.Decisions,
+		Pending: e.Pending(),
+	}
 }
 
 // JailStatus describes one jail.
@@ -119,6 +167,7 @@ func (d *Daemon) listenControl(path string) (*control, error) {
 	mux.HandleFunc("GET /metrics", c.metrics)
 	mux.HandleFunc("POST /v1/ban", c.ban)
 	mux.HandleFunc("POST /v1/unban", c.unban)
+	mux.HandleFunc("POST /v1/reload", c.reload)
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	return c, nil
 }
@@ -137,7 +186,62 @@ func (c *control) serve(ctx context.Context) {
 }
 
 func (c *control) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, c.d.Status())
+	st := c.d.Status()
+	if j := r.URL.Query().Get("jail"); j != "" {
+		var ok bool
+		if st, ok = st.ForJail(j); !ok {
+			writeError(w, http.StatusNotFound, "unknown jail %q (running jails: %s)", j, strings.Join(st.JailNames(), ", "))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// JailNames lists the running jails.
+func (st Status) JailNames() []string {
+	names := make([]string, 0, len(st.Jails))
+	for _, j := range st.Jails {
+		names = append(names, j.Name)
+	}
+	return names
+}
+
+// ForJail narrows st to one jail: its jail line, the sources feeding it,
+// its active bans. ok is false when no such jail runs.
+func (st Status) ForJail(name string) (Status, bool) {
+	var jails []JailStatus
+	for _, j := range st.Jails {
+		if j.Name == name {
+			jails = append(jails, j)
+		}
+	}
+	if len(jails) == 0 {
+		return st, false
+	}
+	st.Jails = jails
+	var srcs []SourceState
+	for _, s := range st.Sources {
+		if slices.Contains(s.Jails, name) {
+			srcs = append(srcs, s)
+		}
+	}
+	st.Sources = srcs
+	var active []Ban
+	for _, b := range st.Active {
+		if b.Jail == name {
+			active = append(active, b)
+		}
+	}
+	st.Active = active
+	return st, true
+}
+
+func (c *control) reload(w http.ResponseWriter, r *http.Request) {
+	if err := c.d.Reload(r.Context()); err != nil {
+		writeError(w, http.StatusConflict, "reload failed, the running configuration stays in force: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"jails": c.d.currentPipe().JailNames()})
 }
 
 // Status reports the daemon's state.
@@ -150,6 +254,7 @@ func (d *Daemon) status(reasons bool) Status {
 	d.mu.Lock()
 	pipe, sources := d.pipe, d.sources
 	d.mu.Unlock()
+	health := d.health(now)
 	// The store first: its query takes a while, and the engine's list and
 	// counters below should be read as close together as can be (the
 	// counters last, so they cover at least what the list shows).
@@ -159,13 +264,17 @@ func (d *Daemon) status(reasons bool) Status {
 	}
 	active := pipe.Engine.Active(now)
 	st := Status{
-		Version:  d.opt.Version,
-		Started:  d.started,
-		Firewall: d.opt.EnforcerName,
-		Engine:   pipe.Engine.Stats(),
-		Applied:  d.apply.applied.Load(),
-		Failed:   d.apply.failed.Load(),
-		Policy:   d.policyStatus(),
+		Version: d.opt.Version,
+		Started: d.started,
+		Health:  health,
+		Reload:  d.reloads.status(),
+		Firewall: FirewallStatus{
+			Backend: d.opt.EnforcerName,
+			Applied: d.apply.applied.Load(),
+			Failed:  d.apply.failed.Load(),
+		},
+		Engine: engineStatus(pipe.Engine),
+		Policy: d.policyStatus(),
 
 		Goroutines: runtime.NumGoroutine(),
 	}
@@ -181,9 +290,12 @@ func (d *Daemon) status(reasons bool) Status {
 		st.Jails = append(st.Jails, JailStatus{Name: j.Name, MaxRetry: j.MaxRetry, FindTime: j.FindTime.String(), BanTime: j.BanTime.String(), Banned: perJail[j.Name]})
 	}
 	for _, rs := range sources {
-		s := rs.src.Stats()
+		var s source.Stats
+		if rs.stats != nil {
+			s = rs.stats.Stats()
+		}
 		st.Sources = append(st.Sources, SourceState{
-			Source: rs.plan.describe(), Jails: rs.plan.jails, Lines: s.Lines,
+			Source: rs.plan.describe(), Jails: rs.feeds(), Lines: s.Lines,
 			Skipped: s.TooLong + s.Binary + s.Future + s.Invalid, Stale: rs.stale.Load(),
 		})
 	}
@@ -251,7 +363,7 @@ func (c *control) ban(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if dur == 0 {
-		dur = c.d.cfg.Defaults.BanTime.D()
+		dur = c.d.currentConfig().Defaults.BanTime.D()
 	}
 	reason := req.Reason
 	if reason == "" {
@@ -332,9 +444,35 @@ func NewClient(path string) *Client {
 
 // Status fetches the daemon's status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
+	return c.StatusOf(ctx, "")
+}
+
+// StatusOf fetches the daemon's status narrowed to one jail ("" for all);
+// an unknown jail is an error wrapping ErrUnknownJail.
+func (c *Client) StatusOf(ctx context.Context, jail string) (Status, error) {
 	var st Status
-	err := c.call(ctx, http.MethodGet, "/v1/status", nil, &st)
+	path := "/v1/status"
+	if jail != "" {
+		path += "?jail=" + url.QueryEscape(jail)
+	}
+	err := c.call(ctx, http.MethodGet, path, nil, &st)
 	return st, err
+}
+
+// ErrUnreachable is returned by Client calls when the socket does not answer.
+var ErrUnreachable = errors.New("cannot reach the daemon")
+
+// ErrUnknownJail is returned by StatusOf for a jail that does not run.
+var ErrUnknownJail = errors.New("unknown jail")
+
+// Reload asks the daemon to reload its configuration; the error says why
+// the running one stays in force.
+func (c *Client) Reload(ctx context.Context) ([]string, error) {
+	var out struct {
+		Jails []string `json:"jails"`
+	}
+	err := c.call(ctx, http.MethodPost, "/v1/reload", struct{}{}, &out)
+	return out.Jails, err
 }
 
 // Ban asks for a manual ban.
@@ -368,7 +506,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the daemon (is `rampart run` running, and are you root?): %w", err)
+		return fmt.Errorf("%w (is `rampart run` running, and are you root?): %w", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -380,6 +518,9 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(e.Error, "unknown jail") {
+				return fmt.Errorf("%w%s", ErrUnknownJail, strings.TrimPrefix(e.Error, "unknown jail"))
+			}
 			return errors.New(e.Error)
 		}
 		return fmt.Errorf("daemon answered %s", resp.Status)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/allow"
@@ -17,8 +16,6 @@ import (
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
 	"github.com/rampart-dev/rampart/internal/firewall"
-	"github.com/rampart-dev/rampart/internal/logline"
-	"github.com/rampart-dev/rampart/internal/source"
 	"github.com/rampart-dev/rampart/internal/store"
 )
 
@@ -44,26 +41,29 @@ type Daemon struct {
 	log     *slog.Logger
 	store   *store.Store
 	enf     Enforcer
-	allow   *allow.List
 	apply   *applier
 	policy  policies
 	live    liveFailures // failures the policy servers counted, not to count again from logs
 	started time.Time
 
+	// Health (health.go).
+	book      healthBook
+	storeFile storeFile
+	storeErr  lastError // the latest store write
+	enfErr    lastError // the latest firewall change
+	servers   sync.Map  // policy server name → error it stopped with
+	reloads   reloadLog
+
+	reloadMu sync.Mutex // one reload at a time (SIGHUP, the control socket)
+	srcWG    sync.WaitGroup
+	allowNew chan struct{} // a reload replaced the allowlist
+
 	mu      sync.Mutex // guards the fields below, swapped on reload
+	runCtx  context.Context
 	cfg     *config.Config
 	pipe    *Pipeline
+	allow   *allow.List
 	sources []*runningSource
-	stopSrc context.CancelFunc
-	srcWG   sync.WaitGroup
-}
-
-// runningSource is one source with the router of the jails it feeds.
-type runningSource struct {
-	plan  *sourcePlan
-	src   interface{ Stats() source.Stats }
-	pos   positioned    // nil for sources without a position
-	stale atomic.Uint64 // lines too old to count
 }
 
 // New opens the store, restores state and prepares the firewall. Run starts
@@ -81,21 +81,21 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		}
 		opt.Registry = reg
 	}
-	d := &Daemon{opt: opt, log: opt.Logger, cfg: opt.Config, started: time.Now()}
+	d := &Daemon{opt: opt, log: opt.Logger, cfg: opt.Config, started: time.Now(), allowNew: make(chan struct{}, 1)}
+	d.book.log = d.log
+	d.reloads.loaded = d.started
 	st, err := openStore(ctx, opt.Config.Daemon.StateDir, d.log)
 	if err != nil {
 		return nil, err
 	}
 	d.store = st
-	al, err := allow.New(opt.Config.Allow.Entries, allow.Options{Own: true, NoLoopback: !opt.Config.Allow.Loopback, Logger: d.log})
+	d.storeFile = statStore(st.Path())
+	al, err := newAllowlist(ctx, opt.Config, d.log)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	d.allow = al
-	if _, err := al.Resolve(ctx); err != nil {
-		d.log.Warn("allowlist: some names did not resolve; retrying in the background", "err", err)
-	}
 	pipe, err := NewPipeline(opt.Config, opt.Registry, al, OpenASN(opt.Config, d.log), d.log)
 	if err != nil {
 		st.Close()
@@ -111,6 +111,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		}
 	}
 	d.apply = newApplier(st, d.enf, d.log)
+	d.apply.storeErr, d.apply.enfErr = &d.storeErr, &d.enfErr
 	_, d.apply.quiet = d.enf.(*firewall.Log)
 	if err := d.restore(ctx); err != nil {
 		d.Close()
@@ -119,11 +120,28 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	return d, nil
 }
 
-// openStore opens the SQLite store under dir, surviving what it can.
+// newAllowlist builds cfg's allowlist and resolves its names (a name that
+// does not resolve is retried in the background).
+func newAllowlist(ctx context.Context, cfg *config.Config, log *slog.Logger) (*allow.List, error) {
+	al, err := allow.New(cfg.Allow.Entries, allow.Options{Own: true, NoLoopback: !cfg.Allow.Loopback, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := al.Resolve(rctx); err != nil {
+		log.Warn("allowlist: some names did not resolve; retrying in the background", "err", err)
+	}
+	return al, nil
+}
+
+// openStore opens the SQLite store under dir, surviving what it can: it
+// falls back to an in-memory store (Path store.Memory) when the directory
+// or the database is unusable.
 func openStore(ctx context.Context, dir string, log *slog.Logger) (*store.Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		log.Error("state directory unusable; bans will not survive a restart", "dir", dir, "err", err)
-		return store.Open(ctx, ":memory:")
+		return store.Open(ctx, store.Memory)
 	}
 	path := filepath.Join(dir, "rampart.db")
 	var st *store.Store
@@ -149,7 +167,7 @@ func openStore(ctx context.Context, dir string, log *slog.Logger) (*store.Store,
 		}
 	}
 	log.Error("database unusable; keeping state in memory only: bans will not survive a restart", "path", path, "err", err)
-	return store.Open(ctx, ":memory:")
+	return store.Open(ctx, store.Memory)
 }
 
 // restore reconciles the store, the engine and the kernel after a start:
@@ -256,24 +274,21 @@ func (d *Daemon) restoreKnownGood(ctx context.Context, p *Pipeline, now time.Tim
 
 // Run starts the sources and serves until ctx ends. It returns after every
 // goroutine it started has stopped; kernel bans stay in place and expire by
-// themselves.
+// themselves. Each value received on hup reloads the configuration (see
+// Reload).
 func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d.mu.Lock()
+	d.runCtx = ctx
+	d.mu.Unlock()
 
 	wg.Add(1)
 	go func() { defer wg.Done(); d.apply.run(ctx) }()
 	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		d.allow.Run(ctx, d.cfg.Allow.ResolveEvery.D(), func(ps []netip.Prefix) {
-			if err := d.enf.SetAllow(ctx, ps); err != nil {
-				d.log.Error("firewall: updating the allow set failed", "err", err)
-			}
-		})
-	}()
+	go func() { defer wg.Done(); d.runAllow(ctx) }()
 	ctl, err := d.listenControl(d.cfg.Daemon.Socket)
 	if err != nil {
 		return err
@@ -282,9 +297,11 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { defer wg.Done(); ctl.serve(ctx) }()
 
 	if err := d.startSources(ctx); err != nil {
+		d.stopSources()
 		return err
 	}
 	if err := d.startPolicies(ctx, &wg); err != nil {
+		d.stopSources()
 		return err
 	}
 	d.log.Info("rampart running", "jails", fmt.Sprint(d.pipe.JailNames()), "firewall", d.opt.EnforcerName, "socket", d.cfg.Daemon.Socket)
@@ -303,11 +320,13 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			d.log.Info("rampart stopped; firewall bans stay in place until they expire")
 			return nil
 		case <-hup:
-			d.reload(ctx)
+			d.Reload(ctx)
 		case now := <-tick.C:
 			d.apply.submit(d.currentPipe().Engine.Tick(now))
+			d.health(now)
 		case <-save.C:
 			d.savePositions(ctx)
+			d.apply.retryStore(ctx)
 		case now := <-prune.C:
 			if _, err := d.store.PruneExpired(ctx, now); err != nil {
 				d.log.Warn("store: prune failed", "err", err)
@@ -322,63 +341,57 @@ func (d *Daemon) currentPipe() *Pipeline {
 	return d.pipe
 }
 
-// startSources starts one goroutine per planned source.
-func (d *Daemon) startSources(ctx context.Context) error {
+func (d *Daemon) currentConfig() *config.Config {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	positions, err := d.store.Positions(ctx)
-	if err != nil {
-		d.log.Warn("store: cannot load saved positions; starting at the end of each log", "err", err)
-		positions = map[string]string{}
-	}
-	sctx, stop := context.WithCancel(ctx)
-	d.stopSrc = stop
-	d.sources = nil
-	maxFind := time.Duration(0)
-	for _, j := range d.pipe.Engine.Jails() {
-		maxFind = max(maxFind, j.FindTime)
-	}
-	for _, plan := range planSources(d.cfg, d.pipe.JailNames(), journaldRunning()) {
-		lr, err := d.pipe.Matchers(func(j *config.Jail) bool { return containsName(plan.jails, j.Name) })
-		if err != nil {
-			stop()
-			return err
-		}
-		rs := &runningSource{plan: plan}
-		var src source.Source
-		parser := newParser()
-		switch {
-		case plan.file != "":
-			f := &source.File{Path: plan.file, Parser: parser, Logger: d.log}
-			if s, ok := positions[plan.key]; ok {
-				if p, err := ParsePosition(s); err == nil {
-					f.Start = &p
-				}
-			}
-			src, rs.src, rs.pos = f, f, fileSource{f}
-		case plan.jrnl != nil:
-			j := &source.Journal{Units: plan.jrnl.Units, Identifiers: plan.jrnl.Identifiers, AfterCursor: positions[plan.key], Parser: parser, Logger: d.log}
-			src, rs.src, rs.pos = j, j, journalSource{j}
-		default:
-			s, err := source.ListenSyslog(d.cfg.Syslog.UDP, d.cfg.Syslog.TCP)
-			if err != nil {
-				stop()
-				return err
-			}
-			s.Parser, s.Logger = parser, d.log
-			src, rs.src = s, s
-		}
-		d.sources = append(d.sources, rs)
-		d.log.Info("reading", "source", plan.describe(), "jails", fmt.Sprint(plan.jails))
-		d.srcWG.Add(1)
+	return d.cfg
+}
+
+// runAllow re-resolves the names on the allowlist in force, following the
+// list across reloads, and keeps the firewall's allow set up to date.
+func (d *Daemon) runAllow(ctx context.Context) {
+	for {
+		d.mu.Lock()
+		al, every := d.allow, d.cfg.Allow.ResolveEvery.D()
+		d.mu.Unlock()
+		lctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
 		go func() {
-			defer d.srcWG.Done()
-			err := src.Run(sctx, func(l logline.Line) { d.line(lr, rs, &l, maxFind) })
-			if err != nil && sctx.Err() == nil {
-				d.log.Error("source stopped", "source", plan.describe(), "err", err)
-			}
+			defer close(done)
+			al.Run(lctx, every, func(ps []netip.Prefix) {
+				d.enfErr.note(wrapErr("updating the allow set", d.enf.SetAllow(lctx, ps)))
+			})
 		}()
+		select {
+		case <-ctx.Done():
+		case <-d.allowNew:
+		}
+		stop()
+		<-done
+		if ctx.Err() != nil {
+			return
+		}
 	}
+}
+
+// wrapErr adds what was being done to a non-nil error.
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// startSources starts the sources of the configuration in force.
+func (d *Daemon) startSources(ctx context.Context) error {
+	d.mu.Lock()
+	cfg, pipe := d.cfg, d.pipe
+	d.mu.Unlock()
+	set, err := d.prepareSources(ctx, cfg, pipe)
+	if err != nil {
+		return err
+	}
+	d.switchSources(ctx, set, pipe)
 	return nil
 }
 
@@ -391,90 +404,49 @@ func containsName(names []string, n string) bool {
 	return false
 }
 
-// line handles one live line: filters, engine, then the applier.
-func (d *Daemon) line(lr *LineRouter, rs *runningSource, l *logline.Line, maxFind time.Duration) {
-	now := time.Now()
-	if l.Time.IsZero() || l.Time.After(now.Add(time.Minute)) {
-		l.Time = now
-	} else if now.Sub(l.Time) > maxFind {
-		// A backlog line too old to matter for any window.
-		rs.stale.Add(1)
-		return
-	}
-	ev, ok, ds := lr.observe(l, func(ev event.Event) bool { return d.live.absorb(ev, now) })
-	if ok && ev.Kind == event.AuthSuccess && ev.Addr.IsValid() {
-		d.apply.knownGood(ev)
-	}
-	d.apply.submit(ds)
-}
-
 func (d *Daemon) stopSources() {
 	d.mu.Lock()
-	stop := d.stopSrc
+	sources := d.sources
 	d.mu.Unlock()
-	if stop != nil {
-		stop()
+	for _, rs := range sources {
+		if rs.stop != nil {
+			rs.stop()
+		}
 	}
 	d.srcWG.Wait()
 }
 
+// savePositions saves the positions of the running sources.
 func (d *Daemon) savePositions(ctx context.Context) {
 	d.mu.Lock()
+	sources := d.sources
+	d.mu.Unlock()
+	d.saveSourcePositions(ctx, sources)
+}
+
+func (d *Daemon) saveSourcePositions(ctx context.Context, sources []*runningSource) {
+	pos := positionsOf(sources)
+	if len(pos) == 0 {
+		return
+	}
+	err := d.store.SavePositions(ctx, pos)
+	d.storeErr.note(err)
+	if err != nil {
+		d.log.Debug("store: saving positions failed", "err", err)
+	}
+}
+
+// positionsOf returns the sources' positions by key.
+func positionsOf(sources []*runningSource) map[string]string {
 	pos := map[string]string{}
-	for _, rs := range d.sources {
+	for _, rs := range sources {
 		if rs.pos != nil {
 			if p := rs.pos.position(); p != "" {
 				pos[rs.plan.key] = p
 			}
 		}
 	}
-	d.mu.Unlock()
-	if len(pos) == 0 {
-		return
-	}
-	if err := d.store.SavePositions(ctx, pos); err != nil {
-		d.log.Warn("store: saving positions failed", "err", err)
-	}
-}
-
-// reload re-reads the configuration: sources stop (their positions saved),
-// a new pipeline takes over the engine's active bans and ban history, and
-// sources start again where they were. Kernel bans are untouched. A bad
-// configuration is logged and the running one kept.
-func (d *Daemon) reload(ctx context.Context) {
-	if d.opt.Reload == nil {
-		return
-	}
-	cfg, err := d.opt.Reload()
-	if err != nil {
-		d.log.Error("reload: keeping the running configuration", "err", err)
-		return
-	}
-	pipe, err := NewPipeline(cfg, d.opt.Registry, d.allow, OpenASN(cfg, d.log), d.log)
-	if err != nil {
-		d.log.Error("reload: keeping the running configuration", "err", err)
-		return
-	}
-	d.stopSources()
-	d.savePositions(ctx)
-	now := time.Now()
-	hist, err := d.store.History(ctx, store.HistoryFilter{Since: now.Add(-max(cfg.Escalation.Window.D(), cfg.Recidive.Window.D()))})
-	if err != nil {
-		d.log.Warn("reload: ban history unavailable; escalation restarts", "err", err)
-	}
-	past := pastBans(hist)
-	pipe.Engine.Restore(d.currentPipe().Engine.Active(now), past)
-	if err := d.restoreKnownGood(ctx, pipe, now); err != nil {
-		d.log.Warn("reload: known-good clients unavailable", "err", err)
-	}
-	d.mu.Lock()
-	d.cfg, d.pipe = cfg, pipe
-	d.mu.Unlock()
-	if err := d.startSources(ctx); err != nil {
-		d.log.Error("reload: starting sources failed", "err", err)
-		return
-	}
-	d.log.Info("configuration reloaded", "jails", fmt.Sprint(pipe.JailNames()))
+	return pos
 }
 
 // Close releases the store and the firewall handle (not the kernel state).

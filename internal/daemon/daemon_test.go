@@ -101,7 +101,7 @@ func startHarness(t *testing.T, dir string, maxretry int, extra ...string) *harn
 	for {
 		appendLine(t, h.logPath, time.Now().Format(time.Stamp)+" srv CRON[9]: pam_unix(cron:session): session closed for user root")
 		st, err := h.client.Status(context.Background())
-		if err == nil && len(st.Sources) > 0 && st.Sources[0].Lines > 0 {
+		if err == nil && linesOf(st, h.logPath) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -110,6 +110,16 @@ func startHarness(t *testing.T, dir string, maxretry int, extra ...string) *harn
 		time.Sleep(20 * time.Millisecond)
 	}
 	return h
+}
+
+// linesOf returns the lines read from the source at path.
+func linesOf(st Status, path string) uint64 {
+	for _, s := range st.Sources {
+		if s.Source == path {
+			return s.Lines
+		}
+	}
+	return 0
 }
 
 func appendLine(t *testing.T, path, line string) {

@@ -29,8 +29,20 @@ func (c *control) metrics(w http.ResponseWriter, r *http.Request) {
 	m.counter("rampart_engine_active_bans_evicted_total", "Active bans forgotten by the engine because its table was full (the firewall and the store keep them).", float64(e.ActiveEvicted))
 	m.counter("rampart_engine_surges_total", "Times surge mode turned on.", float64(e.Surges))
 	m.gauge("rampart_engine_surge", "1 while surge mode is on.", b2f(e.Surge))
-	m.counter("rampart_firewall_applied_total", "Decisions applied to the firewall.", float64(st.Applied))
-	m.counter("rampart_firewall_failed_total", "Decisions the firewall failed to apply.", float64(st.Failed))
+	m.counter("rampart_firewall_applied_total", "Decisions applied to the firewall.", float64(st.Firewall.Applied))
+	m.counter("rampart_firewall_failed_total", "Decisions the firewall failed to apply.", float64(st.Firewall.Failed))
+	m.counter("rampart_reloads_total", "Configuration reloads that succeeded.", float64(st.Reload.Reloads))
+	m.counter("rampart_reload_failures_total", "Configuration reloads refused (the running configuration stayed in force).", float64(st.Reload.Failures))
+	m.gauge("rampart_config_last_reload_ok", "1 unless the last reload failed.", b2f(st.Reload.LastError == ""))
+	healthy := map[string]int{}
+	for _, h := range st.Health {
+		if h.State == HealthOK {
+			healthy[h.Component] = 1
+		} else {
+			healthy[h.Component] = 0
+		}
+	}
+	m.labelled("rampart_healthy", "gauge", "1 while a component works as configured, 0 while it is degraded or failed (see rampart status).", "component", healthy)
 	perJail := map[string]int{}
 	for _, j := range st.Jails {
 		perJail[j.Name] = j.Banned

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/engine"
@@ -47,11 +48,38 @@ type jailFilter struct {
 // NewPipeline compiles the enabled jails of cfg and builds the engine. asn
 // may be nil (no ASN database).
 func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, error) {
+	p, ecfg, err := compile(cfg, reg, allow, asn, log)
+	if err != nil {
+		return nil, err
+	}
+	e, err := engine.New(ecfg)
+	if err != nil {
+		return nil, err
+	}
+	p.Engine = e
+	return p, nil
+}
+
+// reconfigured returns a pipeline for cfg that shares p's engine, and the
+// engine configuration to give that engine (Engine.Reconfigure) when the
+// daemon switches to it.
+func (p *Pipeline) reconfigured(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, engine.Config, error) {
+	np, ecfg, err := compile(cfg, reg, allow, asn, log)
+	if err != nil {
+		return nil, ecfg, err
+	}
+	np.Engine = p.Engine
+	return np, ecfg, nil
+}
+
+// compile builds the filters of cfg's enabled jails and the engine's
+// configuration, leaving Pipeline.Engine nil.
+func compile(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, engine.Config, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if err := cfg.CheckFilters(FilterCheck(reg)); err != nil {
-		return nil, err
+		return nil, engine.Config{}, err
 	}
 	p := &Pipeline{log: log}
 	ecfg := EngineConfig(cfg)
@@ -74,7 +102,7 @@ func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlis
 			for k, w := range ws {
 				kind, err := event.ParseKind(k)
 				if err != nil {
-					return nil, fmt.Errorf("jail %q: weights: %w", name, err)
+					return nil, engine.Config{}, fmt.Errorf("jail %q: weights: %w", name, err)
 				}
 				weights[kind] = w
 			}
@@ -89,12 +117,16 @@ func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlis
 			Weights:  weights,
 		})
 	}
-	e, err := engine.New(ecfg)
-	if err != nil {
-		return nil, err
+	return p, ecfg, nil
+}
+
+// maxFindTime is the longest window of any jail: older lines cannot count.
+func (p *Pipeline) maxFindTime() time.Duration {
+	var m time.Duration
+	for _, j := range p.Engine.Jails() {
+		m = max(m, j.FindTime)
 	}
-	p.Engine = e
-	return p, nil
+	return m
 }
 
 // OpenASN opens the ASN database the configuration names, or returns nil

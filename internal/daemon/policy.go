@@ -203,6 +203,7 @@ func (d *Daemon) serveUntil(ctx context.Context, wg *sync.WaitGroup, name string
 	go func() {
 		defer wg.Done()
 		if err := serve(); err != nil && !errors.Is(err, closed) {
+			d.servers.Store(name, err) // health reports it
 			d.log.Error(name+" stopped", "err", err)
 		}
 	}()

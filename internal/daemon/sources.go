@@ -1,13 +1,18 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/logline"
 	"github.com/rampart-dev/rampart/internal/source"
 )
@@ -18,6 +23,17 @@ type sourcePlan struct {
 	jails []string
 	file  string
 	jrnl  *config.Journal
+	udp   string // syslog listen addresses
+	tcp   string
+}
+
+// same reports whether a running source for p can go on serving q: the
+// same file, the same journal selection, the same listen addresses. Only
+// the jails it feeds may differ.
+func (p *sourcePlan) same(q *sourcePlan) bool {
+	return p.key == q.key && p.file == q.file && p.udp == q.udp && p.tcp == q.tcp &&
+		(p.jrnl == nil) == (q.jrnl == nil) &&
+		(p.jrnl == nil || slices.Equal(p.jrnl.Units, q.jrnl.Units) && slices.Equal(p.jrnl.Identifiers, q.jrnl.Identifiers))
 }
 
 // journaldRunning reports whether journald is there to be read.
@@ -58,7 +74,7 @@ func planSources(cfg *config.Config, jails []string, haveJournal bool) []*source
 			}
 		}
 		if j.Syslog {
-			add("syslog", sourcePlan{}, name)
+			add("syslog", sourcePlan{udp: cfg.Syslog.UDP, tcp: cfg.Syslog.TCP}, name)
 		}
 	}
 	out := make([]*sourcePlan, 0, len(order))
@@ -112,3 +128,129 @@ func ParsePosition(s string) (source.Position, error) {
 
 // newParser returns the envelope parser live sources use.
 func newParser() *logline.Parser { return &logline.Parser{} }
+
+// runningSource is one source being read. A reload that keeps the source
+// (see sourcePlan.same) keeps it running, with its counters and position,
+// and only gives it a new router: no line is read twice or skipped.
+type runningSource struct {
+	plan    *sourcePlan
+	src     source.Source
+	stats   interface{ Stats() source.Stats }
+	problem func() string // why it is not reading now; nil when it cannot tell
+	pos     positioned    // nil for sources without a position
+	syslog  *source.Syslog
+	// handover: a syslog listener that binds only once the one it replaces
+	// has closed (it needs one of its addresses).
+	handover bool
+
+	jails atomic.Pointer[[]string] // the jails it feeds, for status
+
+	router  atomic.Pointer[LineRouter] // the jails it feeds; swapped by reloads
+	maxFind atomic.Int64               // lines older than this are stale
+	stale   atomic.Uint64              // lines too old to count
+
+	stop    context.CancelFunc // nil until started
+	done    chan struct{}      // closed when Run returned
+	stopped atomic.Pointer[string]
+}
+
+// prepareSource makes the source for plan without starting it. Only a
+// syslog listener can fail here (its addresses are bound now, so that a
+// reload can refuse an address the host does not have before it stops
+// anything). A file resumes from its saved position, if any.
+func (d *Daemon) prepareSource(plan *sourcePlan, positions map[string]string) (*runningSource, error) {
+	rs := &runningSource{plan: plan}
+	parser := newParser()
+	switch {
+	case plan.file != "":
+		f := &source.File{Path: plan.file, Parser: parser, Logger: d.log}
+		if s, ok := positions[plan.key]; ok {
+			if p, err := ParsePosition(s); err == nil {
+				f.Start = &p
+			}
+		}
+		rs.src, rs.stats, rs.pos, rs.problem = f, f, fileSource{f}, f.Problem
+	case plan.jrnl != nil:
+		j := &source.Journal{Units: plan.jrnl.Units, Identifiers: plan.jrnl.Identifiers, AfterCursor: positions[plan.key], Parser: parser, Logger: d.log}
+		rs.src, rs.stats, rs.pos, rs.problem = j, j, journalSource{j}, j.Problem
+	default:
+		s, err := source.ListenSyslog(plan.udp, plan.tcp)
+		if err != nil {
+			return nil, err
+		}
+		s.Parser, s.Logger = parser, d.log
+		rs.src, rs.stats, rs.syslog = s, s, s
+	}
+	return rs, nil
+}
+
+// start runs the source until ctx ends or stop is called.
+func (d *Daemon) start(ctx context.Context, rs *runningSource) {
+	sctx, stop := context.WithCancel(ctx)
+	rs.stop, rs.done = stop, make(chan struct{})
+	d.log.Info("reading", "source", rs.plan.describe(), "jails", fmt.Sprint(rs.feeds()))
+	d.srcWG.Add(1)
+	go func() {
+		defer d.srcWG.Done()
+		defer close(rs.done)
+		err := rs.src.Run(sctx, func(l logline.Line) { d.line(rs, &l) })
+		if sctx.Err() == nil {
+			if err == nil {
+				err = errors.New("ended")
+			}
+			msg := err.Error()
+			rs.stopped.Store(&msg)
+		}
+	}()
+}
+
+// feeds returns the jails the source feeds.
+func (rs *runningSource) feeds() []string {
+	if j := rs.jails.Load(); j != nil {
+		return *j
+	}
+	return rs.plan.jails
+}
+
+// halt stops a started source and waits for it; a source never started
+// has its sockets closed.
+func (rs *runningSource) halt() {
+	if rs.stop == nil {
+		if rs.syslog != nil {
+			rs.syslog.Close()
+		}
+		return
+	}
+	rs.stop()
+	<-rs.done
+}
+
+// alive reports whether the source was started and has not stopped.
+func (rs *runningSource) alive() bool {
+	if rs.done == nil {
+		return false
+	}
+	select {
+	case <-rs.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// line handles one live line: filters, engine, then the applier.
+func (d *Daemon) line(rs *runningSource, l *logline.Line) {
+	now := time.Now()
+	if l.Time.IsZero() || l.Time.After(now.Add(time.Minute)) {
+		l.Time = now
+	} else if now.Sub(l.Time) > time.Duration(rs.maxFind.Load()) {
+		// A backlog line too old to matter for any window.
+		rs.stale.Add(1)
+		return
+	}
+	ev, ok, ds := rs.router.Load().observe(l, func(ev event.Event) bool { return d.live.absorb(ev, now) })
+	if ok && ev.Kind == event.AuthSuccess && ev.Addr.IsValid() {
+		d.apply.knownGood(ev)
+	}
+	d.apply.submit(ds)
+}

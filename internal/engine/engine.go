@@ -861,6 +861,8 @@ func (e *Engine) Stats() Stats {
 
 // Jails returns the configured jails, with defaults filled in.
 func (e *Engine) Jails() []Jail {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	out := make([]Jail, len(e.jails))
 	for i, j := range e.jails {
 		out[i] = j.Jail

@@ -95,6 +95,12 @@ func (f *File) Position() Position {
 // Stats returns the counts so far; it is safe to call while Run is going.
 func (f *File) Stats() Stats { return f.c.stats() }
 
+// Problem says why the file is not being read now: "missing" while there is
+// no file at Path, "unreadable: …" while it cannot be opened, "read error:
+// …" after a failed read. It is "" while the file is read. It is safe to
+// call while Run is going.
+func (f *File) Problem() string { return f.c.Problem() }
+
 // Run follows the file until ctx is cancelled and returns nil then. A
 // file that is missing or unreadable is waited for, not an error. Run must
 // not be called twice at the same time.
@@ -331,6 +337,11 @@ func (fl *follower) open() *tailFile {
 		if !fl.opened && errors.Is(err, fs.ErrNotExist) {
 			fl.missing = true
 		}
+		if errors.Is(err, fs.ErrNotExist) {
+			fl.c.setProblem("missing")
+		} else {
+			fl.c.setProblem("unreadable: " + err.Error())
+		}
 		if !fl.reported {
 			fl.reported = true
 			if errors.Is(err, fs.ErrNotExist) {
@@ -344,8 +355,10 @@ func (fl *follower) open() *tailFile {
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
+		fl.c.setProblem("unreadable: " + err.Error())
 		return nil
 	}
+	fl.c.setProblem("")
 	t := &tailFile{f: f, buf: make([]byte, 0, logline.MaxLen+64<<10)}
 	t.dev, t.ino = fileID(st)
 	t.readHead()
@@ -440,12 +453,17 @@ func (fl *follower) read(ctx context.Context, t *tailFile, current bool) {
 	for ctx.Err() == nil {
 		n, err := t.f.ReadAt(t.buf[len(t.buf):cap(t.buf)], t.readOff)
 		if n > 0 {
+			if fl.readErred {
+				fl.readErred = false
+				fl.c.setProblem("")
+			}
 			t.readOff += int64(n)
 			fl.lines(t, t.buf[:len(t.buf)+n], current)
 		}
 		if err != nil || n == 0 {
 			if err != nil && !errors.Is(err, io.EOF) && !fl.readErred {
 				fl.readErred = true
+				fl.c.setProblem("read error: " + err.Error())
 				fl.log.Warn("read log file", "err", err)
 			}
 			return

@@ -64,6 +64,11 @@ func (j *Journal) Cursor() string {
 // Stats returns the counts so far; it is safe to call while Run is going.
 func (j *Journal) Stats() Stats { return j.c.stats() }
 
+// Problem says why the journal is not being read now ("journalctl exited:
+// …" while Run waits to start it again), "" while it is. It is safe to call
+// while Run is going.
+func (j *Journal) Problem() string { return j.c.Problem() }
+
 // Run reads the journal until ctx is cancelled, then stops journalctl and
 // returns nil. It returns an error only when journalctl cannot be found.
 func (j *Journal) Run(ctx context.Context, emit func(logline.Line)) error {
@@ -103,6 +108,7 @@ func (j *Journal) Run(ctx context.Context, emit func(logline.Line)) error {
 			backoff = minB // it worked for a while: this is a new failure
 		}
 		r.log.Warn("journalctl exited, restarting", "err", err, "stderr", r.stderr.String(), "backoff_s", backoff.Seconds())
+		j.c.setProblem(fmt.Sprintf("journalctl exited (%v), restarting", err))
 		if n == 0 && r.cursor != "" && r.cursor == j.AfterCursor && strings.Contains(r.stderr.String(), "cursor") {
 			// The saved cursor is one this run never read: it can be
 			// corrupt, and would fail every time. Go on from when Run
@@ -175,6 +181,9 @@ func (r *journalRun) once(ctx context.Context) (int, error) {
 	}
 	n := 0
 	rerr := readRecords(stdout, journalRecordMax, func(rec []byte, tooLong bool) error {
+		if n == 0 {
+			r.c.setProblem("")
+		}
 		n++
 		if tooLong {
 			r.c.tooLong.Add(1)

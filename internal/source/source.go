@@ -58,6 +58,23 @@ type counters struct {
 	lines, tooLong, binary, future, empty, invalid atomic.Uint64
 	rotations, truncations, restarts               atomic.Uint64
 	rejected, dropped                              atomic.Uint64
+	problem                                        atomic.Pointer[string]
+}
+
+// setProblem records why the source is not reading now; "" clears it.
+func (c *counters) setProblem(p string) {
+	if old := c.problem.Load(); (old == nil && p == "") || (old != nil && *old == p) {
+		return
+	}
+	c.problem.Store(&p)
+}
+
+// Problem returns why the source is not reading now, "" when it is.
+func (c *counters) Problem() string {
+	if p := c.problem.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 func (c *counters) stats() Stats {

@@ -90,6 +90,9 @@ var (
 	ErrLocked = errors.New("database is locked by another process")
 	// ErrNotActive is returned by Revoke when the target has no decision in force.
 	ErrNotActive = errors.New("no active decision")
+	// ErrFull means the disk (or the database's page limit) is full. Nothing
+	// was written; retrying once there is room is safe.
+	ErrFull = errors.New("database or disk is full")
 )
 
 // Memory is the path of an in-memory database, gone when the Store is closed.
@@ -291,6 +294,8 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return fmt.Errorf("%w: %w", ErrLocked, err)
+	case sqlite3.SQLITE_FULL:
+		return fmt.Errorf("%w: %w", ErrFull, err)
 	}
 	return err
 }

@@ -78,12 +78,12 @@ type Handler struct {
 // counts logins held back before their password was checked, not the
 // question Dovecot asks again after a correct one.
 type Stats struct {
-	Requests     uint64 // allow and report requests answered
-	Rejected     uint64 // logins refused
-	Delayed      uint64 // logins held back by the tarpit
-	Reports      uint64 // outcomes reported
-	Bad          uint64 // malformed requests
-	Unauthorized uint64 // requests without the shared secret
+	Requests     uint64 `json:"requests"`     // allow and report requests answered
+	Rejected     uint64 `json:"rejected"`     // logins refused
+	Delayed      uint64 `json:"delayed"`      // logins held back by the tarpit
+	Reports      uint64 `json:"reports"`      // outcomes reported
+	Bad          uint64 `json:"bad"`          // malformed requests
+	Unauthorized uint64 `json:"unauthorized"` // requests without the shared secret
 }
 
 // Stats returns the counters.

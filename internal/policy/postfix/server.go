@@ -74,15 +74,15 @@ type Server struct {
 
 // Stats counts what a Server did.
 type Stats struct {
-	Requests  uint64 // requests answered
-	Delayed   uint64 // answers held back
-	Rejected  uint64 // REJECT answers (the daemon fills these two from its JudgeHandler)
-	Blinded   uint64 // DEFER answers to an enumerator
-	Parked    int    // connections waiting for a held answer now
-	Open      int    // connections open now
-	Malformed uint64 // malformed requests
-	Dropped   uint64 // connections closed for misbehaving or over MaxConns
-	Failed    uint64 // handler timeouts and panics, answered with FailAction
+	Requests  uint64 `json:"requests"`  // requests answered
+	Delayed   uint64 `json:"delayed"`   // answers held back
+	Rejected  uint64 `json:"rejected"`  // REJECT answers (the daemon fills these two from its JudgeHandler)
+	Blinded   uint64 `json:"blinded"`   // DEFER answers to an enumerator
+	Parked    int    `json:"parked"`    // connections waiting for a held answer now
+	Open      int    `json:"open"`      // connections open now
+	Malformed uint64 `json:"malformed"` // malformed requests
+	Dropped   uint64 `json:"dropped"`   // connections closed for misbehaving or over MaxConns
+	Failed    uint64 `json:"failed"`    // handler timeouts and panics, answered with FailAction
 }
 
 type counters struct {

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/firewall"
+)
+
+// TestStatusExitCodes runs `rampart status` against an in-process daemon
+// whose only log is missing: degraded (exit 3), then ok once it appears.
+func TestStatusExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "auth.log")
+	sock := filepath.Join(dir, "ctl.sock")
+	cfgPath := filepath.Join(dir, "rampart.toml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+[daemon]
+state_dir = %q
+socket = %q
+[firewall]
+backend = "log"
+[jail.sshd]
+filter = "sshd"
+files = [%q]
+`, filepath.Join(dir, "state"), sock, logPath)), 0o644)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := daemon.New(ctx, daemon.Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, nil); d.Close() }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	await := func(what string, cond func(code int, out, errs string) bool, args ...string) (int, string, string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, out, errs := runCLI(append([]string{"status", "--socket", sock}, args...)...)
+			if cond(code, out, errs) {
+				return code, out, errs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: exit %d\n%s%s", what, code, out, errs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	_, out, _ := await("degraded", func(code int, out, _ string) bool { return code == 3 }, "sshd")
+	for _, want := range []string{"health: DEGRADED", "source " + logPath + ": missing", "nothing is being watched", "sshd "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ := runCLI("status", "--socket", sock, "--json")
+	var st daemon.Status
+	if err := json.Unmarshal([]byte(out), &st); code != 3 || err != nil || len(daemon.Degraded(st.Health)) != 2 {
+		t.Fatalf("status --json: exit %d, %v, health %+v", code, err, st.Health)
+	}
+	if code, _, errs := runCLI("status", "--socket", sock, "nope"); code != 2 || !strings.Contains(errs, `unknown jail "nope"`) {
+		t.Fatalf("unknown jail: exit %d, %s", code, errs)
+	}
+	os.WriteFile(logPath, nil, 0o644)
+	_, out, _ = await("ok once the log exists", func(code int, _, _ string) bool { return code == 0 })
+	if !strings.Contains(out, "health: ok") {
+		t.Fatalf("status:\n%s", out)
+	}
+}

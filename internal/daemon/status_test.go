@@ -1,0 +1,109 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/policy/dovecot"
+	"github.com/rampart-dev/rampart/internal/policy/postfix"
+)
+
+
+// fullStatus has every field set, so that the golden file shows every key.
+func fullStatus() Status {
+	t := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
+	return Status{
+		Version: "v1.2.3", Started: t,
+		Health: []Health{
+			{Component: "store", State: HealthOK, Since: t},
+			{Component: "source /var/log/auth.log", State: HealthDegraded, Detail: "missing", Since: t.Add(time.Minute)},
+		},
+		Reload:   ReloadStatus{Loaded: t, Reloads: 2, Failures: 1, LastError: "rampart.toml:3: unknown key", LastErrorAt: t.Add(time.Hour)},
+		Firewall: FirewallStatus{Backend: "nftables", Applied: 10, Failed: 1},
+		Engine: EngineStatus{Tracked: 1, TrackedCap: 2, Evicted: 3, Offenders: 4, ActiveBans: 5, ActiveEvicted: 6, Events: 7, Ignored: 8,
+			Allowlisted: 9, WhileBanned: 10, Successes: 11, KnownGood: 12, HotUsers: 13, Prefixes: 14, Surges: 15, Surge: true, Decisions: 16, Pending: 17},
+		Jails:   []JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 1}},
+		Sources: []SourceState{{Source: "/var/log/auth.log", Jails: []string{"sshd"}, Lines: 100, Skipped: 2, Stale: 3}},
+		Policy: &PolicyStatus{
+			Postfix:       &postfix.Stats{Requests: 1, Delayed: 2, Parked: 3, Open: 4, Malformed: 5, Dropped: 6, Failed: 7},
+			Dovecot:       &dovecot.Stats{Requests: 1, Rejected: 2, Delayed: 3, Reports: 4, Bad: 5},
+			LogDuplicates: 8,
+		},
+		Active:     []Ban{{IP: "192.0.2.1", Action: "ban", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t, End: t.Add(time.Hour), Origin: "local"}},
+		Goroutines: 42,
+	}
+}
+
+// TestStatusJSONGolden keeps the status JSON's keys, documented in
+// docs/configuration.md, from drifting; all are snake_case.
+func TestStatusJSONGolden(t *testing.T) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(fullStatus()); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "status.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Errorf("status JSON differs from %s (run with -update if intended, and update docs/configuration.md):\n%s", golden, buf.String())
+	}
+	var v any
+	if err := json.Unmarshal(buf.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				if !snake.MatchString(k) {
+					t.Errorf("key %s.%s is not snake_case", path, k)
+				}
+				walk(path+"."+k, c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(path+"[]", c)
+			}
+		}
+	}
+	walk("", v)
+}
+
+func TestStatusOfJail(t *testing.T) {
+	h := startHarness(t, t.TempDir(), 3, "[jail.other]\nfilter = \"sshd\"\nfiles = [\""+filepath.Join(t.TempDir(), "other.log")+"\"]")
+	h.fail(3, "198.51.100.7")
+	h.waitFor("ban", func(st Status) bool { return banned(st, "198.51.100.7") })
+	ctx := context.Background()
+	if _, err := h.client.Ban(ctx, BanRequest{IP: "203.0.113.9", Jail: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.client.StatusOf(ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Jails) != 1 || st.Jails[0].Name != "other" || len(st.Active) != 1 || st.Active[0].IP != "203.0.113.9" ||
+		len(st.Sources) != 1 || st.Sources[0].Jails[0] != "other" {
+		t.Fatalf("status of jail other: jails %+v, active %+v, sources %+v", st.Jails, st.Active, st.Sources)
+	}
+	if _, err := h.client.StatusOf(ctx, "nope"); !errors.Is(err, ErrUnknownJail) {
+		t.Fatalf("unknown jail: %v", err)
+	}
+}
