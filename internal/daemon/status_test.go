@@ -15,7 +15,6 @@ import (
 	"github.com/rampart-dev/rampart/internal/policy/postfix"
 )
 
-
 // fullStatus has every field set, so that the golden file shows every key.
 func fullStatus() Status {
 	t := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
@@ -32,8 +31,8 @@ func fullStatus() Status {
 		Jails:   []JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 1}},
 		Sources: []SourceState{{Source: "/var/log/auth.log", Jails: []string{"sshd"}, Lines: 100, Skipped: 2, Stale: 3}},
 		Policy: &PolicyStatus{
-			Postfix:       &postfix.Stats{Requests: 1, Delayed: 2, Parked: 3, Open: 4, Malformed: 5, Dropped: 6, Failed: 7},
-			Dovecot:       &dovecot.Stats{Requests: 1, Rejected: 2, Delayed: 3, Reports: 4, Bad: 5},
+			Postfix:       &postfix.Stats{Requests: 1, Delayed: 2, Rejected: 8, Blinded: 9, Parked: 3, Open: 4, Malformed: 5, Dropped: 6, Failed: 7},
+			Dovecot:       &dovecot.Stats{Requests: 1, Rejected: 2, Delayed: 3, Reports: 4, Bad: 5, Unauthorized: 6},
 			LogDuplicates: 8,
 		},
 		Active:     []Ban{{IP: "192.0.2.1", Action: "ban", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t, End: t.Add(time.Hour), Origin: "local"}},
