@@ -127,3 +127,51 @@ func TestShowMissedBounded(t *testing.T) {
 		t.Fatalf("%d missed lines printed, want %d", n, maxMissed)
 	}
 }
+
+// TestCheckConfigHost: check-config fails on what run would fail on or do
+// without, and warns (exit 0) where run waits.
+func TestCheckConfigHost(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	missing := filepath.Join(dir, "missing.log")
+	tests := []struct {
+		name, toml string
+		code       int
+		stderr     []string
+		stdout     string
+	}{
+		{"no jail", "[daemon]\nlog_level = \"debug\"\n", 1,
+			[]string{"error: " + filepath.Join(dir, "no jail.toml") + ": no enabled jail: nothing would be watched", "rampart check-config: " + filepath.Join(dir, "no jail.toml") + ": 1 error"}, ""},
+		{"missing log", "[jail.sshd]\nfiles = [\"" + missing + "\"]\n", 0,
+			[]string{"warning: " + filepath.Join(dir, "missing log.toml") + `:2: jail "sshd": ` + missing + " does not exist (yet)"}, "OK (1 enabled jail, 1 warning)"},
+		{"missing ASN database", "[jail.sshd]\nfiles = [\"" + missing + "\"]\n[asn]\ndatabase = \"/nonexistent/GeoLite2-ASN.mmdb\"\n", 1,
+			[]string{"error: " + filepath.Join(dir, "missing ASN database.toml") + ":4: geo: ASN database /nonexistent/GeoLite2-ASN.mmdb", ": 1 error"}, ""},
+		{"unreadable auth_file", "[jail.dovecot]\nfiles = [\"" + missing + "\"]\n[dovecot_policy]\nlisten = \"127.0.0.1:10024\"\nauth_file = \"" + dir + "\"\n", 1,
+			[]string{":5: dovecot policy server: auth_file: read " + dir + ": is a directory"}, ""},
+		{"listen address elsewhere", "[jail.sshd]\nsyslog = true\n[syslog]\nudp = \"198.51.100.9:514\"\n", 1,
+			[]string{":4: 198.51.100.9 is not an address of this host", "warning: ", "syslog has no authentication"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if os.Getenv("RAMPART_DOVECOT_AUTH") != "" {
+				t.Skip("RAMPART_DOVECOT_AUTH replaces auth_file")
+			}
+			p := write(tt.name+".toml", tt.toml)
+			code, out, errs := runCLI("check-config", p)
+			if code != tt.code || !strings.Contains(out, tt.stdout) {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errs)
+			}
+			for _, want := range tt.stderr {
+				if !strings.Contains(errs, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, errs)
+				}
+			}
+		})
+	}
+}

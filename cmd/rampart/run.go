@@ -157,9 +157,18 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 }
 
 const checkHelp = `
-Check a configuration file: syntax, keys, values, filters and modes. Errors
-name the file, the line and the key. With --print-defaults, print the
-embedded defaults instead (a starting point for /etc/rampart/rampart.toml).
+Check a configuration file: syntax, keys, values and their ranges, filters
+and modes, and what 'rampart run' would fail on or quietly do without on
+this host: no enabled jail, a Dovecot auth_file that cannot be read or is
+empty, an ASN database that cannot be opened, a listen address that is
+not this host's. Errors name the file, the line and the key; the exit
+status is 1 when there is one. Warnings do not fail the check: a log file
+that does not exist yet (run waits for it), a jail whose only source is
+journald on a host without it, a syslog listener beyond loopback (syslog
+has no authentication).
+
+With --print-defaults, print the embedded defaults instead (a starting
+point for /etc/rampart/rampart.toml).
 `
 
 func runCheckConfig(args []string, stdout, stderr io.Writer) error {
@@ -184,15 +193,37 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.CheckFilters(daemon.FilterCheck(reg)); err != nil {
-		return err
-	}
 	name := cfg.File
 	if name == "" {
 		name = "embedded defaults"
 	}
-	fmt.Fprintf(stdout, "%s: OK (%d jails)\n", name, len(cfg.Jails))
+	errs, warns := 0, 0
+	for _, p := range daemon.Check(cfg, reg) {
+		if p.Warning {
+			warns++
+			fmt.Fprintf(stderr, "warning: %v\n", p.Err)
+		} else {
+			errs++
+			fmt.Fprintf(stderr, "error: %v\n", p.Err)
+		}
+	}
+	if errs > 0 {
+		return fmt.Errorf("%s: %s", name, plural(errs, "error"))
+	}
+	fmt.Fprintf(stdout, "%s: OK (%s", name, plural(len(cfg.EnabledJails()), "enabled jail"))
+	if warns > 0 {
+		fmt.Fprintf(stdout, ", %s", plural(warns, "warning"))
+	}
+	fmt.Fprintln(stdout, ")")
 	return nil
+}
+
+// plural writes "1 error", "2 errors".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func controlClient(socket, cfgPath string) (*daemon.Client, error) {

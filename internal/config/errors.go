@@ -41,8 +41,13 @@ func decodeError(file string, err error) error {
 	return fmt.Errorf("%s:%d: %s", file, row, msg)
 }
 
-// errorf formats an error at the line of the dotted key (or its nearest
-// written parent): file:line: [jail "x": ]message.
+// Errorf formats an error about the dotted key ("dovecot_policy.auth_file",
+// "jail.sshd.files") as configuration errors are: file:line: [jail "x": ]
+// message, at the line of the key or of its nearest written parent. For
+// the checks done outside this package (rampart check-config's).
+func (c *Config) Errorf(key, format string, args ...any) error { return c.errorf(key, format, args...) }
+
+// errorf is Errorf.
 func (c *Config) errorf(key, format string, args ...any) error {
 	line := 0
 	for k := key; k != ""; {
