@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -31,7 +30,7 @@ import (
 const (
 	// main.cf: the policy service, failing open, asked at RCPT on every
 	// smtpd; the submission service also asks at CONNECT (master.cf).
-	postfixRampartMain = `rampart_policy = check_policy_service { inet:127.0.0.1:%d, default_action=DUNNO }
+	postfixRampartMain = `rampart_policy = check_policy_service { unix:rampart/policy, default_action=DUNNO }
 smtpd_recipient_restrictions = permit_mynetworks, $rampart_policy
 `
 	// master.cf: submission asks at CONNECT, before AUTH.
@@ -42,7 +41,7 @@ smtpd_recipient_restrictions = permit_mynetworks, $rampart_policy
 `
 	// conf.d/95-rampart.conf
 	dovecotRampartConf = `auth_policy_server_url = http://127.0.0.1:%d/
-auth_policy_server_api_header = Authorization: Basic %s
+auth_policy_server_api_header = <%s
 auth_policy_hash_nonce = %s
 auth_policy_reject_on_fail = no
 `
@@ -70,7 +69,7 @@ type mailLab struct {
 	smtp, submission, imap          int // ports
 	postfixPolicy, dovecotPolicy    int
 	postfixConf, postfixLog, dcLog  string
-	spool                           string
+	spool, stateDir                 string
 	rampart                         *proc
 	bin, socket                     string
 	client                          *daemon.Client
@@ -166,8 +165,16 @@ func startMailLab(t *testing.T, opts labOptions) *mailLab {
 	pf := filepath.Join(l.dir, "postfix")
 	l.postfixConf, l.spool = filepath.Join(pf, "etc"), filepath.Join(pf, "spool")
 	l.postfixLog, l.dcLog = filepath.Join(pf, "postfix.log"), filepath.Join(dc, "dovecot.log")
-	secret := base64.StdEncoding.EncodeToString([]byte("dovecot:" + randHex(t, 12)))
-	writeFile(t, filepath.Join(rdir, "dovecot-auth"), "Basic "+secret+"\n")
+	l.stateDir = filepath.Join(rdir, "state")
+	// Postfix's queue directory, where its chrooted smtpd finds Rampart's
+	// socket and Dovecot's, and private/ as Debian's Postfix has it.
+	if err := os.MkdirAll(filepath.Join(l.spool, "private"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	chown(t, filepath.Join(l.spool, "private"), "postfix")
+	if err := os.Chmod(filepath.Join(l.spool, "private"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	socket := filepath.Join(rdir, "ctl.sock")
 	tarpit := fmt.Sprintf("tarpit = %q\ntarpit_max = %q\n", tarpitBase, tarpitMax)
 	if opts.defaults {
@@ -186,11 +193,10 @@ backend = "log"
 loopback = false
 
 [postfix_policy]
-listen = "127.0.0.1:%d"
+listen = "unix:%s"
 %s
 [dovecot_policy]
 listen = "127.0.0.1:%d"
-auth_file = %q
 %s
 [jail.postfix]
 filter = "postfix"
@@ -200,8 +206,8 @@ files = [%q]
 [jail.dovecot]
 filter = "dovecot"
 files = [%q]
-`, filepath.Join(rdir, "state"), socket, l.postfixPolicy, tarpit,
-		l.dovecotPolicy, filepath.Join(rdir, "dovecot-auth"), tarpit, l.postfixLog, l.dcLog))
+`, l.stateDir, socket, filepath.Join(l.spool, "rampart", "policy"), tarpit,
+		l.dovecotPolicy, tarpit, l.postfixLog, l.dcLog))
 	// The logs exist before Rampart follows them, so it reads them whole.
 	writeFile(t, l.postfixLog, "")
 	writeFile(t, l.dcLog, "")
@@ -239,7 +245,9 @@ files = [%q]
 		fmt.Fprintf(&users, "%s:{PLAIN}%s:65534:65534::%s\n", u, pw, home)
 	}
 	writeFile(t, filepath.Join(dc, "users"), users.String())
-	writeFile(t, filepath.Join(dc, "95-rampart.conf"), fmt.Sprintf(dovecotRampartConf, l.dovecotPolicy, secret, randHex(t, 16)))
+	// The secret Rampart made on its first start, read by Dovecot from
+	// Rampart's state directory.
+	writeFile(t, filepath.Join(dc, "95-rampart.conf"), fmt.Sprintf(dovecotRampartConf, l.dovecotPolicy, filepath.Join(l.stateDir, "dovecot-policy-auth"), randHex(t, 16)))
 	// Dovecot's own delays (2s per failure, and a penalty per address growing
 	// to 15s) add to Rampart's: off, unless the options ask for defaults, so
 	// that the delays measured are Rampart's.
@@ -281,14 +289,14 @@ service imap-login {
   }
 }
 service auth {
-  unix_listener auth-postfix {
+  unix_listener %[5]s/private/auth {
     mode = 0660
     user = postfix
     group = postfix
   }
 }
 %[4]s!include 95-rampart.conf
-`, dc, l.dcLog, l.imap, ownDelays))
+`, dc, l.dcLog, l.imap, ownDelays, l.spool))
 	l.dovecotOut = &syncBuffer{}
 	l.dovecot = exec.Command("dovecot", "-F", "-c", filepath.Join(dc, "dovecot.conf"))
 	l.dovecot.Stdout, l.dovecot.Stderr = l.dovecotOut, l.dovecotOut
@@ -346,12 +354,12 @@ smtpd_peername_lookup = no
 smtpd_banner = $myhostname ESMTP
 smtpd_tls_security_level = none
 smtpd_sasl_type = dovecot
-smtpd_sasl_path = %[6]s/run/auth-postfix
+smtpd_sasl_path = private/auth
 smtpd_sasl_security_options = noanonymous
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
-`, l.spool, lib, l.postfixLog, pf, l.postfixConf, dc)+fmt.Sprintf(postfixRampartMain, l.postfixPolicy))
-	writeFile(t, filepath.Join(l.postfixConf, "master.cf"), fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
-127.0.0.1:%d inet n - n - - smtpd
+`, l.spool, lib, l.postfixLog, pf, l.postfixConf)+postfixRampartMain)
+	writeFile(t, filepath.Join(l.postfixConf, "master.cf"), fmt.Sprintf(`127.0.0.1:%d inet n - y - - smtpd
+127.0.0.1:%d inet n - y - - smtpd
 %spickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -652,7 +660,7 @@ func (l *mailLab) policyComplaints() []string {
 	for _, path := range []string{l.postfixLog, l.dcLog} {
 		for _, line := range strings.Split(readFile(path), "\n") {
 			low := strings.ToLower(line)
-			if policyTrouble.MatchString(line) || strings.Contains(low, fmt.Sprintf(":%d", l.postfixPolicy)) || strings.Contains(low, fmt.Sprintf(":%d", l.dovecotPolicy)) {
+			if policyTrouble.MatchString(line) || strings.Contains(low, "rampart/policy") || strings.Contains(low, fmt.Sprintf(":%d", l.dovecotPolicy)) {
 				out = append(out, line)
 			}
 		}

@@ -55,7 +55,7 @@ func Check(cfg *config.Config, reg *filter.Registry) []Problem {
 	}
 	checkSources(cfg, jails, journaldRunning(), warn)
 	if cfg.Dovecot.Listen != "" {
-		auth, err := dovecotAuth(cfg.Dovecot.AuthFile)
+		auth, _, err := configuredDovecotAuth(cfg.Dovecot.AuthFile)
 		switch {
 		case err != nil:
 			fail("dovecot_policy.auth_file", "%v", err)

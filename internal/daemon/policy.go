@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -177,7 +179,7 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 		d.log.Info("postfix policy server listening", "listen", l)
 	}
 	if l := cfg.Dovecot.Listen; l != "" {
-		auth, err := dovecotAuth(cfg.Dovecot.AuthFile)
+		auth, authFrom, err := d.dovecotAuth(cfg.Dovecot.AuthFile, cfg.Daemon.StateDir)
 		if err != nil {
 			return err
 		}
@@ -191,7 +193,7 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 		d.policy.dovecot = h
 		d.mu.Unlock()
 		d.serveUntil(ctx, wg, "dovecot policy server", func() error { return srv.Serve(ln) }, srv.Shutdown, http.ErrServerClosed)
-		d.log.Info("dovecot policy server listening", "listen", l, "auth", auth != "")
+		d.log.Info("dovecot policy server listening", "listen", l, "auth_from", authFrom)
 	}
 	return nil
 }
@@ -216,52 +218,145 @@ func (d *Daemon) serveUntil(ctx context.Context, wg *sync.WaitGroup, name string
 	}()
 }
 
-// listenPolicy opens "host:port" or "unix:/path". A unix socket is made
-// group-writable for the postfix group when it exists, so smtpd can use it.
+// listenPolicy opens "host:port" or "unix:/path". A unix socket is for
+// Postfix alone: group postfix, mode 0660, in a directory the daemon
+// creates group postfix, mode 0750, when it does not exist (Postfix's
+// private/, owned by postfix, mode 0700, works as it is). No other local
+// user can reach it, which is what lets a request's sasl_username count as
+// a login. Without a postfix group the socket is refused rather than
+// opened to everyone.
 func listenPolicy(addr string) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix:")
 	if !ok {
 		return net.Listen("tcp", addr)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
+	g, err := user.LookupGroup("postfix")
+	if err != nil {
+		return nil, fmt.Errorf("%s: no postfix group to give the socket to (is Postfix installed?); a socket any local user could reach would let them claim logins: %w", path, err)
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return nil, fmt.Errorf("postfix group id %q: %w", g.Gid, err)
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, err
+		}
+		if err := os.Chown(dir, 0, gid); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(dir, 0o750); err != nil {
+			return nil, err
+		}
 	}
 	os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
 	}
-	mode := os.FileMode(0o660)
-	if g, err := user.LookupGroup("postfix"); err == nil {
-		if gid, err := strconv.Atoi(g.Gid); err == nil {
-			os.Chown(path, 0, gid)
-		}
-	} else {
-		mode = 0o666
+	if err := os.Chown(path, 0, gid); err != nil {
+		ln.Close()
+		return nil, err
 	}
-	if err := os.Chmod(path, mode); err != nil {
+	if err := os.Chmod(path, 0o660); err != nil {
 		ln.Close()
 		return nil, err
 	}
 	return ln, nil
 }
 
-// dovecotAuth reads the expected Authorization header value from the
-// environment or a file (never from the configuration itself).
-func dovecotAuth(file string) (string, error) {
+// dovecotSecretFile is where the daemon keeps the Dovecot shared secret it
+// made, in the state directory.
+const dovecotSecretFile = "dovecot-policy-auth"
+
+// dovecotAuth returns the Authorization header value Dovecot must send, and
+// where it came from: RAMPART_DOVECOT_AUTH, auth_file, or else a secret the
+// daemon made in the state directory on its first start (mode 0600). The
+// secret is never logged: the log names the file, and the Dovecot setting
+// that reads it (auth_policy_server_api_header = </path), which keeps it
+// out of Dovecot's world-readable configuration and out of `doveconf -n`.
+func (d *Daemon) dovecotAuth(file, stateDir string) (value, from string, err error) {
+	if v, from, err := configuredDovecotAuth(file); err != nil || from != "" {
+		if err == nil && v == "" {
+			err = fmt.Errorf("dovecot policy server: auth_file %s is empty", file)
+		}
+		return v, from, err
+	}
+	path := filepath.Join(stateDir, dovecotSecretFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil && headerValue(string(b)) != "":
+		return headerValue(string(b)), path, nil
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return "", "", fmt.Errorf("dovecot policy server: %w", err)
+	}
+	v, err := makeDovecotSecret(path)
+	if err != nil {
+		return "", "", fmt.Errorf("dovecot policy server: make the shared secret: %w", err)
+	}
+	d.log.Warn("dovecot policy server: made a shared secret; Dovecot must send it",
+		"file", path, "dovecot_setting", "auth_policy_server_api_header = <"+path)
+	return v, path, nil
+}
+
+// configuredDovecotAuth returns the secret the operator gave, from
+// RAMPART_DOVECOT_AUTH or auth_file (empty if the file is), and where it
+// came from; from is "" when they gave none (the daemon then makes one).
+func configuredDovecotAuth(file string) (value, from string, err error) {
 	if v := os.Getenv("RAMPART_DOVECOT_AUTH"); v != "" {
-		return strings.TrimSpace(v), nil
+		return headerValue(v), "RAMPART_DOVECOT_AUTH", nil
 	}
 	if file == "" {
-		return "", nil
+		return "", "", nil
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("dovecot policy server: auth_file: %w", err)
+		return "", "", fmt.Errorf("dovecot policy server: auth_file: %w", err)
 	}
-	v := strings.TrimSpace(string(b))
-	v = strings.TrimPrefix(v, "Authorization:")
-	return strings.TrimSpace(v), nil
+	return headerValue(string(b)), file, nil
+}
+
+// makeDovecotSecret writes a new secret to path, readable by root alone,
+// as the header line Dovecot's auth_policy_server_api_header takes (with no
+// newline: Dovecot reads a "<file" value as it is).
+func makeDovecotSecret(path string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	tok := make([]byte, 24)
+	if _, err := rand.Read(tok); err != nil {
+		return "", err
+	}
+	v := "Basic " + base64.StdEncoding.EncodeToString(tok)
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteString("Authorization: " + v)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return v, nil
+}
+
+// headerValue takes "Basic x", or a whole "Authorization: Basic x" line,
+// and returns "Basic x".
+func headerValue(s string) string {
+	s = strings.TrimSpace(s)
+	if name, v, ok := strings.Cut(s, ":"); ok && strings.EqualFold(strings.TrimSpace(name), "authorization") {
+		s = strings.TrimSpace(v)
+	}
+	return s
 }
 
 func (d *Daemon) policyStatus() *PolicyStatus {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,14 +55,20 @@ func TestDaemonPolicyReportAndLogCountOnce(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	h := startHarness(t, dir, 3, fmt.Sprintf("[dovecot_policy]\nlisten = %q\njail = \"sshd\"", addr))
+	secret := readSecret(t, dir)
 	report := func(remote string) {
 		t.Helper()
-		resp, err := http.Post("http://"+addr+"/?command=report", "application/json",
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/?command=report",
 			strings.NewReader(fmt.Sprintf(`{"login":"root","remote":%q,"success":false}`, remote)))
+		req.Header.Set("Authorization", secret)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("report: %s", resp.Status)
+		}
 	}
 	// Two failures, reported live and then logged: two, not four (maxretry 3).
 	report("198.51.100.7")
@@ -97,5 +105,81 @@ func TestPipelineFlagsEnumeration(t *testing.T) {
 	}
 	if as := p.Engine.Assess(a, "", now); !as.Enumerating {
 		t.Fatalf("three unknown recipients, not flagged: %+v", as)
+	}
+}
+
+// readSecret reads the Dovecot shared secret a daemon made in the state
+// directory, as the Authorization header value.
+func readSecret(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "state", dovecotSecretFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := strings.CutPrefix(string(b), "Authorization: ")
+	if !ok || !strings.HasPrefix(v, "Basic ") || strings.ContainsAny(v, "\r\n") {
+		t.Fatalf("secret file %q: want one line \"Authorization: Basic ...\" with no newline (Dovecot reads it as it is)", b)
+	}
+	return v
+}
+
+// TestDovecotSecretByDefault: with no auth_file, the daemon makes a secret
+// in the state directory that only root can read, requires it, tells the
+// operator the Dovecot setting that reads the file (never the secret), and
+// keeps it across restarts.
+func TestDovecotSecretByDefault(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := fmt.Sprintf("[dovecot_policy]\nlisten = %q\njail = \"sshd\"", addr)
+	h := startHarness(t, dir, 3, cfg)
+	secret := readSecret(t, dir)
+	path := filepath.Join(dir, "state", dovecotSecretFile)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file mode: %v %v", fi.Mode(), err)
+	}
+	ask := func(auth string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/?command=allow", strings.NewReader(`{"login":"x","remote":"192.0.2.1"}`))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := ask(""); c != http.StatusUnauthorized {
+		t.Fatalf("no secret: %d", c)
+	}
+	if c := ask("Basic d3Jvbmc="); c != http.StatusUnauthorized {
+		t.Fatalf("wrong secret: %d", c)
+	}
+	if c := ask(secret); c != http.StatusOK {
+		t.Fatalf("the secret: %d", c)
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, "auth_policy_server_api_header = <"+path) {
+		t.Errorf("the log does not give the Dovecot setting:\n%s", logs)
+	}
+	if tok := strings.TrimPrefix(secret, "Basic "); strings.Contains(logs, tok) {
+		t.Errorf("the secret is in the log")
+	}
+	h.stop()
+	h = startHarness(t, dir, 3, cfg)
+	if again := readSecret(t, dir); again != secret {
+		t.Fatalf("a restart made a new secret")
+	}
+	if c := ask(secret); c != http.StatusOK {
+		t.Fatalf("the secret after a restart: %d", c)
+	}
+	if strings.Contains(h.logs.String(), "made a shared secret") {
+		t.Errorf("a restart claims to have made a secret")
 	}
 }
