@@ -59,13 +59,19 @@ type applier struct {
 	failed  atomic.Uint64
 
 	storeErr, enfErr *lastError // outcomes of the latest writes, for health; nil: not kept
+
+	// positions returns the sources' positions; nil: none. Each batch of
+	// decisions is recorded with the positions read just before it was
+	// taken, in one transaction (see enforce).
+	positions func() map[string]string
 }
 
 // enforced is a batch the kernel stage has handled.
 type enforced struct {
-	batch []event.Decision // as decided: what the store records
-	live  []event.Decision // what was sent to the kernel
-	err   error            // the kernel's answer
+	batch []event.Decision  // as decided: what the store records
+	live  []event.Decision  // what was sent to the kernel
+	err   error             // the kernel's answer
+	pos   map[string]string // the sources' positions, all of whose lines' decisions are in this batch or earlier ones
 }
 
 func newApplier(st *store.Store, enf Enforcer, log *slog.Logger) *applier {
@@ -146,6 +152,15 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 func (a *applier) enforce(ctx context.Context) {
 	ctx, cancel := detached(ctx)
 	defer cancel()
+	// The positions first: a source moves its position past a line only
+	// after the line's decisions were submitted, so every line before these
+	// positions has its decisions in the batch taken below, or in an
+	// earlier one. Saved with the batch, they never skip a decision's
+	// lines; at worst a few lines after them are read again after a crash.
+	var pos map[string]string
+	if a.positions != nil {
+		pos = a.positions()
+	}
 	a.mu.Lock()
 	batch, good := a.pending, a.good
 	a.pending, a.good = nil, nil
@@ -153,7 +168,7 @@ func (a *applier) enforce(ctx context.Context) {
 	if len(batch) == 0 && len(good) == 0 {
 		return
 	}
-	e := enforced{batch: batch}
+	e := enforced{batch: batch, pos: pos}
 	if len(batch) > 0 {
 		if e.live = a.live(batch); len(e.live) > 0 {
 			e.err = a.enf.Apply(ctx, e.live)
@@ -182,10 +197,14 @@ func (a *applier) record(ctx context.Context) {
 	a.queue, a.qgood = nil, nil
 	a.qmu.Unlock()
 	var batch []event.Decision
+	var pos map[string]string
 	for _, e := range queue {
 		batch = append(batch, e.batch...)
+		if e.pos != nil {
+			pos = e.pos // the latest
+		}
 	}
-	a.persist(ctx, batch, good)
+	a.persist(ctx, batch, pos, good)
 	for _, e := range queue {
 		a.report(e)
 	}
@@ -234,8 +253,9 @@ func (a *applier) live(batch []event.Decision) []event.Decision {
 }
 
 // persist records the decisions as taken (with their own start and
-// duration) and the known-good clients. The caller holds smu.
-func (a *applier) persist(ctx context.Context, batch []event.Decision, good []event.Event) {
+// duration), with the sources' positions when there are decisions, and the
+// known-good clients. The caller holds smu.
+func (a *applier) persist(ctx context.Context, batch []event.Decision, pos map[string]string, good []event.Event) {
 	if a.store == nil {
 		return
 	}
@@ -252,7 +272,7 @@ func (a *applier) persist(ctx context.Context, batch []event.Decision, good []ev
 		a.retry = nil
 	}
 	if len(batch) > 0 {
-		_, err := a.store.RecordDecisions(ctx, batch)
+		_, err := a.store.RecordBatch(ctx, batch, pos)
 		a.storeErr.note(err)
 		if err != nil {
 			// Health reports it once (see health.go); this is per batch.
@@ -279,6 +299,6 @@ func (a *applier) retryStore(ctx context.Context) {
 	a.smu.Lock()
 	defer a.smu.Unlock()
 	if len(a.retry) > 0 {
-		a.persist(ctx, nil, nil)
+		a.persist(ctx, nil, nil, nil)
 	}
 }

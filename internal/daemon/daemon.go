@@ -112,6 +112,12 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	}
 	d.apply = newApplier(st, d.enf, d.log)
 	d.apply.storeErr, d.apply.enfErr = &d.storeErr, &d.enfErr
+	d.apply.positions = func() map[string]string {
+		d.mu.Lock()
+		sources := d.sources
+		d.mu.Unlock()
+		return positionsOf(sources)
+	}
 	_, d.apply.quiet = d.enf.(*firewall.Log)
 	if err := d.restore(ctx); err != nil {
 		d.Close()

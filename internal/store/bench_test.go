@@ -98,3 +98,36 @@ func BenchmarkActiveDecisions(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRecordBatch is BenchmarkRecordDecisions with the positions of
+// four sources saved in the same transaction, as the daemon's store stage
+// does with every batch: the cost the positions add.
+func BenchmarkRecordBatch(b *testing.B) {
+	for _, size := range []int{1, 1_000} {
+		for _, npos := range []int{0, 4} {
+			b.Run(fmt.Sprintf("batch=%d/positions=%d", size, npos), func(b *testing.B) {
+				ctx := context.Background()
+				s, _ := openTemp(b)
+				start := t0
+				pos := map[string]string{}
+				for i := range npos {
+					pos[fmt.Sprintf("file:/var/log/%d.log", i)] = "dev=2049 inode=1234567 offset=0 head=1024:0123456789abcdef"
+				}
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					b.StopTimer()
+					ds := manyDecisions(size, start)
+					start = start.Add(time.Duration(size) * time.Millisecond)
+					for k := range pos {
+						pos[k] = fmt.Sprintf("dev=2049 inode=1234567 offset=%d head=1024:0123456789abcdef", i)
+					}
+					b.StartTimer()
+					if _, err := s.RecordBatch(ctx, ds, pos); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "decisions/s")
+			})
+		}
+	}
+}

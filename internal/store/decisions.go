@@ -74,7 +74,7 @@ const upsertActiveSQL = `INSERT INTO active (target, history_id, start_ns, end_n
 // known action and d.Start must be set. A Duration of zero or less means
 // until revoked.
 func (s *Store) RecordDecision(ctx context.Context, d event.Decision) (int64, error) {
-	ids, err := s.recordDecisions(ctx, []event.Decision{d})
+	ids, err := s.recordDecisions(ctx, []event.Decision{d}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("record decision for %s: %w", d.Target, err)
 	}
@@ -88,7 +88,7 @@ func (s *Store) RecordDecisions(ctx context.Context, ds []event.Decision) ([]int
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	ids, err := s.recordDecisions(ctx, ds)
+	ids, err := s.recordDecisions(ctx, ds, nil)
 	if err != nil {
 		return nil, fmt.Errorf("record %d decisions: %w", len(ds), err)
 	}
@@ -116,7 +116,20 @@ func validate(d event.Decision) (decisionRow, error) {
 	return decisionRow{target: p.String(), action: d.Action.String(), start: toNS(d.Start), end: endNS(d.Start, d.Duration)}, nil
 }
 
-func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision) ([]int64, error) {
+// RecordBatch records ds as RecordDecisions does and saves positions as
+// SavePositions does, in one transaction: the positions of the log lines
+// that led to the decisions are saved with them, so a crash right after
+// cannot make those lines be read, and counted, again. Either all is
+// written or, on error, nothing.
+func (s *Store) RecordBatch(ctx context.Context, ds []event.Decision, positions map[string]string) ([]int64, error) {
+	ids, err := s.recordDecisions(ctx, ds, positions)
+	if err != nil {
+		return nil, fmt.Errorf("record %d decisions and %d positions: %w", len(ds), len(positions), err)
+	}
+	return ids, nil
+}
+
+func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positions map[string]string) ([]int64, error) {
 	rows := make([]decisionRow, len(ds))
 	for i, d := range ds {
 		r, err := validate(d)
@@ -127,6 +140,12 @@ func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision) ([]int
 	}
 	ids := make([]int64, len(ds))
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := savePositions(ctx, tx, positions); err != nil {
+			return err
+		}
+		if len(ds) == 0 {
+			return nil
+		}
 		// The transaction holds the write lock, so ids from max+1 on are
 		// ours: explicit ids give each decision its id without a round
 		// trip per row.

@@ -28,6 +28,23 @@ func (s *Store) SavePositions(ctx context.Context, positions map[string]string) 
 	if len(positions) == 0 {
 		return nil
 	}
+	err := s.write(ctx, func(tx *sql.Tx) error { return savePositions(ctx, tx, positions) })
+	if err != nil {
+		if len(positions) == 1 {
+			for o := range positions {
+				return fmt.Errorf("save position of %s: %w", o, err)
+			}
+		}
+		return fmt.Errorf("save %d positions: %w", len(positions), err)
+	}
+	return nil
+}
+
+// savePositions writes positions in tx.
+func savePositions(ctx context.Context, tx *sql.Tx, positions map[string]string) error {
+	if len(positions) == 0 {
+		return nil
+	}
 	// A stable order keeps the write deterministic for tests and debugging.
 	origins := make([]string, 0, len(positions))
 	for o := range positions {
@@ -35,24 +52,15 @@ func (s *Store) SavePositions(ctx context.Context, positions map[string]string) 
 	}
 	sort.Strings(origins)
 	now := toNS(time.Now())
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, upsertPositionSQL)
-		if err != nil {
+	st, err := tx.PrepareContext(ctx, upsertPositionSQL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, o := range origins {
+		if _, err := st.ExecContext(ctx, o, positions[o], now); err != nil {
 			return err
 		}
-		defer st.Close()
-		for _, o := range origins {
-			if _, err := st.ExecContext(ctx, o, positions[o], now); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		if len(origins) == 1 {
-			return fmt.Errorf("save position of %s: %w", origins[0], err)
-		}
-		return fmt.Errorf("save %d positions: %w", len(origins), err)
 	}
 	return nil
 }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/store"
+)
+
+// TestKillAfterBanDoesNotReread kills the daemon with SIGKILL right after a
+// ban is recorded: the position of the log is saved with the ban, so the
+// restarted daemon does not read the lines that caused it again (they
+// would count again, and for a ban the engine no longer held, ban again).
+func TestKillAfterBanDoesNotReread(t *testing.T) {
+	bin := rampartBinary(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "auth.log")
+	sock := filepath.Join(dir, "ctl.sock")
+	cfgPath := filepath.Join(dir, "rampart.toml")
+	os.WriteFile(logPath, nil, 0o644)
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+[daemon]
+state_dir = %q
+socket = %q
+[firewall]
+backend = "log"
+[jail.sshd]
+filter = "sshd"
+files = [%q]
+maxretry = 3
+`, filepath.Join(dir, "state"), sock, logPath)), 0o644)
+	c := daemon.NewClient(sock)
+	start := func() *proc {
+		p := &proc{out: &syncBuffer{}, done: make(chan error, 1)}
+		p.cmd = exec.Command(bin, "run", "--config", cfgPath)
+		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { p.done <- p.cmd.Wait() }()
+		t.Cleanup(func() { p.stop(t) })
+		waitUntil(t, 10*time.Second, "daemon reading", func() bool {
+			st, err := c.Status(context.Background())
+			return err == nil && len(st.Sources) == 1 && len(daemon.Degraded(st.Health)) == 0
+		}, p)
+		return p
+	}
+	p := start()
+	// Lines the daemon reads and saves the position of, as it would have
+	// long before the crash.
+	appendLines(t, logPath, failures(1, netip.MustParseAddr("192.0.2.50"), 10)...)
+	waitUntil(t, 10*time.Second, "first line", func() bool {
+		st, err := c.Status(context.Background())
+		return err == nil && st.Engine.Events == 1
+	}, p)
+	// The periodic save has saved a position by now.
+	waitUntil(t, 10*time.Second, "position saved", func() bool {
+		st, err := store.Open(context.Background(), filepath.Join(dir, "state", "rampart.db"), store.WithoutQuickCheck())
+		if err != nil {
+			return false
+		}
+		defer st.Close()
+		_, ok, err := st.LoadPosition(context.Background(), "file:"+logPath)
+		return err == nil && ok
+	}, p)
+	appendLines(t, logPath, failures(3, netip.MustParseAddr("198.51.100.7"), 100)...)
+	waitUntil(t, 10*time.Second, "ban recorded", func() bool { return strings.Contains(p.out.String(), "addr=198.51.100.7") }, p)
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+
+	p = start()
+	st, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Engine.Events != 0 || len(st.Active) != 1 {
+		t.Fatalf("after kill -9: %d events read again (want 0), active %+v\n%s", st.Engine.Events, st.Active, p.out)
+	}
+}
