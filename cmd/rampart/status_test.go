@@ -62,7 +62,7 @@ files = [%q]
 		}
 	}
 	_, out, _ := await("degraded", func(code int, out, _ string) bool { return code == 3 }, "sshd")
-	for _, want := range []string{"health: DEGRADED", "source " + logPath + ": missing", "nothing is being watched", "sshd "} {
+	for _, want := range []string{"health: DEGRADED", "source " + logPath + ": log file missing", "nothing is being watched", "sshd "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}

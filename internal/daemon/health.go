@@ -199,6 +199,9 @@ func (d *Daemon) health(now time.Time) []Health {
 			h.State, h.Detail = HealthFailed, "stopped: "+*rs.stopped.Load()
 		case rs.problem != nil && rs.problem() != "":
 			h.State, h.Detail = HealthDegraded, rs.problem()
+			if h.Detail == "missing" {
+				h.Detail = "log file missing: read from its start when it appears"
+			}
 		default:
 			reading++
 		}
