@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // hostileLog writes a log mixing good lines with the input the parsers must
@@ -174,4 +177,101 @@ func TestCheckConfigHost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplayOwnAddresses: replay's allowlist is the daemon's, the host's
+// own addresses included, so it bans exactly what the daemon would: with
+// loopback = false, failures from 127.0.0.1 (this host) are not banned,
+// those from 127.0.0.2 are. (replay used to build its own allowlist
+// without the host's addresses and banned both.)
+func TestReplayOwnAddresses(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "r.toml")
+	log := filepath.Join(dir, "auth.log")
+	var b strings.Builder
+	for i := range 5 {
+		for _, a := range []string{"127.0.0.1", "127.0.0.2"} {
+			fmt.Fprintf(&b, "Nov 22 14:03:%02d host sshd[1]: Failed password for root from %s port 22 ssh2\n", i, a)
+		}
+	}
+	if err := os.WriteFile(log, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte("[allow]\nloopback = false\n[jail.sshd]\nfiles = [\""+log+"\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("replay", "--json", "--year", "2026", "--config", cfg, log)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if strings.Contains(out, `"ip":"127.0.0.1"`) || !strings.Contains(out, `"ip":"127.0.0.2"`) {
+		t.Fatalf("decisions:\n%s", out)
+	}
+}
+
+// TestReplayErrors: one "replay:" in an error, said by the command.
+func TestReplayErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.log")
+	code, _, errs := runCLI("replay", missing)
+	if want := "rampart replay: open " + missing + ": no such file or directory\n"; code != 1 || errs != want {
+		t.Fatalf("exit %d, stderr %q; want %q", code, errs, want)
+	}
+}
+
+// TestReplayProgress: a long replay shows its progress on standard error
+// when that is a terminal (a pseudo-terminal here), and never otherwise.
+func TestReplayProgress(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "auth.log")
+	var b strings.Builder
+	for i := range 3 * 8192 {
+		fmt.Fprintf(&b, "Nov 22 14:%02d:%02d host sshd[1]: Connection closed by 192.0.2.%d port 22\n", i/60%60, i%60, i%250+1)
+	}
+	if err := os.WriteFile(log, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("replay", "--year", "2026", log)
+	if code != 0 || errs != "" || !strings.HasPrefix(out, "24576 lines") {
+		t.Fatalf("not a terminal: exit %d, stderr %q, stdout %q", code, errs, out)
+	}
+
+	master, tty := openPTY(t)
+	got := make(chan string)
+	go func() {
+		all, _ := io.ReadAll(master) // until the terminal is closed (EIO)
+		got <- string(all)
+	}()
+	var stdout bytes.Buffer
+	code = run([]string{"replay", "--year", "2026", log}, &stdout, tty)
+	tty.Close()
+	screen := <-got
+	if code != 0 || !strings.Contains(screen, "\rreplay: 8192 lines, 0 skipped, 0 events, 0 decisions") || !strings.HasSuffix(screen, "\r\x1b[K") {
+		t.Fatalf("exit %d, terminal showed %q", code, screen)
+	}
+	if !strings.HasPrefix(stdout.String(), "24576 lines") {
+		t.Fatalf("stdout %q", stdout.String())
+	}
+}
+
+// openPTY opens a pseudo-terminal: its master side and its terminal.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	return master, tty
 }

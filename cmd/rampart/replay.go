@@ -10,7 +10,8 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/rampart-dev/rampart/internal/allow"
+	"golang.org/x/sys/unix"
+
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/daemon"
 	"github.com/rampart-dev/rampart/internal/event"
@@ -23,7 +24,9 @@ Run the whole pipeline (filters and engine, no firewall) over historical
 logs, using the logs' own time stamps as the clock, and print every decision
 the daemon would have taken. Several files are merged by time stamp. FILE "-"
 reads standard input. Without --config, the embedded defaults are used
-(jails sshd, postfix and dovecot).
+(jails sshd, postfix and dovecot). The allowlist is the daemon's, this
+host's own addresses included, so replay bans exactly what the daemon would
+on this host. On a terminal, progress is shown on standard error.
 
 With --json, one object per decision:
   {"ip": "address or CIDR prefix", "time": "RFC 3339", "duration_s": N,
@@ -49,22 +52,30 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	al, err := allow.New(cfg.Allow.Entries, allow.Options{NoLoopback: !cfg.Allow.Loopback})
-	if err != nil {
-		return err
-	}
-	p, err := daemon.NewPipeline(cfg, reg, al, daemon.OpenASN(cfg, nil), nil)
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	p, err := daemon.NewReplayPipeline(ctx, cfg, reg, nil)
+	if err != nil {
+		return err
+	}
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
+	var prog *progressLine
+	if isTerminal(stderr) {
+		prog = &progressLine{w: stderr}
+		defer prog.clear()
+		if isTerminal(stdout) {
+			// One screen: decisions go out at once, each after the
+			// progress line is erased (it is drawn again after them).
+			prog.flush = w.Flush
+		}
+	}
 	enc := json.NewEncoder(w)
-	n := 0
 	st, err := daemon.Replay(ctx, p, &logline.Parser{Year: *year}, fs.Args(), func(d event.Decision) {
-		n++
+		if prog != nil && prog.flush != nil {
+			prog.clear()
+			defer prog.flush()
+		}
 		if *asJSON {
 			enc.Encode(replayDecision{
 				IP:        daemon.Target(d.Target),
@@ -77,12 +88,12 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 			return
 		}
 		fmt.Fprintf(w, "%s %s\n", d.Start.Format(time.RFC3339), daemon.Describe(d))
-	})
+	}, prog.show)
 	if err != nil {
 		return err
 	}
 	if !*asJSON {
-		fmt.Fprintf(w, "%d lines, %d skipped, %d events, %d decisions\n", st.Lines, st.Skipped, st.Events, n)
+		fmt.Fprintf(w, "%d lines, %d skipped, %d events, %d decisions\n", st.Lines, st.Skipped, st.Events, st.Decisions)
 	}
 	return nil
 }
@@ -102,4 +113,43 @@ func loadConfig(path string) (*config.Config, error) {
 		return config.Default(), nil
 	}
 	return config.Load(path)
+}
+
+// progressLine shows a replay's progress on one line of a terminal,
+// rewritten at most five times a second; nil shows nothing.
+type progressLine struct {
+	w     io.Writer
+	flush func() error // when standard output is the same terminal: writes what it holds
+	last  time.Time
+	shown bool
+}
+
+func (p *progressLine) show(st daemon.ReplayStats) {
+	if p == nil {
+		return
+	}
+	now := time.Now()
+	if p.shown && now.Sub(p.last) < 200*time.Millisecond {
+		return
+	}
+	fmt.Fprintf(p.w, "\rreplay: %d lines, %d skipped, %d events, %d decisions\x1b[K", st.Lines, st.Skipped, st.Events, st.Decisions)
+	p.last, p.shown = now, true
+}
+
+// clear erases the progress line, if one is shown.
+func (p *progressLine) clear() {
+	if p != nil && p.shown {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.shown = false
+	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -90,18 +90,12 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	}
 	d.store = st
 	d.storeFile = statStore(st.Path())
-	al, err := newAllowlist(ctx, opt.Config, d.log)
+	pipe, al, err := newPipeline(ctx, opt.Config, opt.Registry, d.log)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	d.allow = al
-	pipe, err := NewPipeline(opt.Config, opt.Registry, al, OpenASN(opt.Config, d.log), d.log)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	d.pipe = pipe
+	d.allow, d.pipe = al, pipe
 	d.enf = opt.Enforcer
 	if d.enf == nil {
 		d.enf, d.opt.EnforcerName, err = SelectEnforcer(ctx, opt.Config, d.log)
@@ -124,6 +118,33 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// newPipeline builds the decision path for cfg as the daemon runs it: the
+// allowlist (the host's own addresses always in it, names resolved), the
+// ASN database, the jails' filters and the engine. `rampart replay` builds
+// it here too (NewReplayPipeline), so it bans exactly what the daemon would.
+func newPipeline(ctx context.Context, cfg *config.Config, reg *filter.Registry, log *slog.Logger) (*Pipeline, *allow.List, error) {
+	al, err := newAllowlist(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	pipe, err := NewPipeline(cfg, reg, al, OpenASN(cfg, log), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pipe, al, nil
+}
+
+// NewReplayPipeline builds the pipeline `rampart replay` runs logs
+// through: the daemon's own (see newPipeline), allowlist included. log may
+// be nil.
+func NewReplayPipeline(ctx context.Context, cfg *config.Config, reg *filter.Registry, log *slog.Logger) (*Pipeline, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pipe, _, err := newPipeline(ctx, cfg, reg, log)
+	return pipe, err
 }
 
 // newAllowlist builds cfg's allowlist and resolves its names (a name that

@@ -17,18 +17,31 @@ import (
 
 // ReplayStats counts what a replay read.
 type ReplayStats struct {
-	Lines, Skipped, Events int
+	Lines, Skipped, Events, Decisions int
 }
+
+// ReplayProgressEvery is how many lines a replay reads between two calls
+// of its progress function.
+const ReplayProgressEvery = 1 << 13
 
 // Replay runs historical logs through the pipeline, using the logs' own
 // time stamps as the clock, and calls emit for every decision in the order
 // they took effect. Several files are merged by time stamp so that, say,
 // auth.log and mail.log interleave as they happened. "-" reads stdin.
-func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []string, emit func(event.Decision)) (ReplayStats, error) {
+// progress, unless nil, is called with the counts so far every
+// ReplayProgressEvery lines. Errors name the file, not the replay: the
+// caller says what it was doing.
+func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []string, emit func(event.Decision), progress func(ReplayStats)) (ReplayStats, error) {
 	var st ReplayStats
 	lr, err := p.Matchers(nil)
 	if err != nil {
 		return st, err
+	}
+	decide := func(ds []event.Decision) {
+		st.Decisions += len(ds)
+		for _, d := range ds {
+			emit(d)
+		}
 	}
 	h := &lineHeap{}
 	for i, name := range files {
@@ -36,7 +49,7 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 		if name != "-" {
 			f, err := os.Open(name)
 			if err != nil {
-				return st, fmt.Errorf("replay: %w", err)
+				return st, err
 			}
 			defer f.Close()
 			r = f
@@ -52,24 +65,25 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 		}
 	}
 	var lastTick time.Time
+	nextProgress := ReplayProgressEvery
 	for h.Len() > 0 {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
+		if progress != nil && st.Lines >= nextProgress {
+			progress(st)
+			nextProgress = st.Lines + ReplayProgressEvery
+		}
 		fr := (*h)[0]
 		l := fr.cur
 		if t := l.Time; !t.IsZero() && t.Sub(lastTick) >= time.Second {
-			for _, d := range p.Engine.Tick(t) {
-				emit(d)
-			}
+			decide(p.Engine.Tick(t))
 			lastTick = t
 		}
 		if ev, n, ok := lr.Event(&l); ok {
 			st.Events += n
 			for range n {
-				for _, d := range p.Engine.Observe(ev) {
-					emit(d)
-				}
+				decide(p.Engine.Observe(ev))
 			}
 		}
 		if fr.advance() {
@@ -84,9 +98,7 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 	// Deferred bans decided near the end take effect after the last line,
 	// as they would have in the daemon.
 	if !lastTick.IsZero() {
-		for _, d := range p.Engine.Tick(lastTick.Add(time.Hour)) {
-			emit(d)
-		}
+		decide(p.Engine.Tick(lastTick.Add(time.Hour)))
 	}
 	return st, nil
 }
@@ -135,7 +147,7 @@ func (fr *fileReader) advance() bool {
 			return false
 		}
 		if err != nil {
-			fr.err = fmt.Errorf("replay %s: %w", fr.name, err)
+			fr.err = fmt.Errorf("read %s: %w", fr.name, err)
 			return false
 		}
 		fr.stats.Lines++
