@@ -482,6 +482,14 @@ func (l *mailLab) caughtUp(t *testing.T) {
 	}, l.rampart)
 }
 
+// logged waits until the log at path holds a line containing s.
+func (l *mailLab) logged(t *testing.T, path, s string) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, fmt.Sprintf("%q in %s", s, path), func() bool {
+		return strings.Contains(readFile(path), s)
+	}, l.rampart)
+}
+
 func (l *mailLab) status(t *testing.T) daemon.Status {
 	t.Helper()
 	st, err := l.client.Status(context.Background())
@@ -949,6 +957,10 @@ func enumerate(t *testing.T, l *mailLab, from netip.Addr) {
 			t.Errorf("RCPT %d took %v, longer than the tarpit allows", i, r.Took)
 		}
 		delayed = delayed || tarpitted(r.Took)
+		if r.Code == 550 {
+			// postlogd may write the reject line a moment after the reply.
+			l.logged(t, l.postfixLog, fmt.Sprintf("<nobody%d@example.test>", i))
+		}
 		l.caughtUp(t)
 	}
 	if !flagged {
