@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,7 +66,17 @@ type CommandConfig struct {
 // The allowlist cannot be carved out of a user's command, so Apply does not
 // run Ban for a target that is or contains an allowlisted address (it logs
 // a warning), and SetAllow unbans active targets that the new allowlist
-// touches. Command is safe for concurrent use; commands run one at a time.
+// touches.
+//
+// Carve-outs cannot be carved out of a user's command either, and there is
+// no template for them: Command treats them the same way. Apply does not
+// run Ban for a prefix that holds an address carved out at the time (a
+// warning says so), and Carve unbans the active prefix bans that hold a new
+// carve-out. A ban on a carved-out address itself runs as usual. So with
+// this backend a neighbour of a known-good client in a /24 is not banned
+// with the /24; a prefix skipped while it held a carve-out is not banned
+// later when the carve-out ends. Command is safe for concurrent use;
+// commands run one at a time.
 type Command struct {
 	mu     sync.Mutex
 	cfg    CommandConfig
@@ -73,6 +84,7 @@ type Command struct {
 	now    func() time.Time
 	active map[netip.Prefix]event.Decision // Start: when banned, Duration: full length
 	allow  []netip.Prefix
+	want   intent // carve-outs only
 	closed bool
 }
 
@@ -87,7 +99,7 @@ func NewCommand(ctx context.Context, cfg CommandConfig) (*Command, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	c := &Command{cfg: cfg, log: loggerOrDiscard(cfg.Logger), now: time.Now, active: map[netip.Prefix]event.Decision{}}
+	c := &Command{cfg: cfg, log: loggerOrDiscard(cfg.Logger), now: time.Now, active: map[netip.Prefix]event.Decision{}, want: newIntent()}
 	if cfg.Start != "" {
 		if err := c.run(ctx, "start", cfg.Start); err != nil {
 			return nil, fmt.Errorf("command action: %w", err)
@@ -194,6 +206,20 @@ func (c *Command) allowed(t netip.Prefix) bool {
 	return false
 }
 
+// carved reports whether the prefix ban t holds an address carved out at
+// now; an address ban never does.
+func (c *Command) carved(t netip.Prefix, now time.Time) bool {
+	if isSingle(t) {
+		return false
+	}
+	for a, end := range c.want.carves {
+		if t.Contains(a) && live(end, now, 0) {
+			return true
+		}
+	}
+	return false
+}
+
 // Apply runs Ban for each Decision with Action Ban that is not already
 // banned (see the package doc for Start, zero Duration and other actions),
 // one command at a time in order. A failing command does not stop the
@@ -222,6 +248,10 @@ func (c *Command) Apply(ctx context.Context, ds []event.Decision) error {
 		d.Start, d.Duration = now, b.timeout
 		if c.allowed(b.target) {
 			c.log.Warn("command action: not banning an allowlisted target", "addr", b.target.String(), "scenario", d.Scenario, "jail", d.Jail)
+			continue
+		}
+		if c.carved(b.target, now) {
+			c.log.Warn("command action: not banning a prefix that holds a carved-out address (commands cannot carve)", "addr", b.target.String(), "scenario", d.Scenario, "jail", d.Jail)
 			continue
 		}
 		if _, ok := c.active[b.target]; ok {
@@ -333,6 +363,74 @@ func (c *Command) SetAllow(ctx context.Context, allow []netip.Prefix) error {
 	return nil
 }
 
+// Carve remembers the carve-outs (see CarveOut) and runs Unban for the
+// active prefix bans that hold one of them; errors of those commands are
+// joined, and the carve-outs are remembered regardless. An invalid address
+// fails the call before anything changes.
+func (c *Command) Carve(ctx context.Context, cs []CarveOut) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin(ctx); err != nil {
+		return fmt.Errorf("command carve: %w", err)
+	}
+	now := c.now()
+	carves, err := carvesFrom(cs, now)
+	if err != nil {
+		return fmt.Errorf("command carve: %w", err)
+	}
+	c.want.addCarves(carves, now)
+	var errs []error
+	for t, d := range c.active {
+		if isSingle(t) || !slices.ContainsFunc(carves, func(co carveOut) bool { return t.Contains(co.addr) }) {
+			continue
+		}
+		c.log.Warn("command action: unbanning a prefix that now holds a carved-out address (commands cannot carve)", "addr", t.String())
+		if err := c.unban(ctx, d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(c.active, t)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("command carve: %w", err)
+	}
+	return nil
+}
+
+// Uncarve forgets the carve-outs of these addresses; it runs nothing.
+func (c *Command) Uncarve(ctx context.Context, addrs []netip.Addr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin(ctx); err != nil {
+		return fmt.Errorf("command uncarve: %w", err)
+	}
+	as, err := normalizeAddrs(addrs)
+	if err != nil {
+		return fmt.Errorf("command uncarve: %w", err)
+	}
+	for _, a := range as {
+		delete(c.want.carves, a)
+	}
+	return nil
+}
+
+// CarveOuts returns the remembered carve-outs that have not ended.
+func (c *Command) CarveOuts(ctx context.Context) ([]CarveOut, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin(ctx); err != nil {
+		return nil, fmt.Errorf("command carve-outs: %w", err)
+	}
+	return liveCarves(c.want.carves, c.now()), nil
+}
+
+// Stats counts the remembered carve-outs; commands are not checked.
+func (c *Command) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{CarvedOut: c.want.carvedOut(c.now())}
+}
+
 // Close runs the Stop command, if any (bounded by the configured timeout),
 // and forgets everything; remembered bans are not unbanned. Later calls
 // return ErrClosed; a second Close does nothing.
@@ -343,7 +441,7 @@ func (c *Command) Close() error {
 		return nil
 	}
 	c.closed = true
-	c.active = nil
+	c.active, c.want = nil, newIntent()
 	if c.cfg.Stop != "" {
 		if err := c.run(context.Background(), "stop", c.cfg.Stop); err != nil {
 			return fmt.Errorf("command action: %w", err)

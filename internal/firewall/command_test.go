@@ -236,3 +236,49 @@ func TestCommandAllowlist(t *testing.T) {
 	}
 	checkActive(t, c, map[netip.Prefix]time.Duration{pfx("203.0.113.5"): time.Hour, pfx("203.0.113.6"): time.Hour})
 }
+
+// TestCommandCarveOuts checks how the command backend copes without a way
+// to carve: a prefix holding a carved-out address is not banned, an active
+// prefix ban is lifted when one of its addresses is carved out, and bans
+// of the carved-out address itself still run.
+func TestCommandCarveOuts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, clk := newTouchCommand(t, dir)
+	wide := pfx("198.51.100.0/24")
+	if err := c.Apply(ctx, []event.Decision{banFor(wide, time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	good := netip.MustParseAddr("198.51.100.7")
+	if err := c.Carve(ctx, []CarveOut{{Addr: good, Until: clk.now().Add(10 * time.Minute)}}); err != nil {
+		t.Fatalf("Carve: %v", err)
+	}
+	if got := readLines(t, filepath.Join(dir, "unban.log")); len(got) != 1 || !strings.HasPrefix(got[0], "198.51.100.0/24|") {
+		t.Errorf("carving out an address inside an active prefix ban: unban ran %q", got)
+	}
+	if err := c.Apply(ctx, []event.Decision{banFor(wide, time.Hour), banFor(pfx("198.51.100.0/25"), time.Hour), banFor(event.AddrPrefix(good), time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	checkActive(t, c, map[netip.Prefix]time.Duration{event.AddrPrefix(good): time.Hour})
+	if cs, err := c.CarveOuts(ctx); err != nil || len(cs) != 1 || cs[0].Addr != good {
+		t.Errorf("CarveOuts = %v, %v", cs, err)
+	}
+	if n := c.Stats().CarvedOut; n != 1 {
+		t.Errorf("CarvedOut = %d, want 1", n)
+	}
+	// Once the carve-out has ended, the prefix can be banned.
+	clk.advance(11 * time.Minute)
+	if n := c.Stats().CarvedOut; n != 0 {
+		t.Errorf("CarvedOut after the end = %d, want 0", n)
+	}
+	if err := c.Apply(ctx, []event.Decision{banFor(wide, time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	checkActive(t, c, map[netip.Prefix]time.Duration{event.AddrPrefix(good): 49 * time.Minute, wide: time.Hour})
+	if err := c.Uncarve(ctx, []netip.Addr{good}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Carve(ctx, []CarveOut{{Addr: netip.Addr{}}}); err == nil {
+		t.Error("Carve of an invalid address succeeded")
+	}
+}

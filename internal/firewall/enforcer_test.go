@@ -11,21 +11,31 @@ import (
 	"github.com/rampart-dev/rampart/internal/netnstest"
 )
 
-// enforcer is a copy of the interface the daemon declares; every backend
-// must satisfy it.
+// enforcer is what the daemon's Enforcer and Carver declare, with the
+// listing and counters: every backend must satisfy it.
 type enforcer interface {
 	Apply(ctx context.Context, ds []event.Decision) error
 	Revoke(ctx context.Context, targets []netip.Prefix) error
 	Active(ctx context.Context) ([]event.Decision, error)
 	SetAllow(ctx context.Context, allow []netip.Prefix) error
 	Close() error
+	Carve(ctx context.Context, cs []CarveOut) error
+	Uncarve(ctx context.Context, addrs []netip.Addr) error
+	CarveOuts(ctx context.Context) ([]CarveOut, error)
+	Stats() Stats
+}
+
+// reconciler is what the kernel backends add.
+type reconciler interface {
+	enforcer
+	Reconcile(ctx context.Context) (Repair, error)
 }
 
 var (
-	_ enforcer = (*NFTables)(nil)
-	_ enforcer = (*IPSet)(nil)
-	_ enforcer = (*Command)(nil)
-	_ enforcer = (*Log)(nil)
+	_ reconciler = (*NFTables)(nil)
+	_ reconciler = (*IPSet)(nil)
+	_ enforcer   = (*Command)(nil)
+	_ enforcer   = (*Log)(nil)
 )
 
 const (
@@ -143,6 +153,58 @@ func runKernelSuite(t *testing.T, newEnforcer kernelBackend) {
 				}
 				if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
 					t.Error("allowlisted address in banned prefix cannot connect")
+				}
+			})
+
+			t.Run("CarveOutInsideBannedPrefix", func(t *testing.T) {
+				p := netnstest.New(t)
+				e := newEnforcer(t, p)
+				srv := p.Listen(netip.AddrPortFrom(fam.server(p), 0))
+				a := fam.attacker(p) // all three in one /24 (/64)
+				// a[1] carved out for a short while, a[2] carved out but
+				// also banned as an address.
+				short := time.Now().Add(2 * time.Second)
+				cs := []CarveOut{{Addr: a[1], Until: short}, {Addr: a[2], Until: time.Now().Add(time.Hour)},
+					{Addr: a[0], Until: time.Now().Add(-time.Second)}} // already over: skipped
+				if err := e.Carve(ctx, cs); err != nil {
+					t.Fatalf("Carve: %v", err)
+				}
+				if err := e.Apply(ctx, []event.Decision{banFor(netOf(a[0]), time.Hour), banFor(event.AddrPrefix(a[2]), time.Hour)}); err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
+					t.Error("carved-out address inside the banned prefix cannot connect")
+				}
+				if p.CanConnect(p.Attacker, a[0], srv, blockedWait) {
+					t.Error("its neighbour in the banned prefix still connects")
+				}
+				if p.CanConnect(p.Attacker, a[2], srv, blockedWait) {
+					t.Error("a carved-out address banned as an address still connects")
+				}
+				got, err := e.CarveOuts(ctx)
+				if err != nil {
+					t.Fatalf("CarveOuts: %v", err)
+				}
+				if len(got) != 2 || got[0].Addr != a[1] || got[1].Addr != a[2] ||
+					got[0].Until.After(short.Add(time.Second)) || got[1].Until.Before(time.Now().Add(59*time.Minute)) {
+					t.Errorf("CarveOuts = %v, want %s until about %v and %s for an hour", got, a[1], short, a[2])
+				}
+				if n := e.Stats().CarvedOut; n != 2 {
+					t.Errorf("Stats().CarvedOut = %d, want 2", n)
+				}
+				// The kernel ends the carve-out; then the prefix ban covers it.
+				waitFor(t, 15*time.Second, "the carve-out to expire", func() bool {
+					return !p.CanConnect(p.Attacker, a[1], srv, blockedWait)
+				})
+				// Uncarve of present and absent addresses.
+				if err := e.Uncarve(ctx, []netip.Addr{a[2], a[0]}); err != nil {
+					t.Fatalf("Uncarve: %v", err)
+				}
+				if got, err := e.CarveOuts(ctx); err != nil || len(got) != 0 {
+					t.Errorf("CarveOuts after expiry and Uncarve = %v, %v; want none", got, err)
+				}
+				if err := e.Carve(ctx, []CarveOut{{Addr: netip.Addr{}}}); err == nil {
+					t.Error("Carve of an invalid address succeeded")
 				}
 			})
 

@@ -45,8 +45,9 @@ const ipsetMaxTimeout = 2147483
 // IPSetConfig configures NewIPSet. Zero fields take the defaults shown.
 type IPSetConfig struct {
 	// Prefix starts every set name: rampart-ban4, rampart-ban6,
-	// rampart-bannet4, rampart-bannet6, rampart-allow4, rampart-allow6.
-	// Default "rampart-". Set names are at most 31 bytes.
+	// rampart-bannet4, rampart-bannet6, rampart-allow4, rampart-allow6,
+	// rampart-carve4, rampart-carve6. Default "rampart-". Set names are at
+	// most 31 bytes.
 	Prefix string
 	// Chain is the chain in iptables' raw table holding Rampart's rules,
 	// jumped to from the top of PREROUTING. Default "RAMPART".
@@ -92,51 +93,57 @@ type ipsetFamily struct {
 	family           string // ipset's "inet" or "inet6"
 	iptables, restor string
 	ban, bannet      string // set names
-	allow            string
+	allow, carve     string
 }
 
 func (c IPSetConfig) families() []ipsetFamily {
 	fs := []ipsetFamily{{
 		family: "inet", iptables: c.IPTables, restor: c.IPTablesRestore,
-		ban: c.Prefix + "ban4", bannet: c.Prefix + "bannet4", allow: c.Prefix + "allow4",
+		ban: c.Prefix + "ban4", bannet: c.Prefix + "bannet4", allow: c.Prefix + "allow4", carve: c.Prefix + "carve4",
 	}}
 	if !c.NoIPv6 {
 		fs = append(fs, ipsetFamily{
 			v6: true, family: "inet6", iptables: c.IP6Tables, restor: c.IP6TablesRestore,
-			ban: c.Prefix + "ban6", bannet: c.Prefix + "bannet6", allow: c.Prefix + "allow6",
+			ban: c.Prefix + "ban6", bannet: c.Prefix + "bannet6", allow: c.Prefix + "allow6", carve: c.Prefix + "carve6",
 		})
 	}
 	return fs
 }
 
 // IPSet enforces decisions with ipset and iptables, for hosts without
-// nftables. It owns, per family, three sets (for the "rampart-" prefix):
-// rampart-ban4 (hash:ip, timeout 0), rampart-bannet4 (hash:net, timeout 0)
-// and rampart-allow4 (hash:net), and the -6 ones with family inet6; and a
-// chain RAMPART in the raw table, jumped to from the top of PREROUTING
-// (before conntrack and DNAT, so Docker-published ports are covered):
+// nftables. It owns, per family, four sets (for the "rampart-" prefix):
+// rampart-ban4 (hash:ip, timeout 0), rampart-bannet4 (hash:net, timeout 0),
+// rampart-allow4 (hash:net) and rampart-carve4 (hash:ip, timeout 0), and the
+// -6 ones with family inet6; and a chain RAMPART in the raw table, jumped to
+// from the top of PREROUTING (before conntrack and DNAT, so Docker-published
+// ports are covered), whose order is the semantics (as in nftables):
 //
 //	-A RAMPART -m set --match-set rampart-allow4 src -j RETURN
 //	-A RAMPART -m set --match-set rampart-ban4 src -j DROP
+//	-A RAMPART -m set --match-set rampart-carve4 src -j RETURN
 //	-A RAMPART -m set --match-set rampart-bannet4 src -j DROP
 //
-// RETURN for the allowlist ends only Rampart's chain. Timeouts live in the
-// kernel (ipset caps them at 2,147,483 s, about 24.8 days; a longer ban is
-// cut to that and the daemon's reconciliation re-applies it). ipset's hash:net
-// holds overlapping prefixes, so prefix bans need no merging, but cannot hold
-// a /0.
+// RETURN ends only Rampart's chain. Timeouts live in the kernel (ipset caps
+// them at 2,147,483 s, about 24.8 days; a longer ban or carve-out is cut to
+// that and Reconcile puts it back when the kernel drops it). ipset's
+// hash:net holds overlapping prefixes, so prefix bans need no merging, but
+// cannot hold a /0. A chain of an older Rampart, without the carve rule, is
+// rewritten in place; the sets keep their members.
 //
-// Each Apply, Revoke and SetAllow is one `ipset restore` process; Active runs
-// one `ipset save` per set. Commands run through Config.Run without a shell.
-// New and Active check the iptables rules and re-create them when edited by
-// hand; every restore re-creates missing sets. IPSet is safe for concurrent
-// use.
+// Each Apply, Revoke, SetAllow, Carve and Uncarve is one `ipset restore`
+// process; Active runs one `ipset save` per set. Commands run through
+// Config.Run without a shell. New and Active check the iptables rules and
+// re-create them when edited by hand; every restore re-creates missing sets.
+// IPSet is safe for concurrent use.
 type IPSet struct {
 	mu     sync.Mutex
 	cfg    IPSetConfig
 	log    *slog.Logger
 	now    func() time.Time
 	closed bool
+	want   intent
+	stats  Stats
+	passes int // Reconcile calls, for the periodic full comparison
 }
 
 // NewIPSet creates (or checks and repairs) the sets and rules and returns the
@@ -146,11 +153,11 @@ func NewIPSet(ctx context.Context, cfg IPSetConfig) (*IPSet, error) {
 	if len(cfg.Prefix)+len("bannet4") > 31-len("-tmp") {
 		return nil, fmt.Errorf("ipset prefix %q too long: set names are at most 31 bytes", cfg.Prefix)
 	}
-	e := &IPSet{cfg: cfg, log: loggerOrDiscard(cfg.Logger), now: time.Now}
+	e := &IPSet{cfg: cfg, log: loggerOrDiscard(cfg.Logger), now: time.Now, want: newIntent()}
 	if _, err := e.restore(ctx, nil); err != nil {
 		return nil, fmt.Errorf("ipset: create sets: %w", err)
 	}
-	if err := e.ensureRules(ctx, true); err != nil {
+	if _, err := e.ensureRules(ctx, true); err != nil {
 		return nil, fmt.Errorf("ipset: %w", err)
 	}
 	return e, nil
@@ -163,6 +170,7 @@ func (e *IPSet) createLines(b *strings.Builder) {
 		fmt.Fprintf(b, "create %s hash:ip family %s timeout 0 maxelem %d\n", f.ban, f.family, e.cfg.MaxElem)
 		fmt.Fprintf(b, "create %s hash:net family %s timeout 0 maxelem %d\n", f.bannet, f.family, e.cfg.MaxElem)
 		fmt.Fprintf(b, "create %s hash:net family %s maxelem %d\n", f.allow, f.family, e.cfg.MaxElem)
+		fmt.Fprintf(b, "create %s hash:ip family %s timeout 0 maxelem %d\n", f.carve, f.family, e.cfg.MaxElem)
 	}
 }
 
@@ -181,20 +189,28 @@ func (e *IPSet) wantRules(f ipsetFamily) []string {
 		"-N " + c,
 		"-A " + c + " -m set --match-set " + f.allow + " src -j RETURN",
 		"-A " + c + " -m set --match-set " + f.ban + " src -j DROP",
+		"-A " + c + " -m set --match-set " + f.carve + " src -j RETURN",
 		"-A " + c + " -m set --match-set " + f.bannet + " src -j DROP",
 	}
 }
 
 // ensureRules checks Rampart's chain and the jump to it in each family's raw
-// table, and rewrites them when they differ; install says whether this is
-// the first set-up (no warnings then).
-func (e *IPSet) ensureRules(ctx context.Context, install bool) error {
+// table, rewrites them when they differ, and returns what it repaired;
+// install says whether this is the first set-up (no warnings then; a chain
+// of an older Rampart is upgraded with a note).
+func (e *IPSet) ensureRules(ctx context.Context, install bool) ([]string, error) {
+	var fixed []string
 	for _, f := range e.cfg.families() {
 		want := e.wantRules(f)
 		out, err := e.cfg.Run(ctx, nil, f.iptables, "-w", "-t", "raw", "-S", e.cfg.Chain)
-		if err != nil || !slices.Equal(nonEmptyLines(out), want) {
-			if err == nil || !install {
+		if have := nonEmptyLines(out); err != nil || !slices.Equal(have, want) {
+			old := slices.DeleteFunc(slices.Clone(want), func(r string) bool { return strings.Contains(r, " "+f.carve+" ") })
+			switch {
+			case err == nil && slices.Equal(have, old):
+				e.log.Info("ipset: chain of an older rampart upgraded with the carve-out rule", "chain", e.cfg.Chain, "family", f.family)
+			case err == nil || !install:
 				e.log.Warn("ipset: chain was changed outside rampart; repaired", "chain", e.cfg.Chain, "family", f.family)
+				fixed = append(fixed, "chain "+e.cfg.Chain+" ("+f.family+")")
 			}
 			var b strings.Builder
 			fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-F %s\n", e.cfg.Chain, e.cfg.Chain)
@@ -203,19 +219,20 @@ func (e *IPSet) ensureRules(ctx context.Context, install bool) error {
 			}
 			b.WriteString("COMMIT\n")
 			if _, err := e.cfg.Run(ctx, []byte(b.String()), f.restor, "-w", "--noflush"); err != nil {
-				return fmt.Errorf("%s: write chain %s: %w", f.restor, e.cfg.Chain, err)
+				return fixed, fmt.Errorf("%s: write chain %s: %w", f.restor, e.cfg.Chain, err)
 			}
 		}
 		if _, err := e.cfg.Run(ctx, nil, f.iptables, "-w", "-t", "raw", "-C", "PREROUTING", "-j", e.cfg.Chain); err != nil {
 			if !install {
 				e.log.Warn("ipset: jump to chain was removed outside rampart; repaired", "chain", e.cfg.Chain, "family", f.family)
+				fixed = append(fixed, "jump to "+e.cfg.Chain+" ("+f.family+")")
 			}
 			if _, err := e.cfg.Run(ctx, nil, f.iptables, "-w", "-t", "raw", "-I", "PREROUTING", "1", "-j", e.cfg.Chain); err != nil {
-				return fmt.Errorf("%s: insert jump to %s: %w", f.iptables, e.cfg.Chain, err)
+				return fixed, fmt.Errorf("%s: insert jump to %s: %w", f.iptables, e.cfg.Chain, err)
 			}
 		}
 	}
-	return nil
+	return fixed, nil
 }
 
 func nonEmptyLines(b []byte) []string {
@@ -226,6 +243,15 @@ func nonEmptyLines(b []byte) []string {
 		}
 	}
 	return out
+}
+
+func (e *IPSet) familyOf(a netip.Addr) (ipsetFamily, bool) {
+	for _, f := range e.cfg.families() {
+		if f.v6 == a.Is6() {
+			return f, true
+		}
+	}
+	return ipsetFamily{}, false // IPv6 with NoIPv6
 }
 
 func (e *IPSet) setFor(p netip.Prefix) (string, bool) {
@@ -270,16 +296,22 @@ func (e *IPSet) Apply(ctx context.Context, ds []event.Decision) error {
 		if !ok || bn.target.Bits() == 0 {
 			return fmt.Errorf("ipset apply: cannot ban %s", bn.target)
 		}
-		secs := int64(0)
-		if bn.timeout > 0 {
-			secs = min(int64((bn.timeout+time.Second-1)/time.Second), ipsetMaxTimeout)
-		}
-		fmt.Fprintf(&b, "add %s %s timeout %d\n", set, ipsetMember(bn.target), secs)
+		fmt.Fprintf(&b, "add %s %s timeout %d\n", set, ipsetMember(bn.target), ipsetTimeout(bn.timeout))
 	}
+	e.want.addBans(bans, e.now())
 	if _, err := e.restore(ctx, b.Bytes()); err != nil {
 		return fmt.Errorf("ipset apply %d bans: %w", len(bans), err)
 	}
 	return nil
+}
+
+// ipsetTimeout returns d in whole seconds for ipset, rounded up and capped
+// at the longest timeout ipset accepts; 0 stays 0 (no timeout).
+func ipsetTimeout(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return min(int64((d+time.Second-1)/time.Second), ipsetMaxTimeout)
 }
 
 func ipsetMember(p netip.Prefix) string {
@@ -303,6 +335,7 @@ func (e *IPSet) Revoke(ctx context.Context, targets []netip.Prefix) error {
 	}
 	var b bytes.Buffer
 	for _, t := range ts {
+		delete(e.want.bans, t)
 		if set, ok := e.setFor(t); ok && t.Bits() > 0 {
 			fmt.Fprintf(&b, "del %s %s\n", set, ipsetMember(t))
 		}
@@ -325,7 +358,7 @@ func (e *IPSet) Active(ctx context.Context) ([]event.Decision, error) {
 	if _, err := e.restore(ctx, nil); err != nil {
 		return nil, fmt.Errorf("ipset active: %w", err)
 	}
-	if err := e.ensureRules(ctx, false); err != nil {
+	if _, err := e.ensureRules(ctx, false); err != nil {
 		return nil, fmt.Errorf("ipset active: %w", err)
 	}
 	now := e.now()
@@ -392,25 +425,37 @@ func (e *IPSet) SetAllow(ctx context.Context, allow []netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("ipset set allow: %w", err)
 	}
+	for _, p := range ps {
+		if p.Bits() == 0 {
+			return fmt.Errorf("ipset set allow: cannot hold %s", p)
+		}
+	}
+	e.want.allow, e.want.allowSet = ps, true
 	var b bytes.Buffer
 	for _, f := range e.cfg.families() {
-		tmp := f.allow + "-tmp"
-		fmt.Fprintf(&b, "create %s hash:net family %s maxelem %d\nflush %s\n", tmp, f.family, e.cfg.MaxElem, tmp)
-		for _, p := range ps {
-			if p.Addr().Is6() != f.v6 {
-				continue
-			}
-			if p.Bits() == 0 {
-				return fmt.Errorf("ipset set allow: cannot hold %s", p)
-			}
-			fmt.Fprintf(&b, "add %s %s\n", tmp, p)
-		}
-		fmt.Fprintf(&b, "swap %s %s\ndestroy %s\n", tmp, f.allow, tmp)
+		e.writeAllow(&b, f, ps)
 	}
 	if _, err := e.restore(ctx, b.Bytes()); err != nil {
 		return fmt.Errorf("ipset set allow: %w", err)
 	}
 	return nil
+}
+
+// writeAllow writes the restore lines that replace f's allow set with the
+// prefixes of its family in ps, through a scratch set swapped in, and
+// returns how many it wrote.
+func (e *IPSet) writeAllow(b *bytes.Buffer, f ipsetFamily, ps []netip.Prefix) int {
+	tmp := f.allow + "-tmp"
+	fmt.Fprintf(b, "create %s hash:net family %s maxelem %d\nflush %s\n", tmp, f.family, e.cfg.MaxElem, tmp)
+	n := 0
+	for _, p := range ps {
+		if p.Addr().Is6() == f.v6 {
+			fmt.Fprintf(b, "add %s %s\n", tmp, p)
+			n++
+		}
+	}
+	fmt.Fprintf(b, "swap %s %s\ndestroy %s\n", tmp, f.allow, tmp)
+	return n
 }
 
 // Close releases the enforcer. Sets, rules and bans stay in the kernel (use
@@ -458,7 +503,7 @@ func UninstallIPSet(ctx context.Context, cfg IPSetConfig) error {
 		have[n] = true
 	}
 	for _, f := range cfg.families() {
-		for _, set := range []string{f.ban, f.bannet, f.allow, f.allow + "-tmp"} {
+		for _, set := range []string{f.ban, f.bannet, f.allow, f.carve, f.allow + "-tmp"} {
 			if !have[set] {
 				continue
 			}

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
@@ -151,5 +152,124 @@ func TestParseIPSetSave(t *testing.T) {
 	}
 	if _, err := parseIPSetSave([]byte("add s nonsense timeout 1\n"), "s", now); err == nil {
 		t.Error("bad member accepted")
+	}
+}
+
+// TestIPSetReconcile removes Rampart's state in the ways other programs do
+// (a firewall manager's iptables-restore, ipset flush, a deleted member)
+// and checks that Reconcile puts back what the enforcer was told.
+func TestIPSetReconcile(t *testing.T) {
+	ctx := context.Background()
+	reload := `printf '*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' | iptables-restore && ` +
+		`printf '*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' | ip6tables-restore && ` +
+		`for s in $(ipset list -n | grep ^rampart-); do ipset destroy $s; done`
+	edits := []struct {
+		name string
+		sh   string
+		want Repair
+		fix  bool
+	}{
+		{"FirewallReload", reload, Repair{Bans: 3, CarveOuts: 1, AllowEntries: 1}, true},
+		{"FlushBanSet", "ipset flush rampart-ban4", Repair{Bans: 1}, false},
+		{"DeleteMembers", "ipset del rampart-carve4 {carved} && ipset del rampart-bannet4 {net}", Repair{Bans: 1, CarveOuts: 1}, false},
+		{"FlushAllowSet", "ipset flush rampart-allow4", Repair{AllowEntries: 1}, false},
+	}
+	for _, ed := range edits {
+		t.Run(ed.name, func(t *testing.T) {
+			p := netnstest.New(t)
+			e, _ := newIPSet(t, p.Server)
+			srv := p.Listen(netip.AddrPortFrom(p.Server4, 0))
+			a := p.Attacker4
+			other := pfx("198.51.100.0/24")
+			if err := e.SetAllow(ctx, []netip.Prefix{pfx("192.0.2.0/24")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Carve(ctx, []CarveOut{{Addr: a[1], Until: time.Now().Add(time.Hour)}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Apply(ctx, []event.Decision{banFor(event.AddrPrefix(a[2]), time.Hour), banFor(netOf(a[0]), time.Hour), banFor(other, 0)}); err != nil {
+				t.Fatal(err)
+			}
+			if rep, err := e.Reconcile(ctx); err != nil || !rep.Empty() {
+				t.Fatalf("Reconcile before any edit = %+v, %v; want nothing to do", rep, err)
+			}
+			cmd := strings.NewReplacer("{carved}", a[1].String(), "{net}", netOf(a[0]).String()).Replace(ed.sh)
+			p.Server.MustExec("sh", "-c", cmd)
+			if ed.fix && !p.CanConnect(p.Attacker, a[0], srv, connectWait) {
+				t.Fatalf("after %q the banned prefix is still dropped: the edit did not take", cmd)
+			}
+			rep, err := e.Reconcile(ctx)
+			if err != nil {
+				t.Fatalf("Reconcile: %v", err)
+			}
+			if rep.Bans != ed.want.Bans || rep.CarveOuts != ed.want.CarveOuts || rep.AllowEntries != ed.want.AllowEntries || (len(rep.Fixed) > 0) != ed.fix {
+				t.Errorf("Reconcile = %+v, want %+v (structure repaired: %v)", rep, ed.want, ed.fix)
+			}
+			checkActive(t, e, map[netip.Prefix]time.Duration{event.AddrPrefix(a[2]): time.Hour, netOf(a[0]): time.Hour, other: 0})
+			if cs, err := e.CarveOuts(ctx); err != nil || len(cs) != 1 || cs[0].Addr != a[1] {
+				t.Errorf("CarveOuts after Reconcile = %v, %v", cs, err)
+			}
+			if p.CanConnect(p.Attacker, a[0], srv, blockedWait) || p.CanConnect(p.Attacker, a[2], srv, blockedWait) {
+				t.Error("banned addresses connect after Reconcile")
+			}
+			if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
+				t.Error("carved-out address cannot connect after Reconcile")
+			}
+			if st := e.Stats(); st.Repairs != 1 || st.CarvedOut != 1 {
+				t.Errorf("Stats = %+v", st)
+			}
+			if rep, err := e.Reconcile(ctx); err != nil || !rep.Empty() {
+				t.Errorf("second Reconcile = %+v, %v; want nothing to do", rep, err)
+			}
+		})
+	}
+}
+
+// TestIPSetUpgradeOldChain starts on the chain an earlier Rampart made (no
+// carve rule) and checks that it is rewritten in place, its sets' members
+// kept.
+func TestIPSetUpgradeOldChain(t *testing.T) {
+	ns := netnstest.NewNamespace(t, "srv")
+	requireIPSetTools(t)
+	for _, c := range [][]string{
+		{"ipset", "create", "rampart-ban4", "hash:ip", "family", "inet", "timeout", "0", "maxelem", "1048576"},
+		{"ipset", "create", "rampart-bannet4", "hash:net", "family", "inet", "timeout", "0", "maxelem", "1048576"},
+		{"ipset", "create", "rampart-allow4", "hash:net", "family", "inet", "maxelem", "1048576"},
+		{"ipset", "add", "rampart-ban4", "192.0.2.1", "timeout", "3600"},
+		{"iptables", "-t", "raw", "-N", "RAMPART"},
+		{"iptables", "-t", "raw", "-A", "RAMPART", "-m", "set", "--match-set", "rampart-allow4", "src", "-j", "RETURN"},
+		{"iptables", "-t", "raw", "-A", "RAMPART", "-m", "set", "--match-set", "rampart-ban4", "src", "-j", "DROP"},
+		{"iptables", "-t", "raw", "-A", "RAMPART", "-m", "set", "--match-set", "rampart-bannet4", "src", "-j", "DROP"},
+		{"iptables", "-t", "raw", "-I", "PREROUTING", "1", "-j", "RAMPART"},
+	} {
+		ns.MustExec(c...)
+	}
+	var logs bytes.Buffer
+	e, err := NewIPSet(context.Background(), IPSetConfig{Run: ns.Runner(), NoIPv6: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if !strings.Contains(logs.String(), "upgraded") || strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("upgrade not logged as such:\n%s", logs.String())
+	}
+	out := ns.MustExec("iptables", "-t", "raw", "-S", "RAMPART")
+	if !strings.Contains(out, "rampart-carve4 src -j RETURN") || strings.Index(out, "carve4") > strings.Index(out, "bannet4") {
+		t.Errorf("chain not upgraded:\n%s", out)
+	}
+	checkActive(t, e, map[netip.Prefix]time.Duration{pfx("192.0.2.1"): time.Hour})
+}
+
+func TestParseIPSetTerse(t *testing.T) {
+	out := "Name: rampart-ban4\nType: hash:ip\nNumber of entries: 12\n\nName: other\nNumber of entries: 3\n\nName: rampart-carve6\nHeader: family inet6\nNumber of entries: 0\n"
+	got, err := parseIPSetTerse([]byte(out), "rampart-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["rampart-ban4"] != 12 || got["rampart-carve6"] != 0 {
+		t.Errorf("counts = %v", got)
+	}
+	if _, err := parseIPSetTerse([]byte("Name: rampart-x\nNumber of entries: many\n"), "rampart-"); err == nil {
+		t.Error("bad count accepted")
 	}
 }

@@ -15,7 +15,8 @@ import (
 // and never touches the system. Each ban is logged at Info with the message
 // "ban" and keys addr, scenario, duration_s (0: no timeout), jail and reason;
 // revocations as "unban" with addr; allowlist replacements as "allowlist"
-// with entries.
+// with entries; carve-outs as "carve" with addr and until (RFC 3339, empty
+// for none), their end as "uncarve" with addr.
 //
 // Active returns the bans applied and neither revoked nor expired, with
 // their Scenario, Reason, Jail and Origin, Start now and Duration the time
@@ -27,12 +28,13 @@ type Log struct {
 	log    *slog.Logger
 	now    func() time.Time
 	active map[netip.Prefix]event.Decision
+	want   intent // carve-outs only
 	closed bool
 }
 
 // NewLog returns a dry-run enforcer logging to logger (nil discards).
 func NewLog(logger *slog.Logger) *Log {
-	return &Log{log: loggerOrDiscard(logger), now: time.Now, active: map[netip.Prefix]event.Decision{}}
+	return &Log{log: loggerOrDiscard(logger), now: time.Now, active: map[netip.Prefix]event.Decision{}, want: newIntent()}
 }
 
 func (l *Log) begin(ctx context.Context) error {
@@ -126,10 +128,69 @@ func (l *Log) SetAllow(ctx context.Context, allow []netip.Prefix) error {
 	return nil
 }
 
+// Carve logs and remembers each carve-out (see CarveOut); it never fails
+// but for an invalid address, a cancelled context or use after Close.
+func (l *Log) Carve(ctx context.Context, cs []CarveOut) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(ctx); err != nil {
+		return fmt.Errorf("log carve: %w", err)
+	}
+	now := l.now()
+	carves, err := carvesFrom(cs, now)
+	if err != nil {
+		return fmt.Errorf("log carve: %w", err)
+	}
+	l.want.addCarves(carves, now)
+	for _, c := range carves {
+		until := ""
+		if !c.until.IsZero() {
+			until = c.until.UTC().Format(time.RFC3339)
+		}
+		l.log.LogAttrs(ctx, slog.LevelInfo, "carve", slog.String("addr", c.addr.String()), slog.String("until", until))
+	}
+	return nil
+}
+
+// Uncarve logs and forgets each carve-out.
+func (l *Log) Uncarve(ctx context.Context, addrs []netip.Addr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(ctx); err != nil {
+		return fmt.Errorf("log uncarve: %w", err)
+	}
+	as, err := normalizeAddrs(addrs)
+	if err != nil {
+		return fmt.Errorf("log uncarve: %w", err)
+	}
+	for _, a := range as {
+		delete(l.want.carves, a)
+		l.log.LogAttrs(ctx, slog.LevelInfo, "uncarve", slog.String("addr", a.String()))
+	}
+	return nil
+}
+
+// CarveOuts returns the remembered carve-outs that have not ended.
+func (l *Log) CarveOuts(ctx context.Context) ([]CarveOut, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(ctx); err != nil {
+		return nil, fmt.Errorf("log carve-outs: %w", err)
+	}
+	return liveCarves(l.want.carves, l.now()), nil
+}
+
+// Stats counts the remembered carve-outs; a dry run repairs nothing.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Stats{CarvedOut: l.want.carvedOut(l.now())}
+}
+
 // Close forgets everything; later calls return ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.closed, l.active = true, nil
+	l.closed, l.active, l.want = true, nil, newIntent()
 	return nil
 }

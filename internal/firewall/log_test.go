@@ -7,6 +7,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +124,45 @@ func TestRanges(t *testing.T) {
 	})
 	if len(m) != 3 || m[0].first.String() != "10.0.0.0" || m[0].last.String() != "10.0.1.255" || m[2].last.String() != "255.255.255.255" {
 		t.Errorf("mergeRanges = %v", m)
+	}
+}
+
+func TestLogCarveOuts(t *testing.T) {
+	ctx := context.Background()
+	var buf bytes.Buffer
+	l := NewLog(slog.New(slog.NewJSONHandler(&buf, nil)))
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	l.now = clk.now
+	mapped := netip.AddrFrom16(netip.MustParseAddr("192.0.2.1").As16())
+	cs := []CarveOut{
+		{Addr: mapped, Until: clk.now().Add(time.Hour)},
+		{Addr: netip.MustParseAddr("2001:db8::1"), Until: clk.now().Add(time.Minute)},
+		{Addr: netip.MustParseAddr("2001:db8::2")},                                     // no end
+		{Addr: netip.MustParseAddr("2001:db8::3"), Until: clk.now().Add(-time.Second)}, // over: skipped
+	}
+	if err := l.Carve(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"msg":"carve","addr":"192.0.2.1","until":"2023-11-14T23:13:20Z"`) ||
+		strings.Contains(buf.String(), "2001:db8::3") {
+		t.Errorf("carve log:\n%s", buf.String())
+	}
+	clk.advance(2 * time.Minute)
+	got, err := l.CarveOuts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []CarveOut{{Addr: netip.MustParseAddr("192.0.2.1"), Until: time.Unix(1_700_003_600, 0)}, {Addr: netip.MustParseAddr("2001:db8::2")}}
+	if !slices.Equal(got, want) {
+		t.Errorf("CarveOuts = %v, want %v", got, want)
+	}
+	if err := l.Uncarve(ctx, []netip.Addr{netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("203.0.113.1")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Stats().CarvedOut; n != 1 {
+		t.Errorf("CarvedOut = %d, want 1", n)
+	}
+	if err := l.Carve(ctx, []CarveOut{{Addr: netip.Addr{}}}); err == nil {
+		t.Error("Carve of an invalid address succeeded")
 	}
 }

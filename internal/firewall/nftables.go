@@ -61,10 +61,16 @@ const (
 	setBanNet6
 	setAllow4
 	setAllow6
+	setCarve4
+	setCarve6
 	numSets
 )
 
-var nftSetNames = [numSets]string{"ban4", "ban6", "bannet4", "bannet6", "allow4", "allow6"}
+var nftSetNames = [numSets]string{"ban4", "ban6", "bannet4", "bannet6", "allow4", "allow6", "carve4", "carve6"}
+
+func isV6Set(i int) bool {
+	return i == setBan6 || i == setBanNet6 || i == setAllow6 || i == setCarve6
+}
 
 // nftRule is one rule of the base chain, in chain order.
 type nftRule struct {
@@ -72,14 +78,23 @@ type nftRule struct {
 	verdict expr.VerdictKind
 }
 
-// The allow sets come first: their accept ends only Rampart's chain, so other
-// base chains (Docker's, the distribution's firewall) still see the packet.
+// The order is the semantics:
+//
+//  1. allow sets accept: the allowlist wins over every ban;
+//  2. address bans drop: a ban on the address itself beats its carve-out;
+//  3. carve sets accept: a carved-out address inside a banned prefix passes;
+//  4. prefix bans drop.
+//
+// An accept ends only Rampart's chain, so other base chains (Docker's, the
+// distribution's firewall) still see the packet.
 var nftRules = []nftRule{
 	{setAllow4, expr.VerdictAccept},
 	{setAllow6, expr.VerdictAccept},
 	{setBan4, expr.VerdictDrop},
-	{setBanNet4, expr.VerdictDrop},
 	{setBan6, expr.VerdictDrop},
+	{setCarve4, expr.VerdictAccept},
+	{setCarve6, expr.VerdictAccept},
+	{setBanNet4, expr.VerdictDrop},
 	{setBanNet6, expr.VerdictDrop},
 }
 
@@ -98,15 +113,17 @@ func (r nftRule) comment() string {
 //     (prefixes, flags interval,timeout) whose elements carry their own
 //     kernel timeout, so bans expire even while the daemon is down;
 //   - sets allow4/allow6 (flags interval);
+//   - sets carve4/carve6 (addresses, flags timeout): the carve-outs;
 //   - one base chain, type filter hook prerouting priority -300 (raw: before
 //     conntrack and before DNAT, so Docker-published ports are covered), with
-//     rules: saddr in allow → accept (ends only this chain); saddr in ban or
-//     bannet → drop.
+//     rules in this order: saddr in allow → accept (ends only this chain);
+//     saddr in ban → drop; saddr in carve → accept; saddr in bannet → drop.
 //
 // Every call first checks that table, sets, chain and rules are as Rampart
-// made them and re-creates what was deleted or changed by hand, logging a
-// warning that names what it repaired; elements of a deleted set are gone
-// and come back when the daemon reconciles Active with its store.
+// made them and re-creates what was deleted or changed by hand, then puts
+// back the elements the kernel lost (see Reconcile), logging a warning that
+// names what it repaired. A table of an older Rampart, without the carve
+// sets, is upgraded in place: its bans stay.
 //
 // A /32 or /128 target goes into the address set, a wider prefix into the
 // net set. The net sets cannot hold overlapping intervals, so a new prefix
@@ -140,6 +157,17 @@ type NFTables struct {
 	// netExpiry holds the end of each prefix ban when !netTimeout.
 	netExpiry map[netip.Prefix]time.Time
 
+	// want is what the kernel should hold; Reconcile compares the two.
+	want intent
+	// gen is the ruleset generation at which the kernel was last known to
+	// hold want, when genOK: a later generation means someone committed
+	// since (see Reconcile).
+	gen   uint32
+	genOK bool
+	// nl is a socket of our own for generations and dumps; nil until used.
+	nl    *netlink.Conn
+	stats Stats
+
 	// Socket buffer sizes for the next netlink dial: one batch is one
 	// sendmsg, and the kernel refuses one larger than the send buffer.
 	sndbuf, rcvbuf int
@@ -155,6 +183,7 @@ func NewNFTables(ctx context.Context, cfg NFTablesConfig) (*NFTables, error) {
 		now:       time.Now,
 		table:     &nftables.Table{Name: cfg.table(), Family: nftables.TableFamilyINet},
 		netExpiry: make(map[netip.Prefix]time.Time),
+		want:      newIntent(),
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -192,11 +221,22 @@ func (e *NFTables) init() error {
 	case !existed:
 		e.log.Info("nftables: installed table", "table", e.table.Name,
 			"timeout_update", e.updatesTimeout, "interval_timeout", e.netTimeout)
+	case upgrade(fixed):
+		e.log.Info("nftables: table of an older rampart upgraded in place; its bans are kept",
+			"table", e.table.Name, "changed", strings.Join(fixed, ", "))
 	case len(fixed) > 0:
 		e.log.Warn("nftables: table was changed outside rampart; repaired",
 			"table", e.table.Name, "repaired", strings.Join(fixed, ", "))
 	}
+	e.genOK = false
 	return nil
+}
+
+// upgrade reports whether the repairs ensure made are exactly those that
+// bring a table of an older Rampart (without carve sets) up to date.
+func upgrade(fixed []string) bool {
+	want := []string{"set carve4 (missing)", "set carve6 (missing)", "rules of chain " + nftChain}
+	return slices.Equal(fixed, want)
 }
 
 // conn returns a netlink connection handle; each operation on it dials its
@@ -244,7 +284,9 @@ func (e *NFTables) sizeFor(n, msgs int) {
 	e.rcvbuf = msgs*2048 + 1<<20
 }
 
-// begin checks the enforcer and the table before an operation.
+// begin checks the enforcer and the table before an operation. When the
+// table had been changed, it repairs it and puts back what the kernel lost
+// before the operation goes on.
 func (e *NFTables) begin(ctx context.Context) (*nftables.Conn, error) {
 	if e.closed {
 		return nil, ErrClosed
@@ -262,8 +304,9 @@ func (e *NFTables) begin(ctx context.Context) (*nftables.Conn, error) {
 		return nil, err
 	}
 	if len(fixed) > 0 {
-		e.log.Warn("nftables: table was changed outside rampart; repaired",
-			"table", e.table.Name, "repaired", strings.Join(fixed, ", "))
+		if _, err := e.repair(c, fixed); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -306,12 +349,25 @@ func (b *nftBatch) destroy(s *nftables.Set, els []nftables.SetElement) {
 	b.del(s, plain)
 }
 
+// flush sends the batch as one transaction. When the kernel was known to
+// hold the intent before and the transaction is the only one committed in
+// between, it still is afterwards; otherwise the next Reconcile compares
+// everything.
 func (e *NFTables) flush(b *nftBatch) error {
 	if b.err != nil {
+		e.genOK = false
 		return b.err
 	}
 	e.sizeFor(b.elems, b.msg)
-	return b.c.Flush()
+	before, okBefore := e.readGen()
+	err := b.c.Flush()
+	after, okAfter := e.readGen()
+	if err != nil || !okBefore || !okAfter || !e.genOK || before != e.gen || after-before > 1 {
+		e.genOK = false
+	} else {
+		e.gen = after
+	}
+	return err
 }
 
 // intervalElems returns the elements that encode r in an interval set: its
@@ -332,29 +388,37 @@ type nftInterval struct {
 	remaining time.Duration // time left when timeout > 0
 }
 
+// each calls fn for every element of one of Rampart's sets (see
+// dumpElements).
+func (e *NFTables) each(s *nftables.Set, fn func(nftElem)) error {
+	nl, err := e.netlink()
+	if err != nil {
+		return err
+	}
+	if err := dumpElements(nl, e.table.Name, s.Name, fn); err != nil {
+		e.dropNetlink()
+		return err
+	}
+	return nil
+}
+
+// dump lists the elements of one of Rampart's sets.
+func (e *NFTables) dump(s *nftables.Set) ([]nftElem, error) {
+	var els []nftElem
+	err := e.each(s, func(el nftElem) { els = append(els, el) })
+	return els, err
+}
+
 // readIntervals lists the intervals of an interval set, pairing each start
 // element with the end element that follows it.
-func readIntervals(c *nftables.Conn, s *nftables.Set) ([]nftInterval, error) {
-	els, err := c.GetSetElements(s)
+func (e *NFTables) readIntervals(s *nftables.Set) ([]nftInterval, error) {
+	pts, err := e.dump(s)
 	if err != nil {
-		return nil, fmt.Errorf("list set %s: %w", s.Name, err)
-	}
-	type point struct {
-		a   netip.Addr
-		end bool
-		el  nftables.SetElement
-	}
-	pts := make([]point, 0, len(els))
-	for _, el := range els {
-		a, ok := netip.AddrFromSlice(el.Key)
-		if !ok {
-			continue
-		}
-		pts = append(pts, point{a: a, end: el.IntervalEnd, el: el})
+		return nil, err
 	}
 	// At equal keys an interval's end sorts before the next one's start.
-	slices.SortFunc(pts, func(x, y point) int {
-		if c := x.a.Compare(y.a); c != 0 {
+	slices.SortFunc(pts, func(x, y nftElem) int {
+		if c := x.key.Compare(y.key); c != 0 {
 			return c
 		}
 		switch {
@@ -370,19 +434,14 @@ func readIntervals(c *nftables.Conn, s *nftables.Set) ([]nftInterval, error) {
 		if p.end {
 			continue
 		}
-		last := lastAddr(netip.PrefixFrom(p.a, 0))
+		last := lastAddr(netip.PrefixFrom(p.key, 0))
 		if i+1 < len(pts) && pts[i+1].end {
-			last = pts[i+1].a.Prev()
+			last = pts[i+1].key.Prev()
 		}
-		if timeoutExpired(p.el) {
-			continue
-		}
-		out = append(out, nftInterval{r: addrRange{p.a, last}, timeout: p.el.Timeout, remaining: p.el.Expires})
+		out = append(out, nftInterval{r: addrRange{p.key, last}, timeout: p.timeout, remaining: p.remaining})
 	}
 	return out, nil
 }
-
-func timeoutExpired(el nftables.SetElement) bool { return el.Timeout > 0 && el.Expires <= 0 }
 
 // Apply bans every Decision with Action Ban, each Target for its Duration
 // (see the package doc for Start, zero Duration and other actions), in a
@@ -390,11 +449,12 @@ func timeoutExpired(el nftables.SetElement) bool { return el.Timeout > 0 && el.E
 // timeout to the new Duration. Apply is all or nothing: the batch is one
 // kernel transaction, so a nil error means every ban is in force and an
 // error means the kernel's sets are as they were (repairs of a hand-edited
-// table, logged, may have been made before). An invalid target fails the
-// call before anything is sent. ctx is checked before the batch is sent; a
+// table, logged, may have been made before) while the bans stay in the
+// intent, so the next Reconcile tries them again. An invalid target fails
+// the call before anything is sent or remembered. ctx is checked before the batch is sent; a
 // batch in flight is not interrupted (one kernel transaction: milliseconds,
 // under half a second for 100,000 bans).
-func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) error {
+func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) (err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
@@ -402,6 +462,11 @@ func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) error {
 	if err != nil {
 		return fmt.Errorf("nftables apply: %w", err)
 	}
+	if e.closed {
+		return fmt.Errorf("nftables apply: %w", ErrClosed)
+	}
+	e.want.addBans(bans, now)
+	defer e.unsure(&err)
 	c, err := e.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("nftables apply: %w", err)
@@ -460,7 +525,7 @@ func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) error {
 // cannot time out interval elements, it also deletes the ones whose time is
 // up and records in expiry the end of each ban it adds (zero: removed).
 func (e *NFTables) applyNets(b *nftBatch, s *nftables.Set, nb []ban, now time.Time, expiry map[netip.Prefix]time.Time) error {
-	cur, err := readIntervals(b.c, s)
+	cur, err := e.readIntervals(s)
 	if err != nil {
 		return err
 	}
@@ -534,13 +599,20 @@ func (e *NFTables) expireNets(b *nftBatch, s *nftables.Set, cur []nftInterval, n
 // in one batch. A target that is not banned is not an error; Revoke of a
 // prefix does not touch other bans inside or around it. All or nothing,
 // like Apply; an invalid target fails the call before anything is sent.
-func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) error {
+func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) (err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ts, err := normalizePrefixes(targets)
 	if err != nil {
 		return fmt.Errorf("nftables revoke: %w", err)
 	}
+	if e.closed {
+		return fmt.Errorf("nftables revoke: %w", ErrClosed)
+	}
+	for _, t := range ts {
+		delete(e.want.bans, t)
+	}
+	defer e.unsure(&err)
 	c, err := e.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("nftables revoke: %w", err)
@@ -569,7 +641,7 @@ func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) error {
 			continue
 		}
 		s := e.sets[setBanNet4+fam]
-		cur, err := readIntervals(c, s)
+		cur, err := e.readIntervals(s)
 		if err != nil {
 			return fmt.Errorf("nftables revoke: %w", err)
 		}
@@ -612,22 +684,18 @@ func (e *NFTables) Active(ctx context.Context) ([]event.Decision, error) {
 	now := e.now()
 	var out []event.Decision
 	for _, i := range []int{setBan4, setBan6} {
-		els, err := c.GetSetElements(e.sets[i])
+		els, err := e.dump(e.sets[i])
 		if err != nil {
-			return nil, fmt.Errorf("nftables active: list set %s: %w", nftSetNames[i], err)
+			return nil, fmt.Errorf("nftables active: %w", err)
 		}
 		for _, el := range els {
-			a, ok := netip.AddrFromSlice(el.Key)
-			if !ok || timeoutExpired(el) {
-				continue
-			}
-			out = append(out, event.Decision{Target: event.AddrPrefix(a), Action: event.Ban, Start: now, Duration: remaining(el.Timeout, el.Expires)})
+			out = append(out, event.Decision{Target: event.AddrPrefix(el.key), Action: event.Ban, Start: now, Duration: remaining(el.timeout, el.remaining)})
 		}
 	}
 	b := &nftBatch{c: c}
 	expiry := map[netip.Prefix]time.Time{}
 	for _, i := range []int{setBanNet4, setBanNet6} {
-		cur, err := readIntervals(c, e.sets[i])
+		cur, err := e.readIntervals(e.sets[i])
 		if err != nil {
 			return nil, fmt.Errorf("nftables active: %w", err)
 		}
@@ -666,35 +734,25 @@ func remaining(timeout, expires time.Duration) time.Duration {
 // the kernel switches from the old allowlist to the new one atomically, with
 // no moment where neither applies. Overlapping and adjacent entries are
 // merged. An invalid prefix fails the call before anything is sent.
-func (e *NFTables) SetAllow(ctx context.Context, allow []netip.Prefix) error {
+func (e *NFTables) SetAllow(ctx context.Context, allow []netip.Prefix) (err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ps, err := normalizePrefixes(allow)
 	if err != nil {
 		return fmt.Errorf("nftables set allow: %w", err)
 	}
+	if e.closed {
+		return fmt.Errorf("nftables set allow: %w", ErrClosed)
+	}
+	e.want.allow, e.want.allowSet = ps, true
+	defer e.unsure(&err)
 	c, err := e.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("nftables set allow: %w", err)
 	}
-	var rs [2][]addrRange
-	for _, p := range ps {
-		fam := 0
-		if p.Addr().Is6() {
-			fam = 1
-		}
-		rs[fam] = append(rs[fam], prefixRange(p))
-	}
 	b := &nftBatch{c: c}
-	for fam := range rs {
-		s := e.sets[setAllow4+fam]
-		c.FlushSet(s)
-		b.msg++
-		var els []nftables.SetElement
-		for _, r := range mergeRanges(rs[fam]) {
-			els = append(els, intervalElems(r, 0)...)
-		}
-		b.add(s, els)
+	for fam, rs := range allowRanges(ps) {
+		e.writeAllow(b, fam, rs)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nftables set allow: %w", err)
@@ -705,6 +763,41 @@ func (e *NFTables) SetAllow(ctx context.Context, allow []netip.Prefix) error {
 	return nil
 }
 
+// allowRanges splits normalized prefixes into merged IPv4 and IPv6 ranges.
+func allowRanges(ps []netip.Prefix) [2][]addrRange {
+	var rs [2][]addrRange
+	for _, p := range ps {
+		fam := 0
+		if p.Addr().Is6() {
+			fam = 1
+		}
+		rs[fam] = append(rs[fam], prefixRange(p))
+	}
+	return [2][]addrRange{mergeRanges(rs[0]), mergeRanges(rs[1])}
+}
+
+// writeAllow replaces the contents of one family's allow set with rs in the
+// batch and returns how many ranges it wrote.
+func (e *NFTables) writeAllow(b *nftBatch, fam int, rs []addrRange) int {
+	s := e.sets[setAllow4+fam]
+	b.c.FlushSet(s)
+	b.msg++
+	var els []nftables.SetElement
+	for _, r := range rs {
+		els = append(els, intervalElems(r, 0)...)
+	}
+	b.add(s, els)
+	return len(rs)
+}
+
+// unsure makes the next Reconcile compare everything when an operation
+// failed: the kernel may hold less than the intent it recorded.
+func (e *NFTables) unsure(err *error) {
+	if *err != nil {
+		e.genOK = false
+	}
+}
+
 // Close releases the enforcer. The table, its bans and their timeouts stay in
 // the kernel (use UninstallNFTables to remove them). Later calls return
 // ErrClosed.
@@ -712,6 +805,7 @@ func (e *NFTables) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.closed = true
+	e.dropNetlink()
 	return nil
 }
 

@@ -97,11 +97,11 @@ func (e *NFTables) defineSets() {
 			ID:      uint32(i + 1),
 			KeyType: nftables.TypeIPAddr,
 		}
-		if i == setBan6 || i == setBanNet6 || i == setAllow6 {
+		if isV6Set(i) {
 			s.KeyType = nftables.TypeIP6Addr
 		}
 		switch i {
-		case setBan4, setBan6:
+		case setBan4, setBan6, setCarve4, setCarve6:
 			s.HasTimeout = true
 		case setBanNet4, setBanNet6:
 			s.Interval = true
@@ -198,7 +198,7 @@ func (e *NFTables) ensure(c *nftables.Conn) ([]string, error) {
 	var chain *nftables.Chain
 	var rules []*nftables.Rule
 	if !exists {
-		fixed = append(fixed, "table (missing; re-created with empty sets)")
+		fixed = append(fixed, "table (missing)")
 	} else {
 		sets, err := c.GetSets(e.table)
 		if err != nil {
