@@ -60,6 +60,13 @@ type applier struct {
 
 	storeErr, enfErr *lastError // outcomes of the latest writes, for health; nil: not kept
 
+	// carver is enf when it can carve; nil otherwise.
+	carver Carver
+	carves carves
+	// goodTTL is how long a login keeps a client known-good
+	// ([known_good] ttl, as reloaded); nil: logins carve nothing.
+	goodTTL func() time.Duration
+
 	// positions returns the sources' positions; nil: none. Each batch of
 	// decisions is recorded with the positions read just before it was
 	// taken, in one transaction (see enforce).
@@ -75,8 +82,10 @@ type enforced struct {
 }
 
 func newApplier(st *store.Store, enf Enforcer, log *slog.Logger) *applier {
-	return &applier{store: st, enf: enf, log: log, now: time.Now,
+	a := &applier{store: st, enf: enf, log: log, now: time.Now,
 		wake: make(chan struct{}, 1), swake: make(chan struct{}, 1)}
+	a.carver, _ = enf.(Carver)
+	return a
 }
 
 // submit queues decisions; it never blocks on I/O.
@@ -90,14 +99,35 @@ func (a *applier) submit(ds []event.Decision) {
 	signal(a.wake)
 }
 
-// knownGood queues a successful login to be remembered in the store.
+// knownGood queues a successful login to be remembered in the store, and
+// carves its address out of prefix bans for the known-good TTL.
 func (a *applier) knownGood(ev event.Event) {
 	a.mu.Lock()
 	if len(a.good) < 10_000 {
 		a.good = append(a.good, ev)
 	}
 	a.mu.Unlock()
+	if a.goodTTL != nil {
+		a.goodClient(ev.Addr, ev.Time.Add(a.goodTTL()))
+	}
 	signal(a.wake)
+}
+
+// goodClient carves addr out of prefix bans until until: the one way in for
+// every kind of good client (logins, delivering relays). It never blocks on
+// I/O, and writes to the kernel only when the kernel's entry needs it (see
+// carves).
+func (a *applier) goodClient(addr netip.Addr, until time.Time) {
+	if a.carver != nil && a.carves.good(addr, until, a.now()) {
+		signal(a.wake)
+	}
+}
+
+// sweepCarves queues the carve-out refreshes that are due.
+func (a *applier) sweepCarves() {
+	if a.carver != nil && a.carves.sweep(a.now()) {
+		signal(a.wake)
+	}
 }
 
 func signal(c chan struct{}) {
@@ -165,6 +195,14 @@ func (a *applier) enforce(ctx context.Context) {
 	batch, good := a.pending, a.good
 	a.pending, a.good = nil, nil
 	a.mu.Unlock()
+	// Carve-outs before bans: a good client inside a network banned in
+	// this batch never loses a packet.
+	if cs := a.carves.take(); len(cs) > 0 {
+		if err := a.carver.Carve(ctx, cs); err != nil {
+			a.carves.failed(cs)
+			a.log.Error("firewall: carving out good clients failed", "err", err, "count", len(cs))
+		}
+	}
 	if len(batch) == 0 && len(good) == 0 {
 		return
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/firewall"
 	"github.com/rampart-dev/rampart/internal/source"
 	"github.com/rampart-dev/rampart/internal/store"
 )
@@ -59,6 +60,13 @@ type FirewallStatus struct {
 	Backend string `json:"backend"` // "nftables", "ipset", "log (dry run)", …
 	Applied uint64 `json:"applied"` // decisions applied
 	Failed  uint64 `json:"failed"`  // decisions the firewall refused
+	// CarvedOut counts the good clients let through prefix bans now.
+	CarvedOut int `json:"carved_out"`
+	// Repairs counts the times the kernel was found to have lost part of
+	// Rampart's state (a flushed ruleset, a deleted set) and it was put
+	// back; Restored the bans, carve-outs and allowlist entries put back.
+	Repairs  uint64 `json:"repairs"`
+	Restored uint64 `json:"restored"`
 }
 
 // EngineStatus is the engine's counters (engine.Stats) as the API shows them.
@@ -262,6 +270,10 @@ func (d *Daemon) status(reasons bool) Status {
 	if reasons {
 		stored = d.activeReasons(now)
 	}
+	var fw firewall.Stats
+	if f, ok := d.enf.(firewallStats); ok {
+		fw = f.Stats()
+	}
 	active := pipe.Engine.Active(now)
 	st := Status{
 		Version: d.opt.Version,
@@ -269,9 +281,12 @@ func (d *Daemon) status(reasons bool) Status {
 		Health:  health,
 		Reload:  d.reloads.status(),
 		Firewall: FirewallStatus{
-			Backend: d.opt.EnforcerName,
-			Applied: d.apply.applied.Load(),
-			Failed:  d.apply.failed.Load(),
+			Backend:   d.opt.EnforcerName,
+			Applied:   d.apply.applied.Load(),
+			Failed:    d.apply.failed.Load(),
+			CarvedOut: fw.CarvedOut,
+			Repairs:   fw.Repairs,
+			Restored:  fw.Restored,
 		},
 		Engine: engineStatus(pipe.Engine),
 		Policy: d.policyStatus(),

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/allow"
@@ -33,6 +34,9 @@ type Options struct {
 	Reload func() (*config.Config, error)
 	// Version is reported by status.
 	Version string
+	// ReconcileEvery is how often the kernel is checked for lost bans when
+	// nothing reports a change; zero means 5 s (see keepFirewall).
+	ReconcileEvery time.Duration
 }
 
 // Daemon is a running Rampart.
@@ -53,6 +57,7 @@ type Daemon struct {
 	enfErr    lastError // the latest firewall change
 	servers   sync.Map  // policy server name → error it stopped with
 	reloads   reloadLog
+	checks    atomic.Uint64 // Reconcile calls made by keepFirewall
 
 	reloadMu sync.Mutex // one reload at a time (SIGHUP, the control socket)
 	srcWG    sync.WaitGroup
@@ -106,6 +111,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	}
 	d.apply = newApplier(st, d.enf, d.log)
 	d.apply.storeErr, d.apply.enfErr = &d.storeErr, &d.enfErr
+	d.apply.goodTTL = func() time.Duration { return d.currentConfig().KnownGood.TTL.D() }
 	d.apply.positions = func() map[string]string {
 		d.mu.Lock()
 		sources := d.sources
@@ -266,10 +272,8 @@ func (d *Daemon) restore(ctx context.Context) error {
 			keep = append(keep, a)
 		}
 	}
-	if len(keep) > 0 {
-		d.apply.submit(keep)
-		d.apply.flush(ctx)
-	}
+	d.apply.submit(keep)
+	d.apply.flush(ctx) // the bans, and the known-good clients' carve-outs
 	d.log.Info("state restored", "active_bans", len(keep), "adopted", len(adopted), "history", len(past))
 	return nil
 }
@@ -287,14 +291,17 @@ func pastBans(hist []store.HistoryEntry) []event.Decision {
 	return past
 }
 
-// restoreKnownGood loads the addresses that logged in within the TTL.
+// restoreKnownGood loads the addresses that logged in within the TTL, and
+// carves each out of prefix bans until its TTL ends.
 func (d *Daemon) restoreKnownGood(ctx context.Context, p *Pipeline, now time.Time) error {
-	kg, err := d.store.KnownGood(ctx, now.Add(-d.cfg.KnownGood.TTL.D()))
+	ttl := d.cfg.KnownGood.TTL.D()
+	kg, err := d.store.KnownGood(ctx, now.Add(-ttl))
 	if err != nil {
 		return fmt.Errorf("restore known-good clients: %w", err)
 	}
 	for _, k := range kg {
 		p.Engine.RestoreKnownGood(k.Addr, k.User, k.LastSeen)
+		d.apply.goodClient(k.Addr, k.LastSeen.Add(ttl))
 	}
 	return nil
 }
@@ -316,6 +323,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { defer wg.Done(); d.apply.run(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); d.runAllow(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.keepFirewall(ctx) }()
 	ctl, err := d.listenControl(d.cfg.Daemon.Socket)
 	if err != nil {
 		return err
