@@ -2,15 +2,23 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/filter"
+	"github.com/rampart-dev/rampart/internal/firewall"
 )
 
 // hostileLog writes a log mixing good lines with the input the parsers must
@@ -274,4 +282,155 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 	}
 	t.Cleanup(func() { tty.Close() })
 	return master, tty
+}
+
+// TestShowMissedJSON: with --json, --show-missed prints each missed line as
+// an object marked "missed", in line order with the matches (it used to
+// print nothing).
+func TestShowMissedJSON(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "auth.log")
+	lines := "Nov 22 14:03:07 host sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2\n" +
+		"Nov 22 14:03:08 host sshd[2]: error: kex_exchange_identification: banner line contains invalid characters\n" +
+		"Nov 22 14:03:09 host sshd[3]: Accepted publickey for alice from 192.0.2.2 port 22 ssh2\n"
+	if err := os.WriteFile(p, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("test", "--filter", "sshd", "--json", "--show-missed", "--year", "2026", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		got = append(got, m)
+	}
+	if len(got) != 2 || got[0]["ip"] != "192.0.2.1" || got[0]["missed"] != nil {
+		t.Fatalf("objects %v", got)
+	}
+	m := got[1]
+	if m["line"] != 2.0 || m["missed"] != true || !strings.HasPrefix(m["time"].(string), "2026-11-22T14:03:08") ||
+		m["text"] != strings.Split(lines, "\n")[1] {
+		t.Fatalf("missed line as %v", m)
+	}
+}
+
+// TestFiltersList: `rampart filters` shows every filter's programs and
+// aliases (it used to show neither).
+func TestFiltersList(t *testing.T) {
+	code, out, errs := runCLI("filters")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	reg, err := filter.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := map[string]string{}
+	for _, b := range strings.Split(out, "\n\n") {
+		name, _, _ := strings.Cut(b, "\n")
+		blocks[name] = strings.TrimSuffix(b, "\n") + "\n"
+	}
+	for _, f := range reg.Filters() {
+		b, ok := blocks[f.Name]
+		if !ok {
+			t.Errorf("filter %s not listed", f.Name)
+			continue
+		}
+		programs := "any"
+		if len(f.Programs) > 0 {
+			programs = strings.Join(f.Programs, ", ")
+		}
+		if !strings.Contains(b, "\n  programs  "+programs+"\n") || !strings.Contains(b, f.Description) {
+			t.Errorf("filter %s:\n%s", f.Name, b)
+		}
+	}
+	if len(reg.Aliases()) == 0 {
+		t.Fatal("no aliases to list")
+	}
+	for _, a := range reg.Aliases() {
+		if !strings.Contains(blocks[a.Filter], fmt.Sprintf("%s (mode %s)", a.Name, a.Mode)) {
+			t.Errorf("alias %s not listed under %s:\n%s", a.Name, a.Filter, blocks[a.Filter])
+		}
+	}
+	if !strings.Contains(blocks["sshd"], "  modes     normal (default), ddos") {
+		t.Errorf("sshd modes:\n%s", blocks["sshd"])
+	}
+}
+
+// startDaemonInProcess runs a daemon (firewall backend log) for the
+// configuration text, with its state and control socket under a temporary
+// directory whose path replaces every "DIR" in the text. It returns the
+// configuration file's path and the socket's.
+func startDaemonInProcess(t *testing.T, text string) (cfgPath, sock string) {
+	t.Helper()
+	dir := t.TempDir()
+	sock = filepath.Join(dir, "ctl.sock")
+	cfgPath = filepath.Join(dir, "rampart.toml")
+	text = fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\n[firewall]\nbackend = \"log\"\n", filepath.Join(dir, "state"), sock) + strings.ReplaceAll(text, "DIR", dir)
+	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := daemon.New(ctx, daemon.Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log"})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, nil); d.Close() }()
+	t.Cleanup(func() { cancel(); <-done })
+	c := daemon.NewClient(sock)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.Status(ctx); err == nil {
+			return cfgPath, sock
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon does not answer on its socket")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClientSystemConfig: without --socket or --config, the client
+// commands read the socket's path from /etc/rampart/rampart.toml when it
+// exists (systemConfig here), as the systemd unit's daemon uses it; they
+// used to try the embedded default socket. And a ban in a jail with
+// bantime = -1 is said to be permanent.
+func TestClientSystemConfig(t *testing.T) {
+	cfgPath, _ := startDaemonInProcess(t, "[jail.sshd]\nfiles = [\"DIR/auth.log\"]\nbantime = -1\n")
+	old := systemConfig
+	systemConfig = cfgPath
+	t.Cleanup(func() { systemConfig = old })
+
+	if code, out, errs := runCLI("status"); code == 1 || !strings.Contains(out, "sshd") {
+		t.Fatalf("status: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs := runCLI("ban", "192.0.2.9", "--jail", "sshd")
+	if code != 0 || out != "banned 192.0.2.9 until revoked (a permanent ban)\n" {
+		t.Fatalf("ban: exit %d, %q %s", code, out, errs)
+	}
+	if code, out, errs := runCLI("unban", "192.0.2.9"); code != 0 || out != "unbanned 192.0.2.9\n" {
+		t.Fatalf("unban: exit %d, %q %s", code, out, errs)
+	}
+
+	systemConfig = filepath.Join(t.TempDir(), "absent.toml")
+	def := config.Default().Daemon.Socket
+	if code, _, errs := runCLI("status"); code != 1 || !strings.Contains(errs, def) {
+		t.Fatalf("without the system configuration: exit %d, want the default socket %s in %q", code, def, errs)
+	}
+	broken := filepath.Join(t.TempDir(), "broken.toml")
+	os.WriteFile(broken, []byte("[daemon]\nsockt = \"/x\"\n"), 0o644)
+	systemConfig = broken
+	if code, _, errs := runCLI("unban", "192.0.2.9"); code != 1 || !strings.Contains(errs, `unknown key "sockt" (did you mean "socket"?)`) || !strings.Contains(errs, "--socket gives it instead") {
+		t.Fatalf("broken system configuration: exit %d, %q", code, errs)
+	}
 }

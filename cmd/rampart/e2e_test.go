@@ -18,13 +18,28 @@ import (
 	"github.com/rampart-dev/rampart/internal/netnstest"
 )
 
-// buildOnce builds the rampart binary for tests that run it as a process.
-var buildOnce = sync.OnceValues(func() (string, error) {
+// binDir holds the binaries the tests build (20 MB each); TestMain removes
+// it when the tests are done.
+var binDir string
+
+func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "rampart-e2e-")
 	if err != nil {
-		return "", err
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	bin := filepath.Join(dir, "rampart")
+	binDir = dir
+	code := m.Run()
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "removing the test binaries: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// buildOnce builds the rampart binary for tests that run it as a process.
+var buildOnce = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(binDir, "rampart")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)

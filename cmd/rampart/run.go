@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -226,11 +227,33 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
+// systemConfig is the configuration the systemd unit runs the daemon with.
+// The client commands (status, ban, unban, reload) read the control
+// socket's path from it when it exists and neither --socket nor --config
+// is given. A variable for tests.
+var systemConfig = "/etc/rampart/rampart.toml"
+
+// clientFlags adds --socket and --config to a client command; the function
+// it returns connects as they say (see controlClient).
+func clientFlags(fs *flag.FlagSet) func() (*daemon.Client, error) {
+	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
+	cfgPath := fs.String("config", "", "configuration `file` naming the socket (default: "+systemConfig+" if it exists, else the embedded defaults)")
+	return func() (*daemon.Client, error) { return controlClient(*socket, *cfgPath) }
+}
+
+// controlClient talks to the daemon at socket, or else at the socket the
+// configuration names: cfgPath's, else systemConfig's when it exists, else
+// the embedded defaults'.
 func controlClient(socket, cfgPath string) (*daemon.Client, error) {
 	if socket == "" {
+		if cfgPath == "" {
+			if _, err := os.Stat(systemConfig); err == nil {
+				cfgPath = systemConfig
+			}
+		}
 		cfg, err := loadConfig(cfgPath)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w (the control socket's path is read from it; --socket gives it instead)", err)
 		}
 		socket = cfg.Daemon.Socket
 	}
@@ -252,8 +275,7 @@ const exitDegraded = 3
 
 func runStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", "[JAIL] [--socket PATH] [--json]", statusHelp, stderr)
-	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
-	cfgPath := fs.String("config", "", "configuration `file` naming the socket")
+	connect := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON (keys documented in docs/configuration.md)")
 	jail, rest := splitTarget(args)
 	if err := parseFlags(fs, rest); err != nil {
@@ -264,7 +286,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	} else if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(fs.NArg()-1))
 	}
-	c, err := controlClient(*socket, *cfgPath)
+	c, err := connect()
 	if err != nil {
 		return err
 	}
@@ -354,15 +376,14 @@ fails the same way. SIGHUP does the same without an answer.
 
 func runReload(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("reload", "[--socket PATH]", reloadHelp, stderr)
-	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
-	cfgPath := fs.String("config", "", "configuration `file` naming the socket")
+	connect := clientFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	c, cerr := controlClient(*socket, *cfgPath)
+	c, cerr := connect()
 	if cerr != nil {
 		// The file names the socket but does not load: ask the daemon at
 		// the default socket, which reports the error as the daemon sees it
@@ -391,8 +412,7 @@ persisted and enforced like any other; allowlisted targets are refused.
 
 func runBan(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ban", "ADDR|PREFIX [--jail J] [--for DURATION] [--reason TEXT]", banHelp, stderr)
-	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
-	cfgPath := fs.String("config", "", "configuration `file` naming the socket")
+	connect := clientFlags(fs)
 	jail := fs.String("jail", "", "attribute the ban to `jail` (its bantime is the default duration)")
 	dur := fs.String("for", "", "ban `duration`, e.g. 1h or 7d (default: the jail's bantime)")
 	reason := fs.String("reason", "", "why, for the records")
@@ -417,13 +437,17 @@ func runBan(args []string, stdout, stderr io.Writer) error {
 		}
 		secs = int64(d / time.Second)
 	}
-	c, err := controlClient(*socket, *cfgPath)
+	c, err := connect()
 	if err != nil {
 		return err
 	}
 	b, err := c.Ban(context.Background(), daemon.BanRequest{IP: target, Jail: *jail, DurationS: secs, Reason: *reason})
 	if err != nil {
 		return err
+	}
+	if b.End.IsZero() {
+		fmt.Fprintf(stdout, "banned %s until revoked (a permanent ban)\n", b.IP)
+		return nil
 	}
 	fmt.Fprintf(stdout, "banned %s until %s\n", b.IP, b.End.Format(time.RFC3339))
 	return nil
@@ -436,8 +460,7 @@ and its recent failures are forgotten.
 
 func runUnban(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("unban", "ADDR|PREFIX", unbanHelp, stderr)
-	socket := fs.String("socket", "", "control socket `path` (default: from the configuration)")
-	cfgPath := fs.String("config", "", "configuration `file` naming the socket")
+	connect := clientFlags(fs)
 	target, rest := splitTarget(args)
 	if err := parseFlags(fs, rest); err != nil {
 		return err
@@ -451,7 +474,7 @@ func runUnban(args []string, stdout, stderr io.Writer) error {
 	if _, err := daemon.ParseTarget(target); err != nil {
 		return &usageError{err.Error()}
 	}
-	c, err := controlClient(*socket, *cfgPath)
+	c, err := connect()
 	if err != nil {
 		return err
 	}

@@ -27,8 +27,11 @@ routed by program name as the daemon routes them.
 
 With --json, one object per matched line (failures only, unless --successes):
   {"line": N, "ip": "...", "user": "...", "time": "RFC 3339", "kind": "..."}
-("file" is added when several files are read). Without it, a summary: lines
-read and skipped, matches per kind, and lines per second.
+and with --show-missed also one per missed line, in line order:
+  {"line": N, "missed": true, "time": "RFC 3339", "text": "the whole line"}
+("file" is added when several files are read). Without --json, a summary:
+lines read and skipped, matches per kind, lines per second, and with
+--show-missed the count of missed lines and the first 1,000 of them.
 
 Exit status: 0 on success, 1 when a file cannot be read, 2 for a usage error
 such as an unknown filter (see 'rampart filters').
@@ -142,6 +145,15 @@ type tester struct {
 	missedCount            int
 }
 
+// testMissed is a line --show-missed reports, in --json output.
+type testMissed struct {
+	File   string `json:"file,omitempty"`
+	Line   int    `json:"line"`
+	Missed bool   `json:"missed"`
+	Time   string `json:"time,omitempty"`
+	Text   string `json:"text"`
+}
+
 type testMatch struct {
 	File string `json:"file,omitempty"`
 	Line int    `json:"line"`
@@ -183,11 +195,19 @@ func (t *tester) file(path string) error {
 		l.Origin = path
 		mt, _, ok := t.router.Match(&l)
 		if !ok {
-			if t.missed && looksSuspicious(l.Message) {
-				t.missedCount++
-				if len(t.missedLines) < maxMissed {
-					t.missedLines = append(t.missedLines, fmt.Sprintf("%d: %s", n, l.Raw))
+			if !t.missed || !looksSuspicious(l.Message) {
+				return nil
+			}
+			t.missedCount++
+			if t.json {
+				o := testMissed{Line: n, Missed: true, Time: t.time(&l, stamp), Text: l.Raw}
+				if t.multi {
+					o.File = path
 				}
+				return enc.Encode(o)
+			}
+			if len(t.missedLines) < maxMissed {
+				t.missedLines = append(t.missedLines, fmt.Sprintf("%d: %s", n, l.Raw))
 			}
 			return nil
 		}
@@ -204,18 +224,25 @@ func (t *tester) file(path string) error {
 		if t.multi {
 			o.File = path
 		}
-		if l.Time.IsZero() {
-			l.Time = t.parser.Date(stamp)
-		}
-		if !l.Time.IsZero() {
-			o.Time = l.Time.Format(time.RFC3339Nano)
-		}
+		o.Time = t.time(&l, stamp)
 		return enc.Encode(o)
 	})
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	return nil
+}
+
+// time dates a line ParseLazy left undated, for printing: RFC 3339, or ""
+// when it has no time.
+func (t *tester) time(l *logline.Line, stamp logline.Stamp) string {
+	if l.Time.IsZero() {
+		l.Time = t.parser.Date(stamp)
+	}
+	if l.Time.IsZero() {
+		return ""
+	}
+	return l.Time.Format(time.RFC3339Nano)
 }
 
 func (t *tester) skip(err error) {
@@ -292,22 +319,47 @@ func (t *tester) summary(ms []*filter.Matcher, elapsed time.Duration) {
 	}
 }
 
+const filtersHelp = `
+List the built-in filters: what each reads, its modes (the first is the
+default; --mode or a jail's mode picks another), the programs whose lines it
+reads ("any" for a filter meant for a file of its own, such as a web
+server's log), and its aliases, other names for it in one mode.
+`
+
 func runFilters(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("filters", "", "List the built-in filters, their modes and the programs they read.", stderr)
+	fs := newFlags("filters", "", filtersHelp, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	reg, err := filter.Builtin()
 	if err != nil {
 		return err
 	}
+	aliases := map[string][]string{}
+	for _, a := range reg.Aliases() {
+		aliases[a.Filter] = append(aliases[a.Filter], fmt.Sprintf("%s (mode %s)", a.Name, a.Mode))
+	}
 	w := bufio.NewWriter(stdout)
-	for _, f := range reg.Filters() {
-		modes := strings.Join(f.Modes, ",")
-		if modes == "" {
-			modes = "-"
+	for i, f := range reg.Filters() {
+		if i > 0 {
+			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "%-20s %-30s %s\n", f.Name, modes, f.Description)
+		fmt.Fprintf(w, "%s\n  %s\n", f.Name, f.Description)
+		if len(f.Modes) > 0 {
+			modes := append([]string{f.Modes[0] + " (default)"}, f.Modes[1:]...)
+			fmt.Fprintf(w, "  modes     %s\n", strings.Join(modes, ", "))
+		}
+		programs := "any"
+		if len(f.Programs) > 0 {
+			programs = strings.Join(f.Programs, ", ")
+		}
+		fmt.Fprintf(w, "  programs  %s\n", programs)
+		if as := aliases[f.Name]; len(as) > 0 {
+			fmt.Fprintf(w, "  aliases   %s\n", strings.Join(as, ", "))
+		}
 	}
 	return w.Flush()
 }

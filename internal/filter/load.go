@@ -116,6 +116,21 @@ func (r *Registry) Names() []string {
 	return names
 }
 
+// Alias is another name for a filter in one of its modes.
+type Alias struct {
+	Name, Filter, Mode string
+}
+
+// Aliases lists the aliases, sorted by name.
+func (r *Registry) Aliases() []Alias {
+	var as []Alias
+	for n, a := range r.aliases {
+		as = append(as, Alias{Name: n, Filter: a.Name, Mode: a.Mode})
+	}
+	slices.SortFunc(as, func(a, b Alias) int { return strings.Compare(a.Name, b.Name) })
+	return as
+}
+
 // Filters lists the filters (not aliases), sorted by name.
 func (r *Registry) Filters() []*Filter {
 	var fs []*Filter
