@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,21 +22,8 @@ import (
 func TestKillAfterBanDoesNotReread(t *testing.T) {
 	bin := rampartBinary(t)
 	dir := t.TempDir()
-	logPath := filepath.Join(dir, "auth.log")
-	sock := filepath.Join(dir, "ctl.sock")
-	cfgPath := filepath.Join(dir, "rampart.toml")
+	cfgPath, logPath, sock := dryRunConfig(t, dir)
 	os.WriteFile(logPath, nil, 0o644)
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-[daemon]
-state_dir = %q
-socket = %q
-[firewall]
-backend = "log"
-[jail.sshd]
-filter = "sshd"
-files = [%q]
-maxretry = 3
-`, filepath.Join(dir, "state"), sock, logPath)), 0o644)
 	c := daemon.NewClient(sock)
 	start := func() *proc {
 		p := &proc{out: &syncBuffer{}, done: make(chan error, 1)}

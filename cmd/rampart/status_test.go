@@ -20,19 +20,7 @@ import (
 // whose only log is missing: degraded (exit 3), then ok once it appears.
 func TestStatusExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	logPath := filepath.Join(dir, "auth.log")
-	sock := filepath.Join(dir, "ctl.sock")
-	cfgPath := filepath.Join(dir, "rampart.toml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-[daemon]
-state_dir = %q
-socket = %q
-[firewall]
-backend = "log"
-[jail.sshd]
-filter = "sshd"
-files = [%q]
-`, filepath.Join(dir, "state"), sock, logPath)), 0o644)
+	cfgPath, logPath, sock := dryRunConfig(t, dir)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -80,4 +68,28 @@ files = [%q]
 	if !strings.Contains(out, "health: ok") {
 		t.Fatalf("status:\n%s", out)
 	}
+}
+
+// dryRunConfig writes a configuration for a daemon in dir with the log-only
+// firewall, following dir/auth.log (not created) with maxretry 3.
+func dryRunConfig(t *testing.T, dir string) (cfgPath, logPath, sock string) {
+	t.Helper()
+	logPath = filepath.Join(dir, "auth.log")
+	sock = filepath.Join(dir, "ctl.sock")
+	cfgPath = filepath.Join(dir, "rampart.toml")
+	err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+[daemon]
+state_dir = %q
+socket = %q
+[firewall]
+backend = "log"
+[jail.sshd]
+filter = "sshd"
+files = [%q]
+maxretry = 3
+`, filepath.Join(dir, "state"), sock, logPath)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, logPath, sock
 }

@@ -218,7 +218,7 @@ func TestDaemonBanStatusUnbanReload(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"rampart_engine_tracked_keys_cap 1e+06", `rampart_jail_banned{jail="sshd"} 1`, "rampart_engine_events_total 3"} {
+	for _, want := range []string{"rampart_engine_tracked_keys_cap 1e+06", `rampart_jail_banned{jail="sshd"} 1`, "rampart_engine_events_total 3", `rampart_healthy{component="store"} 1`, `rampart_healthy{component="source ` + h.logPath + `"} 1`, "rampart_reload_failures_total 0"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}

@@ -8,27 +8,6 @@ import (
 	"github.com/rampart-dev/rampart/internal/event"
 )
 
-// allowSet is an allowlist of exact addresses and prefixes.
-type allowSet []netip.Prefix
-
-func (s allowSet) Contains(a netip.Addr) bool {
-	for _, p := range s {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-func (s allowSet) Overlaps(q netip.Prefix) bool {
-	for _, p := range s {
-		if p.Overlaps(q) {
-			return true
-		}
-	}
-	return false
-}
-
 func reconfJail(name string, maxretry int) Jail {
 	return Jail{Name: name, Services: []string{name}, MaxRetry: maxretry, FindTime: 10 * time.Minute, BanTime: time.Hour}
 }
@@ -149,7 +128,7 @@ func TestReconfigureAllowlist(t *testing.T) {
 	if e.Pending() == 0 {
 		t.Fatal("no pending ban to test with")
 	}
-	cfg.Allow = allowSet{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")}
+	cfg.Allow = allowList{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")}
 	if err := e.Reconfigure(cfg); err != nil {
 		t.Fatal(err)
 	}
