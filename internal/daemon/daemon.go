@@ -14,6 +14,7 @@ import (
 
 	"github.com/rampart-dev/rampart/internal/allow"
 	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
 	"github.com/rampart-dev/rampart/internal/firewall"
@@ -59,7 +60,9 @@ type Daemon struct {
 	reloads   reloadLog
 	checks    atomic.Uint64 // Reconcile calls made by keepFirewall
 
-	reloadMu sync.Mutex // one reload at a time (SIGHUP, the control socket)
+	reloadMu sync.Mutex       // one reload at a time (SIGHUP, the control socket)
+	asn      engine.ASNLookup // under reloadMu; nil without an ASN database
+	asnPath  string           // under reloadMu
 	srcWG    sync.WaitGroup
 	allowNew chan struct{} // a reload replaced the allowlist
 
@@ -95,7 +98,8 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	}
 	d.store = st
 	d.storeFile = statStore(st.Path())
-	pipe, al, err := newPipeline(ctx, opt.Config, opt.Registry, d.log)
+	d.asn, d.asnPath = OpenASN(opt.Config, d.log), opt.Config.ASN.Database
+	pipe, al, err := newPipeline(ctx, opt.Config, opt.Registry, d.asn, d.log)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -130,12 +134,12 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 // allowlist (the host's own addresses always in it, names resolved), the
 // ASN database, the jails' filters and the engine. `rampart replay` builds
 // it here too (NewReplayPipeline), so it bans exactly what the daemon would.
-func newPipeline(ctx context.Context, cfg *config.Config, reg *filter.Registry, log *slog.Logger) (*Pipeline, *allow.List, error) {
+func newPipeline(ctx context.Context, cfg *config.Config, reg *filter.Registry, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, *allow.List, error) {
 	al, err := newAllowlist(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	pipe, err := NewPipeline(cfg, reg, al, OpenASN(cfg, log), log)
+	pipe, err := NewPipeline(cfg, reg, al, asn, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,7 +153,7 @@ func NewReplayPipeline(ctx context.Context, cfg *config.Config, reg *filter.Regi
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	pipe, _, err := newPipeline(ctx, cfg, reg, log)
+	pipe, _, err := newPipeline(ctx, cfg, reg, OpenASN(cfg, log), log)
 	return pipe, err
 }
 
@@ -494,5 +498,6 @@ func (d *Daemon) Close() error {
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
+	closeASN(d.asn)
 	return errors.Join(errs...)
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/allow"
 	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/store"
 )
 
@@ -102,7 +104,21 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pipe, ecfg, err := d.currentPipe().reconfigured(cfg, d.opt.Registry, al, OpenASN(cfg, d.log), d.log)
+	// The ASN database is opened again only when its path changed; the
+	// one no longer used is closed once the engine has let go of it.
+	asn, oldASN := d.asn, engine.ASNLookup(nil)
+	if cfg.ASN.Database != d.asnPath {
+		asn, oldASN = OpenASN(cfg, d.log), d.asn
+	}
+	ok := false
+	defer func() {
+		if ok {
+			closeASN(oldASN)
+		} else if asn != d.asn {
+			closeASN(asn)
+		}
+	}()
+	pipe, ecfg, err := d.currentPipe().reconfigured(cfg, d.opt.Registry, al, asn, d.log)
 	if err != nil {
 		return err
 	}
@@ -118,6 +134,8 @@ func (d *Daemon) reload(ctx context.Context) error {
 		return err
 	}
 	// From here on nothing fails: switch.
+	ok = true
+	d.asn, d.asnPath = asn, cfg.ASN.Database
 	d.mu.Lock()
 	d.cfg, d.allow = cfg, al
 	d.mu.Unlock()
@@ -145,6 +163,13 @@ func (d *Daemon) applyAllowlist(ctx context.Context, al *allow.List) {
 	}
 	d.log.Warn("revoking bans of addresses now allowlisted", "count", len(targets))
 	d.enfErr.note(wrapErr("revoking allowlisted bans", d.enf.Revoke(ctx, targets)))
+}
+
+// closeASN closes an ASN database, if it is one that can be closed.
+func closeASN(a engine.ASNLookup) {
+	if c, ok := a.(io.Closer); ok && a != nil {
+		c.Close()
+	}
 }
 
 // sourceSet is the sources of a configuration, prepared but not yet
