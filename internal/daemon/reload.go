@@ -76,7 +76,9 @@ var ErrNoReload = errors.New("this daemon cannot reload: it was not started from
 func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	err := d.reload(ctx)
+	// A caller that goes away (a control socket client) must not cut a
+	// switch short: the firewall and the store must follow the engine.
+	err := d.reload(context.WithoutCancel(ctx))
 	d.reloads.note(err, time.Now())
 	if err != nil {
 		d.log.Error("reload failed: keeping the running configuration and sources", "err", err)
