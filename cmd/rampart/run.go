@@ -333,8 +333,11 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 	if r := st.Reload; r.Reloads > 0 || r.Failures > 0 {
 		fmt.Fprintf(w, "configuration loaded %s; %d reloads, %d refused\n", r.Loaded.Local().Format(time.DateTime), r.Reloads, r.Failures)
 	}
-	fmt.Fprintf(w, "events %d, decisions %d, applied %d (failed %d); tracking %d of %d keys (%d evicted)\n",
-		st.Engine.Events, st.Engine.Decisions, st.Firewall.Applied, st.Firewall.Failed, st.Engine.Tracked, st.Engine.TrackedCap, st.Engine.Evicted)
+	fmt.Fprintf(w, "events %d, decisions %d; tracking %d of %d keys (%d evicted)\n",
+		st.Engine.Events, st.Engine.Decisions, st.Engine.Tracked, st.Engine.TrackedCap, st.Engine.Evicted)
+	fw := st.Firewall
+	fmt.Fprintf(w, "firewall: %d applied (%d failed), %d good clients carved out of prefix bans, %d kernel repairs (%d entries put back)\n",
+		fw.Applied, fw.Failed, fw.CarvedOut, fw.Repairs, fw.Restored)
 	fmt.Fprintln(w, "\nJAIL            MAXRETRY  FINDTIME  BANTIME  BANNED")
 	for _, j := range st.Jails {
 		fmt.Fprintf(w, "%-15s %8d  %8s  %7s  %6d\n", j.Name, j.MaxRetry, j.FindTime, j.BanTime, j.Banned)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -92,4 +93,42 @@ maxretry = 3
 		t.Fatal(err)
 	}
 	return cfgPath, logPath, sock
+}
+
+var updateGolden = flag.Bool("update", false, "rewrite golden files")
+
+// TestPrintStatusGolden keeps the people's status layout from drifting.
+func TestPrintStatusGolden(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
+	st := daemon.Status{
+		Version: "v1.2.3", Started: t0,
+		Health: []daemon.Health{
+			{Component: "store", State: daemon.HealthOK, Since: t0},
+			{Component: "source /var/log/auth.log", State: daemon.HealthDegraded, Detail: "log file missing: read from its start when it appears", Since: t0.Add(time.Minute)},
+		},
+		Reload:   daemon.ReloadStatus{Loaded: t0, Reloads: 2, Failures: 1},
+		Firewall: daemon.FirewallStatus{Backend: "nftables", Applied: 10, Failed: 1, CarvedOut: 2, Repairs: 1, Restored: 12},
+		Engine:   daemon.EngineStatus{Events: 7, Decisions: 3, Tracked: 1, TrackedCap: 1000000},
+		Jails:    []daemon.JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 1}},
+		Sources:  []daemon.SourceState{{Source: "/var/log/auth.log", Jails: []string{"sshd"}, Lines: 100, Skipped: 2, Stale: 3}},
+		Active:   []daemon.Ban{{IP: "192.0.2.1", Action: "ban", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t0, End: t0.Add(2 * time.Hour), Origin: "local"}},
+	}
+	// Times are printed in local time: pin it for the golden file.
+	local := time.Local
+	time.Local = time.UTC
+	t.Cleanup(func() { time.Local = local })
+	var b strings.Builder
+	printStatus(&b, st, t0.Add(time.Hour))
+	golden := filepath.Join("testdata", "status.golden.txt")
+	if *updateGolden {
+		os.MkdirAll("testdata", 0o755)
+		os.WriteFile(golden, []byte(b.String()), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("status output differs from %s (-update to accept):\n%s", golden, b.String())
+	}
 }

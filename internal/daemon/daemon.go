@@ -132,7 +132,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 
 // newPipeline builds the decision path for cfg as the daemon runs it: the
 // allowlist (the host's own addresses always in it, names resolved), the
-// ASN database, the jails' filters and the engine. `rampart replay` builds
+// jails' filters and the engine, with asn (OpenASN's; nil without one). `rampart replay` builds
 // it here too (NewReplayPipeline), so it bans exactly what the daemon would.
 func newPipeline(ctx context.Context, cfg *config.Config, reg *filter.Registry, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, *allow.List, error) {
 	al, err := newAllowlist(ctx, cfg, log)
