@@ -1,7 +1,9 @@
 package firewall
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
@@ -66,20 +68,7 @@ func carvesFrom(cs []CarveOut, now time.Time) ([]carveOut, error) {
 
 // normalizeAddrs normalizes every address and drops duplicates.
 func normalizeAddrs(as []netip.Addr) ([]netip.Addr, error) {
-	out := make([]netip.Addr, 0, len(as))
-	seen := make(map[netip.Addr]struct{}, len(as))
-	for _, a := range as {
-		n, err := normalizeAddr(a)
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := seen[n]; dup {
-			continue
-		}
-		seen[n] = struct{}{}
-		out = append(out, n)
-	}
-	return out, nil
+	return normalizeAll(as, normalizeAddr)
 }
 
 // Repair says what one check of the kernel found missing and put back.
@@ -112,6 +101,19 @@ func (r Repair) String() string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// note counts a repair that changed anything and logs it, once, as a
+// warning of backend's naming what was put back.
+func (st *Stats) note(log *slog.Logger, backend string, where slog.Attr, rep Repair) {
+	if rep.Empty() {
+		return
+	}
+	st.Repairs++
+	st.Restored += uint64(rep.entries())
+	log.LogAttrs(context.Background(), slog.LevelWarn, backend+": the kernel had lost part of rampart's state; restored",
+		where, slog.String("repaired", rep.String()),
+		slog.Int("bans", rep.Bans), slog.Int("carve_outs", rep.CarveOuts), slog.Int("allow_entries", rep.AllowEntries))
 }
 
 // Stats are an enforcer's counters. Reading them touches no kernel state.

@@ -225,13 +225,7 @@ func (e *IPSet) Reconcile(ctx context.Context) (Repair, error) {
 			return rep, fmt.Errorf("ipset reconcile: put back %s: %w", rep, err)
 		}
 	}
-	if !rep.Empty() {
-		e.stats.Repairs++
-		e.stats.Restored += uint64(rep.entries())
-		e.log.LogAttrs(ctx, slog.LevelWarn, "ipset: the kernel had lost part of rampart's state; restored",
-			slog.String("prefix", e.cfg.Prefix), slog.String("repaired", rep.String()),
-			slog.Int("bans", rep.Bans), slog.Int("carve_outs", rep.CarveOuts), slog.Int("allow_entries", rep.AllowEntries))
-	}
+	e.stats.note(e.log, "ipset", slog.String("prefix", e.cfg.Prefix), rep)
 	return rep, nil
 }
 

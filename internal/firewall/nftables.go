@@ -451,9 +451,9 @@ func (e *NFTables) readIntervals(s *nftables.Set) ([]nftInterval, error) {
 // error means the kernel's sets are as they were (repairs of a hand-edited
 // table, logged, may have been made before) while the bans stay in the
 // intent, so the next Reconcile tries them again. An invalid target fails
-// the call before anything is sent or remembered. ctx is checked before the batch is sent; a
-// batch in flight is not interrupted (one kernel transaction: milliseconds,
-// under half a second for 100,000 bans).
+// the call before anything is sent or remembered. ctx is checked before
+// the batch is sent; a batch in flight is not interrupted (one kernel
+// transaction: milliseconds, under half a second for 100,000 bans).
 func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) (err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

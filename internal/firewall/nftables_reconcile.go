@@ -192,8 +192,8 @@ func (e *NFTables) Stats() Stats {
 // enforcer's own, and that Watch did not see leave Rampart's table alone,
 // has been committed since the kernel was last known to hold the intent,
 // or when an operation of its own failed. That comparison dumps every set:
-// 0.3 to 0.5 s at 100,000 bans (the kernel walks a set from its start for
-// each piece of a dump), during which Apply waits.
+// a quarter to half a second at 100,000 bans (the kernel walks a set from
+// its start for each piece of a dump), during which Apply waits.
 //
 // A nil error means the kernel held, or now holds, the intent as of the
 // call; a non-nil error means it may not, and the next call compares
@@ -341,13 +341,7 @@ func (e *NFTables) repair(c *nftables.Conn, fixed []string) (Repair, error) {
 	}
 	e.genOK = okBefore && okAfter && after-before == committed
 	e.gen = after
-	if !rep.Empty() {
-		e.stats.Repairs++
-		e.stats.Restored += uint64(rep.entries())
-		e.log.LogAttrs(context.Background(), slog.LevelWarn, "nftables: the kernel had lost part of rampart's state; restored",
-			slog.String("table", e.table.Name), slog.String("repaired", rep.String()),
-			slog.Int("bans", rep.Bans), slog.Int("carve_outs", rep.CarveOuts), slog.Int("allow_entries", rep.AllowEntries))
-	}
+	e.stats.note(e.log, "nftables", slog.String("table", e.table.Name), rep)
 	return rep, nil
 }
 

@@ -29,10 +29,16 @@ func normalizePrefix(p netip.Prefix) (netip.Prefix, error) {
 // normalizePrefixes normalizes every prefix and drops duplicates, keeping the
 // first occurrence's position. The first invalid prefix is an error.
 func normalizePrefixes(ps []netip.Prefix) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(ps))
-	seen := make(map[netip.Prefix]struct{}, len(ps))
-	for _, p := range ps {
-		n, err := normalizePrefix(p)
+	return normalizeAll(ps, normalizePrefix)
+}
+
+// normalizeAll applies norm to every value and drops duplicates, keeping
+// the first occurrence's position. The first error is returned.
+func normalizeAll[T comparable](xs []T, norm func(T) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(xs))
+	seen := make(map[T]struct{}, len(xs))
+	for _, x := range xs {
+		n, err := norm(x)
 		if err != nil {
 			return nil, err
 		}
