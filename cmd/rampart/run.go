@@ -345,18 +345,28 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 	fmt.Fprintln(w, "\nSOURCE                                   LINES  SKIPPED  STALE  JAILS")
 	for _, s := range st.Sources {
 		fmt.Fprintf(w, "%-38s %7d  %7d  %5d  %v\n", s.Source, s.Lines, s.Skipped, s.Stale, s.Jails)
+		if s.Rejected+s.Silent > 0 {
+			fmt.Fprintf(w, "  %d connections refused (limits), %d closed silent\n", s.Rejected, s.Silent)
+		}
 	}
 	if p := st.Policy; p != nil {
 		fmt.Fprintln(w)
 		if f := p.Postfix; f != nil {
-			fmt.Fprintf(w, "postfix policy: %d requests, %d rejected, %d blinded, %d delayed, %d connections open, %d failed, %d malformed, %d dropped\n",
-				f.Requests, f.Rejected, f.Blinded, f.Delayed, f.Open, f.Failed, f.Malformed, f.Dropped)
+			fmt.Fprintf(w, "postfix policy: %d requests, %d rejected, %d blinded, %d delayed, %d connections open, %d failed, %d malformed, %d dropped, %d refused, %d closed silent\n",
+				f.Requests, f.Rejected, f.Blinded, f.Delayed, f.Open, f.Failed, f.Malformed, f.Dropped, f.Refused, f.Silent)
 		}
 		if d := p.Dovecot; d != nil {
-			fmt.Fprintf(w, "dovecot policy: %d requests, %d rejected, %d delayed, %d reports, %d bad, %d unauthorized\n",
+			fmt.Fprintf(w, "dovecot policy: %d requests, %d rejected, %d delayed, %d reports, %d bad, %d unauthorized",
 				d.Requests, d.Rejected, d.Delayed, d.Reports, d.Bad, d.Unauthorized)
+			if c := p.DovecotConns; c != nil {
+				fmt.Fprintf(w, ", %d connections open, %d refused", c.Open, c.RejectedFull)
+			}
+			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "failed logins read from a log but already reported live: %d\n", p.LogDuplicates)
+	}
+	if ds := st.Descriptors; ds.Limit > 0 {
+		fmt.Fprintf(w, "descriptors: limit %d, %d kept for logs and control, peers hold %d of %d\n", ds.Limit, ds.Reserve, ds.Used, ds.Peers)
 	}
 	fmt.Fprintf(w, "\nACTIVE BANS (%d)\n", len(st.Active))
 	for _, b := range st.Active {

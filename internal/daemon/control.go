@@ -49,7 +49,10 @@ type Status struct {
 	Jails    []JailStatus   `json:"jails"`
 	Sources  []SourceState  `json:"sources"`
 	Policy   *PolicyStatus  `json:"policy,omitempty"`
-	Active   []Ban          `json:"active"`
+	// Descriptors: the limit, the reserve kept for logs and control, and
+	// what the listeners (policy servers, syslog) may hold and hold now.
+	Descriptors DescriptorStatus `json:"descriptors"`
+	Active      []Ban            `json:"active"`
 	// Goroutines counts the daemon's goroutines: with live policy servers,
 	// one per connection being served (a tarpitted one costs none).
 	Goroutines int `json:"goroutines"`
@@ -118,6 +121,11 @@ type SourceState struct {
 	Lines   uint64   `json:"lines"`
 	Skipped uint64   `json:"skipped"`
 	Stale   uint64   `json:"stale"`
+	// Syslog only: TCP connections refused at once (over the per-address
+	// or total limit, or the descriptor budget), and closed for sending
+	// nothing within their first 30 seconds.
+	Rejected uint64 `json:"rejected,omitempty"`
+	Silent   uint64 `json:"silent,omitempty"`
 }
 
 // Ban is an active decision as the API shows it.
@@ -290,6 +298,11 @@ func (d *Daemon) status(reasons bool) Status {
 		},
 		Engine: engineStatus(pipe.Engine),
 		Policy: d.policyStatus(),
+		Descriptors: func() DescriptorStatus {
+			ds := d.fds
+			ds.Used = d.peers.Used()
+			return ds
+		}(),
 
 		Goroutines: runtime.NumGoroutine(),
 	}
@@ -312,6 +325,7 @@ func (d *Daemon) status(reasons bool) Status {
 		st.Sources = append(st.Sources, SourceState{
 			Source: rs.plan.describe(), Jails: rs.feeds(), Lines: s.Lines,
 			Skipped: s.TooLong + s.Binary + s.Future + s.Invalid, Stale: rs.stale.Load(),
+			Rejected: s.Rejected, Silent: s.Silent,
 		})
 	}
 	return st

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rampart-dev/rampart/internal/allow"
 	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/connlimit"
 	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
@@ -50,6 +51,8 @@ type Daemon struct {
 	policy  policies
 	live    liveFailures // failures the policy servers counted, not to count again from logs
 	started time.Time
+	peers   *connlimit.Budget // descriptors the listeners may hold together (descriptors.go)
+	fds     DescriptorStatus
 
 	// Health (health.go).
 	book      healthBook
@@ -92,6 +95,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	d := &Daemon{opt: opt, log: opt.Logger, cfg: opt.Config, started: time.Now(), allowNew: make(chan struct{}, 1)}
 	d.book.log = d.log
 	d.reloads.loaded = d.started
+	d.peers, d.fds = peerBudget(d.log)
 	st, err := openStore(ctx, opt.Config.Daemon.StateDir, d.log)
 	if err != nil {
 		return nil, err

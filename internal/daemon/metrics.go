@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 )
 
 // metrics serves GET /metrics on the control socket in the Prometheus text
@@ -58,6 +59,17 @@ func (c *control) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	m.labelled("rampart_source_lines_total", "counter", "Lines read per source.", "source", lines)
 	m.labelled("rampart_source_skipped_total", "counter", "Lines skipped (too long, binary, future, invalid) per source.", "source", skipped)
+	refused, silent := map[string]int{}, map[string]int{}
+	for _, s := range st.Sources {
+		if s.Rejected+s.Silent > 0 || strings.HasPrefix(s.Source, "syslog") {
+			refused[s.Source], silent[s.Source] = int(s.Rejected), int(s.Silent)
+		}
+	}
+	m.labelled("rampart_source_connections_refused_total", "counter", "Syslog TCP connections refused at once: over the per-address or total limit, or the descriptor budget.", "source", refused)
+	m.labelled("rampart_source_connections_silent_total", "counter", "Syslog TCP connections closed for sending nothing at first.", "source", silent)
+	m.gauge("rampart_descriptors_limit", "RLIMIT_NOFILE.", float64(st.Descriptors.Limit))
+	m.gauge("rampart_descriptors_peers", "Descriptors the listeners may hold together.", float64(st.Descriptors.Peers))
+	m.gauge("rampart_descriptors_peers_used", "Descriptors the listeners hold now.", float64(st.Descriptors.Used))
 	if p := st.Policy; p != nil {
 		if pf := p.Postfix; pf != nil {
 			m.counter("rampart_postfix_policy_requests_total", "Postfix policy requests answered.", float64(pf.Requests))
@@ -66,12 +78,17 @@ func (c *control) metrics(w http.ResponseWriter, r *http.Request) {
 			m.counter("rampart_postfix_policy_blinded_total", "Postfix answers deferring an enumerator's recipient.", float64(pf.Blinded))
 			m.gauge("rampart_postfix_policy_parked", "Postfix connections waiting for a held answer.", float64(pf.Parked))
 			m.counter("rampart_postfix_policy_failed_total", "Postfix requests answered with the fail action.", float64(pf.Failed))
+			m.counter("rampart_postfix_policy_refused_total", "Postfix policy connections refused at once: max_conns or the descriptor budget.", float64(pf.Refused))
+			m.counter("rampart_postfix_policy_silent_total", "Postfix policy connections closed for sending nothing at first.", float64(pf.Silent))
 		}
 		if dv := p.Dovecot; dv != nil {
 			m.counter("rampart_dovecot_policy_requests_total", "Dovecot policy requests.", float64(dv.Requests))
 			m.counter("rampart_dovecot_policy_rejected_total", "Dovecot logins refused.", float64(dv.Rejected))
 			m.counter("rampart_dovecot_policy_delayed_total", "Dovecot logins held back by the tarpit, each once.", float64(dv.Delayed))
 			m.counter("rampart_dovecot_policy_unauthorized_total", "Dovecot policy requests without the shared secret.", float64(dv.Unauthorized))
+			if c := p.DovecotConns; c != nil {
+				m.counter("rampart_dovecot_policy_refused_total", "Dovecot policy connections refused at once: its cap or the descriptor budget.", float64(c.RejectedFull))
+			}
 		}
 	}
 }

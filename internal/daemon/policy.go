@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/connlimit"
 	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/policy"
@@ -126,13 +127,22 @@ func (lf *liveFailures) absorb(ev event.Event, now time.Time) bool {
 type policies struct {
 	postfix        *postfix.Server
 	postfixHandler *postfix.JudgeHandler
+	postfixConns   *connlimit.Limiter
 	dovecot        *dovecot.Handler
+	dovecotConns   *connlimit.Limiter
 }
+
+// dovecotMaxConns bounds the Dovecot policy server's connections: Dovecot's
+// auth processes keep a few each.
+const dovecotMaxConns = 1024
 
 // PolicyStatus reports the live policy servers in Status.
 type PolicyStatus struct {
 	Postfix *postfix.Stats `json:"postfix,omitempty"`
 	Dovecot *dovecot.Stats `json:"dovecot,omitempty"`
+	// DovecotConns counts the Dovecot server's connections: open, and
+	// refused for its cap or the descriptor budget.
+	DovecotConns *connlimit.Stats `json:"dovecot_conns,omitempty"`
 	// LogDuplicates counts failed logins read from a log that were not
 	// counted again because a policy server had reported them.
 	LogDuplicates uint64 `json:"log_duplicates"`
@@ -156,6 +166,8 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 		if err != nil {
 			return fmt.Errorf("postfix policy server: %w", err)
 		}
+		lim := &connlimit.Limiter{Budget: d.peers}
+		ln = lim.Listen(ln)
 		// Over a unix socket only Postfix reaches (listenPolicy's
 		// permissions), a request's sasl_username is a login Postfix saw.
 		_, unix := strings.CutPrefix(l, "unix:")
@@ -169,7 +181,7 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 			srv.FailAction = postfix.Defer("Service temporarily unavailable")
 		}
 		d.mu.Lock()
-		d.policy.postfix, d.policy.postfixHandler = srv, ph
+		d.policy.postfix, d.policy.postfixHandler, d.policy.postfixConns = srv, ph, lim
 		d.mu.Unlock()
 		d.serveUntil(ctx, wg, "postfix policy server", func() error { return srv.Serve(ln) }, srv.Shutdown, postfix.ErrServerClosed)
 		if path, ok := strings.CutPrefix(l, "unix:"); ok {
@@ -188,9 +200,11 @@ func (d *Daemon) startPolicies(ctx context.Context, wg *sync.WaitGroup) error {
 		if err != nil {
 			return fmt.Errorf("dovecot policy server: %w", err)
 		}
+		lim := &connlimit.Limiter{Max: dovecotMaxConns, Budget: d.peers}
+		ln = lim.Listen(ln)
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 		d.mu.Lock()
-		d.policy.dovecot = h
+		d.policy.dovecot, d.policy.dovecotConns = h, lim
 		d.mu.Unlock()
 		d.serveUntil(ctx, wg, "dovecot policy server", func() error { return srv.Serve(ln) }, srv.Shutdown, http.ErrServerClosed)
 		d.log.Info("dovecot policy server listening", "listen", l, "auth_from", authFrom)
@@ -371,11 +385,14 @@ func (d *Daemon) policyStatus() *PolicyStatus {
 		st := p.postfix.Stats()
 		hs := p.postfixHandler.Stats()
 		st.Rejected, st.Blinded = hs.Rejected, hs.Blinded
+		st.Refused += p.postfixConns.Stats().RejectedFull
 		ps.Postfix = &st
 	}
 	if p.dovecot != nil {
 		st := p.dovecot.Stats()
 		ps.Dovecot = &st
+		cs := p.dovecotConns.Stats()
+		ps.DovecotConns = &cs
 	}
 	return ps
 }

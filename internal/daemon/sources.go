@@ -178,7 +178,7 @@ func (d *Daemon) prepareSource(plan *sourcePlan, positions map[string]string) (*
 		if err != nil {
 			return nil, err
 		}
-		s.Parser, s.Logger = parser, d.log
+		s.Parser, s.Logger, s.Budget = parser, d.log, d.peers
 		rs.src, rs.stats, rs.syslog = s, s, s
 	}
 	return rs, nil

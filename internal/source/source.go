@@ -48,8 +48,9 @@ type Stats struct {
 	Rotations   uint64 // File: switched to a new file at the path (rename or delete and recreate)
 	Truncations uint64 // File: the file shrank or was rewritten in place (copytruncate)
 	Restarts    uint64 // Journal: journalctl started again after it exited
-	Rejected    uint64 // Syslog: TCP connections closed at once because MaxConns were open
+	Rejected    uint64 // Syslog: TCP connections closed at once: MaxConns, PerAddr or the descriptor budget reached
 	Dropped     uint64 // Syslog: TCP connections closed for misbehaving (bad framing, oversize, idle)
+	Silent      uint64 // Syslog: TCP connections closed for sending nothing within SilentTimeout
 }
 
 // counters holds a source's Stats as atomics, so that Stats can be read
@@ -57,7 +58,7 @@ type Stats struct {
 type counters struct {
 	lines, tooLong, binary, future, empty, invalid atomic.Uint64
 	rotations, truncations, restarts               atomic.Uint64
-	rejected, dropped                              atomic.Uint64
+	dropped, silent                                atomic.Uint64
 	problem                                        atomic.Pointer[string]
 }
 
@@ -88,8 +89,8 @@ func (c *counters) stats() Stats {
 		Rotations:   c.rotations.Load(),
 		Truncations: c.truncations.Load(),
 		Restarts:    c.restarts.Load(),
-		Rejected:    c.rejected.Load(),
 		Dropped:     c.dropped.Load(),
+		Silent:      c.silent.Load(),
 	}
 }
 

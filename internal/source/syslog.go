@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/connlimit"
 	"github.com/rampart-dev/rampart/internal/logline"
 )
 
@@ -23,7 +24,9 @@ import (
 // A TCP client that sends a length prefix beyond any sane frame, takes
 // longer than IdleTimeout to finish a frame, or errs three times (frames
 // over MaxMessage, binary records) is disconnected; other clients are not
-// affected.
+// affected. Idle connections cannot lock senders out: one address (an IPv6
+// /64) may hold PerAddr of the MaxConns connections, and a connection that
+// sends nothing within SilentTimeout of its opening is closed.
 type Syslog struct {
 	// UDP and TCP are the sockets to serve; either may be nil. Run closes
 	// them when it returns. ListenSyslog opens both; a daemon may instead
@@ -34,9 +37,16 @@ type Syslog struct {
 	Parser *logline.Parser // nil: a zero Parser
 	Logger *slog.Logger    // nil: silent
 
-	MaxMessage  int           // longest message kept; default and at most logline.MaxLen
-	MaxConns    int           // TCP connections served at once; default 64
-	IdleTimeout time.Duration // how long a TCP client may take to start, and to finish, a frame; default 5m
+	MaxMessage    int           // longest message kept; default and at most logline.MaxLen
+	MaxConns      int           // TCP connections served at once; default 256
+	PerAddr       int           // TCP connections from one address at once; default 16
+	IdleTimeout   time.Duration // how long a TCP client may take to start, and to finish, a frame; default 5m
+	SilentTimeout time.Duration // how long a new TCP client may take to send its first byte; default 30s
+	// Budget is the descriptors shared with the daemon's other listeners;
+	// nil: none.
+	Budget *connlimit.Budget
+
+	lim connlimit.Limiter
 
 	emitMu sync.Mutex
 	c      counters
@@ -83,7 +93,12 @@ func (s *Syslog) Close() error {
 }
 
 // Stats returns the counts so far; it is safe to call while Run is going.
-func (s *Syslog) Stats() Stats { return s.c.stats() }
+func (s *Syslog) Stats() Stats {
+	st := s.c.stats()
+	ls := s.lim.Stats()
+	st.Rejected = ls.RejectedFull + ls.RejectedAddr
+	return st
+}
 
 // Run serves until ctx is cancelled, then closes the sockets and every
 // connection, waits for them to finish, and returns nil. It returns an
@@ -105,12 +120,20 @@ func (s *Syslog) Run(ctx context.Context, emit func(logline.Line)) error {
 	if srv.max <= 0 || srv.max > logline.MaxLen {
 		srv.max = logline.MaxLen
 	}
-	if srv.maxConns = s.MaxConns; srv.maxConns <= 0 {
-		srv.maxConns = 64
+	s.lim.Max, s.lim.PerAddr, s.lim.Budget = s.MaxConns, s.PerAddr, s.Budget
+	if s.lim.Max <= 0 {
+		s.lim.Max = 256
+	}
+	if s.lim.PerAddr <= 0 {
+		s.lim.PerAddr = 16
 	}
 	if srv.idle = s.IdleTimeout; srv.idle <= 0 {
 		srv.idle = 5 * time.Minute
 	}
+	if srv.silent = s.SilentTimeout; srv.silent <= 0 {
+		srv.silent = 30 * time.Second
+	}
+	srv.silent = min(srv.silent, srv.idle)
 	var (
 		wg       sync.WaitGroup
 		errOnce  sync.Once
@@ -130,6 +153,7 @@ func (s *Syslog) Run(ctx context.Context, emit func(logline.Line)) error {
 		wg.Go(func() { fail(srv.serveUDP(ctx)) })
 	}
 	if s.TCP != nil {
+		srv.tcp = s.lim.Listen(s.TCP)
 		wg.Go(func() { fail(srv.serveTCP(ctx, &wg)) })
 	}
 	wg.Wait()
@@ -139,12 +163,12 @@ func (s *Syslog) Run(ctx context.Context, emit func(logline.Line)) error {
 // syslogServer is the state of one Syslog.Run.
 type syslogServer struct {
 	*Syslog
-	parser   *logline.Parser
-	log      *slog.Logger
-	emit     func(logline.Line)
-	max      int
-	maxConns int
-	idle     time.Duration
+	parser       *logline.Parser
+	log          *slog.Logger
+	emit         func(logline.Line)
+	max          int
+	idle, silent time.Duration
+	tcp          net.Listener // s.TCP within the limits
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -216,7 +240,7 @@ func (srv *syslogServer) serveUDP(ctx context.Context) error {
 func (srv *syslogServer) serveTCP(ctx context.Context, wg *sync.WaitGroup) error {
 	var backoff time.Duration
 	for {
-		conn, err := srv.TCP.Accept()
+		conn, err := srv.tcp.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -234,16 +258,10 @@ func (srv *syslogServer) serveTCP(ctx context.Context, wg *sync.WaitGroup) error
 		}
 		backoff = 0
 		srv.mu.Lock()
-		switch {
-		case srv.closed:
+		if srv.closed {
 			srv.mu.Unlock()
 			conn.Close()
 			return nil
-		case len(srv.conns) >= srv.maxConns:
-			srv.mu.Unlock()
-			srv.c.rejected.Add(1)
-			conn.Close()
-			continue
 		}
 		srv.conns[conn] = struct{}{}
 		srv.mu.Unlock()
@@ -263,6 +281,15 @@ func (srv *syslogServer) serveConn(conn net.Conn) {
 	}()
 	fr := newFramer(conn, srv.max)
 	bad := 0
+	// A sender sends as it connects; a peer silent for srv.silent only
+	// holds a place.
+	conn.SetReadDeadline(time.Now().Add(srv.silent))
+	if _, err := fr.r.Peek(1); err != nil {
+		if isTimeout(err) {
+			srv.c.silent.Add(1)
+		}
+		return
+	}
 	for {
 		// Waiting for a frame to begin may take up to idle; so may the
 		// frame itself, however slowly it trickles in.
@@ -448,4 +475,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -224,11 +224,6 @@ func TestSyslogHostile(t *testing.T) {
 	}
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 func TestSyslogMaxConns(t *testing.T) {
 	s := testSyslog(t, false, true)
 	s.MaxConns = 2

@@ -36,6 +36,7 @@ type conn struct {
 	c      net.Conn
 	br     *bufio.Reader
 	errors int    // malformed requests so far
+	spoke  bool   // the peer has sent a byte
 	out    []byte // the answer being written, reused
 
 	// The handler's watchdog, armed for each request and reused; nil while
@@ -64,17 +65,30 @@ func (s *Server) serveConn(cc *conn, held *Action) {
 		return
 	}
 	idle, read, _ := s.timeouts()
+	silent := s.SilentTimeout
+	if silent <= 0 {
+		silent = 10 * time.Second
+	}
 	if cc.br == nil {
 		cc.br = readerPool.Get().(*bufio.Reader)
 		cc.br.Reset(cc.c)
 	}
 	for {
-		cc.c.SetReadDeadline(time.Now().Add(idle))
+		wait := idle
+		if !cc.spoke {
+			wait = min(silent, idle)
+		}
+		cc.c.SetReadDeadline(time.Now().Add(wait))
 		if cc.br.Buffered() == 0 {
 			if _, err := cc.br.Peek(1); err != nil {
+				var ne net.Error
+				if !cc.spoke && errors.As(err, &ne) && ne.Timeout() {
+					s.stats.silent.Add(1)
+				}
 				return
 			}
 		}
+		cc.spoke = true
 		cc.c.SetReadDeadline(time.Now().Add(read))
 		req, err := readRequest(cc.br)
 		var rerr *RequestError

@@ -64,3 +64,31 @@ func TestPanicInConnectionDropsItAlone(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// A connection that says nothing is closed after SilentTimeout, not after
+// the idle timeout meant for Postfix between questions; one that has asked
+// keeps its connection.
+func TestSilentPeersClosed(t *testing.T) {
+	s := &Server{Handler: HandlerFunc(func(context.Context, *Request) Answer { return Answer{Action: Dunno} }), SilentTimeout: 200 * time.Millisecond, MaxConns: 3}
+	addr := startServer(t, s)
+	asker := dial(t, addr)
+	asker.ask(t, sample)
+	quiet := []*client{dial(t, addr), dial(t, addr)}
+	over := dial(t, addr) // the fourth: over MaxConns
+	over.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := over.br.ReadByte(); err != io.EOF {
+		t.Fatalf("connection over MaxConns: %v, want closed", err)
+	}
+	for _, c := range quiet {
+		c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Fatalf("silent peer: %v, want closed", err)
+		}
+	}
+	if got := asker.ask(t, sample); got != "action=DUNNO" {
+		t.Fatalf("the peer that asked, after the silent timeout: %q", got)
+	}
+	if st := s.Stats(); st.Silent != 2 || st.Refused != 1 || st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

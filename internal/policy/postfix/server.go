@@ -43,6 +43,10 @@ type Server struct {
 	// itself closes idle ones after smtpd_policy_service_max_idle (300s).
 	// Default 330s.
 	IdleTimeout time.Duration
+	// SilentTimeout closes a new connection that sends nothing for this
+	// long: Postfix connects when it has a question, so a silent peer only
+	// holds a descriptor. Default 10s.
+	SilentTimeout time.Duration
 	// ReadTimeout bounds reading one request once it has started. Default 10s.
 	ReadTimeout time.Duration
 	// HandlerTimeout bounds the handler: when it is exceeded, or the handler
@@ -78,12 +82,14 @@ type Stats struct {
 	Parked    int    `json:"parked"`    // connections waiting for a held answer now
 	Open      int    `json:"open"`      // connections open now
 	Malformed uint64 `json:"malformed"` // malformed requests
-	Dropped   uint64 `json:"dropped"`   // connections closed for misbehaving or over MaxConns
+	Dropped   uint64 `json:"dropped"`   // connections closed for misbehaving
+	Refused   uint64 `json:"refused"`   // connections closed at once: MaxConns (or, filled in by the daemon, its descriptor budget) reached
+	Silent    uint64 `json:"silent"`    // new connections closed for sending nothing within SilentTimeout
 	Failed    uint64 `json:"failed"`    // handler timeouts and panics, answered with FailAction
 }
 
 type counters struct {
-	requests, delayed, malformed, dropped, failed atomic.Uint64
+	requests, delayed, malformed, dropped, failed, refused, silent atomic.Uint64
 }
 
 // Stats returns the counters.
@@ -94,6 +100,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Requests: s.stats.requests.Load(), Delayed: s.stats.delayed.Load(), Parked: parked, Open: open,
 		Malformed: s.stats.malformed.Load(), Dropped: s.stats.dropped.Load(), Failed: s.stats.failed.Load(),
+		Refused: s.stats.refused.Load(), Silent: s.stats.silent.Load(),
 	}
 }
 
@@ -166,7 +173,7 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		if s.closed || s.shutdown || len(s.conns) >= maxConns {
 			s.mu.Unlock()
-			s.stats.dropped.Add(1)
+			s.stats.refused.Add(1)
 			c.Close()
 			continue
 		}
