@@ -269,7 +269,9 @@ func TestSyslogManyClients(t *testing.T) {
 	start(t, s, col.emit)
 	var wg sync.WaitGroup
 	for c := range clients {
-		conn := dial(t, "tcp", s.TCP.Addr())
+		// Each from an address of its own: one address holds at most
+		// PerAddr connections.
+		conn := dialFrom(t, fmt.Sprintf("127.0.1.%d", c+1), s.TCP.Addr())
 		wg.Go(func() {
 			w := bufio.NewWriter(conn)
 			for i := range each {
