@@ -55,14 +55,7 @@ func TestTestCommandContract(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var got []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("not JSON: %q", l)
-		}
-		got = append(got, m)
-	}
+	got := jsonLines(t, out)
 	// Lines 1, 4 (invalid UTF-8 in the user name) and 7 match; the binary,
 	// truncated, future-dated, 1 MiB and empty lines do not, and nothing crashes.
 	if len(got) != 3 || got[0]["line"] != 1.0 || got[1]["line"] != 4.0 || got[2]["line"] != 7.0 {
@@ -95,6 +88,20 @@ func TestTestCommandContract(t *testing.T) {
 	if code, _, _ := runCLI("test", "--filter", "sshd", filepath.Join(t.TempDir(), "missing.log")); code != 1 {
 		t.Fatalf("missing file: exit %d", code)
 	}
+}
+
+// jsonLines decodes output of one JSON object per line.
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		objs = append(objs, m)
+	}
+	return objs
 }
 
 func TestCheckConfigAndHelp(t *testing.T) {
@@ -299,14 +306,7 @@ func TestShowMissedJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var got []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("not JSON: %q", l)
-		}
-		got = append(got, m)
-	}
+	got := jsonLines(t, out)
 	if len(got) != 2 || got[0]["ip"] != "192.0.2.1" || got[0]["missed"] != nil {
 		t.Fatalf("objects %v", got)
 	}
@@ -360,19 +360,11 @@ func TestFiltersList(t *testing.T) {
 	}
 }
 
-// startDaemonInProcess runs a daemon (firewall backend log) for the
-// configuration text, with its state and control socket under a temporary
-// directory whose path replaces every "DIR" in the text. It returns the
-// configuration file's path and the socket's.
-func startDaemonInProcess(t *testing.T, text string) (cfgPath, sock string) {
+// runDaemonInProcess runs a daemon for the configuration file (see
+// dryRunConfig) until the test ends, and returns once it answers on its
+// control socket.
+func runDaemonInProcess(t *testing.T, cfgPath string) {
 	t.Helper()
-	dir := t.TempDir()
-	sock = filepath.Join(dir, "ctl.sock")
-	cfgPath = filepath.Join(dir, "rampart.toml")
-	text = fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\n[firewall]\nbackend = \"log\"\n", filepath.Join(dir, "state"), sock) + strings.ReplaceAll(text, "DIR", dir)
-	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -387,11 +379,11 @@ func startDaemonInProcess(t *testing.T, text string) (cfgPath, sock string) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, nil); d.Close() }()
 	t.Cleanup(func() { cancel(); <-done })
-	c := daemon.NewClient(sock)
+	c := daemon.NewClient(cfg.Daemon.Socket)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := c.Status(ctx); err == nil {
-			return cfgPath, sock
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the daemon does not answer on its socket")
@@ -406,7 +398,14 @@ func startDaemonInProcess(t *testing.T, text string) (cfgPath, sock string) {
 // used to try the embedded default socket. And a ban in a jail with
 // bantime = -1 is said to be permanent.
 func TestClientSystemConfig(t *testing.T) {
-	cfgPath, _ := startDaemonInProcess(t, "[jail.sshd]\nfiles = [\"DIR/auth.log\"]\nbantime = -1\n")
+	cfgPath, _, _ := dryRunConfig(t, t.TempDir())
+	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("bantime = -1\n") // in [jail.sshd], the last table
+	f.Close()
+	runDaemonInProcess(t, cfgPath)
 	old := systemConfig
 	systemConfig = cfgPath
 	t.Cleanup(func() { systemConfig = old })

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/daemon"
-	"github.com/rampart-dev/rampart/internal/firewall"
 )
 
 // TestStatusExitCodes runs `rampart status` against an in-process daemon
@@ -22,19 +18,7 @@ import (
 func TestStatusExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath, logPath, sock := dryRunConfig(t, dir)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := daemon.New(ctx, daemon.Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, nil); d.Close() }()
-	t.Cleanup(func() { cancel(); <-done })
+	runDaemonInProcess(t, cfgPath)
 
 	await := func(what string, cond func(code int, out, errs string) bool, args ...string) (int, string, string) {
 		t.Helper()
@@ -50,7 +34,11 @@ func TestStatusExitCodes(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	_, out, _ := await("degraded", func(code int, out, _ string) bool { return code == 3 }, "sshd")
+	// Until its sources have started, the daemon says nothing is watched:
+	// wait for the missing log's own line.
+	_, out, _ := await("degraded", func(code int, out, _ string) bool {
+		return code == 3 && strings.Contains(out, "log file missing")
+	}, "sshd")
 	for _, want := range []string{"health: DEGRADED", "source " + logPath + ": log file missing", "nothing is being watched", "sshd "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

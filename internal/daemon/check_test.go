@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/filter"
 	"github.com/rampart-dev/rampart/internal/geo/geotest"
 )
@@ -68,10 +67,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := config.Parse("r.toml", []byte(tt.toml))
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := parseConfig(t, tt.toml)
 			var errs, warns []string
 			for _, p := range Check(cfg, reg) {
 				if p.Warning {
@@ -101,10 +97,7 @@ func match(t *testing.T, what string, got, want []string) {
 // TestCheckJournal: a jail reading only journald, on a host without it,
 // reads nothing: a warning.
 func TestCheckJournal(t *testing.T) {
-	cfg, err := config.Parse("r.toml", []byte("[jail.sshd]\njournal = { identifiers = [\"sshd\"] }\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, "[jail.sshd]\njournal = { identifiers = [\"sshd\"] }\n")
 	var got []string
 	checkSources(cfg, cfg.EnabledJails(), false, func(key, format string, args ...any) {
 		got = append(got, cfg.Errorf(key, format, args...).Error())

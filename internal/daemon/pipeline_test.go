@@ -23,15 +23,7 @@ func TestEngineDefaultsAgree(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("engine configuration from config.Default():\n%+v\nengine.DefaultConfig():\n%+v", got, want)
 	}
-	reg, err := filter.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPipeline(cfg, reg, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, j := range p.Engine.Jails() {
+	for _, j := range newTestPipeline(t, cfg).Engine.Jails() {
 		if j.MaxRetry != engine.DefaultMaxRetry || j.FindTime != engine.DefaultFindTime || j.BanTime != engine.DefaultBanTime {
 			t.Errorf("jail %s: maxretry %d, findtime %v, bantime %v; the engine's defaults are %d, %v, %v",
 				j.Name, j.MaxRetry, j.FindTime, j.BanTime, engine.DefaultMaxRetry, engine.DefaultFindTime, engine.DefaultBanTime)
@@ -42,18 +34,7 @@ func TestEngineDefaultsAgree(t *testing.T) {
 // TestPermanentJail: bantime = -1 in the file bans until revoked, through
 // the pipeline, repeat bans included.
 func TestPermanentJail(t *testing.T) {
-	cfg, err := config.Parse("r.toml", []byte("[jail.sshd]\nfiles = [\"/var/log/auth.log\"]\nmaxretry = 2\nbantime = -1\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := filter.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPipeline(cfg, reg, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newTestPipeline(t, parseConfig(t, "[jail.sshd]\nfiles = [\"/var/log/auth.log\"]\nmaxretry = 2\nbantime = -1\n"))
 	lr, err := p.Matchers(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -82,4 +63,29 @@ func TestPermanentJail(t *testing.T) {
 	if got := Describe(bans[0]); !strings.Contains(got, "192.0.2.7 until revoked") {
 		t.Errorf("described as %q", got)
 	}
+}
+
+// parseConfig parses a configuration text named r.toml.
+func parseConfig(t *testing.T, text string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("r.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// newTestPipeline builds cfg's pipeline with the built-in filters, no
+// allowlist and no ASN database.
+func newTestPipeline(t *testing.T, cfg *config.Config) *Pipeline {
+	t.Helper()
+	reg, err := filter.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPipeline(cfg, reg, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/event"
-	"github.com/rampart-dev/rampart/internal/filter"
 )
 
 func TestLiveFailuresCountOnce(t *testing.T) {
@@ -87,18 +85,7 @@ func TestDaemonPolicyReportAndLogCountOnce(t *testing.T) {
 // TestPipelineFlagsEnumeration: the daemon's engine flags a client that
 // probes unknown recipients, so that the Postfix policy can blind it.
 func TestPipelineFlagsEnumeration(t *testing.T) {
-	cfg, err := config.Parse("r.toml", []byte("[jail.postfix]\nfilter = \"postfix\"\nfiles = [\"/var/log/mail.log\"]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := filter.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPipeline(cfg, reg, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newTestPipeline(t, parseConfig(t, "[jail.postfix]\nfilter = \"postfix\"\nfiles = [\"/var/log/mail.log\"]\n"))
 	a, now := netip.MustParseAddr("192.0.2.9"), time.Now()
 	for i := range 3 {
 		p.Engine.Observe(event.Event{Time: now, Service: "postfix", Kind: event.RecipientUnknown, Addr: a, User: fmt.Sprintf("nobody%d@example.org", i), Jail: "postfix"})
