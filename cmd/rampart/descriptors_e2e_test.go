@@ -46,21 +46,10 @@ filter = "sshd"
 files = [%q]
 maxretry = 3
 `, filepath.Join(dir, "state"), socket, port, logPath))
-	p := &proc{out: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(prlimit, "--nofile=512:512", "--", bin, "run", "--config", cfg)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() { p.stop(t) })
+	cmd := exec.Command(prlimit, "--nofile=512:512", "--", bin, "run", "--config", cfg)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	p := startCommand(t, cmd, socket)
 	c := daemon.NewClient(socket)
-	waitUntil(t, 10*time.Second, "daemon up", func() bool {
-		_, err := c.Status(context.Background())
-		return err == nil
-	}, p)
-
 	waitUntil(t, 10*time.Second, "the policy server up", func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {

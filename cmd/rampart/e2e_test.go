@@ -82,8 +82,14 @@ func (s *syncBuffer) String() string {
 
 func startDaemon(t *testing.T, ns *netnstest.Namespace, bin, cfg, socket string) *proc {
 	t.Helper()
-	p := &proc{out: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command("ip", "netns", "exec", ns.Name, bin, "run", "--config", cfg)
+	return startCommand(t, exec.Command("ip", "netns", "exec", ns.Name, bin, "run", "--config", cfg), socket)
+}
+
+// startCommand starts cmd, a `rampart run` however wrapped, and waits
+// until it answers on its control socket; t.Cleanup stops it.
+func startCommand(t *testing.T, cmd *exec.Cmd, socket string) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

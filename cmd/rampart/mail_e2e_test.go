@@ -1032,34 +1032,12 @@ func realUserLogsIn(t *testing.T, l *mailLab) {
 		}
 		l.caughtUp(t)
 	}
-	for i, pw := range []string{"carol-secret-3", "Carol-Secret-3", pass} {
-		var rs []smtpReply
-		if i < 2 {
-			rs = l.smtpAuth(t, smtpFrom, user, pw)
-		} else {
-			rs = l.smtpAuth(t, smtpFrom, user, pw, "--quit-after", "RCPT")
-		}
-		log = append(log, fmt.Sprintf("SMTP %d: %v", i+1, rs))
-		a, ok := reply(rs, "AUTH")
-		switch {
-		case !ok:
-			t.Fatalf("SMTP attempt %d refused before AUTH: %v\n%s", i+1, rs, strings.Join(log, "\n"))
-		case i < 2 && a.Code != 535:
-			t.Fatalf("typo %d: %v", i+1, rs)
-		case i == 2 && a.Code != 235:
-			t.Fatalf("real user after two typos: %v\n%s", rs, strings.Join(log, "\n"))
-		}
-		if i == 2 {
-			if r, ok := reply(rs, "RCPT"); !ok || r.Code != 250 {
-				t.Fatalf("real user cannot send: %v", rs)
-			}
-		}
+	for i, rs := range l.mistypeTwiceThenSend(t, smtpFrom, user, &log) {
 		for _, r := range rs {
 			if r.Took > tarpitMax+slack {
 				t.Errorf("SMTP attempt %d: %v", i+1, r)
 			}
 		}
-		l.caughtUp(t)
 	}
 	t.Logf("%s:\n  %s", user, strings.Join(log, "\n  "))
 	for _, a := range []netip.Addr{imapFrom, smtpFrom} {
@@ -1079,27 +1057,12 @@ func TestSMTPAuthWithinBudget(t *testing.T) {
 	const user = "carol@example.test"
 	from := addr("127.0.9.3")
 	var log []string
-	for i, pw := range []string{"carol-secret-3", "Carol-Secret-3", mailUsers[user]} {
-		more := []string{"--quit-after", "AUTH"}
-		if i == 2 {
-			more = []string{"--quit-after", "RCPT"}
-		}
-		rs := l.smtpAuth(t, from, user, pw, more...)
-		log = append(log, fmt.Sprintf("SMTP %d: %v", i+1, rs))
-		a, ok := reply(rs, "AUTH")
-		switch {
-		case !ok:
-			t.Fatalf("attempt %d refused before AUTH: %v\n%s", i+1, rs, strings.Join(log, "\n"))
-		case i < 2 && a.Code != 535:
-			t.Fatalf("typo %d: %v\n%s", i+1, rs, strings.Join(log, "\n"))
-		case i == 2 && a.Code != 235:
-			t.Fatalf("the right password after two typos: %v\n%s", rs, strings.Join(log, "\n"))
-		case a.Took > 9*time.Second:
-			// Postfix gives up at 10s: an answer this late is one busy
-			// moment from a 454.
+	for i, rs := range l.mistypeTwiceThenSend(t, from, user, &log) {
+		// Postfix gives up at 10s: an answer later than 9s is one busy
+		// moment from a 454.
+		if a, _ := reply(rs, "AUTH"); a.Took > 9*time.Second {
 			t.Errorf("attempt %d: AUTH answered after %v, at the edge of Postfix's 10s", i+1, a.Took)
 		}
-		l.caughtUp(t)
 	}
 	t.Logf("%s:\n  %s", user, strings.Join(log, "\n  "))
 	if c := l.policyComplaints(); len(c) > 0 {
@@ -1108,4 +1071,36 @@ func TestSMTPAuthWithinBudget(t *testing.T) {
 	if b, ok := l.bannedBy(t, from); ok {
 		t.Errorf("%s banned: %+v", from, b)
 	}
+}
+
+// mistypeTwiceThenSend: a user's two typos over SMTP AUTH, then the right
+// password and a recipient, each a session of its own. The test fails
+// unless the typos get 535 and the right password 235 and the recipient
+// 250. It returns each session's replies and adds them to log.
+func (l *mailLab) mistypeTwiceThenSend(t *testing.T, from netip.Addr, user string, log *[]string) [][]smtpReply {
+	t.Helper()
+	var all [][]smtpReply
+	for i, pw := range []string{"carol-secret-3", "Carol-Secret-3", mailUsers[user]} {
+		quit := "AUTH"
+		if i == 2 {
+			quit = "RCPT"
+		}
+		rs := l.smtpAuth(t, from, user, pw, "--quit-after", quit)
+		*log = append(*log, fmt.Sprintf("SMTP %d: %v", i+1, rs))
+		a, ok := reply(rs, "AUTH")
+		switch {
+		case !ok:
+			t.Fatalf("SMTP attempt %d refused before AUTH: %v\n%s", i+1, rs, strings.Join(*log, "\n"))
+		case i < 2 && a.Code != 535:
+			t.Fatalf("typo %d: %v\n%s", i+1, rs, strings.Join(*log, "\n"))
+		case i == 2 && a.Code != 235:
+			t.Fatalf("the right password after two typos: %v\n%s", rs, strings.Join(*log, "\n"))
+		}
+		if r, ok := reply(rs, "RCPT"); i == 2 && (!ok || r.Code != 250) {
+			t.Fatalf("the user cannot send: %v", rs)
+		}
+		all = append(all, rs)
+		l.caughtUp(t)
+	}
+	return all
 }

@@ -46,12 +46,7 @@ func TestLiveFailuresCountOnce(t *testing.T) {
 // policy server and then logs counts once.
 func TestDaemonPolicyReportAndLogCountOnce(t *testing.T) {
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	h := startHarness(t, dir, 3, fmt.Sprintf("[dovecot_policy]\nlisten = %q\njail = \"sshd\"", addr))
 	secret := readSecret(t, dir)
 	report := func(remote string) {
@@ -116,12 +111,7 @@ func readSecret(t *testing.T, dir string) string {
 // keeps it across restarts.
 func TestDovecotSecretByDefault(t *testing.T) {
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	cfg := fmt.Sprintf("[dovecot_policy]\nlisten = %q\njail = \"sshd\"", addr)
 	h := startHarness(t, dir, 3, cfg)
 	secret := readSecret(t, dir)
@@ -169,4 +159,15 @@ func TestDovecotSecretByDefault(t *testing.T) {
 	if strings.Contains(h.logs.String(), "made a shared secret") {
 		t.Errorf("a restart claims to have made a secret")
 	}
+}
+
+// freeAddr returns a loopback address:port nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
