@@ -29,10 +29,10 @@ type Problem struct {
 // changes nothing.
 //
 // Errors: no enabled jail; an unknown filter or mode; a Dovecot auth_file
-// that cannot be read or is empty (parsing already requires one off
-// loopback); an ASN database that cannot
-// be opened (run would leave the ASN scenario off); a listen address that
-// is not this host's (run cannot listen on it).
+// that cannot be read or is empty (run refuses both; parsing already
+// requires one off loopback); an ASN database that cannot be opened (run
+// would leave the ASN scenario off); a listen address that is not this
+// host's (run cannot listen on it).
 //
 // Warnings: a log file missing or unreadable (run waits for it), a jail
 // with no source run can read (journald not running), a syslog listener
