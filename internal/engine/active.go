@@ -104,7 +104,7 @@ func (e *Engine) dropActive(p netip.Prefix) bool {
 }
 
 // forgetActive is the active table's eviction callback.
-func (e *Engine) forgetActive(k prefixKey) {
+func (e *Engine) forgetActive(k prefixKey, _ *activeBan) {
 	if p := k.prefix(); !p.IsSingleIP() {
 		delete(e.wide, p)
 	}

@@ -27,13 +27,27 @@ type Level struct {
 }
 
 // Prefixes bans a network prefix that holds enough distinct bad addresses
-// within Window, unless it holds an allowlisted or known-good address; then
-// the addresses in it get the Suspect threshold instead.
+// within Window. The good addresses in it (known-good clients, delivering
+// relays) are carved out of the ban (see good.go). A prefix that holds an
+// allowlisted address is never banned: its addresses get the Suspect
+// threshold instead.
+//
+// Widen4 and Widen6 escalate further: once Widen.Prefixes prefixes inside
+// one wider prefix of Widen.Bits have been banned within Window, the wider
+// prefix is banned for Widen.BanTime, with the same carve-outs.
 type Prefixes struct {
-	V4, V6  []Level // empty disables that family
-	Window  time.Duration
-	BanTime time.Duration // first prefix ban; escalates like address bans
-	Suspect int           // per-address threshold inside a prefix that could not be banned
+	V4, V6         []Level // empty disables that family
+	Window         time.Duration
+	BanTime        time.Duration // first prefix ban; escalates like address bans
+	Suspect        int           // per-address threshold inside a prefix that could not be banned
+	Widen4, Widen6 Widen
+}
+
+// Widen bans a wider prefix that holds several banned ones.
+type Widen struct {
+	Bits     int // the wider prefix's length: 16 for IPv4, 48 for IPv6; 0 disables
+	Prefixes int // distinct prefixes banned inside it within the window
+	BanTime  time.Duration
 }
 
 // ASNLookup maps an address to its autonomous system.
@@ -88,6 +102,8 @@ var (
 	DefaultPrefixes = Prefixes{
 		V4: []Level{{Bits: 24, Addresses: 3}}, V6: []Level{{Bits: 64, Addresses: 3}},
 		Window: 6 * time.Hour, BanTime: time.Hour, Suspect: 1,
+		Widen4: Widen{Bits: 16, Prefixes: 3, BanTime: 30 * time.Minute},
+		Widen6: Widen{Bits: 48, Prefixes: 3, BanTime: 30 * time.Minute},
 	}
 	DefaultASNs      = ASNs{Addresses: 8, Window: time.Hour, MaxRetry: 2}
 	DefaultSurge     = Surge{Factor: 5, MinRate: 30, Hold: 10 * time.Minute, MaxRetry: 2}
@@ -121,71 +137,11 @@ func (e *Engine) levels(a netip.Addr) []Level {
 	return e.cfg.Prefixes.V6
 }
 
-// goodEntry remembers that an address logged in.
-type goodEntry struct {
-	users [4]uint64 // hashes of the users it logged in as (most recent four)
-	n     uint8
-	last  stamp
-}
-
-func userID(u string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(u); i++ {
-		c := u[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		h = (h ^ uint64(c)) * 1099511628211
+func (e *Engine) widen(a netip.Addr) Widen {
+	if a.Is4() {
+		return e.cfg.Prefixes.Widen4
 	}
-	return mix(h)
-}
-
-// rememberGood records a successful login of user from a.
-func (e *Engine) rememberGood(a netip.Addr, user string, t stamp) {
-	k := a.As16()
-	g, existed := e.good.get(k)
-	if !existed {
-		g = e.good.slot(k)
-		for _, lv := range e.levels(a) {
-			e.goodPrefixes[keyOfPrefix(prefixOf(a, lv.Bits))]++
-		}
-	}
-	g.last = t
-	if user != "" {
-		id := userID(user)
-		found := false
-		for i := range int(g.n) {
-			found = found || g.users[i] == id
-		}
-		if !found {
-			if int(g.n) < len(g.users) {
-				g.users[g.n] = id
-				g.n++
-			} else {
-				copy(g.users[:], g.users[1:])
-				g.users[len(g.users)-1] = id
-			}
-		}
-	}
-	e.good.put(k, g)
-}
-
-// forgetGood is called when a known-good entry leaves the table.
-func (e *Engine) forgetGood(k [16]byte) {
-	a := netip.AddrFrom16(k).Unmap()
-	for _, lv := range e.levels(a) {
-		pk := keyOfPrefix(prefixOf(a, lv.Bits))
-		if e.goodPrefixes[pk] <= 1 {
-			delete(e.goodPrefixes, pk)
-		} else {
-			e.goodPrefixes[pk]--
-		}
-	}
-}
-
-func (e *Engine) isGood(a netip.Addr, t stamp) bool {
-	g, ok := e.good.get(a.As16())
-	return ok && (e.cfg.KnownGood.TTL <= 0 || g.last >= t-stamp(min(e.cfg.KnownGood.TTL/time.Second, 1<<31)))
+	return e.cfg.Prefixes.Widen6
 }
 
 // surgeState follows the global failure rate.

@@ -40,10 +40,14 @@ func observe(e *Engine, evs ...event.Event) []string {
 // settle lets deferred bans due by t0+at take effect, and names them.
 func settle(e *Engine, at time.Duration) []string { return names(e.Tick(t0.Add(at))) }
 
+// names names the bans among ds; carve-outs (Allow decisions) are named
+// by carves.
 func names(ds []event.Decision) []string {
 	var out []string
 	for _, d := range ds {
-		out = append(out, d.Scenario+" "+d.Target.String())
+		if d.Action == event.Ban {
+			out = append(out, d.Scenario+" "+d.Target.String())
+		}
 	}
 	return out
 }
@@ -140,47 +144,74 @@ func TestPrefixAggregation(t *testing.T) {
 	}
 }
 
-func TestPrefixNeverCoversKnownGoodOrAllowlisted(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		mut  func(*Config)
-		pre  []event.Event
-	}{
-		{"known-good", nil, []event.Event{ev(0, event.AuthSuccess, "192.0.2.77", "alice")}},
-		{"allowlisted", func(c *Config) { c.Allow = allowList{netip.MustParsePrefix("192.0.2.77/32")} }, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := defaultEngine(t, func(c *Config) {
-				c.Spray = Spray{}
-				if tc.mut != nil {
-					tc.mut(c)
-				}
-			})
-			observe(e, tc.pre...)
-			got := observe(e,
-				ev(time.Minute, event.AuthFailure, "192.0.2.1", "x"),
-				ev(2*time.Minute, event.AuthFailure, "192.0.2.2", "y"),
-				ev(3*time.Minute, event.AuthFailure, "192.0.2.3", "z"),
-			)
-			for _, g := range got {
-				if g == "prefix 192.0.2.0/24" {
-					t.Fatalf("prefix holding a %s address banned", tc.name)
-				}
-			}
-			// Instead, the addresses of the prefix are suspects from the
-			// third bad one on: one failure bans (after the grace period).
-			observe(e, ev(4*time.Minute, event.AuthFailure, "192.0.2.9", "w"))
-			if got := settle(e, 6*time.Minute); fmt.Sprint(got) != "[prefix-suspect 192.0.2.3/32 prefix-suspect 192.0.2.9/32]" {
-				t.Fatalf("suspect decisions %v", got)
-			}
-			// The good address itself keeps its normal tolerance.
-			for i := range 4 {
-				if got := observe(e, ev(5*time.Minute+time.Duration(i)*time.Second, event.AuthFailure, "192.0.2.77", "alice")); len(got) != 0 {
-					t.Fatalf("%s address banned after %d typos: %v", tc.name, i+1, got)
-				}
-			}
-		})
+// A prefix holding a known-good address is banned all the same, with the
+// good address carved out: it keeps its normal tolerance, its neighbours
+// are banned. A prefix holding an allowlisted address is never banned: its
+// addresses become suspects instead.
+func TestPrefixCarveOutAndAllowlist(t *testing.T) {
+	bad := []event.Event{
+		ev(time.Minute, event.AuthFailure, "192.0.2.1", "x"),
+		ev(2*time.Minute, event.AuthFailure, "192.0.2.2", "y"),
+		ev(3*time.Minute, event.AuthFailure, "192.0.2.3", "z"),
 	}
+	t.Run("known-good", func(t *testing.T) {
+		e := defaultEngine(t, func(c *Config) { c.Spray = Spray{} })
+		var carved []event.Decision
+		for _, d := range e.Observe(ev(0, event.AuthSuccess, "192.0.2.77", "alice")) {
+			carved = append(carved, d)
+		}
+		if len(carved) != 1 || carved[0].Action != event.Allow || carved[0].Target.String() != "192.0.2.77/32" ||
+			carved[0].Scenario != "known-good" || carved[0].Duration != DefaultKnownGood.TTL {
+			t.Fatalf("login: decisions %+v, want one 90d carve-out of 192.0.2.77", carved)
+		}
+		var ban event.Decision
+		for _, x := range bad {
+			for _, d := range e.Observe(x) {
+				ban = d
+			}
+		}
+		if ban.Target.String() != "192.0.2.0/24" || !strings.HasSuffix(ban.Reason, "; 1 address carved out (known-good or delivering relay)") {
+			t.Fatalf("prefix ban %+v, want 192.0.2.0/24 naming one carved-out address", ban)
+		}
+		at := t0.Add(5 * time.Minute)
+		if _, banned := e.Banned(netip.MustParseAddr("192.0.2.77"), at); banned {
+			t.Fatal("the known-good address is banned by its prefix's ban")
+		}
+		if _, banned := e.Banned(netip.MustParseAddr("192.0.2.99"), at); !banned {
+			t.Fatal("a neighbour is not banned")
+		}
+		if a := e.Assess(netip.MustParseAddr("192.0.2.77"), "alice", at); a.Banned || !a.KnownGood {
+			t.Fatalf("policy assessment of the carved-out address: %+v", a)
+		}
+		// It keeps its normal tolerance, counted while the prefix is banned.
+		for i := range 4 {
+			if got := observe(e, ev(5*time.Minute+time.Duration(i)*time.Second, event.AuthFailure, "192.0.2.77", "alice")); len(got) != 0 {
+				t.Fatalf("known-good address banned after %d typos: %v", i+1, got)
+			}
+		}
+		if got := observe(e, ev(6*time.Minute, event.AuthFailure, "192.0.2.77", "alice")); fmt.Sprint(got) != "[ip-failures 192.0.2.77/32]" {
+			t.Fatalf("fifth failure for one user from a known-good address: %v", got)
+		}
+		// Now banned as an address: the carve-out no longer helps it.
+		if _, banned := e.Banned(netip.MustParseAddr("192.0.2.77"), t0.Add(7*time.Minute)); !banned {
+			t.Fatal("an address ban of a carved-out address is not in force")
+		}
+	})
+	t.Run("allowlisted", func(t *testing.T) {
+		e := defaultEngine(t, func(c *Config) {
+			c.Spray = Spray{}
+			c.Allow = allowList{netip.MustParsePrefix("192.0.2.77/32")}
+		})
+		if got := observe(e, bad...); len(got) != 0 {
+			t.Fatalf("prefix holding an allowlisted address: %v", got)
+		}
+		// Its addresses are suspects from the third bad one on: one
+		// failure bans (after the grace period).
+		observe(e, ev(4*time.Minute, event.AuthFailure, "192.0.2.9", "w"))
+		if got := settle(e, 6*time.Minute); fmt.Sprint(got) != "[prefix-suspect 192.0.2.3/32 prefix-suspect 192.0.2.9/32]" {
+			t.Fatalf("suspect decisions %v", got)
+		}
+	})
 }
 
 func TestIPv6PrefixAndMapped(t *testing.T) {

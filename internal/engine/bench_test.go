@@ -20,7 +20,16 @@ func uniqueAddr(i int) netip.Addr {
 		return netip.AddrFrom16(b)
 	}
 	x := uint32(i)*2654435761 + 0x0b000000 // scatter, avoid 0.0.0.0/8
-	return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+	b := [4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)}
+	// Stay out of the ranges that are never banned (multicast and above,
+	// loopback, link-local).
+	if b[0] >= 224 {
+		b[0] -= 128
+	}
+	if b[0] == 127 || b[0] == 169 {
+		b[0]--
+	}
+	return netip.AddrFrom4(b)
 }
 
 func heapMiB() float64 {

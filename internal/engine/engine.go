@@ -72,6 +72,7 @@ type Config struct {
 	Surge       Surge
 	Slow        Slow
 	KnownGood   KnownGood
+	Relays      Relays
 	Enumeration Enumeration
 	Allow       Allowlist    // nil allows nothing
 	Logger      *slog.Logger // nil discards
@@ -104,6 +105,7 @@ func DefaultConfig(jails ...Jail) Config {
 		Surge:       DefaultSurge,
 		Slow:        DefaultSlow,
 		KnownGood:   DefaultKnownGood,
+		Relays:      DefaultRelays,
 		Enumeration: DefaultEnumeration,
 	}
 }
@@ -121,7 +123,9 @@ type Stats struct {
 	Allowlisted   uint64 // events from allowlisted addresses
 	WhileBanned   uint64 // events from addresses already banned (log lag, other ports)
 	Successes     uint64 // successful logins seen
-	KnownGood     int    // addresses remembered as known-good
+	Deliveries    uint64 // accepted mail seen
+	CarveOuts     uint64 // Allow decisions issued for good addresses
+	KnownGood     int    // addresses remembered as known-good or as delivering relays
 	HotUsers      int    // user names tracked for spraying
 	Prefixes      int    // prefixes tracked for aggregation
 	Surges        uint64 // times surge mode turned on
@@ -141,14 +145,19 @@ type Engine struct {
 	users     *boundedMap[uint64, distinct[[16]byte]] // addresses failing per user name
 	prefixes  *boundedMap[prefixKey, distinct[uint32]]
 	asns      *boundedMap[uint32, distinct[uint32]]
-	good      *boundedMap[[16]byte, goodEntry]
-	enum      *boundedMap[[16]byte, ring] // unknown recipients probed per address
+	good      *boundedMap[[16]byte, goodEntry] // good.go
+	enum      *boundedMap[[16]byte, ring]      // unknown recipients probed per address
 	goodFails *boundedMap[goodFailKey, ring]
-	pending   pendingBans
-	// goodPrefixes counts known-good addresses per aggregation prefix, so a
-	// prefix holding one is never banned.
-	goodPrefixes map[prefixKey]uint32
-	surge        surgeState
+	// prefixUsers holds the users who logged in from each aggregation prefix.
+	prefixUsers *boundedMap[prefixKey, prefixUsers]
+	// wideBans counts the prefixes banned inside each widening prefix.
+	wideBans *boundedMap[prefixKey, distinct[uint32]]
+	pending  pendingBans
+	// carvePrefixes counts good addresses per prefix a ban can have, for the
+	// reasons; relayPrefixes counts delivering relays per aggregation prefix.
+	carvePrefixes, relayPrefixes map[prefixKey]uint32
+	bits                         levelBits
+	surge                        surgeState
 	active       *boundedMap[prefixKey, activeBan] // decisions in force (active.go)
 	names        nameTable                         // their scenario, jail and origin names
 	wide         map[netip.Prefix]bool             // active targets wider than one address
@@ -156,6 +165,12 @@ type Engine struct {
 	lastPrune    time.Time
 	log          *slog.Logger
 	stats        Stats
+}
+
+// levelBits are the prefix lengths of the aggregation levels (agg) and of
+// every scenario ban (carve: the levels and the widened one), per family.
+type levelBits struct {
+	agg4, agg6, carve4, carve6 []int
 }
 
 type jailState struct {
@@ -191,30 +206,25 @@ func New(cfg Config) (*Engine, error) {
 		users:        newBoundedMap[uint64](max(cfg.MaxTracked/10, 1024), hashU64, func(d *distinct[[16]byte]) stamp { return d.last }),
 		prefixes:     newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(d *distinct[uint32]) stamp { return d.last }),
 		asns:         newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), hashU32, func(d *distinct[uint32]) stamp { return d.last }),
-		good:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(g *goodEntry) stamp { return g.last }),
-		enum:         newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(r *ring) stamp { return r.last }),
-		goodFails:    newBoundedMap[goodFailKey](max(cfg.MaxTracked/10, 1024), hashGoodFail, func(r *ring) stamp { return r.last }),
-		goodPrefixes: map[prefixKey]uint32{},
-		active:       newBoundedMap[prefixKey](cfg.MaxTracked, hashPrefixKey, (*activeBan).end),
-		wide:         map[netip.Prefix]bool{},
-		log:          cfg.Logger,
+		good:          newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(g *goodEntry) stamp { return g.last }),
+		enum:          newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(r *ring) stamp { return r.last }),
+		goodFails:     newBoundedMap[goodFailKey](max(cfg.MaxTracked/10, 1024), hashGoodFail, func(r *ring) stamp { return r.last }),
+		prefixUsers:   newBoundedMap[prefixKey](max(cfg.MaxTracked/10, 1024), hashPrefixKey, func(p *prefixUsers) stamp { return p.last }),
+		wideBans:      newBoundedMap[prefixKey](max(cfg.MaxTracked/100, 1024), hashPrefixKey, func(d *distinct[uint32]) stamp { return d.last }),
+		carvePrefixes: map[prefixKey]uint32{},
+		relayPrefixes: map[prefixKey]uint32{},
+		active:        newBoundedMap[prefixKey](cfg.MaxTracked, hashPrefixKey, (*activeBan).end),
+		wide:          map[netip.Prefix]bool{},
+		log:           cfg.Logger,
 	}
 	e.good.onEvict = e.forgetGood
 	e.active.onEvict = e.forgetActive
-	for _, lv := range append(append([]Level(nil), cfg.Prefixes.V4...), cfg.Prefixes.V6...) {
-		if lv.Addresses < 1 || lv.Bits < 8 {
-			return nil, fmt.Errorf("prefix level /%d: needs bits >= 8 and addresses >= 1", lv.Bits)
-		}
+	var err error
+	if e.bits.agg4, e.bits.carve4, err = checkLevels("IPv4", cfg.Prefixes.V4, cfg.Prefixes.Widen4, 32); err != nil {
+		return nil, err
 	}
-	for _, lv := range cfg.Prefixes.V4 {
-		if lv.Bits > 31 {
-			return nil, fmt.Errorf("IPv4 prefix level /%d is not wider than one address", lv.Bits)
-		}
-	}
-	for _, lv := range cfg.Prefixes.V6 {
-		if lv.Bits > 127 {
-			return nil, fmt.Errorf("IPv6 prefix level /%d is not wider than one address", lv.Bits)
-		}
+	if e.bits.agg6, e.bits.carve6, err = checkLevels("IPv6", cfg.Prefixes.V6, cfg.Prefixes.Widen6, 128); err != nil {
+		return nil, err
 	}
 	if len(cfg.Jails) > math.MaxUint16 {
 		return nil, errors.New("too many jails")
@@ -246,22 +256,50 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// checkLevels validates one family's aggregation levels and widening, and
+// returns the levels' prefix lengths and those of every scenario ban.
+func checkLevels(family string, levels []Level, w Widen, addrBits int) (agg, carve []int, err error) {
+	for _, lv := range levels {
+		if lv.Addresses < 1 || lv.Bits < 8 || lv.Bits >= addrBits {
+			return nil, nil, fmt.Errorf("%s prefix level /%d: needs 8 <= bits < %d and addresses >= 1", family, lv.Bits, addrBits)
+		}
+		agg = append(agg, lv.Bits)
+	}
+	carve = slices.Clone(agg)
+	if w.Bits != 0 {
+		if w.Bits < 8 || len(agg) == 0 || w.Bits >= slices.Min(agg) || w.Prefixes < 1 {
+			return nil, nil, fmt.Errorf("%s widening to /%d: needs 8 <= bits < the narrowest aggregation level, and prefixes >= 1", family, w.Bits)
+		}
+		carve = append(carve, w.Bits)
+	}
+	return agg, carve, nil
+}
+
 // Observe takes one event and returns the decisions it triggers: usually
 // none; a ban of the event's address when a threshold is crossed; a ban of
-// its prefix when the prefix holds enough bad addresses. Events without a
-// time are dated at the latest time seen. Decisions returned are already
-// recorded as active; the caller enforces and persists them.
+// its prefix when the prefix holds enough bad addresses; an Allow decision
+// (a carve-out, see good.go) when a login or accepted mail makes the
+// address good. Events without a time are dated at the latest time seen.
+// Decisions returned are already recorded; the caller enforces and
+// persists them.
 //
 // Order of the checks (each stops the event when it decides):
-//  1. no jail or no address: ignored;
+//  1. no jail or no address: ignored; an address that must never be banned
+//     (event.NeverBan): ignored;
 //  2. allowlisted address: never counted, never banned;
-//  3. a successful login: the address becomes known-good for that user;
-//  4. already banned (the address or a prefix holding it): not counted again;
-//  5. cross-address scenarios, skipped for known-good addresses: user spray,
-//     prefix aggregation, AS aggregation (see aggregate);
-//  6. per-address counting, with thresholds tightened by surge mode,
-//     suspect prefixes and suspect ASes (never for known-good addresses),
-//     and the long low-and-slow window.
+//  3. a successful login or accepted mail: the address becomes good;
+//  4. already banned (the address, or a prefix holding it unless the
+//     address is good and so carved out): not counted again;
+//  5. a delivering relay's unknown recipient: counted against the relay
+//     alone, at a fraction of its weight;
+//  6. a known-good address: counted per user (countGood); a relay's other
+//     failures: counted per address at the jail's threshold;
+//  7. cross-address scenarios (user spray, prefix aggregation and
+//     widening, AS aggregation, surge), except for a failure that is a
+//     person's typo in a network it logs in from (ownNetwork) or a bounce
+//     from a provider's mail pool (inMailPool);
+//  8. per-address counting, with thresholds tightened by surge mode,
+//     suspect prefixes and suspect ASes, and the long low-and-slow window.
 func (e *Engine) Observe(ev event.Event) []event.Decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -277,19 +315,32 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		return nil
 	}
 	addr := ev.Addr.Unmap()
+	if _, never := event.NeverBan(event.AddrPrefix(addr)); never {
+		e.stats.Ignored++
+		return nil
+	}
 	if e.cfg.Allow != nil && e.cfg.Allow.Contains(addr) {
 		e.stats.Allowlisted++
 		return nil
 	}
 	t := toStamp(ev.Time)
 	out := e.flushPending(ev.Time)
-	if ev.Kind == event.AuthSuccess {
+	switch {
+	case ev.Kind == event.AuthSuccess:
 		e.stats.Successes++
-		e.rememberGood(addr, normUser(ev.User), t)
+		d, carve := e.rememberGood(addr, normUser(ev.User), t)
 		e.forgive(addr)
+		if carve {
+			out = append(out, d)
+		}
 		return out
-	}
-	if !ev.Kind.Failure() {
+	case ev.Kind == event.MailAccepted:
+		e.stats.Deliveries++
+		if d, carve := e.rememberRelay(addr, t, ev.Service); carve {
+			out = append(out, d)
+		}
+		return out
+	case !ev.Kind.Failure():
 		return out
 	}
 	if _, banned := e.bannedAt(addr, ev.Time); banned {
@@ -305,16 +356,23 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		e.stats.Ignored++
 		return out
 	}
-	surge := e.observeSurge(t)
-	good := e.isGood(addr, t)
+	g := e.goodAt(addr, t)
 	if ev.Kind == event.RecipientUnknown {
+		if g.relay {
+			return append(out, e.countRelayBounce(ev, addr, ji, t)...)
+		}
 		e.noteEnumeration(addr, t)
 	}
-	if good {
+	if g.login {
 		return append(out, e.countGood(ev, addr, ji, weight, t)...)
 	}
-	if ds := e.aggregate(ev, addr, j, t); len(ds) > 0 {
-		return append(out, ds...)
+	cross := !g.relay && !e.ownNetwork(addr, ev.User, t) && !(ev.Kind == event.RecipientUnknown && e.inMailPool(addr))
+	surge := false
+	if cross {
+		surge = e.observeSurge(t)
+		if ds := e.aggregate(ev, addr, j, t); len(ds) > 0 {
+			return append(out, ds...)
+		}
 	}
 
 	k := keyOf(addr, ji)
@@ -337,6 +395,9 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		}
 	}
 	e.tracked.put(k, r)
+	if !cross {
+		return out
+	}
 	// Tightened thresholds: a lower bar, so the ban waits out the grace
 	// period in case the address logs in (a person who mistyped).
 	lim, scenario, why, bt := 0, "", "", j.BanTime
@@ -400,6 +461,31 @@ func (e *Engine) countGood(ev event.Event, addr netip.Addr, ji int, weight int, 
 	return nil
 }
 
+// countRelayBounce counts an unknown recipient of a delivering relay: a
+// bounce of a stale or mistyped address, which weighs Relays.Factor times
+// less than another client's. A relay that turns into an enumerator is
+// still banned, by its own count. Relays are never flagged as enumerating:
+// blinding would defer the real mail they carry.
+func (e *Engine) countRelayBounce(ev event.Event, addr netip.Addr, ji int, t stamp) []event.Decision {
+	j := &e.jails[ji]
+	lim := max(e.cfg.Relays.Factor, 1) * j.MaxRetry
+	per := (lim + ringSize - 1) / ringSize
+	gk := goodFailKey{addr: addr.As16(), jail: uint16(ji), user: relayBounces}
+	r := e.goodFails.slot(gk)
+	r.add(t, 1, per)
+	if n := r.count(toStamp(ev.Time.Add(-j.FindTime)), per); n >= lim {
+		e.goodFails.del(gk)
+		reason := fmt.Sprintf("%d unknown recipients within %s from a delivering relay (last: %q via %s)", n, fmtDuration(j.FindTime), trimUser(ev.User), ev.Service)
+		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)}
+	}
+	e.goodFails.put(gk, r)
+	return nil
+}
+
+// relayBounces is the goodFailKey user under which a relay's unknown
+// recipients are counted.
+const relayBounces = math.MaxUint32
+
 // goodFailKey counts a known-good address's failures per user.
 type goodFailKey struct {
 	addr [16]byte
@@ -451,7 +537,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		d.add(id, t)
 		e.prefixes.put(pk, d)
 		n := d.count(t - durStamp(pc.Window))
-		if n < min(lv.Addresses, distinctSize) || !e.canBanPrefix(p, pk) {
+		if n < min(lv.Addresses, distinctSize) || !e.canBanPrefix(p) {
 			continue
 		}
 		// An expired ban still in the table (Tick prunes it later) does
@@ -460,7 +546,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		if _, already := e.activeAt(p, ev.Time); already {
 			continue
 		}
-		reason := fmt.Sprintf("%d bad addresses in %s within %s (last: %s %s%s via %s)", n, p, fmtDuration(pc.Window), addr, ev.Kind, userNote(ev.User), ev.Service)
+		reason := fmt.Sprintf("%d bad addresses in %s within %s (last: %s %s%s via %s)%s", n, p, fmtDuration(pc.Window), addr, ev.Kind, userNote(ev.User), ev.Service, e.carveNote(p))
 		bt := pc.BanTime
 		if bt <= 0 {
 			bt = j.BanTime
@@ -468,6 +554,9 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		// The prefix ban covers the address: drop its pending ban.
 		e.cancelPending(addr)
 		out = append(out, e.banLocked(p, ev.Time, bt, "prefix", reason, j.Name))
+		if d, ok := e.widenAfter(p, ev.Time, j); ok {
+			out = append(out, d)
+		}
 		break
 	}
 	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 {
@@ -492,7 +581,7 @@ func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since 
 			continue
 		}
 		a := netip.AddrFrom16(d.ids[i]).Unmap()
-		if e.isGood(a, t) || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
+		if e.goodAt(a, t).any() || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
 			continue
 		}
 		if _, banned := e.bannedAt(a, ev.Time); banned {
@@ -529,12 +618,51 @@ func (e *Engine) suspect(addr netip.Addr, t stamp) (int, string, string) {
 	return 0, "", ""
 }
 
-// canBanPrefix reports whether p holds no allowlisted or known-good address.
-func (e *Engine) canBanPrefix(p netip.Prefix, pk prefixKey) bool {
-	if e.cfg.Allow != nil && e.cfg.Allow.Overlaps(p) {
-		return false
+// canBanPrefix reports whether p holds no allowlisted address. Good
+// addresses do not stop a prefix ban: they are carved out of it.
+func (e *Engine) canBanPrefix(p netip.Prefix) bool {
+	return e.cfg.Allow == nil || !e.cfg.Allow.Overlaps(p)
+}
+
+// carveNote is the part of a prefix ban's reason that says how many good
+// addresses it spares.
+func (e *Engine) carveNote(p netip.Prefix) string {
+	switch n := e.carvedIn(p); n {
+	case 0:
+		return ""
+	case 1:
+		return "; 1 address carved out (known-good or delivering relay)"
+	default:
+		return fmt.Sprintf("; %d addresses carved out (known-good or delivering relays)", n)
 	}
-	return e.goodPrefixes[pk] == 0
+}
+
+// widenAfter records the ban of p inside its widening prefix and bans that
+// prefix when it now holds enough banned ones.
+func (e *Engine) widenAfter(p netip.Prefix, at time.Time, j *jailState) (event.Decision, bool) {
+	w := e.widen(p.Addr())
+	if w.Bits == 0 {
+		return event.Decision{}, false
+	}
+	wp := prefixOf(p.Addr(), w.Bits)
+	wk := keyOfPrefix(wp)
+	t := toStamp(at)
+	d := e.wideBans.slot(wk)
+	d.add(addrID(p.Addr()), t)
+	e.wideBans.put(wk, d)
+	n := d.count(t - durStamp(e.cfg.Prefixes.Window))
+	if n < min(w.Prefixes, distinctSize) || !e.canBanPrefix(wp) {
+		return event.Decision{}, false
+	}
+	if _, already := e.activeAt(wp, at); already {
+		return event.Decision{}, false
+	}
+	reason := fmt.Sprintf("%d prefixes banned in %s within %s (last: %s)%s", n, wp, fmtDuration(e.cfg.Prefixes.Window), p, e.carveNote(wp))
+	bt := w.BanTime
+	if bt <= 0 {
+		bt = j.BanTime
+	}
+	return e.banLocked(wp, at, bt, "prefix-wide", reason, j.Name), true
 }
 
 func durStamp(d time.Duration) stamp {
@@ -661,7 +789,14 @@ func normPrefix(p netip.Prefix) netip.Prefix {
 // ErrAllowlisted is returned when asked to ban an allowlisted target.
 var ErrAllowlisted = errors.New("target is allowlisted")
 
+// ErrNeverBan is returned when asked to ban a target that covers an
+// address that must never be banned (see event.NeverBan).
+var ErrNeverBan = errors.New("target covers addresses that are never banned")
+
 func (e *Engine) checkAllowed(p netip.Prefix) error {
+	if n, never := event.NeverBan(p); never {
+		return fmt.Errorf("%s overlaps %s: %w", p, n, ErrNeverBan)
+	}
 	if e.cfg.Allow != nil && e.cfg.Allow.Overlaps(p) {
 		return fmt.Errorf("%s: %w", p, ErrAllowlisted)
 	}
@@ -701,6 +836,9 @@ func (e *Engine) Restore(active []event.Decision, history []event.Decision) (dro
 		e.offenders.put(key, o)
 	}
 	for _, d := range active {
+		if d.Action != event.Ban {
+			continue
+		}
 		d.Target = normPrefix(d.Target)
 		if e.checkAllowed(d.Target) != nil {
 			dropped = append(dropped, d)
@@ -715,11 +853,24 @@ func (e *Engine) Restore(active []event.Decision, history []event.Decision) (dro
 }
 
 // RestoreKnownGood remembers that addr logged in as user at t (from the
-// store, after a restart).
+// store, after a restart). No carve-out is issued: the daemon restores
+// the kernel's carve-outs from the store itself.
 func (e *Engine) RestoreKnownGood(addr netip.Addr, user string, t time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.rememberGood(addr.Unmap(), normUser(user), toStamp(t))
+	a := addr.Unmap()
+	e.rememberGood(a, normUser(user), toStamp(t))
+	e.restoreGood(a)
+}
+
+// RestoreRelay remembers that addr delivered mail at t (from the store,
+// after a restart), without issuing a carve-out (see RestoreKnownGood).
+func (e *Engine) RestoreRelay(addr netip.Addr, t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a := addr.Unmap()
+	e.rememberRelay(a, toStamp(t), "")
+	e.restoreGood(a)
 }
 
 // IsKnownGood reports whether addr logged in successfully recently.
@@ -727,6 +878,13 @@ func (e *Engine) IsKnownGood(addr netip.Addr, t time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.isGood(addr.Unmap(), toStamp(t))
+}
+
+// IsRelay reports whether addr delivered mail recently.
+func (e *Engine) IsRelay(addr netip.Addr, t time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.goodAt(addr.Unmap(), toStamp(t)).relay
 }
 
 // Tick advances the clock to now: deferred bans that are due take effect
@@ -775,10 +933,12 @@ func (e *Engine) prune(now stamp) {
 		e.enum.prune(func(_ [16]byte, r *ring) bool { return r.last < c })
 	}
 	e.goodFails.prune(func(k goodFailKey, r *ring) bool { return int(k.jail) < len(cut) && r.last < cut[k.jail] })
+	e.pruneGood(now)
 	if ttl := e.cfg.KnownGood.TTL; ttl > 0 {
-		goodCut := now - durStamp(ttl)
-		e.good.prune(func(_ [16]byte, g *goodEntry) bool { return g.last < goodCut })
+		c := now - min(durStamp(ttl), now)
+		e.prefixUsers.prune(func(_ prefixKey, p *prefixUsers) bool { return p.last < c })
 	}
+	e.wideBans.prune(func(_ prefixKey, d *distinct[uint32]) bool { return d.last < prefixCut })
 }
 
 // Banned reports whether addr is covered by an active decision at t, and which.
@@ -795,11 +955,11 @@ func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
 	if d, ok := e.activeAt(event.AddrPrefix(addr), t); ok {
 		return d, true
 	}
-	if len(e.wide) == 0 {
-		return event.Decision{}, false
+	if len(e.wide) == 0 || e.goodAt(addr, toStamp(t)).any() {
+		return event.Decision{}, false // good addresses are carved out of prefix bans
 	}
-	for _, lv := range e.levels(addr) {
-		if d, ok := e.activeAt(prefixOf(addr, lv.Bits), t); ok {
+	for _, bits := range e.carveLevels(addr) {
+		if d, ok := e.activeAt(prefixOf(addr, bits), t); ok {
 			return d, true
 		}
 	}

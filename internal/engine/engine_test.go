@@ -178,6 +178,7 @@ func TestActiveBansBounded(t *testing.T) {
 	cfg := DefaultConfig(Jail{Name: "sshd", Services: []string{"sshd"}, MaxRetry: 5, FindTime: time.Hour, BanTime: time.Hour})
 	cfg.MaxTracked = limit
 	cfg.KnownGood.Grace = 0 // spray bans at once
+	cfg.Prefixes.Widen4, cfg.Prefixes.Widen6 = Widen{}, Widen{}
 	e := newTestEngine(t, cfg)
 	// A manual ban of a prefix, for ever: never the one to go.
 	wide := netip.MustParsePrefix("198.51.100.0/24")

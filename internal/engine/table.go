@@ -112,7 +112,7 @@ type boundedMap[K comparable, V any] struct {
 	cap     int
 	hash    func(K) uint64
 	last    func(*V) stamp
-	onEvict func(K) // called for entries evicted or pruned; may be nil
+	onEvict func(K, *V) // called for entries evicted or pruned, before they go; may be nil
 	evicted uint64
 	rnd     uint64
 }
@@ -271,12 +271,11 @@ func (b *boundedMap[K, V]) evictOne() {
 			victim, oldest = i, l
 		}
 	}
-	k := b.slots[victim].k
+	if b.onEvict != nil {
+		b.onEvict(b.slots[victim].k, &b.slots[victim].v)
+	}
 	b.deleteAt(victim)
 	b.evicted++
-	if b.onEvict != nil {
-		b.onEvict(k)
-	}
 }
 
 // each calls f for every entry, in table order.
@@ -288,7 +287,8 @@ func (b *boundedMap[K, V]) each(f func(K, *V)) {
 	}
 }
 
-// prune deletes every entry stale reports, and returns how many.
+// prune deletes every entry stale reports, and returns how many. stale
+// may update an entry it keeps.
 func (b *boundedMap[K, V]) prune(stale func(K, *V) bool) int {
 	var doomed []K
 	for i := range b.slots {
@@ -297,9 +297,11 @@ func (b *boundedMap[K, V]) prune(stale func(K, *V) bool) int {
 		}
 	}
 	for _, k := range doomed {
-		b.del(k)
-		if b.onEvict != nil {
-			b.onEvict(k)
+		if i, ok := b.find(k); ok {
+			if b.onEvict != nil {
+				b.onEvict(k, &b.slots[i].v)
+			}
+			b.deleteAt(i)
 		}
 	}
 	return len(doomed)

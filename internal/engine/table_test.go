@@ -12,7 +12,7 @@ func TestBoundedMapAgainstMap(t *testing.T) {
 	for _, cap := range []int{1, 7, 100, 5000} {
 		b := newBoundedMap[uint64](cap, func(k uint64) uint64 { return hashU64(k % 64) }, func(v *stamp) stamp { return *v }) // many collisions
 		var evicted []uint64
-		b.onEvict = func(k uint64) { evicted = append(evicted, k) }
+		b.onEvict = func(k uint64, _ *stamp) { evicted = append(evicted, k) }
 		ref := map[uint64]stamp{}
 		r := rand.New(rand.NewPCG(1, uint64(cap)))
 		for step := range 50_000 {

@@ -28,6 +28,9 @@ const (
 	Probe
 	// Rejected is a client refused by the service's own policy (RBL, helo, access rules).
 	Rejected
+	// MailAccepted is a message the mail server accepted from the client
+	// (Postfix's "QUEUEID: client=..." line): the client delivers real mail.
+	MailAccepted
 	kindEnd
 )
 
@@ -39,6 +42,7 @@ var kindNames = [...]string{
 	ProtocolAbuse:    "protocol-abuse",
 	Probe:            "probe",
 	Rejected:         "rejected",
+	MailAccepted:     "mail-accepted",
 }
 
 // String returns the kind's stable name, as used in rule files and JSON output.
@@ -69,7 +73,11 @@ func Kinds() []Kind {
 }
 
 // Failure reports whether the kind counts against the source address.
-func (k Kind) Failure() bool { return k != AuthSuccess && k > 0 && k < kindEnd }
+func (k Kind) Failure() bool { return !k.Good() && k > 0 && k < kindEnd }
+
+// Good reports whether the kind is evidence that the client is legitimate:
+// a successful login, or mail accepted for delivery.
+func (k Kind) Good() bool { return k == AuthSuccess || k == MailAccepted }
 
 // Event is one security fact extracted from a log line or a live query.
 type Event struct {
@@ -147,4 +155,36 @@ func (d Decision) Active(t time.Time) bool {
 func AddrPrefix(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen())
+}
+
+// neverBan lists the address ranges no decision may cover, whatever the
+// logs or an operator say: dropping them breaks the host itself (0.0.0.0
+// is DHCP's source, :: that of IPv6 duplicate-address detection) or hits
+// no single client (broadcast, multicast), and loopback and link-local
+// traffic never comes from the Internet.
+var neverBan = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/32"),
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("255.255.255.255/32"),
+	netip.MustParsePrefix("::/128"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("ff00::/8"),
+}
+
+// NeverBan reports whether p covers an address that must never be banned
+// (unspecified, loopback, link-local, multicast, broadcast), and which
+// range. IPv4-mapped prefixes are unmapped first.
+func NeverBan(p netip.Prefix) (netip.Prefix, bool) {
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+	}
+	for _, n := range neverBan {
+		if n.Overlaps(p) {
+			return n, true
+		}
+	}
+	return netip.Prefix{}, false
 }
