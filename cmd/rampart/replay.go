@@ -29,8 +29,11 @@ host's own addresses included, so replay bans exactly what the daemon would
 on this host. On a terminal, progress is shown on standard error.
 
 With --json, one object per decision:
-  {"ip": "address or CIDR prefix", "time": "RFC 3339", "duration_s": N,
-   "scenario": "...", "reason": "...", "jail": "..."}
+  {"ip": "address or CIDR prefix", "action": "ban", "time": "RFC 3339",
+   "duration_s": N, "scenario": "...", "reason": "...", "jail": "..."}
+An address that logs in or delivers mail is carved out of prefix bans
+for as long as it stays good: "action": "allow", scenario "known-good" or
+"relay".
 `
 
 func runReplay(args []string, stdout, stderr io.Writer) error {
@@ -79,6 +82,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		if *asJSON {
 			enc.Encode(replayDecision{
 				IP:        daemon.Target(d.Target),
+				Action:    d.Action.String(),
 				Time:      d.Start.Format(time.RFC3339),
 				DurationS: int64(d.Duration / time.Second),
 				Scenario:  d.Scenario,
@@ -100,6 +104,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 
 type replayDecision struct {
 	IP        string `json:"ip"`
+	Action    string `json:"action"`
 	Time      string `json:"time"`
 	DurationS int64  `json:"duration_s"`
 	Scenario  string `json:"scenario"`

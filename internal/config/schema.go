@@ -29,6 +29,7 @@ type Config struct {
 	Surge      Surge            `toml:"surge"`
 	Slow       Slow             `toml:"slow"`
 	KnownGood  KnownGood        `toml:"known_good"`
+	Relays     Relays           `toml:"relays"`
 	Enumerate  Enumeration      `toml:"enumeration"`
 	Postfix    PostfixPolicy    `toml:"postfix_policy"`
 	Dovecot    DovecotPolicy    `toml:"dovecot_policy"`
@@ -94,6 +95,22 @@ type Prefixes struct {
 	Window          Duration `toml:"window" range:"1m..30d"`
 	BanTime         Duration `toml:"bantime" range:"1m..365d"`
 	SuspectMaxRetry int      `toml:"suspect_maxretry" range:"1..100"`
+	WidenIPv4       Widen    `toml:"widen_ipv4"`
+	WidenIPv6       Widen    `toml:"widen_ipv6"`
+}
+
+// Widen bans a wider prefix holding several banned ones.
+type Widen struct {
+	Bits     int      `toml:"bits"`                  // 0 disables; checked against the levels in validate
+	Prefixes int      `toml:"prefixes" range:"1..8"` // banned prefixes inside it within the window
+	BanTime  Duration `toml:"bantime" range:"1m..365d"`
+}
+
+// Relays remembers addresses that delivered mail the server accepted.
+type Relays struct {
+	Enabled bool     `toml:"enabled"`
+	TTL     Duration `toml:"ttl" range:"1h..365d"`
+	Factor  int      `toml:"factor" range:"1..100"`
 }
 
 // ASN lowers thresholds inside autonomous systems with many bad addresses.

@@ -60,6 +60,23 @@ func (c *Config) validate() error {
 			return c.errorf("prefixes.ipv6", "level %d: bits must be 16..127 and addresses 1..8", i+1)
 		}
 	}
+	for _, w := range []struct {
+		key      string
+		w        Widen
+		levels   []Level
+		min, max int
+	}{{"prefixes.widen_ipv4", c.Prefixes.WidenIPv4, c.Prefixes.IPv4, 8, 31}, {"prefixes.widen_ipv6", c.Prefixes.WidenIPv6, c.Prefixes.IPv6, 16, 127}} {
+		if w.w.Bits == 0 {
+			continue
+		}
+		narrowest := w.max + 1
+		for _, lv := range w.levels {
+			narrowest = min(narrowest, lv.Bits)
+		}
+		if w.w.Bits < w.min || w.w.Bits >= narrowest {
+			return c.errorf(w.key, "bits must be %d or more and below the narrowest level (/%d); bits = 0 turns widening off", w.min, narrowest)
+		}
+	}
 	if c.ASN.Database != "" && !strings.HasPrefix(c.ASN.Database, "/") {
 		return c.errorf("asn.database", "key \"database\": %q is not an absolute path", c.ASN.Database)
 	}

@@ -44,12 +44,12 @@ type applier struct {
 
 	mu      sync.Mutex
 	pending []event.Decision // for the kernel stage
-	good    []event.Event    // successful logins to remember
+	good    []event.Event    // successful logins and accepted mail to remember
 	wake    chan struct{}
 
 	qmu   sync.Mutex
 	queue []enforced    // for the store stage
-	qgood []event.Event // known-good clients for the store stage
+	qgood []event.Event // known-good clients and relays for the store stage
 	swake chan struct{}
 
 	smu   sync.Mutex       // held by the store stage while it writes
@@ -63,9 +63,6 @@ type applier struct {
 	// carver is enf when it can carve; nil otherwise.
 	carver Carver
 	carves carves
-	// goodTTL is how long a login keeps a client known-good
-	// ([known_good] ttl, as reloaded); nil: logins carve nothing.
-	goodTTL func() time.Duration
 
 	// positions returns the sources' positions; nil: none. Each batch of
 	// decisions is recorded with the positions read just before it was
@@ -88,28 +85,38 @@ func newApplier(st *store.Store, enf Enforcer, log *slog.Logger) *applier {
 	return a
 }
 
-// submit queues decisions; it never blocks on I/O.
+// submit queues decisions; it never blocks on I/O. A carve-out (an Allow
+// decision: the engine found a client good) goes to goodClient, not to the
+// bans: it is not recorded as a decision either, as the store keeps the
+// good clients themselves (see knownGood).
 func (a *applier) submit(ds []event.Decision) {
 	if len(ds) == 0 {
 		return
 	}
 	a.mu.Lock()
-	a.pending = append(a.pending, ds...)
+	for _, d := range ds {
+		if d.Action == event.Ban {
+			a.pending = append(a.pending, d)
+		}
+	}
 	a.mu.Unlock()
+	for _, d := range ds {
+		if d.Action == event.Allow && d.Target.IsSingleIP() {
+			a.goodClient(d.Target.Addr(), d.End())
+		}
+	}
 	signal(a.wake)
 }
 
-// knownGood queues a successful login to be remembered in the store, and
-// carves its address out of prefix bans for the known-good TTL.
+// knownGood queues a successful login (event.AuthSuccess) or accepted mail
+// (event.MailAccepted) to be remembered in the store. Its carve-out comes
+// from the engine, as an Allow decision (see submit).
 func (a *applier) knownGood(ev event.Event) {
 	a.mu.Lock()
 	if len(a.good) < 10_000 {
 		a.good = append(a.good, ev)
 	}
 	a.mu.Unlock()
-	if a.goodTTL != nil {
-		a.goodClient(ev.Addr, ev.Time.Add(a.goodTTL()))
-	}
 	signal(a.wake)
 }
 
@@ -321,7 +328,13 @@ func (a *applier) persist(ctx context.Context, batch []event.Decision, pos map[s
 		}
 	}
 	for _, ev := range good {
-		if err := a.store.AddKnownGood(ctx, ev.Addr, ev.User, ev.Time); err != nil {
+		var err error
+		if ev.Kind == event.MailAccepted {
+			err = a.store.AddRelay(ctx, ev.Addr, ev.Time)
+		} else {
+			err = a.store.AddKnownGood(ctx, ev.Addr, ev.User, ev.Time)
+		}
+		if err != nil {
 			a.storeErr.note(err)
 			break
 		}

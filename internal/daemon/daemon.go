@@ -119,7 +119,6 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	}
 	d.apply = newApplier(st, d.enf, d.log)
 	d.apply.storeErr, d.apply.enfErr = &d.storeErr, &d.enfErr
-	d.apply.goodTTL = func() time.Duration { return d.currentConfig().KnownGood.TTL.D() }
 	d.apply.positions = func() map[string]string {
 		d.mu.Lock()
 		sources := d.sources
@@ -299,8 +298,8 @@ func pastBans(hist []store.HistoryEntry) []event.Decision {
 	return past
 }
 
-// restoreKnownGood loads the addresses that logged in within the TTL, and
-// carves each out of prefix bans until its TTL ends.
+// restoreKnownGood loads the addresses that logged in, or delivered mail,
+// within their TTLs, and carves each out of prefix bans until its TTL ends.
 func (d *Daemon) restoreKnownGood(ctx context.Context, p *Pipeline, now time.Time) error {
 	ttl := d.cfg.KnownGood.TTL.D()
 	kg, err := d.store.KnownGood(ctx, now.Add(-ttl))
@@ -310,6 +309,17 @@ func (d *Daemon) restoreKnownGood(ctx context.Context, p *Pipeline, now time.Tim
 	for _, k := range kg {
 		p.Engine.RestoreKnownGood(k.Addr, k.User, k.LastSeen)
 		d.apply.goodClient(k.Addr, k.LastSeen.Add(ttl))
+	}
+	if !d.cfg.Relays.Enabled {
+		return nil
+	}
+	rs, err := d.store.Relays(ctx, now.Add(-d.cfg.Relays.TTL.D()))
+	if err != nil {
+		return fmt.Errorf("restore delivering relays: %w", err)
+	}
+	for _, r := range rs {
+		p.Engine.RestoreRelay(r.Addr, r.LastSeen)
+		d.apply.goodClient(r.Addr, r.LastSeen.Add(d.cfg.Relays.TTL.D()))
 	}
 	return nil
 }

@@ -84,6 +84,7 @@ func compile(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, a
 	p := &Pipeline{log: log}
 	ecfg := EngineConfig(cfg)
 	ecfg.Allow, ecfg.Logger = allow, log
+	ecfg.BanLoopback = !cfg.Allow.Loopback
 	if asn != nil && cfg.ASN.Database != "" {
 		ecfg.ASNs.Lookup = asn
 	}
@@ -169,8 +170,15 @@ func EngineConfig(cfg *config.Config) engine.Config {
 			}
 			return out
 		}
+		widen := func(w config.Widen) engine.Widen {
+			return engine.Widen{Bits: w.Bits, Prefixes: w.Prefixes, BanTime: w.BanTime.D()}
+		}
 		ec.Prefixes = engine.Prefixes{V4: levels(cfg.Prefixes.IPv4), V6: levels(cfg.Prefixes.IPv6), Window: cfg.Prefixes.Window.D(),
-			BanTime: cfg.Prefixes.BanTime.D(), Suspect: cfg.Prefixes.SuspectMaxRetry}
+			BanTime: cfg.Prefixes.BanTime.D(), Suspect: cfg.Prefixes.SuspectMaxRetry,
+			Widen4: widen(cfg.Prefixes.WidenIPv4), Widen6: widen(cfg.Prefixes.WidenIPv6)}
+	}
+	if cfg.Relays.Enabled {
+		ec.Relays = engine.Relays{TTL: cfg.Relays.TTL.D(), Factor: cfg.Relays.Factor}
 	}
 	if cfg.Surge.Enabled {
 		ec.Surge = engine.Surge{Factor: cfg.Surge.Factor, MinRate: cfg.Surge.MinRate, Hold: cfg.Surge.Hold.D(), MaxRetry: cfg.Surge.MaxRetry}

@@ -40,7 +40,7 @@ func replayJSON(t *testing.T, cfg *config.Config, files ...string) []byte {
 	parser := &logline.Parser{Year: 2026, Location: time.UTC}
 	_, err = Replay(context.Background(), p, parser, files, func(d event.Decision) {
 		enc.Encode(map[string]any{
-			"ip": Target(d.Target), "time": d.Start.Format(time.RFC3339), "duration_s": int64(d.Duration / time.Second),
+			"ip": Target(d.Target), "action": d.Action.String(), "time": d.Start.Format(time.RFC3339), "duration_s": int64(d.Duration / time.Second),
 			"scenario": d.Scenario, "reason": d.Reason, "jail": d.Jail,
 		})
 	}, nil)

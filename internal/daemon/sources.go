@@ -249,7 +249,7 @@ func (d *Daemon) line(rs *runningSource, l *logline.Line) {
 		return
 	}
 	ev, ok, ds := rs.router.Load().observe(l, func(ev event.Event) bool { return d.live.absorb(ev, now) })
-	if ok && ev.Kind == event.AuthSuccess && ev.Addr.IsValid() {
+	if ok && ev.Kind.Good() && ev.Addr.IsValid() {
 		d.apply.knownGood(ev)
 	}
 	d.apply.submit(ds)

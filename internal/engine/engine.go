@@ -76,6 +76,11 @@ type Config struct {
 	Enumeration Enumeration
 	Allow       Allowlist    // nil allows nothing
 	Logger      *slog.Logger // nil discards
+	// BanLoopback lets loopback addresses be banned like any other, for
+	// tests that attack a server from 127.0.0.2 and the like (the
+	// configuration's [allow] loopback = false). Off, loopback is never
+	// banned (see event.NeverBan).
+	BanLoopback bool
 }
 
 // Defaults for fields left zero.
@@ -158,13 +163,13 @@ type Engine struct {
 	carvePrefixes, relayPrefixes map[prefixKey]uint32
 	bits                         levelBits
 	surge                        surgeState
-	active       *boundedMap[prefixKey, activeBan] // decisions in force (active.go)
-	names        nameTable                         // their scenario, jail and origin names
-	wide         map[netip.Prefix]bool             // active targets wider than one address
-	now          time.Time                         // the latest time seen
-	lastPrune    time.Time
-	log          *slog.Logger
-	stats        Stats
+	active                       *boundedMap[prefixKey, activeBan] // decisions in force (active.go)
+	names                        nameTable                         // their scenario, jail and origin names
+	wide                         map[netip.Prefix]bool             // active targets wider than one address
+	now                          time.Time                         // the latest time seen
+	lastPrune                    time.Time
+	log                          *slog.Logger
+	stats                        Stats
 }
 
 // levelBits are the prefix lengths of the aggregation levels (agg) and of
@@ -198,14 +203,14 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
-		cfg:          cfg,
-		byName:       map[string]int{},
-		byService:    map[string]int{},
-		tracked:      newBoundedMap[addrKey](cfg.MaxTracked, hashAddrKey, func(r *ring) stamp { return r.last }),
-		offenders:    newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(o *offender) stamp { return o.bans.last }),
-		users:        newBoundedMap[uint64](max(cfg.MaxTracked/10, 1024), hashU64, func(d *distinct[[16]byte]) stamp { return d.last }),
-		prefixes:     newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(d *distinct[uint32]) stamp { return d.last }),
-		asns:         newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), hashU32, func(d *distinct[uint32]) stamp { return d.last }),
+		cfg:           cfg,
+		byName:        map[string]int{},
+		byService:     map[string]int{},
+		tracked:       newBoundedMap[addrKey](cfg.MaxTracked, hashAddrKey, func(r *ring) stamp { return r.last }),
+		offenders:     newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(o *offender) stamp { return o.bans.last }),
+		users:         newBoundedMap[uint64](max(cfg.MaxTracked/10, 1024), hashU64, func(d *distinct[[16]byte]) stamp { return d.last }),
+		prefixes:      newBoundedMap[prefixKey](max(cfg.MaxTracked/4, 1024), hashPrefixKey, func(d *distinct[uint32]) stamp { return d.last }),
+		asns:          newBoundedMap[uint32](max(cfg.MaxTracked/100, 1024), hashU32, func(d *distinct[uint32]) stamp { return d.last }),
 		good:          newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(g *goodEntry) stamp { return g.last }),
 		enum:          newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(r *ring) stamp { return r.last }),
 		goodFails:     newBoundedMap[goodFailKey](max(cfg.MaxTracked/10, 1024), hashGoodFail, func(r *ring) stamp { return r.last }),
@@ -315,7 +320,7 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		return nil
 	}
 	addr := ev.Addr.Unmap()
-	if _, never := event.NeverBan(event.AddrPrefix(addr)); never {
+	if _, never := e.neverBan(event.AddrPrefix(addr)); never {
 		e.stats.Ignored++
 		return nil
 	}
@@ -794,13 +799,22 @@ var ErrAllowlisted = errors.New("target is allowlisted")
 var ErrNeverBan = errors.New("target covers addresses that are never banned")
 
 func (e *Engine) checkAllowed(p netip.Prefix) error {
-	if n, never := event.NeverBan(p); never {
-		return fmt.Errorf("%s overlaps %s: %w", p, n, ErrNeverBan)
-	}
 	if e.cfg.Allow != nil && e.cfg.Allow.Overlaps(p) {
 		return fmt.Errorf("%s: %w", p, ErrAllowlisted)
 	}
+	if n, never := e.neverBan(p); never {
+		return fmt.Errorf("%s overlaps %s: %w", p, n, ErrNeverBan)
+	}
 	return nil
+}
+
+// neverBan is event.NeverBan, with loopback left out when BanLoopback.
+func (e *Engine) neverBan(p netip.Prefix) (netip.Prefix, bool) {
+	n, never := event.NeverBan(p)
+	if never && e.cfg.BanLoopback && (n == event.Loopback4 || n == event.Loopback6) && n.Contains(p.Addr()) && n.Bits() <= p.Bits() {
+		return netip.Prefix{}, false
+	}
+	return n, never
 }
 
 // Unban removes an active decision and forgets the target's recent

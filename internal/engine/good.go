@@ -111,7 +111,11 @@ func (e *Engine) rememberGood(a netip.Addr, user string, t stamp) (event.Decisio
 		}
 		e.notePrefixUser(a, id, t)
 	}
-	d, ok := e.carveOut(a, &g, t, "known-good", e.cfg.KnownGood.TTL, fmt.Sprintf("logged in%s", userNote(user)))
+	why := "logged in"
+	if user != "" {
+		why = fmt.Sprintf("logged in as %q", trimUser(user))
+	}
+	d, ok := e.carveOut(a, &g, t, "known-good", e.cfg.KnownGood.TTL, why)
 	e.good.put(a.As16(), g)
 	return d, ok
 }
@@ -204,6 +208,20 @@ func (e *Engine) pruneGood(now stamp) {
 			e.countPrefixes(e.relayPrefixes, a, e.aggBits(a), -1)
 		}
 		return !gd.any()
+	})
+}
+
+// recountGood rebuilds the per-prefix counts of good addresses, after
+// the prefix levels changed.
+func (e *Engine) recountGood() {
+	clear(e.carvePrefixes)
+	clear(e.relayPrefixes)
+	e.good.each(func(k [16]byte, g *goodEntry) {
+		a := netip.AddrFrom16(k).Unmap()
+		e.countPrefixes(e.carvePrefixes, a, e.carveLevels(a), 1)
+		if g.relay {
+			e.countPrefixes(e.relayPrefixes, a, e.aggBits(a), 1)
+		}
 	})
 }
 

@@ -249,3 +249,17 @@ func TestNeverBan(t *testing.T) {
 		t.Fatalf("manual ban of an ordinary prefix: %v", err)
 	}
 }
+
+// With BanLoopback (a test's [allow] loopback = false), loopback addresses
+// are banned like others; the other never-ban ranges stay.
+func TestBanLoopback(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) { c.BanLoopback = true })
+	if _, err := e.Ban(event.Decision{Target: netip.MustParsePrefix("127.0.1.0/24"), Duration: time.Hour}); err != nil {
+		t.Fatalf("ban of a loopback prefix: %v", err)
+	}
+	for _, p := range []string{"0.0.0.0/32", "126.0.0.0/7", "fe80::1/128"} {
+		if _, err := e.Ban(event.Decision{Target: netip.MustParsePrefix(p), Duration: time.Hour}); !errors.Is(err, ErrNeverBan) {
+			t.Fatalf("ban of %s: %v", p, err)
+		}
+	}
+}

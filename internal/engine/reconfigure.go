@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/rampart-dev/rampart/internal/event"
+import (
+	"slices"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
 
 // Reconfigure replaces the engine's jails, thresholds, scenario settings and
 // allowlist while keeping what it has learnt: failures in progress, ban
@@ -55,6 +59,10 @@ func (e *Engine) Reconfigure(cfg Config) error {
 	}
 	e.cfg, e.log = n.cfg, n.log
 	e.jails, e.byName, e.byService = n.jails, n.byName, n.byService
+	if !slices.Equal(e.bits.carve4, n.bits.carve4) || !slices.Equal(e.bits.carve6, n.bits.carve6) {
+		e.bits = n.bits
+		e.recountGood()
+	}
 	e.dropPending(func(b pendingBan) bool {
 		if _, kept := n.byName[b.jail]; b.jail != "" && !kept {
 			return true

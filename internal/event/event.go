@@ -157,6 +157,12 @@ func AddrPrefix(a netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(a, a.BitLen())
 }
 
+// Loopback4 and Loopback6 are the loopback networks.
+var (
+	Loopback4 = netip.MustParsePrefix("127.0.0.0/8")
+	Loopback6 = netip.MustParsePrefix("::1/128")
+)
+
 // neverBan lists the address ranges no decision may cover, whatever the
 // logs or an operator say: dropping them breaks the host itself (0.0.0.0
 // is DHCP's source, :: that of IPv6 duplicate-address detection) or hits
@@ -164,12 +170,12 @@ func AddrPrefix(a netip.Addr) netip.Prefix {
 // traffic never comes from the Internet.
 var neverBan = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/32"),
-	netip.MustParsePrefix("127.0.0.0/8"),
+	Loopback4,
 	netip.MustParsePrefix("169.254.0.0/16"),
 	netip.MustParsePrefix("224.0.0.0/4"),
 	netip.MustParsePrefix("255.255.255.255/32"),
 	netip.MustParsePrefix("::/128"),
-	netip.MustParsePrefix("::1/128"),
+	Loopback6,
 	netip.MustParsePrefix("fe80::/10"),
 	netip.MustParsePrefix("ff00::/8"),
 }

@@ -185,6 +185,70 @@ func (s *Store) ForgetKnownGood(ctx context.Context, addr netip.Addr) error {
 	return nil
 }
 
+// Delivering relays.
+
+// Relay is a client that delivered mail the server accepted.
+type Relay struct {
+	Addr      netip.Addr // unmapped
+	FirstSeen time.Time
+	LastSeen  time.Time
+	Count     int // deliveries recorded
+}
+
+// AddRelay records mail accepted from addr at time at: it creates the
+// relay or counts one more delivery, keeping the earliest and latest times.
+func (s *Store) AddRelay(ctx context.Context, addr netip.Addr, at time.Time) error {
+	a, err := normAddr(addr)
+	if err != nil {
+		return fmt.Errorf("add relay: %w", err)
+	}
+	t := toNS(at)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO relays (addr, first_seen_ns, last_seen_ns, count)
+			VALUES (?, ?, ?, 1)
+			ON CONFLICT (addr) DO UPDATE SET
+				count = count + 1,
+				first_seen_ns = min(first_seen_ns, excluded.first_seen_ns),
+				last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`,
+			a.String(), t, t)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add relay %s: %w", a, err)
+	}
+	return nil
+}
+
+// Relays returns the relays last seen at or after since, most recent first.
+func (s *Store) Relays(ctx context.Context, since time.Time) ([]Relay, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT addr, first_seen_ns, last_seen_ns, count
+		FROM relays WHERE last_seen_ns >= ? ORDER BY last_seen_ns DESC, addr`, toNS(since))
+	if err != nil {
+		return nil, fmt.Errorf("list relays: %w", classify(err))
+	}
+	defer rows.Close()
+	var rs []Relay
+	for rows.Next() {
+		var (
+			r           Relay
+			addr        string
+			first, last int64
+		)
+		if err := rows.Scan(&addr, &first, &last, &r.Count); err != nil {
+			return nil, fmt.Errorf("list relays: %w", classify(err))
+		}
+		if r.Addr, err = netip.ParseAddr(addr); err != nil {
+			return nil, fmt.Errorf("list relays: bad address: %w", err)
+		}
+		r.FirstSeen, r.LastSeen = fromNS(first), fromNS(last)
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list relays: %w", classify(err))
+	}
+	return rs, nil
+}
+
 // Meta.
 
 // Meta returns the value stored under key; ok is false when there is none.

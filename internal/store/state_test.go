@@ -126,3 +126,40 @@ func TestMeta(t *testing.T) {
 		}
 	}
 }
+
+func TestRelays(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	a := netip.MustParseAddr("209.85.220.41")
+	b := netip.MustParseAddr("2a00:1450:4864::1")
+	for _, st := range []struct {
+		addr netip.Addr
+		at   time.Time
+	}{
+		{a, t0},
+		{netip.MustParseAddr("::ffff:209.85.220.41"), t0.Add(time.Hour)},
+		{a, t0.Add(-time.Hour)},
+		{b, t0.Add(30 * time.Minute)},
+	} {
+		if err := s.AddRelay(ctx, st.addr, st.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := s.Relays(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Relay{
+		{Addr: a, FirstSeen: t0.Add(-time.Hour), LastSeen: t0.Add(time.Hour), Count: 3},
+		{Addr: b, FirstSeen: t0.Add(30 * time.Minute), LastSeen: t0.Add(30 * time.Minute), Count: 1},
+	}
+	if fmt.Sprint(rs) != fmt.Sprint(want) {
+		t.Errorf("Relays =\n%v\nwant\n%v", rs, want)
+	}
+	if rs, _ := s.Relays(ctx, t0.Add(31*time.Minute)); len(rs) != 1 || rs[0].Addr != a {
+		t.Errorf("Relays since 31m: %v", rs)
+	}
+	if err := s.AddRelay(ctx, netip.Addr{}, t0); err == nil {
+		t.Error("AddRelay of an invalid address accepted")
+	}
+}

@@ -267,8 +267,9 @@ type rcptProbe struct {
 }
 
 // smtpEnum writes one port-25 connection that tries recipients; each is an
-// attempt. Existing recipients are accepted and logged by nothing but the
-// disconnect line's counters.
+// attempt. The first existing recipient makes smtpd open a queue file and
+// log "QUEUEID: client=..."; the session ends before DATA, so no message is
+// ever queued.
 func (s *sim) smtpEnum(r *rand.Rand, w who, t time.Time, addr netip.Addr, probes []rcptProbe) time.Time {
 	ss := s.session(mailLog, smtp.name+"["+itoa(s.newPID(r))+"]", t)
 	client := "unknown[" + addr.String() + "]"
@@ -276,15 +277,21 @@ func (s *sim) smtpEnum(r *rand.Rand, w who, t time.Time, addr netip.Addr, probes
 	helo := pick(r, "User", "WIN-CLJ1B0GQ6JP", "ylmf-pc", "localhost", "mail.example.com", "["+addr.String()+"]")
 	from := pick(r, "", "info@"+pick(r, "mail.ru", "qq.com", "gmail.com", "example.net"))
 	accepted := 0
+	qid := "NOQUEUE"
 	for _, p := range probes {
 		ss.wait(r, 200*time.Millisecond, 1500*time.Millisecond)
 		if p.exists {
 			accepted++
 			ss.attempt(w, addr, "postfix", p.rcpt, "accepted")
+			if qid == "NOQUEUE" {
+				// smtpd opens the queue file at the first valid recipient.
+				qid = queueID(r)
+				ss.log(qid + ": client=" + client)
+			}
 			continue
 		}
 		ss.attempt(w, addr, "postfix", p.rcpt, "failure")
-		ss.log("NOQUEUE: reject: RCPT from " + client + ": 550 5.1.1 <" + p.rcpt + ">: Recipient address rejected: User unknown in virtual mailbox table; from=<" + from + "> to=<" + p.rcpt + "> proto=ESMTP helo=<" + helo + ">")
+		ss.log(qid + ": reject: RCPT from " + client + ": 550 5.1.1 <" + p.rcpt + ">: Recipient address rejected: User unknown in virtual mailbox table; from=<" + from + "> to=<" + p.rcpt + "> proto=ESMTP helo=<" + helo + ">")
 	}
 	n := len(probes)
 	rcpt := " rcpt=" + itoa(accepted) + "/" + itoa(n)

@@ -41,10 +41,16 @@ var scenarios = []scenario{
 	{"slow", "300 scattered addresses, one attempt each every 20-40 minutes all day", slow},
 	{"ipv6", "2000 addresses in three /64s, one attempt each, over 2 hours", ipv6},
 	{"enum", "1500 addresses in 30 /24s probing recipients on port 25, over 2 hours", enum},
+	{"relay-spray", "2 relays of a mail provider's pool spray SMTP AUTH passwords for an hour", relaySpray},
+	{"neighbour", "6 infected hosts of a residential /24 that two real users share", neighbour},
+	{"rotation16", "2500 IPv4 addresses in ~50 /24s of six /16s, 1-2 attempts each, over 3 hours", rotation16},
 	{"legit-nat", "20 office users behind one NAT address, typos at arrival", legitNAT},
 	{"legit-home", "12 users at home, 3 of them SSH admins", legitHome},
 	{"legit-mobile", "8 phones on IPv6 with changing privacy addresses", legitMobile},
 	{"legit-travel", "3 users mistyping their password once from a hotel", legitTravel},
+	{"legit-relays", "two mail providers' relay pools delivering mail all day, 1 in 25 to a stale recipient", legitRelays},
+	{"legit-neighbour", "2 users reading mail from the residential /24 of the neighbour scenario", legitNeighbour},
+	{"legit-webmail", "6 users reading mail through a webmail provider's 12 egress addresses", legitWebmail},
 }
 
 func main() {

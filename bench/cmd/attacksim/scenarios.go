@@ -35,9 +35,14 @@ var (
 // avoid16 lists the /16s of the named groups, for scattered addresses.
 func avoid16() map[[2]int]bool {
 	m := map[[2]int]bool{}
-	for _, set := range [][][2]int{rotationV4, enumV4, residentialV4} {
+	for _, set := range [][][2]int{rotationV4, enumV4, residentialV4, rotation16V4, {outlookPool16}} {
 		for _, s := range set {
 			m[s] = true
+		}
+	}
+	for _, set := range [][]prefix24{gmailPool, webmailEgress, {neighbourhood}} {
+		for _, p := range set {
+			m[[2]int{p[0], p[1]}] = true
 		}
 	}
 	b := officeNAT.As4()

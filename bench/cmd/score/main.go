@@ -71,7 +71,13 @@ func run(w io.Writer, truthPath string, args []string, plain []string, verbose b
 		if err != nil {
 			return err
 		}
-		tools = append(tools, tool{name: name, scores: score(truth, bans), total: len(bans)})
+		n := 0
+		for _, b := range bans {
+			if !b.Allow {
+				n++
+			}
+		}
+		tools = append(tools, tool{name: name, scores: score(truth, bans), total: n})
 	}
 	if len(tools) == 1 {
 		printOne(w, tools[0])

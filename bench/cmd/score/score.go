@@ -33,6 +33,15 @@ type Ban struct {
 	Start    time.Time
 	End      time.Time // zero: never expires
 	Scenario string    // the tool's scenario (rampart) or jail (fail2ban)
+	// Allow marks a carve-out ("action": "allow"): the address (a /32 or
+	// /128) stays reachable inside prefix bans while it is in force;
+	// address bans still hold it.
+	Allow bool
+}
+
+// during reports whether the carve-out c lasts through all of b.
+func (c Ban) during(b Ban) bool {
+	return !c.Start.After(b.Start) && (c.End.IsZero() || (!b.End.IsZero() && !c.End.Before(b.End)))
 }
 
 // covers reports whether the ban was in force when an attempt made at t
@@ -44,7 +53,9 @@ func (b Ban) covers(t time.Time) bool {
 }
 
 type decisionJSON struct {
-	IP        string    `json:"ip"`
+	IP     string `json:"ip"`
+	Action string `json:"action"` // "ban" (or absent) or "allow"
+
 	Time      time.Time `json:"time"`
 	DurationS int64     `json:"duration_s"`
 	Scenario  string    `json:"scenario"`
@@ -90,6 +101,16 @@ func readBans(r io.Reader) ([]Ban, error) {
 			return fmt.Errorf("line %d: no time", n)
 		}
 		b := Ban{Target: p, Start: d.Time, Scenario: d.Scenario}
+		switch d.Action {
+		case "", "ban":
+		case "allow":
+			if !p.IsSingleIP() {
+				return fmt.Errorf("line %d: a carve-out of %s, not of one address", n, p)
+			}
+			b.Allow = true
+		default:
+			return fmt.Errorf("line %d: unknown action %q", n, d.Action)
+		}
 		if d.DurationS > 0 {
 			b.End = d.Time.Add(time.Duration(d.DurationS) * time.Second)
 		}
@@ -139,14 +160,19 @@ func eachLine(r io.Reader, f func(n int, line []byte) error) error {
 // prefix length in use.
 type index struct {
 	byTarget map[netip.Prefix][]Ban
-	bits4    []int // prefix lengths of IPv4 targets, longest first
+	carved   map[netip.Addr][]Ban // carve-outs by address
+	bits4    []int                // prefix lengths of IPv4 targets, longest first
 	bits6    []int
 }
 
 func newIndex(bans []Ban) *index {
-	ix := &index{byTarget: map[netip.Prefix][]Ban{}}
+	ix := &index{byTarget: map[netip.Prefix][]Ban{}, carved: map[netip.Addr][]Ban{}}
 	seen := map[[2]int]bool{}
 	for _, b := range bans {
+		if b.Allow {
+			ix.carved[b.Target.Addr()] = append(ix.carved[b.Target.Addr()], b)
+			continue
+		}
 		ix.byTarget[b.Target] = append(ix.byTarget[b.Target], b)
 		fam := 6
 		if b.Target.Addr().Is4() {
@@ -185,22 +211,33 @@ func (ix *index) holding(a netip.Addr, f func(Ban) bool) {
 	}
 }
 
-// covered reports whether a ban held a and was in force at t.
+// covered reports whether a ban held a and was in force at t: an address
+// ban, or a prefix ban while no carve-out of a was.
 func (ix *index) covered(a netip.Addr, t time.Time) bool {
 	hit := false
 	ix.holding(a, func(b Ban) bool {
-		hit = b.covers(t)
+		hit = b.covers(t) && (b.Target.IsSingleIP() || !ix.carvedAt(a, t))
 		return !hit
 	})
 	return hit
 }
 
-// everBanned reports whether any ban ever held a.
+func (ix *index) carvedAt(a netip.Addr, t time.Time) bool {
+	for _, c := range ix.carved[a] {
+		if !t.Before(c.Start) && (c.End.IsZero() || t.Before(c.End)) {
+			return true
+		}
+	}
+	return false
+}
+
+// everBanned reports whether any ban ever held a: an address ban, or a
+// prefix ban that a carve-out of a did not cover from start to end.
 func (ix *index) everBanned(a netip.Addr) bool {
 	hit := false
-	ix.holding(a, func(Ban) bool {
-		hit = true
-		return false
+	ix.holding(a, func(b Ban) bool {
+		hit = b.Target.IsSingleIP() || !slices.ContainsFunc(ix.carved[a], func(c Ban) bool { return c.during(b) })
+		return !hit
 	})
 	return hit
 }
@@ -282,6 +319,9 @@ func score(truth []Attempt, bans []Ban) []Score {
 	}
 	slices.SortFunc(all, netip.Addr.Compare)
 	for _, b := range bans {
+		if b.Allow {
+			continue
+		}
 		hit := map[string]bool{}
 		if b.Target.IsSingleIP() {
 			for _, n := range owners[b.Target.Addr()] {

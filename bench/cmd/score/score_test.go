@@ -157,3 +157,44 @@ func TestRunTwoTools(t *testing.T) {
 		}
 	}
 }
+
+// A carve-out keeps its address out of prefix bans while it is in force,
+// never out of an address ban; an address carved out for a prefix ban's
+// whole length was never banned by it.
+func TestCarveOuts(t *testing.T) {
+	bans := mustBans(t, `
+{"ip":"198.51.100.7","action":"allow","time":"2025-03-10T06:00:00Z","duration_s":0,"scenario":"known-good"}
+{"ip":"198.51.100.8","action":"allow","time":"2025-03-10T06:00:00Z","duration_s":200,"scenario":"relay"}
+{"ip":"198.51.100.0/24","action":"ban","time":"2025-03-10T06:01:40Z","duration_s":600,"scenario":"prefix"}
+{"ip":"198.51.100.9","action":"allow","time":"2025-03-10T06:00:00Z","duration_s":0,"scenario":"known-good"}
+{"ip":"198.51.100.9","time":"2025-03-10T06:05:00Z","duration_s":60,"scenario":"ip-failures"}
+`)
+	ix := newIndex(bans)
+	for _, tc := range []struct {
+		addr string
+		t    int
+		want bool
+	}{
+		{"198.51.100.7", 300, false},
+		{"198.51.100.8", 150, false}, // carved out until +200s
+		{"198.51.100.8", 250, true},
+		{"198.51.100.1", 150, true},
+		{"198.51.100.9", 200, false},
+		{"198.51.100.9", 320, true}, // its own address ban
+	} {
+		if got := ix.covered(netip.MustParseAddr(tc.addr), at(tc.t)); got != tc.want {
+			t.Errorf("%s at +%ds: covered %v, want %v", tc.addr, tc.t, got, tc.want)
+		}
+	}
+	for addr, want := range map[string]bool{"198.51.100.7": false, "198.51.100.8": true, "198.51.100.9": true, "198.51.100.1": true} {
+		if got := ix.everBanned(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("everBanned(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if _, err := readBans(strings.NewReader(`{"ip":"198.51.100.0/24","action":"allow","time":"2025-03-10T06:00:00Z"}`)); err == nil {
+		t.Error("a carve-out of a prefix accepted")
+	}
+	if _, err := readBans(strings.NewReader(`{"ip":"198.51.100.1","action":"tarpit","time":"2025-03-10T06:00:00Z"}`)); err == nil {
+		t.Error("an unknown action accepted")
+	}
+}
