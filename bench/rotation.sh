@@ -60,7 +60,7 @@ echo "== fail2ban replay" >&2
 	"$PY" bench/f2b_replay.py --auth "$OUT/auth.log" --mail "$OUT/mail.log" --year "$YEAR" -o "$OUT/fail2ban.jsonl"
 
 {
-	"$OUT/score" -v -truth "$OUT/truth.jsonl" rampart="$OUT/rampart.jsonl" fail2ban="$OUT/fail2ban.jsonl"
+	"$OUT/score" -v -plain naive,relay-spray -truth "$OUT/truth.jsonl" rampart="$OUT/rampart.jsonl" fail2ban="$OUT/fail2ban.jsonl"
 	echo
 	echo "Versions"
 	echo

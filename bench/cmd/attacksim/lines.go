@@ -32,12 +32,16 @@ func lip(client netip.Addr) string {
 	return serverV6.String()
 }
 
-// who says whose attempts a session records.
+// who says whose attempts a session records; the zero who records none
+// (lines that belong in the logs but in no scenario's ground truth).
 type who struct {
 	role, scenario string
 }
 
 func (ss *session) attempt(w who, addr netip.Addr, service, user, result string) {
+	if w.role == "" {
+		return
+	}
 	ss.s.record(Attempt{Time: ss.t, IP: addr.String(), Role: w.role, Scenario: w.scenario, Service: service, User: user, Result: result})
 }
 
