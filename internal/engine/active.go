@@ -3,6 +3,8 @@ package engine
 import (
 	"math"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/event"
@@ -38,6 +40,12 @@ func (b *activeBan) end() stamp {
 		return math.MaxUint32
 	}
 	return toStamp(time.Unix(0, b.start).Add(b.dur))
+}
+
+// in reports whether the ban is in force at t (as event.Decision.Active).
+func (b *activeBan) in(t time.Time) bool {
+	since := t.UnixNano() - b.start
+	return since >= 0 && (b.dur <= 0 || since < int64(b.dur))
 }
 
 // maxNames bounds the interned scenario, jail and origin names; a name past
@@ -110,12 +118,6 @@ func (e *Engine) forgetActive(k prefixKey, _ *activeBan) {
 	}
 }
 
-// in reports whether the ban is in force at t (as event.Decision.Active).
-func (b *activeBan) in(t time.Time) bool {
-	since := t.UnixNano() - b.start
-	return since >= 0 && (b.dur <= 0 || since < int64(b.dur))
-}
-
 // activeAt returns the decision on exactly target if it is in force at t.
 func (e *Engine) activeAt(target netip.Prefix, t time.Time) (event.Decision, bool) {
 	k := keyOfPrefix(target)
@@ -135,4 +137,64 @@ func (e *Engine) decisionOf(k prefixKey, b activeBan) event.Decision {
 		Jail:     e.names.name(b.jail),
 		Origin:   e.names.name(b.origin),
 	}
+}
+
+// Banned reports whether addr is covered by an active decision at t, and which.
+func (e *Engine) Banned(addr netip.Addr, t time.Time) (event.Decision, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.bannedAt(addr.Unmap(), t)
+}
+
+// bannedAt looks for an active ban of addr or of a prefix holding it: the
+// aggregation levels are looked up directly, other prefixes (manual bans,
+// peers) scanned.
+func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
+	if d, ok := e.activeAt(event.AddrPrefix(addr), t); ok {
+		return d, true
+	}
+	if len(e.wide) == 0 || e.goodAt(addr, toStamp(t)).any() {
+		return event.Decision{}, false // good addresses are carved out of prefix bans
+	}
+	for _, bits := range e.carveLevels(addr) {
+		if d, ok := e.activeAt(prefixOf(addr, bits), t); ok {
+			return d, true
+		}
+	}
+	if len(e.wide) <= 32 {
+		for p := range e.wide {
+			if p.Contains(addr) {
+				if d, ok := e.activeAt(p, t); ok {
+					return d, true
+				}
+			}
+		}
+		return event.Decision{}, false
+	}
+	for bits := addr.BitLen() - 1; bits >= 0; bits-- {
+		if d, ok := e.activeAt(prefixOf(addr, bits), t); ok {
+			return d, true
+		}
+	}
+	return event.Decision{}, false
+}
+
+// Active returns the decisions in force at t, sorted by start. Their
+// Reason is empty: the engine does not keep it (see active.go).
+func (e *Engine) Active(t time.Time) []event.Decision {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ds []event.Decision
+	e.active.each(func(k prefixKey, b *activeBan) {
+		if b.in(t) {
+			ds = append(ds, e.decisionOf(k, *b))
+		}
+	})
+	slices.SortFunc(ds, func(a, b event.Decision) int {
+		if c := a.Start.Compare(b.Start); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Target.String(), b.Target.String())
+	})
+	return ds
 }

@@ -1,115 +1,160 @@
 package engine
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
 )
 
 // The scenarios in this file look across addresses, to stop attackers who
 // rotate to a fresh address as soon as a per-address limit is hit. None of
 // them ever acts on an allowlisted or known-good address.
 
-// Spray makes a user name "hot" once it has failed from Addresses distinct
-// addresses within Window; while hot, a failure for it from an address that
-// never logged in bans that address at once.
-type Spray struct {
-	Addresses int // 0 disables
-	Window    time.Duration
-	BanTime   time.Duration // ban length (escalating); the jail's when shorter
-}
-
-// Level is one prefix length at which bad addresses are aggregated.
-type Level struct {
-	Bits      int // 24 for IPv4 /24, 64 for IPv6 /64, ...
-	Addresses int // distinct bad addresses within the window that ban the prefix
-}
-
-// Prefixes bans a network prefix that holds enough distinct bad addresses
-// within Window. The good addresses in it (known-good clients, delivering
-// relays) are carved out of the ban (see good.go). A prefix that holds an
-// allowlisted address is never banned: its addresses get the Suspect
-// threshold instead.
-//
-// Widen4 and Widen6 escalate further: once Widen.Prefixes prefixes inside
-// one wider prefix of Widen.Bits have been banned within Window, the wider
-// prefix is banned for Widen.BanTime, with the same carve-outs.
-type Prefixes struct {
-	V4, V6         []Level // empty disables that family
-	Window         time.Duration
-	BanTime        time.Duration // first prefix ban; escalates like address bans
-	Suspect        int           // per-address threshold inside a prefix that could not be banned
-	Widen4, Widen6 Widen
-}
-
-// Widen bans a wider prefix that holds several banned ones.
-type Widen struct {
-	Bits     int // the wider prefix's length: 16 for IPv4, 48 for IPv6; 0 disables
-	Prefixes int // distinct prefixes banned inside it within the window
-	BanTime  time.Duration
-}
-
-// ASNLookup maps an address to its autonomous system.
-type ASNLookup interface {
-	ASN(netip.Addr) (asn uint32, org string, ok bool)
-}
-
-// ASNs lowers the per-address threshold to MaxRetry for every address of an
-// autonomous system that produced Addresses distinct bad addresses within
-// Window. It never bans a whole AS.
-type ASNs struct {
-	Lookup    ASNLookup // nil disables
-	Addresses int
-	Window    time.Duration
-	MaxRetry  int
-}
-
-// Surge tightens thresholds while the global failure rate is far above its
-// baseline: a minute with at least max(MinRate, Factor × baseline) failures
-// turns surge mode on, and it stays on until Hold has passed without such a
-// minute. The baseline is an exponentially weighted per-minute average
-// over about an hour.
-type Surge struct {
-	Factor   float64 // 0 disables
-	MinRate  int     // failures per minute below which there is never a surge
-	Hold     time.Duration
-	MaxRetry int // per-address threshold during a surge
-}
-
-// Slow catches low-and-slow attackers: Failures failures within Window from
-// one address ban it, however far apart they are.
-type Slow struct {
-	Failures int // 0 disables; at most the ring size (8) per slot
-	Window   time.Duration
-	BanTime  time.Duration // ban length (escalating); the jail's when shorter
-}
-
-// KnownGood configures the carve-outs for addresses that logged in: how
-// long a login keeps an address known-good; how long a ban on a tightened
-// threshold waits for a login that cancels it (Grace); and how many times
-// the jail's maxretry a known-good address may fail over all its users
-// before it is banned all the same (Factor).
-type KnownGood struct {
-	TTL    time.Duration
-	Grace  time.Duration
-	Factor int
-}
-
-// Defaults for the cross-address scenarios.
-var (
-	DefaultSpray    = Spray{Addresses: 5, Window: time.Hour, BanTime: 12 * time.Hour}
-	DefaultPrefixes = Prefixes{
-		V4: []Level{{Bits: 24, Addresses: 3}}, V6: []Level{{Bits: 64, Addresses: 3}},
-		Window: 6 * time.Hour, BanTime: time.Hour, Suspect: 1,
-		Widen4: Widen{Bits: 16, Prefixes: 3, BanTime: 30 * time.Minute},
-		Widen6: Widen{Bits: 48, Prefixes: 3, BanTime: 30 * time.Minute},
+// aggregate feeds the cross-address scenarios with a failure of a
+// non-known-good address and returns the bans they decide.
+func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stamp) []event.Decision {
+	id := addrID(addr)
+	var out []event.Decision
+	if sp := e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
+		uid := userID(normUser(ev.User))
+		d := e.users.slot(uid)
+		since := t - durStamp(sp.Window)
+		hot := min(sp.Addresses, distinctSize)
+		wasHot := d.count(since) >= hot
+		a16 := addr.As16()
+		d.add(a16, t)
+		e.users.put(uid, d)
+		if n := d.count(since); n >= hot {
+			bt := longer(sp.BanTime, j.BanTime)
+			reason := fmt.Sprintf("user %q failed from %d addresses within %s (last: %s via %s)", trimUser(ev.User), n, fmtDuration(sp.Window), ev.Kind, ev.Service)
+			e.deferBan(event.AddrPrefix(addr), ev.Time, bt, "user-spray", reason, j.Name)
+			if !wasHot {
+				e.banEarlierSprayers(&d, a16, since, ev, n, bt, j.Name)
+			}
+		}
 	}
-	DefaultASNs      = ASNs{Addresses: 8, Window: time.Hour, MaxRetry: 2}
-	DefaultSurge     = Surge{Factor: 5, MinRate: 30, Hold: 10 * time.Minute, MaxRetry: 2}
-	DefaultSlow      = Slow{Failures: 8, Window: 12 * time.Hour, BanTime: 24 * time.Hour}
-	DefaultKnownGood = KnownGood{TTL: 90 * 24 * time.Hour, Grace: 90 * time.Second, Factor: 3}
-)
+	pc := e.cfg.Prefixes
+	for _, lv := range e.levels(addr) {
+		p := prefixOf(addr, lv.Bits)
+		pk := keyOfPrefix(p)
+		d := e.prefixes.slot(pk)
+		d.add(id, t)
+		e.prefixes.put(pk, d)
+		n := d.count(t - durStamp(pc.Window))
+		if n < min(lv.Addresses, distinctSize) || !e.canBanPrefix(p) {
+			continue
+		}
+		// An expired ban still in the table (Tick prunes it later) does
+		// not count: replay ticks once a minute, the daemon every second,
+		// and both must decide alike.
+		if _, already := e.activeAt(p, ev.Time); already {
+			continue
+		}
+		reason := fmt.Sprintf("%d bad addresses in %s within %s (last: %s %s%s via %s)%s", n, p, fmtDuration(pc.Window), addr, ev.Kind, userNote(ev.User), ev.Service, e.carveNote(p))
+		bt := pc.BanTime
+		if bt <= 0 {
+			bt = j.BanTime
+		}
+		// The prefix ban covers the address: drop its pending ban.
+		e.cancelPending(addr)
+		out = append(out, e.banLocked(p, ev.Time, bt, "prefix", reason, j.Name))
+		if d, ok := e.widenAfter(p, ev.Time, j); ok {
+			out = append(out, d)
+		}
+		break
+	}
+	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 {
+		if asn, _, ok := ac.Lookup.ASN(addr); ok {
+			d := e.asns.slot(asn)
+			d.add(id, t)
+			e.asns.put(asn, d)
+		}
+	}
+	return out
+}
+
+// banEarlierSprayers is called when a user name turns hot: the addresses
+// that failed for it within the window before are the same botnet, and are
+// banned too, after the same grace, unless they have logged in since (or do
+// within the grace). self is the address that made it hot.
+func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since stamp, ev event.Event, n int, bt time.Duration, jail string) {
+	t := toStamp(ev.Time)
+	why := fmt.Sprintf("failed for user %q, which then failed from %d addresses within %s", trimUser(ev.User), n, fmtDuration(e.cfg.Spray.Window))
+	// In the order they failed (then by address), whatever slots the
+	// members happen to sit in, so that the bans come out in an order that
+	// depends on the log alone.
+	var order [distinctSize]int
+	for i := range int(d.n) {
+		j := i
+		for ; j > 0 && (d.times[order[j-1]] > d.times[i] || d.times[order[j-1]] == d.times[i] && bytes.Compare(d.ids[order[j-1]][:], d.ids[i][:]) > 0); j-- {
+			order[j] = order[j-1]
+		}
+		order[j] = i
+	}
+	for _, i := range order[:d.n] {
+		if d.times[i] < since || d.ids[i] == self {
+			continue
+		}
+		a := netip.AddrFrom16(d.ids[i]).Unmap()
+		if e.goodAt(a, t).any() || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
+			continue
+		}
+		if _, banned := e.bannedAt(a, ev.Time); banned {
+			continue
+		}
+		e.deferBan(event.AddrPrefix(a), ev.Time, bt, "user-spray", why, jail)
+	}
+}
+
+// canBanPrefix reports whether p holds no allowlisted address. Good
+// addresses do not stop a prefix ban: they are carved out of it.
+func (e *Engine) canBanPrefix(p netip.Prefix) bool {
+	return e.cfg.Allow == nil || !e.cfg.Allow.Overlaps(p)
+}
+
+// carveNote is the part of a prefix ban's reason that says how many good
+// addresses it spares.
+func (e *Engine) carveNote(p netip.Prefix) string {
+	switch n := e.carvedIn(p); n {
+	case 0:
+		return ""
+	case 1:
+		return "; 1 address carved out (known-good or delivering relay)"
+	default:
+		return fmt.Sprintf("; %d addresses carved out (known-good or delivering relays)", n)
+	}
+}
+
+// widenAfter records the ban of p inside its widening prefix and bans that
+// prefix when it now holds enough banned ones.
+func (e *Engine) widenAfter(p netip.Prefix, at time.Time, j *jailState) (event.Decision, bool) {
+	w := e.widen(p.Addr())
+	if w.Bits == 0 {
+		return event.Decision{}, false
+	}
+	wp := prefixOf(p.Addr(), w.Bits)
+	wk := keyOfPrefix(wp)
+	t := toStamp(at)
+	d := e.wideBans.slot(wk)
+	d.add(addrID(p.Addr()), t)
+	e.wideBans.put(wk, d)
+	n := d.count(t - durStamp(e.cfg.Prefixes.Window))
+	if n < min(w.Prefixes, distinctSize) || !e.canBanPrefix(wp) {
+		return event.Decision{}, false
+	}
+	if _, already := e.activeAt(wp, at); already {
+		return event.Decision{}, false
+	}
+	reason := fmt.Sprintf("%d prefixes banned in %s within %s (last: %s)%s", n, wp, fmtDuration(e.cfg.Prefixes.Window), p, e.carveNote(wp))
+	bt := w.BanTime
+	if bt <= 0 {
+		bt = j.BanTime
+	}
+	return e.banLocked(wp, at, bt, "prefix-wide", reason, j.Name), true
+}
 
 // prefixKey identifies a prefix of a given length.
 type prefixKey struct {
@@ -143,54 +188,3 @@ func (e *Engine) widen(a netip.Addr) Widen {
 	}
 	return e.cfg.Prefixes.Widen6
 }
-
-// surgeState follows the global failure rate.
-type surgeState struct {
-	minute   int64   // current minute (stamp/60)
-	count    int     // failures in it
-	baseline float64 // EWMA of failures per minute
-	until    stamp   // surge mode lasts until then; 0: off
-	on       bool
-}
-
-// observeSurge counts a failure at t and reports whether surge mode is on.
-func (e *Engine) observeSurge(t stamp) bool {
-	sc := e.cfg.Surge
-	if sc.Factor <= 0 {
-		return false
-	}
-	s := &e.surge
-	m := int64(t) / 60
-	if s.minute == 0 {
-		s.minute = m
-	}
-	if m > s.minute {
-		// Fold the finished minute, then the empty ones since, into the baseline.
-		const alpha = 1.0 / 60
-		s.baseline += alpha * (float64(s.count) - s.baseline)
-		for i := s.minute + 1; i < m && i < s.minute+240; i++ {
-			s.baseline -= alpha * s.baseline
-		}
-		s.minute, s.count = m, 0
-	}
-	s.count++
-	limit := max(float64(sc.MinRate), sc.Factor*s.baseline)
-	if float64(s.count) >= limit {
-		s.until = t + stamp(sc.Hold/time.Second)
-		if !s.on {
-			s.on = true
-			e.stats.Surges++
-			e.log.Warn("surge mode on: thresholds tightened", "failures_per_min", s.count, "baseline_per_min", fmt.Sprintf("%.1f", s.baseline),
-				"maxretry", sc.MaxRetry, "at", t.Time().UTC().Format(time.RFC3339))
-		}
-	}
-	if s.on && t > s.until {
-		s.on = false
-		e.log.Info("surge mode off: thresholds back to normal", "baseline_per_min", fmt.Sprintf("%.1f", s.baseline), "at", t.Time().UTC().Format(time.RFC3339))
-	}
-	return s.on
-}
-
-// normUser folds a user name for spray counting: case-insensitive, and
-// trimmed of surrounding space.
-func normUser(u string) string { return strings.ToLower(strings.TrimSpace(u)) }

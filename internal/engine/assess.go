@@ -7,17 +7,6 @@ import (
 	"github.com/rampart-dev/rampart/internal/event"
 )
 
-// Enumeration flags an address that probed this many unknown recipients
-// within Window: live policy answers then blind it (the same reply for valid
-// and invalid recipients).
-type Enumeration struct {
-	Recipients int // 0 disables
-	Window     time.Duration
-}
-
-// DefaultEnumeration flags three unknown recipients within an hour.
-var DefaultEnumeration = Enumeration{Recipients: 3, Window: time.Hour}
-
 // Assessment is what the engine knows of a client, for live policy
 // answers (Postfix, Dovecot). It never changes engine state.
 type Assessment struct {
@@ -81,15 +70,4 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 		}
 	}
 	return a
-}
-
-// noteEnumeration counts an unknown recipient probed by addr.
-func (e *Engine) noteEnumeration(addr netip.Addr, t stamp) {
-	if e.cfg.Enumeration.Recipients <= 0 {
-		return
-	}
-	k := addr.As16()
-	r := e.enum.slot(k)
-	r.add(t, 1, 1)
-	e.enum.put(k, r)
 }

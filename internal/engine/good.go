@@ -28,16 +28,6 @@ import (
 // set checked after the address bans and before the prefix bans, so a good
 // address banned for its own failures is still dropped.
 
-// Relays configures the delivering-relay signal.
-type Relays struct {
-	TTL    time.Duration // how long accepted mail keeps an address a relay; 0 disables
-	Factor int           // a relay's unknown recipients weigh this many times less
-}
-
-// DefaultRelays remembers a relay for 30 days; its unknown recipients
-// count one fifth.
-var DefaultRelays = Relays{TTL: 30 * 24 * time.Hour, Factor: 5}
-
 // goodEntry remembers what made an address good.
 type goodEntry struct {
 	users  [4]uint64 // hashes of the users it logged in as (most recent four)
@@ -77,6 +67,20 @@ func within(at, t stamp, ttl time.Duration) bool {
 }
 
 func (e *Engine) isGood(a netip.Addr, t stamp) bool { return e.goodAt(a, t).login }
+
+// IsKnownGood reports whether addr logged in successfully recently.
+func (e *Engine) IsKnownGood(addr netip.Addr, t time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.isGood(addr.Unmap(), toStamp(t))
+}
+
+// IsRelay reports whether addr delivered mail recently.
+func (e *Engine) IsRelay(addr netip.Addr, t time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.goodAt(addr.Unmap(), toStamp(t)).relay
+}
 
 // goodEntryFor returns a's entry, creating it (and counting it in its
 // prefixes) when absent.
@@ -192,23 +196,6 @@ func (e *Engine) forgetGood(k [16]byte, g *goodEntry) {
 	if g.relay {
 		e.countPrefixes(e.relayPrefixes, a, e.aggBits(a), -1)
 	}
-}
-
-// pruneGood drops entries that are no longer good in any way, and clears
-// the relay mark of those whose mail is too old.
-func (e *Engine) pruneGood(now stamp) {
-	e.good.prune(func(k [16]byte, g *goodEntry) bool {
-		a := netip.AddrFrom16(k).Unmap()
-		gd := goodness{
-			login: g.login > 0 && within(g.login, now, e.cfg.KnownGood.TTL),
-			relay: g.mail > 0 && within(g.mail, now, e.cfg.Relays.TTL),
-		}
-		if g.relay && !gd.relay && gd.login {
-			g.relay = false
-			e.countPrefixes(e.relayPrefixes, a, e.aggBits(a), -1)
-		}
-		return !gd.any()
-	})
 }
 
 // recountGood rebuilds the per-prefix counts of good addresses, after

@@ -59,6 +59,7 @@ func (e *Engine) Reconfigure(cfg Config) error {
 	}
 	e.cfg, e.log = n.cfg, n.log
 	e.jails, e.byName, e.byService = n.jails, n.byName, n.byService
+	e.setKeep()
 	if !slices.Equal(e.bits.carve4, n.bits.carve4) || !slices.Equal(e.bits.carve6, n.bits.carve6) {
 		e.bits = n.bits
 		e.recountGood()
@@ -77,6 +78,9 @@ func (e *Engine) Reconfigure(cfg Config) error {
 func rekey[K comparable, V any](b *boundedMap[K, V], f func(K) (K, bool)) *boundedMap[K, V] {
 	nb := newBoundedMap[K](b.cap, b.hash, b.last)
 	nb.onEvict, nb.evicted, nb.rnd = b.onEvict, b.evicted, b.rnd
+	if b.wheel != nil {
+		nb.expiring(b.wheel.width*(wheelSize-1), b.due)
+	}
 	b.each(func(k K, v *V) {
 		if nk, ok := f(k); ok {
 			nb.put(nk, *v)

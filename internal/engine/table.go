@@ -3,94 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"math/bits"
-	"net/netip"
-	"time"
 )
-
-// ringSize is how many failure times one tracked key keeps. A jail whose
-// maxretry exceeds it records one slot per ceil(maxretry/ringSize) failures
-// (see slotWeight), so memory per key stays fixed.
-const ringSize = 8
-
-// stamp is a time in whole seconds since stampBase, small enough that a
-// tracked key's state holds no pointers and costs a few dozen bytes.
-type stamp uint32
-
-var stampBase = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
-
-func toStamp(t time.Time) stamp {
-	s := t.Unix() - stampBase
-	switch {
-	case s < 0:
-		return 0
-	case s > 1<<32-1:
-		return 1<<32 - 1
-	}
-	return stamp(s)
-}
-
-func (s stamp) Time() time.Time { return time.Unix(int64(s)+stampBase, 0) }
-
-// addrKey identifies an address (as 16 bytes, IPv4 in its mapped form) in one jail.
-type addrKey struct {
-	addr [16]byte
-	jail uint16
-}
-
-func keyOf(a netip.Addr, jail int) addrKey {
-	return addrKey{addr: a.As16(), jail: uint16(jail)}
-}
-
-func (k addrKey) Addr() netip.Addr { return netip.AddrFrom16(k.addr).Unmap() }
-
-// ring holds the times of the most recent failures of one key.
-type ring struct {
-	times   [ringSize]stamp
-	n, head uint8 // slots in use; index of the oldest
-	partial uint8 // failures counted toward the next slot (maxretry > ringSize)
-	last    stamp // the latest failure: for expiry and eviction
-}
-
-// add records weight failures at t; per is the failures one slot stands for.
-func (r *ring) add(t stamp, weight, per int) {
-	r.last = t
-	for range weight {
-		r.partial++
-		if int(r.partial) < per {
-			continue
-		}
-		r.partial = 0
-		if r.n < ringSize {
-			r.times[(int(r.head)+int(r.n))%ringSize] = t
-			r.n++
-		} else {
-			r.times[r.head] = t
-			r.head = (r.head + 1) % ringSize
-		}
-	}
-}
-
-// within counts slots whose time is at or after since.
-func (r *ring) within(since stamp) int {
-	c := 0
-	for i := range int(r.n) {
-		if r.times[(int(r.head)+i)%ringSize] >= since {
-			c++
-		}
-	}
-	return c
-}
-
-// count estimates the failures since a time: exact when one slot stands for
-// one failure, else the slots within the window plus the failures not yet
-// filling a slot.
-func (r *ring) count(since stamp, per int) int {
-	c := r.within(since) * per
-	if r.last >= since {
-		c += int(r.partial)
-	}
-	return c
-}
 
 // boundedMap is a hash table with a hard cap on its size: inserting into a
 // full table first evicts the entry with the oldest "last" time among a few
@@ -112,9 +25,20 @@ type boundedMap[K comparable, V any] struct {
 	cap     int
 	hash    func(K) uint64
 	last    func(*V) stamp
-	onEvict func(K, *V) // called for entries evicted or pruned, before they go; may be nil
+	onEvict func(K, *V) // called for entries evicted or expired, before they go; may be nil
 	evicted uint64
 	rnd     uint64
+
+	// Expiry (expiry.go); both nil when entries never go stale.
+	due   func(K, *V) stamp // when an entry may go; 0: not by time
+	wheel *wheel[K]
+}
+
+// expiring makes the table drop entries once due says so, within horizon
+// of their last update; see expire.
+func (b *boundedMap[K, V]) expiring(horizon stamp, due func(K, *V) stamp) *boundedMap[K, V] {
+	b.due, b.wheel = due, newWheel[K](horizon)
+	return b
 }
 
 type slot[K comparable, V any] struct {
@@ -195,6 +119,7 @@ func (b *boundedMap[K, V]) put(k K, v V) {
 	b.slots[i] = slot[K, V]{k: k, v: v}
 	b.meta[i] = fingerprint(b.hash(k))
 	b.n++
+	b.schedule(k, &b.slots[i].v)
 }
 
 func (b *boundedMap[K, V]) grow() {
@@ -286,28 +211,6 @@ func (b *boundedMap[K, V]) each(f func(K, *V)) {
 		}
 	}
 }
-
-// prune deletes every entry stale reports, and returns how many. stale
-// may update an entry it keeps.
-func (b *boundedMap[K, V]) prune(stale func(K, *V) bool) int {
-	var doomed []K
-	for i := range b.slots {
-		if s := &b.slots[i]; b.meta[i] != 0 && stale(s.k, &s.v) {
-			doomed = append(doomed, s.k)
-		}
-	}
-	for _, k := range doomed {
-		if i, ok := b.find(k); ok {
-			if b.onEvict != nil {
-				b.onEvict(k, &b.slots[i].v)
-			}
-			b.deleteAt(i)
-		}
-	}
-	return len(doomed)
-}
-
-// Hash functions for the key types, built on mix (see distinct.go).
 
 func hashAddrKey(k addrKey) uint64 {
 	return mix(binary.LittleEndian.Uint64(k.addr[:8]) ^ mix(binary.LittleEndian.Uint64(k.addr[8:])) ^ uint64(k.jail)<<48)

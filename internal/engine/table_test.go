@@ -46,12 +46,61 @@ func TestBoundedMapAgainstMap(t *testing.T) {
 				t.Fatalf("cap %d: lost %d", cap, k)
 			}
 		}
-		n := b.prune(func(k uint64, v *stamp) bool { return k%2 == 0 })
-		for k := range ref {
-			if _, ok := b.get(k); ok == (k%2 == 0) {
-				t.Fatalf("cap %d: prune kept or dropped %d wrongly (pruned %d)", cap, k, n)
+	}
+}
+
+// TestExpiry drives a table with expiry and a Go map with the same random
+// puts, refreshes and deletions at an advancing clock, and checks after
+// every expire that exactly the entries due by then are gone (the wheel's
+// buckets are one second wide here: horizon < wheelSize), with onEvict
+// called once for each, and that dead keys never pile up in the wheel.
+func TestExpiry(t *testing.T) {
+	const horizon = 200
+	b := newBoundedMap[uint64](5000, hashU64, func(v *stamp) stamp { return *v })
+	b.expiring(horizon, func(_ uint64, v *stamp) stamp { return *v + horizon/2 })
+	gone := map[uint64]int{}
+	b.onEvict = func(k uint64, _ *stamp) { gone[k]++ }
+	ref := map[uint64]stamp{}
+	r := rand.New(rand.NewPCG(2, 3))
+	now := stamp(1_000_000)
+	for step := range 200_000 {
+		k := uint64(r.IntN(20_000))
+		switch op := r.IntN(10); {
+		case op < 7: // a new entry or a refresh, at a time up to 30s back
+			v := now - stamp(r.IntN(30))
+			if old, ok := ref[k]; ok && old > v {
+				v = old
+			}
+			b.put(k, v)
+			ref[k] = v
+		case op < 8:
+			b.del(k)
+			delete(ref, k)
+		default:
+			now += stamp(r.IntN(20))
+			clear(gone)
+			n := b.expire(now)
+			for k, v := range ref {
+				if v+horizon/2 <= now {
+					if gone[k] != 1 {
+						t.Fatalf("step %d: %d due at %d not expired at %d (onEvict %d times)", step, k, v+horizon/2, now, gone[k])
+					}
+					delete(ref, k)
+				}
+			}
+			if n != len(gone) || b.len() != len(ref) {
+				t.Fatalf("step %d: expired %d, onEvict %d, len %d, want %d", step, n, len(gone), b.len(), len(ref))
 			}
 		}
+		if b.wheel.queued > 2*b.len()+max(4096, len(b.slots)/4)+1 {
+			t.Fatalf("step %d: %d keys queued for %d entries", step, b.wheel.queued, b.len())
+		}
+	}
+	// A clock jump past the whole horizon expires everything at once.
+	now += 10 * horizon
+	b.expire(now)
+	if b.len() != 0 {
+		t.Fatalf("%d entries left after the horizon", b.len())
 	}
 }
 

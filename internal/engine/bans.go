@@ -1,0 +1,163 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// offender is an address's recent ban history.
+type offender struct {
+	bans ring
+}
+
+// banLocked records a ban of target at t, lengthened for repeat offenders,
+// and returns the decision.
+func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) event.Decision {
+	dur, scenario, reason := e.escalate(target, t, base, scenario, reason)
+	if dur < 0 {
+		dur = 0 // Permanent: the Decision's "until revoked"
+	}
+	d := event.Decision{
+		Target:   target,
+		Action:   event.Ban,
+		Start:    t,
+		Duration: dur,
+		Scenario: scenario,
+		Reason:   reason,
+		Jail:     jail,
+		Origin:   "local",
+	}
+	e.setActive(d)
+	e.stats.Decisions++
+	e.log.Debug("ban", "addr", target.String(), "scenario", scenario, "duration_s", int64(dur.Seconds()), "jail", jail)
+	return d
+}
+
+// escalate applies ban-time escalation and recidive to a new ban and
+// records it in the target's history.
+func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, scenario, reason string) (time.Duration, string, string) {
+	key := keyOfPrefix(target)
+	o := e.offenders.slot(key)
+	now := toStamp(t)
+	prior := 0
+	if w := e.cfg.Escalation.Window; w > 0 {
+		prior = o.bans.within(toStamp(t.Add(-w)))
+	}
+	recent := 0
+	if rc := e.cfg.Recidive; rc.Bans > 0 {
+		recent = o.bans.within(toStamp(t.Add(-rc.Window)))
+	}
+	o.bans.add(now, 1, 1)
+	e.offenders.put(key, o)
+
+	dur := base
+	if base < 0 {
+		return Permanent, scenario, reason // nothing is longer, nor made shorter
+	}
+	if prior > 0 && e.cfg.Escalation.Factor > 1 {
+		f := math.Pow(e.cfg.Escalation.Factor, float64(prior))
+		if scaled := float64(base) * f; scaled < float64(e.cfg.Escalation.Max) {
+			dur = time.Duration(scaled)
+		} else {
+			dur = max(e.cfg.Escalation.Max, base)
+		}
+		reason += fmt.Sprintf("; ban %d within %s", prior+1, fmtDuration(e.cfg.Escalation.Window))
+	}
+	if rc := e.cfg.Recidive; rc.Bans > 0 && recent+1 >= rc.Bans && longer(rc.BanTime, dur) != dur {
+		return rc.BanTime, "recidive", fmt.Sprintf("banned %d times within %s; %s", recent+1, fmtDuration(rc.Window), reason)
+	}
+	return dur, scenario, reason
+}
+
+// Ban records a ban decided outside the engine (the CLI, a peer) and returns
+// it as recorded. It refuses allowlisted targets.
+func (e *Engine) Ban(d event.Decision) (event.Decision, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d.Target = normPrefix(d.Target)
+	if err := e.checkAllowed(d.Target); err != nil {
+		return d, err
+	}
+	if d.Action == 0 {
+		d.Action = event.Ban
+	}
+	if d.Start.IsZero() {
+		d.Start = e.now
+	}
+	e.setActive(d)
+	e.stats.Decisions++
+	return d, nil
+}
+
+func normPrefix(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() {
+		bits := p.Bits() - 96
+		if bits < 0 {
+			bits = 0
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), bits)
+	}
+	return p.Masked()
+}
+
+// ErrAllowlisted is returned when asked to ban an allowlisted target.
+var ErrAllowlisted = errors.New("target is allowlisted")
+
+// ErrNeverBan is returned when asked to ban a target that covers an
+// address that must never be banned (see event.NeverBan).
+var ErrNeverBan = errors.New("target covers addresses that are never banned")
+
+func (e *Engine) checkAllowed(p netip.Prefix) error {
+	if e.cfg.Allow != nil && e.cfg.Allow.Overlaps(p) {
+		return fmt.Errorf("%s: %w", p, ErrAllowlisted)
+	}
+	if n, never := e.neverBan(p); never {
+		return fmt.Errorf("%s overlaps %s: %w", p, n, ErrNeverBan)
+	}
+	return nil
+}
+
+// neverBan is event.NeverBan, with loopback left out when BanLoopback.
+func (e *Engine) neverBan(p netip.Prefix) (netip.Prefix, bool) {
+	n, never := event.NeverBan(p)
+	if never && e.cfg.BanLoopback && (n == event.Loopback4 || n == event.Loopback6) && n.Contains(p.Addr()) && n.Bits() <= p.Bits() {
+		return netip.Prefix{}, false
+	}
+	return n, never
+}
+
+// Unban removes an active decision and forgets the target's recent
+// failures. It reports whether the target was banned.
+func (e *Engine) Unban(p netip.Prefix) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p = normPrefix(p)
+	ok := e.dropActive(p)
+	if p.IsSingleIP() {
+		for ji := range e.jails {
+			e.tracked.del(keyOf(p.Addr(), ji))
+		}
+	} else {
+		e.prefixes.del(keyOfPrefix(p))
+	}
+	return ok
+}
+
+// fmtDuration prints durations the way people write them: 10m, 1h30m, 7d.
+func fmtDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
