@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"os"
 	"time"
 
@@ -54,9 +53,7 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 			defer f.Close()
 			r = f
 		}
-		fr := &fileReader{name: name, order: i, parser: parser, stats: &st}
-		fr.next, fr.stop = iter.Pull2(records(r))
-		defer fr.stop()
+		fr := &fileReader{name: name, order: i, parser: parser, stats: &st, lines: source.NewLineReader(r)}
 		if fr.advance() {
 			heap.Push(h, fr)
 		}
@@ -103,36 +100,12 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 	return st, nil
 }
 
-type record struct {
-	text    string
-	tooLong bool
-}
-
-var errStopReading = errors.New("stop reading")
-
-// records yields the records of r; read errors end the sequence with a
-// record carrying no text and the error kept by readErr.
-func records(r io.Reader) iter.Seq2[record, error] {
-	return func(yield func(record, error) bool) {
-		err := source.ReadLines(r, func(rec []byte, tooLong bool) error {
-			if !yield(record{text: string(rec), tooLong: tooLong}, nil) {
-				return errStopReading
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errStopReading) {
-			yield(record{}, err)
-		}
-	}
-}
-
 // fileReader holds one file's next parsed line.
 type fileReader struct {
 	name   string
 	order  int
 	parser *logline.Parser
-	next   func() (record, error, bool)
-	stop   func()
+	lines  *source.LineReader
 	cur    logline.Line
 	last   time.Time // time of the previous line, for lines without a stamp
 	err    error
@@ -142,8 +115,8 @@ type fileReader struct {
 // advance reads the next usable line; false at the end or on error.
 func (fr *fileReader) advance() bool {
 	for {
-		rec, err, ok := fr.next()
-		if !ok {
+		rec, tooLong, err := fr.lines.Next()
+		if err == io.EOF {
 			return false
 		}
 		if err != nil {
@@ -151,11 +124,11 @@ func (fr *fileReader) advance() bool {
 			return false
 		}
 		fr.stats.Lines++
-		if rec.tooLong {
+		if tooLong {
 			fr.stats.Skipped++
 			continue
 		}
-		l, err := fr.parser.Parse(rec.text)
+		l, err := fr.parser.Parse(string(rec))
 		if err != nil {
 			if !errors.Is(err, logline.ErrEmpty) {
 				fr.stats.Skipped++

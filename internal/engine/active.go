@@ -102,19 +102,19 @@ func (e *Engine) setActive(d event.Decision) {
 		action:   d.Action,
 	})
 	if !d.Target.IsSingleIP() {
-		e.wide[d.Target] = true
+		e.wide.Insert(d.Target)
 	}
 }
 
 func (e *Engine) dropActive(p netip.Prefix) bool {
-	delete(e.wide, p)
+	e.wide.Delete(p)
 	return e.active.del(keyOfPrefix(p))
 }
 
 // forgetActive is the active table's eviction callback.
 func (e *Engine) forgetActive(k prefixKey, _ *activeBan) {
 	if p := k.prefix(); !p.IsSingleIP() {
-		delete(e.wide, p)
+		e.wide.Delete(p)
 	}
 }
 
@@ -146,33 +146,20 @@ func (e *Engine) Banned(addr netip.Addr, t time.Time) (event.Decision, bool) {
 	return e.bannedAt(addr.Unmap(), t)
 }
 
-// bannedAt looks for an active ban of addr or of a prefix holding it: the
-// aggregation levels are looked up directly, other prefixes (manual bans,
-// peers) scanned.
+// bannedAt looks for an active ban of addr or of a prefix holding it. A
+// good address (see good.go) is carved out of prefix bans. The prefixes
+// are found in one longest-prefix-match lookup, whatever their number;
+// only when one holds addr are the bans holding it checked, most specific
+// first (a ban that has ended but not yet left the table does not count).
 func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
 	if d, ok := e.activeAt(event.AddrPrefix(addr), t); ok {
 		return d, true
 	}
-	if len(e.wide) == 0 || e.goodAt(addr, toStamp(t)).any() {
-		return event.Decision{}, false // good addresses are carved out of prefix bans
-	}
-	for _, bits := range e.carveLevels(addr) {
-		if d, ok := e.activeAt(prefixOf(addr, bits), t); ok {
-			return d, true
-		}
-	}
-	if len(e.wide) <= 32 {
-		for p := range e.wide {
-			if p.Contains(addr) {
-				if d, ok := e.activeAt(p, t); ok {
-					return d, true
-				}
-			}
-		}
+	if e.wide.Size() == 0 || !e.wide.Lookup(addr) || e.goodAt(addr, toStamp(t)).any() {
 		return event.Decision{}, false
 	}
-	for bits := addr.BitLen() - 1; bits >= 0; bits-- {
-		if d, ok := e.activeAt(prefixOf(addr, bits), t); ok {
+	for p := range e.wide.Supernets(event.AddrPrefix(addr)) {
+		if d, ok := e.activeAt(p, t); ok {
 			return d, true
 		}
 	}

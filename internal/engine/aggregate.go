@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -29,8 +28,10 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		e.users.put(uid, d)
 		if n := d.count(since); n >= hot {
 			bt := longer(sp.BanTime, j.BanTime)
-			reason := fmt.Sprintf("user %q failed from %d addresses within %s (last: %s via %s)", trimUser(ev.User), n, fmtDuration(sp.Window), ev.Kind, ev.Service)
-			e.deferBan(event.AddrPrefix(addr), ev.Time, bt, "user-spray", reason, j.Name)
+			if target := event.AddrPrefix(addr); !e.isPending(target) {
+				reason := e.why().s("user ").q(ev.User).s(" failed from ").n(n).s(" addresses within ").d(sp.Window).s(" (last: ").kind(ev.Kind).s(" via ").s(ev.Service).s(")").String()
+				e.deferBan(target, ev.Time, bt, "user-spray", reason, j.Name)
+			}
 			if !wasHot {
 				e.banEarlierSprayers(&d, a16, since, ev, n, bt, j.Name)
 			}
@@ -53,7 +54,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		if _, already := e.activeAt(p, ev.Time); already {
 			continue
 		}
-		reason := fmt.Sprintf("%d bad addresses in %s within %s (last: %s %s%s via %s)%s", n, p, fmtDuration(pc.Window), addr, ev.Kind, userNote(ev.User), ev.Service, e.carveNote(p))
+		reason := e.why().n(n).s(" bad addresses in ").pfx(p).s(" within ").d(pc.Window).s(" (last: ").addr(addr).s(" ").kind(ev.Kind).user(ev.User).s(" via ").s(ev.Service).s(")").carved(e.carvedIn(p)).String()
 		bt := pc.BanTime
 		if bt <= 0 {
 			bt = j.BanTime
@@ -82,7 +83,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 // within the grace). self is the address that made it hot.
 func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since stamp, ev event.Event, n int, bt time.Duration, jail string) {
 	t := toStamp(ev.Time)
-	why := fmt.Sprintf("failed for user %q, which then failed from %d addresses within %s", trimUser(ev.User), n, fmtDuration(e.cfg.Spray.Window))
+	why := "" // written at the first ban
 	// In the order they failed (then by address), whatever slots the
 	// members happen to sit in, so that the bans come out in an order that
 	// depends on the log alone.
@@ -105,6 +106,9 @@ func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since 
 		if _, banned := e.bannedAt(a, ev.Time); banned {
 			continue
 		}
+		if why == "" {
+			why = e.why().s("failed for user ").q(ev.User).s(", which then failed from ").n(n).s(" addresses within ").d(e.cfg.Spray.Window).String()
+		}
 		e.deferBan(event.AddrPrefix(a), ev.Time, bt, "user-spray", why, jail)
 	}
 }
@@ -113,19 +117,6 @@ func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since 
 // addresses do not stop a prefix ban: they are carved out of it.
 func (e *Engine) canBanPrefix(p netip.Prefix) bool {
 	return e.cfg.Allow == nil || !e.cfg.Allow.Overlaps(p)
-}
-
-// carveNote is the part of a prefix ban's reason that says how many good
-// addresses it spares.
-func (e *Engine) carveNote(p netip.Prefix) string {
-	switch n := e.carvedIn(p); n {
-	case 0:
-		return ""
-	case 1:
-		return "; 1 address carved out (known-good or delivering relay)"
-	default:
-		return fmt.Sprintf("; %d addresses carved out (known-good or delivering relays)", n)
-	}
 }
 
 // widenAfter records the ban of p inside its widening prefix and bans that
@@ -148,7 +139,7 @@ func (e *Engine) widenAfter(p netip.Prefix, at time.Time, j *jailState) (event.D
 	if _, already := e.activeAt(wp, at); already {
 		return event.Decision{}, false
 	}
-	reason := fmt.Sprintf("%d prefixes banned in %s within %s (last: %s)%s", n, wp, fmtDuration(e.cfg.Prefixes.Window), p, e.carveNote(wp))
+	reason := e.why().n(n).s(" prefixes banned in ").pfx(wp).s(" within ").d(e.cfg.Prefixes.Window).s(" (last: ").pfx(p).s(")").carved(e.carvedIn(wp)).String()
 	bt := w.BanTime
 	if bt <= 0 {
 		bt = j.BanTime

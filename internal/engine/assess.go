@@ -64,9 +64,9 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 			a.Suspect = "surge"
 			a.MaxRetry = min(a.MaxRetry, e.cfg.Surge.MaxRetry)
 		}
-		if lim, sc, _ := e.suspect(addr, st); lim > 0 {
-			a.Suspect = sc
-			a.MaxRetry = min(a.MaxRetry, lim)
+		if sus := e.suspect(addr, st); sus.limit > 0 {
+			a.Suspect = sus.scenario
+			a.MaxRetry = min(a.MaxRetry, sus.limit)
 		}
 	}
 	return a

@@ -1,11 +1,12 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/event"
@@ -35,7 +36,9 @@ func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration,
 	}
 	e.setActive(d)
 	e.stats.Decisions++
-	e.log.Debug("ban", "addr", target.String(), "scenario", scenario, "duration_s", int64(dur.Seconds()), "jail", jail)
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
+		e.log.Debug("ban", "addr", target.String(), "scenario", scenario, "duration_s", int64(dur.Seconds()), "jail", jail)
+	}
 	return d
 }
 
@@ -67,10 +70,10 @@ func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, 
 		} else {
 			dur = max(e.cfg.Escalation.Max, base)
 		}
-		reason += fmt.Sprintf("; ban %d within %s", prior+1, fmtDuration(e.cfg.Escalation.Window))
+		reason = e.why().s(reason).s("; ban ").n(prior + 1).s(" within ").d(e.cfg.Escalation.Window).String()
 	}
 	if rc := e.cfg.Recidive; rc.Bans > 0 && recent+1 >= rc.Bans && longer(rc.BanTime, dur) != dur {
-		return rc.BanTime, "recidive", fmt.Sprintf("banned %d times within %s; %s", recent+1, fmtDuration(rc.Window), reason)
+		return rc.BanTime, "recidive", e.why().s("banned ").n(recent + 1).s(" times within ").d(rc.Window).s("; ").s(reason).String()
 	}
 	return dur, scenario, reason
 }
@@ -147,17 +150,4 @@ func (e *Engine) Unban(p netip.Prefix) bool {
 		e.prefixes.del(keyOfPrefix(p))
 	}
 	return ok
-}
-
-// fmtDuration prints durations the way people write them: 10m, 1h30m, 7d.
-func fmtDuration(d time.Duration) string {
-	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
-	}
-	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -136,3 +136,26 @@ func BenchmarkObserve(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkObserveBans measures an event that bans: every address fails
+// once for a user name that is being sprayed (spray bans at once, no
+// grace), the heaviest path an event can take. Allocations per event are
+// reported: a flood of them must not turn into garbage.
+func BenchmarkObserveBans(b *testing.B) {
+	cfg := DefaultConfig(Jail{Name: "sshd", Services: []string{"sshd"}, MaxRetry: 5, FindTime: time.Hour, BanTime: time.Hour})
+	cfg.KnownGood.Grace = 0
+	e, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := event.Event{Service: "sshd", Kind: event.AuthFailure, User: "root"}
+	b.ReportAllocs()
+	i, bans := 0, 0
+	for b.Loop() {
+		ev.Time = t0.Add(time.Duration(i) * time.Millisecond)
+		ev.Addr = uniqueAddr(i)
+		bans += len(e.Observe(ev))
+		i++
+	}
+	b.ReportMetric(float64(bans)/float64(i), "bans/event")
+}

@@ -13,10 +13,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/gaissmai/bart"
 	"github.com/rampart-dev/rampart/internal/event"
 )
 
@@ -70,9 +70,10 @@ type Engine struct {
 	surge                        surgeState
 	active                       *boundedMap[prefixKey, activeBan] // decisions in force (active.go)
 	names                        nameTable                         // their scenario, jail and origin names
-	wide                         map[netip.Prefix]bool             // active targets wider than one address
+	wide                         *bart.Lite                        // active targets wider than one address, for bannedAt
 	now                          time.Time                         // the latest time seen
 	keep                         []stamp                           // per jail: how long a failure can still count
+	scratch                      reason                            // reasons are written here (reasons.go)
 	log                          *slog.Logger
 	stats                        Stats
 }
@@ -119,7 +120,7 @@ func New(cfg Config) (*Engine, error) {
 		carvePrefixes: map[prefixKey]uint32{},
 		relayPrefixes: map[prefixKey]uint32{},
 		active:        newBoundedMap[prefixKey](cfg.MaxTracked, hashPrefixKey, (*activeBan).end),
-		wide:          map[netip.Prefix]bool{},
+		wide:          &bart.Lite{},
 		log:           cfg.Logger,
 	}
 	e.good.onEvict = e.forgetGood
@@ -196,7 +197,9 @@ func (e *Engine) expireTables() {
 	e.tracked.expiring(longest, func(k addrKey, r *ring) stamp { return keep(k.jail, r.last) })
 	e.goodFails.expiring(longest, func(k goodFailKey, r *ring) stamp { return keep(k.jail, r.last) })
 	history := max(c.Escalation.Window, c.Recidive.Window)
-	e.offenders.expiring(durStamp(history), func(_ prefixKey, o *offender) stamp { return o.bans.last.after(max(c.Escalation.Window, c.Recidive.Window)) })
+	e.offenders.expiring(durStamp(history), func(_ prefixKey, o *offender) stamp {
+		return o.bans.last.after(max(c.Escalation.Window, c.Recidive.Window))
+	})
 	e.users.expiring(durStamp(c.Spray.Window), func(_ uint64, d *distinct[[16]byte]) stamp { return d.last.after(c.Spray.Window) })
 	e.prefixes.expiring(durStamp(c.Prefixes.Window), func(_ prefixKey, d *distinct[uint32]) stamp { return d.last.after(c.Prefixes.Window) })
 	e.wideBans.expiring(durStamp(c.Prefixes.Window), func(_ prefixKey, d *distinct[uint32]) stamp { return d.last.after(c.Prefixes.Window) })

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"math"
 	"net/netip"
 	"time"
@@ -117,7 +116,7 @@ func (e *Engine) rememberGood(a netip.Addr, user string, t stamp) (event.Decisio
 	}
 	why := "logged in"
 	if user != "" {
-		why = fmt.Sprintf("logged in as %q", trimUser(user))
+		why = e.why().s("logged in as ").q(user).String()
 	}
 	d, ok := e.carveOut(a, &g, t, "known-good", e.cfg.KnownGood.TTL, why)
 	e.good.put(a.As16(), g)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -118,14 +117,14 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	if n >= j.MaxRetry {
 		e.tracked.del(k)
 		e.cancelPending(addr)
-		reason := fmt.Sprintf("%d failures within %s (last: %s%s via %s)", n, fmtDuration(j.FindTime), ev.Kind, userNote(ev.User), ev.Service)
+		reason := e.why().n(n).s(" failures within ").d(j.FindTime).last(ev).String()
 		return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name))
 	}
 	if sl := e.cfg.Slow; sl.Failures > 0 && sl.Window > j.FindTime {
 		if n := r.count(toStamp(ev.Time.Add(-sl.Window)), j.per); n >= sl.Failures {
 			e.tracked.del(k)
 			e.cancelPending(addr)
-			reason := fmt.Sprintf("%d failures within %s, spread out (last: %s%s via %s)", n, fmtDuration(sl.Window), ev.Kind, userNote(ev.User), ev.Service)
+			reason := e.why().n(n).s(" failures within ").d(sl.Window).s(", spread out").last(ev).String()
 			return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, longer(sl.BanTime, j.BanTime), "slow", reason, j.Name))
 		}
 	}
@@ -135,19 +134,25 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	}
 	// Tightened thresholds: a lower bar, so the ban waits out the grace
 	// period in case the address logs in (a person who mistyped).
-	lim, scenario, why, bt := 0, "", "", j.BanTime
+	lim, scenario, bt := 0, "", j.BanTime
 	if surge && e.cfg.Surge.MaxRetry > 0 {
-		lim, scenario, why = e.cfg.Surge.MaxRetry, "surge", "surge mode"
+		lim, scenario = e.cfg.Surge.MaxRetry, "surge"
 	}
-	if l, sc, w := e.suspect(addr, t); l > 0 && (lim == 0 || l < lim) {
-		lim, scenario, why = l, sc, strings.TrimPrefix(w, "; ")
-		if sc == "prefix-suspect" {
+	sus := e.suspect(addr, t)
+	if sus.limit > 0 && (lim == 0 || sus.limit < lim) {
+		lim, scenario = sus.limit, sus.scenario
+		if scenario == "prefix-suspect" {
 			bt = longer(e.cfg.Prefixes.BanTime, j.BanTime)
 		}
 	}
-	if lim > 0 && n >= lim {
-		reason := fmt.Sprintf("%d failures within %s, %s (last: %s%s via %s)", n, fmtDuration(j.FindTime), why, ev.Kind, userNote(ev.User), ev.Service)
-		e.deferBan(event.AddrPrefix(addr), ev.Time, bt, scenario, reason, j.Name)
+	if target := event.AddrPrefix(addr); lim > 0 && n >= lim && !e.isPending(target) {
+		r := e.why().n(n).s(" failures within ").d(j.FindTime).s(", ")
+		if scenario == "surge" {
+			r.s("surge mode")
+		} else {
+			r.suspicion(sus)
+		}
+		e.deferBan(target, ev.Time, bt, scenario, r.last(ev).String(), j.Name)
 	}
 	return out
 }
@@ -182,13 +187,13 @@ func (e *Engine) countGood(ev event.Event, addr netip.Addr, ji int, weight int, 
 	if n := gr.count(since, j.per); n >= j.MaxRetry {
 		e.goodFails.del(gk)
 		e.tracked.put(k, r)
-		reason := fmt.Sprintf("%d failures within %s for %q from a known-good client (via %s)", n, fmtDuration(j.FindTime), trimUser(ev.User), ev.Service)
+		reason := e.why().n(n).s(" failures within ").d(j.FindTime).s(" for ").q(ev.User).s(" from a known-good client (via ").s(ev.Service).s(")").String()
 		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)}
 	}
 	if n := r.count(since, j.per); n >= factor*j.MaxRetry {
 		e.tracked.del(k)
 		e.goodFails.put(gk, gr)
-		reason := fmt.Sprintf("%d failures within %s over several users from a known-good client (last: %s%s via %s)", n, fmtDuration(j.FindTime), ev.Kind, userNote(ev.User), ev.Service)
+		reason := e.why().n(n).s(" failures within ").d(j.FindTime).s(" over several users from a known-good client").last(ev).String()
 		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)}
 	}
 	e.goodFails.put(gk, gr)
@@ -210,7 +215,7 @@ func (e *Engine) countRelayBounce(ev event.Event, addr netip.Addr, ji int, t sta
 	r.add(t, 1, per)
 	if n := r.count(toStamp(ev.Time.Add(-j.FindTime)), per); n >= lim {
 		e.goodFails.del(gk)
-		reason := fmt.Sprintf("%d unknown recipients within %s from a delivering relay (last: %q via %s)", n, fmtDuration(j.FindTime), trimUser(ev.User), ev.Service)
+		reason := e.why().n(n).s(" unknown recipients within ").d(j.FindTime).s(" from a delivering relay (last: ").q(ev.User).s(" via ").s(ev.Service).s(")").String()
 		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)}
 	}
 	e.goodFails.put(gk, r)
@@ -243,15 +248,15 @@ func (e *Engine) forgive(addr netip.Addr) {
 
 // suspect returns a lowered per-address threshold for addresses in a
 // prefix that has enough bad addresses but cannot be banned (it holds an
-// allowlisted or known-good address), or in an AS with many bad addresses.
-func (e *Engine) suspect(addr netip.Addr, t stamp) (int, string, string) {
+// allowlisted address), or in an AS with many bad addresses.
+func (e *Engine) suspect(addr netip.Addr, t stamp) suspicion {
 	pc := e.cfg.Prefixes
 	if pc.Suspect > 0 {
 		for _, lv := range e.levels(addr) {
 			p := prefixOf(addr, lv.Bits)
 			if d, ok := e.prefixes.get(keyOfPrefix(p)); ok {
 				if n := d.count(t - durStamp(pc.Window)); n >= min(lv.Addresses, distinctSize) {
-					return pc.Suspect, "prefix-suspect", fmt.Sprintf("; %s holds %d bad addresses but also a known-good or allowlisted one", p, n)
+					return suspicion{limit: pc.Suspect, scenario: "prefix-suspect", prefix: p, n: n}
 				}
 			}
 		}
@@ -260,12 +265,12 @@ func (e *Engine) suspect(addr netip.Addr, t stamp) (int, string, string) {
 		if asn, org, ok := ac.Lookup.ASN(addr); ok {
 			if d, ok := e.asns.get(asn); ok {
 				if n := d.count(t - durStamp(ac.Window)); n >= min(ac.Addresses, distinctSize) {
-					return ac.MaxRetry, "asn", fmt.Sprintf("; AS%d %s has %d bad addresses within %s", asn, org, n, fmtDuration(ac.Window))
+					return suspicion{limit: ac.MaxRetry, scenario: "asn", asn: asn, org: org, n: n, window: ac.Window}
 				}
 			}
 		}
 	}
-	return 0, "", ""
+	return suspicion{}
 }
 
 // noteEnumeration counts an unknown recipient probed by addr.
@@ -288,11 +293,4 @@ func trimUser(u string) string {
 		return u[:64]
 	}
 	return u
-}
-
-func userNote(u string) string {
-	if u == "" {
-		return ""
-	}
-	return fmt.Sprintf(" for %q", trimUser(u))
 }

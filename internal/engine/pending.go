@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/heap"
 	"net/netip"
 	"time"
 
@@ -34,22 +33,52 @@ type pendingBans struct {
 	limit int
 }
 
+// pendingHeap is a binary min-heap by (due, seq), written out rather than
+// through container/heap, whose interface boxes every entry pushed or
+// popped: an allocation per deferred ban under a flood.
 type pendingHeap []pendingBan
 
-func (h pendingHeap) Len() int { return len(h) }
-func (h pendingHeap) Less(i, j int) bool {
+func (h pendingHeap) less(i, j int) bool {
 	if !h[i].due.Equal(h[j].due) {
 		return h[i].due.Before(h[j].due)
 	}
 	return h[i].seq < h[j].seq
 }
-func (h pendingHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *pendingHeap) Push(x any)   { *h = append(*h, x.(pendingBan)) }
-func (h *pendingHeap) Pop() any {
+
+func (h *pendingHeap) push(b pendingBan) {
+	*h = append(*h, b)
+	for i := len(*h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			break
+		}
+		(*h)[i], (*h)[parent] = (*h)[parent], (*h)[i]
+		i = parent
+	}
+}
+
+func (h *pendingHeap) pop() pendingBan {
 	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	top := old[0]
+	last := len(old) - 1
+	old[0] = old[last]
+	old[last] = pendingBan{} // drop the strings it holds
+	*h = old[:last]
+	for i := 0; ; {
+		l, r, min := 2*i+1, 2*i+2, i
+		if l < last && h.less(l, min) {
+			min = l
+		}
+		if r < last && h.less(r, min) {
+			min = r
+		}
+		if min == i {
+			break
+		}
+		(*h)[i], (*h)[min] = (*h)[min], (*h)[i]
+		i = min
+	}
+	return top
 }
 
 // deferBan schedules a ban after the grace period, unless one is pending
@@ -70,7 +99,13 @@ func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, 
 	}
 	p.seq++
 	p.by[target] = p.seq
-	heap.Push(&p.heap, pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
+	p.heap.push(pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
+}
+
+// isPending reports whether a ban of target is pending.
+func (e *Engine) isPending(target netip.Prefix) bool {
+	_, ok := e.pending.by[target]
+	return ok
 }
 
 // cancelPending drops a pending ban of addr.
@@ -86,7 +121,7 @@ func (e *Engine) flushPending(now time.Time) []event.Decision {
 	p := &e.pending
 	var out []event.Decision
 	for len(p.heap) > 0 && !p.heap[0].due.After(now) {
-		b := heap.Pop(&p.heap).(pendingBan)
+		b := p.heap.pop()
 		if seq, ok := p.by[b.target]; !ok || seq != b.seq {
 			continue
 		}

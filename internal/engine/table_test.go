@@ -3,6 +3,7 @@ package engine
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // TestBoundedMapAgainstMap drives the table and a Go map with the same
@@ -105,3 +106,23 @@ func TestExpiry(t *testing.T) {
 }
 
 func hasKey(m map[uint64]stamp, k uint64) bool { _, ok := m[k]; return ok }
+
+// The pending heap pops in (due, seq) order whatever the order of pushes.
+func TestPendingHeapOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var h pendingHeap
+	for i := range 2000 {
+		h.push(pendingBan{due: t0.Add(time.Duration(r.IntN(300)) * time.Second), seq: uint64(i)})
+		if r.IntN(3) == 0 {
+			h.pop()
+		}
+	}
+	prev := h.pop()
+	for len(h) > 0 {
+		b := h.pop()
+		if b.due.Before(prev.due) || b.due.Equal(prev.due) && b.seq < prev.seq {
+			t.Fatalf("popped %v/%d after %v/%d", b.due, b.seq, prev.due, prev.seq)
+		}
+		prev = b
+	}
+}

@@ -22,35 +22,56 @@ func ReadLines(r io.Reader, fn func(rec []byte, tooLong bool) error) error {
 	return readRecords(r, logline.MaxLen, fn)
 }
 
-// readRecords is ReadLines with records cut at limit bytes.
-func readRecords(r io.Reader, limit int, fn func(rec []byte, tooLong bool) error) error {
-	br := bufio.NewReaderSize(r, max(64<<10, limit+1))
+// LineReader reads records one at a time, as ReadLines passes them, for a
+// caller that pulls (replay merges several files by time).
+type LineReader struct {
+	br    *bufio.Reader
+	limit int
+}
+
+// NewLineReader returns a LineReader of r.
+func NewLineReader(r io.Reader) *LineReader { return newLineReader(r, logline.MaxLen) }
+
+func newLineReader(r io.Reader, limit int) *LineReader {
+	return &LineReader{br: bufio.NewReaderSize(r, max(64<<10, limit+1)), limit: limit}
+}
+
+// Next returns the next record, as ReadLines would pass it to its fn; the
+// slice is valid until the next call. At the end it returns io.EOF.
+func (lr *LineReader) Next() (rec []byte, tooLong bool, err error) {
 	for {
-		rec, err := br.ReadSlice('\n')
-		tooLong := false
-		if errors.Is(err, bufio.ErrBufferFull) || len(bytes.TrimSuffix(rec, []byte{'\n'})) > limit {
-			tooLong = true
-			head := rec[:min(len(rec), limit)]
-			if ferr := fn(head, true); ferr != nil {
-				return ferr
-			}
+		rec, err = lr.br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) || len(bytes.TrimSuffix(rec, []byte{'\n'})) > lr.limit {
+			head := rec[:min(len(rec), lr.limit)]
 			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = br.ReadSlice('\n')
+				_, err = lr.br.ReadSlice('\n')
 			}
-			if err == nil {
-				continue
+			if err != nil && err != io.EOF {
+				return nil, false, err
 			}
+			return head, true, nil
 		}
-		if !tooLong && len(rec) > 0 {
-			rec = bytes.TrimSuffix(rec, []byte{'\n'})
-			if ferr := fn(rec, false); ferr != nil {
-				return ferr
-			}
+		if len(rec) > 0 {
+			return bytes.TrimSuffix(rec, []byte{'\n'}), false, nil
 		}
 		if err != nil {
-			if err == io.EOF {
-				return nil
-			}
+			return nil, false, err
+		}
+	}
+}
+
+// readRecords is ReadLines with records cut at limit bytes.
+func readRecords(r io.Reader, limit int, fn func(rec []byte, tooLong bool) error) error {
+	lr := newLineReader(r, limit)
+	for {
+		rec, tooLong, err := lr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(rec, tooLong); err != nil {
 			return err
 		}
 	}
