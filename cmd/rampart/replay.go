@@ -41,6 +41,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "configuration `file` (default: embedded defaults)")
 	asJSON := fs.Bool("json", false, "print one JSON object per decision")
 	year := fs.Int("year", 0, "`year` for stamps without one (default: current year, rolled back for future stamps)")
+	stats := fs.Bool("stats", false, "print lines, events, decisions and the time of each stage to standard error at the end")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -92,9 +93,13 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 			return
 		}
 		fmt.Fprintf(w, "%s %s\n", d.Start.Format(time.RFC3339), daemon.Describe(d))
-	}, prog.show)
+	}, daemon.ReplayOptions{Progress: prog.show, Stages: *stats})
 	if err != nil {
 		return err
+	}
+	if *stats {
+		w.Flush()
+		printReplayStats(stderr, st)
 	}
 	if !*asJSON {
 		fmt.Fprintf(w, "%d lines, %d skipped, %d events, %d decisions\n", st.Lines, st.Skipped, st.Events, st.Decisions)
@@ -157,4 +162,32 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// printReplayStats writes the counts and the time of each stage, then the
+// process's CPU time and peak memory.
+func printReplayStats(w io.Writer, st daemon.ReplayStats) {
+	fmt.Fprintf(w, "replay: %d lines (%d skipped), %d events, %d decisions\n", st.Lines, st.Skipped, st.Events, st.Decisions)
+	sg := st.Stages
+	total := sg.Read + sg.Filter + sg.Engine + sg.Output
+	for _, s := range []struct {
+		name string
+		d    time.Duration
+	}{{"read and parse", sg.Read}, {"filters", sg.Filter}, {"engine", sg.Engine}, {"output", sg.Output}} {
+		share, per := 0.0, 0.0
+		if total > 0 {
+			share = 100 * float64(s.d) / float64(total)
+		}
+		if st.Lines > 0 {
+			per = float64(s.d.Nanoseconds()) / float64(st.Lines)
+		}
+		fmt.Fprintf(w, "  %-15s %8.3f s  %5.1f%%  %7.0f ns/line\n", s.name, s.d.Seconds(), share, per)
+	}
+	if cpu, rss, ok := processUsage(); ok {
+		rate := 0.0
+		if cpu > 0 {
+			rate = float64(st.Lines) / cpu.Seconds()
+		}
+		fmt.Fprintf(w, "  CPU %.3f s in all (%.0f lines per CPU-second), peak RSS %.1f MiB\n", cpu.Seconds(), rate, float64(rss)/(1<<20))
+	}
 }

@@ -240,6 +240,9 @@ type LineRouter struct {
 	p      *Pipeline
 	router *filter.Router
 	jailOf map[*filter.Matcher]string
+	stages *StageTimes // replay --stats; nil in the daemon
+
+	clockCost time.Duration // of one clock read, taken off the filters' time
 }
 
 // Event returns the event a line stands for, if any.
@@ -258,23 +261,38 @@ func (lr *LineRouter) Event(l *logline.Line) (event.Event, int, bool) {
 // event standing for several (a line completing earlier lines of its
 // session) is observed that many times.
 func (lr *LineRouter) Observe(l *logline.Line) (ev event.Event, ok bool, ds []event.Decision) {
-	return lr.observe(l, nil)
+	ev, n, ds := lr.observe(l, nil)
+	return ev, n > 0, ds
 }
 
-// observe is Observe, leaving out one occurrence of an event that counted
-// reports was already counted elsewhere (by a live policy server).
-func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (ev event.Event, ok bool, ds []event.Decision) {
+// observe is Observe, the path every live and replayed line takes. It
+// returns how many events the line stood for (0: none), and leaves out of
+// the engine one occurrence of an event that counted reports was already
+// counted elsewhere (by a live policy server). With lr.stages set, the
+// filters' time is charged to Filter (and taken off Engine, to which the
+// caller charges the whole call).
+func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (ev event.Event, n int, ds []event.Decision) {
+	var start time.Time
+	if lr.stages != nil {
+		start = time.Now()
+	}
 	ev, n, ok := lr.Event(l)
+	if lr.stages != nil {
+		d := max(0, time.Since(start)-lr.clockCost)
+		lr.stages.Filter += d
+		lr.stages.Engine -= d
+	}
 	if !ok {
-		return ev, false, nil
+		return ev, 0, nil
 	}
+	observe := n
 	if counted != nil && counted(ev) {
-		n--
+		observe--
 	}
-	for range n {
+	for range observe {
 		ds = append(ds, lr.p.Engine.Observe(ev)...)
 	}
-	return ev, true, ds
+	return ev, n, ds
 }
 
 // Describe renders a decision for people: "ban 192.0.2.1 for 10m

@@ -43,7 +43,7 @@ func replayJSON(t *testing.T, cfg *config.Config, files ...string) []byte {
 			"ip": Target(d.Target), "action": d.Action.String(), "time": d.Start.Format(time.RFC3339), "duration_s": int64(d.Duration / time.Second),
 			"scenario": d.Scenario, "reason": d.Reason, "jail": d.Jail,
 		})
-	}, nil)
+	}, ReplayOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -248,8 +248,8 @@ func (d *Daemon) line(rs *runningSource, l *logline.Line) {
 		rs.stale.Add(1)
 		return
 	}
-	ev, ok, ds := rs.router.Load().observe(l, func(ev event.Event) bool { return d.live.absorb(ev, now) })
-	if ok && ev.Kind.Good() && ev.Addr.IsValid() {
+	ev, n, ds := rs.router.Load().observe(l, func(ev event.Event) bool { return d.live.absorb(ev, now) })
+	if n > 0 && ev.Kind.Good() && ev.Addr.IsValid() {
 		d.apply.knownGood(ev)
 	}
 	d.apply.submit(ds)

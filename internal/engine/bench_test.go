@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -158,4 +160,89 @@ func BenchmarkObserveBans(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(bans)/float64(i), "bans/event")
+}
+
+// BenchmarkBannedAt looks addresses up among 10, 10,000 and 100,000 prefix
+// bans (/24s and a few /16s) and as many address bans: with one
+// longest-prefix-match structure the cost must not grow with the number of
+// prefix bans. Half the lookups fall in a banned prefix.
+func BenchmarkBannedAt(b *testing.B) {
+	for _, n := range []int{10, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("prefixes=%d", n), func(b *testing.B) {
+			e := benchEngine(b, 1_000_000)
+			r := rand.New(rand.NewPCG(1, uint64(n)))
+			var inside []netip.Addr
+			for i := range n {
+				a := uniqueAddr(i * 7919)
+				bits := 24
+				if a.Is6() {
+					bits = 64
+				}
+				if i%100 == 99 {
+					bits -= 8
+				}
+				p, _ := a.Prefix(bits)
+				if _, err := e.Ban(event.Decision{Target: p, Start: t0, Duration: time.Hour}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := e.Ban(event.Decision{Target: event.AddrPrefix(uniqueAddr(i*7919 + 1)), Start: t0, Duration: time.Hour}); err != nil {
+					b.Fatal(err)
+				}
+				inside = append(inside, a)
+			}
+			at := t0.Add(time.Minute)
+			b.ReportAllocs()
+			hits := 0
+			for b.Loop() {
+				var a netip.Addr
+				if r.IntN(2) == 0 {
+					a = inside[r.IntN(len(inside))]
+				} else {
+					a = uniqueAddr(r.IntN(1 << 30))
+				}
+				if _, ok := e.Banned(a, at); ok {
+					hits++
+				}
+			}
+			b.ReportMetric(float64(hits)/float64(b.N), "hit-rate")
+		})
+	}
+}
+
+// BenchmarkExpire measures what expiry costs: a table of 1,000,000 tracked
+// addresses whose failures all go stale is emptied by one Tick past their
+// window (ns/op is per expired entry); then a Tick with nothing due, on a
+// table as full, costs the same whatever the table's size.
+func BenchmarkExpire(b *testing.B) {
+	const n = 1_000_000
+	b.Run("expired", func(b *testing.B) {
+		var per float64
+		for range b.N {
+			b.StopTimer()
+			e := benchEngine(b, n)
+			observeUnique(b, e, n)
+			end := t0.Add(n*10*time.Millisecond + 13*time.Hour)
+			b.StartTimer()
+			start := time.Now()
+			e.Tick(end)
+			per = float64(time.Since(start).Nanoseconds()) / n
+			if s := e.Stats(); s.Tracked != 0 {
+				b.Fatalf("%d tracked after expiry", s.Tracked)
+			}
+		}
+		b.ReportMetric(per, "ns/expired")
+	})
+	b.Run("nothing-due", func(b *testing.B) {
+		e := benchEngine(b, n)
+		observeUnique(b, e, n)
+		now := t0.Add(n * 10 * time.Millisecond)
+		e.Tick(now)
+		b.ReportAllocs()
+		for b.Loop() {
+			e.Tick(now) // the same second: no bucket is due
+		}
+		if s := e.Stats(); s.Tracked < n/2 {
+			b.Fatalf("only %d tracked", s.Tracked)
+		}
+	})
 }

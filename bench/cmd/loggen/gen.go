@@ -68,6 +68,8 @@ type generator struct {
 
 	attackers []client
 	heavy     *rand.Zipf
+	fresh     float64 // chance that an attack comes from the next address never seen before
+	nextFresh int
 	legit     []client
 	relays    []client // mail servers that deliver to us
 
@@ -97,14 +99,23 @@ func (c client) postfix() string {
 	return name + "[" + c.addr.String() + "]"
 }
 
-func newGenerator(seed uint64, start time.Time) *generator {
+func newGenerator(seed uint64, start time.Time, heavyAttack bool) *generator {
 	g := &generator{
 		r:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now:   start,
 		pools: map[string]*pidPool{},
 	}
 	g.pid = 1_500_000 + g.r.IntN(500_000)
-	g.attackers = g.attackerPool(50_000, 12_000)
+	if heavyAttack {
+		// The attack-heavy log: most attacks from an address never seen
+		// before (a botnet rotating through hundreds of thousands), a
+		// third of the IPv4 ones four to a /24.
+		g.attackers = g.attackerPool(560_000, 140_000)
+		g.packV4(len(g.attackers)/3, 4)
+		g.fresh = 0.9
+	} else {
+		g.attackers = g.attackerPool(50_000, 12_000)
+	}
 	g.heavy = rand.NewZipf(g.r, 1.15, 4, 1999)
 	g.legit = g.legitPool(300, 80)
 	g.relays = g.relayPool()
@@ -319,6 +330,27 @@ func (g *generator) relayPool() []client {
 	return out
 }
 
+// packV4 moves n of the IPv4 attackers into shared /24s, per to a /24:
+// each group takes the /24 of its first member.
+func (g *generator) packV4(n, per int) {
+	var v4 []int
+	for i, c := range g.attackers {
+		if c.addr.Is4() {
+			v4 = append(v4, i)
+		}
+	}
+	n = min(n, len(v4))
+	for i := 0; i+per <= n; i += per {
+		net := g.attackers[v4[i]].addr.As4()
+		for j := 1; j < per; j++ {
+			b := net
+			b[3] = byte(1 + g.r.IntN(254))
+			a := netip.AddrFrom4(b)
+			g.attackers[v4[i+j]] = client{addr: a, name: g.rdns(a)}
+		}
+	}
+}
+
 // publicV4 returns a random address outside the reserved ranges.
 func (g *generator) publicV4() netip.Addr {
 	for {
@@ -401,6 +433,10 @@ func (g *generator) rdns(a netip.Addr) string {
 // attacker picks a hostile client: a third of the time one of the few
 // thousand busiest (Zipf-distributed), otherwise any of the pool.
 func (g *generator) attacker() client {
+	if g.fresh > 0 && g.nextFresh < len(g.attackers) && g.r.Float64() < g.fresh {
+		g.nextFresh++
+		return g.attackers[g.nextFresh-1]
+	}
 	if g.r.IntN(3) == 0 {
 		return g.attackers[g.heavy.Uint64()]
 	}

@@ -27,8 +27,9 @@ func main() {
 	n := flag.Int("n", 1_000_000, "number of `lines` to write")
 	seed := flag.Uint64("seed", 1, "random `seed`; the same seed gives the same log")
 	out := flag.String("o", "-", "output `file` (- for standard output)")
+	heavy := flag.Bool("heavy", false, "attack-heavy: hundreds of thousands of attacking addresses, most seen once, a third of the IPv4 ones packed four to a /24 (the full-pipeline benchmark's log)")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: loggen [-n LINES] [-seed N] [-o FILE]\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: loggen [-n LINES] [-seed N] [-heavy] [-o FILE]\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -36,13 +37,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*n, *seed, *out); err != nil {
+	if err := run(*n, *seed, *heavy, *out); err != nil {
 		fmt.Fprintf(os.Stderr, "loggen: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, seed uint64, path string) error {
+func run(n int, seed uint64, heavy bool, path string) error {
 	var w io.Writer = os.Stdout
 	var f *os.File
 	if path != "-" {
@@ -54,7 +55,7 @@ func run(n int, seed uint64, path string) error {
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	g := newGenerator(seed, time.Date(2025, time.March, 8, 6, 25, 3, 0, time.UTC))
+	g := newGenerator(seed, time.Date(2025, time.March, 8, 6, 25, 3, 0, time.UTC), heavy)
 	if err := g.write(bw, n); err != nil {
 		return err
 	}
