@@ -63,6 +63,7 @@ type generator struct {
 	r     *rand.Rand
 	now   time.Time
 	frac  float64 // sub-second part of the clock, carried between lines
+	gap   float64 // mean seconds between lines
 	pid   int
 	pools map[string]*pidPool
 
@@ -104,6 +105,7 @@ func newGenerator(seed uint64, start time.Time, heavyAttack bool) *generator {
 		r:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now:   start,
 		pools: map[string]*pidPool{},
+		gap:   meanGapSec,
 	}
 	g.pid = 1_500_000 + g.r.IntN(500_000)
 	if heavyAttack {
@@ -162,7 +164,7 @@ func (g *generator) write(w io.Writer, n int) error {
 
 // tick advances the clock by an exponentially distributed gap.
 func (g *generator) tick() {
-	g.frac += g.r.ExpFloat64() * meanGapSec
+	g.frac += g.r.ExpFloat64() * g.gap
 	if g.frac >= 1 {
 		whole := math.Floor(g.frac)
 		g.now = g.now.Add(time.Duration(whole) * time.Second)

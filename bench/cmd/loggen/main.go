@@ -27,23 +27,26 @@ func main() {
 	n := flag.Int("n", 1_000_000, "number of `lines` to write")
 	seed := flag.Uint64("seed", 1, "random `seed`; the same seed gives the same log")
 	out := flag.String("o", "-", "output `file` (- for standard output)")
+	startS := flag.String("start", "2025-03-08T06:25:03Z", "time of the first line (RFC 3339)")
+	gap := flag.Float64("gap", meanGapSec, "mean `seconds` between two lines")
 	heavy := flag.Bool("heavy", false, "attack-heavy: hundreds of thousands of attacking addresses, most seen once, a third of the IPv4 ones packed four to a /24 (the full-pipeline benchmark's log)")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: loggen [-n LINES] [-seed N] [-heavy] [-o FILE]\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: loggen [-n LINES] [-seed N] [-heavy] [-start TIME] [-gap SECONDS] [-o FILE]\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() > 0 || *n < 0 {
+	start, err := time.Parse(time.RFC3339, *startS)
+	if flag.NArg() > 0 || *n < 0 || err != nil || *gap <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*n, *seed, *heavy, *out); err != nil {
+	if err := run(*n, *seed, *heavy, start, *gap, *out); err != nil {
 		fmt.Fprintf(os.Stderr, "loggen: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, seed uint64, heavy bool, path string) error {
+func run(n int, seed uint64, heavy bool, start time.Time, gap float64, path string) error {
 	var w io.Writer = os.Stdout
 	var f *os.File
 	if path != "-" {
@@ -55,7 +58,8 @@ func run(n int, seed uint64, heavy bool, path string) error {
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	g := newGenerator(seed, time.Date(2025, time.March, 8, 6, 25, 3, 0, time.UTC), heavy)
+	g := newGenerator(seed, start, heavy)
+	g.gap = gap
 	if err := g.write(bw, n); err != nil {
 		return err
 	}
