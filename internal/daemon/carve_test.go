@@ -116,9 +116,13 @@ func TestKnownGoodCarvedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := netip.MustParseAddr("192.0.2.9")
-	now := time.Now()
+	now := time.Now().Truncate(time.Second) // the engine's resolution
 	for i := range 3 {
-		d.apply.knownGood(event.Event{Time: now.Add(time.Duration(i) * time.Second), Kind: event.AuthSuccess, Addr: good, User: "alice"})
+		// What Daemon.line does with a login: the store remembers it, the
+		// engine's decisions (here, the carve-out) go to the applier.
+		ev := event.Event{Time: now.Add(time.Duration(i) * time.Second), Service: "sshd", Kind: event.AuthSuccess, Addr: good, User: "alice"}
+		d.apply.knownGood(ev)
+		d.apply.submit(d.currentPipe().Engine.Observe(ev))
 		d.apply.flush(ctx)
 	}
 	cs, err := enf.CarveOuts(ctx)
