@@ -26,11 +26,12 @@ import (
 //  1. logline parses the envelope (time, host, program, pid);
 //  2. the Router offers the line to the matchers of the jails reading that
 //     program; the first matching rule of the first jail wins;
-//  3. the Event is tagged with its jail and observed by the engine, which
-//     checks the allowlist first, then the per-address scenarios (in the
+//  3. the Event is tagged with its jail and observed by the engine, in the
+//     order of checks written down once, at engine.Engine.Observe (in the
 //     daemon, a failed login a live policy server already reported is left
 //     out here: see liveFailures);
-//  4. decisions go to the enforcer and the store (daemon), or are printed (replay).
+//  4. decisions go to the enforcer and the store (daemon), or are printed
+//     (replay); both take this path through LineRouter.observe.
 type Pipeline struct {
 	Engine *engine.Engine
 	jails  []jailFilter

@@ -63,12 +63,13 @@ type Judge struct {
 	// Decided receives the decisions that events reported to the Judge
 	// caused (to persist and enforce them); nil drops them.
 	Decided func([]event.Decision)
-	// KnownGood receives successful logins, to be remembered; nil drops them.
+	// KnownGood receives successful logins and accepted mail, to be
+	// remembered; nil drops them.
 	KnownGood func(event.Event)
 	Now       func() time.Time // nil: time.Now
 
 	mu   sync.Mutex
-	seen map[netip.Addr]time.Time // successes reported recently, to report each once a while
+	seen map[goodKey]time.Time // good events reported recently, to report each once a while
 }
 
 func (j *Judge) now() time.Time {
@@ -136,14 +137,16 @@ func (j *Judge) delay(a engine.Assessment) time.Duration {
 }
 
 // Report feeds an event the server learnt (a failed or successful login, an
-// unknown recipient) to the engine. Successes are passed to KnownGood at
-// most once every ten minutes per address.
+// unknown recipient, accepted mail) to the engine. Good events (logins,
+// accepted mail) are passed to KnownGood, and to the engine, at most once
+// every ten minutes per address and kind: a busy relay's every message need
+// not be written to the store.
 func (j *Judge) Report(ev event.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = j.now()
 	}
-	if ev.Kind == event.AuthSuccess {
-		if !j.firstSuccess(ev.Addr, ev.Time) {
+	if ev.Kind.Good() {
+		if !j.firstSuccess(goodKey{ev.Addr, ev.Kind}, ev.Time) {
 			return
 		}
 		if j.KnownGood != nil {
@@ -158,11 +161,17 @@ func (j *Judge) Report(ev event.Event) {
 
 const successEvery = 10 * time.Minute
 
-func (j *Judge) firstSuccess(a netip.Addr, t time.Time) bool {
+// goodKey is a good event's address and kind.
+type goodKey struct {
+	addr netip.Addr
+	kind event.Kind
+}
+
+func (j *Judge) firstSuccess(a goodKey, t time.Time) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.seen == nil || len(j.seen) > 100_000 {
-		j.seen = map[netip.Addr]time.Time{}
+		j.seen = map[goodKey]time.Time{}
 	}
 	if last, ok := j.seen[a]; ok && t.Sub(last) < successEvery {
 		return false

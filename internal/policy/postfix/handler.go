@@ -16,10 +16,12 @@ import (
 //	suspicious                            → DUNNO, held back by the tarpit delay
 //	otherwise                             → DUNNO at once
 //
-// A request carrying sasl_username is a successful login. It is reported,
-// so that the client becomes known-good, only when TrustSASL is set: the
-// protocol has no authentication, and anyone who can reach a TCP port
-// could claim a login for any address and so exempt it from every
+// A request carrying sasl_username is a successful login, and a request at
+// END-OF-MESSAGE (from smtpd_end_of_data_restrictions) answered DUNNO is
+// mail accepted: the client is a delivering relay. Both are reported, so
+// that the client becomes good, only when TrustSASL is set: the protocol
+// has no authentication, and anyone who can reach a TCP port could claim a
+// login or a delivery for any address and so exempt it from every
 // cross-address scenario. Set it for a unix socket only Postfix can reach.
 type JudgeHandler struct {
 	Judge     *policy.Judge
@@ -63,7 +65,11 @@ func (h *JudgeHandler) ServePolicy(ctx context.Context, r *Request) Answer {
 	case policy.Blind:
 		h.blinded.Add(1)
 		return Answer{Action: blindness}
-	case policy.Delay:
+	}
+	if r.State() == "END-OF-MESSAGE" && addr.IsValid() && h.TrustSASL {
+		h.Judge.Report(event.Event{Time: time.Now(), Service: "postfix", Kind: event.MailAccepted, Addr: addr, Origin: "postfix-policy", Jail: h.Jail})
+	}
+	if v.Outcome == policy.Delay {
 		return Answer{Action: Dunno, Delay: v.Delay}
 	}
 	return Answer{Action: Dunno}

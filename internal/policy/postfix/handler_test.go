@@ -67,3 +67,42 @@ func TestJudgeHandlerCounts(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// A message that reaches END-OF-MESSAGE and is let through makes its client
+// a delivering relay, reported once per ten minutes (a busy relay's every
+// message need not reach the store), and only over a trusted connection;
+// a banned client's message is refused and makes nothing.
+func TestJudgeHandlerDeliveringRelay(t *testing.T) {
+	for _, trust := range []bool{false, true} {
+		e, err := engine.New(engine.DefaultConfig(engine.Jail{Name: "postfix", Services: []string{"postfix"}, MaxRetry: 5, FindTime: 10 * time.Minute, BanTime: time.Hour}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var good []event.Event
+		var carves []event.Decision
+		h := &JudgeHandler{Judge: &policy.Judge{Engine: e, KnownGood: func(ev event.Event) { good = append(good, ev) },
+			Decided: func(ds []event.Decision) { carves = append(carves, ds...) }}, TrustSASL: trust}
+		eom := "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nrecipient_count=1\nclient_address="
+		for range 3 {
+			if a := h.ServePolicy(context.Background(), judgeRequest(t, eom+"209.85.220.41\n")); a.Action != Dunno {
+				t.Fatalf("end of message: %#v", a.Action)
+			}
+		}
+		h.ServePolicy(context.Background(), judgeRequest(t, "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=209.85.220.42\n"))
+		if !trust {
+			if len(good) != 0 || e.IsRelay(netip.MustParseAddr("209.85.220.41"), time.Now()) {
+				t.Fatalf("untrusted: relay reported: %v", good)
+			}
+			continue
+		}
+		if len(good) != 1 || good[0].Kind != event.MailAccepted || good[0].Addr != netip.MustParseAddr("209.85.220.41") {
+			t.Fatalf("relay reports %v, want one mail-accepted for 209.85.220.41", good)
+		}
+		if !e.IsRelay(netip.MustParseAddr("209.85.220.41"), time.Now()) || e.IsRelay(netip.MustParseAddr("209.85.220.42"), time.Now()) {
+			t.Fatal("the engine does not know the relay, or counts a RCPT stage as a delivery")
+		}
+		if len(carves) != 1 || carves[0].Action != event.Allow || carves[0].Scenario != "relay" {
+			t.Fatalf("decisions %+v, want the relay's carve-out", carves)
+		}
+	}
+}
