@@ -33,6 +33,7 @@ type Config struct {
 	Enumerate  Enumeration      `toml:"enumeration"`
 	Postfix    PostfixPolicy    `toml:"postfix_policy"`
 	Dovecot    DovecotPolicy    `toml:"dovecot_policy"`
+	Metrics    Metrics          `toml:"metrics"`
 	Jails      map[string]*Jail `toml:"jail"`
 
 	lines map[string]int // dotted key → line in File, for errors found after decoding
@@ -185,6 +186,12 @@ type DovecotPolicy struct {
 	// an SMTP AUTH login must be answered within Postfix's 10 seconds,
 	// Dovecot's delays included.
 	AuthFailureDelay Duration `toml:"auth_failure_delay" range:"1s..10s"`
+}
+
+// Metrics is the optional TCP listener for Prometheus (the control socket
+// always serves /metrics).
+type Metrics struct {
+	Listen string `toml:"listen"` // "127.0.0.1:9842"; "" disables
 }
 
 // Escalation lengthens repeat bans.

@@ -77,6 +77,11 @@ func (c *Config) validate() error {
 			return c.errorf(w.key, "bits must be %d or more and below the narrowest level (/%d); bits = 0 turns widening off", w.min, narrowest)
 		}
 	}
+	if c.Metrics.Listen != "" {
+		if _, err := netip.ParseAddrPort(c.Metrics.Listen); err != nil {
+			return c.errorf("metrics.listen", "key \"listen\": %q is not an address:port", c.Metrics.Listen)
+		}
+	}
 	if c.ASN.Database != "" && !strings.HasPrefix(c.ASN.Database, "/") {
 		return c.errorf("asn.database", "key \"database\": %q is not an absolute path", c.ASN.Database)
 	}

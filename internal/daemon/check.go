@@ -37,7 +37,7 @@ type Problem struct {
 // Warnings: a log file missing or unreadable (run waits for it), a jail
 // with no source run can read (journald not running), a syslog listener
 // off loopback (syslog has no authentication: whoever reaches it can write
-// lines that get addresses banned).
+// lines that get addresses banned), a metrics listener off loopback.
 func Check(cfg *config.Config, reg *filter.Registry) []Problem {
 	var ps []Problem
 	fail := func(key, format string, args ...any) {
@@ -79,6 +79,7 @@ func Check(cfg *config.Config, reg *filter.Registry) []Problem {
 		{"syslog.tcp", cfg.Syslog.TCP},
 		{"postfix_policy.listen", cfg.Postfix.Listen},
 		{"dovecot_policy.listen", cfg.Dovecot.Listen},
+		{"metrics.listen", cfg.Metrics.Listen},
 	} {
 		ap, err := netip.ParseAddrPort(l.addr)
 		if err != nil {
@@ -87,6 +88,9 @@ func Check(cfg *config.Config, reg *filter.Registry) []Problem {
 		a := ap.Addr().Unmap()
 		if own != nil && !a.IsLoopback() && !a.IsUnspecified() && !own[a] {
 			fail(l.key, "%s is not an address of this host: run cannot listen on it", a)
+		}
+		if l.key == "metrics.listen" && !a.IsLoopback() {
+			warn(l.key, "%q serves the metrics beyond this host: they tell how it is attacked and defended (limit who reaches it in the firewall)", l.addr)
 		}
 		if strings.HasPrefix(l.key, "syslog.") && !a.IsLoopback() {
 			warn(l.key, "%q listens beyond this host, and syslog has no authentication: whoever reaches it can send lines that get addresses banned (limit it in the firewall to the hosts that send logs)", l.addr)

@@ -58,6 +58,9 @@ func TestCheck(t *testing.T) {
 			warnings: []string{`r.toml:5: "192.0.2.77:5514" listens beyond this host, and syslog has no authentication`}},
 		{name: "syslog on every address", toml: jail + "[syslog]\nudp = \"0.0.0.0:5514\"\n",
 			warnings: []string{`r.toml:4: "0.0.0.0:5514" listens beyond this host, and syslog has no authentication`}},
+		{name: "metrics on loopback", toml: jail + "[metrics]\nlisten = \"127.0.0.1:9842\"\n"},
+		{name: "metrics on every address", toml: jail + "[metrics]\nlisten = \"0.0.0.0:9842\"\n",
+			warnings: []string{`r.toml:4: "0.0.0.0:9842" serves the metrics beyond this host`}},
 		{name: "missing log file", toml: "[jail.sshd]\nfiles = [\"" + filepath.Join(dir, "missing.log") + "\", \"" + log + "\"]\n",
 			warnings: []string{`r.toml:2: jail "sshd": ` + filepath.Join(dir, "missing.log") + " does not exist (yet): run waits for it"}},
 	}

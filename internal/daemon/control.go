@@ -180,7 +180,7 @@ func (d *Daemon) listenControl(path string) (*control, error) {
 	c := &control{d: d, ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", c.status)
-	mux.HandleFunc("GET /metrics", c.metrics)
+	mux.Handle("GET /metrics", d.metrics)
 	mux.HandleFunc("POST /v1/ban", c.ban)
 	mux.HandleFunc("POST /v1/unban", c.unban)
 	mux.HandleFunc("POST /v1/reload", c.reload)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -53,6 +54,7 @@ type Daemon struct {
 	started time.Time
 	peers   *connlimit.Budget // descriptors the listeners may hold together (descriptors.go)
 	fds     DescriptorStatus
+	metrics http.Handler // GET /metrics (metrics.go)
 
 	// Health (health.go).
 	book      healthBook
@@ -96,6 +98,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	d.book.log = d.log
 	d.reloads.loaded = d.started
 	d.peers, d.fds = peerBudget(d.log)
+	d.metrics = newMetricsHandler(func() Status { return d.status(false) }, d.log)
 	st, err := openStore(ctx, opt.Config.Daemon.StateDir, d.log)
 	if err != nil {
 		return nil, err
@@ -349,6 +352,14 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); ctl.serve(ctx) }()
+	if addr := d.cfg.Metrics.Listen; addr != "" {
+		ms, err := listenMetrics(addr, d.metrics, d.log)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); ms.serve(ctx) }()
+	}
 
 	if err := d.startSources(ctx); err != nil {
 		d.stopSources()
