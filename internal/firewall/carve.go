@@ -76,16 +76,16 @@ type Repair struct {
 	// Fixed names the objects re-created: "table", "set ban4 (missing)",
 	// "rules of chain prerouting", ...
 	Fixed []string
-	// Bans, CarveOuts and AllowEntries count the entries put back.
-	Bans, CarveOuts, AllowEntries int
+	// Bans, CarveOuts, AllowEntries and Traps count the entries put back.
+	Bans, CarveOuts, AllowEntries, Traps int
 }
 
 // Empty reports whether nothing was repaired.
 func (r Repair) Empty() bool {
-	return len(r.Fixed) == 0 && r.Bans == 0 && r.CarveOuts == 0 && r.AllowEntries == 0
+	return len(r.Fixed) == 0 && r.entries() == 0
 }
 
-func (r Repair) entries() int { return r.Bans + r.CarveOuts + r.AllowEntries }
+func (r Repair) entries() int { return r.Bans + r.CarveOuts + r.AllowEntries + r.Traps }
 
 func (r Repair) String() string {
 	var parts []string
@@ -95,7 +95,7 @@ func (r Repair) String() string {
 	for _, x := range []struct {
 		n    int
 		what string
-	}{{r.Bans, "bans"}, {r.CarveOuts, "carve-outs"}, {r.AllowEntries, "allowlist entries"}} {
+	}{{r.Bans, "bans"}, {r.CarveOuts, "carve-outs"}, {r.AllowEntries, "allowlist entries"}, {r.Traps, "trapped addresses"}} {
 		if x.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", x.n, x.what))
 		}
@@ -134,6 +134,7 @@ type Stats struct {
 type intent struct {
 	bans     map[netip.Prefix]time.Time // target → end; zero: no timeout
 	carves   map[netip.Addr]time.Time   // address → end; zero: no timeout
+	traps    map[netip.Addr]time.Time   // trapped address → end; zero: no timeout
 	allow    []netip.Prefix             // normalized; nil before the first SetAllow
 	allowSet bool
 	// sizes after the last prune, so that pruning costs O(1) per entry added
@@ -141,7 +142,7 @@ type intent struct {
 }
 
 func newIntent() intent {
-	return intent{bans: map[netip.Prefix]time.Time{}, carves: map[netip.Addr]time.Time{}}
+	return intent{bans: map[netip.Prefix]time.Time{}, carves: map[netip.Addr]time.Time{}, traps: map[netip.Addr]time.Time{}}
 }
 
 // live reports whether an entry ending at end is still to be held at now.
@@ -167,6 +168,16 @@ func (in *intent) addBans(bans []ban, now time.Time) {
 	}
 }
 
+func (in *intent) addTraps(traps []ban, now time.Time) {
+	for _, t := range traps {
+		end := time.Time{}
+		if t.timeout > 0 {
+			end = now.Add(t.timeout)
+		}
+		in.traps[t.target.Addr()] = end
+	}
+}
+
 func (in *intent) addCarves(cs []carveOut, now time.Time) {
 	for _, c := range cs {
 		in.carves[c.addr] = c.until
@@ -180,6 +191,7 @@ func (in *intent) addCarves(cs []carveOut, now time.Time) {
 func (in *intent) prune(now time.Time) {
 	maps.DeleteFunc(in.bans, func(_ netip.Prefix, end time.Time) bool { return !live(end, now, 0) })
 	maps.DeleteFunc(in.carves, func(_ netip.Addr, end time.Time) bool { return !live(end, now, 0) })
+	maps.DeleteFunc(in.traps, func(_ netip.Addr, end time.Time) bool { return !live(end, now, 0) })
 	in.prunedBans, in.prunedCarves = len(in.bans), len(in.carves)
 }
 

@@ -31,7 +31,10 @@
 //   - Targets are normalized: an IPv4-mapped IPv6 prefix is unmapped
 //     (::ffff:192.0.2.1/128 is 192.0.2.1/32), host bits are cleared. A /32 or
 //     /128 is an address ban; anything wider is a prefix ban.
-//   - Apply enforces only Action Ban and skips other actions; an invalid
+//   - Apply enforces Action Ban and skips other actions, except that
+//     NFTables configured with a TrapRedirect also enforces Action Trap on
+//     single addresses (see nftables_trap.go; Revoke lifts traps too, and
+//     Active reports them with Action Trap); an invalid
 //     target or a /0 fails the call before anything changes. Duration 0 means
 //     no timeout. A Decision with a non-zero Start lasts until Start+Duration,
 //     so decisions re-applied from the store keep their end; one already past

@@ -44,6 +44,10 @@ type NFTablesConfig struct {
 	// Logger receives repairs of a hand-edited table and kernel fallbacks;
 	// nil discards.
 	Logger *slog.Logger
+	// Trap, when set with ports, makes Apply trap the targets of Trap
+	// decisions (see nftables_trap.go); nil: Trap decisions are skipped and
+	// the trap's objects removed from the table.
+	Trap *TrapRedirect
 }
 
 func (c NFTablesConfig) table() string {
@@ -148,6 +152,7 @@ type NFTables struct {
 	table  *nftables.Table
 	sets   [numSets]*nftables.Set
 	chain  *nftables.Chain
+	trap   *trapObjects // nil unless trapping
 	closed bool
 
 	// What the kernel can do, learnt once by probing in New.
@@ -216,6 +221,13 @@ func (e *NFTables) init() error {
 	fixed, err := e.ensure(c)
 	if err != nil {
 		return err
+	}
+	// The trap's objects come and go with the configuration at start-up:
+	// no one else changed them.
+	n := len(fixed)
+	fixed = slices.DeleteFunc(fixed, isTrapObject)
+	if len(fixed) < n && e.trapping() {
+		e.log.Info("nftables: trap redirect installed", "table", e.table.Name, "ports", fmt.Sprint(e.cfg.Trap.Ports))
 	}
 	switch {
 	case !existed:
@@ -462,10 +474,17 @@ func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) (err error) {
 	if err != nil {
 		return fmt.Errorf("nftables apply: %w", err)
 	}
+	var traps []ban
+	if e.trapping() {
+		if traps, err = trapsFrom(ds, now); err != nil {
+			return fmt.Errorf("nftables apply: %w", err)
+		}
+	}
 	if e.closed {
 		return fmt.Errorf("nftables apply: %w", ErrClosed)
 	}
 	e.want.addBans(bans, now)
+	e.want.addTraps(traps, now)
 	defer e.unsure(&err)
 	c, err := e.begin(ctx)
 	if err != nil {
@@ -495,6 +514,9 @@ func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) (err error) {
 		}
 		b.add(s, els)
 	}
+	if len(traps) > 0 {
+		e.addTraps(b, traps)
+	}
 	expiry := map[netip.Prefix]time.Time{}
 	for fam, nb := range nets {
 		if len(nb) == 0 && e.netTimeout {
@@ -508,7 +530,7 @@ func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) (err error) {
 		return fmt.Errorf("nftables apply: %w", err)
 	}
 	if err := e.flush(b); err != nil {
-		return fmt.Errorf("nftables apply %d bans: %w", len(bans), err)
+		return fmt.Errorf("nftables apply %d bans, %d traps: %w", len(bans), len(traps), err)
 	}
 	for p, t := range expiry {
 		if t.IsZero() {
@@ -611,6 +633,7 @@ func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) (err erro
 	}
 	for _, t := range ts {
 		delete(e.want.bans, t)
+		delete(e.want.traps, t.Addr())
 	}
 	defer e.unsure(&err)
 	c, err := e.begin(ctx)
@@ -635,6 +658,9 @@ func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) (err erro
 		if len(els) > 0 {
 			b.destroy(e.sets[setBan4+fam], els)
 		}
+	}
+	if e.trapping() {
+		e.untrap(b, addrs)
 	}
 	for fam, ps := range nets {
 		if len(ps) == 0 {
@@ -719,6 +745,13 @@ func (e *NFTables) Active(ctx context.Context) ([]event.Decision, error) {
 		for p := range expiry {
 			delete(e.netExpiry, p)
 		}
+	}
+	if e.trapping() {
+		ts, err := e.activeTraps(now)
+		if err != nil {
+			return nil, fmt.Errorf("nftables active: %w", err)
+		}
+		out = append(out, ts...)
 	}
 	return out, nil
 }

@@ -318,6 +318,14 @@ func (e *NFTables) repair(c *nftables.Conn, fixed []string) (Repair, error) {
 			}
 		}
 	}
+	if e.trapping() {
+		n, err := e.repairTraps(b, now)
+		if err != nil {
+			e.genOK = false
+			return rep, err
+		}
+		rep.Traps += n
+	}
 	e.sizeFor(b.elems, b.msg)
 	if b.err != nil {
 		e.genOK = false

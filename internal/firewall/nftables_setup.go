@@ -276,6 +276,11 @@ func (e *NFTables) ensure(c *nftables.Conn) ([]string, error) {
 	if addChain {
 		c.AddChain(e.chain)
 	}
+	trapFixed, err := e.ensureTrap(c, exists, have, len(delSets) > 0)
+	if err != nil {
+		return nil, err
+	}
+	fixed = append(fixed, trapFixed...)
 	if addChain || flushChain {
 		for _, r := range nftRules {
 			c.AddRule(&nftables.Rule{
