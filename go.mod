@@ -3,6 +3,7 @@ module github.com/rampart-dev/rampart
 go 1.26.8
 
 require (
+	github.com/dlclark/regexp2/v2 v2.13.0
 	github.com/fsnotify/fsnotify v1.9.0
 	github.com/gaissmai/bart v0.30.0
 	github.com/google/nftables v0.3.0

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/logline"
@@ -26,7 +27,10 @@ type Filter struct {
 	Description string
 	Programs    []string // program names; a trailing '*' matches a prefix; empty: any
 	Modes       []string // the first is the default
+	Origin      string   // the file it was read from; "" for a built-in filter
 	rules       []rule
+	engine      Engine // matches lines instead of rules (see NewEngineFilter)
+	kinds       []event.Kind
 }
 
 type rule struct {
@@ -43,6 +47,10 @@ type Match struct {
 	Host    string     // the client as written in the log
 	User    string
 	Count   int // events this line stands for: 1, or more when it completed earlier lines of its session
+	// Time is the line's time as the filter read it, for lines whose
+	// envelope the line parser did not date (an Engine's own date formats);
+	// zero otherwise.
+	Time time.Time
 }
 
 // DefaultMode returns the mode used when none is asked for.
@@ -80,6 +88,7 @@ type Matcher struct {
 	rules []activeRule
 	disp  *dispatch // the rules' patterns by first byte (see dispatch.go)
 	sess  sessions
+	lm    LineMatcher // for a filter backed by an Engine
 }
 
 type activeRule struct {
@@ -98,6 +107,14 @@ func (f *Filter) NewMatcher(mode string) (*Matcher, error) {
 		return nil, fmt.Errorf("filter %q has no mode %q (modes: %s)", f.Name, mode, strings.Join(f.Modes, ", "))
 	}
 	m := &Matcher{f: f, mode: mode}
+	if f.engine != nil {
+		lm, err := f.engine.NewLineMatcher(mode)
+		if err != nil {
+			return nil, err
+		}
+		m.lm = lm
+		return m, nil
+	}
 	for _, r := range f.rules {
 		if len(f.Modes) > 0 && len(r.modes) > 0 && mode != "aggressive" && !slices.Contains(r.modes, mode) {
 			continue
@@ -132,6 +149,9 @@ func (m *Matcher) Match(l *logline.Line) (Match, bool) {
 // returns true: the Match is passed down by pointer, not returned up
 // through the Router's calls, as it is 88 bytes.
 func (m *Matcher) match(l *logline.Line, out *Match) bool {
+	if m.lm != nil {
+		return m.lm.Match(l, out)
+	}
 	msg := trimSpace(l.Message)
 	var c capture
 	cands := m.disp.candidates(msg)
@@ -143,7 +163,7 @@ func (m *Matcher) match(l *logline.Line, out *Match) bool {
 		}
 		c = capture{}
 		if cand.pat.match(msg, &c) {
-			return m.decide(l, cand.kind, cand.pat.summary, &c, out)
+			return m.decide(l, cand.kind, cand.pat, &c, out)
 		}
 	}
 	return false
@@ -166,7 +186,14 @@ func trimSpace(s string) string {
 // so one failed AUTH is not counted twice, and the session's count starts
 // again after it.
 // It fills *out only when it returns true.
-func (m *Matcher) decide(l *logline.Line, kind event.Kind, summary bool, c *capture, out *Match) bool {
+//
+// A user-change rule's failure (pam_unix naming the user tried) counts
+// only once its session has tried two different users: then it counts for
+// every attempt held back before. A successful login of a user-change rule
+// for a user the session had not tried counts as a failure (the client
+// went through several accounts), as fail2ban's sshd filter has it.
+func (m *Matcher) decide(l *logline.Line, kind event.Kind, pat *pattern, c *capture, out *Match) bool {
+	summary := pat.summary
 	key := sessionKey{host: l.Host, prog: l.Program, pid: l.PID}
 	hasSession := l.PID != 0
 	var s *session
@@ -182,6 +209,8 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, summary bool, c *capt
 		// not this one's.
 		s.user = ""
 		s.counted = 0
+		s.tried = s.tried[:0]
+		s.held = 0
 	}
 	if c.user == "" && s != nil {
 		c.user = s.user
@@ -199,6 +228,25 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, summary bool, c *capt
 	count := 0
 	if kind != kindContext {
 		count = 1
+	}
+	if pat.userChange && s != nil {
+		switch {
+		case kind.Failure():
+			s.try(c.user)
+			if len(s.tried) < 2 {
+				s.held++
+				return false
+			}
+			count += s.held
+			s.held = 0
+		case len(s.tried) > 0 && !slices.Contains(s.tried, c.user):
+			kind = event.AuthFailure
+			count += s.held
+			s.held = 0
+			s.try(c.user)
+		default:
+			s.held = 0
+		}
 	}
 	if c.host == "" {
 		// The client is named by a later line of this session.
@@ -239,8 +287,12 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, summary bool, c *capt
 
 // Event builds the Event a Match stands for on line l.
 func (mt Match) Event(l *logline.Line) event.Event {
+	t := l.Time
+	if t.IsZero() {
+		t = mt.Time
+	}
 	return event.Event{
-		Time:    l.Time,
+		Time:    t,
 		Service: mt.Service,
 		Kind:    mt.Kind,
 		Addr:    mt.Addr,
@@ -258,7 +310,9 @@ type sessionKey struct {
 type session struct {
 	host, user string
 	pending    []event.Kind
-	counted    int // events counted since the session's last summary line
+	counted    int      // events counted since the session's last summary line
+	tried      []string // users a user-change rule saw (copies), at most maxTried
+	held       int      // user-change failures not counted yet
 
 	key  sessionKey // copies: the session outlives the line
 	next *session   // the next session in its chain (see sessions)
@@ -268,6 +322,15 @@ const (
 	maxSessions = 4096
 	maxPending  = 16
 )
+
+// maxTried bounds the users a session remembers.
+const maxTried = 8
+
+func (s *session) try(user string) {
+	if len(s.tried) < maxTried && !slices.Contains(s.tried, user) {
+		s.tried = append(s.tried, strings.Clone(user))
+	}
+}
 
 func (s *session) addPending(k event.Kind) {
 	if len(s.pending) < maxPending {
@@ -333,7 +396,7 @@ func (ss *sessions) get(k sessionKey, create bool) *session {
 		// Forget the oldest and reuse its memory for the new one.
 		s = ss.order[ss.next]
 		ss.unlink(s)
-		*s = session{pending: s.pending[:0]}
+		*s = session{pending: s.pending[:0], tried: s.tried[:0]}
 		ss.next = (ss.next + 1) % maxSessions
 	}
 	s.key = k

@@ -46,6 +46,9 @@ type ruleDef struct {
 	// Summary marks a line that sums up its session: it counts only when no
 	// earlier line of the session did (see Matcher.decide).
 	Summary bool `toml:"summary"`
+	// UserChange marks a rule whose lines count only when the session
+	// tries more than one user (see Matcher.decide).
+	UserChange bool `toml:"user_change"`
 }
 
 // Registry holds named filters and their aliases.
@@ -211,6 +214,7 @@ func Parse(file string, data []byte) (*Filter, []aliasDef, error) {
 				return nil, nil, fmt.Errorf("%s: pattern %q: %w", where, src, err)
 			}
 			p.summary = rd.Summary
+			p.userChange = rd.UserChange
 			r.pats = append(r.pats, p)
 		}
 		f.rules = append(f.rules, r)

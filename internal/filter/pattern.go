@@ -41,10 +41,13 @@ import (
 //     the steps trying them costs are counted.
 type pattern struct {
 	summary bool // the rule sums up a session (ruleDef.Summary)
-	src     string
-	start   *node
-	prefix  string // literal every match starts with ("" if the pattern starts otherwise)
-	must    string // longest literal every match contains
+	// userChange: the rule counts only once its session tried another
+	// user (ruleDef.UserChange; see Matcher.decide).
+	userChange bool
+	src        string
+	start      *node
+	prefix     string // literal every match starts with ("" if the pattern starts otherwise)
+	must       string // longest literal every match contains
 }
 
 type tokenKind uint8
