@@ -30,6 +30,7 @@ func commands() []command {
 		{"ban", "ban an address or prefix now", runBan},
 		{"unban", "lift a ban", runUnban},
 		{"reload", "reload the running daemon's configuration, all or nothing", runReload},
+		{"report", "summarise attacks: countries, networks, user names, bans over time", runReport},
 		{"replay", "run old logs through filters and engine; print the decisions", runReplay},
 		{"test", "run a filter over log files, like fail2ban-regex", runTest},
 		{"filters", "list the built-in filters and their modes", runFilters},

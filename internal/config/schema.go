@@ -34,6 +34,8 @@ type Config struct {
 	Postfix    PostfixPolicy    `toml:"postfix_policy"`
 	Dovecot    DovecotPolicy    `toml:"dovecot_policy"`
 	Metrics    Metrics          `toml:"metrics"`
+	Geo        Geo              `toml:"geo"`
+	Insight    Insight          `toml:"insight"`
 	Jails      map[string]*Jail `toml:"jail"`
 
 	lines map[string]int // dotted key → line in File, for errors found after decoding
@@ -192,6 +194,19 @@ type DovecotPolicy struct {
 // always serves /metrics).
 type Metrics struct {
 	Listen string `toml:"listen"` // "127.0.0.1:9842"; "" disables
+}
+
+// Geo locates attackers for reports and the dashboard: the country from
+// this database, the autonomous system from [asn] database.
+type Geo struct {
+	CountryDatabase string `toml:"country_database"` // MaxMind-format Country or City database; "" disables
+}
+
+// Insight bounds the hourly aggregates reports are made from.
+type Insight struct {
+	Retention Duration `toml:"retention" range:"1d..3650d"` // aggregates older than this are deleted
+	Hourly    Duration `toml:"hourly" range:"1d..365d"`     // kept per hour this long, then per day
+	MaxKeys   int      `toml:"max_keys" range:"10..100000"` // keys per hour, jail and dimension; the smallest are folded
 }
 
 // Escalation lengthens repeat bans.

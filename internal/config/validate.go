@@ -82,6 +82,12 @@ func (c *Config) validate() error {
 			return c.errorf("metrics.listen", "key \"listen\": %q is not an address:port", c.Metrics.Listen)
 		}
 	}
+	if c.Geo.CountryDatabase != "" && !strings.HasPrefix(c.Geo.CountryDatabase, "/") {
+		return c.errorf("geo.country_database", "key \"country_database\": %q is not an absolute path", c.Geo.CountryDatabase)
+	}
+	if c.Insight.Hourly > c.Insight.Retention {
+		return c.errorf("insight.hourly", "key \"hourly\": %s is longer than the retention (%s)", c.Insight.Hourly, c.Insight.Retention)
+	}
 	if c.ASN.Database != "" && !strings.HasPrefix(c.ASN.Database, "/") {
 		return c.errorf("asn.database", "key \"database\": %q is not an absolute path", c.ASN.Database)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/insight"
 	"github.com/rampart-dev/rampart/internal/store"
 )
 
@@ -64,6 +65,10 @@ type applier struct {
 	carver Carver
 	carves carves
 
+	// count counts the bans submitted (insight); nil: not counted (while
+	// restoring, bans counted when first decided).
+	count *insight.Counter
+
 	// positions returns the sources' positions; nil: none. Each batch of
 	// decisions is recorded with the positions read just before it was
 	// taken, in one transaction (see enforce).
@@ -100,6 +105,9 @@ func (a *applier) submit(ds []event.Decision) {
 		}
 	}
 	a.mu.Unlock()
+	if a.count != nil {
+		a.count.Decided(ds)
+	}
 	for _, d := range ds {
 		if d.Action == event.Allow && d.Target.IsSingleIP() {
 			a.goodClient(d.Target.Addr(), d.End())

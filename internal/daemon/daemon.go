@@ -20,6 +20,8 @@ import (
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
 	"github.com/rampart-dev/rampart/internal/firewall"
+	"github.com/rampart-dev/rampart/internal/geo"
+	"github.com/rampart-dev/rampart/internal/insight"
 	"github.com/rampart-dev/rampart/internal/store"
 )
 
@@ -40,6 +42,9 @@ type Options struct {
 	// ReconcileEvery is how often the kernel is checked for lost bans when
 	// nothing reports a change; zero means 5 s (see keepFirewall).
 	ReconcileEvery time.Duration
+	// InsightEvery is how often the counts are written to the hourly
+	// aggregates and the geo files checked for changes; zero means a minute.
+	InsightEvery time.Duration
 }
 
 // Daemon is a running Rampart.
@@ -65,9 +70,13 @@ type Daemon struct {
 	reloads   reloadLog
 	checks    atomic.Uint64 // Reconcile calls made by keepFirewall
 
-	reloadMu sync.Mutex       // one reload at a time (SIGHUP, the control socket)
-	asn      engine.ASNLookup // under reloadMu; nil without an ASN database
-	asnPath  string           // under reloadMu
+	reloadMu sync.Mutex // one reload at a time (SIGHUP, the control socket)
+	// geo locates addresses (insight.go); nil without a database. The
+	// engine's ASN scenario reads it too. Swapped by a reload that changes
+	// the paths (geoPaths, under reloadMu).
+	geo      atomic.Pointer[geo.Watched]
+	geoPaths [2]string
+	insight  *insight.Counter // failures and bans to write to the hourly aggregates
 	srcWG    sync.WaitGroup
 	allowNew chan struct{} // a reload replaced the allowlist
 
@@ -99,16 +108,20 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	d.reloads.loaded = d.started
 	d.peers, d.fds = peerBudget(d.log)
 	d.metrics = newMetricsHandler(func() Status { return d.status(false) }, d.log)
-	st, err := openStore(ctx, opt.Config.Daemon.StateDir, d.log)
+	d.geo.Store(openGeo(opt.Config, d.log))
+	d.geoPaths = geoPaths(opt.Config)
+	d.insight = &insight.Counter{}
+	st, err := openStore(ctx, opt.Config.Daemon.StateDir, d.log, store.WithLocator(d.place))
 	if err != nil {
+		d.geo.Load().Close()
 		return nil, err
 	}
 	d.store = st
 	d.storeFile = statStore(st.Path())
-	d.asn, d.asnPath = OpenASN(opt.Config, d.log), opt.Config.ASN.Database
-	pipe, al, err := newPipeline(ctx, opt.Config, opt.Registry, d.asn, d.log)
+	pipe, al, err := newPipeline(ctx, opt.Config, opt.Registry, asnOf(d.geo.Load(), opt.Config), d.log)
 	if err != nil {
 		st.Close()
+		d.geo.Load().Close()
 		return nil, err
 	}
 	d.allow, d.pipe = al, pipe
@@ -133,6 +146,9 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
+	// Bans restored above were counted when first decided; from here on
+	// every ban the applier takes is new.
+	d.apply.count = d.insight
 	return d, nil
 }
 
@@ -181,16 +197,16 @@ func newAllowlist(ctx context.Context, cfg *config.Config, log *slog.Logger) (*a
 // openStore opens the SQLite store under dir, surviving what it can: it
 // falls back to an in-memory store (Path store.Memory) when the directory
 // or the database is unusable.
-func openStore(ctx context.Context, dir string, log *slog.Logger) (*store.Store, error) {
+func openStore(ctx context.Context, dir string, log *slog.Logger, opts ...store.Option) (*store.Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		log.Error("state directory unusable; bans will not survive a restart", "dir", dir, "err", err)
-		return store.Open(ctx, store.Memory)
+		return store.Open(ctx, store.Memory, opts...)
 	}
 	path := filepath.Join(dir, "rampart.db")
 	var st *store.Store
 	var err error
 	for attempt := range 5 {
-		st, err = store.Open(ctx, path)
+		st, err = store.Open(ctx, path, opts...)
 		if err == nil {
 			return st, nil
 		}
@@ -210,7 +226,7 @@ func openStore(ctx context.Context, dir string, log *slog.Logger) (*store.Store,
 		}
 	}
 	log.Error("database unusable; keeping state in memory only: bans will not survive a restart", "path", path, "err", err)
-	return store.Open(ctx, store.Memory)
+	return store.Open(ctx, store.Memory, opts...)
 }
 
 // restore reconciles the store, the engine and the kernel after a start:
@@ -377,11 +393,18 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	defer save.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
+	every := d.opt.InsightEvery
+	if every <= 0 {
+		every = time.Minute
+	}
+	insightTick := time.NewTicker(every)
+	defer insightTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			d.stopSources()
 			d.savePositions(context.WithoutCancel(ctx))
+			d.flushInsight(context.WithoutCancel(ctx))
 			d.log.Info("rampart stopped; firewall bans stay in place until they expire")
 			return nil
 		case <-hup:
@@ -396,6 +419,10 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			if _, err := d.store.PruneExpired(ctx, now); err != nil {
 				d.log.Warn("store: prune failed", "err", err)
 			}
+			d.compactInsight(ctx, now)
+		case <-insightTick.C:
+			d.flushInsight(ctx)
+			d.checkGeo()
 		}
 	}
 }
@@ -523,6 +550,6 @@ func (d *Daemon) Close() error {
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
-	closeASN(d.asn)
+	errs = append(errs, d.geo.Load().Close())
 	return errors.Join(errs...)
 }

@@ -31,6 +31,7 @@ type harness struct {
 	done    chan error
 	hup     chan os.Signal
 	logs    *lockedBuf
+	d       *Daemon
 }
 
 type lockedBuf struct {
@@ -75,6 +76,12 @@ bantime = "1h"
 
 func startHarness(t *testing.T, dir string, maxretry int, extra ...string) *harness {
 	t.Helper()
+	return startHarnessWith(t, dir, maxretry, nil, extra...)
+}
+
+// startHarnessWith is startHarness with options changed by opt (may be nil).
+func startHarnessWith(t *testing.T, dir string, maxretry int, opt func(*Options), extra ...string) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: dir, logPath: filepath.Join(dir, "auth.log"), done: make(chan error, 1), hup: make(chan os.Signal, 1), logs: &lockedBuf{}}
 	if _, err := os.Stat(h.logPath); err != nil {
 		os.WriteFile(h.logPath, nil, 0o644)
@@ -87,11 +94,16 @@ func startHarness(t *testing.T, dir string, maxretry int, extra ...string) *harn
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	d, err := New(ctx, Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log",
-		Reload: func() (*config.Config, error) { return config.Load(h.cfgPath) }})
+	o := Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log",
+		Reload: func() (*config.Config, error) { return config.Load(h.cfgPath) }}
+	if opt != nil {
+		opt(&o)
+	}
+	d, err := New(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.d = d
 	go func() { h.done <- d.Run(ctx, h.hup); d.Close() }()
 	h.client = NewClient(cfg.Daemon.Socket)
 	t.Cleanup(h.stop)

@@ -218,6 +218,7 @@ func (d *Daemon) health(now time.Time) []Health {
 		hs = append(hs, h)
 	}
 	hs = append(hs, d.policyHealth(cfg)...)
+	hs = append(hs, d.geoHealth()...)
 	return d.book.note(now, hs)
 }
 

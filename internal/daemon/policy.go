@@ -39,6 +39,7 @@ func (r engineRef) Observe(ev event.Event) []event.Decision {
 	if ev.Kind.Failure() {
 		r.d.live.reported(ev.Jail, ev.Addr, time.Now())
 	}
+	r.d.insight.Observe(ev, 1)
 	return r.d.currentPipe().Engine.Observe(ev)
 }
 

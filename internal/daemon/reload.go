@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/allow"
 	"github.com/rampart-dev/rampart/internal/config"
-	"github.com/rampart-dev/rampart/internal/engine"
+	"github.com/rampart-dev/rampart/internal/geo"
 	"github.com/rampart-dev/rampart/internal/store"
 )
 
@@ -106,21 +105,23 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The ASN database is opened again only when its path changed; the
-	// one no longer used is closed once the engine has let go of it.
-	asn, oldASN := d.asn, engine.ASNLookup(nil)
-	if cfg.ASN.Database != d.asnPath {
-		asn, oldASN = OpenASN(cfg, d.log), d.asn
+	// The geo databases are opened again only when a path changed (a
+	// changed file is read again without a reload, see checkGeo); the ones
+	// no longer used are closed once the engine has let go of them.
+	inForce := d.geo.Load()
+	gw, oldGeo := inForce, (*geo.Watched)(nil)
+	if geoPaths(cfg) != d.geoPaths {
+		gw, oldGeo = openGeo(cfg, d.log), inForce
 	}
 	ok := false
 	defer func() {
 		if ok {
-			closeASN(oldASN)
-		} else if asn != d.asn {
-			closeASN(asn)
+			oldGeo.Close()
+		} else if gw != inForce {
+			gw.Close()
 		}
 	}()
-	pipe, ecfg, err := d.currentPipe().reconfigured(cfg, d.opt.Registry, al, asn, d.log)
+	pipe, ecfg, err := d.currentPipe().reconfigured(cfg, d.opt.Registry, al, asnOf(gw, cfg), d.log)
 	if err != nil {
 		return err
 	}
@@ -137,7 +138,8 @@ func (d *Daemon) reload(ctx context.Context) error {
 	}
 	// From here on nothing fails: switch.
 	ok = true
-	d.asn, d.asnPath = asn, cfg.ASN.Database
+	d.geo.Store(gw)
+	d.geoPaths = geoPaths(cfg)
 	d.mu.Lock()
 	d.cfg, d.allow = cfg, al
 	d.mu.Unlock()
@@ -165,13 +167,6 @@ func (d *Daemon) applyAllowlist(ctx context.Context, al *allow.List) {
 	}
 	d.log.Warn("revoking bans of addresses now allowlisted", "count", len(targets))
 	d.enfErr.note(wrapErr("revoking allowlisted bans", d.enf.Revoke(ctx, targets)))
-}
-
-// closeASN closes an ASN database, if it is one that can be closed.
-func closeASN(a engine.ASNLookup) {
-	if c, ok := a.(io.Closer); ok && a != nil {
-		c.Close()
-	}
 }
 
 // sourceSet is the sources of a configuration, prepared but not yet

@@ -248,7 +248,12 @@ func (d *Daemon) line(rs *runningSource, l *logline.Line) {
 		rs.stale.Add(1)
 		return
 	}
-	ev, n, ds := rs.router.Load().observe(l, func(ev event.Event) bool { return d.live.absorb(ev, now) })
+	absorbed := false
+	ev, n, ds := rs.router.Load().observe(l, func(ev event.Event) bool { absorbed = d.live.absorb(ev, now); return absorbed })
+	if absorbed {
+		n-- // a policy server reported it, and it was counted then
+	}
+	d.insight.Observe(ev, n)
 	if n > 0 && ev.Kind.Good() && ev.Addr.IsValid() {
 		d.apply.knownGood(ev)
 	}

@@ -6,7 +6,9 @@ package geo
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
+	"os"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -25,23 +27,48 @@ type DB struct {
 	asn     *maxminddb.Reader
 }
 
+// MaxSize is the largest database file Open reads (GeoLite2-City is about
+// 60 MiB, Country and ASN under 10 MiB).
+const MaxSize = 512 << 20
+
 // Open opens the databases at the given paths; an empty path skips that
 // database. A file that is not a MaxMind-format database is an error.
+//
+// A database is read into memory rather than mapped: a file rewritten or
+// truncated in place while mapped would change under the lookups, or kill
+// the process with SIGBUS, and updates do happen in place (a cp over the
+// old file). It costs the file's size in memory.
 func Open(countryPath, asnPath string) (*DB, error) {
 	db := &DB{}
 	var err error
 	if countryPath != "" {
-		if db.country, err = maxminddb.Open(countryPath); err != nil {
+		if db.country, err = openFile(countryPath); err != nil {
 			return nil, fmt.Errorf("geo: country database %s: %w", countryPath, err)
 		}
 	}
 	if asnPath != "" {
-		if db.asn, err = maxminddb.Open(asnPath); err != nil {
+		if db.asn, err = openFile(asnPath); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("geo: ASN database %s: %w", asnPath, err)
 		}
 	}
 	return db, nil
+}
+
+func openFile(path string) (*maxminddb.Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("larger than %d MiB: not a database this tool reads", MaxSize>>20)
+	}
+	return maxminddb.OpenBytes(data)
 }
 
 type countryRecord struct {

@@ -59,3 +59,97 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal("ASN known without a database")
 	}
 }
+
+func TestWatchedFollowsFiles(t *testing.T) {
+	dir := t.TempDir()
+	country := filepath.Join(dir, "GeoLite2-Country.mmdb")
+	asn := filepath.Join(dir, "GeoLite2-ASN.mmdb")
+	a := netip.MustParseAddr("198.51.100.7")
+
+	// Neither file exists yet: nothing known, an error each, no panic.
+	w := geo.OpenWatched(country, asn)
+	defer w.Close()
+	if got := w.Lookup(a); got != (geo.Info{}) {
+		t.Fatalf("lookup without databases = %+v", got)
+	}
+	if errs := w.Errors(); len(errs) != 2 {
+		t.Fatalf("errors = %v, want one per missing file", errs)
+	}
+
+	// The files appear (geoipupdate renames a finished download into place).
+	mustRename(t, geotest.WriteCountry(t, map[string]string{"198.51.100.0/24": "NL"}), country)
+	mustRename(t, geotest.WriteASN(t, geotest.AS{Number: 64500, Org: "Example Hosting", Networks: []string{"198.51.100.0/24"}}), asn)
+	if reloaded, errs := w.Check(); len(reloaded) != 2 || len(errs) != 0 {
+		t.Fatalf("check = %v, %v; want both loaded", reloaded, errs)
+	}
+	if got := w.Lookup(a); got != (geo.Info{Country: "NL", ASN: 64500, Org: "Example Hosting"}) {
+		t.Fatalf("lookup = %+v", got)
+	}
+	if n, org, ok := w.ASN(a); !ok || n != 64500 || org != "Example Hosting" {
+		t.Fatalf("ASN = %d %q %v", n, org, ok)
+	}
+	// Nothing changed: nothing reopened.
+	if reloaded, errs := w.Check(); len(reloaded) != 0 || len(errs) != 0 {
+		t.Fatalf("check of unchanged files = %v, %v", reloaded, errs)
+	}
+
+	// An update: the country database alone is replaced.
+	mustRename(t, geotest.WriteCountry(t, map[string]string{"198.51.100.0/24": "DE"}), country)
+	if reloaded, _ := w.Check(); len(reloaded) != 1 || reloaded[0] != country {
+		t.Fatalf("reloaded %v, want the country database alone", reloaded)
+	}
+	if got := w.Lookup(a); got.Country != "DE" || got.ASN != 64500 {
+		t.Fatalf("after the update: %+v", got)
+	}
+
+	// A broken file is refused once, and the database in force stays.
+	if err := os.WriteFile(country, []byte("half a download"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if reloaded, errs := w.Check(); len(reloaded) != 0 || len(errs) != 1 {
+		t.Fatalf("check of a broken file = %v, %v", reloaded, errs)
+	}
+	if _, errs := w.Check(); len(errs) != 0 {
+		t.Fatalf("the same broken file reported again: %v", errs)
+	}
+	if got := w.Lookup(a); got.Country != "DE" {
+		t.Fatalf("a broken update replaced the database in force: %+v", got)
+	}
+	if len(w.Errors()) != 1 {
+		t.Fatalf("errors = %v", w.Errors())
+	}
+}
+
+func TestWatchedConcurrentLookups(t *testing.T) {
+	dir := t.TempDir()
+	country := filepath.Join(dir, "c.mmdb")
+	mustRename(t, geotest.WriteCountry(t, map[string]string{"192.0.2.0/24": "FR"}), country)
+	w := geo.OpenWatched(country, "")
+	defer w.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			mustRename(t, geotest.WriteCountry(t, map[string]string{"192.0.2.0/24": "FR"}), country)
+			w.Check()
+		}
+	}()
+	a := netip.MustParseAddr("192.0.2.1")
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if got := w.Lookup(a).Country; got != "FR" {
+			t.Fatalf("lookup during reloads = %q", got)
+		}
+	}
+}
+
+func mustRename(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}

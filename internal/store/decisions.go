@@ -23,6 +23,9 @@ type HistoryEntry struct {
 	Decision   event.Decision
 	// RevokedAt is when a recorded decision was revoked; zero if it was not.
 	RevokedAt time.Time
+	// Place is where the target was when the decision was recorded (see
+	// WithLocator); a revocation has its decision's.
+	Place Place
 }
 
 // HistoryFilter selects history entries. Zero fields select everything.
@@ -39,19 +42,19 @@ const (
 )
 
 // historyChunk is how many decisions one INSERT statement carries: 100 rows
-// of 10 parameters stay far below SQLite's limit of 32,766 and amortise the
+// of 13 parameters stay far below SQLite's limit of 32,766 and amortise the
 // per-statement cost of database/sql and the driver.
 const historyChunk = 100
 
 // insertHistorySQL returns an INSERT of n decision rows with explicit ids.
 func insertHistorySQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO history (id, kind, target, action, start_ns, end_ns, scenario, reason, jail, origin) VALUES `)
+	b.WriteString(`INSERT INTO history (id, kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`(?, 'decision', ?, ?, ?, ?, ?, ?, ?, ?)`)
+		b.WriteString(`(?, 'decision', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	}
 	return b.String()
 }
@@ -100,6 +103,7 @@ type decisionRow struct {
 	action string
 	start  int64
 	end    sql.NullInt64
+	place  Place
 }
 
 func validate(d event.Decision) (decisionRow, error) {
@@ -136,6 +140,9 @@ func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positi
 		if err != nil {
 			return nil, err
 		}
+		if s.locate != nil {
+			r.place = s.locate(d.Target.Addr())
+		}
 		rows[i] = r
 	}
 	ids := make([]int64, len(ds))
@@ -159,14 +166,15 @@ func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positi
 				full.Close()
 			}
 		}()
-		args := make([]any, 0, 10*historyChunk)
+		args := make([]any, 0, 13*historyChunk)
 		for lo := 0; lo < len(ds); lo += historyChunk {
 			hi := min(lo+historyChunk, len(ds))
 			args = args[:0]
 			for i := lo; i < hi; i++ {
 				d, r := &ds[i], &rows[i]
 				ids[i] = first + int64(i)
-				args = append(args, ids[i], r.target, r.action, r.start, r.end, d.Scenario, d.Reason, d.Jail, d.Origin)
+				args = append(args, ids[i], r.target, r.action, r.start, r.end, d.Scenario, d.Reason, d.Jail, d.Origin,
+					r.place.Country, int64(r.place.ASN), r.place.Org)
 			}
 			var err error
 			if hi-lo == historyChunk {
@@ -234,8 +242,8 @@ func (s *Store) Revoke(ctx context.Context, target netip.Prefix, at time.Time, w
 		if _, err := tx.ExecContext(ctx, `UPDATE history SET revoked_ns = ? WHERE id = ?`, atNS, id); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin)
-			SELECT 'revoke', target, action, ?, NULL, scenario, ?, jail, origin FROM history WHERE id = ?`, atNS, why, id)
+		_, err = tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org)
+			SELECT 'revoke', target, action, ?, NULL, scenario, ?, jail, origin, country, asn, as_org FROM history WHERE id = ?`, atNS, why, id)
 		return err
 	})
 	if err == nil && expired {
@@ -262,8 +270,8 @@ func (s *Store) RevokeAll(ctx context.Context, action event.Action, at time.Time
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		const inForce = `FROM active a JOIN history h ON h.id = a.history_id
 			WHERE h.action = ? AND a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)`
-		res, err := tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin)
-			SELECT 'revoke', h.target, h.action, ?, NULL, h.scenario, ?, h.jail, h.origin `+inForce+` ORDER BY a.target`,
+		res, err := tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org)
+			SELECT 'revoke', h.target, h.action, ?, NULL, h.scenario, ?, h.jail, h.origin, h.country, h.asn, h.as_org `+inForce+` ORDER BY a.target`,
 			atNS, why, act, atNS, atNS)
 		if err != nil {
 			return err
@@ -285,7 +293,7 @@ func (s *Store) RevokeAll(ctx context.Context, action event.Action, at time.Time
 	return int(n), nil
 }
 
-const decisionColumns = `h.id, h.kind, h.target, h.action, h.start_ns, h.end_ns, h.scenario, h.reason, h.jail, h.origin, h.revoked_ns`
+const decisionColumns = `h.id, h.kind, h.target, h.action, h.start_ns, h.end_ns, h.scenario, h.reason, h.jail, h.origin, h.revoked_ns, h.country, h.asn, h.as_org`
 
 func scanEntry(rows *sql.Rows) (HistoryEntry, error) {
 	var (
@@ -295,7 +303,9 @@ func scanEntry(rows *sql.Rows) (HistoryEntry, error) {
 		end, revoked                   sql.NullInt64
 		scenario, reason, jail, origin string
 	)
-	if err := rows.Scan(&e.ID, &kind, &target, &action, &start, &end, &scenario, &reason, &jail, &origin, &revoked); err != nil {
+	var asn int64
+	if err := rows.Scan(&e.ID, &kind, &target, &action, &start, &end, &scenario, &reason, &jail, &origin, &revoked,
+		&e.Place.Country, &asn, &e.Place.Org); err != nil {
 		return e, err
 	}
 	p, err := netip.ParsePrefix(target)
@@ -306,6 +316,7 @@ func scanEntry(rows *sql.Rows) (HistoryEntry, error) {
 	if err != nil {
 		return e, fmt.Errorf("history %d: %w", e.ID, err)
 	}
+	e.Place.ASN = uint32(asn)
 	e.Revocation = kind == kindRevoke
 	e.Decision = event.Decision{
 		Target:   p,

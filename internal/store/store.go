@@ -103,12 +103,14 @@ const DefaultBusyTimeout = 5 * time.Second
 
 // Store is an open Rampart database. Its methods are safe for concurrent use.
 type Store struct {
-	path string
-	w    *sql.DB // the single writer connection
-	r    *sql.DB // read-only connections; == w for an in-memory database
+	path   string
+	locate func(netip.Addr) Place // WithLocator; nil: places unknown
+	w      *sql.DB                // the single writer connection
+	r      *sql.DB                // read-only connections; == w for an in-memory database
 }
 
 type options struct {
+	locate      func(netip.Addr) Place
 	busyTimeout time.Duration
 	readers     int
 	quickCheck  bool
@@ -121,6 +123,14 @@ type Option func(*options)
 // process before it fails with ErrLocked. Zero or less means fail at once.
 func WithBusyTimeout(d time.Duration) Option {
 	return func(o *options) { o.busyTimeout = max(d, 0) }
+}
+
+// WithLocator makes the store record, with each decision, where its
+// target's address is (country, autonomous system), as f says when the
+// decision is recorded. f must be safe for concurrent use and quick: it
+// runs before the write transaction, once per decision.
+func WithLocator(f func(netip.Addr) Place) Option {
+	return func(o *options) { o.locate = f }
 }
 
 // WithReaders sets the number of read-only connections (default 4, minimum 1).
@@ -180,7 +190,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{path: path, w: w, r: w}
+	s := &Store{path: path, w: w, r: w, locate: o.locate}
 	if err := s.init(ctx, o); err != nil {
 		w.Close()
 		return nil, err

@@ -1,0 +1,321 @@
+package insight_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/geo"
+	"github.com/rampart-dev/rampart/internal/geo/geotest"
+	"github.com/rampart-dev/rampart/internal/insight"
+	"github.com/rampart-dev/rampart/internal/store"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// t0 is the seeded data's first hour.
+var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+
+// geoDB writes small country and ASN databases covering the seeded
+// attackers, and opens them.
+func geoDB(t *testing.T) *geo.DB {
+	t.Helper()
+	country := geotest.WriteCountry(t, map[string]string{
+		"198.51.100.0/24": "NL", "203.0.113.0/24": "CN", "192.0.2.0/25": "US", "2001:db8:bad::/48": "DE",
+	})
+	asn := geotest.WriteASN(t,
+		geotest.AS{Number: 64500, Org: "Example Hosting", Networks: []string{"198.51.100.0/24", "2001:db8:bad::/48"}},
+		geotest.AS{Number: 64501, Org: "Far Away Telecom", Networks: []string{"203.0.113.0/24"}},
+	)
+	db, err := geo.Open(country, asn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// dataset is what one host saw: events, decisions and captured mail.
+type dataset struct {
+	events    []event.Event
+	decisions []event.Decision
+	captures  []store.Quarantined
+}
+
+func fail(at time.Duration, jail, service, addr, user string, kind event.Kind) event.Event {
+	return event.Event{Time: t0.Add(at), Jail: jail, Service: service, Kind: kind, Addr: netip.MustParseAddr(addr), User: user}
+}
+
+func banOf(at time.Duration, jail, target, scenario string) event.Decision {
+	p, err := netip.ParsePrefix(target)
+	if err != nil {
+		p = event.AddrPrefix(netip.MustParseAddr(target))
+	}
+	return event.Decision{Target: p, Action: event.Ban, Start: t0.Add(at), Duration: time.Hour, Scenario: scenario, Reason: "test", Jail: jail, Origin: "local"}
+}
+
+// hostA: an SSH brute force from NL and CN, a mail spray, trap captures.
+func hostA() dataset {
+	var d dataset
+	for i := range 6 {
+		d.events = append(d.events, fail(time.Duration(i)*time.Minute, "sshd", "sshd", "198.51.100.7", "root", event.AuthFailure))
+	}
+	for i, u := range []string{"admin", "oracle", "test", "ubuntu"} {
+		d.events = append(d.events, fail(70*time.Minute+time.Duration(i)*time.Minute, "sshd", "sshd", "203.0.113."+fmt.Sprint(10+i), u, event.UnknownUser))
+	}
+	for i := range 5 {
+		d.events = append(d.events, fail(3*time.Hour+time.Duration(i)*time.Minute, "postfix", "postfix", "192.0.2.50", "info@example.org", event.AuthFailure))
+	}
+	d.events = append(d.events, fail(3*time.Hour, "postfix", "postfix", "192.0.2.200", "sales@example.org", event.RecipientUnknown))
+	d.decisions = []event.Decision{
+		banOf(5*time.Minute, "sshd", "198.51.100.7", "ip-failures"),
+		banOf(73*time.Minute, "sshd", "203.0.113.0/24", "prefix"),
+		banOf(3*time.Hour+4*time.Minute, "postfix", "192.0.2.50", "ip-failures"),
+	}
+	d.captures = []store.Quarantined{
+		{QueueID: "A1", Received: t0.Add(4 * time.Hour), Client: netip.MustParseAddr("203.0.113.99"), Account: "info", MailFrom: "promo@spam.example", RcptTo: []string{"a@example.net", "b@example.net"}, Size: 2048, Raw: []byte("Subject: x\r\n\r\n<html>")},
+		{QueueID: "A2", Received: t0.Add(4*time.Hour + time.Minute), Client: netip.MustParseAddr("203.0.113.99"), Account: "info", MailFrom: "promo@spam.example", RcptTo: []string{"c@example.net"}, Size: 1024, Raw: []byte("x")},
+	}
+	return d
+}
+
+// hostB: the same NL attacker, an IPv6 one, a dovecot jail, one capture.
+func hostB() dataset {
+	var d dataset
+	for i := range 4 {
+		d.events = append(d.events, fail(30*time.Minute+time.Duration(i)*time.Minute, "sshd", "sshd", "198.51.100.7", "root", event.AuthFailure))
+	}
+	for i := range 3 {
+		d.events = append(d.events, fail(2*time.Hour+time.Duration(i)*time.Minute, "dovecot", "dovecot", "2001:db8:bad::"+fmt.Sprint(i+1), "=cmd@evil", event.AuthFailure))
+	}
+	d.decisions = []event.Decision{
+		banOf(34*time.Minute, "sshd", "198.51.100.7", "ip-failures"),
+		banOf(2*time.Hour+2*time.Minute, "dovecot", "2001:db8:bad::3", "user-spray"),
+	}
+	d.captures = []store.Quarantined{
+		{QueueID: "B1", Received: t0.Add(5 * time.Hour), Client: netip.MustParseAddr("198.51.100.7"), Account: "sales", MailFrom: "", RcptTo: []string{"x@example.com"}, Size: 512, Raw: []byte("x")},
+	}
+	return d
+}
+
+// seed records datasets in a fresh store as the daemon would: through a
+// Counter flushed into the hourly aggregates, decisions into the history,
+// captures into the quarantine.
+func seed(t *testing.T, loc insight.Locator, name string, sets ...dataset) insight.Source {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var c insight.Counter
+	for _, d := range sets {
+		for _, ev := range d.events {
+			c.Observe(ev, 1)
+		}
+		c.Decided(d.decisions)
+		if _, err := st.RecordDecisions(ctx, d.decisions); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range d.captures {
+			if _, err := st.Quarantine(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// One flush per dataset: the union store gets rows added twice.
+		if err := st.AddHourly(ctx, c.Flush(loc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return insight.Source{Name: name, Store: st}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run with -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func render(t *testing.T, r *insight.Report) (text, js, csv []byte) {
+	t.Helper()
+	var a, b, c bytes.Buffer
+	if err := r.WriteText(&a); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteCSV(&c); err != nil {
+		t.Fatal(err)
+	}
+	return a.Bytes(), b.Bytes(), c.Bytes()
+}
+
+func TestReportGolden(t *testing.T) {
+	loc := geoDB(t)
+	src := seed(t, loc, "host-a.db", hostA(), hostB())
+	ctx := context.Background()
+	r, err := insight.Build(ctx, []insight.Source{src}, insight.Options{}, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, js, csv := render(t, r)
+	golden(t, "report.txt", text)
+	golden(t, "report.json", js)
+	golden(t, "report.csv", csv)
+
+	// One jail, over two hours, the top 2 of each table.
+	r, err = insight.Build(ctx, []insight.Source{src}, insight.Options{Jail: "sshd", Since: t0, Until: t0.Add(2 * time.Hour), Top: 2}, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _, _ = render(t, r)
+	golden(t, "report-sshd.txt", text)
+}
+
+// TestMergeEqualsUnion: the report of two stores merged is the report of
+// one store that saw everything both saw.
+func TestMergeEqualsUnion(t *testing.T) {
+	loc := geoDB(t)
+	a := seed(t, loc, "a.db", hostA())
+	b := seed(t, loc, "b.db", hostB())
+	u := seed(t, loc, "union.db", hostA(), hostB())
+	ctx := context.Background()
+	for _, opt := range []insight.Options{
+		{},
+		{Jail: "sshd"},
+		{Since: t0.Add(time.Hour), Until: t0.Add(5 * time.Hour)},
+		{Top: 1},
+	} {
+		merged, err := insight.Build(ctx, []insight.Source{a, b}, opt, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		union, err := insight.Build(ctx, []insight.Source{u}, opt, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if merged.Failures == 0 || merged.Bans == 0 {
+			t.Fatalf("%+v: an empty report proves nothing: %+v", opt, merged)
+		}
+		merged.Stores, union.Stores = nil, nil
+		if !reflect.DeepEqual(merged, union) {
+			mj, _ := json.MarshalIndent(merged, "", " ")
+			uj, _ := json.MarshalIndent(union, "", " ")
+			t.Errorf("%+v: merged report differs from the union's:\n%s\n---\n%s", opt, mj, uj)
+		}
+	}
+}
+
+func TestCounterBounds(t *testing.T) {
+	c := insight.Counter{MaxEntries: 50}
+	for i := range 1000 {
+		c.Observe(event.Event{Time: t0, Jail: "sshd", Service: "sshd", Kind: event.AuthFailure,
+			Addr: netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), User: fmt.Sprintf("user%d", i)}, 1)
+	}
+	// Successes are not counted at all.
+	c.Observe(event.Event{Time: t0, Jail: "sshd", Kind: event.AuthSuccess, Addr: netip.MustParseAddr("192.0.2.1")}, 1)
+	if c.Dropped() == 0 {
+		t.Fatal("nothing dropped past the bound")
+	}
+	rows := c.Flush(nil)
+	var total int64
+	entries := 0
+	for _, r := range rows {
+		if r.Dim == store.DimTotal {
+			total += r.Failures
+		}
+		if r.Dim == store.DimUser {
+			entries++
+		}
+	}
+	if total != 1000 {
+		t.Fatalf("total failures = %d, want every one of 1000 counted", total)
+	}
+	if entries > 50 {
+		t.Fatalf("%d user rows past a bound of 50 entries", entries)
+	}
+	if rows := c.Flush(nil); len(rows) != 0 {
+		t.Fatalf("second flush = %d rows, want none", len(rows))
+	}
+}
+
+func TestCounterClipsHostileKeys(t *testing.T) {
+	var c insight.Counter
+	long := strings.Repeat("é", 100)
+	c.Observe(event.Event{Time: t0, Jail: "sshd", Service: "sshd", Kind: event.AuthFailure, Addr: netip.MustParseAddr("192.0.2.1"), User: long}, 2)
+	for _, r := range c.Flush(nil) {
+		if r.Dim == store.DimUser {
+			if len(r.Key) > 64 || !strings.HasPrefix(long, r.Key) || r.Failures != 2 {
+				t.Fatalf("user key %q (%d bytes), failures %d", r.Key, len(r.Key), r.Failures)
+			}
+			return
+		}
+	}
+	t.Fatal("no user row")
+}
+
+func TestNetwork(t *testing.T) {
+	for in, want := range map[string]string{
+		"198.51.100.7/32":     "198.51.100.0/24",
+		"203.0.113.0/24":      "203.0.113.0/24",
+		"10.1.0.0/16":         "10.1.0.0/16",
+		"2001:db8:1:2::5/128": "2001:db8:1:2::/64",
+		"2001:db8::/48":       "2001:db8::/48",
+	} {
+		if got := insight.Network(netip.MustParsePrefix(in)).String(); got != want {
+			t.Errorf("Network(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestReportSectionsFollowData: the trap's sections appear only when it
+// caught something.
+func TestReportSectionsFollowData(t *testing.T) {
+	loc := geoDB(t)
+	without := seed(t, loc, "no-captures.db", dataset{events: hostB().events, decisions: hostB().decisions})
+	with := seed(t, loc, "captures.db", hostB())
+	ctx := context.Background()
+	sections := func(src insight.Source) []string {
+		r, err := insight.Build(ctx, []insight.Source{src}, insight.Options{}, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, s := range r.Sections() {
+			if strings.HasPrefix(s.ID, "trap") {
+				ids = append(ids, s.ID)
+			}
+		}
+		return ids
+	}
+	if got := sections(without); len(got) != 0 {
+		t.Fatalf("trap sections without captures: %v", got)
+	}
+	if got := sections(with); !reflect.DeepEqual(got, []string{"trap_countries", "trap_asns", "trap_accounts", "trap_senders"}) {
+		t.Fatalf("trap sections with a capture: %v", got)
+	}
+}
