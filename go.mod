@@ -4,6 +4,8 @@ go 1.26.8
 
 require (
 	github.com/dlclark/regexp2/v2 v2.13.0
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.25.1
 	github.com/fsnotify/fsnotify v1.9.0
 	github.com/gaissmai/bart v0.30.0
 	github.com/google/nftables v0.3.0

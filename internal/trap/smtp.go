@@ -1,0 +1,450 @@
+package trap
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Config configures the SMTP trap. Zero limits take the defaults of
+// DefaultConfig.
+type Config struct {
+	Hostname string      // the real server's name: EHLO, errors
+	Banner   string      // the greeting after "220 ", as the real server writes it
+	TLS      *tls.Config // the real server's certificate; nil: no TLS offered
+	// MaxMessageBytes is the size limit the trap advertises and enforces
+	// (Postfix's message_size_limit); a client sending past it is cut off.
+	MaxMessageBytes int64
+	KeepBytes       int64 // of each message kept in quarantine; the rest is counted, not kept
+	MaxRecipients   int   // per message
+	MaxMessages     int   // per session
+	MaxPerAddr      int   // concurrent sessions from one address
+	MaxSessions     int   // concurrent sessions in all
+	QuarantineBytes int64 // kept in all; beyond, mail is refused as by a full disk
+	BufferBytes     int64 // message text held in memory by all sessions at once
+	SessionTimeout  time.Duration
+	IdleTimeout     time.Duration
+}
+
+// DefaultConfig returns the defaults: Postfix's size limit (10240000
+// bytes) and idle timeout (300s), and limits that keep a flood of trapped
+// sessions within tens of megabytes.
+func DefaultConfig() Config {
+	return Config{
+		Hostname: "localhost", Banner: "localhost ESMTP Postfix (Debian/GNU)",
+		MaxMessageBytes: 10_240_000, KeepBytes: 10_240_000, MaxRecipients: 100, MaxMessages: 10,
+		MaxPerAddr: 10, MaxSessions: 1000, QuarantineBytes: 1 << 30, BufferBytes: 64 << 20,
+		SessionTimeout: 10 * time.Minute, IdleTimeout: 300 * time.Second,
+	}
+}
+
+// ListenerConfig says what one trap listener pretends to be.
+type ListenerConfig struct {
+	Port        uint16 // the port the attacker dialled (587, 465, 25), for the record
+	ImplicitTLS bool   // TLS from the first byte (465)
+	RequireTLS  bool   // AUTH and mail only after STARTTLS (submission on 587)
+	Auth        bool   // AUTH is offered
+}
+
+// Message is a message the trap accepted: what the quarantine keeps.
+type Message struct {
+	ID        int64
+	QueueID   string // the id the client was told ("queued as ...")
+	Received  time.Time
+	Client    netip.Addr
+	Port      int    // the port the client dialled (587, 465, 25)
+	Helo      string // what the client said in EHLO/HELO
+	Account   string // the trap account it logged in as
+	TLS       bool
+	MailFrom  string
+	RcptTo    []string
+	Size      int64  // bytes the client sent
+	Truncated bool   // Raw holds only the first part
+	Raw       []byte // nil in listings
+}
+
+// Keeper keeps quarantined messages (package trapstore puts them in
+// Rampart's store).
+type Keeper interface {
+	Quarantine(ctx context.Context, m Message) (int64, error)
+}
+
+// Stats are the trap's counters.
+type Stats struct {
+	Sessions     atomic.Uint64 `json:"-"`
+	Active       atomic.Int64  `json:"-"`
+	Refused      atomic.Uint64 `json:"-"` // sessions over a limit, answered as a busy server
+	Logins       atomic.Uint64 `json:"-"`
+	FailedLogins atomic.Uint64 `json:"-"`
+	Messages     atomic.Uint64 `json:"-"` // quarantined
+	Rejected     atomic.Uint64 `json:"-"` // mail refused at a limit (recipients, messages, quarantine full)
+	CutSize      atomic.Uint64 `json:"-"` // sessions cut off for sending past the size limit
+}
+
+// Server is the SMTP trap: one go-smtp server per listener, sharing the
+// accounts, the limits and the quarantine.
+type Server struct {
+	cfg   Config
+	acc   *Accounts
+	keep  Keeper
+	log   *slog.Logger
+	stats Stats
+
+	mu      sync.Mutex
+	perAddr map[netip.Addr]int
+	total   int
+	servers []*smtp.Server
+	closed  bool
+
+	used   atomic.Int64 // quarantine bytes kept
+	buffer atomic.Int64 // message text held in memory now
+}
+
+// NewServer returns a trap; Serve starts a listener. keep may be nil (a
+// test without a store: messages are counted, not kept).
+func NewServer(cfg Config, acc *Accounts, keep Keeper, log *slog.Logger) *Server {
+	def := DefaultConfig()
+	for _, x := range []struct{ v, d *int64 }{{&cfg.MaxMessageBytes, &def.MaxMessageBytes}, {&cfg.KeepBytes, &def.KeepBytes},
+		{&cfg.QuarantineBytes, &def.QuarantineBytes}, {&cfg.BufferBytes, &def.BufferBytes}} {
+		if *x.v <= 0 {
+			*x.v = *x.d
+		}
+	}
+	for _, x := range []struct{ v, d *int }{{&cfg.MaxRecipients, &def.MaxRecipients}, {&cfg.MaxMessages, &def.MaxMessages},
+		{&cfg.MaxPerAddr, &def.MaxPerAddr}, {&cfg.MaxSessions, &def.MaxSessions}} {
+		if *x.v <= 0 {
+			*x.v = *x.d
+		}
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = def.SessionTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = def.IdleTimeout
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = def.Hostname
+	}
+	if cfg.Banner == "" {
+		cfg.Banner = cfg.Hostname + " ESMTP Postfix (Debian/GNU)"
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, acc: acc, keep: keep, log: log, perAddr: map[netip.Addr]int{}}
+}
+
+// Stats returns the trap's counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// SetUsage tells the trap how many quarantine bytes are kept already (at
+// start-up, and after pruning).
+func (s *Server) SetUsage(bytes int64) { s.used.Store(bytes) }
+
+// Serve accepts trapped connections on l until Close; it returns nil
+// after Close. l's address is where the nftables redirect sends them.
+func (s *Server) Serve(l net.Listener, lc ListenerConfig) error {
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		a, _ := c.Conn().(*admitted)
+		if a == nil {
+			return nil, errors.New("trap: connection without a face")
+		}
+		f := a.face
+		sess := &session{srv: s, lc: lc, f: f, helo: c.Hostname(), tls: f.tls}
+		f.sess = sess
+		return sess, nil
+	}))
+	srv.Domain = s.cfg.Hostname
+	srv.MaxMessageBytes = s.cfg.MaxMessageBytes
+	srv.MaxRecipients = s.cfg.MaxRecipients
+	srv.MaxLineLength = faceBuffer
+	srv.AllowInsecureAuth = true // the face enforces TLS where the real server does
+	srv.EnableSMTPUTF8, srv.EnableDSN = true, true
+	srv.ReadTimeout, srv.WriteTimeout = s.cfg.IdleTimeout, 30*time.Second
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	err := srv.Serve(&listener{Listener: l, srv: s, cfg: lc})
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops every listener and ends every session.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	servers := s.servers
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Close(); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// listener admits connections within the limits and gives each its face.
+type listener struct {
+	net.Listener
+	srv *Server
+	cfg ListenerConfig
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		s := l.srv
+		addr := remoteAddr(c)
+		s.mu.Lock()
+		busy := ""
+		switch {
+		case s.total >= s.cfg.MaxSessions:
+			busy = "421 4.3.2 Service currently unavailable"
+		case s.perAddr[addr] >= s.cfg.MaxPerAddr:
+			busy = fmt.Sprintf("421 4.7.0 %s Error: too many connections from %s", s.cfg.Hostname, addr)
+		default:
+			s.total++
+			s.perAddr[addr]++
+		}
+		s.mu.Unlock()
+		if busy != "" {
+			s.stats.Refused.Add(1)
+			if !l.cfg.ImplicitTLS {
+				c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				c.Write([]byte(busy + "\r\n"))
+			}
+			c.Close()
+			continue
+		}
+		s.stats.Sessions.Add(1)
+		s.stats.Active.Add(1)
+		return &admitted{face: newFace(c, l), addr: addr}, nil
+	}
+}
+
+// admitted is an admitted connection; closing it frees its place.
+type admitted struct {
+	*face
+	addr netip.Addr
+	once sync.Once
+}
+
+func (a *admitted) Close() error {
+	err := a.face.Close()
+	a.once.Do(func() {
+		s := a.l.srv
+		s.mu.Lock()
+		s.total--
+		if s.perAddr[a.addr]--; s.perAddr[a.addr] <= 0 {
+			delete(s.perAddr, a.addr)
+		}
+		s.mu.Unlock()
+		s.stats.Active.Add(-1)
+	})
+	return err
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// session is one trapped SMTP session: its replies are Postfix's.
+type session struct {
+	srv  *Server
+	lc   ListenerConfig
+	f    *face
+	helo string
+	tls  bool
+
+	account  string // logged in as; "" before
+	from     string
+	rcpts    []string
+	messages int
+	queueID  string // of the last message accepted
+}
+
+var _ smtp.AuthSession = (*session)(nil)
+
+func (s *session) client() netip.Addr { return remoteAddr(s.f.raw) }
+
+func (s *session) AuthMechanisms() []string {
+	if !s.lc.Auth {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// authFailed is Postfix's answer to a wrong password checked by Dovecot.
+var authFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Error: authentication failed: authentication failure"}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	check := func(user, pass string) error {
+		if len(user) > 256 || len(pass) > 256 {
+			s.srv.stats.FailedLogins.Add(1)
+			return authFailed
+		}
+		acc, ok := s.srv.acc.Login(user, pass, s.client())
+		if !ok {
+			s.srv.stats.FailedLogins.Add(1)
+			return authFailed
+		}
+		s.account = acc
+		s.srv.stats.Logins.Add(1)
+		s.srv.log.Info("trap: login", "addr", s.client().String(), "user", acc, "port", s.lc.Port, "tls", s.tls)
+		return nil
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, user, pass string) error {
+			if identity != "" && identity != user {
+				return authFailed
+			}
+			return check(user, pass)
+		}), nil
+	case sasl.Login:
+		return &loginServer{check: check}, nil
+	}
+	return nil, &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Error: authentication failed: Invalid authentication mechanism"}
+}
+
+// loginServer is SASL LOGIN as Postfix (with Dovecot) runs it.
+type loginServer struct {
+	check func(user, pass string) error
+	user  string
+	step  int
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	switch l.step {
+	case 0:
+		l.step = 1
+		if response != nil {
+			l.user, l.step = string(response), 2
+			return []byte("Password:"), false, nil
+		}
+		return []byte("Username:"), false, nil
+	case 1:
+		l.user, l.step = string(response), 2
+		return []byte("Password:"), false, nil
+	default:
+		return nil, true, l.check(l.user, string(response))
+	}
+}
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	switch {
+	case s.messages >= s.srv.cfg.MaxMessages:
+		s.srv.stats.Rejected.Add(1)
+		return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Error: too much mail from " + s.client().String()}
+	case s.srv.used.Load() >= s.srv.cfg.QuarantineBytes:
+		s.srv.stats.Rejected.Add(1)
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
+	}
+	s.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.account == "" {
+		// Not logged in: the real server relays nothing for it.
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "<" + to + ">: Relay access denied"}
+	}
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+// Data keeps the message in quarantine and answers "queued": it is never
+// handed to anything that delivers.
+func (s *session) Data(r io.Reader) error {
+	var kept bytes.Buffer
+	var size int64
+	truncated := false
+	var held int64
+	defer func() { s.srv.buffer.Add(-held) }()
+	chunk := make([]byte, 4096)
+	for {
+		n, err := r.Read(chunk)
+		if n > 0 {
+			size += int64(n)
+			room := min(int64(n), s.srv.cfg.KeepBytes-int64(kept.Len()))
+			if room > 0 && s.srv.buffer.Add(room) <= s.srv.cfg.BufferBytes {
+				held += room
+				kept.Write(chunk[:room])
+			} else {
+				if room > 0 {
+					s.srv.buffer.Add(-room)
+				}
+				truncated = true
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	s.queueID = queueID()
+	s.messages++
+	m := Message{
+		QueueID: s.queueID, Received: time.Now(), Client: s.client(), Port: int(s.lc.Port), Helo: s.helo,
+		Account: s.account, TLS: s.tls, MailFrom: s.from, RcptTo: s.rcpts, Size: size, Truncated: truncated, Raw: kept.Bytes(),
+	}
+	if s.srv.keep != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := s.srv.keep.Quarantine(ctx, m)
+		cancel()
+		if err != nil {
+			s.srv.log.Error("trap: quarantine failed", "err", err)
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error: queue file write error"}
+		}
+	}
+	s.srv.used.Add(int64(kept.Len()))
+	s.srv.stats.Messages.Add(1)
+	s.srv.log.Info("trap: message quarantined", "queue_id", s.queueID, "addr", m.Client.String(), "user", s.account,
+		"from", s.from, "recipients", len(s.rcpts), "size", size, "truncated", truncated)
+	return nil
+}
+
+func (s *session) Reset() {
+	s.from, s.rcpts = "", nil
+}
+
+func (s *session) Logout() error { return nil }
+
+// queueID returns a queue id in Postfix's short format: five hex digits
+// of microseconds, then the queue file's inode number in hex.
+func queueID() string {
+	var b [3]byte
+	rand.Read(b[:])
+	inode := 0x10000 + (uint32(b[0])<<16|uint32(b[1])<<8|uint32(b[2]))%0xEF0000
+	return fmt.Sprintf("%05X%X", time.Now().Nanosecond()/1000&0xFFFFF, inode)
+}
