@@ -15,7 +15,6 @@ import (
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/daemon"
 	"github.com/rampart-dev/rampart/internal/event"
-	"github.com/rampart-dev/rampart/internal/filter"
 	"github.com/rampart-dev/rampart/internal/logline"
 )
 
@@ -52,7 +51,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reg, err := filter.Builtin()
+	reg, err := daemon.Filters(cfg)
 	if err != nil {
 		return err
 	}

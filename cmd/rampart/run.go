@@ -16,7 +16,6 @@ import (
 
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/daemon"
-	"github.com/rampart-dev/rampart/internal/filter"
 )
 
 const runHelp = `
@@ -87,7 +86,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	log := newLogger(stderr, cfg.Daemon.LogLevel, cfg.Daemon.LogFormat)
-	reg, err := filter.Builtin()
+	reg, err := daemon.Filters(cfg)
 	if err != nil {
 		return err
 	}
@@ -190,7 +189,7 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reg, err := filter.Builtin()
+	reg, err := daemon.Filters(cfg)
 	if err != nil {
 		return err
 	}

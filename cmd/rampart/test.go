@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
+	"github.com/rampart-dev/rampart/internal/filter/fail2ban"
 	"github.com/rampart-dev/rampart/internal/logline"
 	"github.com/rampart-dev/rampart/internal/source"
 )
@@ -38,8 +40,11 @@ such as an unknown filter (see 'rampart filters').
 `
 
 func runTest(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("test", "--filter NAME[,NAME...] [--mode MODE] [--json] FILE...", testHelp, stderr)
-	names := fs.String("filter", "", "filter `name`s, comma-separated, or \"all\" (required)")
+	fs := newFlags("test", "--filter NAME[,NAME...] | --filter-file FILE [--mode MODE] [--json] FILE...", testHelp, stderr)
+	names := fs.String("filter", "", "filter `name`s, comma-separated, or \"all\"")
+	filterFile := fs.String("filter-file", "", "test the filter in `file` (.toml: Rampart's patterns; .conf: fail2ban's format)")
+	f2bDir := fs.String("fail2ban-dir", fail2ban.DefaultDir, "fail2ban configuration `dir`ectory: names no other filter has are read from its filter.d (\"\" for none)")
+	ownDir := fs.String("filters-dir", fail2ban.DefaultOwnDir, "`dir`ectory of the server's own filters (*.toml, *.conf)")
 	mode := fs.String("mode", "", "filter `mode`, e.g. aggressive (default: each filter's default)")
 	asJSON := fs.Bool("json", false, "print one JSON object per matched line")
 	successes := fs.Bool("successes", false, "also print successful logins (kind auth-success)")
@@ -49,8 +54,11 @@ func runTest(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *names == "" {
-		return usagef("--filter is required")
+	if *names == "" && *filterFile == "" {
+		return usagef("--filter or --filter-file is required")
+	}
+	if *names != "" && *filterFile != "" {
+		return usagef("--filter and --filter-file exclude each other")
 	}
 	if fs.NArg() == 0 {
 		return usagef("no log file given (use - for standard input)")
@@ -58,6 +66,24 @@ func runTest(args []string, stdout, stderr io.Writer) error {
 	reg, err := filter.Builtin()
 	if err != nil {
 		return err
+	}
+	if err := fail2ban.Extend(reg, *ownDir, *f2bDir); err != nil {
+		return err
+	}
+	if *filterFile != "" {
+		own, err := filter.Builtin()
+		if err != nil {
+			return err
+		}
+		if err := fail2ban.AddFile(own, *filterFile); err != nil {
+			return &usageError{err.Error()}
+		}
+		for _, f := range own.Filters() {
+			if f.Origin != "" {
+				*names = f.Name
+			}
+		}
+		reg = own
 	}
 	var ms []*filter.Matcher
 	list := strings.Split(*names, ",")
@@ -68,9 +94,12 @@ func runTest(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	for _, name := range list {
-		f, aliasMode, ok := reg.Lookup(name)
-		if !ok {
-			return unknownFilter(reg, name)
+		f, aliasMode, err := reg.Find(name)
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "unknown filter") {
+				return unknownFilter(reg, name)
+			}
+			return &usageError{err.Error()}
 		}
 		m := *mode
 		if m == "" {
@@ -320,14 +349,20 @@ func (t *tester) summary(ms []*filter.Matcher, elapsed time.Duration) {
 }
 
 const filtersHelp = `
-List the built-in filters: what each reads, its modes (the first is the
+List the filters: the built-in ones and the server's own (--filters-dir,
+*.toml and *.conf), with what each reads, its modes (the first is the
 default; --mode or a jail's mode picks another), the programs whose lines it
 reads ("any" for a filter meant for a file of its own, such as a web
-server's log), and its aliases, other names for it in one mode.
+server's log), its aliases (other names for it in one mode) and, for an own
+filter, its file. With --fail2ban, also every filter of the fail2ban
+configuration in --fail2ban-dir, which jails and 'rampart test' find by name.
 `
 
 func runFilters(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("filters", "", filtersHelp, stderr)
+	fs := newFlags("filters", "[--fail2ban]", filtersHelp, stderr)
+	ownDir := fs.String("filters-dir", fail2ban.DefaultOwnDir, "`dir`ectory of the server's own filters")
+	f2bDir := fs.String("fail2ban-dir", fail2ban.DefaultDir, "fail2ban configuration `dir`ectory")
+	withF2B := fs.Bool("fail2ban", false, "also list fail2ban's filters")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -336,6 +371,9 @@ func runFilters(args []string, stdout, stderr io.Writer) error {
 	}
 	reg, err := filter.Builtin()
 	if err != nil {
+		return err
+	}
+	if err := fail2ban.Extend(reg, *ownDir, ""); err != nil {
 		return err
 	}
 	aliases := map[string][]string{}
@@ -359,6 +397,36 @@ func runFilters(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(w, "  programs  %s\n", programs)
 		if as := aliases[f.Name]; len(as) > 0 {
 			fmt.Fprintf(w, "  aliases   %s\n", strings.Join(as, ", "))
+		}
+		if f.Origin != "" {
+			fmt.Fprintf(w, "  file      %s\n", f.Origin)
+		}
+	}
+	if *withF2B {
+		names, err := fail2ban.Names(*f2bDir)
+		if err != nil {
+			return fmt.Errorf("fail2ban filters: %w", err)
+		}
+		fmt.Fprintf(w, "\nfail2ban's filters in %s (used where no filter above has the name):\n", filepath.Join(*f2bDir, "filter.d"))
+		for _, n := range names {
+			f, err := fail2ban.Load(*f2bDir, n)
+			if err != nil {
+				fmt.Fprintf(w, "  %-22s does not load: %v\n", n, err)
+				continue
+			}
+			modes := ""
+			if len(f.Modes) > 0 {
+				modes = " (modes " + f.Modes[0] + " (default)"
+				if len(f.Modes) > 1 {
+					modes += ", " + strings.Join(f.Modes[1:], ", ")
+				}
+				modes += ")"
+			}
+			shadow := ""
+			if _, _, ok := reg.Lookup(n); ok {
+				shadow = " [a filter above has this name]"
+			}
+			fmt.Fprintf(w, "  %s%s%s\n", n, modes, shadow)
 		}
 	}
 	return w.Flush()

@@ -23,6 +23,7 @@ type Config struct {
 	Escalation Escalation       `toml:"escalation"`
 	Recidive   Recidive         `toml:"recidive"`
 	Syslog     Syslog           `toml:"syslog"`
+	Filters    Filters          `toml:"filters"`
 	Spray      Spray            `toml:"spray"`
 	Prefixes   Prefixes         `toml:"prefixes"`
 	ASN        ASN              `toml:"asn"`
@@ -221,6 +222,17 @@ type Recidive struct {
 	Bans    int      `toml:"bans" range:"1..1000"`
 	Window  Duration `toml:"window" range:"1m..365d"`
 	BanTime Duration `toml:"bantime" range:"1m..365d,permanent"`
+}
+
+// Filters says where filters beyond the built-in ones are found.
+type Filters struct {
+	// Dir holds the server's own filters: *.toml in Rampart's pattern
+	// language, *.conf in fail2ban's format. A missing directory is fine.
+	Dir string `toml:"dir"`
+	// Fail2banDir is a fail2ban configuration directory: a jail's filter
+	// that names no built-in or own filter is read from its filter.d.
+	// "" turns that off.
+	Fail2banDir string `toml:"fail2ban_dir"`
 }
 
 // Syslog configures the syslog listener that jails with syslog = true read.

@@ -97,7 +97,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opt.Registry == nil {
-		reg, err := filter.Builtin()
+		reg, err := Filters(opt.Config)
 		if err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
+	"github.com/rampart-dev/rampart/internal/filter/fail2ban"
 	"github.com/rampart-dev/rampart/internal/geo"
 	"github.com/rampart-dev/rampart/internal/logline"
 )
@@ -321,4 +322,18 @@ func Target(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
+}
+
+// Filters returns the filters cfg can name: the built-in ones, the
+// server's own ([filters] dir) and fail2ban's by name ([filters]
+// fail2ban_dir).
+func Filters(cfg *config.Config) (*filter.Registry, error) {
+	reg, err := filter.Builtin()
+	if err != nil {
+		return nil, err
+	}
+	if err := fail2ban.Extend(reg, cfg.Filters.Dir, cfg.Filters.Fail2banDir); err != nil {
+		return nil, err
+	}
+	return reg, nil
 }

@@ -55,6 +55,47 @@ type ruleDef struct {
 type Registry struct {
 	filters map[string]*Filter
 	aliases map[string]aliasDef // alias name → filter name and mode
+	// fallback finds a filter no built-in or own filter names (fail2ban's
+	// filter.d); what it found, or failed to load, is kept.
+	fallback func(name string) (*Filter, error)
+	found    map[string]*Filter
+	failed   map[string]error
+}
+
+// SetFallback makes Lookup ask find for names the registry does not hold.
+func (r *Registry) SetFallback(find func(name string) (*Filter, error)) {
+	r.fallback = find
+	r.found, r.failed = map[string]*Filter{}, map[string]error{}
+}
+
+// AddFilter registers a compiled filter (one backed by an Engine),
+// replacing a filter of the same name.
+func (r *Registry) AddFilter(f *Filter) {
+	r.filters[f.Name] = f
+}
+
+// Find is Lookup that says why a name gave no filter: unknown, or a
+// fallback filter that failed to load.
+func (r *Registry) Find(name string) (*Filter, string, error) {
+	if f, mode, ok := r.lookup(name); ok {
+		return f, mode, nil
+	}
+	if r.fallback == nil {
+		return nil, "", fmt.Errorf("unknown filter %q", name)
+	}
+	if f, ok := r.found[name]; ok {
+		return f, "", nil
+	}
+	if err, ok := r.failed[name]; ok {
+		return nil, "", err
+	}
+	f, err := r.fallback(name)
+	if err != nil {
+		r.failed[name] = err
+		return nil, "", err
+	}
+	r.found[name] = f
+	return f, "", nil
 }
 
 // Builtin compiles the filters shipped with Rampart.
@@ -93,10 +134,31 @@ func (r *Registry) Add(file string, data []byte) error {
 	return nil
 }
 
+// AddOwn is Add for a filter file of the server's own (path names it in
+// errors and in the filter's Origin).
+func (r *Registry) AddOwn(path string, data []byte) error {
+	if err := r.Add(path, data); err != nil {
+		return err
+	}
+	f, _, err := Parse(path, data)
+	if err != nil {
+		return err
+	}
+	if g := r.filters[f.Name]; g != nil {
+		g.Origin = path
+	}
+	return nil
+}
+
 // Lookup returns the filter called name and the mode the name implies
 // ("" for the filter's default). An alias such as "postfix-sasl" returns its
 // filter and mode.
 func (r *Registry) Lookup(name string) (*Filter, string, bool) {
+	f, mode, err := r.Find(name)
+	return f, mode, err == nil
+}
+
+func (r *Registry) lookup(name string) (*Filter, string, bool) {
 	if f, ok := r.filters[name]; ok {
 		return f, "", true
 	}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/daemon"
+)
+
+// TestImportFail2ban: Debian's stock /etc/fail2ban plus a jail.local with
+// the usual customisations becomes a configuration check-config accepts,
+// with the jails, thresholds and allowlist carried over and a report.
+func TestImportFail2ban(t *testing.T) {
+	if _, err := os.Stat("/etc/fail2ban/jail.conf"); err != nil {
+		t.Skip("needs Debian's fail2ban (/etc/fail2ban); scripts/test installs it")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-r", "/etc/fail2ban", dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	f2b := filepath.Join(dir, "fail2ban")
+	writeTestFile(t, filepath.Join(f2b, "jail.local"), "[DEFAULT]\nignoreip = 127.0.0.1/8 192.0.2.0/24\nbantime = 1h\nbantime.increment = true\n\n"+
+		"[sshd]\nenabled = true\nmaxretry = 3\n\n[postfix]\nenabled = true\nmode = aggressive\nlogpath = /var/log/mail.log\n\n[recidive]\nenabled = true\n")
+	conf, rep := filepath.Join(dir, "rampart.toml"), filepath.Join(dir, "report.txt")
+	if code, _, errs := runCLI("import-fail2ban", "-o", conf, "--report", rep, f2b); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	cfg, err := config.Load(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := daemon.Filters(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range daemon.Check(cfg, reg) {
+		if !p.Warning {
+			t.Errorf("check-config: %v", p.Err)
+		}
+	}
+	if got := strings.Join(cfg.EnabledJails(), ","); got != "postfix,recidive,sshd" {
+		t.Errorf("jails %s", got)
+	}
+	if j := cfg.Jails["sshd"]; j.MaxRetry != 3 || j.BanTime.D().String() != "1h0m0s" {
+		t.Errorf("sshd: maxretry %d bantime %v", j.MaxRetry, j.BanTime.D())
+	}
+	if j := cfg.Jails["postfix"]; j.Mode != "aggressive" {
+		t.Errorf("postfix mode %q", j.Mode)
+	}
+	if f, _, ok := reg.Lookup(cfg.Jails["recidive"].Filter); !ok || f.Origin == "" {
+		t.Errorf("recidive: want fail2ban's own filter, got %v", f)
+	}
+	if !strings.Contains(strings.Join(cfg.Allow.Entries, " "), "192.0.2.0/24") {
+		t.Errorf("allow %v", cfg.Allow.Entries)
+	}
+	report, _ := os.ReadFile(rep)
+	for _, want := range []string{"approximated  sshd: port = ssh", "mapped        sshd: maxretry", "Disabled, not migrated:"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+}
