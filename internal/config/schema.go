@@ -37,6 +37,7 @@ type Config struct {
 	Metrics    Metrics          `toml:"metrics"`
 	Geo        Geo              `toml:"geo"`
 	Insight    Insight          `toml:"insight"`
+	Trap       Trap             `toml:"trap"`
 	Jails      map[string]*Jail `toml:"jail"`
 
 	lines map[string]int // dotted key → line in File, for errors found after decoding
@@ -209,6 +210,53 @@ type Insight struct {
 	Hourly    Duration `toml:"hourly" range:"1d..365d"`     // kept per hour this long, then per day
 	MaxKeys   int      `toml:"max_keys" range:"10..100000"` // keys per hour, jail and dimension; the smallest are folded
 }
+
+// Trap is the mail honeypot (docs/trap.md): addresses that the chosen
+// jails' scenarios would ban on the mail ports are redirected to decoy
+// SMTP and IMAP servers instead, which let them "log in" to trap accounts
+// and keep what they send, delivering nothing.
+type Trap struct {
+	Enabled    bool           `toml:"enabled"`
+	Jails      []string       `toml:"jails"`     // whose address decisions trap instead of ban
+	Scenarios  []string       `toml:"scenarios"` // which scenarios trap; the others ban
+	Hostname   string         `toml:"hostname"`  // "": postconf's myhostname, else the host's name
+	Banner     string         `toml:"banner"`    // the greeting after "220 "; "": postconf's smtpd_banner
+	IMAPBanner string         `toml:"imap_banner"`
+	CertFile   string         `toml:"cert_file"` // the real server's certificate; "": postconf's smtpd_tls_cert_file
+	KeyFile    string         `toml:"key_file"`
+	Listeners  []TrapListener `toml:"listeners"`
+
+	AccountAddresses int      `toml:"account_addresses" range:"1..8"`
+	MaxAccounts      int      `toml:"max_accounts" range:"1..1000000"`
+	AccountTTL       Duration `toml:"account_ttl" range:"1h..365d"`
+	RealUsers        []string `toml:"real_users"`
+	PasswordsFile    string   `toml:"passwords_file"`
+	AnyPasswordAfter int      `toml:"any_password_after" range:"0..100"`
+
+	MaxMessageSize int      `toml:"max_message_size" range:"1024..1073741824"`
+	MaxRecipients  int      `toml:"max_recipients" range:"1..10000"`
+	MaxMessages    int      `toml:"max_messages" range:"1..10000"`
+	MaxSessions    int      `toml:"max_sessions" range:"1..1000000"`
+	MaxPerAddress  int      `toml:"max_sessions_per_address" range:"1..10000"`
+	SessionTimeout Duration `toml:"session_timeout" range:"10s..1h"`
+	QuarantineSize int      `toml:"quarantine_size" range:"1048576..1099511627776"`
+	Retention      Duration `toml:"retention" range:"1h..3650d"`
+}
+
+// TrapListener is one decoy server: the port attackers dial, where the
+// redirect sends them, and what it speaks.
+type TrapListener struct {
+	Port     int    `toml:"port"`
+	Listen   string `toml:"listen"`   // ":10587": every address, as the redirect goes to the address the client reached
+	Protocol string `toml:"protocol"` // submission, submissions, smtp, imap, imaps
+}
+
+// TrapProtocols are the protocols a trap listener may speak.
+var TrapProtocols = []string{"submission", "submissions", "smtp", "imap", "imaps"}
+
+// TrapScenarios are the engine's scenarios that ban a single address,
+// the ones a trap can take over (a network cannot be redirected).
+var TrapScenarios = []string{"ip-failures", "user-spray", "slow", "surge", "prefix-suspect", "asn"}
 
 // Escalation lengthens repeat bans.
 type Escalation struct {

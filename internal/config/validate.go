@@ -94,6 +94,9 @@ func (c *Config) validate() error {
 	if err := c.checkPolicies(); err != nil {
 		return err
 	}
+	if err := c.checkTrap(); err != nil {
+		return err
+	}
 	if err := c.checkWeights("defaults.weights", c.Defaults.Weights); err != nil {
 		return err
 	}
@@ -329,4 +332,72 @@ func checkAllowEntry(e string) error {
 		return fmt.Errorf("%q is neither an address, a prefix nor a DNS name", e)
 	}
 	return nil
+}
+
+// checkTrap checks the [trap] section.
+func (c *Config) checkTrap() error {
+	t := c.Trap
+	for _, sc := range t.Scenarios {
+		if !slicesContains(TrapScenarios, sc) {
+			return c.errorf("trap.scenarios", "key \"scenarios\": %q is not a scenario that bans an address (%s)", sc, strings.Join(TrapScenarios, ", "))
+		}
+	}
+	seenPort, seenListen := map[int]bool{}, map[string]bool{}
+	for i, l := range t.Listeners {
+		if l.Port < 1 || l.Port > 65535 {
+			return c.errorf("trap.listeners", "listener %d: port %d is not 1 to 65535", i+1, l.Port)
+		}
+		if !slicesContains(TrapProtocols, l.Protocol) {
+			return c.errorf("trap.listeners", "listener %d: protocol %q is not one of %s", i+1, l.Protocol, strings.Join(TrapProtocols, ", "))
+		}
+		host, port, err := splitListen(l.Listen)
+		if err != nil {
+			return c.errorf("trap.listeners", "listener %d: listen %q: %v", i+1, l.Listen, err)
+		}
+		_ = host
+		if seenPort[l.Port] || seenListen[port] {
+			return c.errorf("trap.listeners", "listener %d: port %d or listen %q used twice", i+1, l.Port, l.Listen)
+		}
+		seenPort[l.Port], seenListen[port] = true, true
+	}
+	if t.Enabled && len(t.Listeners) == 0 {
+		return c.errorf("trap.enabled", "the trap is enabled but has no listeners")
+	}
+	for _, f := range []struct{ key, path string }{{"trap.cert_file", t.CertFile}, {"trap.key_file", t.KeyFile}, {"trap.passwords_file", t.PasswordsFile}} {
+		if f.path != "" && !strings.HasPrefix(f.path, "/") {
+			return c.errorf(f.key, "key %q: %q is not an absolute path", f.key[len("trap."):], f.path)
+		}
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return c.errorf("trap.cert_file", "cert_file and key_file go together")
+	}
+	return nil
+}
+
+func slicesContains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+// splitListen checks a listen address: "host:port" or ":port", a port
+// from 1 to 65535, a host that is an address.
+func splitListen(s string) (host, port string, err error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", "", fmt.Errorf("not host:port")
+	}
+	host, port = strings.Trim(s[:i], "[]"), s[i+1:]
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", "", fmt.Errorf("port %q is not 1 to 65535", port)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return "", "", fmt.Errorf("%q is not an address", host)
+		}
+	}
+	return host, port, nil
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -23,9 +24,10 @@ import (
 // Config configures the SMTP trap. Zero limits take the defaults of
 // DefaultConfig.
 type Config struct {
-	Hostname string      // the real server's name: EHLO, errors
-	Banner   string      // the greeting after "220 ", as the real server writes it
-	TLS      *tls.Config // the real server's certificate; nil: no TLS offered
+	Hostname   string      // the real server's name: EHLO, errors
+	Banner     string      // the greeting after "220 ", as the real server writes it
+	IMAPBanner string      // the IMAP greeting's text after its capabilities ("Dovecot (Debian) ready.")
+	TLS        *tls.Config // the real server's certificate; nil: no TLS offered
 	// MaxMessageBytes is the size limit the trap advertises and enforces
 	// (Postfix's message_size_limit); a client sending past it is cut off.
 	MaxMessageBytes int64
@@ -108,6 +110,7 @@ type Server struct {
 	perAddr map[netip.Addr]int
 	total   int
 	servers []*smtp.Server
+	imaps   []*imapserver.Server
 	closed  bool
 
 	used   atomic.Int64 // quarantine bytes kept
@@ -160,7 +163,7 @@ func (s *Server) SetUsage(bytes int64) { s.used.Store(bytes) }
 func (s *Server) Serve(l net.Listener, lc ListenerConfig) error {
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		a, _ := c.Conn().(*admitted)
-		if a == nil {
+		if a == nil || a.face == nil {
 			return nil, errors.New("trap: connection without a face")
 		}
 		f := a.face
@@ -202,14 +205,23 @@ func (s *Server) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	s.mu.Lock()
+	imaps := s.imaps
+	s.mu.Unlock()
+	for _, srv := range imaps {
+		if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // listener admits connections within the limits and gives each its face.
 type listener struct {
 	net.Listener
-	srv *Server
-	cfg ListenerConfig
+	srv  *Server
+	cfg  ListenerConfig
+	imap bool
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -243,21 +255,30 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		s.stats.Sessions.Add(1)
 		s.stats.Active.Add(1)
-		return &admitted{face: newFace(c, l), addr: addr}, nil
+		a := &admitted{srv: s, addr: addr}
+		if l.imap {
+			a.Conn = newIMAPConn(c, l)
+		} else {
+			a.face = newFace(c, l)
+			a.Conn = a.face
+		}
+		return a, nil
 	}
 }
 
 // admitted is an admitted connection; closing it frees its place.
 type admitted struct {
-	*face
+	net.Conn
+	face *face // nil for IMAP
+	srv  *Server
 	addr netip.Addr
 	once sync.Once
 }
 
 func (a *admitted) Close() error {
-	err := a.face.Close()
+	err := a.Conn.Close()
 	a.once.Do(func() {
-		s := a.l.srv
+		s := a.srv
 		s.mu.Lock()
 		s.total--
 		if s.perAddr[a.addr]--; s.perAddr[a.addr] <= 0 {
