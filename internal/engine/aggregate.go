@@ -61,10 +61,8 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		}
 		// The prefix ban covers the address: drop its pending ban.
 		e.cancelPending(addr)
-		out = append(out, e.banLocked(p, ev.Time, bt, "prefix", reason, j.Name))
-		if d, ok := e.widenAfter(p, ev.Time, j); ok {
-			out = append(out, d)
-		}
+		out = append(out, e.banLocked(p, ev.Time, bt, "prefix", reason, j.Name)...)
+		out = append(out, e.widenAfter(p, ev.Time, j)...)
 		break
 	}
 	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 {
@@ -121,10 +119,10 @@ func (e *Engine) canBanPrefix(p netip.Prefix) bool {
 
 // widenAfter records the ban of p inside its widening prefix and bans that
 // prefix when it now holds enough banned ones.
-func (e *Engine) widenAfter(p netip.Prefix, at time.Time, j *jailState) (event.Decision, bool) {
+func (e *Engine) widenAfter(p netip.Prefix, at time.Time, j *jailState) []event.Decision {
 	w := e.widen(p.Addr())
 	if w.Bits == 0 {
-		return event.Decision{}, false
+		return nil
 	}
 	wp := prefixOf(p.Addr(), w.Bits)
 	wk := keyOfPrefix(wp)
@@ -134,17 +132,17 @@ func (e *Engine) widenAfter(p netip.Prefix, at time.Time, j *jailState) (event.D
 	e.wideBans.put(wk, d)
 	n := d.count(t - durStamp(e.cfg.Prefixes.Window))
 	if n < min(w.Prefixes, distinctSize) || !e.canBanPrefix(wp) {
-		return event.Decision{}, false
+		return nil
 	}
 	if _, already := e.activeAt(wp, at); already {
-		return event.Decision{}, false
+		return nil
 	}
 	reason := e.why().n(n).s(" prefixes banned in ").pfx(wp).s(" within ").d(e.cfg.Prefixes.Window).s(" (last: ").pfx(p).s(")").carved(e.carvedIn(wp)).String()
 	bt := w.BanTime
 	if bt <= 0 {
 		bt = j.BanTime
 	}
-	return e.banLocked(wp, at, bt, "prefix-wide", reason, j.Name), true
+	return e.banLocked(wp, at, bt, "prefix-wide", reason, j.Name)
 }
 
 // prefixKey identifies a prefix of a given length.

@@ -18,8 +18,14 @@ type offender struct {
 }
 
 // banLocked records a ban of target at t, lengthened for repeat offenders,
-// and returns the decision.
-func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) event.Decision {
+// and returns the decision; none when the history already holds a ban of
+// target at that second: that is the same ban, decided again on log lines
+// read a second time (after a restart, see snapshot.go).
+func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) []event.Decision {
+	if o, ok := e.offenders.get(keyOfPrefix(target)); ok && o.bans.has(toStamp(t)) {
+		e.stats.Repeated++
+		return nil
+	}
 	dur, scenario, reason := e.escalate(target, t, base, scenario, reason)
 	if dur < 0 {
 		dur = 0 // Permanent: the Decision's "until revoked"
@@ -39,7 +45,7 @@ func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration,
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
 		e.log.Debug("ban", "addr", target.String(), "scenario", scenario, "duration_s", int64(dur.Seconds()), "jail", jail)
 	}
-	return d
+	return []event.Decision{d}
 }
 
 // escalate applies ban-time escalation and recidive to a new ban and

@@ -41,6 +41,7 @@ type Stats struct {
 	Surges        uint64 // times surge mode turned on
 	Surge         bool   // surge mode is on now
 	Decisions     uint64
+	Repeated      uint64 // bans decided again at the same second as one in the history (lines read twice), not made
 }
 
 // Engine holds detection state. It is safe for concurrent use.

@@ -118,14 +118,14 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		e.tracked.del(k)
 		e.cancelPending(addr)
 		reason := e.why().n(n).s(" failures within ").d(j.FindTime).last(ev).String()
-		return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name))
+		return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)...)
 	}
 	if sl := e.cfg.Slow; sl.Failures > 0 && sl.Window > j.FindTime {
 		if n := r.count(toStamp(ev.Time.Add(-sl.Window)), j.per); n >= sl.Failures {
 			e.tracked.del(k)
 			e.cancelPending(addr)
 			reason := e.why().n(n).s(" failures within ").d(sl.Window).s(", spread out").last(ev).String()
-			return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, longer(sl.BanTime, j.BanTime), "slow", reason, j.Name))
+			return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, longer(sl.BanTime, j.BanTime), "slow", reason, j.Name)...)
 		}
 	}
 	e.tracked.put(k, r)
@@ -188,13 +188,13 @@ func (e *Engine) countGood(ev event.Event, addr netip.Addr, ji int, weight int, 
 		e.goodFails.del(gk)
 		e.tracked.put(k, r)
 		reason := e.why().n(n).s(" failures within ").d(j.FindTime).s(" for ").q(ev.User).s(" from a known-good client (via ").s(ev.Service).s(")").String()
-		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)}
+		return e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
 	}
 	if n := r.count(since, j.per); n >= factor*j.MaxRetry {
 		e.tracked.del(k)
 		e.goodFails.put(gk, gr)
 		reason := e.why().n(n).s(" failures within ").d(j.FindTime).s(" over several users from a known-good client").last(ev).String()
-		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)}
+		return e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
 	}
 	e.goodFails.put(gk, gr)
 	e.tracked.put(k, r)
@@ -216,7 +216,7 @@ func (e *Engine) countRelayBounce(ev event.Event, addr netip.Addr, ji int, t sta
 	if n := r.count(toStamp(ev.Time.Add(-j.FindTime)), per); n >= lim {
 		e.goodFails.del(gk)
 		reason := e.why().n(n).s(" unknown recipients within ").d(j.FindTime).s(" from a delivering relay (last: ").q(ev.User).s(" via ").s(ev.Service).s(")").String()
-		return []event.Decision{e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)}
+		return e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
 	}
 	e.goodFails.put(gk, r)
 	return nil

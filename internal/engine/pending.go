@@ -97,6 +97,16 @@ func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, 
 	if len(p.by) >= p.limit {
 		due = t
 	}
+	e.deferAt(target, due, base, scenario, reason, jail)
+}
+
+// deferAt schedules a ban of target at due.
+func (e *Engine) deferAt(target netip.Prefix, due time.Time, base time.Duration, scenario, reason, jail string) {
+	p := &e.pending
+	if p.by == nil {
+		p.by = map[netip.Prefix]uint64{}
+		p.limit = max(e.cfg.MaxTracked/10, 1024)
+	}
 	p.seq++
 	p.by[target] = p.seq
 	p.heap.push(pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
@@ -129,7 +139,7 @@ func (e *Engine) flushPending(now time.Time) []event.Decision {
 		if _, banned := e.bannedAt(b.target.Addr(), b.due); banned {
 			continue
 		}
-		out = append(out, e.banLocked(b.target, b.due, b.base, b.scenario, b.reason, b.jail))
+		out = append(out, e.banLocked(b.target, b.due, b.base, b.scenario, b.reason, b.jail)...)
 	}
 	return out
 }

@@ -88,6 +88,16 @@ func (r *ring) add(t stamp, weight, per int) {
 	}
 }
 
+// has reports whether a slot holds exactly t.
+func (r *ring) has(t stamp) bool {
+	for i := range int(r.n) {
+		if r.times[(int(r.head)+i)%ringSize] == t {
+			return true
+		}
+	}
+	return false
+}
+
 // within counts slots whose time is at or after since.
 func (r *ring) within(since stamp) int {
 	c := 0

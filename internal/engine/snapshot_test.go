@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// snapshotOf returns e's snapshot.
+func snapshotOf(t *testing.T, e *Engine) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := e.Snapshot(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// restarted returns a new engine (made by mk) loaded with e's snapshot, as
+// the daemon does at start-up.
+func restarted(t *testing.T, e *Engine, mk func() *Engine) *Engine {
+	t.Helper()
+	n := mk()
+	if _, err := n.Load(bytes.NewReader(snapshotOf(t, e))); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// What was counted before a restart still counts after it: failures in
+// progress (the 5th after the restart bans), the slow window, a sprayed
+// user name, an enumerator, a prefix filling up, a ban waiting out its
+// grace, surge mode.
+func TestSnapshotRoundTrip(t *testing.T) {
+	mk := func() *Engine { return defaultEngine(t, nil) }
+	e := mk()
+	var evs []event.Event
+	for i := range 4 {
+		evs = append(evs, ev(time.Duration(i)*time.Second, event.AuthFailure, "198.51.100.7", "bob"))
+	}
+	for i := range 3 { // an enumerator: flagged at three unknown recipients
+		evs = append(evs, bounce(time.Duration(10+i)*time.Second, "203.0.113.50", fmt.Sprintf("x%d@example.org", i)))
+	}
+	for i := range 5 { // a sprayed name: hot at five addresses, each waiting for its ban
+		evs = append(evs, ev(time.Duration(20+i)*time.Second, event.AuthFailure, fmt.Sprintf("192.0.%d.1", 10+i), "info@example.org"))
+	}
+	evs = append(evs, // two bad addresses of one /24
+		ev(30*time.Second, event.AuthFailure, "45.134.7.1", "a"),
+		ev(31*time.Second, event.AuthFailure, "45.134.7.2", "b"))
+	if got := observe(e, evs...); len(got) != 0 {
+		t.Fatalf("decisions before the restart: %v", got)
+	}
+	if e.Pending() != 5 {
+		t.Fatalf("%d pending bans, want 5", e.Pending())
+	}
+	n := restarted(t, e, mk)
+	at := t0.Add(40 * time.Second)
+	if a := n.Assess(netip.MustParseAddr("203.0.113.50"), "", at); !a.Enumerating {
+		t.Error("the enumerator is no longer flagged after the restart")
+	}
+	if a := n.Assess(netip.MustParseAddr("192.0.99.1"), "info@example.org", at); !a.HotUser {
+		t.Error("the sprayed name is no longer hot after the restart")
+	}
+	if n.Pending() != 5 {
+		t.Errorf("%d pending bans after the restart, want 5", n.Pending())
+	}
+	if got := settle(n, 5*time.Minute); len(got) != 5 || got[0] != "user-spray 192.0.14.1/32" {
+		t.Errorf("the pending bans after the restart: %v", got)
+	}
+	if got := observe(n, ev(50*time.Second, event.AuthFailure, "198.51.100.7", "bob")); fmt.Sprint(got) != "[ip-failures 198.51.100.7/32]" {
+		t.Errorf("5th failure after the restart: %v, want a ban", got)
+	}
+	if got := observe(n, ev(60*time.Second, event.AuthFailure, "45.134.7.3", "c")); fmt.Sprint(got) != "[prefix 45.134.7.0/24]" {
+		t.Errorf("3rd bad address of a /24 after the restart: %v, want the prefix banned", got)
+	}
+}
+
+// Jails are matched by name: a jail moved in the list keeps its counts, one
+// removed loses them, and a ban pending in it is dropped.
+func TestSnapshotJailsByName(t *testing.T) {
+	two := func(names ...string) func() *Engine {
+		return func() *Engine {
+			var js []Jail
+			for _, n := range names {
+				js = append(js, Jail{Name: n, Services: []string{n}, MaxRetry: 3, FindTime: time.Hour, BanTime: time.Hour})
+			}
+			return newTestEngine(t, Config{Jails: js})
+		}
+	}
+	e := two("sshd", "dovecot")()
+	for i := range 2 {
+		e.Observe(event.Event{Time: t0.Add(time.Duration(i) * time.Second), Service: "sshd", Kind: event.AuthFailure, Addr: netip.MustParseAddr("192.0.2.1")})
+		e.Observe(event.Event{Time: t0.Add(time.Duration(i) * time.Second), Service: "dovecot", Kind: event.AuthFailure, Addr: netip.MustParseAddr("192.0.2.2")})
+	}
+	n := restarted(t, e, two("postfix", "sshd"))
+	third := func(service, addr string) []event.Decision {
+		return n.Observe(event.Event{Time: t0.Add(time.Minute), Service: service, Kind: event.AuthFailure, Addr: netip.MustParseAddr(addr)})
+	}
+	if ds := third("sshd", "192.0.2.1"); len(ds) != 1 {
+		t.Errorf("sshd, moved in the list: 3rd failure gave %v, want a ban", ds)
+	}
+	if ds := third("postfix", "192.0.2.2"); len(ds) != 0 {
+		t.Errorf("dovecot's counts went to another jail: %v", ds)
+	}
+}
+
+// A snapshot of another version, a truncated or a corrupt one is refused
+// with ErrSnapshot, never a panic; the caller starts a fresh engine.
+func TestSnapshotRefused(t *testing.T) {
+	e := defaultEngine(t, nil)
+	observe(e, ev(0, event.AuthFailure, "192.0.2.1", "x"))
+	good := snapshotOf(t, e)
+	version := bytes.Clone(good)
+	version[len(snapshotMagic)+4] = 99 // the version's first byte, after the magic's length and text
+	for name, b := range map[string][]byte{
+		"empty":     nil,
+		"not one":   []byte("hello, world"),
+		"version":   version,
+		"truncated": good[:len(good)-3],
+		"trailing":  append(bytes.Clone(good), 0),
+	} {
+		if _, err := defaultEngine(t, nil).Load(bytes.NewReader(b)); !errors.Is(err, ErrSnapshot) {
+			t.Errorf("%s: %v, want ErrSnapshot", name, err)
+		}
+	}
+}
+
+// Entries past every window that could count them are not written.
+func TestSnapshotLeavesStaleOut(t *testing.T) {
+	e := defaultEngine(t, nil)
+	observe(e, ev(0, event.AuthFailure, "192.0.2.1", ""))
+	observe(e, ev(13*time.Hour, event.AuthFailure, "192.0.2.2", "")) // the first is past the 12h slow window
+	n := restarted(t, e, func() *Engine { return defaultEngine(t, nil) })
+	if s := n.Stats(); s.Tracked != 1 {
+		t.Fatalf("%d tracked after the restart, want 1 (the stale one left out)", s.Tracked)
+	}
+}
+
+// A ban decided again for the same target at the same second as one in
+// the history (log lines read again after a restart) is not made twice.
+func TestBanNotRepeated(t *testing.T) {
+	e := defaultEngine(t, nil)
+	var first []event.Decision
+	for i := range 5 {
+		first = append(first, e.Observe(ev(time.Duration(i)*time.Second, event.AuthFailure, "192.0.2.9", "bob"))...)
+	}
+	if len(first) != 1 {
+		t.Fatalf("first pass: %v", first)
+	}
+	// A restart after the ban ended: the history has it, the active bans not.
+	n := defaultEngine(t, nil)
+	n.Restore(nil, first)
+	for i := range 5 {
+		if ds := n.Observe(ev(time.Duration(i)*time.Second, event.AuthFailure, "192.0.2.9", "bob")); len(ds) != 0 {
+			t.Fatalf("the same lines read again banned again: %v", ds)
+		}
+	}
+	if s := n.Stats(); s.Repeated != 1 || s.Decisions != 0 {
+		t.Fatalf("stats %+v, want one repeat recognised and no decision", s)
+	}
+	// A later failure is a new ban, escalated by the first.
+	var later []event.Decision
+	for i := range 5 {
+		later = append(later, n.Observe(ev(time.Hour+time.Duration(i)*time.Second, event.AuthFailure, "192.0.2.9", "bob"))...)
+	}
+	if len(later) != 1 || later[0].Duration != 20*time.Minute {
+		t.Fatalf("a new ban after the restart: %+v, want one of 20m", later)
+	}
+}
+
+// FuzzSnapshotLoad: any bytes give a loaded engine or ErrSnapshot.
+func FuzzSnapshotLoad(f *testing.F) {
+	e, err := New(DefaultConfig(Jail{Name: "sshd", Services: []string{"sshd"}}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 6 {
+		e.Observe(event.Event{Time: t0.Add(time.Duration(i) * time.Second), Service: "sshd", Kind: event.AuthFailure, Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), User: "root"})
+	}
+	var b bytes.Buffer
+	e.Snapshot(&b)
+	f.Add(b.Bytes())
+	f.Add([]byte(snapshotMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n, err := New(DefaultConfig(Jail{Name: "sshd", Services: []string{"sshd"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Load(bytes.NewReader(data)); err != nil && !errors.Is(err, ErrSnapshot) {
+			t.Fatalf("error %v is not ErrSnapshot", err)
+		}
+		n.Observe(event.Event{Time: t0, Service: "sshd", Kind: event.AuthFailure, Addr: netip.MustParseAddr("192.0.2.77")})
+		n.Tick(t0.Add(time.Hour))
+	})
+}
