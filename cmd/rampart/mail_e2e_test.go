@@ -71,7 +71,8 @@ type mailLab struct {
 	postfixConf, postfixLog, dcLog  string
 	spool, stateDir                 string
 	rampart                         *proc
-	bin, socket                     string
+	bin, socket, config             string
+	readBefore                      map[string]uint64 // lines of each log read before the last restart
 	client                          *daemon.Client
 	dovecot                         *exec.Cmd
 	dovecotOut                      *syncBuffer
@@ -140,6 +141,40 @@ type labOptions struct {
 	// defaults runs Rampart's default tarpit (1s to 20s) and Dovecot's own
 	// delays (auth_failure_delay 2s, the per-address penalty), as shipped.
 	defaults bool
+}
+
+// startRampart starts `rampart run` with the lab's configuration and waits
+// until it answers.
+func (l *mailLab) startRampart(t *testing.T) {
+	l.rampart = &proc{out: &syncBuffer{}, done: make(chan error, 1)}
+	l.rampart.cmd = exec.Command(l.bin, "run", "--config", l.config)
+	l.rampart.cmd.Stdout, l.rampart.cmd.Stderr = l.rampart.out, l.rampart.out
+	l.rampart.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := l.rampart.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { l.rampart.done <- l.rampart.cmd.Wait() }()
+	waitUntil(t, 10*time.Second, "rampart up", func() bool {
+		_, err := l.client.Status(context.Background())
+		return err == nil
+	}, l.rampart)
+}
+
+// restartRampart stops Rampart as systemd would (SIGTERM) and starts it
+// again, as after a package upgrade.
+func (l *mailLab) restartRampart(t *testing.T) {
+	l.caughtUp(t)
+	l.rampart.stop(t)
+	// The new process resumes where the old one stopped: it counts only
+	// the lines after these.
+	l.readBefore = map[string]uint64{}
+	for _, path := range []string{l.postfixLog, l.dcLog} {
+		l.readBefore[path] = uint64(bytes.Count([]byte(readFile(path)), []byte("\n")))
+	}
+	if t.Failed() {
+		t.Logf("rampart output before the restart:\n%s", l.rampart.out)
+	}
+	l.startRampart(t)
 }
 
 // startMailLab writes the configurations and starts Rampart, Dovecot and
@@ -211,26 +246,15 @@ files = [%q]
 	// The logs exist before Rampart follows them, so it reads them whole.
 	writeFile(t, l.postfixLog, "")
 	writeFile(t, l.dcLog, "")
-	l.rampart = &proc{out: &syncBuffer{}, done: make(chan error, 1)}
-	l.rampart.cmd = exec.Command(bin, "run", "--config", filepath.Join(rdir, "rampart.toml"))
-	l.rampart.cmd.Stdout, l.rampart.cmd.Stderr = l.rampart.out, l.rampart.out
-	l.rampart.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := l.rampart.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { l.rampart.done <- l.rampart.cmd.Wait() }()
+	l.bin, l.socket, l.config = bin, socket, filepath.Join(rdir, "rampart.toml")
+	l.client = daemon.NewClient(socket)
+	l.startRampart(t)
 	t.Cleanup(func() {
 		l.rampart.stop(t)
 		if t.Failed() {
 			t.Logf("rampart output:\n%s", l.rampart.out)
 		}
 	})
-	l.bin, l.socket = bin, socket
-	l.client = daemon.NewClient(socket)
-	waitUntil(t, 10*time.Second, "rampart up", func() bool {
-		_, err := l.client.Status(context.Background())
-		return err == nil
-	}, l.rampart)
 	l.rampartUp = time.Now()
 
 	// Dovecot: IMAP on a loopback port, users in a passwd-file, the auth
@@ -465,7 +489,7 @@ func (l *mailLab) caughtUp(t *testing.T) {
 	t.Helper()
 	want := map[string]uint64{}
 	for _, path := range []string{l.postfixLog, l.dcLog} {
-		want[path] = uint64(bytes.Count([]byte(readFile(path)), []byte("\n")))
+		want[path] = uint64(bytes.Count([]byte(readFile(path)), []byte("\n"))) - l.readBefore[path]
 	}
 	waitUntil(t, 10*time.Second, "rampart reading the mail logs", func() bool {
 		st, err := l.client.Status(context.Background())
@@ -816,6 +840,11 @@ func TestMailServersEndToEnd(t *testing.T) {
 		}
 		t.Logf("rampart decided:\n%s", strings.Join(decided, "\n"))
 	})
+
+	// Last: the policy servers' counters start again with the process.
+	phase = time.Now()
+	t.Run("restart", func(t *testing.T) { defenceOutlivesRestart(t, l) })
+	t.Logf("restart done in %v", time.Since(phase).Round(time.Millisecond))
 	t.Logf("whole test %v", time.Since(l.startedAt).Round(time.Millisecond))
 }
 
@@ -923,6 +952,45 @@ func imapBruteForce(t *testing.T, l *mailLab, from netip.Addr, user, right strin
 	t.Logf("%s with the right password: %s (%v)", from, ans, took.Round(10*time.Millisecond))
 	if ans != wrongAnswer || !strings.HasPrefix(ans, "NO [AUTHENTICATIONFAILED]") {
 		t.Fatalf("banned attacker with the right password: %q, want %q (the answer to a wrong password)", ans, wrongAnswer)
+	}
+}
+
+// defenceOutlivesRestart restarts Rampart between an attacker's 4th and
+// 5th wrong password: the 5th bans all the same. The enumerator flagged in
+// the lone-attackers phase is still blinded after the restart.
+func defenceOutlivesRestart(t *testing.T, l *mailLab) {
+	from := addr("127.0.21.2")
+	for i := 1; i <= 4; i++ {
+		if ans, _ := l.imapLogin(t, from, "carol@example.test", fmt.Sprintf("guess-%d", i)); !strings.HasPrefix(ans, "NO ") {
+			t.Fatalf("wrong password %d: %q", i, ans)
+		}
+		l.caughtUp(t)
+	}
+	if _, banned := l.bannedBy(t, from); banned {
+		t.Fatalf("%s banned before its 5th failure", from)
+	}
+	l.restartRampart(t)
+	l.caughtUp(t)
+	if st := l.status(t); st.Engine.Events != 0 {
+		t.Errorf("%d events read again after the restart, want 0", st.Engine.Events)
+	}
+
+	s, g := l.dialSMTP(t, l.smtp, addr("127.0.3.2"))
+	if g.Code != 220 {
+		t.Fatalf("enumerator's greeting after the restart: %v", g)
+	}
+	s.cmd(t, "EHLO client.example.net")
+	s.cmd(t, "MAIL FROM:<probe@example.net>")
+	if r := s.cmd(t, "RCPT TO:<alice@example.test>"); r.Code != 450 || !strings.HasPrefix(r.Text, "4.7.1 ") {
+		t.Errorf("the enumerator after the restart, a valid recipient: %v, want 450 4.7.1 (still blinded)", r)
+	}
+
+	if ans, _ := l.imapLogin(t, from, "carol@example.test", "guess-5"); !strings.HasPrefix(ans, "NO ") {
+		t.Fatalf("wrong password 5: %q", ans)
+	}
+	l.caughtUp(t)
+	if _, banned := l.bannedBy(t, from); !banned {
+		t.Fatalf("%s not banned at its 5th failure, the first after the restart", from)
 	}
 }
 

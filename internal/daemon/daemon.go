@@ -64,9 +64,10 @@ type Daemon struct {
 	// Health (health.go).
 	book      healthBook
 	storeFile storeFile
-	storeErr  lastError // the latest store write
-	enfErr    lastError // the latest firewall change
-	servers   sync.Map  // policy server name → error it stopped with
+	storeErr  lastError  // the latest store write
+	state     stateSaver // when the engine's state is saved next (state.go)
+	enfErr    lastError  // the latest firewall change
+	servers   sync.Map   // policy server name → error it stopped with
 	reloads   reloadLog
 	checks    atomic.Uint64 // Reconcile calls made by keepFirewall
 
@@ -234,6 +235,9 @@ func openStore(ctx context.Context, dir string, log *slog.Logger, opts ...store.
 // were refreshed); kernel bans the store does not know (a database lost to
 // corruption) are adopted; allowlisted bans are revoked.
 func (d *Daemon) restore(ctx context.Context) error {
+	if err := d.loadState(ctx); err != nil {
+		return err
+	}
 	now := time.Now()
 	active, err := d.store.ActiveDecisions(ctx, now)
 	if err != nil {
@@ -403,7 +407,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		select {
 		case <-ctx.Done():
 			d.stopSources()
-			d.savePositions(context.WithoutCancel(ctx))
+			d.saveState(context.WithoutCancel(ctx), time.Now())
 			d.flushInsight(context.WithoutCancel(ctx))
 			d.log.Info("rampart stopped; firewall bans stay in place until they expire")
 			return nil
@@ -412,8 +416,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		case now := <-tick.C:
 			d.apply.submit(d.currentPipe().Engine.Tick(now))
 			d.health(now)
-		case <-save.C:
-			d.savePositions(ctx)
+		case now := <-save.C:
+			d.saveStateIfDue(ctx, now)
 			d.apply.retryStore(ctx)
 		case now := <-prune.C:
 			if _, err := d.store.PruneExpired(ctx, now); err != nil {

@@ -163,3 +163,25 @@ func TestRelays(t *testing.T) {
 		t.Error("AddRelay of an invalid address accepted")
 	}
 }
+
+func TestEngineSnapshot(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	if _, _, ok, err := s.Snapshot(ctx); ok || err != nil {
+		t.Fatalf("empty store: snapshot %v, %v", ok, err)
+	}
+	for i, data := range [][]byte{[]byte("first"), []byte("second, longer")} {
+		pos := map[string]string{"file:/var/log/auth.log": fmt.Sprintf("dev=1 ino=2 off=%d", i)}
+		if err := s.SaveSnapshot(ctx, data, pos, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, saved, ok, err := s.Snapshot(ctx)
+	if err != nil || !ok || string(data) != "second, longer" || !saved.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("snapshot %q at %v, %v %v: want the second one", data, saved, ok, err)
+	}
+	// The positions were saved with it.
+	if pos, ok, err := s.LoadPosition(ctx, "file:/var/log/auth.log"); err != nil || !ok || pos != "dev=1 ino=2 off=1" {
+		t.Fatalf("position %q %v %v, want the second snapshot's", pos, ok, err)
+	}
+}

@@ -1,0 +1,55 @@
+package daemon
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/store"
+)
+
+// A restart does not reset the defence: failures counted before it still
+// count after it (the 5th after the restart bans), and no line read before
+// it is read and counted again.
+func TestStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	h := startHarness(t, dir, 5)
+	h.fail(4, "198.51.100.7")
+	h.waitFor("4 failures", func(st Status) bool { return st.Engine.Events == 4 })
+	h.stop()
+
+	h = startHarness(t, dir, 5)
+	st := h.waitFor("restart", func(Status) bool { return true })
+	if st.Engine.Events != 0 || banned(st, "198.51.100.7") {
+		t.Fatalf("after the restart: %d events read again (want 0), banned %v\n%s", st.Engine.Events, banned(st, "198.51.100.7"), h.logs)
+	}
+	h.fail(1, "198.51.100.7")
+	h.waitFor("the 5th failure bans", func(st Status) bool { return banned(st, "198.51.100.7") })
+}
+
+// A snapshot the engine cannot read (another version's) is left alone:
+// the daemon starts, counting afresh.
+func TestStateUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	h := startHarness(t, dir, 5)
+	h.fail(4, "198.51.100.7")
+	h.waitFor("4 failures", func(st Status) bool { return st.Engine.Events == 4 })
+	h.stop()
+	st, err := store.Open(t.Context(), filepath.Join(dir, "state", "rampart.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveSnapshot(t.Context(), []byte("RPTENG from the future"), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	h = startHarness(t, dir, 5)
+	h.fail(1, "198.51.100.7")
+	h.fail(4, "198.51.100.8")
+	h.waitFor("a fresh count", func(st Status) bool { return st.Engine.Events == 5 && !banned(st, "198.51.100.7") })
+	if !strings.Contains(h.logs.String(), "counting afresh") {
+		t.Errorf("nothing said about the unreadable state:\n%s", h.logs)
+	}
+}
