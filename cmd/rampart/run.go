@@ -364,6 +364,10 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "failed logins read from a log but already reported live: %d\n", p.LogDuplicates)
 	}
+	if t := st.Trap; t != nil {
+		fmt.Fprintf(w, "\ntrap: %d accounts, %d sessions (%d now, %d refused busy), %d logins (%d failed), %d messages quarantined (%d refused at a limit, %d cut off)\n",
+			t.Accounts, t.Sessions, t.Active, t.Refused, t.Logins, t.FailedLogins, t.Messages, t.Rejected, t.CutOff)
+	}
 	if ds := st.Descriptors; ds.Limit > 0 {
 		fmt.Fprintf(w, "descriptors: limit %d, %d kept for logs and control, peers hold %d of %d\n", ds.Limit, ds.Reserve, ds.Used, ds.Peers)
 	}

@@ -61,6 +61,10 @@ type applier struct {
 
 	storeErr, enfErr *lastError // outcomes of the latest writes, for health; nil: not kept
 
+	// convert turns the bans the trap takes over into traps (see
+	// trapper.convert); nil converts nothing.
+	convert func(event.Decision) event.Decision
+
 	// carver is enf when it can carve; nil otherwise.
 	carver Carver
 	carves carves
@@ -100,7 +104,10 @@ func (a *applier) submit(ds []event.Decision) {
 	}
 	a.mu.Lock()
 	for _, d := range ds {
-		if d.Action == event.Ban {
+		if a.convert != nil {
+			d = a.convert(d)
+		}
+		if d.Action == event.Ban || d.Action == event.Trap {
 			a.pending = append(a.pending, d)
 		}
 	}
@@ -279,7 +286,7 @@ func (a *applier) report(e enforced) {
 		return
 	}
 	for _, d := range e.live {
-		a.log.Info("ban", "addr", Target(d.Target), "jail", d.Jail, "scenario", d.Scenario,
+		a.log.Info(d.Action.String(), "addr", Target(d.Target), "jail", d.Jail, "scenario", d.Scenario,
 			"duration_s", int64(d.Duration/time.Second), "reason", d.Reason)
 	}
 }

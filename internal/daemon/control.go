@@ -49,6 +49,7 @@ type Status struct {
 	Jails    []JailStatus   `json:"jails"`
 	Sources  []SourceState  `json:"sources"`
 	Policy   *PolicyStatus  `json:"policy,omitempty"`
+	Trap     *TrapStatus    `json:"trap,omitempty"` // absent while the trap is off
 	// Descriptors: the limit, the reserve kept for logs and control, and
 	// what the listeners (policy servers, syslog) may hold and hold now.
 	Descriptors DescriptorStatus `json:"descriptors"`
@@ -184,6 +185,9 @@ func (d *Daemon) listenControl(path string) (*control, error) {
 	mux.HandleFunc("POST /v1/ban", c.ban)
 	mux.HandleFunc("POST /v1/unban", c.unban)
 	mux.HandleFunc("POST /v1/reload", c.reload)
+	mux.HandleFunc("GET /v1/trap/accounts", c.trapAccounts)
+	mux.HandleFunc("GET /v1/trap/messages", c.trapMessages)
+	mux.HandleFunc("GET /v1/trap/messages/{id}", c.trapMessage)
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	return c, nil
 }
@@ -298,6 +302,7 @@ func (d *Daemon) status(reasons bool) Status {
 		},
 		Engine: engineStatus(pipe.Engine),
 		Policy: d.policyStatus(),
+		Trap:   d.trap.status(),
 		Descriptors: func() DescriptorStatus {
 			ds := d.fds
 			ds.Used = d.peers.Used()
@@ -310,7 +315,7 @@ func (d *Daemon) status(reasons bool) Status {
 	for _, a := range active {
 		perJail[a.Jail]++
 		if r, ok := stored[a.Target]; ok && r.Start.Equal(a.Start) {
-			a.Reason = r.Reason
+			a.Reason, a.Action = r.Reason, r.Action // a trap is a ban to the engine
 		}
 		st.Active = append(st.Active, banOf(a))
 	}

@@ -54,6 +54,7 @@ type Daemon struct {
 	store   *store.Store
 	enf     Enforcer
 	apply   *applier
+	trap    *trapper // nil: the trap is off (trap.go)
 	policy  policies
 	live    liveFailures // failures the policy servers counted, not to count again from logs
 	started time.Time
@@ -135,6 +136,11 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		}
 	}
 	d.apply = newApplier(st, d.enf, d.log)
+	if d.trap, err = newTrapper(ctx, opt.Config, d.enf, st, d.log); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.apply.convert = d.trap.convert
 	d.apply.storeErr, d.apply.enfErr = &d.storeErr, &d.enfErr
 	d.apply.positions = func() map[string]string {
 		d.mu.Lock()
@@ -273,7 +279,8 @@ func (d *Daemon) restore(ctx context.Context) error {
 		}
 		active = append(active, adopted...)
 	}
-	dropped := d.pipe.Engine.Restore(active, past)
+	// The engine knows traps as the bans it decided (see trapper.convert).
+	dropped := d.pipe.Engine.Restore(asBans(active), asBans(past))
 	var revoke []netip.Prefix
 	for _, x := range dropped {
 		revoke = append(revoke, x.Target)
@@ -389,6 +396,10 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		d.stopSources()
 		return err
 	}
+	if err := d.trap.start(ctx, &wg); err != nil {
+		d.stopSources()
+		return err
+	}
 	d.log.Info("rampart running", "jails", fmt.Sprint(d.pipe.JailNames()), "firewall", d.opt.EnforcerName, "socket", d.cfg.Daemon.Socket)
 
 	tick := time.NewTicker(time.Second)
@@ -424,6 +435,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 				d.log.Warn("store: prune failed", "err", err)
 			}
 			d.compactInsight(ctx, now)
+			d.trap.prune(ctx, now)
 		case <-insightTick.C:
 			d.flushInsight(ctx)
 			d.checkGeo()

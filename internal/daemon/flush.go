@@ -26,7 +26,7 @@ const FlushReason = "ended by run --flush"
 // daemon (SelectEnforcer) and by Flush, so both name the same table and sets.
 func firewallConfigs(cfg *config.Config, log *slog.Logger) (firewall.NFTablesConfig, firewall.IPSetConfig) {
 	fw := cfg.Firewall
-	return firewall.NFTablesConfig{Table: fw.Table, Logger: log},
+	return firewall.NFTablesConfig{Table: fw.Table, Logger: log, Trap: trapRedirect(cfg)},
 		firewall.IPSetConfig{Prefix: fw.Table + "-", Logger: log}
 }
 

@@ -40,6 +40,7 @@ func (r engineRef) Observe(ev event.Event) []event.Decision {
 		r.d.live.reported(ev.Jail, ev.Addr, time.Now())
 	}
 	r.d.insight.Observe(ev, 1)
+	r.d.trap.observe(ev, 1)
 	return r.d.currentPipe().Engine.Observe(ev)
 }
 

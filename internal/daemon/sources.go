@@ -254,6 +254,7 @@ func (d *Daemon) line(rs *runningSource, l *logline.Line) {
 		n-- // a policy server reported it, and it was counted then
 	}
 	d.insight.Observe(ev, n)
+	d.trap.observe(ev, n)
 	if n > 0 && ev.Kind.Good() && ev.Addr.IsValid() {
 		d.apply.knownGood(ev)
 	}

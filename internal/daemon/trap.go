@@ -1,0 +1,357 @@
+package daemon
+
+// The daemon's side of the trap (issue 13, docs/trap.md): which decisions
+// trap instead of ban, the accounts learned from the events it sees, the
+// decoy servers and their listeners, pruning, status and the control
+// socket's trap endpoints.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/firewall"
+	"github.com/rampart-dev/rampart/internal/store"
+	"github.com/rampart-dev/rampart/internal/trap"
+	"github.com/rampart-dev/rampart/internal/trap/trapstore"
+)
+
+// trapper traps: nil when the trap is off. Its methods are nil-safe.
+type trapper struct {
+	cfg       config.Trap
+	jails     map[string]bool
+	scenarios map[string]bool
+	acc       *trap.Accounts
+	srv       *trap.Server
+	st        trapstore.Store
+	log       *slog.Logger
+}
+
+// trapRedirect is the firewall's part of cfg's trap: each listener's
+// dialled port to its listening port. nil when the trap is off.
+func trapRedirect(cfg *config.Config) *firewall.TrapRedirect {
+	if !cfg.Trap.Enabled {
+		return nil
+	}
+	r := &firewall.TrapRedirect{Ports: map[uint16]uint16{}}
+	for _, l := range cfg.Trap.Listeners {
+		_, port, _ := strings.Cut(l.Listen[strings.LastIndexByte(l.Listen, ':'):], ":")
+		p, _ := strconv.Atoi(port)
+		r.Ports[uint16(l.Port)] = uint16(p)
+	}
+	return r
+}
+
+// newTrapper builds the trap for cfg, or returns nil when it is off. It
+// returns nil with a warning when the firewall cannot redirect: the
+// decisions then stay bans.
+func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store.Store, log *slog.Logger) (*trapper, error) {
+	tc := cfg.Trap
+	if !tc.Enabled {
+		return nil, nil
+	}
+	if _, ok := enf.(*firewall.NFTables); !ok {
+		log.Warn("trap: trapping is unavailable with this firewall (it needs nftables); mail attackers are banned as before")
+		return nil, nil
+	}
+	passwords := trap.DefaultPasswords()
+	if tc.PasswordsFile != "" {
+		f, err := os.Open(tc.PasswordsFile)
+		if err != nil {
+			return nil, cfg.Errorf("trap.passwords_file", "trap: %v", err)
+		}
+		passwords, err = trap.ParsePasswords(f)
+		f.Close()
+		if err != nil {
+			return nil, cfg.Errorf("trap.passwords_file", "trap: %s: %v", tc.PasswordsFile, err)
+		}
+	}
+	pc := postconf(ctx)
+	hostname, banner := tc.Hostname, tc.Banner
+	if hostname == "" {
+		hostname = pc["myhostname"]
+	}
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	if banner == "" && tc.Hostname == "" {
+		banner = pc["smtpd_banner"]
+	}
+	certFile, keyFile := tc.CertFile, tc.KeyFile
+	if certFile == "" {
+		certFile, keyFile = pc["smtpd_tls_cert_file"], pc["smtpd_tls_key_file"]
+	}
+	var tlsConfig *tls.Config
+	if certFile != "" && keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			if tc.CertFile != "" {
+				return nil, cfg.Errorf("trap.cert_file", "trap: certificate: %v", err)
+			}
+			log.Warn("trap: Postfix's certificate cannot be read; the decoys offer no TLS", "cert_file", certFile, "err", err)
+		} else {
+			tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+	}
+	t := &trapper{cfg: tc, jails: map[string]bool{}, scenarios: map[string]bool{}, st: trapstore.Store{Store: st}, log: log}
+	for _, j := range tc.Jails {
+		t.jails[j] = true
+	}
+	for _, s := range tc.Scenarios {
+		t.scenarios[s] = true
+	}
+	t.acc = trap.NewAccounts(trap.AccountsConfig{
+		Addresses: tc.AccountAddresses, Max: tc.MaxAccounts, TTL: tc.AccountTTL.D(),
+		RealUsers: tc.RealUsers, Passwords: passwords, AnyAfter: tc.AnyPasswordAfter,
+	}, t.st, log)
+	if err := t.acc.Load(ctx); err != nil {
+		return nil, fmt.Errorf("trap: %w", err)
+	}
+	t.srv = trap.NewServer(trap.Config{
+		Hostname: hostname, Banner: banner, IMAPBanner: tc.IMAPBanner, TLS: tlsConfig,
+		MaxMessageBytes: int64(tc.MaxMessageSize), KeepBytes: int64(tc.MaxMessageSize),
+		MaxRecipients: tc.MaxRecipients, MaxMessages: tc.MaxMessages,
+		MaxPerAddr: tc.MaxPerAddress, MaxSessions: tc.MaxSessions,
+		QuarantineBytes: int64(tc.QuarantineSize), SessionTimeout: tc.SessionTimeout.D(),
+	}, t.acc, t.st, log)
+	if _, used, err := st.QuarantineUsage(ctx); err == nil {
+		t.srv.SetUsage(used)
+	}
+	log.Info("trap: on", "accounts", t.acc.Count(), "hostname", hostname, "tls", tlsConfig != nil,
+		"jails", strings.Join(tc.Jails, ","), "scenarios", strings.Join(tc.Scenarios, ","))
+	return t, nil
+}
+
+// postconf reads the real Postfix's settings the decoys copy, or nothing
+// when Postfix is not installed.
+func postconf(ctx context.Context) map[string]string {
+	keys := []string{"myhostname", "smtpd_banner", "smtpd_tls_cert_file", "smtpd_tls_key_file"}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "postconf", append([]string{"-xh"}, keys...)...).Output()
+	m := map[string]string{}
+	if err != nil {
+		return m
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) != len(keys) {
+		return m
+	}
+	for i, k := range keys {
+		m[k] = strings.TrimSpace(lines[i])
+	}
+	return m
+}
+
+// convert turns a ban the trap takes over into a trap: an address ban of
+// a trapping jail and scenario. With the trap off, a Trap (restored from
+// the store) becomes a ban again.
+func (t *trapper) convert(d event.Decision) event.Decision {
+	switch {
+	case t == nil:
+		if d.Action == event.Trap {
+			d.Action = event.Ban
+		}
+	case d.Action == event.Ban && d.Target.IsSingleIP() && t.jails[d.Jail] && t.scenarios[d.Scenario]:
+		d.Action = event.Trap
+	}
+	return d
+}
+
+// observe feeds an event the daemon saw to the account learning.
+func (t *trapper) observe(ev event.Event, n int) {
+	if t == nil || n <= 0 {
+		return
+	}
+	if ev.Kind == event.AuthSuccess || ev.Kind == event.UnknownUser && t.jails[ev.Jail] {
+		t.acc.Observe(ev)
+	}
+}
+
+// start opens the listeners and serves them until ctx ends; wg waits for
+// them.
+func (t *trapper) start(ctx context.Context, wg *sync.WaitGroup) error {
+	if t == nil {
+		return nil
+	}
+	var ls []net.Listener
+	for _, lc := range t.cfg.Listeners {
+		l, err := net.Listen("tcp", lc.Listen)
+		if err != nil {
+			for _, x := range ls {
+				x.Close()
+			}
+			return fmt.Errorf("trap: listen %s for port %d: %w", lc.Listen, lc.Port, err)
+		}
+		ls = append(ls, l)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); t.acc.Run(ctx) }()
+	for i, lc := range t.cfg.Listeners {
+		l := ls[i]
+		c := trap.ListenerConfig{Port: uint16(lc.Port)}
+		imap := false
+		switch lc.Protocol {
+		case "submission":
+			c.Auth, c.RequireTLS = true, true
+		case "submissions":
+			c.Auth, c.ImplicitTLS = true, true
+		case "imap":
+			imap = true
+		case "imaps":
+			imap, c.ImplicitTLS = true, true
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if imap {
+				err = t.srv.ServeIMAP(l, c)
+			} else {
+				err = t.srv.Serve(l, c)
+			}
+			if err != nil && ctx.Err() == nil {
+				t.log.Error("trap: listener stopped", "listen", lc.Listen, "err", err)
+			}
+		}()
+		t.log.Info("trap: listening", "port", lc.Port, "listen", l.Addr().String(), "protocol", lc.Protocol)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); <-ctx.Done(); t.srv.Close() }()
+	return nil
+}
+
+// prune deletes quarantined mail past its retention and accounts past
+// their lifetime.
+func (t *trapper) prune(ctx context.Context, now time.Time) {
+	if t == nil {
+		return
+	}
+	if n, err := t.st.PruneQuarantine(ctx, now.Add(-t.cfg.Retention.D())); err != nil {
+		t.log.Warn("trap: pruning the quarantine failed", "err", err)
+	} else if n > 0 {
+		t.log.Info("trap: quarantined messages past their retention deleted", "count", n)
+	}
+	if _, used, err := t.st.QuarantineUsage(ctx); err == nil {
+		t.srv.SetUsage(used)
+	}
+	if _, err := t.st.PruneTrapAccounts(ctx, now.Add(-t.cfg.AccountTTL.D())); err != nil {
+		t.log.Warn("trap: pruning accounts failed", "err", err)
+	}
+}
+
+// TrapStatus is the trap's part of status.
+type TrapStatus struct {
+	Accounts     int    `json:"accounts"`
+	Sessions     uint64 `json:"sessions"`
+	Active       int64  `json:"active"`
+	Refused      uint64 `json:"refused"`
+	Logins       uint64 `json:"logins"`
+	FailedLogins uint64 `json:"failed_logins"`
+	Messages     uint64 `json:"messages"`
+	Rejected     uint64 `json:"rejected"`
+	CutOff       uint64 `json:"cut_off"`
+}
+
+func (t *trapper) status() *TrapStatus {
+	if t == nil {
+		return nil
+	}
+	s := t.srv.Stats()
+	return &TrapStatus{
+		Accounts: t.acc.Count(), Sessions: s.Sessions.Load(), Active: s.Active.Load(), Refused: s.Refused.Load(),
+		Logins: s.Logins.Load(), FailedLogins: s.FailedLogins.Load(), Messages: s.Messages.Load(),
+		Rejected: s.Rejected.Load(), CutOff: s.CutSize.Load(),
+	}
+}
+
+// Control socket: the trap's accounts and quarantine, for `rampart trap`.
+// They read the store, so they answer with the trap off too.
+
+func (c *control) trapAccounts(w http.ResponseWriter, r *http.Request) {
+	as, err := c.d.store.TrapAccounts(r.Context(), time.Time{})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if as == nil {
+		as = []store.TrapAccount{}
+	}
+	writeJSON(w, http.StatusOK, as)
+}
+
+func (c *control) trapMessages(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	ms, err := c.d.store.QuarantineList(r.Context(), limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if ms == nil {
+		ms = []store.Quarantined{}
+	}
+	writeJSON(w, http.StatusOK, ms)
+}
+
+func (c *control) trapMessage(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad message id %q", r.PathValue("id"))
+		return
+	}
+	m, err := c.d.store.QuarantineGet(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no quarantined message %d", id)
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "%v", err)
+	default:
+		writeJSON(w, http.StatusOK, m)
+	}
+}
+
+// TrapAccounts lists the trap accounts.
+func (c *Client) TrapAccounts(ctx context.Context) ([]store.TrapAccount, error) {
+	var as []store.TrapAccount
+	err := c.call(ctx, http.MethodGet, "/v1/trap/accounts", nil, &as)
+	return as, err
+}
+
+// TrapMessages lists up to limit quarantined messages (0: all), newest
+// first, without their text.
+func (c *Client) TrapMessages(ctx context.Context, limit int) ([]store.Quarantined, error) {
+	var ms []store.Quarantined
+	err := c.call(ctx, http.MethodGet, "/v1/trap/messages?limit="+strconv.Itoa(limit), nil, &ms)
+	return ms, err
+}
+
+// TrapMessage returns one quarantined message with its raw text.
+func (c *Client) TrapMessage(ctx context.Context, id int64) (store.Quarantined, error) {
+	var m store.Quarantined
+	err := c.call(ctx, http.MethodGet, "/v1/trap/messages/"+strconv.FormatInt(id, 10), nil, &m)
+	return m, err
+}
+
+// asBans returns ds with their traps as the bans the engine decided.
+func asBans(ds []event.Decision) []event.Decision {
+	out := make([]event.Decision, len(ds))
+	for i, d := range ds {
+		if d.Action == event.Trap {
+			d.Action = event.Ban
+		}
+		out[i] = d
+	}
+	return out
+}
