@@ -16,6 +16,7 @@ import (
 
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/firewall"
 )
 
 const runHelp = `
@@ -368,6 +369,9 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 		fmt.Fprintf(w, "\ntrap: %d accounts, %d sessions (%d now, %d refused busy), %d logins (%d failed), %d messages quarantined (%d refused at a limit, %d cut off)\n",
 			t.Accounts, t.Sessions, t.Active, t.Refused, t.Logins, t.FailedLogins, t.Messages, t.Rejected, t.CutOff)
 	}
+	if sh := st.Shields; sh != nil {
+		printShields(w, sh)
+	}
 	if ds := st.Descriptors; ds.Limit > 0 {
 		fmt.Fprintf(w, "descriptors: limit %d, %d kept for logs and control, peers hold %d of %d\n", ds.Limit, ds.Reserve, ds.Used, ds.Peers)
 	}
@@ -512,4 +516,34 @@ func splitTarget(args []string) (string, []string) {
 		return args[0], args[1:]
 	}
 	return "", args
+}
+
+// printShields shows what each group's shields dropped, one line per
+// group (kinds without a limit left out), then the closed-port answers.
+func printShields(w io.Writer, sh *daemon.ShieldsStatus) {
+	fmt.Fprintln(w, "\nSHIELD      DROPPED (rate, conns, net, syn)")
+	var order []string
+	by := map[string][]string{}
+	scans := uint64(0)
+	for _, c := range sh.Counters {
+		if c.Kind == firewall.ShieldScan {
+			scans = c.Packets
+			continue
+		}
+		if _, ok := by[c.Group]; !ok {
+			order = append(order, c.Group)
+		}
+		by[c.Group] = append(by[c.Group], fmt.Sprintf("%s %d", c.Kind, c.Packets))
+	}
+	for _, g := range order {
+		fmt.Fprintf(w, "%-11s %s\n", g, strings.Join(by[g], ", "))
+	}
+	fmt.Fprintf(w, "closed-port answers %d; events %d (%d repeated probes not counted)", scans, sh.Events, sh.Duplicates)
+	if sh.Lost > 0 {
+		fmt.Fprintf(w, ", %d log overflows", sh.Lost)
+	}
+	if sh.Error != "" {
+		fmt.Fprintf(w, "; counters unreadable: %s", sh.Error)
+	}
+	fmt.Fprintln(w)
 }

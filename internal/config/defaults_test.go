@@ -45,19 +45,52 @@ func TestDefaultsOneSource(t *testing.T) {
 func TestDefaultTOMLSetsEveryKey(t *testing.T) {
 	lines := keyLines(defaultTOML)
 	var missing []string
-	for _, table := range fields(reflect.TypeFor[Config]()) {
-		if table.key == "jail" {
-			continue
-		}
-		for _, f := range fields(table.typ) {
-			if _, ok := lines[table.key+"."+f.key]; !ok {
-				missing = append(missing, table.key+"."+f.key)
-			}
+	for _, k := range schemaKeys(false) {
+		if _, ok := lines[k.key]; !ok {
+			missing = append(missing, k.key)
 		}
 	}
 	if len(missing) > 0 {
 		t.Fatalf("default.toml does not set %s", strings.Join(missing, ", "))
 	}
+}
+
+// schemaKey is one key of the schema outside the jails, with its dotted
+// name: "spray.window", "shields.ssh.rate" (with placeholders,
+// "shields.<group>.rate": the groups share one row in the docs).
+type schemaKey struct {
+	key string
+	f   field
+}
+
+// schemaKeys lists the keys of every table outside the jails, those of
+// the sub-tables of [shields] included.
+func schemaKeys(placeholders bool) []schemaKey {
+	var out []schemaKey
+	var walk func(typ reflect.Type, prefix string)
+	walk = func(typ reflect.Type, prefix string) {
+		for _, f := range fields(typ) {
+			key := prefix + f.key
+			// Sub-tables written as tables of their own ([shields.ssh]);
+			// inline ones (widen_ipv4 = {…}) are documented as one row.
+			if f.typ == reflect.TypeFor[ShieldGroup]() || f.typ == reflect.TypeFor[ShieldJail]() {
+				sub := key
+				if placeholders && f.typ == reflect.TypeFor[ShieldGroup]() {
+					sub = prefix + "<group>"
+				}
+				out = append(out, schemaKey{key: key, f: f})
+				walk(f.typ, sub+".")
+				continue
+			}
+			out = append(out, schemaKey{key: key, f: f})
+		}
+	}
+	for _, table := range fields(reflect.TypeFor[Config]()) {
+		if table.key != "jail" {
+			walk(table.typ, table.key+".")
+		}
+	}
+	return out
 }
 
 // TestExplicitZeroIsNotTheDefault: a value written in the file is the
@@ -148,25 +181,23 @@ func TestRangesDocumented(t *testing.T) {
 	for _, f := range fields(reflect.TypeFor[Jail]()) {
 		jailRanges[f.key] = f.rng
 	}
-	for _, table := range fields(reflect.TypeFor[Config]()) {
-		if table.key == "jail" {
+	seen := map[string]bool{}
+	for _, k := range schemaKeys(true) {
+		f := k.f
+		if f.rng == "" || seen[k.key] {
 			continue
 		}
-		for _, f := range fields(table.typ) {
-			if f.rng == "" {
-				continue
-			}
-			if table.key == "defaults" && jailRanges[f.key] != f.rng {
-				t.Errorf("jail key %s has range %q, [defaults] %q", f.key, jailRanges[f.key], f.rng)
-			}
-			spec, permanent := strings.CutSuffix(f.rng, ",permanent")
-			row := fmt.Sprintf("| `%s.%s` | %s |", table.key, f.key, strings.ReplaceAll(spec, "..", " to "))
-			if permanent {
-				row = fmt.Sprintf("| `%s.%s` | %s, or `-1` (permanent) |", table.key, f.key, strings.ReplaceAll(spec, "..", " to "))
-			}
-			if !strings.Contains(string(doc), row) {
-				t.Errorf("docs/configuration.md lacks the row %s", row)
-			}
+		seen[k.key] = true
+		if strings.HasPrefix(k.key, "defaults.") && jailRanges[f.key] != f.rng {
+			t.Errorf("jail key %s has range %q, [defaults] %q", f.key, jailRanges[f.key], f.rng)
+		}
+		spec, permanent := strings.CutSuffix(f.rng, ",permanent")
+		row := fmt.Sprintf("| `%s` | %s |", k.key, strings.ReplaceAll(spec, "..", " to "))
+		if permanent {
+			row = fmt.Sprintf("| `%s` | %s, or `-1` (permanent) |", k.key, strings.ReplaceAll(spec, "..", " to "))
+		}
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/configuration.md lacks the row %s", row)
 		}
 	}
 }

@@ -38,6 +38,7 @@ type Config struct {
 	Geo        Geo              `toml:"geo"`
 	Insight    Insight          `toml:"insight"`
 	Trap       Trap             `toml:"trap"`
+	Shields    Shields          `toml:"shields"`
 	Jails      map[string]*Jail `toml:"jail"`
 
 	lines map[string]int // dotted key → line in File, for errors found after decoding
@@ -190,6 +191,55 @@ type DovecotPolicy struct {
 	// an SMTP AUTH login must be answered within Postfix's 10 seconds,
 	// Dovecot's delays included.
 	AuthFailureDelay Duration `toml:"auth_failure_delay" range:"1s..10s"`
+}
+
+// Shields are the kernel-side limits on the protected ports (nftables
+// backend only), and the engine jails their drops and the port scans they
+// see count in.
+type Shields struct {
+	Enabled    bool        `toml:"enabled"`
+	LogGroup   int         `toml:"log_group" range:"1..65535"`        // NFLOG group drops and probes reach the daemon through
+	MaxSources int         `toml:"max_sources" range:"1024..4194304"` // entries per per-source table
+	SSH        ShieldGroup `toml:"ssh"`
+	Submission ShieldGroup `toml:"submission"`
+	SMTP       ShieldGroup `toml:"smtp"`
+	IMAP       ShieldGroup `toml:"imap"`
+	Web        ShieldGroup `toml:"web"`
+	Flood      ShieldJail  `toml:"flood"`    // clients the shields drop
+	Portscan   ShieldJail  `toml:"portscan"` // clients probing closed ports
+}
+
+// ShieldGroup is one group of protected ports and its limits; a limit of 0
+// is off.
+type ShieldGroup struct {
+	Enabled  bool  `toml:"enabled"`
+	Ports    []int `toml:"ports"`
+	Rate     int   `toml:"rate" range:"0..100000"` // new connections per second per source
+	Burst    int   `toml:"burst" range:"1..1000000"`
+	Conns    int   `toml:"conns" range:"0..1000000"`     // connections held per source
+	NetConns int   `toml:"net_conns" range:"0..1000000"` // connections held per /24 (/64)
+	SYNRate  int   `toml:"syn_rate" range:"0..1000000"`  // new connections per second from everyone else
+	SYNBurst int   `toml:"syn_burst" range:"1..1000000"`
+}
+
+// ShieldJail is the engine jail one kind of shield event counts in: its
+// name is its key in [shields] ("flood", "portscan").
+type ShieldJail struct {
+	Enabled  bool     `toml:"enabled"`
+	MaxRetry int      `toml:"maxretry" range:"1..8"` // the engine keeps an address's last 8 failure times
+	FindTime Duration `toml:"findtime" range:"1s..30d"`
+	BanTime  Duration `toml:"bantime" range:"1s..365d,permanent"`
+}
+
+// ShieldGroups returns the port groups by name, in a fixed order.
+func (s *Shields) ShieldGroups() []NamedShieldGroup {
+	return []NamedShieldGroup{{"ssh", s.SSH}, {"submission", s.Submission}, {"smtp", s.SMTP}, {"imap", s.IMAP}, {"web", s.Web}}
+}
+
+// NamedShieldGroup is a port group with its name.
+type NamedShieldGroup struct {
+	Name string
+	ShieldGroup
 }
 
 // Metrics is the optional TCP listener for Prometheus (the control socket

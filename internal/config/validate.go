@@ -97,6 +97,9 @@ func (c *Config) validate() error {
 	if err := c.checkTrap(); err != nil {
 		return err
 	}
+	if err := c.checkShields(); err != nil {
+		return err
+	}
 	if err := c.checkWeights("defaults.weights", c.Defaults.Weights); err != nil {
 		return err
 	}
@@ -249,6 +252,42 @@ func (c *Config) checkPolicies() error {
 		}
 		if err := c.policyJail("dovecot_policy", c.Dovecot.Jail); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkShields validates the port groups: real ports, none in two groups;
+// and the shield jails' names against the configured jails.
+func (c *Config) checkShields() error {
+	if !c.Shields.Enabled {
+		return nil
+	}
+	owner := map[int]string{}
+	for _, g := range c.Shields.ShieldGroups() {
+		if !g.Enabled {
+			continue
+		}
+		key := "shields." + g.Name + ".ports"
+		if len(g.Ports) == 0 {
+			return c.errorf(key, "key \"ports\": no ports (set enabled = false to turn the group off)")
+		}
+		for _, p := range g.Ports {
+			if p < 1 || p > 65535 {
+				return c.errorf(key, "key \"ports\": %d is not a port (1 to 65535)", p)
+			}
+			if o, ok := owner[p]; ok && o != g.Name {
+				return c.errorf(key, "key \"ports\": port %d is in [shields.%s] too; a port belongs to one group", p, o)
+			}
+			owner[p] = g.Name
+		}
+	}
+	for _, j := range []struct {
+		name string
+		on   bool
+	}{{"flood", c.Shields.Flood.Enabled}, {"portscan", c.Shields.Portscan.Enabled}} {
+		if _, clash := c.Jails[j.name]; clash && j.on {
+			return c.errorf("jail."+j.name, "jail %q is the name of [shields.%s]'s jail; rename it or set shields.%s.enabled = false", j.name, j.name, j.name)
 		}
 	}
 	return nil

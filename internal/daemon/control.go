@@ -53,7 +53,10 @@ type Status struct {
 	// Descriptors: the limit, the reserve kept for logs and control, and
 	// what the listeners (policy servers, syslog) may hold and hold now.
 	Descriptors DescriptorStatus `json:"descriptors"`
-	Active      []Ban            `json:"active"`
+	// Shields: what each shield dropped, and their events; absent
+	// without shields (another backend than nftables).
+	Shields *ShieldsStatus `json:"shields,omitempty"`
+	Active  []Ban          `json:"active"`
 	// Goroutines counts the daemon's goroutines: with live policy servers,
 	// one per connection being served (a tarpitted one costs none).
 	Goroutines int `json:"goroutines"`
@@ -309,6 +312,7 @@ func (d *Daemon) status(reasons bool) Status {
 			return ds
 		}(),
 
+		Shields:    d.shieldsStatus(context.Background()),
 		Goroutines: runtime.NumGoroutine(),
 	}
 	perJail := map[string]int{}

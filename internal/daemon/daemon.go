@@ -79,6 +79,9 @@ type Daemon struct {
 	geo      atomic.Pointer[geo.Watched]
 	geoPaths [2]string
 	insight  *insight.Counter // failures and bans to write to the hourly aggregates
+
+	shields  *firewall.Shields // nil without the nftables enforcer (shields.go)
+	shieldEv shieldEvents
 	srcWG    sync.WaitGroup
 	allowNew chan struct{} // a reload replaced the allowlist
 
@@ -120,13 +123,6 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	}
 	d.store = st
 	d.storeFile = statStore(st.Path())
-	pipe, al, err := newPipeline(ctx, opt.Config, opt.Registry, asnOf(d.geo.Load(), opt.Config), d.log)
-	if err != nil {
-		st.Close()
-		d.geo.Load().Close()
-		return nil, err
-	}
-	d.allow, d.pipe = al, pipe
 	d.enf = opt.Enforcer
 	if d.enf == nil {
 		d.enf, d.opt.EnforcerName, err = SelectEnforcer(ctx, opt.Config, d.log)
@@ -135,6 +131,13 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	d.setupShields(ctx)
+	pipe, al, err := newPipeline(ctx, opt.Config, opt.Registry, asnOf(d.geo.Load(), opt.Config), d.shieldEv.reader != nil, d.log)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.allow, d.pipe = al, pipe
 	d.apply = newApplier(st, d.enf, d.log)
 	if d.trap, err = newTrapper(ctx, opt.Config, d.enf, st, d.log); err != nil {
 		d.Close()
@@ -161,18 +164,25 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 
 // newPipeline builds the decision path for cfg as the daemon runs it: the
 // allowlist (the host's own addresses always in it, names resolved), the
-// jails' filters and the engine, with asn (OpenASN's; nil without one). `rampart replay` builds
-// it here too (NewReplayPipeline), so it bans exactly what the daemon would.
-func newPipeline(ctx context.Context, cfg *config.Config, reg *filter.Registry, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, *allow.List, error) {
+// jails' filters and the engine, with asn (OpenASN's; nil without one),
+// and the shields' jails when their events reach the daemon. `rampart
+// replay` builds it here too (NewReplayPipeline), so it bans exactly what
+// the daemon would.
+func newPipeline(ctx context.Context, cfg *config.Config, reg *filter.Registry, asn engine.ASNLookup, shields bool, log *slog.Logger) (*Pipeline, *allow.List, error) {
 	al, err := newAllowlist(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	pipe, err := NewPipeline(cfg, reg, al, asn, log)
+	p, ecfg, err := compile(cfg, reg, al, asn, shields, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	return pipe, al, nil
+	e, err := engine.New(ecfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Engine = e
+	return p, al, nil
 }
 
 // NewReplayPipeline builds the pipeline `rampart replay` runs logs
@@ -182,7 +192,7 @@ func NewReplayPipeline(ctx context.Context, cfg *config.Config, reg *filter.Regi
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	pipe, _, err := newPipeline(ctx, cfg, reg, OpenASN(cfg, log), log)
+	pipe, _, err := newPipeline(ctx, cfg, reg, OpenASN(cfg, log), false, log)
 	return pipe, err
 }
 
@@ -373,6 +383,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { defer wg.Done(); d.runAllow(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); d.keepFirewall(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.readShieldLog(ctx) }()
 	ctl, err := d.listenControl(d.cfg.Daemon.Socket)
 	if err != nil {
 		return err
@@ -560,6 +572,12 @@ func positionsOf(sources []*runningSource) map[string]string {
 // Close releases the store and the firewall handle (not the kernel state).
 func (d *Daemon) Close() error {
 	var errs []error
+	if d.shields != nil {
+		errs = append(errs, d.shields.Close())
+	}
+	if r := d.shieldEv.reader; r != nil && !d.shieldEv.read.Load() {
+		errs = append(errs, r.Close()) // never read: Run did not start
+	}
 	if d.enf != nil {
 		errs = append(errs, d.enf.Close())
 	}

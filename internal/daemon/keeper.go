@@ -86,6 +86,11 @@ func (d *Daemon) keepFirewall(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil && d.shields != nil {
+			// After the enforcer's: the shields use its table and sets.
+			_, err = d.shields.Reconcile(ctx)
+			err = wrapErr("shields", err)
+		}
 		d.enfErr.note(wrapErr("putting back what the kernel lost", err))
 	}
 }

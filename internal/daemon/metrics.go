@@ -114,6 +114,32 @@ func metricTable() []metric {
 		{name: "rampart_descriptors_limit", help: "RLIMIT_NOFILE.", kind: gauge, value: always(func(s *Status) float64 { return float64(s.Descriptors.Limit) })},
 		{name: "rampart_descriptors_peers", help: "Descriptors the listeners may hold together.", kind: gauge, value: always(func(s *Status) float64 { return float64(s.Descriptors.Peers) })},
 		{name: "rampart_descriptors_peers_used", help: "Descriptors the listeners hold now.", kind: gauge, value: always(func(s *Status) float64 { return float64(s.Descriptors.Used) })},
+		{name: "rampart_shield_packets_total", help: "Packets each shield dropped (label group/kind: ssh/rate, ssh/conn, ssh/net, ssh/syn, ...), and closed-port answers seen (scan).", kind: counter, label: "shield", values: func(s *Status) map[string]float64 {
+			if s.Shields == nil {
+				return nil
+			}
+			m := map[string]float64{}
+			for _, c := range s.Shields.Counters {
+				name := c.Kind
+				if c.Group != "" {
+					name = c.Group + "/" + c.Kind
+				}
+				m[name] = float64(c.Packets)
+			}
+			return m
+		}},
+		{name: "rampart_shield_events_total", help: "Shield drops and port probes that became events.", kind: counter, value: func(s *Status) (float64, bool) {
+			if s.Shields == nil {
+				return 0, false
+			}
+			return float64(s.Shields.Events), true
+		}},
+		{name: "rampart_shield_log_lost_total", help: "Times the kernel dropped shield log messages the daemon read too slowly.", kind: counter, value: func(s *Status) (float64, bool) {
+			if s.Shields == nil {
+				return 0, false
+			}
+			return float64(s.Shields.Lost), true
+		}},
 		{name: "rampart_postfix_policy_requests_total", help: "Postfix policy requests answered.", kind: counter, value: pf(func(p *postfix.Stats) uint64 { return uint64(p.Requests) })},
 		{name: "rampart_postfix_policy_delayed_total", help: "Postfix answers held back by the tarpit.", kind: counter, value: pf(func(p *postfix.Stats) uint64 { return uint64(p.Delayed) })},
 		{name: "rampart_postfix_policy_rejected_total", help: "Postfix answers refusing a banned client or a sprayed user.", kind: counter, value: pf(func(p *postfix.Stats) uint64 { return uint64(p.Rejected) })},

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/rampart-dev/rampart/internal/firewall"
 	"github.com/rampart-dev/rampart/internal/policy/postfix"
 )
 
@@ -76,6 +77,8 @@ func TestMetricsExpositionParses(t *testing.T) {
 			{Source: "syslog udp 127.0.0.1:514", Lines: 5},
 		},
 		Policy: &PolicyStatus{Postfix: &postfix.Stats{Requests: 9, Parked: 2}},
+		Shields: &ShieldsStatus{Events: 4, Counters: []firewall.ShieldCounter{
+			{Group: "ssh", Kind: firewall.ShieldRate, Packets: 17}, {Kind: firewall.ShieldScan, Packets: 3}}},
 	}
 	fams, body := scrape(t, newMetricsHandler(func() Status { return st }, slog.New(slog.DiscardHandler)))
 

@@ -34,9 +34,10 @@ import (
 //  4. decisions go to the enforcer and the store (daemon), or are printed
 //     (replay); both take this path through LineRouter.observe.
 type Pipeline struct {
-	Engine *engine.Engine
-	jails  []jailFilter
-	log    *slog.Logger
+	Engine  *engine.Engine
+	jails   []jailFilter
+	shields bool // the shields' jails are in the engine (their events reach it)
+	log     *slog.Logger
 }
 
 // jailFilter is one enabled jail's compiled filter.
@@ -50,7 +51,7 @@ type jailFilter struct {
 // NewPipeline compiles the enabled jails of cfg and builds the engine. asn
 // may be nil (no ASN database).
 func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, error) {
-	p, ecfg, err := compile(cfg, reg, allow, asn, log)
+	p, ecfg, err := compile(cfg, reg, allow, asn, false, log)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func NewPipeline(cfg *config.Config, reg *filter.Registry, allow engine.Allowlis
 // engine configuration to give that engine (Engine.Reconfigure) when the
 // daemon switches to it.
 func (p *Pipeline) reconfigured(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, engine.Config, error) {
-	np, ecfg, err := compile(cfg, reg, allow, asn, log)
+	np, ecfg, err := compile(cfg, reg, allow, asn, p.shields, log)
 	if err != nil {
 		return nil, ecfg, err
 	}
@@ -75,15 +76,16 @@ func (p *Pipeline) reconfigured(cfg *config.Config, reg *filter.Registry, allow 
 }
 
 // compile builds the filters of cfg's enabled jails and the engine's
-// configuration, leaving Pipeline.Engine nil.
-func compile(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, asn engine.ASNLookup, log *slog.Logger) (*Pipeline, engine.Config, error) {
+// configuration (with the shields' jails when shields), leaving
+// Pipeline.Engine nil.
+func compile(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, asn engine.ASNLookup, shields bool, log *slog.Logger) (*Pipeline, engine.Config, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if err := cfg.CheckFilters(FilterCheck(reg)); err != nil {
 		return nil, engine.Config{}, err
 	}
-	p := &Pipeline{log: log}
+	p := &Pipeline{log: log, shields: shields}
 	ecfg := EngineConfig(cfg)
 	ecfg.Allow, ecfg.Logger = allow, log
 	ecfg.BanLoopback = !cfg.Allow.Loopback
@@ -119,6 +121,9 @@ func compile(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, a
 			BanTime:  j.BanTime.D(),
 			Weights:  weights,
 		})
+	}
+	if shields {
+		ecfg.Jails = append(ecfg.Jails, shieldJails(cfg)...)
 	}
 	return p, ecfg, nil
 }

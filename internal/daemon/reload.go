@@ -140,6 +140,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	ok = true
 	d.geo.Store(gw)
 	d.geoPaths = geoPaths(cfg)
+	d.reloadShields(ctx, cfg)
 	d.mu.Lock()
 	d.cfg, d.allow = cfg, al
 	d.mu.Unlock()

@@ -77,7 +77,7 @@ func (d *Daemon) loadState(ctx context.Context) error {
 	n, err := d.pipe.Engine.Load(bytes.NewReader(data))
 	if err != nil {
 		d.log.Warn("the engine's saved state cannot be used; counting afresh", "err", err, "saved", saved.UTC().Format(time.RFC3339))
-		pipe, al, perr := newPipeline(ctx, d.cfg, d.opt.Registry, asnOf(d.geo.Load(), d.cfg), d.log)
+		pipe, al, perr := newPipeline(ctx, d.cfg, d.opt.Registry, asnOf(d.geo.Load(), d.cfg), d.pipe.shields, d.log)
 		if perr != nil {
 			return perr
 		}

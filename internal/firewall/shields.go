@@ -852,3 +852,18 @@ func ParseShieldPrefix(prefix string) (group, kind string, ok bool) {
 	}
 	return group, kind, true
 }
+
+// NewShieldsFor installs shields in the table (and network namespace) of
+// the enforcer e; cfg's Table and NetNSFd are ignored.
+func NewShieldsFor(ctx context.Context, e *NFTables, cfg ShieldsConfig) (*Shields, error) {
+	cfg.Table, cfg.NetNSFd = e.cfg.Table, e.cfg.NetNSFd
+	return NewShields(ctx, cfg)
+}
+
+// NetNSFd returns the network namespace the shields work in (0: the
+// process's own), where their NFLOG group is to be read.
+func (s *Shields) NetNSFd() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.NetNSFd
+}

@@ -346,3 +346,43 @@ func (p *Pair) PublishDNAT(pub, to netip.AddrPort) {
 	f.Close()
 	p.Server.MustExec("nft", "-f", f.Name())
 }
+
+// Peer is another client namespace joined to the server by a veth pair of
+// its own (a second network: the server's side is Server4, the peer's
+// Addr4), for a legitimate client kept apart from the attacker.
+type Peer struct {
+	NS      *Namespace
+	Server4 netip.Addr // the server's address on this link
+	Addr4   netip.Addr // the peer's address
+}
+
+// AddPeer creates a Peer namespace (deleted in tb.Cleanup), with addresses
+// 10.79.X.1 (server) and 10.79.X.2 (peer) on a /24 of its own.
+func (p *Pair) AddPeer(role string) *Peer {
+	p.tb.Helper()
+	ns := NewNamespace(p.tb, role)
+	x := seq.Add(1) % 250
+	pr := &Peer{NS: ns,
+		Server4: netip.MustParseAddr(fmt.Sprintf("10.79.%d.1", x)),
+		Addr4:   netip.MustParseAddr(fmt.Sprintf("10.79.%d.2", x))}
+	dev := fmt.Sprintf("vp%d", x)
+	p.Server.MustExec("ip", "link", "add", dev, "type", "veth", "peer", "name", "veth1", "netns", ns.Name)
+	p.Server.MustExec("ip", "addr", "add", pr.Server4.String()+"/24", "dev", dev)
+	ns.MustExec("ip", "addr", "add", pr.Addr4.String()+"/24", "dev", "veth1")
+	p.Server.MustExec("ip", "link", "set", dev, "up")
+	ns.MustExec("ip", "link", "set", "veth1", "up")
+	p.Server.MustExec("ip", "neigh", "replace", pr.Addr4.String(), "lladdr", linkAddr(p.tb, ns, "veth1"), "dev", dev, "nud", "permanent")
+	ns.MustExec("ip", "neigh", "replace", pr.Server4.String(), "lladdr", linkAddr(p.tb, p.Server, dev), "dev", "veth1", "nud", "permanent")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		link, _ := ns.Exec("ip", "link", "show", "veth1")
+		if strings.Contains(link, "LOWER_UP") {
+			break
+		}
+		if time.Now().After(deadline) {
+			p.tb.Fatalf("netns %s: veth not up:\n%s", ns.Name, link)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return pr
+}
