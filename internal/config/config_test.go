@@ -55,6 +55,12 @@ func TestErrors(t *testing.T) {
 		{"syslog jail without listener", "[jail.x]\nsyslog = true\n", `rampart.toml:2: jail "x": syslog = true but no [syslog] listener`},
 		{"syntax error", "[jail.sshd\n", `rampart.toml:1:`},
 		{"maxretry below one", "[jail.s]\nfiles=[\"/a\"]\nmaxretry = -1\n", `rampart.toml:3: jail "s": key "maxretry": -1 is out of range (1 to 1000)`},
+		{"dashboard off loopback without a token", "[web]\nlisten = \"0.0.0.0:9843\"\n", `rampart.toml:2: key "listen": "0.0.0.0:9843" is not a loopback address: set token_file too`},
+		{"dashboard on a name", "[web]\nlisten = \"example.org:9843\"\n", `rampart.toml:2: key "listen": "example.org:9843" is not an address:port (an IP address or localhost)`},
+		{"dashboard token path relative", "[web]\nlisten = \"127.0.0.1:9843\"\ntoken_file = \"token\"\n", `rampart.toml:3: key "token_file": "token" is not an absolute path`},
+		{"metrics listen bad", "[metrics]\nlisten = \"9842\"\n", `rampart.toml:2: key "listen": "9842" is not an address:port`},
+		{"geo path relative", "[geo]\ncountry_database = \"GeoLite2-Country.mmdb\"\n", `rampart.toml:2: key "country_database": "GeoLite2-Country.mmdb" is not an absolute path`},
+		{"insight hourly past retention", "[insight]\nretention = \"7d\"\nhourly = \"14d\"\n", `rampart.toml:3: key "hourly": 14d is longer than the retention (7d)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,6 +35,7 @@ type Config struct {
 	Postfix    PostfixPolicy    `toml:"postfix_policy"`
 	Dovecot    DovecotPolicy    `toml:"dovecot_policy"`
 	Metrics    Metrics          `toml:"metrics"`
+	Web        Web              `toml:"web"`
 	Geo        Geo              `toml:"geo"`
 	Insight    Insight          `toml:"insight"`
 	Trap       Trap             `toml:"trap"`
@@ -246,6 +247,12 @@ type NamedShieldGroup struct {
 // always serves /metrics).
 type Metrics struct {
 	Listen string `toml:"listen"` // "127.0.0.1:9842"; "" disables
+}
+
+// Web is the dashboard.
+type Web struct {
+	Listen    string `toml:"listen"`     // "127.0.0.1:9843"; "" disables
+	TokenFile string `toml:"token_file"` // required off loopback: the token every request must carry
 }
 
 // Geo locates attackers for reports and the dashboard: the country from

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"reflect"
 	"strconv"
@@ -76,6 +77,9 @@ func (c *Config) validate() error {
 		if w.w.Bits < w.min || w.w.Bits >= narrowest {
 			return c.errorf(w.key, "bits must be %d or more and below the narrowest level (/%d); bits = 0 turns widening off", w.min, narrowest)
 		}
+	}
+	if err := c.checkWeb(); err != nil {
+		return err
 	}
 	if c.Metrics.Listen != "" {
 		if _, err := netip.ParseAddrPort(c.Metrics.Listen); err != nil {
@@ -439,4 +443,31 @@ func splitListen(s string) (host, port string, err error) {
 		}
 	}
 	return host, port, nil
+}
+
+// checkWeb checks the dashboard's listen address, and that one off
+// loopback has a token: the dashboard can ban and unban.
+func (c *Config) checkWeb() error {
+	if c.Web.TokenFile != "" && !strings.HasPrefix(c.Web.TokenFile, "/") {
+		return c.errorf("web.token_file", "key \"token_file\": %q is not an absolute path", c.Web.TokenFile)
+	}
+	if c.Web.Listen == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(c.Web.Listen)
+	if err != nil || port == "" {
+		return c.errorf("web.listen", "key \"listen\": %q is not an address:port", c.Web.Listen)
+	}
+	loopback := host == "localhost"
+	if !loopback {
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			return c.errorf("web.listen", "key \"listen\": %q is not an address:port (an IP address or localhost)", c.Web.Listen)
+		}
+		loopback = a.Unmap().IsLoopback()
+	}
+	if !loopback && c.Web.TokenFile == "" {
+		return c.errorf("web.listen", "key \"listen\": %q is not a loopback address: set token_file too, so that only those with the token reach the dashboard", c.Web.Listen)
+	}
+	return nil
 }

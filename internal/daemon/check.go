@@ -30,8 +30,9 @@ type Problem struct {
 //
 // Errors: no enabled jail; an unknown filter or mode; a Dovecot auth_file
 // that cannot be read or is empty (run refuses both; parsing already
-// requires one off loopback); an ASN database that cannot be opened (run
-// would leave the ASN scenario off); a listen address that is not this
+// requires one off loopback); the dashboard's token_file likewise; an ASN
+// or country database that cannot be opened (run would leave the ASN
+// scenario off, and places unknown); a listen address that is not this
 // host's (run cannot listen on it).
 //
 // Warnings: a log file missing or unreadable (run waits for it), a jail
@@ -63,6 +64,18 @@ func Check(cfg *config.Config, reg *filter.Registry) []Problem {
 			fail("dovecot_policy.auth_file", "%s is empty: Dovecot's requests would not be authenticated", cfg.Dovecot.AuthFile)
 		}
 	}
+	if cfg.Web.Listen != "" {
+		if _, err := readToken(cfg.Web.TokenFile); err != nil {
+			fail("web.token_file", "%v (run refuses to start the dashboard)", err)
+		}
+	}
+	if path := cfg.Geo.CountryDatabase; path != "" {
+		if db, err := geo.Open(path, ""); err != nil {
+			fail("geo.country_database", "%v (run would record no countries until the file is fixed)", err)
+		} else {
+			db.Close()
+		}
+	}
 	if path := cfg.ASN.Database; path != "" {
 		if db, err := geo.Open("", path); err != nil {
 			fail("asn.database", "%v (run would leave the ASN scenario off)", err)
@@ -80,6 +93,7 @@ func Check(cfg *config.Config, reg *filter.Registry) []Problem {
 		{"postfix_policy.listen", cfg.Postfix.Listen},
 		{"dovecot_policy.listen", cfg.Dovecot.Listen},
 		{"metrics.listen", cfg.Metrics.Listen},
+		{"web.listen", cfg.Web.Listen},
 	} {
 		ap, err := netip.ParseAddrPort(l.addr)
 		if err != nil {

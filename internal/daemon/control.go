@@ -383,7 +383,36 @@ func (c *control) ban(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	pipe := c.d.currentPipe()
+	b, err := c.d.banByHand(r.Context(), target, req)
+	if err != nil {
+		writeError(w, requestStatus(err), "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// requestError is a manual ban's or unban's refusal, with the HTTP status
+// that says whose fault it is.
+type requestError struct {
+	code int
+	err  error
+}
+
+func (e *requestError) Error() string { return e.err.Error() }
+
+func requestStatus(err error) int {
+	var re *requestError
+	if errors.As(err, &re) {
+		return re.code
+	}
+	return http.StatusInternalServerError
+}
+
+// banByHand bans target as req asks (the control socket's and the
+// dashboard's ban): in the jail's ban time, or the default one, when req
+// gives none. Errors are *requestError.
+func (d *Daemon) banByHand(ctx context.Context, target netip.Prefix, req BanRequest) (Ban, error) {
+	pipe := d.currentPipe()
 	dur := time.Duration(req.DurationS) * time.Second
 	if req.Jail != "" {
 		found := false
@@ -396,25 +425,23 @@ func (c *control) ban(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if !found {
-			writeError(w, http.StatusBadRequest, "unknown jail %q", req.Jail)
-			return
+			return Ban{}, &requestError{http.StatusBadRequest, fmt.Errorf("unknown jail %q", req.Jail)}
 		}
 	}
 	if dur == 0 {
-		dur = c.d.currentConfig().Defaults.BanTime.D()
+		dur = d.currentConfig().Defaults.BanTime.D()
 	}
 	reason := req.Reason
 	if reason == "" {
 		reason = "banned by hand"
 	}
-	d, err := pipe.Engine.Ban(event.Decision{Target: target, Action: event.Ban, Start: time.Now(), Duration: dur, Scenario: "manual", Reason: reason, Jail: req.Jail, Origin: "local"})
+	dec, err := pipe.Engine.Ban(event.Decision{Target: target, Action: event.Ban, Start: time.Now(), Duration: dur, Scenario: "manual", Reason: reason, Jail: req.Jail, Origin: "local"})
 	if err != nil {
-		writeError(w, http.StatusConflict, "%v", err)
-		return
+		return Ban{}, &requestError{http.StatusConflict, err}
 	}
-	c.d.apply.submit([]event.Decision{d})
-	c.d.apply.flush(r.Context())
-	writeJSON(w, http.StatusOK, banOf(d))
+	d.apply.submit([]event.Decision{dec})
+	d.apply.flush(ctx)
+	return banOf(dec), nil
 }
 
 func (c *control) unban(w http.ResponseWriter, r *http.Request) {
@@ -423,16 +450,26 @@ func (c *control) unban(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	removed := c.d.currentPipe().Engine.Unban(target)
-	if err := c.d.store.Revoke(r.Context(), target, time.Now(), "unbanned by hand"); err != nil && !errors.Is(err, store.ErrNotActive) {
-		c.d.log.Warn("store: revoke failed", "err", err)
-	}
-	if err := c.d.enf.Revoke(r.Context(), []netip.Prefix{target}); err != nil {
-		writeError(w, http.StatusInternalServerError, "firewall: %v", err)
+	removed, err := c.d.unbanByHand(r.Context(), target)
+	if err != nil {
+		writeError(w, requestStatus(err), "%v", err)
 		return
 	}
-	c.d.log.Info("unban", "addr", Target(target), "was_banned", removed)
 	writeJSON(w, http.StatusOK, map[string]bool{"removed": removed})
+}
+
+// unbanByHand lifts target's ban (the control socket's and the
+// dashboard's unban); it reports whether the engine had one.
+func (d *Daemon) unbanByHand(ctx context.Context, target netip.Prefix) (bool, error) {
+	removed := d.currentPipe().Engine.Unban(target)
+	if err := d.store.Revoke(ctx, target, time.Now(), "unbanned by hand"); err != nil && !errors.Is(err, store.ErrNotActive) {
+		d.log.Warn("store: revoke failed", "err", err)
+	}
+	if err := d.enf.Revoke(ctx, []netip.Prefix{target}); err != nil {
+		return removed, fmt.Errorf("firewall: %w", err)
+	}
+	d.log.Info("unban", "addr", Target(target), "was_banned", removed)
+	return removed, nil
 }
 
 // ParseTarget reads an address or a CIDR prefix.

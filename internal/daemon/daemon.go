@@ -399,6 +399,14 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); ms.serve(ctx) }()
 	}
+	wl, err := d.startWeb(d.cfg)
+	if err != nil {
+		return err
+	}
+	if wl != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); wl.Serve(ctx) }()
+	}
 
 	if err := d.startSources(ctx); err != nil {
 		d.stopSources()
