@@ -78,12 +78,14 @@ func (c *Counter) Observe(ev event.Event, n int) {
 	c.add(entry{hour: hour, jail: ev.Jail, dim: store.DimKind, key: ev.Kind.String()}, failures, n)
 }
 
-// Decided counts the bans among ds, in the hour each starts.
+// Decided counts the bans among ds, in the hour each starts. A Trap
+// decision (the address is sent to the trap instead of dropped) counts as
+// a ban: it stops the attacker all the same.
 func (c *Counter) Decided(ds []event.Decision) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, d := range ds {
-		if d.Action != event.Ban || !d.Target.IsValid() {
+		if (d.Action != event.Ban && d.Action != event.Trap) || !d.Target.IsValid() {
 			continue
 		}
 		hour := d.Start.Truncate(time.Hour).Unix()

@@ -319,3 +319,21 @@ func TestReportSectionsFollowData(t *testing.T) {
 		t.Fatalf("trap sections with a capture: %v", got)
 	}
 }
+
+func TestCounterCountsBansAndTraps(t *testing.T) {
+	var c insight.Counter
+	d := banOf(0, "postfix", "192.0.2.9", "trap-spray")
+	d.Action = event.Trap
+	allow := banOf(0, "sshd", "192.0.2.10", "known-good")
+	allow.Action = event.Allow
+	c.Decided([]event.Decision{banOf(0, "sshd", "192.0.2.8", "ip-failures"), d, allow})
+	got := map[string]int64{}
+	for _, r := range c.Flush(nil) {
+		if r.Dim == store.DimScenario {
+			got[r.Key] += r.Bans
+		}
+	}
+	if len(got) != 2 || got["ip-failures"] != 1 || got["trap-spray"] != 1 {
+		t.Fatalf("bans by scenario = %v; want the ban and the trap, not the carve-out", got)
+	}
+}

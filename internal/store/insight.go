@@ -276,3 +276,14 @@ func (s *Store) Captures(ctx context.Context, since, until time.Time) ([]Capture
 	}
 	return out, classify(rows.Err())
 }
+
+// QuarantineHead returns the first n bytes of message id's raw text (its
+// header, for a listing), without reading the rest.
+func (s *Store) QuarantineHead(ctx context.Context, id int64, n int) ([]byte, error) {
+	var head []byte
+	err := s.r.QueryRowContext(ctx, `SELECT substr(raw, 1, ?) FROM quarantine WHERE id = ?`, n, id).Scan(&head)
+	if err != nil {
+		return nil, fmt.Errorf("quarantined message %d: %w", id, classify(err))
+	}
+	return head, nil
+}

@@ -187,4 +187,10 @@ func TestTablesAndCaptures(t *testing.T) {
 	if cs, _ := s.Captures(ctx, time.Time{}, time.Time{}); len(cs) != 2 || cs[1].Rcpts != 3 {
 		t.Fatalf("all captures = %+v", cs)
 	}
+	if head, err := s.QuarantineHead(ctx, cs[0].ID, 11); err != nil || string(head) != "Subject: hi" {
+		t.Fatalf("head = %q, %v", head, err)
+	}
+	if _, err := s.QuarantineHead(ctx, 999, 10); err == nil {
+		t.Fatal("head of a message that does not exist")
+	}
 }

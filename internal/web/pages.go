@@ -250,20 +250,13 @@ func (s *Server) attackers(r *http.Request) (any, error) {
 	return Attackers{Since: text, Report: rep, Sections: secs}, nil
 }
 
-// Decision is one entry of the decisions feed.
+// Decision is one entry of the decisions feed: a decision as it was
+// taken (Action ban, trap, …), or the lifting of one (Revoked).
 type Decision struct {
-	ID       int64     `json:"id"`
-	Revoked  bool      `json:"revocation"`
-	Target   string    `json:"ip"`
-	Action   string    `json:"action"`
-	Jail     string    `json:"jail,omitempty"`
-	Scenario string    `json:"scenario"`
-	Reason   string    `json:"reason"`
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end,omitzero"`
-	Country  string    `json:"country,omitempty"`
-	ASN      uint32    `json:"asn,omitempty"`
-	Org      string    `json:"as_org,omitempty"`
+	ID      int64  `json:"id"`
+	Revoked bool   `json:"revocation"`
+	Action  string `json:"action"`
+	Active
 }
 
 // Decisions is the decisions page's data: the newest first.
@@ -298,9 +291,9 @@ func (s *Server) decisions(r *http.Request) (any, error) {
 			continue
 		}
 		d := h.Decision
-		out.Decisions = append(out.Decisions, Decision{ID: h.ID, Revoked: h.Revocation, Target: targetText(d.Target.String(), d.Target.IsSingleIP()),
-			Action: d.Action.String(), Jail: d.Jail, Scenario: d.Scenario, Reason: d.Reason, Start: d.Start, End: d.End(),
-			Country: h.Place.Country, ASN: h.Place.ASN, Org: h.Place.Org})
+		out.Decisions = append(out.Decisions, Decision{ID: h.ID, Revoked: h.Revocation, Action: d.Action.String(), Active: Active{
+			Target: targetText(d.Target.String(), d.Target.IsSingleIP()), Jail: d.Jail, Scenario: d.Scenario, Reason: d.Reason,
+			Start: d.Start, End: d.End(), Country: h.Place.Country, ASN: h.Place.ASN, Org: h.Place.Org}})
 	}
 	return out, nil
 }
@@ -362,8 +355,8 @@ func (s *Server) quarantine(r *http.Request) (any, error) {
 	out := Quarantine{Messages: []Message{}}
 	for _, q := range list {
 		m := s.messageOf(q)
-		if full, err := s.opt.Store.QuarantineGet(r.Context(), q.ID); err == nil {
-			m.Subject = subjectOf(full.Raw)
+		if head, err := s.opt.Store.QuarantineHead(r.Context(), q.ID, 16<<10); err == nil {
+			m.Subject = subjectOf(head)
 		}
 		out.Messages = append(out.Messages, m)
 	}

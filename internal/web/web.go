@@ -9,7 +9,7 @@
 //
 //   - it listens on loopback unless the configuration names another
 //     address, and then only with a token (Options.Token, read from a file):
-//     every page, asset and API call then needs it, as a session cookie
+//     every page and API call then needs it, as a session cookie
 //     set by the login form or as "Authorization: Bearer TOKEN";
 //   - every state-changing request (POST) must come from the dashboard's
 //     own origin (http.CrossOriginProtection, from the browser's
@@ -87,7 +87,7 @@ type Jail struct {
 	Banned int    `json:"banned"`
 }
 
-// Active is a decision in force.
+// Active is a decision in force, with where its target is.
 type Active struct {
 	Target   string    `json:"ip"`
 	Jail     string    `json:"jail,omitempty"`
@@ -203,13 +203,13 @@ func cacheable(next http.Handler) http.Handler {
 const sessionCookie = "rampart_session"
 
 // auth requires the token, when there is one, of everything but the
-// login form and its stylesheet.
+// login form and the static assets (the dashboard's own code, no data).
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.opt.Token == "" {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/login" || r.URL.Path == "/static/style.css" || s.authorized(r) {
+		if r.URL.Path == "/login" || strings.HasPrefix(r.URL.Path, "/static/") || s.authorized(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
