@@ -36,6 +36,7 @@ func commands() []command {
 		{"test", "run a filter over log files, like fail2ban-regex", runTest},
 		{"filters", "list the built-in filters and their modes", runFilters},
 		{"check-config", "validate a configuration file", runCheckConfig},
+		{"check-postfix", "audit Postfix's acceptance policy: relaying, AUTH, limits, Rampart's hooks", runCheckPostfix},
 		{"import-fail2ban", "write a rampart.toml from a fail2ban configuration", runImportFail2ban},
 		{"version", "print the version", runVersion},
 	}
