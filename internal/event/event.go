@@ -180,6 +180,17 @@ var neverBan = []netip.Prefix{
 	netip.MustParsePrefix("ff00::/8"),
 }
 
+// NeverBanAddr is NeverBan for one address, without a look at the list:
+// the check every event makes.
+func NeverBanAddr(a netip.Addr) (netip.Prefix, bool) {
+	a = a.Unmap()
+	if !a.IsUnspecified() && !a.IsLoopback() && !a.IsMulticast() && !a.IsLinkLocalUnicast() &&
+		!(a.Is4() && a.As4() == [4]byte{255, 255, 255, 255}) {
+		return netip.Prefix{}, false
+	}
+	return NeverBan(AddrPrefix(a))
+}
+
 // NeverBan reports whether p covers an address that must never be banned
 // (unspecified, loopback, link-local, multicast, broadcast), and which
 // range. IPv4-mapped prefixes are unmapped first.

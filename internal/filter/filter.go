@@ -150,7 +150,7 @@ func (m *Matcher) Match(l *logline.Line) (Match, bool) {
 // through the Router's calls, as it is 88 bytes.
 func (m *Matcher) match(l *logline.Line, out *Match) bool {
 	if m.lm != nil {
-		return m.lm.Match(l, out)
+		return m.matchExternal(l, out)
 	}
 	msg := trimSpace(l.Message)
 	var c capture
@@ -167,6 +167,20 @@ func (m *Matcher) match(l *logline.Line, out *Match) bool {
 		}
 	}
 	return false
+}
+
+// matchExternal hands the line to an Engine's matcher through copies: l
+// and out passed through an interface call would escape to the heap for
+// every filter, built-in ones included (the compiler cannot see where the
+// call keeps them), an allocation per line on the hot path.
+func (m *Matcher) matchExternal(l *logline.Line, out *Match) bool {
+	lc, mc := new(logline.Line), new(Match)
+	*lc = *l
+	ok := m.lm.Match(lc, mc)
+	if ok {
+		*out = *mc
+	}
+	return ok
 }
 
 // trimSpace is strings.TrimRight(s, " \t"), which builds its set of
