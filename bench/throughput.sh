@@ -16,6 +16,8 @@
 #   RAMPART=       a prebuilt rampart binary (default: build ./cmd/rampart)
 #   RAMPART_REV=   build rampart from this git revision (git archive) instead
 #                  of the working tree, e.g. HEAD while the tree is mid-edit
+#   PIPELINE=1     then run bench/pipeline.sh (the full pipeline on an
+#                  attack-heavy log; 0 skips it)
 #
 # Every measurement is one process under /usr/bin/time -v: CPU is user+sys
 # seconds (all threads), memory is "Maximum resident set size".
@@ -210,3 +212,10 @@ END {
 }' "$OUT/measure.txt" "$OUT"/rampart-*.out "$OUT"/f2b-*.out "$OUT/sshguard.out" >"$OUT/table.md"
 echo "- load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.md"
 cat "$OUT/machine.md" "$OUT/table.md"
+
+# The whole pipeline (filters and engine) on an attack-heavy log, against
+# sshguard's parser and blocker and fail2ban-regex: bench/pipeline.sh.
+if [ "${PIPELINE:-1}" = 1 ]; then
+	echo
+	RAMPART=$RAMPART OUT=$OUT N=$N SEED=$SEED REPEAT=$REPEAT bench/pipeline.sh
+fi
