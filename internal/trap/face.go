@@ -36,7 +36,9 @@ type face struct {
 	end time.Time // the session's hard deadline
 
 	// Read side.
-	mode      int // modeCommand or modeData
+	mode      int // modeCommand, modeData or modeBDAT
+	bdatLeft  int64 // bytes of the BDAT chunk go-smtp is still to read
+	bdatSize  int64 // the size of the last BDAT chunk
 	lineStart bool
 	dataBytes int64
 	pending   []byte // what go-smtp is to read next
@@ -60,6 +62,7 @@ type face struct {
 const (
 	modeCommand = iota
 	modeData
+	modeBDAT
 )
 
 // errCut ends go-smtp's reading when the face has cut the session off.
@@ -137,6 +140,9 @@ func (f *face) Read(p []byte) (int, error) {
 // next reads the next unit from the client into pending, answering
 // itself what go-smtp must not see.
 func (f *face) next() error {
+	if f.mode == modeBDAT {
+		return f.nextChunk()
+	}
 	line, err := f.in.ReadSlice('\n')
 	if len(line) == 0 && err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -146,14 +152,8 @@ func (f *face) next() error {
 	}
 	complete := err == nil
 	if f.mode == modeData {
-		f.dataBytes += int64(len(line))
-		if f.dataBytes > f.l.srv.cfg.MaxMessageBytes+faceBuffer {
-			// A client sending far past the limit is cut off, not read to
-			// its end: Postfix's answer, then the connection closes.
-			f.l.srv.stats.CutSize.Add(1)
-			f.send("552 5.3.4 Message size exceeds fixed limit")
-			f.cut = true
-			return errCut
+		if err := f.count(len(line)); err != nil {
+			return err
 		}
 		end := f.lineStart && complete && (string(line) == ".\r\n" || string(line) == ".\n")
 		f.lineStart = complete
@@ -179,7 +179,59 @@ func (f *face) next() error {
 	}
 	f.verb, f.arg = verb, arg
 	f.pending = append(f.pending[:0], line...)
+	if verb == "BDAT" {
+		f.startChunk(arg)
+	}
 	return nil
+}
+
+// count adds message bytes; a client sending far past the limit is cut
+// off, not read to its end: Postfix's answer, then the connection closes.
+func (f *face) count(n int) error {
+	f.dataBytes += int64(n)
+	if f.dataBytes > f.l.srv.cfg.MaxMessageBytes+faceBuffer {
+		f.l.srv.stats.CutSize.Add(1)
+		f.send("552 5.3.4 Message size exceeds fixed limit")
+		f.cut = true
+		return errCut
+	}
+	return nil
+}
+
+// startChunk follows a BDAT command go-smtp will read a chunk for: one
+// whose arguments it accepts (a size, and LAST or nothing).
+func (f *face) startChunk(arg string) {
+	args := strings.Fields(arg)
+	if len(args) == 0 || len(args) > 2 || len(args) == 2 && !strings.EqualFold(args[1], "LAST") {
+		return
+	}
+	size, err := strconv.ParseUint(args[0], 10, 32)
+	if err != nil {
+		return
+	}
+	f.bdatSize, f.bdatLeft = int64(size), int64(size)
+	f.afterData = len(args) == 2 // LAST: the next reply ends the transaction
+	if size > 0 {
+		f.mode = modeBDAT
+	}
+}
+
+// nextChunk hands go-smtp the next piece of a BDAT chunk.
+func (f *face) nextChunk() error {
+	buf := make([]byte, min(f.bdatLeft, faceBuffer))
+	n, err := f.in.Read(buf)
+	if n > 0 {
+		f.bdatLeft -= int64(n)
+		if f.bdatLeft == 0 {
+			f.mode = modeCommand
+		}
+		if cerr := f.count(n); cerr != nil {
+			return cerr
+		}
+		f.pending = append(f.pending[:0], buf[:n]...)
+		return nil
+	}
+	return err
 }
 
 // own answers the commands the face handles itself: STARTTLS, and those
@@ -220,9 +272,7 @@ func (f *face) own(verb, arg string) (answer string, handled bool) {
 		f.needHelo = f.needHelo && verb == "RSET"
 		f.inMail = false
 		return "", false
-	case "BDAT":
-		return "502 5.5.1 Error: command not implemented", true
-	case "AUTH", "MAIL", "RCPT", "DATA", "VRFY", "ETRN":
+	case "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "VRFY", "ETRN":
 		if verb == "MAIL" && f.inMail && !f.needHelo {
 			return "503 5.5.1 Error: nested MAIL command", true
 		}
@@ -311,6 +361,8 @@ func (f *face) postfixReply(lines []string) []string {
 		return []string{"235 2.7.0 Authentication successful"}
 	case "2.0.0 Bye":
 		return []string{"221 2.0.0 Bye"}
+	case "2.0.0 Continue":
+		return []string{fmt.Sprintf("250 2.0.0 Ok: %d bytes", f.bdatSize)}
 	case "2.0.0 OK: queued":
 		id := ""
 		if f.sess != nil {
@@ -362,7 +414,7 @@ func (f *face) postfixReply(lines []string) []string {
 	}
 	switch {
 	case code == 250 && strings.HasPrefix(text, "2.0.0 Roger, accepting mail from <"):
-		f.inMail = true
+		f.inMail, f.dataBytes = true, 0
 		return []string{"250 2.1.0 Ok"}
 	case code == 250 && strings.HasPrefix(text, "2.0.0 I'll make sure <"):
 		return []string{"250 2.1.5 Ok"}
@@ -383,7 +435,7 @@ func (f *face) postfixReply(lines []string) []string {
 
 // ehlo is Postfix's EHLO reply with Debian's defaults: STARTTLS until TLS
 // is on, AUTH where the real server offers it (on submission only once
-// TLS is on, smtpd_tls_auth_only); no CHUNKING (see own: BDAT).
+// TLS is on, smtpd_tls_auth_only).
 func (f *face) ehlo() []string {
 	cfg := f.l.srv.cfg
 	caps := []string{cfg.Hostname, "PIPELINING", fmt.Sprintf("SIZE %d", cfg.MaxMessageBytes), "VRFY", "ETRN"}
@@ -393,7 +445,7 @@ func (f *face) ehlo() []string {
 	if f.l.cfg.Auth && (f.tls || !f.l.cfg.RequireTLS || cfg.TLS == nil) {
 		caps = append(caps, "AUTH PLAIN LOGIN")
 	}
-	caps = append(caps, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8")
+	caps = append(caps, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING")
 	out := make([]string, len(caps))
 	for i, c := range caps {
 		sep := "-"
