@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/netnstest"
 )
 
 // The snippets of docs/integrations.md, as this test runs them (ports are
@@ -65,6 +66,8 @@ var mailUsers = map[string]string{
 
 // mailLab is Postfix and Dovecot wired to a `rampart run`, all on loopback.
 type mailLab struct {
+	ns, clients                     *netnstest.Namespace // nil: the host's
+	host                            string               // where Postfix and Dovecot listen
 	dir                             string
 	smtp, submission, imap          int // ports
 	postfixPolicy, dovecotPolicy    int
@@ -141,13 +144,32 @@ type labOptions struct {
 	// defaults runs Rampart's default tarpit (1s to 20s) and Dovecot's own
 	// delays (auth_failure_delay 2s, the per-address penalty), as shipped.
 	defaults bool
+	// ns runs Rampart, Postfix and Dovecot inside this network namespace,
+	// Postfix and Dovecot listening on host; nil: on the host's loopback.
+	ns   *netnstest.Namespace
+	host netip.Addr
+	// firewall is rampart.toml's [firewall] section ("" the log-only dry
+	// run), extra more of rampart.toml; both see the lab's ports.
+	firewall, extra func(*mailLab) string
+	// dovecot and postfix are more dovecot.conf and main.cf.
+	dovecot, postfix string
+	// clients is the namespace swaks runs in (the attacker's, beside ns).
+	clients *netnstest.Namespace
+}
+
+// command runs name inside the lab's namespace, if it has one.
+func (l *mailLab) command(name string, args ...string) *exec.Cmd {
+	if l.ns == nil {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("ip", append([]string{"netns", "exec", l.ns.Name, name}, args...)...)
 }
 
 // startRampart starts `rampart run` with the lab's configuration and waits
 // until it answers.
 func (l *mailLab) startRampart(t *testing.T) {
 	l.rampart = &proc{out: &syncBuffer{}, done: make(chan error, 1)}
-	l.rampart.cmd = exec.Command(l.bin, "run", "--config", l.config)
+	l.rampart.cmd = l.command(l.bin, "run", "--config", l.config)
 	l.rampart.cmd.Stdout, l.rampart.cmd.Stderr = l.rampart.out, l.rampart.out
 	l.rampart.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := l.rampart.cmd.Start(); err != nil {
@@ -182,7 +204,10 @@ func (l *mailLab) restartRampart(t *testing.T) {
 func startMailLab(t *testing.T, opts labOptions) *mailLab {
 	requireMailTools(t)
 	bin := rampartBinary(t)
-	l := &mailLab{startedAt: time.Now()}
+	l := &mailLab{startedAt: time.Now(), ns: opts.ns, clients: opts.clients, host: "127.0.0.1"}
+	if opts.host.IsValid() {
+		l.host = opts.host.String()
+	}
 	l.dir = t.TempDir()
 	// Postfix and Dovecot processes run as their own users: the test
 	// directory must be searchable.
@@ -215,13 +240,20 @@ func startMailLab(t *testing.T, opts labOptions) *mailLab {
 	if opts.defaults {
 		tarpit = ""
 	}
+	firewall, extra := `backend = "log"`, ""
+	if opts.firewall != nil {
+		firewall = opts.firewall(l)
+	}
+	if opts.extra != nil {
+		extra = opts.extra(l)
+	}
 	writeFile(t, filepath.Join(rdir, "rampart.toml"), fmt.Sprintf(`[daemon]
 state_dir = %q
 socket = %q
 log_level = "debug"
 
 [firewall]
-backend = "log"
+%s
 
 [allow]
 # Attackers and users of this test come from 127.0.0.2 and up.
@@ -241,8 +273,8 @@ files = [%q]
 [jail.dovecot]
 filter = "dovecot"
 files = [%q]
-`, l.stateDir, socket, filepath.Join(l.spool, "rampart", "policy"), tarpit,
-		l.dovecotPolicy, tarpit, l.postfixLog, l.dcLog))
+%s`, l.stateDir, socket, firewall, filepath.Join(l.spool, "rampart", "policy"), tarpit,
+		l.dovecotPolicy, tarpit, l.postfixLog, l.dcLog, extra))
 	// The logs exist before Rampart follows them, so it reads them whole.
 	writeFile(t, l.postfixLog, "")
 	writeFile(t, l.dcLog, "")
@@ -289,7 +321,7 @@ service anvil {
 state_dir = %[1]s/state
 log_path = %[2]s
 protocols = imap
-listen = 127.0.0.1
+listen = %[6]s
 ssl = no
 # Plain text logins on loopback, as the test's clients speak no TLS.
 disable_plaintext_auth = no
@@ -305,7 +337,7 @@ userdb {
 }
 service imap-login {
   inet_listener imap {
-    address = 127.0.0.1
+    address = %[6]s
     port = %[3]d
   }
   inet_listener imaps {
@@ -319,10 +351,11 @@ service auth {
     group = postfix
   }
 }
-%[4]s!include 95-rampart.conf
-`, dc, l.dcLog, l.imap, ownDelays, l.spool))
+%[4]s%[7]s
+!include 95-rampart.conf
+`, dc, l.dcLog, l.imap, ownDelays, l.spool, l.host, opts.dovecot))
 	l.dovecotOut = &syncBuffer{}
-	l.dovecot = exec.Command("dovecot", "-F", "-c", filepath.Join(dc, "dovecot.conf"))
+	l.dovecot = l.command("dovecot", "-F", "-c", filepath.Join(dc, "dovecot.conf"))
 	l.dovecot.Stdout, l.dovecot.Stderr = l.dovecotOut, l.dovecotOut
 	l.dovecot.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := l.dovecot.Start(); err != nil {
@@ -364,7 +397,7 @@ maillog_file_prefixes = %[4]s
 myhostname = mail.example.test
 mydomain = example.test
 mydestination =
-inet_interfaces = 127.0.0.1
+inet_interfaces = %[6]s
 inet_protocols = ipv4
 mynetworks = 127.0.0.1/32
 alias_maps =
@@ -381,10 +414,10 @@ smtpd_sasl_type = dovecot
 smtpd_sasl_path = private/auth
 smtpd_sasl_security_options = noanonymous
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
-`, l.spool, lib, l.postfixLog, pf, l.postfixConf)+postfixRampartMain)
-	writeFile(t, filepath.Join(l.postfixConf, "master.cf"), fmt.Sprintf(`127.0.0.1:%d inet n - y - - smtpd
-127.0.0.1:%d inet n - y - - smtpd
-%spickup    unix  n       -       n       60      1       pickup
+`, l.spool, lib, l.postfixLog, pf, l.postfixConf, l.host)+postfixRampartMain+opts.postfix)
+	writeFile(t, filepath.Join(l.postfixConf, "master.cf"), fmt.Sprintf(`%[1]s:%[2]d inet n - y - - smtpd
+%[1]s:%[3]d inet n - y - - smtpd
+%[4]spickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -406,18 +439,18 @@ virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
-`, l.smtp, l.submission, postfixRampartSubmission))
+`, l.host, l.smtp, l.submission, postfixRampartSubmission))
 	t.Cleanup(func() { l.stopPostfix(t) })
-	if out, err := exec.Command("postfix", "-c", l.postfixConf, "start").CombinedOutput(); err != nil {
+	if out, err := l.command("postfix", "-c", l.postfixConf, "start").CombinedOutput(); err != nil {
 		// Postfix reports start-up errors to syslog, which a test host may
 		// lack; postfix check says what is wrong on standard error.
-		check, _ := exec.Command("postfix", "-c", l.postfixConf, "check").CombinedOutput()
+		check, _ := l.command("postfix", "-c", l.postfixConf, "check").CombinedOutput()
 		t.Fatalf("postfix start: %v\n%s\npostfix check:\n%s\nlog:\n%s", err, out, check, readFile(l.postfixLog))
 	}
 	l.postfixStarted = true
 
 	for _, port := range []int{l.smtp, l.submission, l.imap} {
-		waitUntil(t, 15*time.Second, fmt.Sprintf("a greeting on port %d", port), func() bool { return greets(port) }, l.rampart)
+		waitUntil(t, 15*time.Second, fmt.Sprintf("a greeting on port %d", port), func() bool { return l.greets(port) }, l.rampart)
 	}
 	l.serversUp = time.Now()
 	// Rampart reads both logs (their start-up lines).
@@ -440,13 +473,13 @@ func (l *mailLab) stopPostfix(t *testing.T) {
 	if !l.postfixStarted && !alive() {
 		return
 	}
-	if out, err := exec.Command("postfix", "-c", l.postfixConf, "stop").CombinedOutput(); err != nil && l.postfixStarted {
+	if out, err := l.command("postfix", "-c", l.postfixConf, "stop").CombinedOutput(); err != nil && l.postfixStarted {
 		t.Errorf("postfix stop: %v\n%s", err, out)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for alive() {
 		if time.Now().After(deadline) {
-			exec.Command("postfix", "-c", l.postfixConf, "abort").Run()
+			l.command("postfix", "-c", l.postfixConf, "abort").Run()
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("postfix master %d did not stop", pid)
 			break
@@ -471,9 +504,19 @@ func randHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// greets reports whether a server on a loopback port sends a greeting.
-func greets(port int) bool {
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+// greets reports whether a server of the lab on port sends a greeting.
+func (l *mailLab) greets(port int) bool {
+	var c net.Conn
+	dial := func() (err error) {
+		c, err = net.DialTimeout("tcp", net.JoinHostPort(l.host, strconv.Itoa(port)), time.Second)
+		return err
+	}
+	var err error
+	if l.ns != nil {
+		err = l.ns.Do(dial)
+	} else {
+		err = dial()
+	}
 	if err != nil {
 		return false
 	}
@@ -552,9 +595,13 @@ func (l *mailLab) swaks(t *testing.T, port int, from netip.Addr, args ...string)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	argv := append([]string{"--server", fmt.Sprintf("127.0.0.1:%d", port), "--local-interface", from.String(),
+	argv := append([]string{"--server", net.JoinHostPort(l.host, strconv.Itoa(port)), "--local-interface", from.String(),
 		"--helo", "client.example.net", "--show-time-lapse", "--timeout", "20"}, args...)
-	out, _ := exec.CommandContext(ctx, "swaks", argv...).CombinedOutput() // the exit status says what failed: the replies say it better
+	name := "swaks"
+	if l.clients != nil {
+		name, argv = "ip", append([]string{"netns", "exec", l.clients.Name, "swaks"}, argv...)
+	}
+	out, _ := exec.CommandContext(ctx, name, argv...).CombinedOutput() // the exit status says what failed: the replies say it better
 	rs := parseSwaks(string(out))
 	if len(rs) == 0 {
 		t.Fatalf("swaks %s: no reply\n%s", strings.Join(argv, " "), out)

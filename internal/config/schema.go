@@ -273,15 +273,18 @@ type Insight struct {
 // SMTP and IMAP servers instead, which let them "log in" to trap accounts
 // and keep what they send, delivering nothing.
 type Trap struct {
-	Enabled    bool           `toml:"enabled"`
-	Jails      []string       `toml:"jails"`     // whose address decisions trap instead of ban
-	Scenarios  []string       `toml:"scenarios"` // which scenarios trap; the others ban
-	Hostname   string         `toml:"hostname"`  // "": postconf's myhostname, else the host's name
-	Banner     string         `toml:"banner"`    // the greeting after "220 "; "": postconf's smtpd_banner
-	IMAPBanner string         `toml:"imap_banner"`
-	CertFile   string         `toml:"cert_file"` // the real server's certificate; "": postconf's smtpd_tls_cert_file
-	KeyFile    string         `toml:"key_file"`
-	Listeners  []TrapListener `toml:"listeners"`
+	Enabled    bool     `toml:"enabled"`
+	Jails      []string `toml:"jails"`     // whose address decisions trap instead of ban
+	Scenarios  []string `toml:"scenarios"` // which scenarios trap; the others ban
+	Hostname   string   `toml:"hostname"`  // "": postconf's myhostname, else the host's name
+	Banner     string   `toml:"banner"`    // the greeting after "220 "; "": postconf's smtpd_banner
+	IMAPBanner string   `toml:"imap_banner"`
+	// PostfixConfig is the Postfix configuration directory postconf reads
+	// ("": its default, /etc/postfix).
+	PostfixConfig string         `toml:"postfix_config"`
+	CertFile      string         `toml:"cert_file"` // the real server's certificate; "": postconf's smtpd_tls_cert_file
+	KeyFile       string         `toml:"key_file"`
+	Listeners     []TrapListener `toml:"listeners"`
 
 	AccountAddresses int      `toml:"account_addresses" range:"1..8"`
 	MaxAccounts      int      `toml:"max_accounts" range:"1..1000000"`

@@ -406,7 +406,7 @@ func (c *Config) checkTrap() error {
 	if t.Enabled && len(t.Listeners) == 0 {
 		return c.errorf("trap.enabled", "the trap is enabled but has no listeners")
 	}
-	for _, f := range []struct{ key, path string }{{"trap.cert_file", t.CertFile}, {"trap.key_file", t.KeyFile}, {"trap.passwords_file", t.PasswordsFile}} {
+	for _, f := range []struct{ key, path string }{{"trap.cert_file", t.CertFile}, {"trap.key_file", t.KeyFile}, {"trap.passwords_file", t.PasswordsFile}, {"trap.postfix_config", t.PostfixConfig}} {
 		if f.path != "" && !strings.HasPrefix(f.path, "/") {
 			return c.errorf(f.key, "key %q: %q is not an absolute path", f.key[len("trap."):], f.path)
 		}

@@ -250,11 +250,13 @@ func (d *Daemon) line(rs *runningSource, l *logline.Line) {
 	}
 	absorbed := false
 	ev, n, ds := rs.router.Load().observe(l, func(ev event.Event) bool { absorbed = d.live.absorb(ev, now); return absorbed })
+	// The trap learns user names from every line, those a policy server
+	// counted already included (it reports no "unknown user").
+	d.trap.observe(ev, n)
 	if absorbed {
 		n-- // a policy server reported it, and it was counted then
 	}
 	d.insight.Observe(ev, n)
-	d.trap.observe(ev, n)
 	if n > 0 && ev.Kind.Good() && ev.Addr.IsValid() {
 		d.apply.knownGood(ev)
 	}

@@ -78,7 +78,7 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 			return nil, cfg.Errorf("trap.passwords_file", "trap: %s: %v", tc.PasswordsFile, err)
 		}
 	}
-	pc := postconf(ctx)
+	pc := postconf(ctx, tc.PostfixConfig)
 	hostname, banner := tc.Hostname, tc.Banner
 	if hostname == "" {
 		hostname = pc["myhostname"]
@@ -136,16 +136,20 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 
 // postconf reads the real Postfix's settings the decoys copy, or nothing
 // when Postfix is not installed.
-func postconf(ctx context.Context) map[string]string {
+func postconf(ctx context.Context, dir string) map[string]string {
 	keys := []string{"myhostname", "smtpd_banner", "smtpd_tls_cert_file", "smtpd_tls_key_file"}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "postconf", append([]string{"-xh"}, keys...)...).Output()
+	args := []string{"-xh"}
+	if dir != "" {
+		args = []string{"-c", dir, "-xh"}
+	}
+	out, err := exec.CommandContext(ctx, "postconf", append(args, keys...)...).Output()
 	m := map[string]string{}
 	if err != nil {
 		return m
 	}
-	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") // empty values are empty lines
 	if len(lines) != len(keys) {
 		return m
 	}

@@ -36,7 +36,7 @@ type face struct {
 	end time.Time // the session's hard deadline
 
 	// Read side.
-	mode      int // modeCommand, modeData or modeBDAT
+	mode      int   // modeCommand, modeData or modeBDAT
 	bdatLeft  int64 // bytes of the BDAT chunk go-smtp is still to read
 	bdatSize  int64 // the size of the last BDAT chunk
 	lineStart bool

@@ -324,7 +324,7 @@ func (s *session) AuthMechanisms() []string {
 }
 
 // authFailed is Postfix's answer to a wrong password checked by Dovecot.
-var authFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Error: authentication failed: authentication failure"}
+var authFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Error: authentication failed: (reason unavailable)"}
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	check := func(user, pass string) error {
