@@ -506,17 +506,20 @@ func randHex(t *testing.T, n int) string {
 
 // greets reports whether a server of the lab on port sends a greeting.
 func (l *mailLab) greets(port int) bool {
-	var c net.Conn
-	dial := func() (err error) {
-		c, err = net.DialTimeout("tcp", net.JoinHostPort(l.host, strconv.Itoa(port)), time.Second)
-		return err
+	if l.ns == nil {
+		return greets(port)
 	}
-	var err error
-	if l.ns != nil {
-		err = l.ns.Do(dial)
-	} else {
-		err = dial()
-	}
+	ok := false
+	l.ns.Do(func() error { ok = greetsAt(net.JoinHostPort(l.host, strconv.Itoa(port))); return nil })
+	return ok
+}
+
+// greets reports whether a server on a loopback port sends a greeting.
+func greets(port int) bool { return greetsAt(fmt.Sprintf("127.0.0.1:%d", port)) }
+
+// greetsAt reports whether a server at addr sends a greeting.
+func greetsAt(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false
 	}
