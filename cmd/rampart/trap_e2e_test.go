@@ -257,15 +257,7 @@ func plainAuth(user, pass string) string {
 func rawSMTP(t *testing.T, p *netnstest.Pair, src netip.Addr, dst netip.AddrPort, cmds ...string) []string {
 	t.Helper()
 	var lines []string
-	err := p.Attacker.Do(func() error {
-		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
-		c, err := d.Dial("tcp", dst.String())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		br := bufio.NewReader(c)
+	err := dialFrom(p, src, dst, func(c net.Conn, br *bufio.Reader) error {
 		read := func() error {
 			for {
 				line, err := br.ReadString('\n')
@@ -300,15 +292,7 @@ func rawSMTP(t *testing.T, p *netnstest.Pair, src netip.Addr, dst netip.AddrPort
 func rawIMAP(t *testing.T, p *netnstest.Pair, src netip.Addr, dst netip.AddrPort, cmds ...string) string {
 	t.Helper()
 	var b strings.Builder
-	err := p.Attacker.Do(func() error {
-		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
-		c, err := d.Dial("tcp", dst.String())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		br := bufio.NewReader(c)
+	err := dialFrom(p, src, dst, func(c net.Conn, br *bufio.Reader) error {
 		line, err := br.ReadString('\n')
 		b.WriteString(line)
 		if err != nil {
@@ -334,4 +318,19 @@ func rawIMAP(t *testing.T, p *netnstest.Pair, src netip.Addr, dst netip.AddrPort
 		t.Fatalf("IMAP from %s: %v\n%s", src, err, b.String())
 	}
 	return b.String()
+}
+
+// dialFrom connects from src in the attacker namespace to dst and runs
+// talk on the connection.
+func dialFrom(p *netnstest.Pair, src netip.Addr, dst netip.AddrPort, talk func(net.Conn, *bufio.Reader) error) error {
+	return p.Attacker.Do(func() error {
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
+		c, err := d.Dial("tcp", dst.String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		return talk(c, bufio.NewReader(c))
+	})
 }

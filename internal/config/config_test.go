@@ -138,3 +138,21 @@ func TestPolicyConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestTrapConfigErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"[trap]\nscenarios = [\"prefix\"]\n":                                               `r.toml:2: key "scenarios": "prefix" is not a scenario that bans an address`,
+		"[trap]\nlisteners = [{ port = 0, listen = \":1\", protocol = \"smtp\" }]\n":       `r.toml:2: listener 1: port 0 is not 1 to 65535`,
+		"[trap]\nlisteners = [{ port = 25, listen = \":1\", protocol = \"pop3\" }]\n":      `r.toml:2: listener 1: protocol "pop3" is not one of`,
+		"[trap]\nlisteners = [{ port = 25, listen = \"host:25\", protocol = \"smtp\" }]\n": `r.toml:2: listener 1: listen "host:25": "host" is not an address`,
+		"[trap]\nenabled = true\nlisteners = []\n":                                         `r.toml:2: the trap is enabled but has no listeners`,
+		"[trap]\ncert_file = \"/etc/cert.pem\"\n":                                          `r.toml:2: cert_file and key_file go together`,
+		"[trap]\npasswords_file = \"words.txt\"\n":                                         `r.toml:2: key "passwords_file": "words.txt" is not an absolute path`,
+		"[trap]\naccount_addresses = 9\n":                                                  `r.toml:2: key "trap.account_addresses": 9 is out of range (1 to 8)`,
+	} {
+		_, err := Parse("r.toml", []byte(in))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q:\n got  %v\n want %s", in, err, want)
+		}
+	}
+}

@@ -406,19 +406,11 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]HistoryEntry, e
 // PruneExpired removes active entries that ended at or before now and
 // returns how many. Their history stays.
 func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int, error) {
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM active WHERE end_ns IS NOT NULL AND end_ns <= ?`, toNS(now))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := s.delete(ctx, `DELETE FROM active WHERE end_ns IS NOT NULL AND end_ns <= ?`, toNS(now))
 	if err != nil {
 		return 0, fmt.Errorf("prune expired decisions: %w", err)
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // PruneHistory deletes history entries that started before before, except

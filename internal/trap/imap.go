@@ -35,24 +35,14 @@ func (s *Server) ServeIMAP(l net.Listener, lc ListenerConfig) error {
 		opts.TLSConfig = s.cfg.TLS
 	}
 	srv := imapserver.New(opts)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.register(srv) {
 		return nil
 	}
-	s.imaps = append(s.imaps, srv)
-	s.mu.Unlock()
 	err := srv.Serve(&listener{Listener: l, srv: s, cfg: lc, imap: true})
 	if errors.Is(err, net.ErrClosed) || s.isClosed() {
 		return nil
 	}
 	return err
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // imapConn is an IMAP connection: TLS from the start for IMAPS, the

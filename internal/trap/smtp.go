@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -109,8 +108,7 @@ type Server struct {
 	mu      sync.Mutex
 	perAddr map[netip.Addr]int
 	total   int
-	servers []*smtp.Server
-	imaps   []*imapserver.Server
+	servers []io.Closer // go-smtp's and go-imap's, closed by Close
 	closed  bool
 
 	used   atomic.Int64 // quarantine bytes kept
@@ -179,18 +177,30 @@ func (s *Server) Serve(l net.Listener, lc ListenerConfig) error {
 	srv.EnableSMTPUTF8, srv.EnableDSN = true, true
 	srv.ReadTimeout, srv.WriteTimeout = s.cfg.IdleTimeout, 30*time.Second
 	srv.ErrorLog = log.New(io.Discard, "", 0)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.register(srv) {
 		return nil
 	}
-	s.servers = append(s.servers, srv)
-	s.mu.Unlock()
 	err := srv.Serve(&listener{Listener: l, srv: s, cfg: lc})
 	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+// register adds a protocol server for Close; false: the trap is closed.
+func (s *Server) register(srv io.Closer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.servers = append(s.servers, srv)
+	}
+	return !s.closed
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // Close stops every listener and ends every session.
@@ -201,15 +211,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	var errs []error
 	for _, srv := range servers {
-		if err := srv.Close(); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
-			errs = append(errs, err)
-		}
-	}
-	s.mu.Lock()
-	imaps := s.imaps
-	s.mu.Unlock()
-	for _, srv := range imaps {
-		if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := srv.Close(); err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
