@@ -20,7 +20,18 @@ func SelectEnforcer(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	fw := cfg.Firewall
 	nftCfg, ipsCfg := firewallConfigs(cfg, log)
 	nft := func() (Enforcer, error) {
-		return firewall.NewNFTables(ctx, nftCfg)
+		e, err := firewall.NewNFTables(ctx, nftCfg)
+		if err != nil && nftCfg.Trap != nil {
+			// A kernel without NAT cannot redirect: ban without the trap
+			// rather than not at all (newTrapper says so).
+			noTrap := nftCfg
+			noTrap.Trap = nil
+			if e2, err2 := firewall.NewNFTables(ctx, noTrap); err2 == nil {
+				log.Warn("trap: the nftables redirect cannot be installed", "err", err)
+				return e2, nil
+			}
+		}
+		return e, err
 	}
 	ips := func() (Enforcer, error) {
 		return firewall.NewIPSet(ctx, ipsCfg)

@@ -62,8 +62,8 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 	if !tc.Enabled {
 		return nil, nil
 	}
-	if _, ok := enf.(*firewall.NFTables); !ok {
-		log.Warn("trap: trapping is unavailable with this firewall (it needs nftables); mail attackers are banned as before")
+	if n, ok := enf.(*firewall.NFTables); !ok || !n.Trapping() {
+		log.Warn("trap: trapping is unavailable with this firewall (it needs nftables with NAT); mail attackers are banned as before")
 		return nil, nil
 	}
 	passwords := trap.DefaultPasswords()

@@ -334,6 +334,10 @@ func trapsFrom(ds []event.Decision, now time.Time) ([]ban, error) {
 // trapping reports whether the enforcer traps.
 func (e *NFTables) trapping() bool { return e.cfg.Trap != nil && len(e.cfg.Trap.Ports) > 0 }
 
+// Trapping reports whether Apply enforces Trap decisions (the enforcer
+// was made with a TrapRedirect).
+func (e *NFTables) Trapping() bool { return e.trapping() }
+
 // addTraps adds trapped addresses to the batch.
 func (e *NFTables) addTraps(b *nftBatch, traps []ban) {
 	var els [2][]nftables.SetElement
