@@ -22,8 +22,9 @@
 #   RAMPART=       a prebuilt rampart binary (default: build ./cmd/rampart)
 #
 # The log ends now and spans about 11 hours (one line per 40 ms on
-# average): the daemon counts only lines within its longest window, and
-# replay and the daemon must see the same lines. CPU is user+sys of the
+# average): the daemon counts only lines within its longest window (the
+# slow scenario's 12 hours), and replay and the daemon must see the same
+# lines. CPU is user+sys of the
 # process (and of its children, for the sshguard pipe); the daemon's is
 # read from /proc from the moment the log appears to the moment its status
 # reports the last line read.

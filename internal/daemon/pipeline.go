@@ -128,14 +128,9 @@ func compile(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, a
 	return p, ecfg, nil
 }
 
-// maxFindTime is the longest window of any jail: older lines cannot count.
-func (p *Pipeline) maxFindTime() time.Duration {
-	var m time.Duration
-	for _, j := range p.Engine.Jails() {
-		m = max(m, j.FindTime)
-	}
-	return m
-}
+// maxFindTime is the longest window of any scenario (see
+// engine.Engine.Horizon): older lines cannot count.
+func (p *Pipeline) maxFindTime() time.Duration { return p.Engine.Horizon() }
 
 // OpenASN opens the ASN database the configuration names, or returns nil
 // when none is configured. A database that cannot be opened is logged and

@@ -53,3 +53,24 @@ func TestStateUnreadable(t *testing.T) {
 		t.Errorf("nothing said about the unreadable state:\n%s", h.logs)
 	}
 }
+
+// A line read late counts while any scenario's window still holds it (the
+// slow scenario's 12 hours), not only within the jails' findtime; an older
+// one is stale.
+func TestLateLinesCount(t *testing.T) {
+	h := startHarness(t, t.TempDir(), 5)
+	for _, age := range []time.Duration{2 * time.Hour, 11 * time.Hour, 13 * time.Hour} {
+		appendLine(t, h.logPath, time.Now().Add(-age).Format(time.Stamp)+" srv sshd[7]: Failed password for root from 198.51.100.9 port 22 ssh2")
+	}
+	st := h.waitFor("three lines", func(st Status) bool {
+		for _, s := range st.Sources {
+			if s.Stale == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	if st.Engine.Events != 2 {
+		t.Fatalf("%d events from lines 2h and 11h old (want 2; the 13h one stale)", st.Engine.Events)
+	}
+}

@@ -257,6 +257,23 @@ func (e *Engine) Tick(now time.Time) []event.Decision {
 	return decided
 }
 
+// Horizon is how old an event can be and still count: the longest window
+// of any jail or scenario (a failure 11 hours old still counts towards the
+// slow scenario's 12 hours). Older log lines, read late, are of no use.
+func (e *Engine) Horizon() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := &e.cfg
+	h := max(c.Spray.Window, c.Prefixes.Window, c.ASNs.Window, c.Enumeration.Window)
+	if c.Slow.Failures > 0 {
+		h = max(h, c.Slow.Window)
+	}
+	for _, j := range e.jails {
+		h = max(h, j.FindTime)
+	}
+	return h
+}
+
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()

@@ -231,3 +231,16 @@ func TestActiveBansBounded(t *testing.T) {
 		t.Fatalf("%d active bans after they all expired", s.ActiveBans)
 	}
 }
+
+// The horizon is the longest window that can still count an event: the
+// slow scenario's, not the jails' findtime.
+func TestHorizon(t *testing.T) {
+	e := defaultEngine(t, nil)
+	if h := e.Horizon(); h != DefaultSlow.Window {
+		t.Fatalf("horizon %v, want the slow window %v", h, DefaultSlow.Window)
+	}
+	e = defaultEngine(t, func(c *Config) { c.Slow = Slow{}; c.Prefixes.Window = 0; c.Spray = Spray{} })
+	if h := e.Horizon(); h != DefaultASNs.Window {
+		t.Fatalf("horizon %v, want the AS window %v", h, DefaultASNs.Window)
+	}
+}
