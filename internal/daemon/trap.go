@@ -37,6 +37,7 @@ type trapper struct {
 	srv       *trap.Server
 	st        trapstore.Store
 	log       *slog.Logger
+	tls       bool // the decoys have a certificate
 }
 
 // trapRedirect is the firewall's part of cfg's trap: each listener's
@@ -105,7 +106,7 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 			tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 	}
-	t := &trapper{cfg: tc, jails: map[string]bool{}, scenarios: map[string]bool{}, st: trapstore.Store{Store: st}, log: log}
+	t := &trapper{cfg: tc, jails: map[string]bool{}, scenarios: map[string]bool{}, st: trapstore.Store{Store: st}, log: log, tls: tlsConfig != nil}
 	for _, j := range tc.Jails {
 		t.jails[j] = true
 	}
@@ -125,6 +126,7 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 		MaxRecipients: tc.MaxRecipients, MaxMessages: tc.MaxMessages,
 		MaxPerAddr: tc.MaxPerAddress, MaxSessions: tc.MaxSessions,
 		QuarantineBytes: int64(tc.QuarantineSize), SessionTimeout: tc.SessionTimeout.D(),
+		FailureDelay: cfg.Dovecot.AuthFailureDelay.D(),
 	}, t.acc, t.st, log)
 	if _, used, err := st.QuarantineUsage(ctx); err == nil {
 		t.srv.SetUsage(used)
@@ -191,7 +193,13 @@ func (t *trapper) start(ctx context.Context, wg *sync.WaitGroup) error {
 		return nil
 	}
 	var ls []net.Listener
+	var lcs []config.TrapListener
 	for _, lc := range t.cfg.Listeners {
+		if (lc.Protocol == "submissions" || lc.Protocol == "imaps") && !t.tls {
+			t.log.Warn("trap: no certificate, so no listener for TLS on connect", "port", lc.Port, "protocol", lc.Protocol)
+			continue
+		}
+		lcs = append(lcs, lc)
 		l, err := net.Listen("tcp", lc.Listen)
 		if err != nil {
 			for _, x := range ls {
@@ -203,7 +211,7 @@ func (t *trapper) start(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); t.acc.Run(ctx) }()
-	for i, lc := range t.cfg.Listeners {
+	for i, lc := range lcs {
 		l := ls[i]
 		c := trap.ListenerConfig{Port: uint16(lc.Port)}
 		imap := false

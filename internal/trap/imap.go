@@ -112,13 +112,13 @@ var imapCannot = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.Respons
 
 func (s *imapSession) Login(user, pass string) error {
 	addr := remoteAddr(s.conn.NetConn())
-	if len(user) > 256 || len(pass) > 256 {
-		s.srv.stats.FailedLogins.Add(1)
-		return imapAuthFailed
+	acc, ok := "", false
+	if len(user) <= 256 && len(pass) <= 256 {
+		acc, ok = s.srv.acc.Login(user, pass, addr)
 	}
-	acc, ok := s.srv.acc.Login(user, pass, addr)
 	if !ok {
 		s.srv.stats.FailedLogins.Add(1)
+		s.srv.failureDelay()
 		return imapAuthFailed
 	}
 	s.srv.stats.Logins.Add(1)

@@ -39,6 +39,9 @@ type Config struct {
 	BufferBytes     int64 // message text held in memory by all sessions at once
 	SessionTimeout  time.Duration
 	IdleTimeout     time.Duration
+	// FailureDelay is how long a wrong password waits for its answer, as
+	// Dovecot makes it wait (auth_failure_delay, 2s by default); 0: none.
+	FailureDelay time.Duration
 }
 
 // DefaultConfig returns the defaults: Postfix's size limit (10240000
@@ -110,6 +113,7 @@ type Server struct {
 	total   int
 	servers []io.Closer // go-smtp's and go-imap's, closed by Close
 	closed  bool
+	done    chan struct{} // closed by Close
 
 	used   atomic.Int64 // quarantine bytes kept
 	buffer atomic.Int64 // message text held in memory now
@@ -146,7 +150,7 @@ func NewServer(cfg Config, acc *Accounts, keep Keeper, log *slog.Logger) *Server
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, acc: acc, keep: keep, log: log, perAddr: map[netip.Addr]int{}}
+	return &Server{cfg: cfg, acc: acc, keep: keep, log: log, perAddr: map[netip.Addr]int{}, done: make(chan struct{})}
 }
 
 // Stats returns the trap's counters.
@@ -187,6 +191,20 @@ func (s *Server) Serve(l net.Listener, lc ListenerConfig) error {
 	return err
 }
 
+// failureDelay waits as the real server waits before it refuses a
+// password, unless the trap is closing.
+func (s *Server) failureDelay() {
+	if s.cfg.FailureDelay <= 0 {
+		return
+	}
+	t := time.NewTimer(s.cfg.FailureDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.done:
+	}
+}
+
 // register adds a protocol server for Close; false: the trap is closed.
 func (s *Server) register(srv io.Closer) bool {
 	s.mu.Lock()
@@ -206,6 +224,9 @@ func (s *Server) isClosed() bool {
 // Close stops every listener and ends every session.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	servers := s.servers
 	s.mu.Unlock()
@@ -330,13 +351,13 @@ var authFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	check := func(user, pass string) error {
-		if len(user) > 256 || len(pass) > 256 {
-			s.srv.stats.FailedLogins.Add(1)
-			return authFailed
+		acc, ok := "", false
+		if len(user) <= 256 && len(pass) <= 256 {
+			acc, ok = s.srv.acc.Login(user, pass, s.client())
 		}
-		acc, ok := s.srv.acc.Login(user, pass, s.client())
 		if !ok {
 			s.srv.stats.FailedLogins.Add(1)
+			s.srv.failureDelay()
 			return authFailed
 		}
 		s.account = acc

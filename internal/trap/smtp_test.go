@@ -491,3 +491,21 @@ func TestAccountsLearning(t *testing.T) {
 func fuzzUnknown(user string) event.Event {
 	return event.Event{Kind: event.UnknownUser, User: user, Addr: netip.MustParseAddr("192.0.2.1")}
 }
+
+// TestSMTPTrapFailureDelay: a wrong password waits as long as Dovecot
+// makes it wait; a right one does not.
+func TestSMTPTrapFailureDelay(t *testing.T) {
+	l := newLab(t, trap.Config{FailureDelay: 300 * time.Millisecond}, trap.ListenerConfig{Port: 25, Auth: true})
+	c, _ := l.dial(t)
+	c.cmd("EHLO x")
+	start := time.Now()
+	if got := c.cmd("AUTH PLAIN %s", plain("admin", "wrong")); !strings.HasPrefix(got, "535 ") {
+		t.Fatal(got)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("a wrong password answered after %v, before the delay", took)
+	}
+	if got := c.cmd("AUTH PLAIN %s", plain("admin", "123456")); !strings.HasPrefix(got, "235 ") {
+		t.Fatal(got)
+	}
+}
