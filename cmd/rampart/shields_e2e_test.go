@@ -106,12 +106,13 @@ service imap-login {
 	// quick shield jails.
 	socket := filepath.Join(dir, "ctl.sock")
 	cfg := filepath.Join(dir, "rampart.toml")
+	table := fmt.Sprintf("rampart_shields_%d", os.Getpid()%100000)
 	writeFile(t, cfg, fmt.Sprintf(`[daemon]
 state_dir = %q
 socket = %q
 [firewall]
 backend = "nftables"
-table = "rampart_shields_%d"
+table = %q
 [shields.ssh]
 enabled = false
 [shields.submission]
@@ -137,7 +138,7 @@ bantime = "2m"
 [jail.dovecot]
 filter = "dovecot"
 files = [%q]
-`, filepath.Join(dir, "state"), socket, os.Getpid()%100000, imapPort, dcLog))
+`, filepath.Join(dir, "state"), socket, table, imapPort, dcLog))
 	d := startDaemon(t, p.Server, bin, cfg, socket)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -259,6 +260,13 @@ files = [%q]
 			t.Errorf("closed-port answers counted: %d, want at least the 6 that ban", c.Packets)
 		}
 	}
+
+	// Another program flushes the ruleset: the daemon puts the shields back.
+	p.Server.MustExec("nft", "flush", "ruleset")
+	waitUntil(t, 15*time.Second, "the shields put back after a flush", func() bool {
+		out, _ := p.Server.Exec("nft", "list", "chain", "inet", table, "shield_imap")
+		return strings.Contains(out, "ct count over 5")
+	}, d)
 }
 
 // imapLogin connects from src in ns and logs in; it returns the tagged

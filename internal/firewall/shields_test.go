@@ -338,15 +338,33 @@ func TestShieldsLog(t *testing.T) {
 	if dial(t, p.Attacker, a, closed, time.Second) != nil {
 		t.Fatal("port 1 is open")
 	}
-	want := map[string]bool{"rampart shield mail conn": false, "rampart portscan": false}
+	// A UDP probe of a closed port is answered with ICMP port unreachable.
+	if err := p.Attacker.Do(func() error {
+		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)), net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.Server4, 9)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("probe"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"rampart shield mail conn": false, "rampart portscan": false, "udp": false}
 	deadline := time.After(5 * time.Second)
-	for !want["rampart shield mail conn"] || !want["rampart portscan"] {
+	for !want["rampart shield mail conn"] || !want["rampart portscan"] || !want["udp"] {
 		select {
 		case sn := <-got:
 			group, kind, ok := ParseShieldPrefix(sn.prefix)
 			switch {
 			case !ok:
 				t.Errorf("unknown prefix %q", sn.prefix)
+			case kind == ShieldScan && sn.h.PortUnreachable:
+				if sn.h.Dst != a || sn.h.InnerProto != unix.IPPROTO_UDP || sn.h.InnerDstPort != 9 {
+					t.Errorf("scan log: %+v, want port unreachable for UDP port 9 to %s", sn.h, a)
+				}
+				want["udp"] = true
+				continue
 			case kind == ShieldScan:
 				if sn.h.Dst != a || sn.h.Proto != unix.IPPROTO_TCP || sn.h.SrcPort != 1 || sn.h.TCPFlags&0x04 == 0 {
 					t.Errorf("scan log: %+v, want a reset from port 1 to %s", sn.h, a)
