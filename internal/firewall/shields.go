@@ -746,24 +746,25 @@ func portscanChains(cfg ShieldsConfig) []shieldChain {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 4, Len: 4},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)},
 			jump}},
-		shieldRule{"shield: closed udp port (ipv4)", []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMP}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{3, 3}}, // destination unreachable, port unreachable
-			jump}},
-		shieldRule{"shield: closed udp port (ipv6)", []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1, 4}}, // destination unreachable, port unreachable
-			jump}},
+		// ICMP (ICMPv6) destination unreachable, port unreachable.
+		shieldRule{"shield: closed udp port (ipv4)", portUnreachable(unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, 3, 3, jump)},
+		shieldRule{"shield: closed udp port (ipv6)", portUnreachable(unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, 1, 4, jump)},
 	)
 	return []shieldChain{out, scan}
+}
+
+// portUnreachable matches an ICMP message of family nfproto with the
+// given type and code, and jumps.
+func portUnreachable(nfproto, l4proto, typ, code byte, jump *expr.Verdict) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{l4proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ, code}},
+		jump,
+	}
 }
 
 func fam(v6 bool) int {

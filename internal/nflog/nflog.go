@@ -10,6 +10,7 @@
 package nflog
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -157,42 +158,27 @@ func (r *Reader) Run(ctx context.Context, fn func(Packet)) error {
 }
 
 // parseMessage reads a packet message: the nfgenmsg header, then
-// attributes.
+// attributes. A malformed attribute list ends the reading.
 func parseMessage(b []byte) (Packet, bool) {
 	p := Packet{Family: b[0]}
+	ad, err := netlink.NewAttributeDecoder(b[4:])
+	if err != nil {
+		return p, false
+	}
 	ok := false
-	walk(b[4:], func(typ uint16, v []byte) {
-		switch typ {
+	for ad.Next() {
+		switch ad.Type() {
 		case attrPayload:
-			p.Payload, ok = v, true
+			p.Payload, ok = ad.Bytes(), true
 		case attrPrefix:
-			for i, c := range v {
-				if c == 0 {
-					v = v[:i]
-					break
-				}
+			v := ad.Bytes()
+			if i := bytes.IndexByte(v, 0); i >= 0 {
+				v = v[:i]
 			}
 			p.Prefix = string(v)
 		}
-	})
-	return p, ok
-}
-
-// walk calls fn for each netlink attribute in b; a malformed tail ends it.
-func walk(b []byte, fn func(typ uint16, v []byte)) {
-	for len(b) >= 4 {
-		n := int(binary.NativeEndian.Uint16(b[0:2]))
-		typ := binary.NativeEndian.Uint16(b[2:4]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
-		if n < 4 || n > len(b) {
-			return
-		}
-		fn(typ, b[4:n])
-		n = (n + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1)
-		if n >= len(b) {
-			return
-		}
-		b = b[n:]
 	}
+	return p, ok && ad.Err() == nil
 }
 
 // Received counts the packets read; Lost counts the times the kernel
