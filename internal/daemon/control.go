@@ -54,7 +54,7 @@ type Status struct {
 	// what the listeners (policy servers, syslog) may hold and hold now.
 	Descriptors DescriptorStatus `json:"descriptors"`
 	// Shields: what each shield dropped, and their events; absent
-	// without shields (another backend than nftables).
+	// without shields (off, or another backend than nftables).
 	Shields *ShieldsStatus `json:"shields,omitempty"`
 	Active  []Ban          `json:"active"`
 	// Goroutines counts the daemon's goroutines: with live policy servers,

@@ -219,7 +219,7 @@ type ShieldsStatus struct {
 }
 
 func (d *Daemon) shieldsStatus(ctx context.Context) *ShieldsStatus {
-	if d.shields == nil {
+	if d.shields == nil || !d.currentConfig().Shields.Enabled {
 		return nil
 	}
 	st := &ShieldsStatus{Events: d.shieldEv.events.Load(), Duplicates: d.shieldEv.duplicates.Load(), Foreign: d.shieldEv.foreign.Load()}

@@ -252,27 +252,6 @@ func (s *Shields) Close() error {
 	return nil
 }
 
-// Remove deletes the shield objects from the kernel, leaving the rest of
-// Rampart's table alone, and closes s.
-func (s *Shields) Remove(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	s.plan = shieldPlan{}
-	_, err := s.ensure(ctx)
-	s.closed = true
-	if s.nl != nil {
-		s.nl.Close()
-		s.nl = nil
-	}
-	if err != nil {
-		return fmt.Errorf("shields: remove: %w", err)
-	}
-	return nil
-}
-
 func (s *Shields) conn() (*nftables.Conn, error) {
 	var opts []nftables.ConnOption
 	if s.cfg.NetNSFd != 0 {
