@@ -32,6 +32,7 @@ func commands() []command {
 		{"reload", "reload the running daemon's configuration, all or nothing", runReload},
 		{"report", "summarise attacks: countries, networks, user names, bans over time", runReport},
 		{"trap", "the mail trap: accounts, quarantined mail (list, show, export)", runTrap},
+		{"evidence", "what trapped mail carried: links, domains, senders, recipients, attachments", runEvidence},
 		{"replay", "run old logs through filters and engine; print the decisions", runReplay},
 		{"test", "run a filter over log files, like fail2ban-regex", runTest},
 		{"filters", "list the built-in filters and their modes", runFilters},

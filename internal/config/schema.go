@@ -39,6 +39,7 @@ type Config struct {
 	Geo        Geo              `toml:"geo"`
 	Insight    Insight          `toml:"insight"`
 	Trap       Trap             `toml:"trap"`
+	Evidence   Evidence         `toml:"evidence"` // reporting.go
 	Shields    Shields          `toml:"shields"`
 	Jails      map[string]*Jail `toml:"jail"`
 

@@ -101,6 +101,9 @@ func (c *Config) validate() error {
 	if err := c.checkTrap(); err != nil {
 		return err
 	}
+	if err := c.checkEvidence(); err != nil {
+		return err
+	}
 	if err := c.checkShields(); err != nil {
 		return err
 	}

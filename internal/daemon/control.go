@@ -42,14 +42,15 @@ type Status struct {
 	Started time.Time `json:"started"`
 	// Health has one entry per component: store, firewall, config, each
 	// source, each policy server (and "watching" when nothing is read).
-	Health   []Health       `json:"health"`
-	Reload   ReloadStatus   `json:"reload"`
-	Firewall FirewallStatus `json:"firewall"`
-	Engine   EngineStatus   `json:"engine"`
-	Jails    []JailStatus   `json:"jails"`
-	Sources  []SourceState  `json:"sources"`
-	Policy   *PolicyStatus  `json:"policy,omitempty"`
-	Trap     *TrapStatus    `json:"trap,omitempty"` // absent while the trap is off
+	Health   []Health        `json:"health"`
+	Reload   ReloadStatus    `json:"reload"`
+	Firewall FirewallStatus  `json:"firewall"`
+	Engine   EngineStatus    `json:"engine"`
+	Jails    []JailStatus    `json:"jails"`
+	Sources  []SourceState   `json:"sources"`
+	Policy   *PolicyStatus   `json:"policy,omitempty"`
+	Trap     *TrapStatus     `json:"trap,omitempty"`     // absent while the trap is off
+	Evidence *EvidenceStatus `json:"evidence,omitempty"` // absent while [evidence] is off
 	// Descriptors: the limit, the reserve kept for logs and control, and
 	// what the listeners (policy servers, syslog) may hold and hold now.
 	Descriptors DescriptorStatus `json:"descriptors"`
@@ -191,6 +192,8 @@ func (d *Daemon) listenControl(path string) (*control, error) {
 	mux.HandleFunc("GET /v1/trap/accounts", c.trapAccounts)
 	mux.HandleFunc("GET /v1/trap/messages", c.trapMessages)
 	mux.HandleFunc("GET /v1/trap/messages/{id}", c.trapMessage)
+	mux.HandleFunc("GET /v1/evidence/indicators", c.indicators)
+	mux.HandleFunc("GET /v1/evidence/messages/{id}", c.messageEvidence)
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	return c, nil
 }
@@ -303,9 +306,10 @@ func (d *Daemon) status(reasons bool) Status {
 			Repairs:   fw.Repairs,
 			Restored:  fw.Restored,
 		},
-		Engine: engineStatus(pipe.Engine),
-		Policy: d.policyStatus(),
-		Trap:   d.trap.status(),
+		Engine:   engineStatus(pipe.Engine),
+		Policy:   d.policyStatus(),
+		Trap:     d.trap.status(),
+		Evidence: d.evid.status(),
 		Descriptors: func() DescriptorStatus {
 			ds := d.fds
 			ds.Used = d.peers.Used()

@@ -45,6 +45,9 @@ type Options struct {
 	// InsightEvery is how often the counts are written to the hourly
 	// aggregates and the geo files checked for changes; zero means a minute.
 	InsightEvery time.Duration
+	// EvidenceEvery is how often the quarantine is checked for mail to
+	// read (evidence.go); zero means 5 s.
+	EvidenceEvery time.Duration
 }
 
 // Daemon is a running Rampart.
@@ -54,7 +57,8 @@ type Daemon struct {
 	store   *store.Store
 	enf     Enforcer
 	apply   *applier
-	trap    *trapper // nil: the trap is off (trap.go)
+	trap    *trapper   // nil: the trap is off (trap.go)
+	evid    *evidencer // nil: [evidence] is off (evidence.go)
 	policy  policies
 	live    liveFailures // failures the policy servers counted, not to count again from logs
 	started time.Time
@@ -144,6 +148,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.apply.convert = d.trap.convert
+	d.evid = newEvidencer(opt.Config, st, opt.EvidenceEvery, d.log)
 	d.apply.storeErr, d.apply.enfErr = &d.storeErr, &d.enfErr
 	d.apply.positions = func() map[string]string {
 		d.mu.Lock()
@@ -385,6 +390,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { defer wg.Done(); d.keepFirewall(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); d.readShieldLog(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.evid.run(ctx) }()
 	ctl, err := d.listenControl(d.cfg.Daemon.Socket)
 	if err != nil {
 		return err
@@ -456,6 +463,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			}
 			d.compactInsight(ctx, now)
 			d.trap.prune(ctx, now)
+			d.evid.prune(ctx, now)
 		case <-insightTick.C:
 			d.flushInsight(ctx)
 			d.checkGeo()

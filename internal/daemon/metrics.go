@@ -71,7 +71,7 @@ func dv(f func(*dovecot.Stats) uint64) func(*Status) (float64, bool) {
 // metricTable lists every family the daemon exports, in exposition order.
 // The names are a public interface (dashboards, alerts): never rename one.
 func metricTable() []metric {
-	return []metric{
+	return append([]metric{
 		{name: "rampart_engine_tracked_keys", help: "Tracked (address, jail) keys.", kind: gauge, value: always(func(s *Status) float64 { return float64(s.Engine.Tracked) })},
 		{name: "rampart_engine_tracked_keys_cap", help: "Hard cap on tracked keys.", kind: gauge, value: always(func(s *Status) float64 { return float64(s.Engine.TrackedCap) })},
 		{name: "rampart_engine_evicted_total", help: "Keys evicted because the table was full.", kind: counter, value: always(func(s *Status) float64 { return float64(s.Engine.Evicted) })},
@@ -158,7 +158,7 @@ func metricTable() []metric {
 			}
 			return float64(s.Policy.DovecotConns.RejectedFull), true
 		}},
-	}
+	}, evidenceMetrics()...)
 }
 
 func perSource(f func(SourceState) (float64, bool)) func(*Status) map[string]float64 {

@@ -35,6 +35,7 @@ func fullStatus() Status {
 			Dovecot:       &dovecot.Stats{Requests: 1, Rejected: 2, Delayed: 3, Reports: 4, Bad: 5, Unauthorized: 6},
 			LogDuplicates: 8,
 		},
+		Evidence:   &EvidenceStatus{Messages: 1, Indicators: 2, Problems: 3, Failed: 4},
 		Active:     []Ban{{IP: "192.0.2.1", Action: "ban", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t, End: t.Add(time.Hour), Origin: "local"}},
 		Goroutines: 42,
 	}
