@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/firewall"
+	"github.com/rampart-dev/rampart/internal/netnstest"
+)
+
+// TestShieldsFollowReload: with the nftables enforcer the daemon installs
+// the configured shields and their jails, a reload changes a limit and
+// turns a group off in the kernel, and status shows the groups in force.
+func TestShieldsFollowReload(t *testing.T) {
+	p := netnstest.New(t)
+	netnstest.RequireBinary(t, "nft")
+	ctx := context.Background()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "auth.log")
+	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := p.Listen(netip.AddrPortFrom(p.Server4, 0))
+	group := func(conns int, web bool) string {
+		return "[shields.ssh]\nports = [" + strconv.Itoa(int(srv.Port())) + "]\nconns = " + strconv.Itoa(conns) + "\n[shields.web]\nenabled = " + map[bool]string{true: "true", false: "false"}[web] + "\n"
+	}
+	path := writeConfig(t, dir, logPath, 3, group(1, true))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	enf, err := firewall.NewNFTables(ctx, firewall.NFTablesConfig{NetNSFd: p.Server.Fd(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(ctx, Options{Config: cfg, Logger: log, Enforcer: enf, EnforcerName: "nftables",
+		Reload: func() (*config.Config, error) { return config.Load(path) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(rctx, nil); d.Close() }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	list := func(chain string) string {
+		out, _ := p.Server.Exec("nft", "list", "chain", "inet", "rampart", chain)
+		return out
+	}
+	if !strings.Contains(list("shield_ssh"), "ct count over 1 ") || !strings.Contains(list("shield_web"), "limit rate over 50/second") {
+		t.Fatalf("shields as configured are not in the kernel:\n%s\n%s", list("shield_ssh"), list("shield_web"))
+	}
+	jails := map[string]bool{}
+	for _, j := range d.status(false).Jails {
+		jails[j.Name] = true
+	}
+	if !jails[floodJail] || !jails[portscanJail] {
+		t.Errorf("jails %v: want flood and portscan beside sshd", jails)
+	}
+
+	writeConfig(t, dir, logPath, 3, group(7, false))
+	if err := d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(list("shield_ssh"), "ct count over 7 ") || strings.Contains(list("shield_web"), "chain shield_web {") {
+		t.Fatalf("after the reload:\n%s\n%s", list("shield_ssh"), list("shield_web"))
+	}
+	st := d.status(false)
+	if st.Shields == nil || len(st.Shields.Counters) == 0 || st.Shields.Counters[0].Group != "ssh" {
+		t.Fatalf("status shields %+v", st.Shields)
+	}
+	for _, c := range st.Shields.Counters {
+		if c.Group == "web" {
+			t.Errorf("a group turned off is still counted: %+v", c)
+		}
+	}
+}
