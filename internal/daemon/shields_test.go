@@ -2,15 +2,11 @@ package daemon
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/firewall"
 	"github.com/rampart-dev/rampart/internal/netnstest"
 )
@@ -21,40 +17,20 @@ import (
 func TestShieldsFollowReload(t *testing.T) {
 	p := netnstest.New(t)
 	netnstest.RequireBinary(t, "nft")
-	ctx := context.Background()
 	dir := t.TempDir()
-	logPath := filepath.Join(dir, "auth.log")
-	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	srv := p.Listen(netip.AddrPortFrom(p.Server4, 0))
 	group := func(conns int, web bool) string {
-		return "[shields.ssh]\nports = [" + strconv.Itoa(int(srv.Port())) + "]\nconns = " + strconv.Itoa(conns) + "\n[shields.web]\nenabled = " + map[bool]string{true: "true", false: "false"}[web] + "\n"
+		return "[shields.ssh]\nports = [" + strconv.Itoa(int(srv.Port())) + "]\nconns = " + strconv.Itoa(conns) +
+			"\n[shields.web]\nenabled = " + strconv.FormatBool(web) + "\n"
 	}
-	path := writeConfig(t, dir, logPath, 3, group(1, true))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	enf, err := firewall.NewNFTables(ctx, firewall.NFTablesConfig{NetNSFd: p.Server.Fd(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(ctx, Options{Config: cfg, Logger: log, Enforcer: enf, EnforcerName: "nftables",
-		Reload: func() (*config.Config, error) { return config.Load(path) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(rctx, nil); d.Close() }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	h := startHarnessWith(t, dir, 3, func(o *Options) {
+		enf, err := firewall.NewNFTables(context.Background(), firewall.NFTablesConfig{NetNSFd: p.Server.Fd(), Logger: o.Logger})
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		o.Enforcer, o.EnforcerName = enf, "nftables"
+	}, group(1, true))
+	d := h.d
 	list := func(chain string) string {
 		out, _ := p.Server.Exec("nft", "list", "chain", "inet", "rampart", chain)
 		return out
@@ -70,8 +46,8 @@ func TestShieldsFollowReload(t *testing.T) {
 		t.Errorf("jails %v: want flood and portscan beside sshd", jails)
 	}
 
-	writeConfig(t, dir, logPath, 3, group(7, false))
-	if err := d.Reload(ctx); err != nil {
+	writeConfig(t, dir, h.logPath, 3, group(7, false))
+	if err := d.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(list("shield_ssh"), "ct count over 7 ") || strings.Contains(list("shield_web"), "chain shield_web {") {
