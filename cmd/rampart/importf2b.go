@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/filter"
 	"github.com/rampart-dev/rampart/internal/filter/fail2ban"
 )
@@ -25,7 +26,9 @@ Each enabled jail becomes a [jail.NAME]: a built-in filter where Rampart has
 one of the jail's filter name, else fail2ban's own filter read from DIR's
 filter.d ([filters] fail2ban_dir), with its mode; logpath as files, or the
 filter's journalmatch for the systemd backend; maxretry, findtime and
-bantime. ignoreip becomes [allow] entries; bantime.increment [escalation].
+bantime; port and protocol as per-port bans (ports), unless the jail's
+action bans every port. ignoreip becomes [allow] entries;
+bantime.increment [escalation].
 `
 
 func runImportFail2ban(args []string, stdout, stderr io.Writer) error {
@@ -278,14 +281,70 @@ func (m *migration) jail(j fail2ban.Jail, all []fail2ban.Jail) {
 		}
 		m.note("not supported", name+": "+k, fmt.Sprintf("%q cannot be read; [defaults] applies", v))
 	}
-	if p := strings.TrimSpace(o["port"]); p != "" {
-		m.note("approximated", name+": port = "+p, "Rampart bans the whole host: per-port bans are not available yet")
-	}
+	m.ports(j)
 	if a := strings.TrimSpace(o["action"]); a != "" {
 		first := strings.Fields(a)
 		m.note("approximated", name+": action", fmt.Sprintf("%s...: Rampart's firewall ([firewall] backend) enforces every ban; mail and report actions are not migrated", first[0]))
 	}
 	_ = all
+}
+
+// ports maps a jail's port and protocol to its per-port bans: what
+// fail2ban's per-port banactions (iptables-multiport, nftables-multiport,
+// the default) do. A jail whose action bans every port (an -allports
+// banaction, as recidive's) or whose port is every port (the [DEFAULT]
+// 0:65535) bans the whole host.
+func (m *migration) ports(j fail2ban.Jail) {
+	name, o := j.Name, j.Options
+	port, proto := strings.TrimSpace(o["port"]), strings.TrimSpace(o["protocol"])
+	if port == "" {
+		return
+	}
+	action := o["action"] + " " + o["banaction"]
+	if strings.Contains(action, "allports") {
+		m.note("mapped", name+": port = "+port, "its action bans every port: a whole-host ban")
+		return
+	}
+	var protos []string
+	for p := range strings.SplitSeq(proto, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			protos = append(protos, p)
+		}
+	}
+	if len(protos) == 0 {
+		protos = []string{"tcp"}
+	}
+	var entries []string
+	for e := range strings.SplitSeq(port, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		if len(protos) == 1 {
+			entries = append(entries, e)
+			continue
+		}
+		for _, p := range protos {
+			entries = append(entries, e+"/"+p)
+		}
+	}
+	single := ""
+	if len(protos) == 1 {
+		single = protos[0]
+	}
+	ps, err := config.ResolvePorts(entries, single)
+	switch {
+	case err != nil:
+		m.note("not supported", name+": port = "+port, err.Error()+"; the whole host is banned")
+		return
+	case event.AllPorts(ps):
+		m.note("mapped", name+": port = "+port, "every port: a whole-host ban")
+		return
+	}
+	fmt.Fprintf(m.conf, "ports = %s\n", tomlList(entries))
+	if single != "" && single != "tcp" {
+		fmt.Fprintf(m.conf, "protocol = %q\n", single)
+	}
+	m.note("mapped", name+": port = "+port, "ports "+event.FormatPorts(ps)+": only they are banned")
 }
 
 func quoteKey(k string) string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/event"
 )
 
 // TestImportFail2ban: Debian's stock /etc/fail2ban plus a jail.local with
@@ -58,7 +59,16 @@ func TestImportFail2ban(t *testing.T) {
 		t.Errorf("allow %v", cfg.Allow.Entries)
 	}
 	report, _ := os.ReadFile(rep)
-	for _, want := range []string{"approximated  sshd: port = ssh", "mapped        sshd: maxretry", "Disabled, not migrated:"} {
+	if got := event.FormatPorts(cfg.Jails["sshd"].PortRanges()); got != "22/tcp" {
+		t.Errorf("sshd ports %q, want 22/tcp", got)
+	}
+	if got := event.FormatPorts(cfg.Jails["postfix"].PortRanges()); got != "25/tcp,465/tcp,587/tcp" {
+		t.Errorf("postfix ports %q", got)
+	}
+	if got := cfg.Jails["recidive"].PortRanges(); got != nil {
+		t.Errorf("recidive ports %v, want a whole-host ban (its banaction bans every port)", got)
+	}
+	for _, want := range []string{"mapped        sshd: port = ssh", "ports 22/tcp: only they are banned", "recidive: port = 0:65535", "mapped        sshd: maxretry", "Disabled, not migrated:"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}

@@ -262,7 +262,11 @@ func controlClient(socket, cfgPath string) (*daemon.Client, error) {
 
 const statusHelp = `
 Show the running daemon's health, jails, sources, counters and active bans.
-With JAIL, only that jail: its line, the sources feeding it, its bans.
+With JAIL, only that jail, as fail2ban-client status JAIL shows it: the
+addresses failing within its findtime, the failures and bans since the
+daemon started, the files it reads and the addresses it bans; then its
+thresholds, its ports and its bans. With --json, the status narrowed to
+the jail.
 
 Each component (the store, the firewall, the configuration, each source,
 each policy server) has a health line. The exit status is 0 when all are
@@ -297,9 +301,12 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	switch {
+	case *asJSON:
 		err = writeIndentedJSON(stdout, st)
-	} else {
+	case jail != "":
+		printJailStatus(stdout, st, time.Now())
+	default:
 		printStatus(stdout, st, time.Now())
 	}
 	if err != nil {
@@ -320,16 +327,7 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 	} else {
 		fmt.Fprintf(w, "health: DEGRADED (%d of %d components)\n", len(bad), len(st.Health))
 	}
-	for _, h := range st.Health {
-		line := fmt.Sprintf("  %-8s  %s", h.State, h.Component)
-		if h.Detail != "" {
-			line += ": " + h.Detail
-		}
-		if h.State != daemon.HealthOK {
-			line += fmt.Sprintf(" (since %s)", h.Since.Local().Format(time.DateTime))
-		}
-		fmt.Fprintln(w, line)
-	}
+	printHealth(w, st.Health)
 	if r := st.Reload; r.Reloads > 0 || r.Failures > 0 {
 		fmt.Fprintf(w, "configuration loaded %s; %d reloads, %d refused\n", r.Loaded.Local().Format(time.DateTime), r.Reloads, r.Failures)
 	}
@@ -338,9 +336,9 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 	fw := st.Firewall
 	fmt.Fprintf(w, "firewall: %d applied (%d failed), %d good clients carved out of prefix bans, %d kernel repairs (%d entries put back)\n",
 		fw.Applied, fw.Failed, fw.CarvedOut, fw.Repairs, fw.Restored)
-	fmt.Fprintln(w, "\nJAIL            MAXRETRY  FINDTIME  BANTIME  BANNED")
+	fmt.Fprintln(w, "\nJAIL            MAXRETRY  FINDTIME  BANTIME  BANNED  PORTS")
 	for _, j := range st.Jails {
-		fmt.Fprintf(w, "%-15s %8d  %8s  %7s  %6d\n", j.Name, j.MaxRetry, j.FindTime, j.BanTime, j.Banned)
+		fmt.Fprintf(w, "%-15s %8d  %8s  %7s  %6d  %s\n", j.Name, j.MaxRetry, j.FindTime, j.BanTime, j.Banned, portsOrAll(j.Ports))
 	}
 	fmt.Fprintln(w, "\nSOURCE                                   LINES  SKIPPED  STALE  JAILS")
 	for _, s := range st.Sources {
@@ -376,12 +374,83 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 		fmt.Fprintf(w, "descriptors: limit %d, %d kept for logs and control, peers hold %d of %d\n", ds.Limit, ds.Reserve, ds.Used, ds.Peers)
 	}
 	fmt.Fprintf(w, "\nACTIVE BANS (%d)\n", len(st.Active))
-	for _, b := range st.Active {
+	printBans(w, st.Active, now)
+}
+
+// printHealth writes one line per component.
+func printHealth(w io.Writer, hs []daemon.Health) {
+	for _, h := range hs {
+		line := fmt.Sprintf("  %-8s  %s", h.State, h.Component)
+		if h.Detail != "" {
+			line += ": " + h.Detail
+		}
+		if h.State != daemon.HealthOK {
+			line += fmt.Sprintf(" (since %s)", h.Since.Local().Format(time.DateTime))
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// printBans writes one line per ban; a per-port ban's ports follow its
+// address.
+func printBans(w io.Writer, bans []daemon.Ban, now time.Time) {
+	for _, b := range bans {
 		left := "permanent"
 		if !b.End.IsZero() {
 			left = b.End.Sub(now).Round(time.Second).String() + " left"
 		}
-		fmt.Fprintf(w, "%-40s %-8s %-12s %-14s %s\n", b.IP, b.Jail, b.Scenario, left, b.Reason)
+		ip := b.IP
+		if b.Ports != "" {
+			ip += " on " + b.Ports
+		}
+		fmt.Fprintf(w, "%-40s %-8s %-12s %-14s %s\n", ip, b.Jail, b.Scenario, left, b.Reason)
+	}
+}
+
+func portsOrAll(ports string) string {
+	if ports == "" {
+		return "all"
+	}
+	return ports
+}
+
+// printJailStatus writes one jail's status as fail2ban-client status JAIL
+// does, then what Rampart adds: its thresholds and ports, and its bans.
+// st is narrowed to the jail (Status.ForJail).
+func printJailStatus(w io.Writer, st daemon.Status, now time.Time) {
+	if len(st.Jails) != 1 {
+		printStatus(w, st, now)
+		return
+	}
+	j := st.Jails[0]
+	var files, ips []string
+	for _, s := range st.Sources {
+		files = append(files, s.Source)
+	}
+	seen := map[string]bool{}
+	for _, b := range st.Active {
+		if !seen[b.IP] {
+			seen[b.IP] = true
+			ips = append(ips, b.IP)
+		}
+	}
+	fmt.Fprintf(w, "Status for the jail: %s\n", j.Name)
+	fmt.Fprintln(w, "|- Filter")
+	fmt.Fprintf(w, "|  |- Currently failed:\t%d\n", j.Failing)
+	fmt.Fprintf(w, "|  |- Total failed:\t%d\n", j.FailedTotal)
+	fmt.Fprintf(w, "|  `- File list:\t%s\n", strings.Join(files, " "))
+	fmt.Fprintln(w, "`- Actions")
+	fmt.Fprintf(w, "   |- Currently banned:\t%d\n", len(ips))
+	fmt.Fprintf(w, "   |- Total banned:\t%d\n", j.BannedTotal)
+	fmt.Fprintf(w, "   `- Banned IP list:\t%s\n", strings.Join(ips, " "))
+	fmt.Fprintf(w, "\nmaxretry %d within %s, bantime %s, ports %s\n", j.MaxRetry, j.FindTime, j.BanTime, portsOrAll(j.Ports))
+	if bad := daemon.Degraded(st.Health); len(bad) > 0 {
+		fmt.Fprintf(w, "health: DEGRADED (%d of %d components)\n", len(bad), len(st.Health))
+		printHealth(w, bad)
+	}
+	if len(st.Active) > 0 {
+		fmt.Fprintf(w, "\nACTIVE BANS (%d)\n", len(st.Active))
+		printBans(w, st.Active, now)
 	}
 }
 

@@ -39,7 +39,7 @@ func TestStatusExitCodes(t *testing.T) {
 	_, out, _ := await("degraded", func(code int, out, _ string) bool {
 		return code == 3 && strings.Contains(out, "log file missing")
 	}, "sshd")
-	for _, want := range []string{"health: DEGRADED", "source " + logPath + ": log file missing", "nothing is being watched", "sshd "} {
+	for _, want := range []string{"health: DEGRADED", "source " + logPath + ": log file missing", "nothing is being watched", "Status for the jail: sshd\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
@@ -118,5 +118,39 @@ func TestPrintStatusGolden(t *testing.T) {
 	}
 	if b.String() != string(want) {
 		t.Errorf("status output differs from %s (-update to accept):\n%s", golden, b.String())
+	}
+}
+
+// TestPrintJailStatusGolden keeps `rampart status JAIL`, fail2ban-client's
+// layout and what Rampart adds, from drifting.
+func TestPrintJailStatusGolden(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
+	st := daemon.Status{
+		Version: "v1.2.3", Started: t0,
+		Health: []daemon.Health{{Component: "store", State: daemon.HealthOK, Since: t0}},
+		Jails: []daemon.JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 3, Ports: "22/tcp",
+			Failing: 4, FailedTotal: 57, BannedTotal: 9}},
+		Sources: []daemon.SourceState{
+			{Source: "/var/log/auth.log", Jails: []string{"sshd"}, Lines: 100},
+			{Source: "journald identifiers=sshd", Jails: []string{"sshd"}, Lines: 20},
+		},
+		Active: []daemon.Ban{
+			{IP: "192.0.2.1", Action: "ban", Ports: "22/tcp", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures within 10m", Start: t0, End: t0.Add(2 * time.Hour), Origin: "local"},
+			{IP: "192.0.2.1", Action: "ban", Jail: "sshd", Scenario: "recidive", Reason: "banned 5 times within 1d", Start: t0, End: t0.Add(7 * 24 * time.Hour), Origin: "local"},
+			{IP: "2001:db8::7", Action: "ban", Ports: "22/tcp", Jail: "sshd", Scenario: "slow", Reason: "8 failures within 1d, spread out", Start: t0, Origin: "local"},
+		},
+	}
+	var b strings.Builder
+	printJailStatus(&b, st, t0.Add(time.Hour))
+	golden := filepath.Join("testdata", "status_jail.golden.txt")
+	if *updateGolden {
+		os.WriteFile(golden, []byte(b.String()), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("jail status output differs from %s (-update to accept):\n%s", golden, b.String())
 	}
 }

@@ -364,6 +364,12 @@ type Jail struct {
 	FindTime Duration       `toml:"findtime" range:"1s..30d"`
 	BanTime  Duration       `toml:"bantime" range:"1s..365d,permanent"`
 	Weights  map[string]int `toml:"weights"` // event kind → failures it counts for
+	// Ports limits the jail's address bans to these destination ports, as
+	// fail2ban's per-port actions do (see ResolvePorts); empty bans the
+	// whole host, the default.
+	Ports PortList `toml:"ports"`
+	// Protocol is that of the ports given without one: tcp (""), udp or sctp.
+	Protocol string `toml:"protocol"`
 }
 
 // Journal selects journald records.

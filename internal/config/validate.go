@@ -129,6 +129,9 @@ func (c *Config) checkJail(name string, j *Jail) error {
 	if !j.Enabled {
 		return nil
 	}
+	if err := c.checkPorts(key, j); err != nil {
+		return err
+	}
 	if len(j.Files) == 0 && j.Journal == nil && !j.Syslog {
 		return c.errorf(key, "no log source: set files, journal or syslog = true")
 	}

@@ -116,7 +116,16 @@ type JailStatus struct {
 	MaxRetry int    `json:"maxretry"`
 	FindTime string `json:"findtime"`
 	BanTime  string `json:"bantime"`
-	Banned   int    `json:"banned"`
+	Banned   int    `json:"banned"` // its bans in force
+	// Ports are those its bans are limited to ("22/tcp"); empty when they
+	// ban the whole host.
+	Ports string `json:"ports,omitempty"`
+	// What fail2ban-client status JAIL tells: the addresses with failures
+	// within findtime, the failures its events reported and the bans it
+	// decided since the daemon started.
+	Failing     int    `json:"failing"`
+	FailedTotal uint64 `json:"failed_total"`
+	BannedTotal uint64 `json:"banned_total"`
 }
 
 // SourceState describes one source.
@@ -137,6 +146,7 @@ type SourceState struct {
 type Ban struct {
 	IP       string    `json:"ip"`
 	Action   string    `json:"action"`
+	Ports    string    `json:"ports,omitempty"` // a per-port ban's ports ("22/tcp,53/udp"); empty: the whole host
 	Jail     string    `json:"jail,omitempty"`
 	Scenario string    `json:"scenario"`
 	Reason   string    `json:"reason"`
@@ -284,7 +294,7 @@ func (d *Daemon) status(reasons bool) Status {
 	// The store first: its query takes a while, and the engine's list and
 	// counters below should be read as close together as can be (the
 	// counters last, so they cover at least what the list shows).
-	var stored map[netip.Prefix]event.Decision
+	var stored map[event.DecisionKey]event.Decision
 	if reasons {
 		stored = d.activeReasons(now)
 	}
@@ -322,13 +332,19 @@ func (d *Daemon) status(reasons bool) Status {
 	perJail := map[string]int{}
 	for _, a := range active {
 		perJail[a.Jail]++
-		if r, ok := stored[a.Target]; ok && r.Start.Equal(a.Start) {
+		if r, ok := stored[a.Key()]; ok && r.Start.Equal(a.Start) {
 			a.Reason, a.Action = r.Reason, r.Action // a trap is a ban to the engine
 		}
 		st.Active = append(st.Active, banOf(a))
 	}
+	counts := map[string]engine.JailCounts{}
+	for _, c := range pipe.Engine.JailCounts(now) {
+		counts[c.Name] = c
+	}
 	for _, j := range pipe.Engine.Jails() {
-		st.Jails = append(st.Jails, JailStatus{Name: j.Name, MaxRetry: j.MaxRetry, FindTime: j.FindTime.String(), BanTime: j.BanTime.String(), Banned: perJail[j.Name]})
+		c := counts[j.Name]
+		st.Jails = append(st.Jails, JailStatus{Name: j.Name, MaxRetry: j.MaxRetry, FindTime: j.FindTime.String(), BanTime: j.BanTime.String(),
+			Banned: perJail[j.Name], Ports: event.FormatPorts(j.Ports), Failing: c.Failing, FailedTotal: c.Failed, BannedTotal: c.Banned})
 	}
 	for _, rs := range sources {
 		var s source.Stats
@@ -347,7 +363,7 @@ func (d *Daemon) status(reasons bool) Status {
 // activeReasons returns the store's active decisions by target, for their
 // reasons, which the engine does not keep. A ban decided moments ago may not
 // be stored yet; it is listed without a reason.
-func (d *Daemon) activeReasons(now time.Time) map[netip.Prefix]event.Decision {
+func (d *Daemon) activeReasons(now time.Time) map[event.DecisionKey]event.Decision {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	ds, err := d.store.ActiveDecisions(ctx, now)
@@ -355,15 +371,15 @@ func (d *Daemon) activeReasons(now time.Time) map[netip.Prefix]event.Decision {
 		d.log.Warn("status: reasons of active bans unavailable", "err", err)
 		return nil
 	}
-	m := make(map[netip.Prefix]event.Decision, len(ds))
+	m := make(map[event.DecisionKey]event.Decision, len(ds))
 	for _, x := range ds {
-		m[x.Target] = x
+		m[x.Key()] = x
 	}
 	return m
 }
 
 func banOf(d event.Decision) Ban {
-	return Ban{IP: Target(d.Target), Action: d.Action.String(), Jail: d.Jail, Scenario: d.Scenario, Reason: d.Reason, Start: d.Start, End: d.End(), Origin: d.Origin}
+	return Ban{IP: Target(d.Target), Action: d.Action.String(), Ports: event.FormatPorts(d.Ports), Jail: d.Jail, Scenario: d.Scenario, Reason: d.Reason, Start: d.Start, End: d.End(), Origin: d.Origin}
 }
 
 // readTarget decodes a request body into req and parses the target it

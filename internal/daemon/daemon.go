@@ -273,9 +273,9 @@ func (d *Daemon) restore(ctx context.Context) error {
 	if err := d.restoreKnownGood(ctx, d.pipe, now); err != nil {
 		return err
 	}
-	known := map[netip.Prefix]bool{}
+	known := map[event.DecisionKey]bool{}
 	for _, a := range active {
-		known[a.Target] = true
+		known[a.Key()] = true
 	}
 	kernel, err := d.enf.Active(ctx)
 	if err != nil {
@@ -283,7 +283,7 @@ func (d *Daemon) restore(ctx context.Context) error {
 	}
 	var adopted []event.Decision
 	for _, k := range kernel {
-		if !known[k.Target] {
+		if !known[k.Key()] {
 			k.Scenario, k.Reason, k.Origin = "adopted", "found in the firewall at start-up, unknown to the store", "local"
 			adopted = append(adopted, k)
 		}

@@ -120,6 +120,7 @@ func compile(cfg *config.Config, reg *filter.Registry, allow engine.Allowlist, a
 			FindTime: j.FindTime.D(),
 			BanTime:  j.BanTime.D(),
 			Weights:  weights,
+			Ports:    j.PortRanges(),
 		})
 	}
 	if shields {
@@ -267,34 +268,50 @@ func (lr *LineRouter) Observe(l *logline.Line) (ev event.Event, ok bool, ds []ev
 	return ev, n > 0, ds
 }
 
-// observe is Observe, the path every live and replayed line takes. It
-// returns how many events the line stood for (0: none), and leaves out of
-// the engine one occurrence of an event that counted reports was already
-// counted elsewhere (by a live policy server). With lr.stages set, the
-// filters' time is charged to Filter (and taken off Engine, to which the
-// caller charges the whole call).
+// observe is Observe, the path every live and replayed line takes. Every
+// jail whose filter matches the line counts it, as in fail2ban (see
+// filter.Router.MatchAll). It returns the first jail's event and how many
+// events the line stood for there (0: none), and leaves out of the engine
+// one occurrence of that event when counted reports it was already counted
+// elsewhere (by a live policy server). With lr.stages set, the filters'
+// time is charged to Filter (and taken off Engine, to which the caller
+// charges the whole call).
 func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (ev event.Event, n int, ds []event.Decision) {
 	var start time.Time
 	if lr.stages != nil {
 		start = time.Now()
 	}
-	ev, n, ok := lr.Event(l)
+	var buf [2]jailEvent // most lines match one jail at most
+	found := buf[:0]
+	lr.router.MatchAll(l, func(mt filter.Match, m *filter.Matcher) {
+		e := mt.Event(l)
+		e.Jail = lr.jailOf[m]
+		found = append(found, jailEvent{e, mt.Count})
+	})
 	if lr.stages != nil {
 		d := max(0, time.Since(start)-lr.clockCost)
 		lr.stages.Filter += d
 		lr.stages.Engine -= d
 	}
-	if !ok {
-		return ev, 0, nil
+	if len(found) == 0 {
+		return event.Event{}, 0, nil
 	}
-	observe := n
-	if counted != nil && counted(ev) {
-		observe--
+	for i, f := range found {
+		c := f.n
+		if i == 0 && counted != nil && counted(f.ev) {
+			c--
+		}
+		for range c {
+			ds = append(ds, lr.p.Engine.Observe(f.ev)...)
+		}
 	}
-	for range observe {
-		ds = append(ds, lr.p.Engine.Observe(ev)...)
-	}
-	return ev, n, ds
+	return found[0].ev, found[0].n, ds
+}
+
+// jailEvent is one jail's event for a line, and how many it stands for.
+type jailEvent struct {
+	ev event.Event
+	n  int
 }
 
 // Describe renders a decision for people: "ban 192.0.2.1 for 10m

@@ -28,7 +28,8 @@ func fullStatus() Status {
 		Firewall: FirewallStatus{Backend: "nftables", Applied: 10, Failed: 1, CarvedOut: 2, Repairs: 3, Restored: 4},
 		Engine: EngineStatus{Tracked: 1, TrackedCap: 2, Evicted: 3, Offenders: 4, ActiveBans: 5, ActiveEvicted: 6, Events: 7, Ignored: 8,
 			Allowlisted: 9, WhileBanned: 10, Successes: 11, KnownGood: 12, HotUsers: 13, Prefixes: 14, Surges: 15, Surge: true, Decisions: 16, Pending: 17},
-		Jails:   []JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 1}},
+		Jails: []JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 1, Ports: "22/tcp",
+			Failing: 2, FailedTotal: 12, BannedTotal: 3}},
 		Sources: []SourceState{{Source: "/var/log/auth.log", Jails: []string{"sshd"}, Lines: 100, Skipped: 2, Stale: 3}},
 		Policy: &PolicyStatus{
 			Postfix:       &postfix.Stats{Requests: 1, Delayed: 2, Rejected: 8, Blinded: 9, Parked: 3, Open: 4, Malformed: 5, Dropped: 6, Failed: 7},
@@ -36,7 +37,7 @@ func fullStatus() Status {
 			LogDuplicates: 8,
 		},
 		Evidence:   &EvidenceStatus{Messages: 1, Indicators: 2, Problems: 3, Failed: 4},
-		Active:     []Ban{{IP: "192.0.2.1", Action: "ban", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t, End: t.Add(time.Hour), Origin: "local"}},
+		Active:     []Ban{{IP: "192.0.2.1", Action: "ban", Ports: "22/tcp", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t, End: t.Add(time.Hour), Origin: "local"}},
 		Goroutines: 42,
 	}
 }

@@ -91,8 +91,93 @@ func (k prefixKey) prefix() netip.Prefix {
 	return netip.PrefixFrom(a, bits)
 }
 
+// activeKey is an active decision's key: its target, and for a per-port
+// ban of an address, the id of its ports (portSets); 0 for a whole-host
+// ban. An address can have a whole-host ban and per-port bans of jails
+// with different ports at once.
+type activeKey struct {
+	prefixKey
+	ports uint16
+}
+
+func hashActiveKey(k activeKey) uint64 {
+	h := hashPrefixKey(k.prefixKey)
+	if k.ports != 0 {
+		h ^= mix(uint64(k.ports) | 1<<40)
+	}
+	return h
+}
+
+func wholeKey(p netip.Prefix) activeKey { return activeKey{prefixKey: keyOfPrefix(p)} }
+
+// portSets interns the port lists of per-port bans, as their text
+// (event.FormatPorts); id 0 is none: a whole-host ban. Bounded like the
+// names: a list past maxNames is not interned (see setActive).
+type portSets struct {
+	ids   map[string]uint16
+	lists [][]event.PortRange
+}
+
+func (p *portSets) id(ps []event.PortRange) (uint16, bool) {
+	if len(ps) == 0 {
+		return 0, true
+	}
+	if p.ids == nil {
+		p.ids, p.lists = map[string]uint16{}, [][]event.PortRange{nil}
+	}
+	s := event.FormatPorts(ps)
+	if i, ok := p.ids[s]; ok {
+		return i, true
+	}
+	if len(p.lists) >= maxNames {
+		return 0, false
+	}
+	i := uint16(len(p.lists))
+	p.lists = append(p.lists, ps)
+	p.ids[s] = i
+	return i, true
+}
+
+func (p *portSets) list(id uint16) []event.PortRange {
+	if int(id) < len(p.lists) {
+		return p.lists[id]
+	}
+	return nil
+}
+
+// internJailPorts gives each jail the id of its ports.
+func (e *Engine) internJailPorts() {
+	for i := range e.jails {
+		e.jails[i].ports, _ = e.portSets.id(e.jails[i].Ports)
+	}
+}
+
+// jailIndex returns the index of the jail named name, or -1.
+func (e *Engine) jailIndex(name string) int {
+	if i, ok := e.byName[name]; ok {
+		return i
+	}
+	return -1
+}
+
+// keyOfDecision returns d's key in the active table; ok is false for a
+// per-port ban whose ports could not be interned (the table then does not
+// keep it: the firewall and the store do).
+func (e *Engine) keyOfDecision(d event.Decision) (activeKey, bool) {
+	k := wholeKey(d.Target)
+	if len(d.Ports) == 0 || !d.Target.IsSingleIP() {
+		return k, true
+	}
+	id, ok := e.portSets.id(event.NormalizePorts(d.Ports))
+	k.ports = id
+	return k, ok
+}
+
 func (e *Engine) setActive(d event.Decision) {
-	k := keyOfPrefix(d.Target)
+	k, ok := e.keyOfDecision(d)
+	if !ok {
+		return
+	}
 	e.active.put(k, activeBan{
 		start:    d.Start.UnixNano(),
 		dur:      d.Duration,
@@ -106,28 +191,39 @@ func (e *Engine) setActive(d event.Decision) {
 	}
 }
 
+// dropActive drops the whole-host decision on p.
 func (e *Engine) dropActive(p netip.Prefix) bool {
-	e.wide.Delete(p)
-	return e.active.del(keyOfPrefix(p))
+	return e.dropKey(wholeKey(p))
+}
+
+func (e *Engine) dropKey(k activeKey) bool {
+	if k.ports == 0 {
+		e.wide.Delete(k.prefix())
+	}
+	return e.active.del(k)
 }
 
 // forgetActive is the active table's eviction callback.
-func (e *Engine) forgetActive(k prefixKey, _ *activeBan) {
+func (e *Engine) forgetActive(k activeKey, _ *activeBan) {
 	if p := k.prefix(); !p.IsSingleIP() {
 		e.wide.Delete(p)
 	}
 }
 
-// activeAt returns the decision on exactly target if it is in force at t.
+// activeAt returns the whole-host decision on exactly target if it is in
+// force at t.
 func (e *Engine) activeAt(target netip.Prefix, t time.Time) (event.Decision, bool) {
-	k := keyOfPrefix(target)
+	return e.activeKeyAt(wholeKey(target), t)
+}
+
+func (e *Engine) activeKeyAt(k activeKey, t time.Time) (event.Decision, bool) {
 	if b, ok := e.active.get(k); ok && b.in(t) {
 		return e.decisionOf(k, b), true
 	}
 	return event.Decision{}, false
 }
 
-func (e *Engine) decisionOf(k prefixKey, b activeBan) event.Decision {
+func (e *Engine) decisionOf(k activeKey, b activeBan) event.Decision {
 	return event.Decision{
 		Target:   k.prefix(),
 		Action:   b.action,
@@ -136,17 +232,33 @@ func (e *Engine) decisionOf(k prefixKey, b activeBan) event.Decision {
 		Scenario: e.names.name(b.scenario),
 		Jail:     e.names.name(b.jail),
 		Origin:   e.names.name(b.origin),
+		Ports:    e.portSets.list(k.ports),
 	}
 }
 
-// Banned reports whether addr is covered by an active decision at t, and which.
+// bannedFor is bannedAt for the events of jail ji (-1: none): a per-port
+// ban of addr on the jail's ports counts too.
+func (e *Engine) bannedFor(addr netip.Addr, ji int, t time.Time) (event.Decision, bool) {
+	if d, ok := e.bannedAt(addr, t); ok {
+		return d, true
+	}
+	if ji < 0 || e.jails[ji].ports == 0 {
+		return event.Decision{}, false
+	}
+	return e.activeKeyAt(activeKey{keyOfPrefix(event.AddrPrefix(addr)), e.jails[ji].ports}, t)
+}
+
+// Banned reports whether addr is covered by an active whole-host decision
+// at t, and which. Per-port bans do not count: the address still reaches
+// the other services.
 func (e *Engine) Banned(addr netip.Addr, t time.Time) (event.Decision, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.bannedAt(addr.Unmap(), t)
 }
 
-// bannedAt looks for an active ban of addr or of a prefix holding it. A
+// bannedAt looks for an active whole-host ban of addr or of a prefix
+// holding it. A
 // good address (see good.go) is carved out of prefix bans. The prefixes
 // are found in one longest-prefix-match lookup, whatever their number;
 // only when one holds addr are the bans holding it checked, most specific
@@ -166,13 +278,14 @@ func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
 	return event.Decision{}, false
 }
 
-// Active returns the decisions in force at t, sorted by start. Their
-// Reason is empty: the engine does not keep it (see active.go).
+// Active returns the decisions in force at t, sorted by start, per-port
+// bans with their Ports. Their Reason is empty: the engine does not keep
+// it (see active.go).
 func (e *Engine) Active(t time.Time) []event.Decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var ds []event.Decision
-	e.active.each(func(k prefixKey, b *activeBan) {
+	e.active.each(func(k activeKey, b *activeBan) {
 		if b.in(t) {
 			ds = append(ds, e.decisionOf(k, *b))
 		}
@@ -181,7 +294,38 @@ func (e *Engine) Active(t time.Time) []event.Decision {
 		if c := a.Start.Compare(b.Start); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Target.String(), b.Target.String())
+		if c := strings.Compare(a.Target.String(), b.Target.String()); c != 0 {
+			return c
+		}
+		return strings.Compare(event.FormatPorts(a.Ports), event.FormatPorts(b.Ports))
 	})
 	return ds
+}
+
+// JailCounts is what fail2ban-client's "status JAIL" tells of a jail.
+type JailCounts struct {
+	Name    string
+	Failing int    // addresses with failures counted within the jail's findtime
+	Failed  uint64 // failures reported by the jail's events since start
+	Banned  uint64 // bans decided for the jail since start
+}
+
+// JailCounts returns the counts of every jail at t, in the jails' order.
+// Counting the failing addresses walks the tracked table: a few
+// milliseconds at a million keys, for a status request.
+func (e *Engine) JailCounts(t time.Time) []JailCounts {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]JailCounts, len(e.jails))
+	since := make([]stamp, len(e.jails))
+	for i, j := range e.jails {
+		out[i] = JailCounts{Name: j.Name, Failed: j.failed, Banned: j.banned}
+		since[i] = toStamp(t.Add(-j.FindTime))
+	}
+	e.tracked.each(func(k addrKey, r *ring) {
+		if ji := int(k.jail); ji < len(out) && r.count(since[ji], e.jails[ji].per) > 0 {
+			out[ji].Failing++
+		}
+	})
+	return out
 }

@@ -101,7 +101,7 @@ func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since 
 		if e.goodAt(a, t).any() || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
 			continue
 		}
-		if _, banned := e.bannedAt(a, ev.Time); banned {
+		if _, banned := e.bannedFor(a, e.jailIndex(jail), ev.Time); banned {
 			continue
 		}
 		if why == "" {

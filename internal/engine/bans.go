@@ -22,7 +22,7 @@ type offender struct {
 // target at that second: that is the same ban, decided again on log lines
 // read a second time (after a restart, see snapshot.go).
 func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) []event.Decision {
-	if o, ok := e.offenders.get(keyOfPrefix(target)); ok && o.bans.has(toStamp(t)) {
+	if o, ok := e.offenders.get(keyOfPrefix(target)); ok && o.bans.has(toStamp(t)) && !e.otherBanAt(target, t, jail) {
 		e.stats.Repeated++
 		return nil
 	}
@@ -40,12 +40,40 @@ func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration,
 		Jail:     jail,
 		Origin:   "local",
 	}
+	if ji := e.jailIndex(jail); ji >= 0 {
+		e.jails[ji].banned++
+		if target.IsSingleIP() && scenario != "recidive" {
+			d.Ports = e.jails[ji].Ports
+		}
+	}
 	e.setActive(d)
 	e.stats.Decisions++
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
 		e.log.Debug("ban", "addr", target.String(), "scenario", scenario, "duration_s", int64(dur.Seconds()), "jail", jail)
 	}
 	return []event.Decision{d}
+}
+
+// otherBanAt reports whether target holds a ban in force, other than the
+// one jail would make now (another jail's with other ports, or a
+// whole-host one), that started at t's second: the history's ban at that
+// second is that one, and this ban no repeat of it.
+func (e *Engine) otherBanAt(target netip.Prefix, t time.Time, jail string) bool {
+	mine := uint16(0)
+	if ji := e.jailIndex(jail); ji >= 0 && target.IsSingleIP() {
+		mine = e.jails[ji].ports
+	}
+	s := toStamp(t)
+	k := keyOfPrefix(target)
+	for id := range max(len(e.portSets.lists), 1) {
+		if uint16(id) == mine {
+			continue
+		}
+		if b, ok := e.active.get(activeKey{k, uint16(id)}); ok && toStamp(time.Unix(0, b.start)) == s {
+			return true
+		}
+	}
+	return false
 }
 
 // escalate applies ban-time escalation and recidive to a new ban and
@@ -148,6 +176,11 @@ func (e *Engine) Unban(p netip.Prefix) bool {
 	defer e.mu.Unlock()
 	p = normPrefix(p)
 	ok := e.dropActive(p)
+	for id := range e.portSets.lists {
+		if id > 0 && e.dropKey(activeKey{keyOfPrefix(p), uint16(id)}) {
+			ok = true
+		}
+	}
 	if p.IsSingleIP() {
 		for ji := range e.jails {
 			e.tracked.del(keyOf(p.Addr(), ji))

@@ -18,6 +18,13 @@ type Jail struct {
 	FindTime time.Duration      // the sliding window
 	BanTime  time.Duration      // the first ban's duration; escalation lengthens later ones; Permanent: until revoked
 	Weights  map[event.Kind]int // failures one event of a kind counts for; default 1, 0 ignores the kind
+	// Ports limits the jail's address bans to these destination ports
+	// (fail2ban's per-port actions); empty bans the whole host. The bans
+	// that carry them: every ban of one address the jail's events decide,
+	// but recidive, which is whole-host like fail2ban's recidive jail.
+	// Prefix bans are always whole-host. An address banned on some ports
+	// is still counted by jails with other ports.
+	Ports []event.PortRange
 }
 
 // Escalation lengthens the bans of repeat offenders: the n-th ban within

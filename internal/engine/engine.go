@@ -69,8 +69,9 @@ type Engine struct {
 	carvePrefixes, relayPrefixes map[prefixKey]uint32
 	bits                         levelBits
 	surge                        surgeState
-	active                       *boundedMap[prefixKey, activeBan] // decisions in force (active.go)
+	active                       *boundedMap[activeKey, activeBan] // decisions in force (active.go)
 	names                        nameTable                         // their scenario, jail and origin names
+	portSets                     portSets                          // the ports of per-port bans (active.go)
 	wide                         *bart.Lite                        // active targets wider than one address, for bannedAt
 	now                          time.Time                         // the latest time seen
 	keep                         []stamp                           // per jail: how long a failure can still count
@@ -87,7 +88,12 @@ type levelBits struct {
 
 type jailState struct {
 	Jail
-	per int // failures one ring slot stands for
+	per   int    // failures one ring slot stands for
+	ports uint16 // its Ports' id in Engine.portSets; 0: whole-host bans
+	// failed counts the failures the jail's events reported (allowlisted
+	// addresses left out; those of addresses already banned counted, as
+	// fail2ban's "Total failed" counts them); banned the bans it decided.
+	failed, banned uint64
 }
 
 // New validates cfg and returns an Engine.
@@ -120,7 +126,7 @@ func New(cfg Config) (*Engine, error) {
 		wideBans:      newBoundedMap[prefixKey](max(cfg.MaxTracked/100, 1024), hashPrefixKey, func(d *distinct[uint32]) stamp { return d.last }),
 		carvePrefixes: map[prefixKey]uint32{},
 		relayPrefixes: map[prefixKey]uint32{},
-		active:        newBoundedMap[prefixKey](cfg.MaxTracked, hashPrefixKey, (*activeBan).end),
+		active:        newBoundedMap[activeKey](cfg.MaxTracked, hashActiveKey, (*activeBan).end),
 		wide:          &bart.Lite{},
 		log:           cfg.Logger,
 	}
@@ -158,8 +164,10 @@ func New(cfg Config) (*Engine, error) {
 				e.byService[s] = i
 			}
 		}
+		j.Ports = event.NormalizePorts(j.Ports)
 		e.jails = append(e.jails, jailState{Jail: j, per: (j.MaxRetry + ringSize - 1) / ringSize})
 	}
+	e.internJailPorts()
 	e.setKeep()
 	e.expireTables()
 	return e, nil
@@ -213,7 +221,7 @@ func (e *Engine) expireTables() {
 		}
 		return 0
 	})
-	e.active.expiring(durStamp(max(c.Escalation.Max, c.Recidive.BanTime, 7*24*time.Hour)), func(_ prefixKey, b *activeBan) stamp {
+	e.active.expiring(durStamp(max(c.Escalation.Max, c.Recidive.BanTime, 7*24*time.Hour)), func(_ activeKey, b *activeBan) stamp {
 		if b.dur <= 0 {
 			return 0
 		}

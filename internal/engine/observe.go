@@ -23,7 +23,8 @@ import (
 //  2. allowlisted address: never counted, never banned;
 //  3. a successful login or accepted mail: the address becomes good;
 //  4. already banned (the address, or a prefix holding it unless the
-//     address is good and so carved out): not counted again;
+//     address is good and so carved out, or the address on the jail's
+//     ports): not counted again;
 //  5. a delivering relay's unknown recipient: counted against the relay
 //     alone, at a fraction of its weight;
 //  6. a known-good address: counted per user (countGood); a relay's other
@@ -79,7 +80,8 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	case !ev.Kind.Failure():
 		return out
 	}
-	if _, banned := e.bannedAt(addr, ev.Time); banned {
+	e.jails[ji].failed++
+	if _, banned := e.bannedFor(addr, ji, ev.Time); banned {
 		e.stats.WhileBanned++
 		return out
 	}

@@ -136,7 +136,7 @@ func (e *Engine) flushPending(now time.Time) []event.Decision {
 			continue
 		}
 		delete(p.by, b.target)
-		if _, banned := e.bannedAt(b.target.Addr(), b.due); banned {
+		if _, banned := e.bannedFor(b.target.Addr(), e.jailIndex(b.jail), b.due); banned {
 			continue
 		}
 		out = append(out, e.banLocked(b.target, b.due, b.base, b.scenario, b.reason, b.jail)...)

@@ -58,7 +58,13 @@ func (e *Engine) Reconfigure(cfg Config) error {
 		})
 	}
 	e.cfg, e.log = n.cfg, n.log
+	for i, j := range e.jails {
+		if ni := remap[i]; ni >= 0 {
+			n.jails[ni].failed, n.jails[ni].banned = j.failed, j.banned
+		}
+	}
 	e.jails, e.byName, e.byService = n.jails, n.byName, n.byService
+	e.internJailPorts()
 	e.setKeep()
 	if !slices.Equal(e.bits.carve4, n.bits.carve4) || !slices.Equal(e.bits.carve6, n.bits.carve6) {
 		e.bits = n.bits
@@ -110,13 +116,15 @@ func (e *Engine) DropAllowlisted() []event.Decision {
 		return nil
 	}
 	var out []event.Decision
-	e.active.each(func(k prefixKey, b *activeBan) {
+	var drop []activeKey
+	e.active.each(func(k activeKey, b *activeBan) {
 		if e.cfg.Allow.Overlaps(k.prefix()) {
 			out = append(out, e.decisionOf(k, *b))
+			drop = append(drop, k)
 		}
 	})
-	for _, d := range out {
-		e.dropActive(d.Target)
+	for _, k := range drop {
+		e.dropKey(k)
 	}
 	return out
 }

@@ -133,6 +133,31 @@ type Decision struct {
 	Reason   string        // human explanation: counts, window, user
 	Jail     string        // the jail whose rules fired, if any
 	Origin   string        // "local" or a peer's name
+	// Ports limits a ban of one address to these destination ports
+	// (normalized, see NormalizePorts): a jail with ports bans only its
+	// service, as fail2ban's per-port actions do. Empty bans every port
+	// and protocol: the whole host, the default. Prefix bans are always
+	// whole-host: the enforcers ignore Ports on a wider target.
+	Ports []PortRange
+}
+
+// WholeHost reports whether the decision covers every port of its target.
+func (d Decision) WholeHost() bool { return len(d.Ports) == 0 || !d.Target.IsSingleIP() }
+
+// DecisionKey tells decisions in force apart: a target's whole-host
+// decision and its per-port ones are different decisions.
+type DecisionKey struct {
+	Target netip.Prefix
+	Ports  string // FormatPorts of the ports; "" for a whole-host decision
+}
+
+// Key returns the decision's DecisionKey (its ports as given: decisions
+// from the engine, the store and the enforcers have them normalized).
+func (d Decision) Key() DecisionKey {
+	if d.WholeHost() {
+		return DecisionKey{Target: d.Target}
+	}
+	return DecisionKey{Target: d.Target, Ports: FormatPorts(d.Ports)}
 }
 
 // End returns when the decision expires; the zero time when it never does.

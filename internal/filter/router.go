@@ -99,6 +99,23 @@ func (r *Router) routeOf(prog string, idx []int) []int {
 	return idx
 }
 
+// MatchAll offers l to every matcher it is routed to, in order, and calls
+// found with each match: as fail2ban's jails each read their log, every
+// jail whose filter matches a line counts it, and every matcher sees every
+// line of its programs (its session context stays whole).
+func (r *Router) MatchAll(l *logline.Line, found func(Match, *Matcher)) {
+	idx := r.all
+	if l.Program != "" {
+		idx = r.route(l.Program)
+	}
+	var mt Match
+	for _, i := range idx {
+		if r.ms[i].match(l, &mt) {
+			found(mt, r.ms[i])
+		}
+	}
+}
+
 // try returns the first of the matchers idx names that matches l, having
 // filled *out, or nil.
 func (r *Router) try(idx []int, l *logline.Line, out *Match) *Matcher {

@@ -135,14 +135,16 @@ type intent struct {
 	bans     map[netip.Prefix]time.Time // target → end; zero: no timeout
 	carves   map[netip.Addr]time.Time   // address → end; zero: no timeout
 	traps    map[netip.Addr]time.Time   // trapped address → end; zero: no timeout
+	portBans map[portElem]time.Time     // per-port ban element → end; zero: no timeout (ports.go)
 	allow    []netip.Prefix             // normalized; nil before the first SetAllow
 	allowSet bool
 	// sizes after the last prune, so that pruning costs O(1) per entry added
-	prunedBans, prunedCarves int
+	prunedBans, prunedCarves, prunedPorts int
 }
 
 func newIntent() intent {
-	return intent{bans: map[netip.Prefix]time.Time{}, carves: map[netip.Addr]time.Time{}, traps: map[netip.Addr]time.Time{}}
+	return intent{bans: map[netip.Prefix]time.Time{}, carves: map[netip.Addr]time.Time{}, traps: map[netip.Addr]time.Time{},
+		portBans: map[portElem]time.Time{}}
 }
 
 // live reports whether an entry ending at end is still to be held at now.
@@ -155,8 +157,13 @@ func live(end, now time.Time, slack time.Duration) bool {
 // reconcileSlack is how close to its end an entry is left out of a repair.
 const reconcileSlack = time.Second
 
+// addBans records the whole-host bans among bans (addPortBans records
+// the others).
 func (in *intent) addBans(bans []ban, now time.Time) {
 	for _, b := range bans {
+		if len(b.ports) > 0 {
+			continue
+		}
 		end := time.Time{}
 		if b.timeout > 0 {
 			end = now.Add(b.timeout)
@@ -192,7 +199,8 @@ func (in *intent) prune(now time.Time) {
 	maps.DeleteFunc(in.bans, func(_ netip.Prefix, end time.Time) bool { return !live(end, now, 0) })
 	maps.DeleteFunc(in.carves, func(_ netip.Addr, end time.Time) bool { return !live(end, now, 0) })
 	maps.DeleteFunc(in.traps, func(_ netip.Addr, end time.Time) bool { return !live(end, now, 0) })
-	in.prunedBans, in.prunedCarves = len(in.bans), len(in.carves)
+	maps.DeleteFunc(in.portBans, func(_ portElem, end time.Time) bool { return !live(end, now, 0) })
+	in.prunedBans, in.prunedCarves, in.prunedPorts = len(in.bans), len(in.carves), len(in.portBans)
 }
 
 // carvedOut counts the carve-outs in force at now.

@@ -2,10 +2,12 @@ package firewall
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -31,9 +33,17 @@ import (
 //	<jail>      the jail whose rules fired
 //	<scenario>  the scenario ("ip-failures", ...)
 //	<reason>    the human explanation
+//	<port>      a per-port ban's ports as iptables' multiport takes them
+//	            ("22", "25,465,587", "6000:6010"); empty for a whole-host ban
+//	<protocol>  a per-port ban's protocols ("tcp"; "tcp,udp" when it has
+//	            ports of both); empty for a whole-host ban
+//	<ports>     a per-port ban's ports with their protocols ("22/tcp,53/udp");
+//	            empty for a whole-host ban
 //
 // Every value is inserted shell-quoted ('...'), so write tags bare:
-// `iptables -I INPUT -s <ip> -j DROP`, not "<ip>". Reason, jail and the
+// `iptables -I INPUT -s <ip> -j DROP`, not "<ip>". A template that serves
+// per-port and whole-host bans alike tests <port>:
+// `if [ -n <port> ]; then iptables -I INPUT -s <ip> -p <protocol> -m multiport --dports <port> -j DROP; else iptables -I INPUT -s <ip> -j DROP; fi`. Reason, jail and the
 // like carry attacker-chosen text (user names, for one) and cannot break out
 // of their quotes. Unknown tags are left as they are. Start and Stop get no
 // tags.
@@ -82,7 +92,7 @@ type Command struct {
 	cfg    CommandConfig
 	log    *slog.Logger
 	now    func() time.Time
-	active map[netip.Prefix]event.Decision // Start: when banned, Duration: full length
+	active map[banKey]event.Decision // Start: when banned, Duration: full length
 	allow  []netip.Prefix
 	want   intent // carve-outs only
 	closed bool
@@ -99,7 +109,7 @@ func NewCommand(ctx context.Context, cfg CommandConfig) (*Command, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	c := &Command{cfg: cfg, log: loggerOrDiscard(cfg.Logger), now: time.Now, active: map[netip.Prefix]event.Decision{}, want: newIntent()}
+	c := &Command{cfg: cfg, log: loggerOrDiscard(cfg.Logger), now: time.Now, active: map[banKey]event.Decision{}, want: newIntent()}
 	if cfg.Start != "" {
 		if err := c.run(ctx, "start", cfg.Start); err != nil {
 			return nil, fmt.Errorf("command action: %w", err)
@@ -125,6 +135,7 @@ func render(tmpl string, d event.Decision) string {
 	if d.Target.Addr().Is6() {
 		family = "inet6"
 	}
+	port, proto := multiport(d.Ports)
 	secs := int64(0)
 	if d.Duration > 0 {
 		secs = int64((d.Duration + time.Second - 1) / time.Second)
@@ -138,8 +149,31 @@ func render(tmpl string, d event.Decision) string {
 		"<jail>", shellQuote(d.Jail),
 		"<scenario>", shellQuote(d.Scenario),
 		"<reason>", shellQuote(d.Reason),
+		"<port>", shellQuote(port),
+		"<protocol>", shellQuote(proto),
+		"<ports>", shellQuote(event.FormatPorts(d.Ports)),
 	)
 	return r.Replace(tmpl)
+}
+
+// multiport writes ports as iptables' multiport match and fail2ban's
+// <port> take them ("25,465,6000:6010"), and their protocols ("tcp",
+// "tcp,udp").
+func multiport(ps []event.PortRange) (port, proto string) {
+	var ports, protos []string
+	for _, r := range ps {
+		p := strconv.Itoa(int(r.First))
+		if r.Last != r.First {
+			p += ":" + strconv.Itoa(int(r.Last))
+		}
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+		if !slices.Contains(protos, r.Proto.String()) {
+			protos = append(protos, r.Proto.String())
+		}
+	}
+	return strings.Join(ports, ","), strings.Join(protos, ",")
 }
 
 // run runs script with the shell, bounded by the configured timeout.
@@ -254,16 +288,17 @@ func (c *Command) Apply(ctx context.Context, ds []event.Decision) error {
 			c.log.Warn("command action: not banning a prefix that holds a carved-out address (commands cannot carve)", "addr", b.target.String(), "scenario", d.Scenario, "jail", d.Jail)
 			continue
 		}
-		if _, ok := c.active[b.target]; ok {
-			c.active[b.target] = d
+		k := b.key()
+		if _, ok := c.active[k]; ok {
+			c.active[k] = d
 			continue
 		}
 		if err := c.run(ctx, "ban "+b.target.String(), render(c.cfg.Ban, d)); err != nil {
-			c.log.Error("command action: ban failed", "addr", b.target.String(), "error", err)
+			c.log.Error("command action: ban failed", "addr", b.target.String(), "ports", k.ports, "error", err)
 			errs = append(errs, err)
 			continue
 		}
-		c.active[b.target] = d
+		c.active[k] = d
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("command apply: %w", err)
@@ -271,8 +306,9 @@ func (c *Command) Apply(ctx context.Context, ds []event.Decision) error {
 	return nil
 }
 
-// Revoke runs Unban for each target it remembers as banned and forgets it;
-// targets it does not remember are not an error and run nothing. A target
+// Revoke runs Unban for each target it remembers as banned and forgets it
+// (once for each of an address's bans: whole-host and per-port); targets it
+// does not remember are not an error and run nothing. A target
 // whose Unban fails stays remembered (the ban may still be in place) and its
 // error is returned, joined with the others; the rest are still revoked.
 func (c *Command) Revoke(ctx context.Context, targets []netip.Prefix) error {
@@ -286,16 +322,19 @@ func (c *Command) Revoke(ctx context.Context, targets []netip.Prefix) error {
 		return fmt.Errorf("command revoke: %w", err)
 	}
 	errs := c.sweep(ctx, c.now())
+	revoke := map[netip.Prefix]bool{}
 	for _, t := range ts {
-		d, ok := c.active[t]
-		if !ok {
+		revoke[t] = true
+	}
+	for _, k := range sortedKeys(c.active) {
+		if !revoke[k.target] {
 			continue
 		}
-		if err := c.unban(ctx, d); err != nil {
+		if err := c.unban(ctx, c.active[k]); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		delete(c.active, t)
+		delete(c.active, k)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("command revoke: %w", err)
@@ -315,8 +354,18 @@ func (c *Command) Active(ctx context.Context) ([]event.Decision, error) {
 	return activeDecisions(c.active, c.now()), nil
 }
 
+// sortedKeys returns the keys of m in the order of their targets, then
+// their ports, so commands run in a stable order.
+func sortedKeys(m map[banKey]event.Decision) []banKey {
+	ks := slices.Collect(maps.Keys(m))
+	slices.SortFunc(ks, func(a, b banKey) int {
+		return cmp.Or(a.target.Addr().Compare(b.target.Addr()), cmp.Compare(a.target.Bits(), b.target.Bits()), strings.Compare(a.ports, b.ports))
+	})
+	return ks
+}
+
 // activeDecisions reports the unexpired entries of m as of now.
-func activeDecisions(m map[netip.Prefix]event.Decision, now time.Time) []event.Decision {
+func activeDecisions(m map[banKey]event.Decision, now time.Time) []event.Decision {
 	out := make([]event.Decision, 0, len(m))
 	for _, d := range m {
 		if !d.Active(now) {
@@ -347,15 +396,15 @@ func (c *Command) SetAllow(ctx context.Context, allow []netip.Prefix) error {
 	}
 	c.allow = ps
 	var errs []error
-	for t, d := range c.active {
-		if !c.allowed(t) {
+	for k, d := range c.active {
+		if !c.allowed(k.target) {
 			continue
 		}
 		if err := c.unban(ctx, d); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		delete(c.active, t)
+		delete(c.active, k)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("command set allow: %w", err)
@@ -380,7 +429,8 @@ func (c *Command) Carve(ctx context.Context, cs []CarveOut) error {
 	}
 	c.want.addCarves(carves, now)
 	var errs []error
-	for t, d := range c.active {
+	for k, d := range c.active {
+		t := k.target
 		if isSingle(t) || !slices.ContainsFunc(carves, func(co carveOut) bool { return t.Contains(co.addr) }) {
 			continue
 		}
@@ -389,7 +439,7 @@ func (c *Command) Carve(ctx context.Context, cs []CarveOut) error {
 			errs = append(errs, err)
 			continue
 		}
-		delete(c.active, t)
+		delete(c.active, k)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("command carve: %w", err)

@@ -282,3 +282,56 @@ func TestCommandCarveOuts(t *testing.T) {
 		t.Error("Carve of an invalid address succeeded")
 	}
 }
+
+// TestCommandPerPort checks the port tags and that an address's per-port
+// bans and its whole-host ban are separate bans, each run and unbanned.
+func TestCommandPerPort(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	q := shellQuote(dir)
+	record := `printf '%s|%s|%s|%s|%s\n' <ip> <port> <protocol> <ports> <jail> >> ` + q
+	c, err := NewCommand(ctx, CommandConfig{Ban: record + "/ban.log", Unban: record + "/unban.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := func(s string) []event.PortRange {
+		ps, err := event.ParsePorts(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	ds := []event.Decision{
+		{Target: pfx("192.0.2.1"), Action: event.Ban, Duration: time.Hour, Jail: "sshd", Ports: ports("22/tcp")},
+		{Target: pfx("192.0.2.1"), Action: event.Ban, Duration: time.Hour, Jail: "postfix", Ports: ports("587/tcp,25/tcp,465/tcp")},
+		{Target: pfx("192.0.2.1"), Action: event.Ban, Duration: time.Hour, Jail: "recidive"},
+		{Target: pfx("192.0.2.2"), Action: event.Ban, Duration: time.Hour, Jail: "dns", Ports: ports("53/udp,53/tcp,6000-6010/tcp")},
+		// A prefix ban is whole-host: its ports are dropped.
+		{Target: pfx("198.51.100.0/24"), Action: event.Ban, Duration: time.Hour, Jail: "x", Ports: ports("22/tcp")},
+	}
+	if err := c.Apply(ctx, ds); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	want := []string{
+		"192.0.2.1|22|tcp|22/tcp|sshd",
+		"192.0.2.1|25,465,587|tcp|25/tcp,465/tcp,587/tcp|postfix",
+		"192.0.2.1||||recidive",
+		"192.0.2.2|53,6000:6010|tcp,udp|53/tcp,6000-6010/tcp,53/udp|dns",
+		"198.51.100.0/24||||x",
+	}
+	if got := readLines(t, filepath.Join(dir, "ban.log")); !slices.Equal(got, want) {
+		t.Errorf("ban commands ran with\n%q\nwant\n%q", got, want)
+	}
+	act, err := c.Active(ctx)
+	if err != nil || len(act) != 5 {
+		t.Errorf("Active = %v, %v; want 5 bans", act, err)
+	}
+	if err := c.Revoke(ctx, []netip.Prefix{pfx("192.0.2.1")}); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	wantUnban := []string{"192.0.2.1||||recidive", "192.0.2.1|22|tcp|22/tcp|sshd", "192.0.2.1|25,465,587|tcp|25/tcp,465/tcp,587/tcp|postfix"}
+	if got := readLines(t, filepath.Join(dir, "unban.log")); !slices.Equal(got, wantUnban) {
+		t.Errorf("unban commands ran with\n%q\nwant\n%q", got, wantUnban)
+	}
+	checkActive(t, c, map[netip.Prefix]time.Duration{pfx("192.0.2.2"): time.Hour, pfx("198.51.100.0/24"): time.Hour})
+}

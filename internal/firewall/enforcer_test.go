@@ -208,6 +208,73 @@ func runKernelSuite(t *testing.T, newEnforcer kernelBackend) {
 				}
 			})
 
+			t.Run("PerPortBan", func(t *testing.T) {
+				p := netnstest.New(t)
+				e := newEnforcer(t, p)
+				ssh := p.Listen(netip.AddrPortFrom(fam.server(p), 0))
+				web := p.Listen(netip.AddrPortFrom(fam.server(p), 0))
+				a := fam.attacker(p)
+				tcp := func(ap netip.AddrPort) event.PortRange {
+					return event.PortRange{Proto: event.TCP, First: ap.Port(), Last: ap.Port()}
+				}
+				udp := event.PortRange{Proto: event.UDP, First: ssh.Port(), Last: ssh.Port()}
+				sshBan := banFor(event.AddrPrefix(a[0]), time.Hour)
+				sshBan.Ports = []event.PortRange{udp, tcp(ssh)}
+				if err := e.Apply(ctx, []event.Decision{sshBan}); err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[0], ssh, blockedWait) {
+					t.Error("address banned on a port still connects to it")
+				}
+				if !p.CanConnect(p.Attacker, a[0], web, connectWait) {
+					t.Error("address banned on one port cannot connect to another")
+				}
+				if !p.CanConnect(p.Attacker, a[1], ssh, connectWait) {
+					t.Error("another address cannot connect to the banned port")
+				}
+				checkPortBans(t, e, map[string]time.Duration{a[0].String() + " " + event.FormatPorts(event.NormalizePorts(sshBan.Ports)): time.Hour})
+
+				// Another jail's shorter ban sharing the port: the port
+				// keeps the longer ban.
+				webBan := banFor(event.AddrPrefix(a[0]), 10*time.Minute)
+				webBan.Ports = []event.PortRange{tcp(web), tcp(ssh)}
+				if err := e.Apply(ctx, []event.Decision{webBan}); err != nil {
+					t.Fatalf("Apply second: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[0], web, blockedWait) || p.CanConnect(p.Attacker, a[0], ssh, blockedWait) {
+					t.Error("address banned on two ports still connects to one")
+				}
+				checkPortBans(t, e, map[string]time.Duration{
+					a[0].String() + " " + event.FormatPorts(event.NormalizePorts(sshBan.Ports)): time.Hour,
+					a[0].String() + " " + event.FormatPorts([]event.PortRange{tcp(web)}):        10 * time.Minute,
+				})
+
+				// A carve-out lets an address through prefix bans, not
+				// through its own per-port ban.
+				if err := e.Carve(ctx, []CarveOut{{Addr: a[0], Until: time.Now().Add(time.Hour)}}); err != nil {
+					t.Fatalf("Carve: %v", err)
+				}
+				if p.CanConnect(p.Attacker, a[0], ssh, blockedWait) {
+					t.Error("carved-out address gets through its per-port ban")
+				}
+
+				// Too many ports fail before anything changes.
+				big := banFor(event.AddrPrefix(a[1]), time.Hour)
+				big.Ports = []event.PortRange{{Proto: event.TCP, First: 1000, Last: 2000}}
+				if err := e.Apply(ctx, []event.Decision{big}); err == nil {
+					t.Error("a ban on 1001 ports was accepted")
+				}
+
+				// Revoke lifts every ban of the address.
+				if err := e.Revoke(ctx, []netip.Prefix{event.AddrPrefix(a[0])}); err != nil {
+					t.Fatalf("Revoke: %v", err)
+				}
+				if !p.CanConnect(p.Attacker, a[0], ssh, connectWait) || !p.CanConnect(p.Attacker, a[0], web, connectWait) {
+					t.Error("revoked address cannot connect")
+				}
+				checkPortBans(t, e, map[string]time.Duration{})
+			})
+
 			t.Run("KernelExpiry", func(t *testing.T) {
 				p := netnstest.New(t)
 				e := newEnforcer(t, p)
@@ -396,5 +463,32 @@ func checkActive(t *testing.T, e enforcer, want map[netip.Prefix]time.Duration) 
 	slices.SortFunc(extra, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	if len(extra) > 0 {
 		t.Errorf("Active has unexpected %v", extra)
+	}
+}
+
+// checkPortBans compares the per-port bans Active reports (keyed "ADDR
+// PORTS") with want, allowing for the seconds the test takes.
+func checkPortBans(t *testing.T, e enforcer, want map[string]time.Duration) {
+	t.Helper()
+	ds, err := e.Active(context.Background())
+	if err != nil {
+		t.Fatalf("Active: %v", err)
+	}
+	got := map[string]time.Duration{}
+	for _, d := range ds {
+		if len(d.Ports) > 0 {
+			got[d.Target.Addr().String()+" "+event.FormatPorts(d.Ports)] = d.Duration
+		}
+	}
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok || g > w || g < w-10*time.Second {
+			t.Errorf("Active per-port %s: %v (present: %v), want about %v", k, g, ok, w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("Active has unexpected per-port ban %s", k)
+		}
 	}
 }

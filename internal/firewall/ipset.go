@@ -46,7 +46,7 @@ const ipsetMaxTimeout = 2147483
 type IPSetConfig struct {
 	// Prefix starts every set name: rampart-ban4, rampart-ban6,
 	// rampart-bannet4, rampart-bannet6, rampart-allow4, rampart-allow6,
-	// rampart-carve4, rampart-carve6. Default "rampart-". Set names are at
+	// rampart-carve4, rampart-carve6, rampart-banport4, rampart-banport6. Default "rampart-". Set names are at
 	// most 31 bytes.
 	Prefix string
 	// Chain is the chain in iptables' raw table holding Rampart's rules,
@@ -94,32 +94,38 @@ type ipsetFamily struct {
 	iptables, restor string
 	ban, bannet      string // set names
 	allow, carve     string
+	banport          string // per-port bans (ipset_ports.go)
 }
 
 func (c IPSetConfig) families() []ipsetFamily {
 	fs := []ipsetFamily{{
 		family: "inet", iptables: c.IPTables, restor: c.IPTablesRestore,
 		ban: c.Prefix + "ban4", bannet: c.Prefix + "bannet4", allow: c.Prefix + "allow4", carve: c.Prefix + "carve4",
+		banport: c.Prefix + "banport4",
 	}}
 	if !c.NoIPv6 {
 		fs = append(fs, ipsetFamily{
 			v6: true, family: "inet6", iptables: c.IP6Tables, restor: c.IP6TablesRestore,
 			ban: c.Prefix + "ban6", bannet: c.Prefix + "bannet6", allow: c.Prefix + "allow6", carve: c.Prefix + "carve6",
+			banport: c.Prefix + "banport6",
 		})
 	}
 	return fs
 }
 
 // IPSet enforces decisions with ipset and iptables, for hosts without
-// nftables. It owns, per family, four sets (for the "rampart-" prefix):
+// nftables. It owns, per family, five sets (for the "rampart-" prefix):
 // rampart-ban4 (hash:ip, timeout 0), rampart-bannet4 (hash:net, timeout 0),
-// rampart-allow4 (hash:net) and rampart-carve4 (hash:ip, timeout 0), and the
-// -6 ones with family inet6; and a chain RAMPART in the raw table, jumped to
-// from the top of PREROUTING (before conntrack and DNAT, so Docker-published
-// ports are covered), whose order is the semantics (as in nftables):
+// rampart-allow4 (hash:net), rampart-carve4 (hash:ip, timeout 0) and
+// rampart-banport4 (hash:ip,port, timeout 0: per-port bans, members like
+// 192.0.2.1,tcp:22), and the -6 ones with family inet6; and a chain RAMPART
+// in the raw table, jumped to from the top of PREROUTING (before conntrack
+// and DNAT, so Docker-published ports are covered), whose order is the
+// semantics (as in nftables):
 //
 //	-A RAMPART -m set --match-set rampart-allow4 src -j RETURN
 //	-A RAMPART -m set --match-set rampart-ban4 src -j DROP
+//	-A RAMPART -m set --match-set rampart-banport4 src,dst -j DROP
 //	-A RAMPART -m set --match-set rampart-carve4 src -j RETURN
 //	-A RAMPART -m set --match-set rampart-bannet4 src -j DROP
 //
@@ -127,8 +133,8 @@ func (c IPSetConfig) families() []ipsetFamily {
 // them at 2,147,483 s, about 24.8 days; a longer ban or carve-out is cut to
 // that and Reconcile puts it back when the kernel drops it). ipset's
 // hash:net holds overlapping prefixes, so prefix bans need no merging, but
-// cannot hold a /0. A chain of an older Rampart, without the carve rule, is
-// rewritten in place; the sets keep their members.
+// cannot hold a /0. A chain of an older Rampart, without the carve or the
+// per-port rule, is rewritten in place; the sets keep their members.
 //
 // Each Apply, Revoke, SetAllow, Carve and Uncarve is one `ipset restore`
 // process; Active runs one `ipset save` per set. Commands run through
@@ -171,6 +177,7 @@ func (e *IPSet) createLines(b *strings.Builder) {
 		fmt.Fprintf(b, "create %s hash:net family %s timeout 0 maxelem %d\n", f.bannet, f.family, e.cfg.MaxElem)
 		fmt.Fprintf(b, "create %s hash:net family %s maxelem %d\n", f.allow, f.family, e.cfg.MaxElem)
 		fmt.Fprintf(b, "create %s hash:ip family %s timeout 0 maxelem %d\n", f.carve, f.family, e.cfg.MaxElem)
+		fmt.Fprintf(b, "create %s hash:ip,port family %s timeout 0 maxelem %d\n", f.banport, f.family, e.cfg.MaxElem)
 	}
 }
 
@@ -189,6 +196,7 @@ func (e *IPSet) wantRules(f ipsetFamily) []string {
 		"-N " + c,
 		"-A " + c + " -m set --match-set " + f.allow + " src -j RETURN",
 		"-A " + c + " -m set --match-set " + f.ban + " src -j DROP",
+		"-A " + c + " -m set --match-set " + f.banport + " src,dst -j DROP",
 		"-A " + c + " -m set --match-set " + f.carve + " src -j RETURN",
 		"-A " + c + " -m set --match-set " + f.bannet + " src -j DROP",
 	}
@@ -204,9 +212,8 @@ func (e *IPSet) ensureRules(ctx context.Context, install bool) ([]string, error)
 		want := e.wantRules(f)
 		out, err := e.cfg.Run(ctx, nil, f.iptables, "-w", "-t", "raw", "-S", e.cfg.Chain)
 		if have := nonEmptyLines(out); err != nil || !slices.Equal(have, want) {
-			old := slices.DeleteFunc(slices.Clone(want), func(r string) bool { return strings.Contains(r, " "+f.carve+" ") })
 			switch {
-			case err == nil && slices.Equal(have, old):
+			case err == nil && e.olderChain(f, have, want):
 				e.log.Info("ipset: chain of an older rampart upgraded with the carve-out rule", "chain", e.cfg.Chain, "family", f.family)
 			case err == nil || !install:
 				e.log.Warn("ipset: chain was changed outside rampart; repaired", "chain", e.cfg.Chain, "family", f.family)
@@ -233,6 +240,22 @@ func (e *IPSet) ensureRules(ctx context.Context, install bool) ([]string, error)
 		}
 	}
 	return fixed, nil
+}
+
+// olderChain reports whether have is Rampart's chain as an older version
+// wrote it: want without the rules of sets added since (carve-outs,
+// per-port bans).
+func (e *IPSet) olderChain(f ipsetFamily, have, want []string) bool {
+	newer := [][]string{{f.carve}, {f.banport}, {f.carve, f.banport}}
+	for _, sets := range newer {
+		old := slices.DeleteFunc(slices.Clone(want), func(r string) bool {
+			return slices.ContainsFunc(sets, func(s string) bool { return strings.Contains(r, " "+s+" ") })
+		})
+		if slices.Equal(have, old) {
+			return true
+		}
+	}
+	return false
 }
 
 func nonEmptyLines(b []byte) []string {
@@ -275,7 +298,9 @@ func (e *IPSet) begin(ctx context.Context) error {
 
 // Apply bans every Decision with Action Ban (see the package doc for Start,
 // zero Duration and other actions) through one `ipset -exist restore`
-// process. Re-adding a member sets its timeout anew. An invalid target, a
+// process. Re-adding a member sets its timeout anew. A Decision with Ports
+// bans only those ports of its address (banport sets); a port two such
+// bans share keeps the later end. An invalid target, a
 // /0, or an IPv6 target with NoIPv6 fails the call before anything runs. On
 // an error from ipset, the lines before the failing one have been applied
 // and the rest have not; Apply is idempotent, so retrying the whole batch is
@@ -286,19 +311,32 @@ func (e *IPSet) Apply(ctx context.Context, ds []event.Decision) error {
 	if err := e.begin(ctx); err != nil {
 		return fmt.Errorf("ipset apply: %w", err)
 	}
-	bans, _, err := bansFrom(ds, e.now())
+	now := e.now()
+	bans, _, err := bansFrom(ds, now)
+	if err == nil {
+		err = checkPorts(bans)
+	}
 	if err != nil {
 		return fmt.Errorf("ipset apply: %w", err)
 	}
 	var b bytes.Buffer
 	for _, bn := range bans {
+		if len(bn.ports) > 0 {
+			if _, ok := e.familyOf(bn.target.Addr()); !ok {
+				return fmt.Errorf("ipset apply: cannot ban %s", bn.target)
+			}
+			continue
+		}
 		set, ok := e.setFor(bn.target)
 		if !ok || bn.target.Bits() == 0 {
 			return fmt.Errorf("ipset apply: cannot ban %s", bn.target)
 		}
 		fmt.Fprintf(&b, "add %s %s timeout %d\n", set, ipsetMember(bn.target), ipsetTimeout(bn.timeout))
 	}
-	e.want.addBans(bans, e.now())
+	e.want.addBans(bans, now)
+	if err := e.writePorts(&b, e.want.addPortBans(bans, now), now); err != nil {
+		return fmt.Errorf("ipset apply: %w", err)
+	}
 	if _, err := e.restore(ctx, b.Bytes()); err != nil {
 		return fmt.Errorf("ipset apply %d bans: %w", len(bans), err)
 	}
@@ -321,8 +359,9 @@ func ipsetMember(p netip.Prefix) string {
 	return p.String()
 }
 
-// Revoke removes exactly these targets in one `ipset -exist restore`; absent
-// ones are not an error. Partial failure as for Apply.
+// Revoke removes exactly these targets in one `ipset -exist restore`, an
+// address's per-port bans with its whole-host one; absent ones are not an
+// error. Partial failure as for Apply.
 func (e *IPSet) Revoke(ctx context.Context, targets []netip.Prefix) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -334,11 +373,19 @@ func (e *IPSet) Revoke(ctx context.Context, targets []netip.Prefix) error {
 		return fmt.Errorf("ipset revoke: %w", err)
 	}
 	var b bytes.Buffer
+	single := map[netip.Addr]bool{}
 	for _, t := range ts {
 		delete(e.want.bans, t)
 		if set, ok := e.setFor(t); ok && t.Bits() > 0 {
 			fmt.Fprintf(&b, "del %s %s\n", set, ipsetMember(t))
 		}
+		if isSingle(t) {
+			single[t.Addr()] = true
+		}
+	}
+	e.want.dropPortBans(single)
+	if err := e.dropPorts(ctx, &b, single); err != nil {
+		return fmt.Errorf("ipset revoke: %w", err)
 	}
 	if _, err := e.restore(ctx, b.Bytes()); err != nil {
 		return fmt.Errorf("ipset revoke %d targets: %w", len(ts), err)
@@ -348,7 +395,8 @@ func (e *IPSet) Revoke(ctx context.Context, targets []netip.Prefix) error {
 
 // Active returns the members of the ban sets with their time left (Start is
 // now; Duration zero for no timeout), after checking and repairing the
-// iptables rules. Only Target, Action, Start and Duration are set.
+// iptables rules. Only Target, Action, Start and Duration are set, and the
+// Ports of per-port bans (one Decision per address and time left).
 func (e *IPSet) Active(ctx context.Context) ([]event.Decision, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -376,7 +424,11 @@ func (e *IPSet) Active(ctx context.Context) ([]event.Decision, error) {
 			out = append(out, ds...)
 		}
 	}
-	return out, nil
+	ps, err := e.activePorts(ctx, now)
+	if err != nil {
+		return nil, fmt.Errorf("ipset active: %w", err)
+	}
+	return append(out, ps...), nil
 }
 
 // parseIPSetSave reads "add SET MEMBER [timeout N]" lines of `ipset save`.
@@ -503,7 +555,7 @@ func UninstallIPSet(ctx context.Context, cfg IPSetConfig) error {
 		have[n] = true
 	}
 	for _, f := range cfg.families() {
-		for _, set := range []string{f.ban, f.bannet, f.allow, f.carve, f.allow + "-tmp"} {
+		for _, set := range []string{f.ban, f.bannet, f.allow, f.carve, f.banport, f.allow + "-tmp"} {
 			if !have[set] {
 				continue
 			}

@@ -144,7 +144,7 @@ func (e *IPSet) Reconcile(ctx context.Context) (Repair, error) {
 	}
 	var rep Repair
 	for _, f := range e.cfg.families() {
-		for _, set := range []string{f.ban, f.bannet, f.carve, f.allow} {
+		for _, set := range []string{f.ban, f.bannet, f.carve, f.allow, f.banport} {
 			if _, ok := counts[set]; !ok {
 				rep.Fixed = append(rep.Fixed, "set "+set+" (missing)")
 			}
@@ -180,6 +180,15 @@ func (e *IPSet) Reconcile(ctx context.Context) (Repair, error) {
 			want[f.carve][a.String()] = endSecs(end, now)
 		}
 	}
+	wantPorts := map[string]map[portElem]int64{}
+	for el, end := range e.want.portBans {
+		if f, ok := e.familyOf(el.addr); ok && live(end, now, reconcileSlack) {
+			if wantPorts[f.banport] == nil {
+				wantPorts[f.banport] = map[portElem]int64{}
+			}
+			wantPorts[f.banport][el] = endSecs(end, now)
+		}
+	}
 	var b bytes.Buffer
 	for _, f := range e.cfg.families() {
 		for _, set := range []string{f.ban, f.bannet, f.carve} {
@@ -205,6 +214,20 @@ func (e *IPSet) Reconcile(ctx context.Context) (Repair, error) {
 					} else {
 						rep.Bans++
 					}
+				}
+			}
+		}
+		if n, ok := counts[f.banport]; full || !ok || n < len(wantPorts[f.banport]) {
+			have := map[portElem]time.Duration{}
+			if ok {
+				if have, err = e.savePorts(ctx, f.banport); err != nil {
+					return rep, fmt.Errorf("ipset reconcile: %w", err)
+				}
+			}
+			for el, secs := range wantPorts[f.banport] {
+				if _, held := have[el]; !held {
+					fmt.Fprintf(&b, "add %s %s timeout %d\n", f.banport, ipsetPortMember(el), secs)
+					rep.Bans++
 				}
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +148,7 @@ func TestParseIPSetSave(t *testing.T) {
 		{Target: pfx("10.0.0.0/8"), Action: event.Ban, Start: now, Duration: 3599 * time.Second},
 		{Target: pfx("192.0.2.0/24"), Action: event.Ban, Start: now},
 	}
-	if len(ds) != len(want) || ds[0] != want[0] || ds[1] != want[1] {
+	if !reflect.DeepEqual(ds, want) {
 		t.Errorf("parse = %+v, want %+v", ds, want)
 	}
 	if _, err := parseIPSetSave([]byte("add s nonsense timeout 1\n"), "s", now); err == nil {
@@ -169,10 +170,11 @@ func TestIPSetReconcile(t *testing.T) {
 		want Repair
 		fix  bool
 	}{
-		{"FirewallReload", reload, Repair{Bans: 3, CarveOuts: 1, AllowEntries: 1}, true},
+		{"FirewallReload", reload, Repair{Bans: 5, CarveOuts: 1, AllowEntries: 1}, true},
 		{"FlushBanSet", "ipset flush rampart-ban4", Repair{Bans: 1}, false},
 		{"DeleteMembers", "ipset del rampart-carve4 {carved} && ipset del rampart-bannet4 {net}", Repair{Bans: 1, CarveOuts: 1}, false},
 		{"FlushAllowSet", "ipset flush rampart-allow4", Repair{AllowEntries: 1}, false},
+		{"DeletePortMember", "ipset del rampart-banport4 203.0.113.20,udp:53", Repair{Bans: 1}, false},
 	}
 	for _, ed := range edits {
 		t.Run(ed.name, func(t *testing.T) {
@@ -187,7 +189,9 @@ func TestIPSetReconcile(t *testing.T) {
 			if err := e.Carve(ctx, []CarveOut{{Addr: a[1], Until: time.Now().Add(time.Hour)}}); err != nil {
 				t.Fatal(err)
 			}
-			if err := e.Apply(ctx, []event.Decision{banFor(event.AddrPrefix(a[2]), time.Hour), banFor(netOf(a[0]), time.Hour), banFor(other, 0)}); err != nil {
+			portBan := banFor(pfx("203.0.113.20"), time.Hour)
+			portBan.Ports = []event.PortRange{{Proto: event.TCP, First: 22, Last: 22}, {Proto: event.UDP, First: 53, Last: 53}}
+			if err := e.Apply(ctx, []event.Decision{banFor(event.AddrPrefix(a[2]), time.Hour), banFor(netOf(a[0]), time.Hour), banFor(other, 0), portBan}); err != nil {
 				t.Fatal(err)
 			}
 			if rep, err := e.Reconcile(ctx); err != nil || !rep.Empty() {
@@ -205,7 +209,8 @@ func TestIPSetReconcile(t *testing.T) {
 			if rep.Bans != ed.want.Bans || rep.CarveOuts != ed.want.CarveOuts || rep.AllowEntries != ed.want.AllowEntries || (len(rep.Fixed) > 0) != ed.fix {
 				t.Errorf("Reconcile = %+v, want %+v (structure repaired: %v)", rep, ed.want, ed.fix)
 			}
-			checkActive(t, e, map[netip.Prefix]time.Duration{event.AddrPrefix(a[2]): time.Hour, netOf(a[0]): time.Hour, other: 0})
+			checkActive(t, e, map[netip.Prefix]time.Duration{event.AddrPrefix(a[2]): time.Hour, netOf(a[0]): time.Hour, other: 0, pfx("203.0.113.20"): time.Hour})
+			checkPortBans(t, e, map[string]time.Duration{"203.0.113.20 22/tcp,53/udp": time.Hour})
 			if cs, err := e.CarveOuts(ctx); err != nil || len(cs) != 1 || cs[0].Addr != a[1] {
 				t.Errorf("CarveOuts after Reconcile = %v, %v", cs, err)
 			}

@@ -13,7 +13,9 @@ import (
 
 // Log is the dry-run enforcer: it logs what it would do and remembers it,
 // and never touches the system. Each ban is logged at Info with the message
-// "ban" and keys addr, scenario, duration_s (0: no timeout), jail and reason;
+// "ban" and keys addr, ports (a per-port ban's, as "22/tcp,465/tcp"; empty
+// for a whole-host ban), scenario, duration_s (0: no timeout), jail and
+// reason;
 // revocations as "unban" with addr; allowlist replacements as "allowlist"
 // with entries; carve-outs as "carve" with addr and until (RFC 3339, empty
 // for none), their end as "uncarve" with addr.
@@ -27,14 +29,14 @@ type Log struct {
 	mu     sync.Mutex
 	log    *slog.Logger
 	now    func() time.Time
-	active map[netip.Prefix]event.Decision
+	active map[banKey]event.Decision
 	want   intent // carve-outs only
 	closed bool
 }
 
 // NewLog returns a dry-run enforcer logging to logger (nil discards).
 func NewLog(logger *slog.Logger) *Log {
-	return &Log{log: loggerOrDiscard(logger), now: time.Now, active: map[netip.Prefix]event.Decision{}, want: newIntent()}
+	return &Log{log: loggerOrDiscard(logger), now: time.Now, active: map[banKey]event.Decision{}, want: newIntent()}
 }
 
 func (l *Log) begin(ctx context.Context) error {
@@ -69,9 +71,10 @@ func (l *Log) Apply(ctx context.Context, ds []event.Decision) error {
 	for _, b := range bans {
 		d := b.d
 		d.Start, d.Duration = now, b.timeout
-		l.active[b.target] = d
+		l.active[b.key()] = d
 		l.log.LogAttrs(ctx, slog.LevelInfo, "ban",
 			slog.String("addr", b.target.String()),
+			slog.String("ports", event.FormatPorts(b.ports)),
 			slog.String("scenario", d.Scenario),
 			slog.Int64("duration_s", int64((b.timeout+time.Second-1)/time.Second)),
 			slog.String("jail", d.Jail),
@@ -80,8 +83,8 @@ func (l *Log) Apply(ctx context.Context, ds []event.Decision) error {
 	return nil
 }
 
-// Revoke logs and forgets each target; absent ones are logged too and are
-// not an error.
+// Revoke logs and forgets each target (an address's per-port bans with its
+// whole-host one); absent ones are logged too and are not an error.
 func (l *Log) Revoke(ctx context.Context, targets []netip.Prefix) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -94,8 +97,13 @@ func (l *Log) Revoke(ctx context.Context, targets []netip.Prefix) error {
 	}
 	l.prune(l.now())
 	for _, t := range ts {
-		_, was := l.active[t]
-		delete(l.active, t)
+		was := false
+		for k := range l.active {
+			if k.target == t {
+				was = true
+				delete(l.active, k)
+			}
+		}
 		l.log.LogAttrs(ctx, slog.LevelInfo, "unban", slog.String("addr", t.String()), slog.Bool("was_active", was))
 	}
 	return nil

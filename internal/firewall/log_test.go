@@ -80,6 +80,35 @@ func TestLog(t *testing.T) {
 	}
 }
 
+func TestLogPerPort(t *testing.T) {
+	ctx := context.Background()
+	var buf bytes.Buffer
+	l := NewLog(slog.New(slog.NewJSONHandler(&buf, nil)))
+	ds := []event.Decision{
+		{Target: pfx("192.0.2.1"), Action: event.Ban, Duration: time.Hour, Jail: "sshd",
+			Ports: []event.PortRange{{Proto: event.TCP, First: 22, Last: 22}}},
+		{Target: pfx("192.0.2.1"), Action: event.Ban, Duration: time.Hour, Jail: "recidive"},
+	}
+	if err := l.Apply(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"addr":"192.0.2.1/32","ports":"22/tcp"`, `"addr":"192.0.2.1/32","ports":""`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
+	}
+	act, err := l.Active(ctx)
+	if err != nil || len(act) != 2 {
+		t.Fatalf("Active = %v, %v; want the per-port and the whole-host ban", act, err)
+	}
+	if err := l.Revoke(ctx, []netip.Prefix{pfx("192.0.2.1")}); err != nil {
+		t.Fatal(err)
+	}
+	if act, _ := l.Active(ctx); len(act) != 0 {
+		t.Errorf("Active after Revoke = %v", act)
+	}
+}
+
 func TestNormalizePrefix(t *testing.T) {
 	for in, want := range map[string]string{
 		"192.0.2.1/32":         "192.0.2.1/32",

@@ -67,13 +67,15 @@ const (
 	setAllow6
 	setCarve4
 	setCarve6
+	setBanPort4 // per-port bans (nftables_ports.go)
+	setBanPort6
 	numSets
 )
 
-var nftSetNames = [numSets]string{"ban4", "ban6", "bannet4", "bannet6", "allow4", "allow6", "carve4", "carve6"}
+var nftSetNames = [numSets]string{"ban4", "ban6", "bannet4", "bannet6", "allow4", "allow6", "carve4", "carve6", "banport4", "banport6"}
 
 func isV6Set(i int) bool {
-	return i == setBan6 || i == setBanNet6 || i == setAllow6 || i == setCarve6
+	return i == setBan6 || i == setBanNet6 || i == setAllow6 || i == setCarve6 || i == setBanPort6
 }
 
 // nftRule is one rule of the base chain, in chain order.
@@ -86,8 +88,10 @@ type nftRule struct {
 //
 //  1. allow sets accept: the allowlist wins over every ban;
 //  2. address bans drop: a ban on the address itself beats its carve-out;
-//  3. carve sets accept: a carved-out address inside a banned prefix passes;
-//  4. prefix bans drop.
+//  3. per-port bans drop the address's traffic to their ports, and beat
+//     its carve-out too;
+//  4. carve sets accept: a carved-out address inside a banned prefix passes;
+//  5. prefix bans drop.
 //
 // An accept ends only Rampart's chain, so other base chains (Docker's, the
 // distribution's firewall) still see the packet.
@@ -96,6 +100,8 @@ var nftRules = []nftRule{
 	{setAllow6, expr.VerdictAccept},
 	{setBan4, expr.VerdictDrop},
 	{setBan6, expr.VerdictDrop},
+	{setBanPort4, expr.VerdictDrop},
+	{setBanPort6, expr.VerdictDrop},
 	{setCarve4, expr.VerdictAccept},
 	{setCarve6, expr.VerdictAccept},
 	{setBanNet4, expr.VerdictDrop},
@@ -118,16 +124,19 @@ func (r nftRule) comment() string {
 //     kernel timeout, so bans expire even while the daemon is down;
 //   - sets allow4/allow6 (flags interval);
 //   - sets carve4/carve6 (addresses, flags timeout): the carve-outs;
+//   - sets banport4/banport6 (address . protocol . port, flags timeout): the
+//     per-port bans (see nftables_ports.go);
 //   - one base chain, type filter hook prerouting priority -300 (raw: before
 //     conntrack and before DNAT, so Docker-published ports are covered), with
 //     rules in this order: saddr in allow → accept (ends only this chain);
-//     saddr in ban → drop; saddr in carve → accept; saddr in bannet → drop.
+//     saddr in ban → drop; saddr . l4proto . dport in banport → drop;
+//     saddr in carve → accept; saddr in bannet → drop.
 //
 // Every call first checks that table, sets, chain and rules are as Rampart
 // made them and re-creates what was deleted or changed by hand, then puts
 // back the elements the kernel lost (see Reconcile), logging a warning that
 // names what it repaired. A table of an older Rampart, without the carve
-// sets, is upgraded in place: its bans stay.
+// or the per-port sets, is upgraded in place: its bans stay.
 //
 // A /32 or /128 target goes into the address set, a wider prefix into the
 // net set. The net sets cannot hold overlapping intervals, so a new prefix
@@ -244,11 +253,26 @@ func (e *NFTables) init() error {
 	return nil
 }
 
-// upgrade reports whether the repairs ensure made are exactly those that
-// bring a table of an older Rampart (without carve sets) up to date.
+// newerSets are the sets later versions of Rampart added to its table.
+var newerSets = []string{"carve4", "carve6", "banport4", "banport6"}
+
+// upgrade reports whether the repairs ensure made are those that bring a
+// table of an older Rampart (without some of newerSets) up to date: the
+// sets added and the chain's rules rewritten, nothing else.
 func upgrade(fixed []string) bool {
-	want := []string{"set carve4 (missing)", "set carve6 (missing)", "rules of chain " + nftChain}
-	return slices.Equal(fixed, want)
+	rules := false
+	for _, f := range fixed {
+		if f == "rules of chain "+nftChain {
+			rules = true
+			continue
+		}
+		name, ok := strings.CutPrefix(f, "set ")
+		name, missing := strings.CutSuffix(name, " (missing)")
+		if !ok || !missing || !slices.Contains(newerSets, name) {
+			return false
+		}
+	}
+	return rules
 }
 
 // conn returns a netlink connection handle; each operation on it dials its
@@ -458,7 +482,9 @@ func (e *NFTables) readIntervals(s *nftables.Set) ([]nftInterval, error) {
 // Apply bans every Decision with Action Ban, each Target for its Duration
 // (see the package doc for Start, zero Duration and other actions), in a
 // single netlink batch. Re-applying a target that is already banned sets its
-// timeout to the new Duration. Apply is all or nothing: the batch is one
+// timeout to the new Duration. A Decision with Ports bans only those ports
+// of its address (banport sets): a port that two such bans share keeps the
+// later end. Apply is all or nothing: the batch is one
 // kernel transaction, so a nil error means every ban is in force and an
 // error means the kernel's sets are as they were (repairs of a hand-edited
 // table, logged, may have been made before) while the bans stay in the
@@ -471,6 +497,9 @@ func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) (err error) {
 	defer e.mu.Unlock()
 	now := e.now()
 	bans, _, err := bansFrom(ds, now)
+	if err == nil {
+		err = checkPorts(bans)
+	}
 	if err != nil {
 		return fmt.Errorf("nftables apply: %w", err)
 	}
@@ -484,6 +513,7 @@ func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) (err error) {
 		return fmt.Errorf("nftables apply: %w", ErrClosed)
 	}
 	e.want.addBans(bans, now)
+	ports := e.want.addPortBans(bans, now)
 	e.want.addTraps(traps, now)
 	defer e.unsure(&err)
 	c, err := e.begin(ctx)
@@ -498,12 +528,16 @@ func (e *NFTables) Apply(ctx context.Context, ds []event.Decision) (err error) {
 		if bn.target.Addr().Is6() {
 			v6 = 1
 		}
-		if isSingle(bn.target) {
+		switch {
+		case len(bn.ports) > 0:
+			// in ports
+		case isSingle(bn.target):
 			addrs[v6] = append(addrs[v6], nftables.SetElement{Key: bn.target.Addr().AsSlice(), Timeout: bn.timeout})
-		} else {
+		default:
 			nets[v6] = append(nets[v6], bn)
 		}
 	}
+	e.addPorts(b, ports, now)
 	for fam, els := range addrs {
 		if len(els) == 0 {
 			continue
@@ -618,8 +652,9 @@ func (e *NFTables) expireNets(b *nftBatch, s *nftables.Set, cur []nftInterval, n
 }
 
 // Revoke removes the bans on exactly these targets (normalized like Apply's)
-// in one batch. A target that is not banned is not an error; Revoke of a
-// prefix does not touch other bans inside or around it. All or nothing,
+// in one batch, an address's per-port bans with its whole-host one. A
+// target that is not banned is not an error; Revoke of a prefix does not
+// touch other bans inside or around it. All or nothing,
 // like Apply; an invalid target fails the call before anything is sent.
 func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) (err error) {
 	e.mu.Lock()
@@ -631,10 +666,15 @@ func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) (err erro
 	if e.closed {
 		return fmt.Errorf("nftables revoke: %w", ErrClosed)
 	}
+	single := map[netip.Addr]bool{}
 	for _, t := range ts {
 		delete(e.want.bans, t)
 		delete(e.want.traps, t.Addr())
+		if isSingle(t) {
+			single[t.Addr()] = true
+		}
 	}
+	e.want.dropPortBans(single)
 	defer e.unsure(&err)
 	c, err := e.begin(ctx)
 	if err != nil {
@@ -661,6 +701,9 @@ func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) (err erro
 	}
 	if e.trapping() {
 		e.untrap(b, addrs)
+	}
+	if err := e.dropPorts(b, single); err != nil {
+		return fmt.Errorf("nftables revoke: %w", err)
 	}
 	for fam, ps := range nets {
 		if len(ps) == 0 {
@@ -696,7 +739,8 @@ func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) (err erro
 
 // Active returns the bans the kernel holds now, one Decision per address or
 // prefix with Action Ban, Start the current time and Duration the time left
-// (zero for a ban without timeout). Scenario, Reason, Jail and Origin are
+// (zero for a ban without timeout); per-port bans as one Decision with Ports
+// per address and time left. Scenario, Reason, Jail and Origin are
 // empty: the kernel does not keep them. An interval added by hand that is not
 // a CIDR prefix is reported as the prefixes that make it up. The allow sets
 // are not reported.
@@ -746,6 +790,11 @@ func (e *NFTables) Active(ctx context.Context) ([]event.Decision, error) {
 			delete(e.netExpiry, p)
 		}
 	}
+	ps, err := e.activePorts(now)
+	if err != nil {
+		return nil, fmt.Errorf("nftables active: %w", err)
+	}
+	out = append(out, ps...)
 	if e.trapping() {
 		ts, err := e.activeTraps(now)
 		if err != nil {

@@ -67,12 +67,16 @@ func getGen(c *netlink.Conn) (uint32, error) {
 }
 
 // nftElem is one set element as dumped: its key, whether it ends an
-// interval, its timeout as set (0: none) and the time it has left.
+// interval, its timeout as set (0: none) and the time it has left. An
+// element of a per-port ban set has isPort, its key in port and the
+// address also in key.
 type nftElem struct {
 	key       netip.Addr
 	end       bool
 	timeout   time.Duration
 	remaining time.Duration
+	port      portElem
+	isPort    bool
 }
 
 // dumpElements calls fn for each element of set in table (family inet).
@@ -124,8 +128,12 @@ func parseElem(b []byte) (nftElem, bool) {
 		switch typ {
 		case unix.NFTA_SET_ELEM_KEY:
 			walkAttrs(b, func(typ uint16, b []byte) {
-				if typ == unix.NFTA_DATA_VALUE {
-					el.key, ok = netip.AddrFromSlice(b)
+				if typ != unix.NFTA_DATA_VALUE {
+					return
+				}
+				if el.key, ok = netip.AddrFromSlice(b); !ok {
+					el.port, el.isPort = parsePortKey(b)
+					el.key, ok = el.port.addr, el.isPort
 				}
 			})
 		case unix.NFTA_SET_ELEM_FLAGS:

@@ -318,6 +318,12 @@ func (e *NFTables) repair(c *nftables.Conn, fixed []string) (Repair, error) {
 			}
 		}
 	}
+	n, err := e.repairPorts(b, now)
+	if err != nil {
+		e.genOK = false
+		return rep, err
+	}
+	rep.Bans += n
 	if e.trapping() {
 		n, err := e.repairTraps(b, now)
 		if err != nil {

@@ -108,6 +108,8 @@ func (e *NFTables) defineSets() {
 			s.HasTimeout = e.netTimeout
 		case setAllow4, setAllow6:
 			s.Interval = true
+		case setBanPort4, setBanPort6:
+			definePortSet(s, isV6Set(i))
 		}
 		e.sets[i] = s
 	}
@@ -125,7 +127,7 @@ func (e *NFTables) defineSets() {
 func (e *NFTables) ruleExprs(r nftRule) []expr.Any {
 	s := e.sets[r.set]
 	proto, off, n := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4) // ip saddr
-	if s.KeyType.Bytes == 16 {
+	if isV6Set(r.set) {
 		proto, off, n = unix.NFPROTO_IPV6, 8, 16 // ip6 saddr
 	}
 	xs := []expr.Any{
@@ -133,6 +135,9 @@ func (e *NFTables) ruleExprs(r nftRule) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
 		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+	}
+	if isPortSet(r.set) {
+		xs = portRuleExprs(s, isV6Set(r.set))
 	}
 	if e.cfg.Counters {
 		xs = append(xs, &expr.Counter{})
@@ -145,7 +150,8 @@ func setMatches(got, want *nftables.Set) bool {
 		got.KeyType.Name == want.KeyType.Name &&
 		got.Interval == want.Interval &&
 		got.HasTimeout == want.HasTimeout &&
-		!got.IsMap && !got.Constant && !got.Anonymous && !got.Concatenation
+		got.Concatenation == want.Concatenation &&
+		!got.IsMap && !got.Constant && !got.Anonymous
 }
 
 func chainMatches(got, want *nftables.Chain) bool {
@@ -175,7 +181,11 @@ func (e *NFTables) rulesMatch(rules []*nftables.Rule) bool {
 			case *expr.Counter:
 				counter = true
 			case *expr.Payload:
-				payload = x.Base == expr.PayloadBaseNetworkHeader && x.Len == e.sets[want.set].KeyType.Bytes
+				addrLen := uint32(4)
+				if isV6Set(want.set) {
+					addrLen = 16
+				}
+				payload = payload || x.Base == expr.PayloadBaseNetworkHeader && x.Len == addrLen
 			}
 		}
 		if !lookup || !verdict || !payload || counter != e.cfg.Counters {

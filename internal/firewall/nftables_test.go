@@ -316,11 +316,12 @@ func TestNFTablesReconcile(t *testing.T) {
 		want Repair // counts only; Fixed checked for being non-empty
 		fix  bool
 	}{
-		{"FlushRuleset", "flush ruleset", Repair{Bans: 3, CarveOuts: 1, AllowEntries: 1}, true},
-		{"DeleteTable", "delete table inet rampart", Repair{Bans: 3, CarveOuts: 1, AllowEntries: 1}, true},
+		{"FlushRuleset", "flush ruleset", Repair{Bans: 5, CarveOuts: 1, AllowEntries: 1}, true},
+		{"DeleteTable", "delete table inet rampart", Repair{Bans: 5, CarveOuts: 1, AllowEntries: 1}, true},
 		{"FlushBanSet", "flush set inet rampart ban4", Repair{Bans: 1}, false},
 		{"DeleteElements", "delete element inet rampart carve4 { {carved} }; delete element inet rampart bannet4 { {net} }", Repair{Bans: 1, CarveOuts: 1}, false},
 		{"FlushAllowSet", "flush set inet rampart allow4", Repair{AllowEntries: 1}, false},
+		{"FlushPortSet", "flush set inet rampart banport4", Repair{Bans: 2}, false},
 	}
 	for _, ed := range edits {
 		t.Run(ed.name, func(t *testing.T) {
@@ -336,7 +337,9 @@ func TestNFTablesReconcile(t *testing.T) {
 			if err := e.Carve(ctx, []CarveOut{{Addr: a[1], Until: time.Now().Add(time.Hour)}}); err != nil {
 				t.Fatal(err)
 			}
-			bans := []event.Decision{banFor(event.AddrPrefix(a[2]), time.Hour), banFor(netOf(a[0]), time.Hour), banFor(other, 0)}
+			portBan := banFor(pfx("203.0.113.20"), time.Hour)
+			portBan.Ports = []event.PortRange{{Proto: event.TCP, First: 22, Last: 22}, {Proto: event.UDP, First: 53, Last: 53}}
+			bans := []event.Decision{banFor(event.AddrPrefix(a[2]), time.Hour), banFor(netOf(a[0]), time.Hour), banFor(other, 0), portBan}
 			if err := e.Apply(ctx, bans); err != nil {
 				t.Fatal(err)
 			}
@@ -365,7 +368,8 @@ func TestNFTablesReconcile(t *testing.T) {
 			if got.Bans != ed.want.Bans || got.CarveOuts != ed.want.CarveOuts || got.AllowEntries != ed.want.AllowEntries || (len(rep.Fixed) > 0) != ed.fix {
 				t.Errorf("Reconcile = %+v, want %+v (structure repaired: %v)", rep, ed.want, ed.fix)
 			}
-			checkActive(t, e, map[netip.Prefix]time.Duration{event.AddrPrefix(a[2]): time.Hour, netOf(a[0]): time.Hour, other: 0})
+			checkActive(t, e, map[netip.Prefix]time.Duration{event.AddrPrefix(a[2]): time.Hour, netOf(a[0]): time.Hour, other: 0, pfx("203.0.113.20"): time.Hour})
+			checkPortBans(t, e, map[string]time.Duration{"203.0.113.20 22/tcp,53/udp": time.Hour})
 			if cs, err := e.CarveOuts(ctx); err != nil || len(cs) != 1 || cs[0].Addr != a[1] {
 				t.Errorf("CarveOuts after Reconcile = %v, %v", cs, err)
 			}

@@ -56,10 +56,20 @@ func isSingle(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
 
 // ban is one Ban decision reduced to what a kernel set holds.
 type ban struct {
-	target  netip.Prefix  // normalized
-	timeout time.Duration // remaining time; 0 means no timeout
+	target  netip.Prefix      // normalized
+	ports   []event.PortRange // normalized; nil: the whole host (always for a prefix)
+	timeout time.Duration     // remaining time; 0 means no timeout
 	d       event.Decision
 }
+
+// banKey tells bans apart: a target's whole-host ban and its bans on
+// different ports are different bans.
+type banKey struct {
+	target netip.Prefix
+	ports  string // event.FormatPorts of the normalized ports
+}
+
+func (b ban) key() banKey { return banKey{b.target, event.FormatPorts(b.ports)} }
 
 // bansFrom turns decisions into bans as of now, with the semantics shared by
 // every backend's Apply:
@@ -70,11 +80,14 @@ type ban struct {
 //   - a decision with a Start lasts until Start+Duration, so a decision
 //     re-applied from the store gets its remaining time; one already past its
 //     end is skipped; a zero Start means now;
-//   - when a target appears twice, the later decision wins.
+//   - Ports are normalized (event.NormalizePorts); a prefix target's ports
+//     are dropped: prefix bans are whole-host;
+//   - when a target appears twice with the same ports, the later decision
+//     wins.
 //
 // skipped counts the decisions that were not bans or had already expired.
 func bansFrom(ds []event.Decision, now time.Time) (bans []ban, skipped int, err error) {
-	idx := make(map[netip.Prefix]int, len(ds))
+	idx := make(map[banKey]int, len(ds))
 	bans = make([]ban, 0, len(ds))
 	for _, d := range ds {
 		if d.Action != event.Ban {
@@ -103,12 +116,18 @@ func bansFrom(ds []event.Decision, now time.Time) (bans []ban, skipped int, err 
 			timeout = max(timeout, time.Millisecond)
 		}
 		d.Target = t
-		b := ban{target: t, timeout: timeout, d: d}
-		if i, ok := idx[t]; ok {
+		if isSingle(t) {
+			d.Ports = event.NormalizePorts(d.Ports)
+		} else {
+			d.Ports = nil
+		}
+		b := ban{target: t, ports: d.Ports, timeout: timeout, d: d}
+		k := b.key()
+		if i, ok := idx[k]; ok {
 			bans[i] = b
 			continue
 		}
-		idx[t] = len(bans)
+		idx[k] = len(bans)
 		bans = append(bans, b)
 	}
 	return bans, skipped, nil

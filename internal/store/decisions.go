@@ -3,9 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,29 +49,31 @@ const historyChunk = 100
 // insertHistorySQL returns an INSERT of n decision rows with explicit ids.
 func insertHistorySQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO history (id, kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org) VALUES `)
+	b.WriteString(`INSERT INTO history (id, kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org, ports) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`(?, 'decision', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		b.WriteString(`(?, 'decision', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	}
 	return b.String()
 }
 
 // upsertActiveSQL makes the history rows from id ? on the active decisions
-// of their targets, in id order, so the last decision for a target wins.
-// (The WHERE clause is also what lets SQLite parse ON CONFLICT after a SELECT.)
-const upsertActiveSQL = `INSERT INTO active (target, history_id, start_ns, end_ns)
-	SELECT target, id, start_ns, end_ns FROM history WHERE id >= ? ORDER BY id
-	ON CONFLICT (target) DO UPDATE SET
+// of their targets and ports, in id order, so the last decision for a
+// target and its ports wins. (The WHERE clause is also what lets SQLite
+// parse ON CONFLICT after a SELECT.)
+const upsertActiveSQL = `INSERT INTO active (target, ports, history_id, start_ns, end_ns)
+	SELECT target, ports, id, start_ns, end_ns FROM history WHERE id >= ? ORDER BY id
+	ON CONFLICT (target, ports) DO UPDATE SET
 		history_id = excluded.history_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns`
 
 // RecordDecision appends d to the history and makes it the target's active
-// decision, replacing whatever was active for d.Target before: the latest
-// decision wins, even when it ends sooner (the engine decides escalation; a
-// caller that must not shorten a ban checks ActiveDecisions first). It
-// returns the history entry's ID.
+// decision, replacing whatever was active for d.Target and d.Ports before:
+// the latest decision wins, even when it ends sooner (the engine decides
+// escalation; a caller that must not shorten a ban checks ActiveDecisions
+// first). A target's whole-host decision and its per-port ones (with
+// other ports) are active side by side. It returns the history entry's ID.
 //
 // d.Target is normalised (masked, IPv4-mapped unmapped); d.Action must be a
 // known action and d.Start must be set. A Duration of zero or less means
@@ -100,6 +102,7 @@ func (s *Store) RecordDecisions(ctx context.Context, ds []event.Decision) ([]int
 
 type decisionRow struct {
 	target string
+	ports  string // event.FormatPorts; "" for a whole-host decision
 	action string
 	start  int64
 	end    sql.NullInt64
@@ -117,7 +120,11 @@ func validate(d event.Decision) (decisionRow, error) {
 	if d.Start.IsZero() {
 		return decisionRow{}, fmt.Errorf("target %s: decision has no start time", p)
 	}
-	return decisionRow{target: p.String(), action: d.Action.String(), start: toNS(d.Start), end: endNS(d.Start, d.Duration)}, nil
+	r := decisionRow{target: p.String(), action: d.Action.String(), start: toNS(d.Start), end: endNS(d.Start, d.Duration)}
+	if p.IsSingleIP() {
+		r.ports = event.FormatPorts(event.NormalizePorts(d.Ports))
+	}
+	return r, nil
 }
 
 // RecordBatch records ds as RecordDecisions does and saves positions as
@@ -174,7 +181,7 @@ func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positi
 				d, r := &ds[i], &rows[i]
 				ids[i] = first + int64(i)
 				args = append(args, ids[i], r.target, r.action, r.start, r.end, d.Scenario, d.Reason, d.Jail, d.Origin,
-					r.place.Country, int64(r.place.ASN), r.place.Org)
+					r.place.Country, int64(r.place.ASN), r.place.Org, r.ports)
 			}
 			var err error
 			if hi-lo == historyChunk {
@@ -211,42 +218,61 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 	return classify(tx.Commit())
 }
 
-// Revoke lifts the decision in force for target at time at: it removes the
-// active entry, marks its history entry revoked and appends a revocation
-// entry with reason why. Revoke returns an error wrapping ErrNotActive when
-// the target (exactly this prefix) has no decision, or only one that had
-// already expired at at; an expired entry is removed all the same.
+// Revoke lifts the decisions in force for target at time at (its
+// whole-host one and its per-port ones): it removes each active entry,
+// marks its history entry revoked and appends a revocation entry with
+// reason why. Revoke returns an error wrapping ErrNotActive when the target
+// (exactly this prefix) has no decision, or only ones that had already
+// expired at at; expired entries are removed all the same.
 func (s *Store) Revoke(ctx context.Context, target netip.Prefix, at time.Time, why string) error {
 	p, err := normPrefix(target)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	key, atNS := p.String(), toNS(at)
-	expired := false
+	lifted := 0
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		var id int64
-		var end sql.NullInt64
-		err := tx.QueryRowContext(ctx, `DELETE FROM active WHERE target = ? RETURNING history_id, end_ns`, key).Scan(&id, &end)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotActive
-		}
+		rows, err := tx.QueryContext(ctx, `DELETE FROM active WHERE target = ? RETURNING history_id, end_ns`, key)
 		if err != nil {
 			return err
 		}
-		if end.Valid && end.Int64 <= atNS {
-			// Commit the removal of the stale entry; the caller still
-			// hears that nothing was in force.
-			expired = true
-			return nil
+		var ids []int64
+		found := false
+		for rows.Next() {
+			var id int64
+			var end sql.NullInt64
+			if err := rows.Scan(&id, &end); err != nil {
+				rows.Close()
+				return err
+			}
+			found = true
+			// An entry that had ended is only removed: it was not in force.
+			if !end.Valid || end.Int64 > atNS {
+				ids = append(ids, id)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE history SET revoked_ns = ? WHERE id = ?`, atNS, id); err != nil {
+		if err := rows.Close(); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org)
-			SELECT 'revoke', target, action, ?, NULL, scenario, ?, jail, origin, country, asn, as_org FROM history WHERE id = ?`, atNS, why, id)
-		return err
+		if !found {
+			return ErrNotActive
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE history SET revoked_ns = ? WHERE id = ?`, atNS, id); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org, ports)
+				SELECT 'revoke', target, action, ?, NULL, scenario, ?, jail, origin, country, asn, as_org, ports FROM history WHERE id = ?`, atNS, why, id); err != nil {
+				return err
+			}
+		}
+		lifted = len(ids)
+		return nil
 	})
-	if err == nil && expired {
+	if err == nil && lifted == 0 {
+		// The removal of stale entries is committed; the caller still
+		// hears that nothing was in force.
 		err = ErrNotActive
 	}
 	if err != nil {
@@ -270,8 +296,8 @@ func (s *Store) RevokeAll(ctx context.Context, action event.Action, at time.Time
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		const inForce = `FROM active a JOIN history h ON h.id = a.history_id
 			WHERE h.action = ? AND a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)`
-		res, err := tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org)
-			SELECT 'revoke', h.target, h.action, ?, NULL, h.scenario, ?, h.jail, h.origin, h.country, h.asn, h.as_org `+inForce+` ORDER BY a.target`,
+		res, err := tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org, ports)
+			SELECT 'revoke', h.target, h.action, ?, NULL, h.scenario, ?, h.jail, h.origin, h.country, h.asn, h.as_org, h.ports `+inForce+` ORDER BY a.target, a.ports`,
 			atNS, why, act, atNS, atNS)
 		if err != nil {
 			return err
@@ -293,7 +319,7 @@ func (s *Store) RevokeAll(ctx context.Context, action event.Action, at time.Time
 	return int(n), nil
 }
 
-const decisionColumns = `h.id, h.kind, h.target, h.action, h.start_ns, h.end_ns, h.scenario, h.reason, h.jail, h.origin, h.revoked_ns, h.country, h.asn, h.as_org`
+const decisionColumns = `h.id, h.kind, h.target, h.action, h.start_ns, h.end_ns, h.scenario, h.reason, h.jail, h.origin, h.revoked_ns, h.country, h.asn, h.as_org, h.ports`
 
 func scanEntry(rows *sql.Rows) (HistoryEntry, error) {
 	var (
@@ -302,11 +328,16 @@ func scanEntry(rows *sql.Rows) (HistoryEntry, error) {
 		start                          int64
 		end, revoked                   sql.NullInt64
 		scenario, reason, jail, origin string
+		ports                          string
 	)
 	var asn int64
 	if err := rows.Scan(&e.ID, &kind, &target, &action, &start, &end, &scenario, &reason, &jail, &origin, &revoked,
-		&e.Place.Country, &asn, &e.Place.Org); err != nil {
+		&e.Place.Country, &asn, &e.Place.Org, &ports); err != nil {
 		return e, err
+	}
+	ps, err := event.ParsePorts(ports)
+	if err != nil {
+		return e, fmt.Errorf("history %d: %w", e.ID, err)
 	}
 	p, err := netip.ParsePrefix(target)
 	if err != nil {
@@ -326,6 +357,7 @@ func scanEntry(rows *sql.Rows) (HistoryEntry, error) {
 		Reason:   reason,
 		Jail:     jail,
 		Origin:   origin,
+		Ports:    ps,
 	}
 	if end.Valid {
 		e.Decision.Duration = time.Duration(end.Int64 - start)
@@ -353,16 +385,17 @@ func (s *Store) queryEntries(ctx context.Context, query string, args ...any) ([]
 	return es, classify(rows.Err())
 }
 
-// ActiveDecisions returns the decisions in force at now, one per target:
-// started at or before now and not yet ended (a decision ending exactly at
-// now is over). Entries that have expired but not been pruned are left out.
-// The order is by target text.
+// ActiveDecisions returns the decisions in force at now, one per target
+// and ports (a target's whole-host decision and its per-port ones): started
+// at or before now and not yet ended (a decision ending exactly at now is
+// over). Entries that have expired but not been pruned are left out. The
+// order is by target text, then ports.
 func (s *Store) ActiveDecisions(ctx context.Context, now time.Time) ([]event.Decision, error) {
 	n := toNS(now)
 	es, err := s.queryEntries(ctx, `SELECT `+decisionColumns+`
 		FROM active a JOIN history h ON h.id = a.history_id
 		WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)
-		ORDER BY a.target`, n, n)
+		ORDER BY a.target, a.ports`, n, n)
 	if err != nil {
 		return nil, fmt.Errorf("list active decisions: %w", err)
 	}

@@ -539,3 +539,67 @@ func TestRevokeAll(t *testing.T) {
 		t.Errorf("second RevokeAll = %d, %v; want 0, nil", n, err)
 	}
 }
+
+// TestPerPortDecisions: an address's whole-host decision and its per-port
+// ones (of jails with other ports) are active side by side, keep their
+// ports, replace only the decision with the same ports, and are revoked
+// together.
+func TestPerPortDecisions(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	ports := func(p string) []event.PortRange {
+		ps, err := event.ParsePorts(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	sshd := ban("192.0.2.1/32", t0, time.Hour)
+	sshd.Ports = ports("22/tcp")
+	postfix := ban("192.0.2.1/32", t0, 2*time.Hour)
+	postfix.Jail, postfix.Ports = "postfix", ports("587,25,465")
+	whole := ban("192.0.2.1/32", t0, 3*time.Hour)
+	whole.Jail = "recidive"
+	wide := ban("198.51.100.0/24", t0, time.Hour)
+	wide.Ports = ports("22") // a prefix is whole-host: ports are not kept
+	if _, err := s.RecordDecisions(ctx, []event.Decision{sshd, postfix, whole, wide}); err != nil {
+		t.Fatal(err)
+	}
+	// A later sshd ban replaces the sshd one only.
+	again := sshd
+	again.Start = t0.Add(time.Minute)
+	if _, err := s.RecordDecision(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.ActiveDecisions(ctx, t0.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Target.String()+" "+d.Jail+" ["+event.FormatPorts(d.Ports)+"] "+d.Start.Sub(t0).String())
+	}
+	want := "[192.0.2.1/32 recidive [] 0s 192.0.2.1/32 sshd [22/tcp] 1m0s 192.0.2.1/32 postfix [25/tcp,465/tcp,587/tcp] 0s 198.51.100.0/24 sshd [] 0s]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("active =\n%v\nwant\n%s", got, want)
+	}
+	if err := s.Revoke(ctx, pfx("192.0.2.1/32"), t0.Add(3*time.Minute), "by hand"); err != nil {
+		t.Fatal(err)
+	}
+	if got := activeTargets(t, s, t0.Add(3*time.Minute)); fmt.Sprint(got) != "[198.51.100.0/24]" {
+		t.Errorf("active after revoke = %v", got)
+	}
+	hs, err := s.History(ctx, HistoryFilter{Target: pfx("192.0.2.1/32")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := map[string]bool{}
+	for _, h := range hs {
+		if h.Revocation {
+			revoked[event.FormatPorts(h.Decision.Ports)] = true
+		}
+	}
+	if len(revoked) != 3 || !revoked["22/tcp"] || !revoked[""] || !revoked["25/tcp,465/tcp,587/tcp"] {
+		t.Errorf("revocations by ports = %v, want the three in force", revoked)
+	}
+}
