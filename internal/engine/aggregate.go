@@ -35,6 +35,11 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 			if !wasHot {
 				e.banEarlierSprayers(&d, a16, since, ev, n, bt, j.Name)
 			}
+		} else if origin, ok := e.peerHot(uid, t); ok {
+			if target := event.AddrPrefix(addr); !e.isPending(target) {
+				reason := e.why().s("user ").q(ev.User).s(" is sprayed across the fleet (flagged by ").s(origin).s("; ").kind(ev.Kind).s(" via ").s(ev.Service).s(")").String()
+				e.deferBan(target, ev.Time, longer(sp.BanTime, j.BanTime), "user-spray", reason, j.Name)
+			}
 		}
 	}
 	pc := e.cfg.Prefixes

@@ -39,6 +39,9 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 		if d, ok := e.users.get(userID(normUser(user))); ok {
 			a.HotUser = d.count(st-durStamp(sp.Window)) >= min(sp.Addresses, distinctSize)
 		}
+		if _, hot := e.peerHot(userID(normUser(user)), st); hot {
+			a.HotUser = true
+		}
 	}
 	if en := e.cfg.Enumeration; en.Recipients > 0 {
 		if r, ok := e.enum.get(addr.As16()); ok {

@@ -69,6 +69,7 @@ type Config struct {
 	KnownGood   KnownGood
 	Relays      Relays
 	Enumeration Enumeration
+	Peers       Peers        // marks from other nodes (peer.go)
 	Allow       Allowlist    // nil allows nothing
 	Logger      *slog.Logger // nil discards
 	// BanLoopback lets loopback addresses be banned like any other, for

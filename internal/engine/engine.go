@@ -76,6 +76,7 @@ type Engine struct {
 	now                          time.Time                         // the latest time seen
 	keep                         []stamp                           // per jail: how long a failure can still count
 	scratch                      reason                            // reasons are written here (reasons.go)
+	peer                         peerMarks                         // marks from other nodes (peer.go)
 	log                          *slog.Logger
 	stats                        Stats
 }

@@ -252,8 +252,18 @@ func (e *Engine) forgive(addr netip.Addr) {
 
 // suspect returns a lowered per-address threshold for addresses in a
 // prefix that has enough bad addresses but cannot be banned (it holds an
-// allowlisted address), or in an AS with many bad addresses.
+// allowlisted address), in an AS with many bad addresses, or in a target
+// a peer flagged (peer.go): the lowest of them.
 func (e *Engine) suspect(addr netip.Addr, t stamp) suspicion {
+	s := e.localSuspect(addr, t)
+	if p := e.peerSuspect(addr, t); p.limit > 0 && (s.limit == 0 || p.limit < s.limit) {
+		return p
+	}
+	return s
+}
+
+// localSuspect is suspect on what this node saw itself.
+func (e *Engine) localSuspect(addr netip.Addr, t stamp) suspicion {
 	pc := e.cfg.Prefixes
 	if pc.Suspect > 0 {
 		for _, lv := range e.levels(addr) {

@@ -97,9 +97,13 @@ type suspicion struct {
 	org      string
 	n        int
 	window   time.Duration
+	origin   string // the peer that flagged prefix ("peer-suspect")
 }
 
 func (r *reason) suspicion(s suspicion) *reason {
+	if s.scenario == "peer-suspect" {
+		return r.pfx(s.prefix).s(" flagged by ").s(s.origin)
+	}
 	if s.scenario == "asn" {
 		return r.s("AS").n(int(s.asn)).s(" ").s(s.org).s(" has ").n(s.n).s(" bad addresses within ").d(s.window)
 	}

@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
+)
+
+// TestPeerMarks: a target or user name flagged by a peer tightens the
+// threshold to Peers.MaxRetry (after the grace a login may cancel); an
+// allowlisted target cannot be flagged; a known-good client is not
+// tightened; marks expire; the cap holds.
+func TestPeerMarks(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) {
+		c.Allow = allowList{netip.MustParsePrefix("192.0.2.77/32")}
+		c.Peers = Peers{MaxRetry: 1, Max: 3}
+	})
+	e.Observe(ev(0, event.AuthSuccess, "203.0.113.9", "alice"))
+	until := t0.Add(time.Hour)
+	if !e.MarkSuspect(netip.MustParsePrefix("203.0.113.0/24"), until, "node-b") {
+		t.Fatal("mark refused")
+	}
+	if e.MarkSuspect(netip.MustParsePrefix("192.0.2.0/24"), until, "node-b") {
+		t.Error("a prefix holding an allowlisted address was flagged")
+	}
+	if e.MarkSuspect(netip.MustParsePrefix("198.51.100.1/32"), t0.Add(-time.Second), "node-b") {
+		t.Error("an expired mark was taken")
+	}
+	if got := observe(e, ev(time.Second, event.AuthFailure, "203.0.113.5", "root")); len(got) != 0 {
+		t.Fatalf("banned at once, before the grace: %v", got)
+	}
+	// A known-good client in the flagged prefix is counted as usual.
+	observe(e, ev(2*time.Second, event.AuthFailure, "203.0.113.9", "alice"))
+	if a := e.Assess(netip.MustParseAddr("203.0.113.5"), "", t0.Add(3*time.Second)); a.Suspect != "pending ban" && a.Suspect != "peer-suspect" {
+		t.Errorf("assessment: %+v", a)
+	}
+	got := settle(e, 2*time.Minute)
+	if !slices.Equal(got, []string{"peer-suspect 203.0.113.5/32"}) {
+		t.Fatalf("after the grace: %v", got)
+	}
+	// A hot user name from a peer: one failure for it bans.
+	if !e.MarkHotUser(" Admin ", until, "node-c") {
+		t.Fatal("hot user refused")
+	}
+	if a := e.Assess(netip.MustParseAddr("198.51.100.4"), "admin", t0.Add(3*time.Minute)); !a.HotUser {
+		t.Errorf("assessment does not say hot: %+v", a)
+	}
+	observe(e, ev(3*time.Minute, event.UnknownUser, "198.51.100.4", "admin"))
+	if got := settle(e, 6*time.Minute); !slices.Equal(got, []string{"user-spray 198.51.100.4/32"}) {
+		t.Fatalf("hot user: %v", got)
+	}
+	// After the mark's end, one failure is one failure.
+	observe(e, ev(2*time.Hour, event.AuthFailure, "203.0.113.44", "root"))
+	if got := settle(e, 2*time.Hour+5*time.Minute); len(got) != 0 {
+		t.Errorf("banned on an expired mark: %v", got)
+	}
+	// The cap: 3 targets; the expired one makes room.
+	for i, p := range []string{"10.1.0.0/16", "10.2.0.0/16"} {
+		if !e.MarkSuspect(netip.MustParsePrefix(p), t0.Add(3*time.Hour), "node-b") {
+			t.Errorf("mark %d refused", i)
+		}
+	}
+	if !e.MarkSuspect(netip.MustParsePrefix("10.3.0.0/16"), t0.Add(3*time.Hour), "node-b") {
+		t.Error("the expired mark did not make room")
+	}
+	if e.MarkSuspect(netip.MustParsePrefix("10.4.0.0/16"), t0.Add(3*time.Hour), "node-b") {
+		t.Error("mark past the cap taken")
+	}
+	if n, _ := e.PeerMarks(); n != 3 {
+		t.Errorf("%d marks held, want 3", n)
+	}
+}
