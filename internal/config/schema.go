@@ -41,6 +41,8 @@ type Config struct {
 	Trap       Trap             `toml:"trap"`
 	Evidence   Evidence         `toml:"evidence"` // reporting.go
 	Shields    Shields          `toml:"shields"`
+	Fleet      Fleet            `toml:"fleet"`
+	API        API              `toml:"api"`
 	Jails      map[string]*Jail `toml:"jail"`
 
 	lines map[string]int // dotted key → line in File, for errors found after decoding
@@ -494,4 +496,43 @@ func keysAt(path []string) []string {
 		keys = append(keys, f.key)
 	}
 	return keys
+}
+
+// Fleet shares decisions and signals with other Rampart nodes over NATS
+// JetStream (docs/fleet.md).
+type Fleet struct {
+	Enabled  bool     `toml:"enabled"`
+	Name     string   `toml:"name"`      // this node's name in peers' logs and origins; "": the host name
+	SeedFile string   `toml:"seed_file"` // this node's NKey seed (a user key: rampart fleet keygen)
+	Servers  []string `toml:"servers"`   // an external NATS cluster's URLs; empty: the embedded server
+
+	// The embedded server.
+	Listen            string   `toml:"listen"`         // its client listener; "": a random loopback port
+	ClusterListen     string   `toml:"cluster_listen"` // its route listener; "": no cluster
+	Routes            []string `toml:"routes"`         // the other nodes' cluster_listen addresses
+	ClusterSecretFile string   `toml:"cluster_secret_file"`
+	StoreDir          string   `toml:"store_dir"` // JetStream's files; "": <state_dir>/fleet
+	MaxStore          int      `toml:"max_store" range:"16777216..1099511627776"`
+
+	Replicas        int         `toml:"replicas" range:"0..5"` // 0: the cluster's size, at most 3
+	Publish         bool        `toml:"publish"`               // share this node's own decisions
+	Signals         bool        `toml:"signals"`               // share hot user names and bad prefixes
+	SignalTTL       Duration    `toml:"signal_ttl" range:"1m..7d"`
+	Quorum          int         `toml:"quorum" range:"2..100"`
+	SuspectMaxRetry int         `toml:"suspect_maxretry" range:"1..100"`
+	Peers           []FleetPeer `toml:"peers"`
+}
+
+// FleetPeer is another node and how far its word goes here.
+type FleetPeer struct {
+	Name  string `toml:"name"`
+	Key   string `toml:"key"`   // its public NKey (U...)
+	Trust string `toml:"trust"` // ban, quorum, suspect or ignore; "": ban
+}
+
+// API serves the decisions to bouncers (the CrowdSec Local API's bouncer
+// endpoints) and as blocklists (docs/fleet.md).
+type API struct {
+	Listen   string            `toml:"listen"`    // "": off; e.g. "127.0.0.1:8089"
+	KeyFiles map[string]string `toml:"key_files"` // bouncer name → file holding its API key
 }

@@ -81,6 +81,9 @@ func (c *Config) validate() error {
 	if err := c.checkWeb(); err != nil {
 		return err
 	}
+	if err := c.checkFleet(); err != nil {
+		return err
+	}
 	if c.Metrics.Listen != "" {
 		if _, err := netip.ParseAddrPort(c.Metrics.Listen); err != nil {
 			return c.errorf("metrics.listen", "key \"listen\": %q is not an address:port", c.Metrics.Listen)

@@ -73,6 +73,10 @@ type applier struct {
 	// restoring, bans counted when first decided).
 	count *insight.Counter
 
+	// share hands the decisions submitted to the fleet (fleetLink.share);
+	// nil: not shared (while restoring).
+	share func([]event.Decision)
+
 	// positions returns the sources' positions; nil: none. Each batch of
 	// decisions is recorded with the positions read just before it was
 	// taken, in one transaction (see enforce).
@@ -101,6 +105,9 @@ func newApplier(st *store.Store, enf Enforcer, log *slog.Logger) *applier {
 func (a *applier) submit(ds []event.Decision) {
 	if len(ds) == 0 {
 		return
+	}
+	if a.share != nil {
+		a.share(ds)
 	}
 	a.mu.Lock()
 	for _, d := range ds {

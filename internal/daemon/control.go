@@ -51,6 +51,7 @@ type Status struct {
 	Policy   *PolicyStatus   `json:"policy,omitempty"`
 	Trap     *TrapStatus     `json:"trap,omitempty"`     // absent while the trap is off
 	Evidence *EvidenceStatus `json:"evidence,omitempty"` // absent while [evidence] is off
+	Fleet    *FleetStatus    `json:"fleet,omitempty"`    // absent while the fleet is off
 	// Descriptors: the limit, the reserve kept for logs and control, and
 	// what the listeners (policy servers, syslog) may hold and hold now.
 	Descriptors DescriptorStatus `json:"descriptors"`
@@ -320,6 +321,7 @@ func (d *Daemon) status(reasons bool) Status {
 		Policy:   d.policyStatus(),
 		Trap:     d.trap.status(),
 		Evidence: d.evid.status(),
+		Fleet:    d.fleet.status(),
 		Descriptors: func() DescriptorStatus {
 			ds := d.fds
 			ds.Used = d.peers.Used()
@@ -481,14 +483,24 @@ func (c *control) unban(w http.ResponseWriter, r *http.Request) {
 // unbanByHand lifts target's ban (the control socket's and the
 // dashboard's unban); it reports whether the engine had one.
 func (d *Daemon) unbanByHand(ctx context.Context, target netip.Prefix) (bool, error) {
+	removed, err := d.unbanFrom(ctx, target, "unbanned by hand")
+	if err == nil {
+		d.fleet.unban(target)
+	}
+	return removed, err
+}
+
+// unbanFrom lifts target's ban for reason; it reports whether the engine
+// had one.
+func (d *Daemon) unbanFrom(ctx context.Context, target netip.Prefix, reason string) (bool, error) {
 	removed := d.currentPipe().Engine.Unban(target)
-	if err := d.store.Revoke(ctx, target, time.Now(), "unbanned by hand"); err != nil && !errors.Is(err, store.ErrNotActive) {
+	if err := d.store.Revoke(ctx, target, time.Now(), reason); err != nil && !errors.Is(err, store.ErrNotActive) {
 		d.log.Warn("store: revoke failed", "err", err)
 	}
 	if err := d.enf.Revoke(ctx, []netip.Prefix{target}); err != nil {
 		return removed, fmt.Errorf("firewall: %w", err)
 	}
-	d.log.Info("unban", "addr", Target(target), "was_banned", removed)
+	d.log.Info("unban", "addr", Target(target), "was_banned", removed, "reason", reason)
 	return removed, nil
 }
 

@@ -59,6 +59,7 @@ type Daemon struct {
 	apply   *applier
 	trap    *trapper   // nil: the trap is off (trap.go)
 	evid    *evidencer // nil: [evidence] is off (evidence.go)
+	fleet   *fleetLink // nil: the fleet is off (fleet.go)
 	policy  policies
 	live    liveFailures // failures the policy servers counted, not to count again from logs
 	started time.Time
@@ -161,9 +162,14 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
-	// Bans restored above were counted when first decided; from here on
-	// every ban the applier takes is new.
+	// Bans restored above were counted when first decided, and shared;
+	// from here on every ban the applier takes is new.
 	d.apply.count = d.insight
+	if d.fleet, err = newFleet(d, opt.Config); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.apply.share = d.fleet.share
 	return d, nil
 }
 
@@ -415,6 +421,11 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		go func() { defer wg.Done(); wl.Serve(ctx) }()
 	}
 
+	if err := d.fleet.start(); err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); d.fleet.run(ctx); d.fleet.stop() }()
 	if err := d.startSources(ctx); err != nil {
 		d.stopSources()
 		return err

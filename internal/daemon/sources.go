@@ -261,4 +261,5 @@ func (d *Daemon) line(rs *runningSource, l *logline.Line) {
 		d.apply.knownGood(ev)
 	}
 	d.apply.submit(ds)
+	d.fleet.observed(ev, ds)
 }

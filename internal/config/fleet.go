@@ -1,0 +1,81 @@
+package config
+
+import (
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/nats-io/nkeys"
+)
+
+// FleetTrusts are the trust levels a fleet peer can have.
+var FleetTrusts = []string{"ban", "quorum", "suspect", "ignore"}
+
+// checkFleet checks [fleet] and [api].
+func (c *Config) checkFleet() error {
+	f := c.Fleet
+	for _, p := range []struct{ key, path string }{
+		{"fleet.seed_file", f.SeedFile}, {"fleet.cluster_secret_file", f.ClusterSecretFile}, {"fleet.store_dir", f.StoreDir},
+	} {
+		if p.path != "" && !strings.HasPrefix(p.path, "/") {
+			return c.errorf(p.key, "key %q: %q is not an absolute path", p.key[len("fleet."):], p.path)
+		}
+	}
+	if f.Enabled && f.SeedFile == "" {
+		return c.errorf("fleet.enabled", "the fleet is enabled but seed_file is not set (rampart fleet keygen writes one)")
+	}
+	for _, s := range f.Servers {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+			return c.errorf("fleet.servers", "key \"servers\": %q is not a nats:// or tls:// URL", s)
+		}
+	}
+	for _, l := range []struct{ key, v string }{{"fleet.listen", f.Listen}, {"fleet.cluster_listen", f.ClusterListen}} {
+		if l.v != "" {
+			if _, err := netip.ParseAddrPort(l.v); err != nil {
+				return c.errorf(l.key, "key %q: %q is not an address:port", l.key[len("fleet."):], l.v)
+			}
+		}
+	}
+	for _, r := range f.Routes {
+		if _, err := netip.ParseAddrPort(r); err != nil {
+			return c.errorf("fleet.routes", "key \"routes\": %q is not an address:port", r)
+		}
+	}
+	if len(f.Servers) > 0 && (f.ClusterListen != "" || len(f.Routes) > 0) {
+		return c.errorf("fleet.servers", "key \"servers\": an external cluster and the embedded server's cluster_listen/routes exclude each other")
+	}
+	if len(f.Routes) > 0 && f.ClusterListen == "" {
+		return c.errorf("fleet.routes", "key \"routes\": routes need cluster_listen")
+	}
+	if f.Enabled && f.ClusterListen != "" && f.ClusterSecretFile == "" {
+		return c.errorf("fleet.cluster_listen", "key \"cluster_listen\": a cluster needs cluster_secret_file")
+	}
+	names, keys := map[string]bool{}, map[string]bool{}
+	for i, p := range f.Peers {
+		if p.Name == "" || names[p.Name] {
+			return c.errorf("fleet.peers", "peer %d: name %q is empty or used twice", i+1, p.Name)
+		}
+		if !nkeys.IsValidPublicUserKey(p.Key) || keys[p.Key] {
+			return c.errorf("fleet.peers", "peer %q: key %q is not a public user NKey (U...) or is used twice", p.Name, p.Key)
+		}
+		if p.Trust != "" && !slicesContains(FleetTrusts, p.Trust) {
+			return c.errorf("fleet.peers", "peer %q: trust %q is not one of %s", p.Name, p.Trust, strings.Join(FleetTrusts, ", "))
+		}
+		names[p.Name], keys[p.Key] = true, true
+	}
+	if c.API.Listen != "" {
+		if _, err := netip.ParseAddrPort(c.API.Listen); err != nil {
+			return c.errorf("api.listen", "key \"listen\": %q is not an address:port", c.API.Listen)
+		}
+		if len(c.API.KeyFiles) == 0 {
+			return c.errorf("api.listen", "key \"listen\": the API is on but key_files names no key")
+		}
+	}
+	for name, path := range c.API.KeyFiles {
+		if !strings.HasPrefix(path, "/") {
+			return c.errorf("api.key_files", "bouncer %q: %q is not an absolute path", name, path)
+		}
+	}
+	return nil
+}
