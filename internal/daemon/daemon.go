@@ -412,6 +412,14 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); ms.serve(ctx) }()
 	}
+	api, err := d.startAPI(d.cfg)
+	if err != nil {
+		return err
+	}
+	if api != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); api.serve(ctx) }()
+	}
 	wl, err := d.startWeb(d.cfg)
 	if err != nil {
 		return err
