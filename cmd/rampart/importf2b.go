@@ -282,10 +282,7 @@ func (m *migration) jail(j fail2ban.Jail, all []fail2ban.Jail) {
 		m.note("not supported", name+": "+k, fmt.Sprintf("%q cannot be read; [defaults] applies", v))
 	}
 	m.ports(j)
-	if a := strings.TrimSpace(o["action"]); a != "" {
-		first := strings.Fields(a)
-		m.note("approximated", name+": action", fmt.Sprintf("%s...: Rampart's firewall ([firewall] backend) enforces every ban; mail and report actions are not migrated", first[0]))
-	}
+	m.actions(name, o["action"])
 	_ = all
 }
 
@@ -345,6 +342,28 @@ func (m *migration) ports(j fail2ban.Jail) {
 		fmt.Fprintf(m.conf, "protocol = %q\n", single)
 	}
 	m.note("mapped", name+": port = "+port, "ports "+event.FormatPorts(ps)+": only they are banned")
+}
+
+// actions reports a jail's actions: the first bans (Rampart's firewall,
+// [firewall] backend, does that), the others (mail, whois, abuse reports)
+// are not migrated.
+func (m *migration) actions(jail, action string) {
+	var names []string
+	for l := range strings.Lines(action) {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		n, _, _ := strings.Cut(l, "[")
+		names = append(names, strings.TrimSpace(n))
+	}
+	if len(names) == 0 {
+		return
+	}
+	m.note("mapped", jail+": action "+names[0], "Rampart's firewall ([firewall] backend) enforces the ban")
+	if len(names) > 1 {
+		m.note("not supported", jail+": action "+strings.Join(names[1:], ", "), "mail, whois and report actions are not migrated")
+	}
 }
 
 func quoteKey(k string) string {

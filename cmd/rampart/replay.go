@@ -29,7 +29,8 @@ on this host. On a terminal, progress is shown on standard error.
 
 With --json, one object per decision:
   {"ip": "address or CIDR prefix", "action": "ban", "time": "RFC 3339",
-   "duration_s": N, "scenario": "...", "reason": "...", "jail": "..."}
+   "duration_s": N, "scenario": "...", "reason": "...", "jail": "...",
+   "ports": "22/tcp" (a per-port ban's; absent for a whole-host ban)}
 An address that logs in or delivers mail is carved out of prefix bans
 for as long as it stays good: "action": "allow", scenario "known-good" or
 "relay".
@@ -88,6 +89,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 				Scenario:  d.Scenario,
 				Reason:    d.Reason,
 				Jail:      d.Jail,
+				Ports:     event.FormatPorts(d.Ports),
 			})
 			return
 		}
@@ -114,6 +116,7 @@ type replayDecision struct {
 	Scenario  string `json:"scenario"`
 	Reason    string `json:"reason"`
 	Jail      string `json:"jail,omitempty"`
+	Ports     string `json:"ports,omitempty"`
 }
 
 // loadConfig reads path, or returns the embedded defaults for "".
