@@ -33,7 +33,7 @@ func commands() []command {
 		{"report", "summarise attacks: countries, networks, user names, bans over time", runReport},
 		{"trap", "the mail trap: accounts, quarantined mail (list, show, export)", runTrap},
 		{"evidence", "what trapped mail carried: links, domains, senders, recipients, attachments", runEvidence},
-		{"fleet", "the fleet: node keys (keygen, pubkey)", runFleet},
+		{"fleet", "the fleet: node and feed keys (keygen, pubkey, feed-keygen)", runFleet},
 		{"replay", "run old logs through filters and engine; print the decisions", runReplay},
 		{"test", "run a filter over log files, like fail2ban-regex", runTest},
 		{"filters", "list the built-in filters and their modes", runFilters},

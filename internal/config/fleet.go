@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -75,6 +76,49 @@ func (c *Config) checkFleet() error {
 	for name, path := range c.API.KeyFiles {
 		if !strings.HasPrefix(path, "/") {
 			return c.errorf("api.key_files", "bouncer %q: %q is not an absolute path", name, path)
+		}
+	}
+	return c.checkFeed()
+}
+
+// checkFeed checks [feed].
+func (c *Config) checkFeed() error {
+	f := c.Feed
+	for _, p := range []struct{ key, path string }{
+		{"feed.cert_file", f.CertFile}, {"feed.key_file", f.KeyFile}, {"feed.signing_key_file", f.SigningKeyFile},
+	} {
+		if p.path != "" && !strings.HasPrefix(p.path, "/") {
+			return c.errorf(p.key, "key %q: %q is not an absolute path", p.key[len("feed."):], p.path)
+		}
+	}
+	if f.Listen != "" {
+		if _, err := netip.ParseAddrPort(f.Listen); err != nil {
+			return c.errorf("feed.listen", "key \"listen\": %q is not an address:port", f.Listen)
+		}
+		if f.CertFile == "" || f.KeyFile == "" || f.SigningKeyFile == "" {
+			return c.errorf("feed.listen", "key \"listen\": a feed needs cert_file, key_file and signing_key_file")
+		}
+	}
+	names := map[string]bool{}
+	for i, s := range f.Subscribe {
+		if s.Name == "" || names[s.Name] {
+			return c.errorf("feed.subscribe", "subscription %d: name %q is empty or used twice", i+1, s.Name)
+		}
+		names[s.Name] = true
+		if u, err := url.Parse(s.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+			return c.errorf("feed.subscribe", "subscription %q: url %q is not an https:// URL", s.Name, s.URL)
+		}
+		if b, err := base64.StdEncoding.DecodeString(s.PublicKey); err != nil || len(b) != 32 {
+			return c.errorf("feed.subscribe", "subscription %q: public_key is not a base64 Ed25519 public key", s.Name)
+		}
+		if s.Trust != "" && s.Trust != "ban" && s.Trust != "suspect" {
+			return c.errorf("feed.subscribe", "subscription %q: trust %q is not ban or suspect", s.Name, s.Trust)
+		}
+		if s.CAFile != "" && !strings.HasPrefix(s.CAFile, "/") {
+			return c.errorf("feed.subscribe", "subscription %q: ca_file %q is not an absolute path", s.Name, s.CAFile)
+		}
+		if s.Every < 0 || (s.Every > 0 && s.Every.D() < 1e9) || s.MaxAge < 0 || s.MaxBytes < 0 || s.MaxBytes > 1<<30 {
+			return c.errorf("feed.subscribe", "subscription %q: every must be 1s or more, max_age positive, max_bytes up to 1 GiB", s.Name)
 		}
 	}
 	return nil

@@ -43,6 +43,7 @@ type Config struct {
 	Shields    Shields          `toml:"shields"`
 	Fleet      Fleet            `toml:"fleet"`
 	API        API              `toml:"api"`
+	Feed       Feed             `toml:"feed"`
 	Jails      map[string]*Jail `toml:"jail"`
 
 	lines map[string]int // dotted key → line in File, for errors found after decoding
@@ -535,4 +536,28 @@ type FleetPeer struct {
 type API struct {
 	Listen   string            `toml:"listen"`    // "": off; e.g. "127.0.0.1:8089"
 	KeyFiles map[string]string `toml:"key_files"` // bouncer name → file holding its API key
+}
+
+// Feed is the signed feed across owners: this node's, served over HTTPS,
+// and the feeds it subscribes to (docs/fleet.md).
+type Feed struct {
+	Listen         string             `toml:"listen"`           // HTTPS listener for this node's feed; "": none
+	CertFile       string             `toml:"cert_file"`        // its TLS certificate
+	KeyFile        string             `toml:"key_file"`         // and key
+	SigningKeyFile string             `toml:"signing_key_file"` // the Ed25519 seed the feed is signed with
+	Name           string             `toml:"name"`             // the publisher's name in the feed; "": the host name
+	Validity       Duration           `toml:"validity" range:"1m..1d"`
+	Subscribe      []FeedSubscription `toml:"subscribe"`
+}
+
+// FeedSubscription is another owner's feed and how far it is trusted.
+type FeedSubscription struct {
+	Name      string   `toml:"name"`
+	URL       string   `toml:"url"`        // https://...
+	PublicKey string   `toml:"public_key"` // the publisher's Ed25519 public key, base64
+	Trust     string   `toml:"trust"`      // ban or suspect; "": suspect
+	CAFile    string   `toml:"ca_file"`    // CA certificates to trust for it; "": the system's
+	Every     Duration `toml:"every"`      // how often it is fetched; 0: 5m
+	MaxAge    Duration `toml:"max_age"`    // older feeds are stale; 0: 1h
+	MaxBytes  int      `toml:"max_bytes"`  // larger feeds are refused; 0: 16 MiB
 }

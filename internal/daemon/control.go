@@ -42,16 +42,17 @@ type Status struct {
 	Started time.Time `json:"started"`
 	// Health has one entry per component: store, firewall, config, each
 	// source, each policy server (and "watching" when nothing is read).
-	Health   []Health        `json:"health"`
-	Reload   ReloadStatus    `json:"reload"`
-	Firewall FirewallStatus  `json:"firewall"`
-	Engine   EngineStatus    `json:"engine"`
-	Jails    []JailStatus    `json:"jails"`
-	Sources  []SourceState   `json:"sources"`
-	Policy   *PolicyStatus   `json:"policy,omitempty"`
-	Trap     *TrapStatus     `json:"trap,omitempty"`     // absent while the trap is off
-	Evidence *EvidenceStatus `json:"evidence,omitempty"` // absent while [evidence] is off
-	Fleet    *FleetStatus    `json:"fleet,omitempty"`    // absent while the fleet is off
+	Health   []Health                 `json:"health"`
+	Reload   ReloadStatus             `json:"reload"`
+	Firewall FirewallStatus           `json:"firewall"`
+	Engine   EngineStatus             `json:"engine"`
+	Jails    []JailStatus             `json:"jails"`
+	Sources  []SourceState            `json:"sources"`
+	Policy   *PolicyStatus            `json:"policy,omitempty"`
+	Trap     *TrapStatus              `json:"trap,omitempty"`     // absent while the trap is off
+	Evidence *EvidenceStatus          `json:"evidence,omitempty"` // absent while [evidence] is off
+	Fleet    *FleetStatus             `json:"fleet,omitempty"`    // absent while the fleet is off
+	Feeds    []FeedSubscriptionStatus `json:"feeds,omitempty"`    // the feeds subscribed to
 	// Descriptors: the limit, the reserve kept for logs and control, and
 	// what the listeners (policy servers, syslog) may hold and hold now.
 	Descriptors DescriptorStatus `json:"descriptors"`
@@ -322,6 +323,7 @@ func (d *Daemon) status(reasons bool) Status {
 		Trap:     d.trap.status(),
 		Evidence: d.evid.status(),
 		Fleet:    d.fleet.status(),
+		Feeds:    d.feeds.status(),
 		Descriptors: func() DescriptorStatus {
 			ds := d.fds
 			ds.Used = d.peers.Used()

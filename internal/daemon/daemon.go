@@ -60,6 +60,7 @@ type Daemon struct {
 	trap    *trapper   // nil: the trap is off (trap.go)
 	evid    *evidencer // nil: [evidence] is off (evidence.go)
 	fleet   *fleetLink // nil: the fleet is off (fleet.go)
+	feeds   *feeds     // nil: [feed] is unused (feeds.go)
 	policy  policies
 	live    liveFailures // failures the policy servers counted, not to count again from logs
 	started time.Time
@@ -170,6 +171,10 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.apply.share = d.fleet.share
+	if d.feeds, err = newFeeds(d, opt.Config); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -412,6 +417,11 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); ms.serve(ctx) }()
 	}
+	if err := d.feeds.listen(); err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); d.feeds.run(ctx) }()
 	api, err := d.startAPI(d.cfg)
 	if err != nil {
 		return err

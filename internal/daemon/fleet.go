@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -17,7 +16,6 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/rampart-dev/rampart/internal/config"
-	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/fleet"
 )
@@ -241,25 +239,18 @@ func (f *fleetLink) handle(m fleet.Message, peer fleet.Peer, v fleet.Verdict, un
 		if !until.IsZero() {
 			d.Duration = until.Sub(d.Start)
 		}
-		if d.Target.IsSingleIP() && e.IsKnownGood(d.Target.Addr(), now) {
+		switch f.d.peerBan(d) {
+		case peerApplied:
+			f.applied.Add(1)
+		case peerKnown:
+			f.already.Add(1)
+		case peerGood:
 			f.refusedGood.Add(1)
 			f.log.Info("fleet: peer's ban of a known-good client refused", "addr", Target(d.Target), "peer", peer.Name)
-			return
+		case peerAllowed:
+			f.refusedAllow.Add(1)
+			f.log.Info("fleet: peer's ban of an allowlisted target refused", "addr", Target(d.Target), "peer", peer.Name)
 		}
-		if cur, ok := e.Banned(d.Target.Addr(), now); ok && cur.Target == d.Target && (cur.Duration <= 0 || (d.Duration > 0 && !cur.End().Before(d.End()))) {
-			f.already.Add(1)
-			return
-		}
-		d, err = e.Ban(d)
-		if err != nil {
-			if errors.Is(err, engine.ErrAllowlisted) || errors.Is(err, engine.ErrNeverBan) {
-				f.refusedAllow.Add(1)
-				f.log.Info("fleet: peer's ban refused", "addr", Target(d.Target), "peer", peer.Name, "err", err)
-			}
-			return
-		}
-		f.applied.Add(1)
-		f.d.apply.submit([]event.Decision{d})
 	case fleet.Unban:
 		p, err := m.Prefix()
 		if err != nil {

@@ -262,4 +262,5 @@ func (d *Daemon) line(rs *runningSource, l *logline.Line) {
 	}
 	d.apply.submit(ds)
 	d.fleet.observed(ev, ds)
+	d.feeds.observed(ev, ds)
 }
