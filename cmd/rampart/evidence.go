@@ -33,15 +33,10 @@ func runEvidence(args []string, stdout, stderr io.Writer) error {
 	limit := fs.Int("n", 50, "list at most `N` indicators (0: all)")
 	kind := fs.String("kind", "", "list only indicators of these `kinds` (comma-separated)")
 	message := fs.Int64("message", 0, "list only the indicators message `ID` carried")
-	var words []string
-	rest := args
-	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		words, rest = append(words, rest[0]), rest[1:]
-	}
-	if err := parseFlags(fs, rest); err != nil {
+	words, err := parseWords(fs, args)
+	if err != nil {
 		return err
 	}
-	words = append(words, fs.Args()...)
 	if len(words) == 0 {
 		words = []string{"list"}
 	}

@@ -34,6 +34,7 @@ func commands() []command {
 		{"trap", "the mail trap: accounts, quarantined mail (list, show, export)", runTrap},
 		{"evidence", "what trapped mail carried: links, domains, senders, recipients, attachments", runEvidence},
 		{"fleet", "the fleet: node and feed keys (keygen, pubkey, feed-keygen)", runFleet},
+		{"abuse", "abuse reports: list, show, approve or reject those held for review", runAbuse},
 		{"replay", "run old logs through filters and engine; print the decisions", runReplay},
 		{"test", "run a filter over log files, like fail2ban-regex", runTest},
 		{"filters", "list the built-in filters and their modes", runFilters},
@@ -150,6 +151,20 @@ func newFlags(name, synopsis, description string, stderr io.Writer) *flag.FlagSe
 		}
 	}
 	return fs
+}
+
+// parseWords parses a command's words and flags in any order ("show 3
+// --json", "--json show 3") and returns the words.
+func parseWords(fs *flag.FlagSet, args []string) ([]string, error) {
+	var words []string
+	rest := args
+	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		words, rest = append(words, rest[0]), rest[1:]
+	}
+	if err := parseFlags(fs, rest); err != nil {
+		return nil, err
+	}
+	return append(words, fs.Args()...), nil
 }
 
 // parseFlags parses args, turning flag errors into usage errors.

@@ -73,7 +73,7 @@ func schemaKeys(placeholders bool) []schemaKey {
 			key := prefix + f.key
 			// Sub-tables written as tables of their own ([shields.ssh]);
 			// inline ones (widen_ipv4 = {…}) are documented as one row.
-			if f.typ == reflect.TypeFor[ShieldGroup]() || f.typ == reflect.TypeFor[ShieldJail]() {
+			if f.typ == reflect.TypeFor[ShieldGroup]() || f.typ == reflect.TypeFor[ShieldJail]() || reportingTables[f.typ] {
 				sub := key
 				if placeholders && f.typ == reflect.TypeFor[ShieldGroup]() {
 					sub = prefix + "<group>"
@@ -91,6 +91,13 @@ func schemaKeys(placeholders bool) []schemaKey {
 		}
 	}
 	return out
+}
+
+// reportingTables are [reporting]'s sub-tables, written as tables of
+// their own ([reporting.smtp]).
+var reportingTables = map[reflect.Type]bool{
+	reflect.TypeFor[ReportSMTP](): true, reflect.TypeFor[AbuseIPDB](): true, reflect.TypeFor[Netcraft](): true,
+	reflect.TypeFor[AbuseContacts](): true, reflect.TypeFor[ReportWebhook](): true, reflect.TypeFor[Postmaster](): true,
 }
 
 // TestExplicitZeroIsNotTheDefault: a value written in the file is the

@@ -39,7 +39,8 @@ type Config struct {
 	Geo        Geo              `toml:"geo"`
 	Insight    Insight          `toml:"insight"`
 	Trap       Trap             `toml:"trap"`
-	Evidence   Evidence         `toml:"evidence"` // reporting.go
+	Evidence   Evidence         `toml:"evidence"`  // reporting.go
+	Reporting  Reporting        `toml:"reporting"` // reporting.go
 	Shields    Shields          `toml:"shields"`
 	Fleet      Fleet            `toml:"fleet"`
 	API        API              `toml:"api"`

@@ -77,6 +77,10 @@ type applier struct {
 	// nil: not shared (while restoring).
 	share func([]event.Decision)
 
+	// onApplied is told of the decisions applied, after both stages (the
+	// reporters and actions); nil while restoring. It must not block.
+	onApplied func([]event.Decision)
+
 	// positions returns the sources' positions; nil: none. Each batch of
 	// decisions is recorded with the positions read just before it was
 	// taken, in one transaction (see enforce).
@@ -289,6 +293,9 @@ func (a *applier) report(e enforced) {
 		return
 	}
 	a.applied.Add(uint64(len(e.live)))
+	if a.onApplied != nil {
+		a.onApplied(e.live)
+	}
 	if a.quiet {
 		return
 	}

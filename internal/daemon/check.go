@@ -28,7 +28,8 @@ type Problem struct {
 // reads files and lists the host's addresses; it opens no listener and
 // changes nothing.
 //
-// Errors: no enabled jail; an unknown filter or mode; a Dovecot auth_file
+// Errors: no enabled jail; an unknown filter or mode; a reporter's secret
+// missing or unreadable (run refuses to start); a Dovecot auth_file
 // that cannot be read or is empty (run refuses both; parsing already
 // requires one off loopback); the dashboard's token_file likewise; an ASN
 // or country database that cannot be opened (run would leave the ASN
@@ -63,6 +64,9 @@ func Check(cfg *config.Config, reg *filter.Registry) []Problem {
 		case auth == "" && cfg.Dovecot.AuthFile != "":
 			fail("dovecot_policy.auth_file", "%s is empty: Dovecot's requests would not be authenticated", cfg.Dovecot.AuthFile)
 		}
+	}
+	if _, err := reportingSecrets(cfg); err != nil {
+		ps = append(ps, Problem{Err: err})
 	}
 	if cfg.Web.Listen != "" {
 		if _, err := readToken(cfg.Web.TokenFile); err != nil {

@@ -53,6 +53,9 @@ type Status struct {
 	Evidence *EvidenceStatus          `json:"evidence,omitempty"` // absent while [evidence] is off
 	Fleet    *FleetStatus             `json:"fleet,omitempty"`    // absent while the fleet is off
 	Feeds    []FeedSubscriptionStatus `json:"feeds,omitempty"`    // the feeds subscribed to
+	// Reporting: each reporter's counters and queue; absent while no
+	// reporter is enabled.
+	Reporting *ReportingStatus `json:"reporting,omitempty"`
 	// Descriptors: the limit, the reserve kept for logs and control, and
 	// what the listeners (policy servers, syslog) may hold and hold now.
 	Descriptors DescriptorStatus `json:"descriptors"`
@@ -206,6 +209,9 @@ func (d *Daemon) listenControl(path string) (*control, error) {
 	mux.HandleFunc("GET /v1/trap/messages/{id}", c.trapMessage)
 	mux.HandleFunc("GET /v1/evidence/indicators", c.indicators)
 	mux.HandleFunc("GET /v1/evidence/messages/{id}", c.messageEvidence)
+	mux.HandleFunc("GET /v1/abuse/reports", c.abuseReports)
+	mux.HandleFunc("GET /v1/abuse/reports/{id}", c.abuseReport)
+	mux.HandleFunc("POST /v1/abuse/review", c.abuseReview)
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	return c, nil
 }
@@ -318,12 +324,13 @@ func (d *Daemon) status(reasons bool) Status {
 			Repairs:   fw.Repairs,
 			Restored:  fw.Restored,
 		},
-		Engine:   engineStatus(pipe.Engine),
-		Policy:   d.policyStatus(),
-		Trap:     d.trap.status(),
-		Evidence: d.evid.status(),
-		Fleet:    d.fleet.status(),
-		Feeds:    d.feeds.status(),
+		Engine:    engineStatus(pipe.Engine),
+		Policy:    d.policyStatus(),
+		Trap:      d.trap.status(),
+		Evidence:  d.evid.status(),
+		Fleet:     d.fleet.status(),
+		Feeds:     d.feeds.status(),
+		Reporting: d.report.status(context.Background(), d.store),
 		Descriptors: func() DescriptorStatus {
 			ds := d.fds
 			ds.Used = d.peers.Used()

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,11 @@ type Options struct {
 	// EvidenceEvery is how often the quarantine is checked for mail to
 	// read (evidence.go); zero means 5 s.
 	EvidenceEvery time.Duration
+	// ReportTransport and SmarthostTLS replace the reporters' HTTP
+	// transport and the smarthost's TLS configuration (tests: services on
+	// loopback with certificates of their own); nil: the defaults.
+	ReportTransport http.RoundTripper
+	SmarthostTLS    *tls.Config
 }
 
 // Daemon is a running Rampart.
@@ -61,6 +67,7 @@ type Daemon struct {
 	evid    *evidencer // nil: [evidence] is off (evidence.go)
 	fleet   *fleetLink // nil: the fleet is off (fleet.go)
 	feeds   *feeds     // nil: [feed] is unused (feeds.go)
+	report  *reporting // nil: no reporter is enabled (report.go)
 	policy  policies
 	live    liveFailures // failures the policy servers counted, not to count again from logs
 	started time.Time
@@ -151,6 +158,13 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	}
 	d.apply.convert = d.trap.convert
 	d.evid = newEvidencer(opt.Config, st, opt.EvidenceEvery, d.log)
+	if d.report, err = newReporting(ctx, opt.Config, st, opt, d.log); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if d.evid != nil {
+		d.evid.found = d.report.message
+	}
 	d.apply.storeErr, d.apply.enfErr = &d.storeErr, &d.enfErr
 	d.apply.positions = func() map[string]string {
 		d.mu.Lock()
@@ -175,6 +189,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
+	d.apply.onApplied = d.report.decided
 	return d, nil
 }
 
@@ -403,6 +418,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { defer wg.Done(); d.readShieldLog(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); d.evid.run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.report.run(ctx) }()
 	ctl, err := d.listenControl(d.cfg.Daemon.Socket)
 	if err != nil {
 		return err
@@ -493,6 +510,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			d.compactInsight(ctx, now)
 			d.trap.prune(ctx, now)
 			d.evid.prune(ctx, now)
+			d.report.prune(ctx, d.store, now)
 		case <-insightTick.C:
 			d.flushInsight(ctx)
 			d.checkGeo()

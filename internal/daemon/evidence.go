@@ -33,7 +33,7 @@ type evidencer struct {
 	log   *slog.Logger
 	// found is told of each message read, with what it carried (the
 	// reporters); nil: nobody.
-	found func(ctx context.Context, m store.Quarantined, r *evidence.Result)
+	found func(ctx context.Context, m store.Quarantined, r *evidence.Result, inds []store.Indicator)
 
 	messages, indicators, problems, failed atomic.Uint64
 }
@@ -118,7 +118,7 @@ func (e *evidencer) read(ctx context.Context, m store.Quarantined) error {
 	e.log.Info("evidence: message read", "message", m.ID, "queue_id", m.QueueID, "addr", m.Client.String(),
 		"urls", len(r.URLs), "recipients", len(r.Recipients), "attachments", len(r.Attachments), "problems", len(r.Problems))
 	if e.found != nil {
-		e.found(ctx, m, r)
+		e.found(ctx, m, r, sinds)
 	}
 	return nil
 }
@@ -243,5 +243,33 @@ func evidenceMetrics() []metric {
 		{name: "rampart_evidence_indicators_total", help: "Indicators (links, domains, addresses, attachments) the messages read carried.", kind: counter, value: ev(func(e *EvidenceStatus) uint64 { return e.Indicators })},
 		{name: "rampart_evidence_problems_total", help: "Parts or values of quarantined messages that could not be read.", kind: counter, value: ev(func(e *EvidenceStatus) uint64 { return e.Problems })},
 		{name: "rampart_evidence_failed_total", help: "Saves of what a message carried that failed (tried again).", kind: counter, value: ev(func(e *EvidenceStatus) uint64 { return e.Failed })},
+		{name: "rampart_report_queued_total", help: "Reports queued, per reporter.", kind: counter, label: "reporter", values: rep(func(r ReporterStatus) float64 { return float64(r.Queued) })},
+		{name: "rampart_report_duplicates_total", help: "Reports not queued: the same target was reported within the dedup period.", kind: counter, label: "reporter", values: rep(func(r ReporterStatus) float64 { return float64(r.Duplicates) })},
+		{name: "rampart_report_sent_total", help: "Reports sent, per reporter.", kind: counter, label: "reporter", values: rep(func(r ReporterStatus) float64 { return float64(r.Sent) })},
+		{name: "rampart_report_failed_total", help: "Reports given up, per reporter.", kind: counter, label: "reporter", values: rep(func(r ReporterStatus) float64 { return float64(r.Failed) })},
+		{name: "rampart_report_retried_total", help: "Report attempts that failed and will be tried again.", kind: counter, label: "reporter", values: rep(func(r ReporterStatus) float64 { return float64(r.Retried) })},
+		{name: "rampart_report_limited_total", help: "Reports held back by the per-destination rate or a service's 429.", kind: counter, label: "reporter", values: rep(func(r ReporterStatus) float64 { return float64(r.Limited) })},
+		{name: "rampart_report_review", help: "Reports held for review now.", kind: gauge, label: "reporter", values: rep(func(r ReporterStatus) float64 { return float64(r.Review) })},
+		{name: "rampart_report_pending", help: "Reports waiting to be sent now.", kind: gauge, label: "reporter", values: rep(func(r ReporterStatus) float64 { return float64(r.Pending) })},
+		{name: "rampart_report_dropped_total", help: "Decisions not reported because the reporting intake was full.", kind: counter, value: func(s *Status) (float64, bool) {
+			if s.Reporting == nil {
+				return 0, false
+			}
+			return float64(s.Reporting.Dropped), true
+		}},
+	}
+}
+
+// rep reads one value per reporter; no series while reporting is off.
+func rep(f func(ReporterStatus) float64) func(*Status) map[string]float64 {
+	return func(s *Status) map[string]float64 {
+		if s.Reporting == nil {
+			return nil
+		}
+		m := map[string]float64{}
+		for _, r := range s.Reporting.Reporters {
+			m[r.Name] = f(r)
+		}
+		return m
 	}
 }

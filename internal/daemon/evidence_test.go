@@ -37,7 +37,7 @@ func TestEvidencerReadsQuarantine(t *testing.T) {
 	cfg := config.Default()
 	e := newEvidencer(cfg, st, time.Hour, slog.New(slog.DiscardHandler))
 	var told []int64
-	e.found = func(_ context.Context, m store.Quarantined, r *evidence.Result) {
+	e.found = func(_ context.Context, m store.Quarantined, r *evidence.Result, _ []store.Indicator) {
 		told = append(told, m.ID)
 		if len(r.URLs) == 0 {
 			t.Errorf("message %d told without its links", m.ID)
@@ -54,7 +54,9 @@ func TestEvidencerReadsQuarantine(t *testing.T) {
 	}
 	// A new evidencer (a restart) finds nothing new.
 	e2 := newEvidencer(cfg, st, time.Hour, slog.New(slog.DiscardHandler))
-	e2.found = func(context.Context, store.Quarantined, *evidence.Result) { t.Error("read again after a restart") }
+	e2.found = func(context.Context, store.Quarantined, *evidence.Result, []store.Indicator) {
+		t.Error("read again after a restart")
+	}
 	e2.readNew(ctx)
 	// Off: nil, and nil-safe.
 	cfg.Evidence.Enabled = false

@@ -76,8 +76,9 @@ func TestMetricsExpositionParses(t *testing.T) {
 			{Source: hostile, Lines: 1000, Skipped: 3},
 			{Source: "syslog udp 127.0.0.1:514", Lines: 5},
 		},
-		Policy:   &PolicyStatus{Postfix: &postfix.Stats{Requests: 9, Parked: 2}},
-		Evidence: &EvidenceStatus{Messages: 2, Indicators: 30},
+		Policy:    &PolicyStatus{Postfix: &postfix.Stats{Requests: 9, Parked: 2}},
+		Evidence:  &EvidenceStatus{Messages: 2, Indicators: 30},
+		Reporting: &ReportingStatus{Reporters: []ReporterStatus{{Name: "abuseipdb", Sent: 3}}},
 		Shields: &ShieldsStatus{Events: 4, Counters: []firewall.ShieldCounter{
 			{Group: "ssh", Kind: firewall.ShieldRate, Packets: 17}, {Kind: firewall.ShieldScan, Packets: 3}}},
 	}

@@ -36,7 +36,9 @@ func fullStatus() Status {
 			Dovecot:       &dovecot.Stats{Requests: 1, Rejected: 2, Delayed: 3, Reports: 4, Bad: 5, Unauthorized: 6},
 			LogDuplicates: 8,
 		},
-		Evidence:   &EvidenceStatus{Messages: 1, Indicators: 2, Problems: 3, Failed: 4},
+		Evidence: &EvidenceStatus{Messages: 1, Indicators: 2, Problems: 3, Failed: 4},
+		Reporting: &ReportingStatus{Dropped: 9, Reporters: []ReporterStatus{{Name: "abuseipdb", Mode: "review", Queued: 1, Duplicates: 2,
+			Sent: 3, Failed: 4, Retried: 5, Limited: 6, Review: 7, Pending: 8, PausedUntil: t.Add(time.Minute)}}},
 		Active:     []Ban{{IP: "192.0.2.1", Action: "ban", Ports: "22/tcp", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t, End: t.Add(time.Hour), Origin: "local"}},
 		Goroutines: 42,
 	}

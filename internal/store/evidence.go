@@ -173,17 +173,24 @@ func (s *Store) Indicators(ctx context.Context, f IndicatorFilter) ([]IndicatorC
 // PruneIndicators removes the indicators last seen before before and
 // returns how many.
 func (s *Store) PruneIndicators(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.deleteRows(ctx, `DELETE FROM indicators WHERE last_seen_ns < ?`, toNS(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune indicators: %w", err)
+	}
+	return n, nil
+}
+
+// deleteRows runs one DELETE statement in its own transaction and
+// returns how many rows it deleted.
+func (s *Store) deleteRows(ctx context.Context, query string, args ...any) (int, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM indicators WHERE last_seen_ns < ?`, toNS(before))
+		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		n, err = res.RowsAffected()
 		return err
 	})
-	if err != nil {
-		return 0, fmt.Errorf("prune indicators: %w", err)
-	}
-	return int(n), nil
+	return int(n), err
 }
