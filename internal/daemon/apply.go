@@ -328,7 +328,7 @@ func (a *applier) live(batch []event.Decision) []event.Decision {
 
 // persist records the decisions as taken (with their own start and
 // duration), with the sources' positions when there are decisions, and the
-// known-good clients. The caller holds smu.
+// good clients seen, in one transaction. The caller holds smu.
 func (a *applier) persist(ctx context.Context, batch []event.Decision, pos map[string]string, good []event.Event) {
 	if a.store == nil {
 		return
@@ -345,27 +345,21 @@ func (a *applier) persist(ctx context.Context, batch []event.Decision, pos map[s
 		a.log.Info("store: recorded decisions held back by an earlier failure", "count", len(a.retry))
 		a.retry = nil
 	}
-	if len(batch) > 0 {
-		_, err := a.store.RecordBatch(ctx, batch, pos)
-		a.storeErr.note(err)
-		if err != nil {
-			// Health reports it once (see health.go); this is per batch.
-			a.log.Debug("store: recording decisions failed; retrying", "err", err, "count", len(batch))
-			if len(a.retry) < 100_000 {
-				a.retry = append(a.retry, batch...)
-			}
-		}
+	if len(batch) == 0 && len(good) == 0 {
+		return
 	}
-	for _, ev := range good {
-		var err error
-		if ev.Kind == event.MailAccepted {
-			err = a.store.AddRelay(ctx, ev.Addr, ev.Time)
-		} else {
-			err = a.store.AddKnownGood(ctx, ev.Addr, ev.User, ev.Time)
-		}
-		if err != nil {
-			a.storeErr.note(err)
-			break
+	seen := make([]store.Sighting, len(good))
+	for i, ev := range good {
+		seen[i] = store.Sighting{Addr: ev.Addr, User: ev.User, Relay: ev.Kind == event.MailAccepted, At: ev.Time}
+	}
+	_, err := a.store.RecordBatch(ctx, batch, pos, seen)
+	a.storeErr.note(err)
+	if err != nil {
+		// Health reports it once (see health.go); this is per batch. The
+		// good clients are not held back: the engine keeps them too.
+		a.log.Debug("store: recording decisions failed; retrying", "err", err, "count", len(batch))
+		if len(a.retry) < 100_000 {
+			a.retry = append(a.retry, batch...)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type Log struct {
 	now    func() time.Time
 	active map[banKey]event.Decision
 	want   intent // carve-outs only
+	pruned int    // len(active) after the last prune
 	closed bool
 }
 
@@ -46,11 +48,17 @@ func (l *Log) begin(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// prune forgets the expired bans.
 func (l *Log) prune(now time.Time) {
-	for t, d := range l.active {
-		if !d.Active(now) {
-			delete(l.active, t)
-		}
+	maps.DeleteFunc(l.active, func(_ banKey, d event.Decision) bool { return !d.Active(now) })
+	l.pruned = len(l.active)
+}
+
+// pruneSome prunes once the bans have doubled since the last prune (as
+// intent does): a flood of bans costs O(1) per ban, not a walk per batch.
+func (l *Log) pruneSome(now time.Time) {
+	if len(l.active) > 2*l.pruned+1024 {
+		l.prune(now)
 	}
 }
 
@@ -67,7 +75,7 @@ func (l *Log) Apply(ctx context.Context, ds []event.Decision) error {
 	if err != nil {
 		return fmt.Errorf("log apply: %w", err)
 	}
-	l.prune(now)
+	l.pruneSome(now)
 	for _, b := range bans {
 		d := b.d
 		d.Start, d.Duration = now, b.timeout
@@ -95,7 +103,7 @@ func (l *Log) Revoke(ctx context.Context, targets []netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("log revoke: %w", err)
 	}
-	l.prune(l.now())
+	l.pruneSome(l.now())
 	for _, t := range ts {
 		was := false
 		for k := range l.active {

@@ -122,7 +122,7 @@ func BenchmarkRecordBatch(b *testing.B) {
 						pos[k] = fmt.Sprintf("dev=2049 inode=1234567 offset=%d head=1024:0123456789abcdef", i)
 					}
 					b.StartTimer()
-					if _, err := s.RecordBatch(ctx, ds, pos); err != nil {
+					if _, err := s.RecordBatch(ctx, ds, pos, nil); err != nil {
 						b.Fatal(err)
 					}
 				}

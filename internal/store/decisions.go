@@ -79,7 +79,7 @@ const upsertActiveSQL = `INSERT INTO active (target, ports, history_id, start_ns
 // known action and d.Start must be set. A Duration of zero or less means
 // until revoked.
 func (s *Store) RecordDecision(ctx context.Context, d event.Decision) (int64, error) {
-	ids, err := s.recordDecisions(ctx, []event.Decision{d}, nil)
+	ids, err := s.recordDecisions(ctx, []event.Decision{d}, nil, nil)
 	if err != nil {
 		return 0, fmt.Errorf("record decision for %s: %w", d.Target, err)
 	}
@@ -93,7 +93,7 @@ func (s *Store) RecordDecisions(ctx context.Context, ds []event.Decision) ([]int
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	ids, err := s.recordDecisions(ctx, ds, nil)
+	ids, err := s.recordDecisions(ctx, ds, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("record %d decisions: %w", len(ds), err)
 	}
@@ -127,20 +127,22 @@ func validate(d event.Decision) (decisionRow, error) {
 	return r, nil
 }
 
-// RecordBatch records ds as RecordDecisions does and saves positions as
-// SavePositions does, in one transaction: the positions of the log lines
-// that led to the decisions are saved with them, so a crash right after
-// cannot make those lines be read, and counted, again. Either all is
-// written or, on error, nothing.
-func (s *Store) RecordBatch(ctx context.Context, ds []event.Decision, positions map[string]string) ([]int64, error) {
-	ids, err := s.recordDecisions(ctx, ds, positions)
+// RecordBatch records ds as RecordDecisions does, saves positions as
+// SavePositions does and the good clients seen as AddKnownGood and AddRelay
+// do, in one transaction: the positions of the log lines that led to the
+// decisions are saved with them, so a crash right after cannot make those
+// lines be read, and counted, again; and a flood of logins costs one commit
+// per batch, not one each. Either all is written or, on error, nothing.
+// Sightings of invalid addresses are skipped.
+func (s *Store) RecordBatch(ctx context.Context, ds []event.Decision, positions map[string]string, seen []Sighting) ([]int64, error) {
+	ids, err := s.recordDecisions(ctx, ds, positions, seen)
 	if err != nil {
-		return nil, fmt.Errorf("record %d decisions and %d positions: %w", len(ds), len(positions), err)
+		return nil, fmt.Errorf("record %d decisions, %d positions and %d good clients: %w", len(ds), len(positions), len(seen), err)
 	}
 	return ids, nil
 }
 
-func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positions map[string]string) ([]int64, error) {
+func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positions map[string]string, seen []Sighting) ([]int64, error) {
 	rows := make([]decisionRow, len(ds))
 	for i, d := range ds {
 		r, err := validate(d)
@@ -155,6 +157,9 @@ func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positi
 	ids := make([]int64, len(ds))
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := savePositions(ctx, tx, positions); err != nil {
+			return err
+		}
+		if err := saveSightings(ctx, tx, seen); err != nil {
 			return err
 		}
 		if len(ds) == 0 {

@@ -99,7 +99,84 @@ func (s *Store) Positions(ctx context.Context) (map[string]string, error) {
 	return m, nil
 }
 
-// Known-good clients.
+// Known-good clients and delivering relays.
+
+// Sighting is a client seen doing good: a successful login (a known-good
+// client, User the name it used, if any) or mail the server accepted from
+// it (Relay: a delivering relay).
+type Sighting struct {
+	Addr  netip.Addr
+	User  string
+	Relay bool
+	At    time.Time
+}
+
+const (
+	upsertKnownGoodSQL = `INSERT INTO known_good (addr, user, first_seen_ns, last_seen_ns, count)
+	VALUES (?, ?, ?, ?, 1)
+	ON CONFLICT (addr) DO UPDATE SET
+		count = count + 1,
+		user = CASE WHEN excluded.user != '' AND excluded.last_seen_ns >= last_seen_ns
+			THEN excluded.user ELSE user END,
+		first_seen_ns = min(first_seen_ns, excluded.first_seen_ns),
+		last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`
+	upsertRelaySQL = `INSERT INTO relays (addr, first_seen_ns, last_seen_ns, count)
+	VALUES (?, ?, ?, 1)
+	ON CONFLICT (addr) DO UPDATE SET
+		count = count + 1,
+		first_seen_ns = min(first_seen_ns, excluded.first_seen_ns),
+		last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`
+)
+
+// addSightings records sightings in one transaction.
+func (s *Store) addSightings(ctx context.Context, ss []Sighting) error {
+	for _, x := range ss {
+		if _, err := normAddr(x.Addr); err != nil {
+			return err
+		}
+	}
+	return s.write(ctx, func(tx *sql.Tx) error { return saveSightings(ctx, tx, ss) })
+}
+
+// saveSightings counts each sighting once in its table, through one
+// prepared statement per table. Invalid addresses are skipped (callers
+// that must hear of them check first).
+func saveSightings(ctx context.Context, tx *sql.Tx, ss []Sighting) error {
+	var good, relay *sql.Stmt
+	defer func() {
+		for _, st := range []*sql.Stmt{good, relay} {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}()
+	for _, x := range ss {
+		a, err := normAddr(x.Addr)
+		if err != nil {
+			continue
+		}
+		t := toNS(x.At)
+		if x.Relay {
+			if relay == nil {
+				if relay, err = tx.PrepareContext(ctx, upsertRelaySQL); err != nil {
+					return err
+				}
+			}
+			_, err = relay.ExecContext(ctx, a.String(), t, t)
+		} else {
+			if good == nil {
+				if good, err = tx.PrepareContext(ctx, upsertKnownGoodSQL); err != nil {
+					return err
+				}
+			}
+			_, err = good.ExecContext(ctx, a.String(), x.User, t, t)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // KnownGood is a client that logged in successfully.
 type KnownGood struct {
@@ -115,25 +192,8 @@ type KnownGood struct {
 // latest times seen. User replaces the stored user when it is not empty and
 // at is not older than the last login.
 func (s *Store) AddKnownGood(ctx context.Context, addr netip.Addr, user string, at time.Time) error {
-	a, err := normAddr(addr)
-	if err != nil {
-		return fmt.Errorf("add known-good client: %w", err)
-	}
-	t := toNS(at)
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO known_good (addr, user, first_seen_ns, last_seen_ns, count)
-			VALUES (?, ?, ?, ?, 1)
-			ON CONFLICT (addr) DO UPDATE SET
-				count = count + 1,
-				user = CASE WHEN excluded.user != '' AND excluded.last_seen_ns >= last_seen_ns
-					THEN excluded.user ELSE user END,
-				first_seen_ns = min(first_seen_ns, excluded.first_seen_ns),
-				last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`,
-			a.String(), user, t, t)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("add known-good client %s: %w", a, err)
+	if err := s.addSightings(ctx, []Sighting{{Addr: addr, User: user, At: at}}); err != nil {
+		return fmt.Errorf("add known-good client %s: %w", addr, err)
 	}
 	return nil
 }
@@ -198,23 +258,8 @@ type Relay struct {
 // AddRelay records mail accepted from addr at time at: it creates the
 // relay or counts one more delivery, keeping the earliest and latest times.
 func (s *Store) AddRelay(ctx context.Context, addr netip.Addr, at time.Time) error {
-	a, err := normAddr(addr)
-	if err != nil {
-		return fmt.Errorf("add relay: %w", err)
-	}
-	t := toNS(at)
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO relays (addr, first_seen_ns, last_seen_ns, count)
-			VALUES (?, ?, ?, 1)
-			ON CONFLICT (addr) DO UPDATE SET
-				count = count + 1,
-				first_seen_ns = min(first_seen_ns, excluded.first_seen_ns),
-				last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`,
-			a.String(), t, t)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("add relay %s: %w", a, err)
+	if err := s.addSightings(ctx, []Sighting{{Addr: addr, Relay: true, At: at}}); err != nil {
+		return fmt.Errorf("add relay %s: %w", addr, err)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
 )
 
 func TestPositions(t *testing.T) {
@@ -183,5 +185,57 @@ func TestEngineSnapshot(t *testing.T) {
 	// The positions were saved with it.
 	if pos, ok, err := s.LoadPosition(ctx, "file:/var/log/auth.log"); err != nil || !ok || pos != "dev=1 ino=2 off=1" {
 		t.Fatalf("position %q %v %v, want the second snapshot's", pos, ok, err)
+	}
+}
+
+// TestRecordBatchSightings: the good clients seen are written in the
+// decisions' transaction, with the positions; an invalid address among them
+// is skipped, and a bad decision writes none of it.
+func TestRecordBatchSightings(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	user := netip.MustParseAddr("198.51.100.7")
+	relay := netip.MustParseAddr("209.85.220.41")
+	seen := []Sighting{
+		{Addr: user, User: "alice", At: t0},
+		{Addr: relay, Relay: true, At: t0},
+		{Addr: netip.Addr{}, At: t0},
+		{Addr: user, At: t0.Add(time.Minute)},
+		{Addr: relay, Relay: true, At: t0.Add(2 * time.Minute)},
+	}
+	pos := map[string]string{"file:/var/log/mail.log": "dev=1 ino=2 off=10"}
+
+	bad := []event.Decision{{Target: netip.MustParsePrefix("192.0.2.2/32"), Start: t0}}
+	if _, err := s.RecordBatch(ctx, bad, pos, seen); err == nil {
+		t.Fatal("RecordBatch with a bad decision succeeded")
+	}
+	if ks, _ := s.KnownGood(ctx, time.Time{}); len(ks) != 0 {
+		t.Errorf("known-good clients after a failed batch: %v", ks)
+	}
+	if m, _ := s.Positions(ctx); len(m) != 0 {
+		t.Errorf("positions after a failed batch: %v", m)
+	}
+
+	if _, err := s.RecordBatch(ctx, nil, pos, seen); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := s.KnownGood(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantK := []KnownGood{{Addr: user, User: "alice", FirstSeen: t0, LastSeen: t0.Add(time.Minute), Count: 2}}
+	if fmt.Sprint(ks) != fmt.Sprint(wantK) {
+		t.Errorf("KnownGood = %v, want %v", ks, wantK)
+	}
+	rs, err := s.Relays(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantR := []Relay{{Addr: relay, FirstSeen: t0, LastSeen: t0.Add(2 * time.Minute), Count: 2}}
+	if fmt.Sprint(rs) != fmt.Sprint(wantR) {
+		t.Errorf("Relays = %v, want %v", rs, wantR)
+	}
+	if m, _ := s.Positions(ctx); m["file:/var/log/mail.log"] != pos["file:/var/log/mail.log"] {
+		t.Errorf("positions = %v, want %v", m, pos)
 	}
 }
