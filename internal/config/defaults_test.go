@@ -86,7 +86,13 @@ func schemaKeys(placeholders bool) []schemaKey {
 		}
 	}
 	for _, table := range fields(reflect.TypeFor[Config]()) {
-		if table.key != "jail" {
+		switch {
+		case table.key == "jail":
+		case table.typ.Kind() != reflect.Struct:
+			// An array of tables ([[action]]), none by default: the key
+			// itself is written (action = []).
+			out = append(out, schemaKey{key: table.key, f: table})
+		default:
 			walk(table.typ, table.key+".")
 		}
 	}

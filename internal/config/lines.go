@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -9,20 +10,35 @@ import (
 // keyLines maps every dotted key of a TOML document ("jail.sshd.maxretry")
 // to the line where it is written, so errors found after decoding can point
 // at it. Parse errors are left to the decoder, which reports them itself.
+// The tables of an array of tables are also numbered from 0: the second
+// [[action]]'s url is "action.1.url" (and "action.url" is the last one's).
 func keyLines(data []byte) map[string]int {
 	lines := map[string]int{}
 	p := unstable.Parser{KeepComments: false}
 	p.Reset(data)
-	var table []string
+	var table, indexed []string
+	arrays := map[string]int{}
 	for p.NextExpression() {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			table = keyParts(e.Key())
-			lines[strings.Join(table, ".")] = lineOf(&p, data, e.Key())
+			name := strings.Join(table, ".")
+			line := lineOf(&p, data, e.Key())
+			lines[name] = line
+			indexed = nil
+			if e.Kind == unstable.ArrayTable {
+				indexed = append(append([]string(nil), table...), strconv.Itoa(arrays[name]))
+				arrays[name]++
+				lines[strings.Join(indexed, ".")] = line
+			}
 		case unstable.KeyValue:
-			k := append(append([]string(nil), table...), keyParts(e.Key())...)
-			lines[strings.Join(k, ".")] = lineOf(&p, data, e.Key())
+			key := keyParts(e.Key())
+			line := lineOf(&p, data, e.Key())
+			lines[strings.Join(append(append([]string(nil), table...), key...), ".")] = line
+			if indexed != nil {
+				lines[strings.Join(append(append([]string(nil), indexed...), key...), ".")] = line
+			}
 		}
 	}
 	return lines

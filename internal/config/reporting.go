@@ -123,7 +123,10 @@ func (c *Config) checkEvidence() error {
 			return c.errorf("evidence.shorteners", "entry %d: %q is not a host name", i+1, c.Evidence.Shorteners[i])
 		}
 	}
-	return c.checkReporting()
+	if err := c.checkReporting(); err != nil {
+		return err
+	}
+	return c.checkActions()
 }
 
 func (c *Config) checkReporting() error {

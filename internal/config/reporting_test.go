@@ -50,3 +50,38 @@ func TestReportingCategoriesMerge(t *testing.T) {
 		t.Error("modes")
 	}
 }
+
+// TestActionErrors: mistakes in [[action]] tables are refused at the
+// line of the table they are in, naming the action.
+func TestActionErrors(t *testing.T) {
+	hook := "[[action]]\nname = \"a\"\ntype = \"webhook\"\nurl = \"https://h.example/x\"\n"
+	for in, want := range map[string]string{
+		hook + "[[action]]\nname = \"b\"\ntype = \"webhook\"\nurl = \"https://h.example/x\"\ncommand = [\"/bin/true\"]\n": `r.toml:9: action "b": key "command" is not for a webhook action (it takes url, secret_file, template, timeout)`,
+		hook + "[[action]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n":                                   `r.toml:6: action "a": the name is used twice`,
+		"[[action]]\nname = \"Bad Name\"\n":            `r.toml:2: action 1: name "Bad Name" must be`,
+		"[[action]]\nname = \"x\"\ntype = \"pager\"\n": `r.toml:3: action "x": type "pager" is not one of webhook, mail, exec, sql`,
+		hook + "on = [\"banned\"]\n":                   `r.toml:5: action "a": event "banned" is not one of ban, unban, trap, report`,
+		hook + "template = '{{.IP'\n":                  `r.toml:5: action "a": template: a:1: unclosed action`,
+		hook + "queue = 0\n[[action]]\nname = \"q\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\nqueue = -5\n":           `r.toml:10: action "q": queue -5 is out of range (1 to 1000000)`,
+		"[[action]]\nname = \"e\"\ntype = \"exec\"\ncommand = [\"notify-send\", \"{{.IP}}\"]\n":                          `r.toml:4: action "e": "notify-send" is not an absolute path`,
+		"[[action]]\nname = \"e\"\ntype = \"exec\"\nshell = true\ncommand = [\"a\", \"b\"]\n":                            `r.toml:5: action "e": with shell = true the command is one string`,
+		"[[action]]\nname = \"m\"\ntype = \"mail\"\nto = [\"ops@example.org\"]\n":                                        `r.toml:3: action "m": a mail action needs [reporting.smtp] server and [reporting] from`,
+		"[[action]]\nname = \"d\"\ntype = \"sql\"\ndriver = \"postgres\"\ndsn = \"host=db password=x\"\n":                `r.toml:5: action "d": the password belongs in dsn_file or RAMPART_ACTION_D_DSN`,
+		"[[action]]\nname = \"d\"\ntype = \"sql\"\ndriver = \"sqlite\"\ndsn = \"/var/lib/rampart/rampart.db\"\n":         `r.toml:5: action "d": "/var/lib/rampart/rampart.db" is Rampart's own store`,
+		"[[action]]\nname = \"d\"\ntype = \"sql\"\ndriver = \"sqlite\"\ndsn = \"/var/lib/ev.db\"\ntable = \"x; drop\"\n": `r.toml:6: action "d": table "x; drop" must be`,
+	} {
+		_, err := Parse("r.toml", []byte(in))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q:\n got  %v\n want %s", in, err, want)
+		}
+	}
+	c, err := Parse("r.toml", []byte(hook+"[[action]]\nname = \"digest\"\ntype = \"mail\"\nto = [\"ops@example.org\"]\n"+
+		"[reporting]\nfrom = \"r@example.org\"\n[reporting.smtp]\nserver = \"127.0.0.1:25\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, m := c.Actions[0], c.Actions[1]
+	if a.Queue != 1000 || a.Timeout.String() != "10s" || !slices.Equal(a.On, []string{"ban", "trap"}) || m.Interval.String() != "1h" || m.Subject == "" {
+		t.Errorf("defaults: %+v %+v", a, m)
+	}
+}

@@ -41,6 +41,7 @@ type Config struct {
 	Trap       Trap             `toml:"trap"`
 	Evidence   Evidence         `toml:"evidence"`  // reporting.go
 	Reporting  Reporting        `toml:"reporting"` // reporting.go
+	Actions    []Action         `toml:"action"`    // actions.go
 	Shields    Shields          `toml:"shields"`
 	Fleet      Fleet            `toml:"fleet"`
 	API        API              `toml:"api"`

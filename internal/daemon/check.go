@@ -68,6 +68,13 @@ func Check(cfg *config.Config, reg *filter.Registry) []Problem {
 	if _, err := reportingSecrets(cfg); err != nil {
 		ps = append(ps, Problem{Err: err})
 	}
+	for i, a := range cfg.Actions {
+		for _, f := range []struct{ key, env, file string }{{"secret_file", a.SecretEnv("SECRET"), a.SecretFile}, {"dsn_file", a.SecretEnv("DSN"), a.DSNFile}} {
+			if _, err := secret(f.env, f.file); err != nil {
+				fail(fmt.Sprintf("action.%d.%s", i, f.key), "action %q: %v (run refuses to start)", a.Name, err)
+			}
+		}
+	}
 	if cfg.Web.Listen != "" {
 		if _, err := readToken(cfg.Web.TokenFile); err != nil {
 			fail("web.token_file", "%v (run refuses to start the dashboard)", err)

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/action"
 	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/firewall"
@@ -56,6 +57,8 @@ type Status struct {
 	// Reporting: each reporter's counters and queue; absent while no
 	// reporter is enabled.
 	Reporting *ReportingStatus `json:"reporting,omitempty"`
+	// Actions: each [[action]]'s counters; absent without actions.
+	Actions []action.Stats `json:"actions,omitempty"`
 	// Descriptors: the limit, the reserve kept for logs and control, and
 	// what the listeners (policy servers, syslog) may hold and hold now.
 	Descriptors DescriptorStatus `json:"descriptors"`
@@ -331,6 +334,7 @@ func (d *Daemon) status(reasons bool) Status {
 		Fleet:     d.fleet.status(),
 		Feeds:     d.feeds.status(),
 		Reporting: d.report.status(context.Background(), d.store),
+		Actions:   d.actions.Stats(),
 		Descriptors: func() DescriptorStatus {
 			ds := d.fds
 			ds.Used = d.peers.Used()
@@ -510,6 +514,7 @@ func (d *Daemon) unbanFrom(ctx context.Context, target netip.Prefix, reason stri
 		return removed, fmt.Errorf("firewall: %w", err)
 	}
 	d.log.Info("unban", "addr", Target(target), "was_banned", removed, "reason", reason)
+	d.actions.Unbanned(target, reason)
 	return removed, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/action"
 	"github.com/rampart-dev/rampart/internal/allow"
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/connlimit"
@@ -63,11 +64,12 @@ type Daemon struct {
 	store   *store.Store
 	enf     Enforcer
 	apply   *applier
-	trap    *trapper   // nil: the trap is off (trap.go)
-	evid    *evidencer // nil: [evidence] is off (evidence.go)
-	fleet   *fleetLink // nil: the fleet is off (fleet.go)
-	feeds   *feeds     // nil: [feed] is unused (feeds.go)
-	report  *reporting // nil: no reporter is enabled (report.go)
+	trap    *trapper           // nil: the trap is off (trap.go)
+	evid    *evidencer         // nil: [evidence] is off (evidence.go)
+	fleet   *fleetLink         // nil: the fleet is off (fleet.go)
+	feeds   *feeds             // nil: [feed] is unused (feeds.go)
+	report  *reporting         // nil: no reporter is enabled (report.go)
+	actions *action.Dispatcher // nil: no [[action]] (actions.go)
 	policy  policies
 	live    liveFailures // failures the policy servers counted, not to count again from logs
 	started time.Time
@@ -165,6 +167,14 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	if d.evid != nil {
 		d.evid.found = d.report.message
 	}
+	if d.actions, err = newActions(opt.Config, opt, d.log); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if d.report != nil && d.actions != nil {
+		host, _ := os.Hostname()
+		d.report.q.Sent = reportSent(d.actions, host)
+	}
 	d.apply.storeErr, d.apply.enfErr = &d.storeErr, &d.enfErr
 	d.apply.positions = func() map[string]string {
 		d.mu.Lock()
@@ -189,7 +199,11 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
-	d.apply.onApplied = d.report.decided
+	d.apply.onApplied = func(ds []event.Decision) {
+		d.report.decided(ds)
+		d.actions.Decided(ds)
+	}
+	trackActive(ctx, d.actions, st)
 	return d, nil
 }
 
@@ -420,6 +434,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { defer wg.Done(); d.evid.run(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); d.report.run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.actions.Run(ctx) }()
 	ctl, err := d.listenControl(d.cfg.Daemon.Socket)
 	if err != nil {
 		return err

@@ -158,7 +158,7 @@ func metricTable() []metric {
 			}
 			return float64(s.Policy.DovecotConns.RejectedFull), true
 		}},
-	}, evidenceMetrics()...)
+	}, append(evidenceMetrics(), actionsMetrics()...)...)
 }
 
 func perSource(f func(SourceState) (float64, bool)) func(*Status) map[string]float64 {

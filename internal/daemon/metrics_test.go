@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"github.com/rampart-dev/rampart/internal/action"
 	"io"
 	"log/slog"
 	"net"
@@ -79,6 +80,7 @@ func TestMetricsExpositionParses(t *testing.T) {
 		Policy:    &PolicyStatus{Postfix: &postfix.Stats{Requests: 9, Parked: 2}},
 		Evidence:  &EvidenceStatus{Messages: 2, Indicators: 30},
 		Reporting: &ReportingStatus{Reporters: []ReporterStatus{{Name: "abuseipdb", Sent: 3}}},
+		Actions:   []action.Stats{{Name: "notify", Done: 2}},
 		Shields: &ShieldsStatus{Events: 4, Counters: []firewall.ShieldCounter{
 			{Group: "ssh", Kind: firewall.ShieldRate, Packets: 17}, {Kind: firewall.ShieldScan, Packets: 3}}},
 	}

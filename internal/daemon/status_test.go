@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/rampart-dev/rampart/internal/action"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,6 +40,7 @@ func fullStatus() Status {
 		Evidence: &EvidenceStatus{Messages: 1, Indicators: 2, Problems: 3, Failed: 4},
 		Reporting: &ReportingStatus{Dropped: 9, Reporters: []ReporterStatus{{Name: "abuseipdb", Mode: "review", Queued: 1, Duplicates: 2,
 			Sent: 3, Failed: 4, Retried: 5, Limited: 6, Review: 7, Pending: 8, PausedUntil: t.Add(time.Minute)}}},
+		Actions:    []action.Stats{{Name: "notify", Type: "webhook", Queued: 1, Done: 2, Failed: 3, Dropped: 4, Waiting: 5}},
 		Active:     []Ban{{IP: "192.0.2.1", Action: "ban", Ports: "22/tcp", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t, End: t.Add(time.Hour), Origin: "local"}},
 		Goroutines: 42,
 	}
