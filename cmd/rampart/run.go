@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -268,6 +269,11 @@ daemon started, the files it reads and the addresses it bans; then its
 thresholds, its ports and its bans. With --json, the status narrowed to
 the jail.
 
+Without JAIL, the 50 most recent active bans are listed (a flood makes
+hundreds of thousands), with how many there are in all; --bans N lists N,
+--bans all every one. With JAIL, all of its bans are listed unless --bans
+says otherwise. The JSON's "active_total" counts them all.
+
 Each component (the store, the firewall, the configuration, each source,
 each policy server) has a health line. The exit status is 0 when all are
 ok, 3 when one is degraded or failed (the report is printed all the same),
@@ -278,9 +284,10 @@ ok, 3 when one is degraded or failed (the report is printed all the same),
 const exitDegraded = 3
 
 func runStatus(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", "[JAIL] [--socket PATH] [--json]", statusHelp, stderr)
+	fs := newFlags("status", "[JAIL] [--socket PATH] [--json] [--bans N|all]", statusHelp, stderr)
 	connect := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON (keys documented in docs/configuration.md)")
+	bans := fs.String("bans", "", "active bans to list, the most recent: a number or all (default: 50, all with JAIL)")
 	jail, rest := splitTarget(args)
 	if err := parseFlags(fs, rest); err != nil {
 		return err
@@ -290,11 +297,22 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	} else if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(fs.NArg()-1))
 	}
+	q := daemon.StatusQuery{Jail: jail, Bans: 50}
+	switch {
+	case *bans == "all" || (*bans == "" && jail != ""):
+		q.Bans = -1
+	case *bans != "":
+		n, err := strconv.Atoi(*bans)
+		if err != nil || n < 0 {
+			return usagef("--bans %q: want a number or all", *bans)
+		}
+		q.Bans = n
+	}
 	c, err := connect()
 	if err != nil {
 		return err
 	}
-	st, err := c.StatusOf(context.Background(), jail)
+	st, err := c.StatusFor(context.Background(), q)
 	if errors.Is(err, daemon.ErrUnknownJail) {
 		return &usageError{err.Error()}
 	}
@@ -373,8 +391,16 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 	if ds := st.Descriptors; ds.Limit > 0 {
 		fmt.Fprintf(w, "descriptors: limit %d, %d kept for logs and control, peers hold %d of %d\n", ds.Limit, ds.Reserve, ds.Used, ds.Peers)
 	}
-	fmt.Fprintf(w, "\nACTIVE BANS (%d)\n", len(st.Active))
+	printActive(w, st, now)
+}
+
+// printActive writes the active bans listed, and how many more there are.
+func printActive(w io.Writer, st daemon.Status, now time.Time) {
+	fmt.Fprintf(w, "\nACTIVE BANS (%d)\n", st.ActiveTotal)
 	printBans(w, st.Active, now)
+	if more := st.ActiveTotal - len(st.Active); more > 0 {
+		fmt.Fprintf(w, "(%d older not listed: --bans all lists every one)\n", more)
+	}
 }
 
 // printHealth writes one line per component.
@@ -440,7 +466,11 @@ func printJailStatus(w io.Writer, st daemon.Status, now time.Time) {
 	fmt.Fprintf(w, "|  |- Total failed:\t%d\n", j.FailedTotal)
 	fmt.Fprintf(w, "|  `- File list:\t%s\n", strings.Join(files, " "))
 	fmt.Fprintln(w, "`- Actions")
-	fmt.Fprintf(w, "   |- Currently banned:\t%d\n", len(ips))
+	banned := len(ips)
+	if st.ActiveTotal > len(st.Active) { // --bans cut the list short
+		banned = st.ActiveTotal
+	}
+	fmt.Fprintf(w, "   |- Currently banned:\t%d\n", banned)
 	fmt.Fprintf(w, "   |- Total banned:\t%d\n", j.BannedTotal)
 	fmt.Fprintf(w, "   `- Banned IP list:\t%s\n", strings.Join(ips, " "))
 	fmt.Fprintf(w, "\nmaxretry %d within %s, bantime %s, ports %s\n", j.MaxRetry, j.FindTime, j.BanTime, portsOrAll(j.Ports))
@@ -448,9 +478,8 @@ func printJailStatus(w io.Writer, st daemon.Status, now time.Time) {
 		fmt.Fprintf(w, "health: DEGRADED (%d of %d components)\n", len(bad), len(st.Health))
 		printHealth(w, bad)
 	}
-	if len(st.Active) > 0 {
-		fmt.Fprintf(w, "\nACTIVE BANS (%d)\n", len(st.Active))
-		printBans(w, st.Active, now)
+	if st.ActiveTotal > 0 {
+		printActive(w, st, now)
 	}
 }
 

@@ -52,6 +52,9 @@ func TestStatusExitCodes(t *testing.T) {
 	if code, _, errs := runCLI("status", "--socket", sock, "nope"); code != 2 || !strings.Contains(errs, `unknown jail "nope"`) {
 		t.Fatalf("unknown jail: exit %d, %s", code, errs)
 	}
+	if code, _, errs := runCLI("status", "--socket", sock, "--bans", "some"); code != 2 || !strings.Contains(errs, `--bans "some"`) {
+		t.Fatalf("--bans some: exit %d, %s", code, errs)
+	}
 	os.WriteFile(logPath, nil, 0o644)
 	_, out, _ = await("ok once the log exists", func(code int, _, _ string) bool { return code == 0 })
 	if !strings.Contains(out, "health: ok") {
@@ -100,6 +103,8 @@ func TestPrintStatusGolden(t *testing.T) {
 		Jails:    []daemon.JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 1}},
 		Sources:  []daemon.SourceState{{Source: "/var/log/auth.log", Jails: []string{"sshd"}, Lines: 100, Skipped: 2, Stale: 3}},
 		Active:   []daemon.Ban{{IP: "192.0.2.1", Action: "ban", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t0, End: t0.Add(2 * time.Hour), Origin: "local"}},
+		// --bans 1 of 3: the older two are counted, not listed
+		ActiveTotal: 3,
 	}
 	// Times are printed in local time: pin it for the golden file.
 	local := time.Local
@@ -139,6 +144,7 @@ func TestPrintJailStatusGolden(t *testing.T) {
 			{IP: "192.0.2.1", Action: "ban", Jail: "sshd", Scenario: "recidive", Reason: "banned 5 times within 1d", Start: t0, End: t0.Add(7 * 24 * time.Hour), Origin: "local"},
 			{IP: "2001:db8::7", Action: "ban", Ports: "22/tcp", Jail: "sshd", Scenario: "slow", Reason: "8 failures within 1d, spread out", Start: t0, Origin: "local"},
 		},
+		ActiveTotal: 3,
 	}
 	var b strings.Builder
 	printJailStatus(&b, st, t0.Add(time.Hour))

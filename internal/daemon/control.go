@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,7 +66,10 @@ type Status struct {
 	// Shields: what each shield dropped, and their events; absent
 	// without shields (off, or another backend than nftables).
 	Shields *ShieldsStatus `json:"shields,omitempty"`
-	Active  []Ban          `json:"active"`
+	// Active lists the bans in force, all or the most recent (see
+	// StatusQuery.Bans); ActiveTotal counts them all.
+	Active      []Ban `json:"active"`
+	ActiveTotal int   `json:"active_total"`
 	// Goroutines counts the daemon's goroutines: with live policy servers,
 	// one per connection being served (a tarpitted one costs none).
 	Goroutines int `json:"goroutines"`
@@ -233,13 +237,19 @@ func (c *control) serve(ctx context.Context) {
 }
 
 func (c *control) status(w http.ResponseWriter, r *http.Request) {
-	st := c.d.Status()
-	if j := r.URL.Query().Get("jail"); j != "" {
-		var ok bool
-		if st, ok = st.ForJail(j); !ok {
-			writeError(w, http.StatusNotFound, "unknown jail %q (running jails: %s)", j, strings.Join(st.JailNames(), ", "))
+	q := StatusQuery{Jail: r.URL.Query().Get("jail"), Bans: -1}
+	if v := r.URL.Query().Get("bans"); v != "" && v != "all" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "bans=%q: want a number of bans to list, or all", v)
 			return
 		}
+		q.Bans = n
+	}
+	st, ok := c.d.StatusFor(q)
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown jail %q (running jails: %s)", q.Jail, strings.Join(st.JailNames(), ", "))
+		return
 	}
 	writeJSON(w, http.StatusOK, st)
 }
@@ -253,36 +263,6 @@ func (st Status) JailNames() []string {
 	return names
 }
 
-// ForJail narrows st to one jail: its jail line, the sources feeding it,
-// its active bans. ok is false when no such jail runs.
-func (st Status) ForJail(name string) (Status, bool) {
-	var jails []JailStatus
-	for _, j := range st.Jails {
-		if j.Name == name {
-			jails = append(jails, j)
-		}
-	}
-	if len(jails) == 0 {
-		return st, false
-	}
-	st.Jails = jails
-	var srcs []SourceState
-	for _, s := range st.Sources {
-		if slices.Contains(s.Jails, name) {
-			srcs = append(srcs, s)
-		}
-	}
-	st.Sources = srcs
-	var active []Ban
-	for _, b := range st.Active {
-		if b.Jail == name {
-			active = append(active, b)
-		}
-	}
-	st.Active = active
-	return st, true
-}
-
 func (c *control) reload(w http.ResponseWriter, r *http.Request) {
 	if err := c.d.Reload(r.Context()); err != nil {
 		writeError(w, http.StatusConflict, "reload failed, the running configuration stays in force: %v", err)
@@ -291,29 +271,49 @@ func (c *control) reload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string][]string{"jails": c.d.currentPipe().JailNames()})
 }
 
-// Status reports the daemon's state.
-func (d *Daemon) Status() Status { return d.status(true) }
+// StatusQuery says what a status covers.
+type StatusQuery struct {
+	// Jail narrows the status to one jail: its line, the sources feeding
+	// it, its bans ("" for all).
+	Jail string
+	// Bans is how many active bans are listed, the most recent; < 0 lists
+	// all. Status.ActiveTotal counts them all.
+	Bans int
+}
 
-// status reports the daemon's state; the reasons of active bans, read from
-// the store, only when asked for.
-func (d *Daemon) status(reasons bool) Status {
+// Status reports the daemon's state, every active ban listed.
+func (d *Daemon) Status() Status {
+	st, _ := d.StatusFor(StatusQuery{Bans: -1})
+	return st
+}
+
+// StatusFor reports the daemon's state as q asks, the reasons of the listed
+// bans read from the store; ok is false for a jail that does not run (st
+// then still names the jails that do).
+func (d *Daemon) StatusFor(q StatusQuery) (st Status, ok bool) {
+	return d.status(q, true)
+}
+
+// status reports the daemon's state; the reasons of the listed bans, read
+// from the store, only when asked for.
+func (d *Daemon) status(q StatusQuery, reasons bool) (Status, bool) {
 	now := time.Now()
 	d.mu.Lock()
 	pipe, sources := d.pipe, d.sources
 	d.mu.Unlock()
-	health := d.health(now)
-	// The store first: its query takes a while, and the engine's list and
-	// counters below should be read as close together as can be (the
-	// counters last, so they cover at least what the list shows).
-	var stored map[event.DecisionKey]event.Decision
-	if reasons {
-		stored = d.activeReasons(now)
+	if q.Jail != "" && !slices.Contains(pipe.JailNames(), q.Jail) {
+		return Status{Jails: jailLines(pipe, now)}, false
 	}
+	health := d.health(now)
 	var fw firewall.Stats
 	if f, ok := d.enf.(firewallStats); ok {
 		fw = f.Stats()
 	}
-	active := pipe.Engine.Active(now)
+	active, total := pipe.Engine.Recent(now, q.Jail, q.Bans)
+	var stored map[event.DecisionKey]event.Decision
+	if reasons && len(active) > 0 {
+		stored = d.activeReasons(now, active)
+	}
 	st := Status{
 		Version: d.opt.Version,
 		Started: d.started,
@@ -344,44 +344,63 @@ func (d *Daemon) status(reasons bool) Status {
 		Shields:    d.shieldsStatus(context.Background()),
 		Goroutines: runtime.NumGoroutine(),
 	}
-	perJail := map[string]int{}
+	st.ActiveTotal = total
+	st.Active = make([]Ban, 0, len(active))
 	for _, a := range active {
-		perJail[a.Jail]++
 		if r, ok := stored[a.Key()]; ok && r.Start.Equal(a.Start) {
 			a.Reason, a.Action = r.Reason, r.Action // a trap is a ban to the engine
 		}
 		st.Active = append(st.Active, banOf(a))
 	}
-	counts := map[string]engine.JailCounts{}
-	for _, c := range pipe.Engine.JailCounts(now) {
-		counts[c.Name] = c
-	}
-	for _, j := range pipe.Engine.Jails() {
-		c := counts[j.Name]
-		st.Jails = append(st.Jails, JailStatus{Name: j.Name, MaxRetry: j.MaxRetry, FindTime: j.FindTime.String(), BanTime: j.BanTime.String(),
-			Banned: perJail[j.Name], Ports: event.FormatPorts(j.Ports), Failing: c.Failing, FailedTotal: c.Failed, BannedTotal: c.Banned})
+	for _, j := range jailLines(pipe, now) {
+		if q.Jail == "" || j.Name == q.Jail {
+			st.Jails = append(st.Jails, j)
+		}
 	}
 	for _, rs := range sources {
+		feeds := rs.feeds()
+		if q.Jail != "" && !slices.Contains(feeds, q.Jail) {
+			continue
+		}
 		var s source.Stats
 		if rs.stats != nil {
 			s = rs.stats.Stats()
 		}
 		st.Sources = append(st.Sources, SourceState{
-			Source: rs.plan.describe(), Jails: rs.feeds(), Lines: s.Lines,
+			Source: rs.plan.describe(), Jails: feeds, Lines: s.Lines,
 			Skipped: s.TooLong + s.Binary + s.Future + s.Invalid, Stale: rs.stale.Load(),
 			Rejected: s.Rejected, Silent: s.Silent,
 		})
 	}
-	return st
+	return st, true
 }
 
-// activeReasons returns the store's active decisions by target, for their
-// reasons, which the engine does not keep. A ban decided moments ago may not
-// be stored yet; it is listed without a reason.
-func (d *Daemon) activeReasons(now time.Time) map[event.DecisionKey]event.Decision {
+// jailLines describes the pipeline's jails at now.
+func jailLines(pipe *Pipeline, now time.Time) []JailStatus {
+	counts := map[string]engine.JailCounts{}
+	for _, c := range pipe.Engine.JailCounts(now) {
+		counts[c.Name] = c
+	}
+	var out []JailStatus
+	for _, j := range pipe.Engine.Jails() {
+		c := counts[j.Name]
+		out = append(out, JailStatus{Name: j.Name, MaxRetry: j.MaxRetry, FindTime: j.FindTime.String(), BanTime: j.BanTime.String(),
+			Banned: c.Active, Ports: event.FormatPorts(j.Ports), Failing: c.Failing, FailedTotal: c.Failed, BannedTotal: c.Banned})
+	}
+	return out
+}
+
+// activeReasons returns the store's active decisions on the targets of
+// active, for their reasons, which the engine does not keep. A ban decided
+// moments ago may not be stored yet; it is listed without a reason.
+func (d *Daemon) activeReasons(now time.Time, active []event.Decision) map[event.DecisionKey]event.Decision {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	ds, err := d.store.ActiveDecisions(ctx, now)
+	targets := make([]netip.Prefix, len(active))
+	for i, a := range active {
+		targets[i] = a.Target
+	}
+	ds, err := d.store.ActiveDecisionsOf(ctx, now, targets)
 	if err != nil {
 		d.log.Warn("status: reasons of active bans unavailable", "err", err)
 		return nil
@@ -568,14 +587,28 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return c.StatusOf(ctx, "")
 }
 
-// StatusOf fetches the daemon's status narrowed to one jail ("" for all);
-// an unknown jail is an error wrapping ErrUnknownJail.
+// StatusOf fetches the daemon's status narrowed to one jail ("" for all),
+// every active ban listed; an unknown jail is an error wrapping
+// ErrUnknownJail.
 func (c *Client) StatusOf(ctx context.Context, jail string) (Status, error) {
-	var st Status
-	path := "/v1/status"
-	if jail != "" {
-		path += "?jail=" + url.QueryEscape(jail)
+	return c.StatusFor(ctx, StatusQuery{Jail: jail, Bans: -1})
+}
+
+// StatusFor fetches the daemon's status as q asks; an unknown jail is an
+// error wrapping ErrUnknownJail.
+func (c *Client) StatusFor(ctx context.Context, q StatusQuery) (Status, error) {
+	v := url.Values{}
+	if q.Jail != "" {
+		v.Set("jail", q.Jail)
 	}
+	if q.Bans >= 0 {
+		v.Set("bans", strconv.Itoa(q.Bans))
+	}
+	path := "/v1/status"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var st Status
 	err := c.call(ctx, http.MethodGet, path, nil, &st)
 	return st, err
 }

@@ -127,7 +127,10 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	d.book.log = d.log
 	d.reloads.loaded = d.started
 	d.peers, d.fds = peerBudget(d.log)
-	d.metrics = newMetricsHandler(func() Status { return d.status(false) }, d.log)
+	d.metrics = newMetricsHandler(func() Status {
+		st, _ := d.status(StatusQuery{}, false) // the counts, no ban listed
+		return st
+	}, d.log)
 	d.geo.Store(openGeo(opt.Config, d.log))
 	d.geoPaths = geoPaths(opt.Config)
 	d.insight = &insight.Counter{}

@@ -39,7 +39,7 @@ func TestShieldsFollowReload(t *testing.T) {
 		t.Fatalf("shields as configured are not in the kernel:\n%s\n%s", list("shield_ssh"), list("shield_web"))
 	}
 	jails := map[string]bool{}
-	for _, j := range d.status(false).Jails {
+	for _, j := range d.Status().Jails {
 		jails[j.Name] = true
 	}
 	if !jails[floodJail] || !jails[portscanJail] {
@@ -53,7 +53,7 @@ func TestShieldsFollowReload(t *testing.T) {
 	if !strings.Contains(list("shield_ssh"), "ct count over 7 ") || strings.Contains(list("shield_web"), "chain shield_web {") {
 		t.Fatalf("after the reload:\n%s\n%s", list("shield_ssh"), list("shield_web"))
 	}
-	st := d.status(false)
+	st := d.Status()
 	if st.Shields == nil || len(st.Shields.Counters) == 0 || st.Shields.Counters[0].Group != "ssh" {
 		t.Fatalf("status shields %+v", st.Shields)
 	}

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/rampart-dev/rampart/internal/action"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/rampart-dev/rampart/internal/action"
 
 	"github.com/rampart-dev/rampart/internal/policy/dovecot"
 	"github.com/rampart-dev/rampart/internal/policy/postfix"
@@ -40,9 +42,10 @@ func fullStatus() Status {
 		Evidence: &EvidenceStatus{Messages: 1, Indicators: 2, Problems: 3, Failed: 4},
 		Reporting: &ReportingStatus{Dropped: 9, Reporters: []ReporterStatus{{Name: "abuseipdb", Mode: "review", Queued: 1, Duplicates: 2,
 			Sent: 3, Failed: 4, Retried: 5, Limited: 6, Review: 7, Pending: 8, PausedUntil: t.Add(time.Minute)}}},
-		Actions:    []action.Stats{{Name: "notify", Type: "webhook", Queued: 1, Done: 2, Failed: 3, Dropped: 4, Waiting: 5}},
-		Active:     []Ban{{IP: "192.0.2.1", Action: "ban", Ports: "22/tcp", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t, End: t.Add(time.Hour), Origin: "local"}},
-		Goroutines: 42,
+		Actions:     []action.Stats{{Name: "notify", Type: "webhook", Queued: 1, Done: 2, Failed: 3, Dropped: 4, Waiting: 5}},
+		Active:      []Ban{{IP: "192.0.2.1", Action: "ban", Ports: "22/tcp", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t, End: t.Add(time.Hour), Origin: "local"}},
+		ActiveTotal: 1,
+		Goroutines:  42,
 	}
 }
 
@@ -110,5 +113,52 @@ func TestStatusOfJail(t *testing.T) {
 	}
 	if _, err := h.client.StatusOf(ctx, "nope"); !errors.Is(err, ErrUnknownJail) {
 		t.Fatalf("unknown jail: %v", err)
+	}
+}
+
+// TestStatusListsRecentBans: a status lists the most recent bans, as many
+// as asked for, with their reasons, and counts them all; the jails' lines
+// count them all too.
+func TestStatusListsRecentBans(t *testing.T) {
+	h := startHarness(t, t.TempDir(), 3, "")
+	ctx := context.Background()
+	ips := []string{"203.0.113.1", "203.0.113.2", "203.0.113.3"}
+	for i, ip := range ips {
+		if _, err := h.client.Ban(ctx, BanRequest{IP: ip, Jail: "sshd", Reason: "by hand " + ip}); err != nil {
+			t.Fatal(err)
+		}
+		if i < len(ips)-1 { // distinct start times, the engine's order
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	for _, tc := range []struct {
+		bans int
+		want []string
+	}{
+		{-1, ips},
+		{2, ips[1:]},
+		{0, nil},
+	} {
+		st, err := h.client.StatusFor(ctx, StatusQuery{Bans: tc.bans})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, b := range st.Active {
+			got = append(got, b.IP)
+			if b.Reason != "by hand "+b.IP {
+				t.Errorf("bans=%d: %s listed with reason %q", tc.bans, b.IP, b.Reason)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) || st.ActiveTotal != len(ips) {
+			t.Errorf("bans=%d: listed %v of %d, want %v of %d", tc.bans, got, st.ActiveTotal, tc.want, len(ips))
+		}
+		if len(st.Jails) != 1 || st.Jails[0].Banned != len(ips) {
+			t.Errorf("bans=%d: jails %+v, want sshd with %d banned", tc.bans, st.Jails, len(ips))
+		}
+	}
+	resp, err := h.client.StatusFor(ctx, StatusQuery{Jail: "sshd", Bans: 1})
+	if err != nil || len(resp.Active) != 1 || resp.Active[0].IP != ips[2] || resp.ActiveTotal != 3 {
+		t.Errorf("sshd, bans=1: %+v of %d, %v", resp.Active, resp.ActiveTotal, err)
 	}
 }

@@ -65,9 +65,9 @@ func (g geoInForce) Lookup(a netip.Addr) geo.Info { return g.d.geo.Load().Lookup
 type webBackend struct{ d *Daemon }
 
 func (b webBackend) Snapshot() web.Snapshot {
-	st := b.d.Status()
+	st, _ := b.d.StatusFor(StatusQuery{Bans: web.ListedBans})
 	snap := web.Snapshot{Version: st.Version, Started: st.Started, Firewall: st.Firewall.Backend,
-		Events: st.Engine.Events, Decisions: st.Engine.Decisions}
+		Events: st.Engine.Events, Decisions: st.Engine.Decisions, ActiveTotal: st.ActiveTotal}
 	for _, h := range st.Health {
 		snap.Health = append(snap.Health, web.Health{Component: h.Component, State: h.State, Detail: h.Detail, Since: h.Since})
 	}

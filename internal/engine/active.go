@@ -282,14 +282,49 @@ func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
 // bans with their Ports. Their Reason is empty: the engine does not keep
 // it (see active.go).
 func (e *Engine) Active(t time.Time) []event.Decision {
+	ds, _ := e.Recent(t, "", -1)
+	return ds
+}
+
+// Recent returns the n decisions in force at t that started last (all of
+// them for n < 0), only jail's unless jail is "", sorted as Active sorts
+// them; and how many are in force (of jail). Listing the latest few of a
+// flood's hundreds of thousands of bans costs a walk of the table, not a
+// decision each.
+func (e *Engine) Recent(t time.Time, jail string, n int) ([]event.Decision, int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var ds []event.Decision
+	ji, all := uint16(0), jail == ""
+	if !all {
+		i, ok := e.names.idx[jail]
+		if !ok {
+			return nil, 0
+		}
+		ji = i
+	}
+	// With n >= 0, es is a min-heap on start holding the n latest so far.
+	var es []recentBan
+	total := 0
 	e.active.each(func(k activeKey, b *activeBan) {
-		if b.in(t) {
-			ds = append(ds, e.decisionOf(k, *b))
+		if !b.in(t) || (!all && b.jail != ji) {
+			return
+		}
+		total++
+		switch {
+		case n < 0 || len(es) < n:
+			es = append(es, recentBan{k, *b})
+			if n >= 0 {
+				siftUp(es, len(es)-1)
+			}
+		case n > 0 && b.start > es[0].b.start:
+			es[0] = recentBan{k, *b}
+			siftDown(es, 0)
 		}
 	})
+	ds := make([]event.Decision, len(es))
+	for i, x := range es {
+		ds[i] = e.decisionOf(x.k, x.b)
+	}
 	slices.SortFunc(ds, func(a, b event.Decision) int {
 		if c := a.Start.Compare(b.Start); c != 0 {
 			return c
@@ -299,7 +334,41 @@ func (e *Engine) Active(t time.Time) []event.Decision {
 		}
 		return strings.Compare(event.FormatPorts(a.Ports), event.FormatPorts(b.Ports))
 	})
-	return ds
+	return ds, total
+}
+
+// recentBan is an active ban as Recent collects them.
+type recentBan struct {
+	k activeKey
+	b activeBan
+}
+
+// siftUp and siftDown keep h a min-heap on start.
+func siftUp(h []recentBan, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].b.start <= h[i].b.start {
+			return
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func siftDown(h []recentBan, i int) {
+	for {
+		m := i
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < len(h) && h[c].b.start < h[m].b.start {
+				m = c
+			}
+		}
+		if m == i {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }
 
 // JailCounts is what fail2ban-client's "status JAIL" tells of a jail.
@@ -308,6 +377,7 @@ type JailCounts struct {
 	Failing int    // addresses with failures counted within the jail's findtime
 	Failed  uint64 // failures reported by the jail's events since start
 	Banned  uint64 // bans decided for the jail since start
+	Active  int    // the jail's decisions in force
 }
 
 // JailCounts returns the counts of every jail at t, in the jails' order.
@@ -325,6 +395,14 @@ func (e *Engine) JailCounts(t time.Time) []JailCounts {
 	e.tracked.each(func(k addrKey, r *ring) {
 		if ji := int(k.jail); ji < len(out) && r.count(since[ji], e.jails[ji].per) > 0 {
 			out[ji].Failing++
+		}
+	})
+	e.active.each(func(_ activeKey, b *activeBan) {
+		if !b.in(t) {
+			return
+		}
+		if ji, ok := e.byName[e.names.name(b.jail)]; ok {
+			out[ji].Active++
 		}
 	})
 	return out

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,7 +90,7 @@ func TestJailCounts(t *testing.T) {
 	// 192.0.2.1 was banned at its third failure and its fourth came
 	// while banned: two addresses still failing, six failures, one ban.
 	got := e.JailCounts(t0.Add(2 * time.Minute))
-	want := []JailCounts{{Name: "sshd", Failing: 2, Failed: 6, Banned: 1}, {Name: "postfix", Failing: 0, Failed: 1}}
+	want := []JailCounts{{Name: "sshd", Failing: 2, Failed: 6, Banned: 1, Active: 1}, {Name: "postfix", Failing: 0, Failed: 1}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("JailCounts = %+v, want %+v", got, want)
 	}
@@ -98,5 +100,71 @@ func TestJailCounts(t *testing.T) {
 	}
 	if got := e.JailCounts(t0.Add(2 * time.Minute)); len(got) != 1 || got[0].Failed != 6 || got[0].Banned != 1 {
 		t.Errorf("JailCounts after Reconfigure = %+v", got)
+	}
+}
+
+// TestRecent: the most recent bans in force, of one jail or all, as many as
+// asked for, and how many there are.
+func TestRecent(t *testing.T) {
+	e := newTestEngine(t, Config{Jails: []Jail{
+		{Name: "sshd", Services: []string{"sshd"}, MaxRetry: 1, FindTime: time.Minute, BanTime: time.Hour},
+		{Name: "postfix", Services: []string{"postfix"}, MaxRetry: 1, FindTime: time.Minute, BanTime: 10 * time.Second},
+	}})
+	for i, a := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		e.Observe(fail(time.Duration(i)*time.Second, a))
+	}
+	e.Observe(event.Event{Time: t0.Add(3 * time.Second), Service: "postfix", Kind: event.AuthFailure, Addr: netip.MustParseAddr("198.51.100.1")})
+	targets := func(ds []event.Decision) string {
+		var s []string
+		for _, d := range ds {
+			s = append(s, d.Target.Addr().String())
+		}
+		return strings.Join(s, " ")
+	}
+	now := t0.Add(5 * time.Second)
+	for _, tc := range []struct {
+		jail  string
+		n     int
+		want  string
+		total int
+	}{
+		{"", -1, "192.0.2.1 192.0.2.2 192.0.2.3 198.51.100.1", 4},
+		{"", 2, "192.0.2.3 198.51.100.1", 4},
+		{"", 0, "", 4},
+		{"sshd", 2, "192.0.2.2 192.0.2.3", 3},
+		{"postfix", -1, "198.51.100.1", 1},
+		{"nope", -1, "", 0},
+	} {
+		ds, total := e.Recent(now, tc.jail, tc.n)
+		if got := targets(ds); got != tc.want || total != tc.total {
+			t.Errorf("Recent(%q, %d) = %q of %d, want %q of %d", tc.jail, tc.n, got, total, tc.want, tc.total)
+		}
+	}
+	// The postfix ban has ended 20 seconds later: neither listed nor counted.
+	if ds, total := e.Recent(t0.Add(20*time.Second), "", 1); targets(ds) != "192.0.2.3" || total != 3 {
+		t.Errorf("after the postfix ban ended: %q of %d", targets(ds), total)
+	}
+	if got := targets(e.Active(now)); got != "192.0.2.1 192.0.2.2 192.0.2.3 198.51.100.1" {
+		t.Errorf("Active = %q", got)
+	}
+
+	// Many bans in a shuffled order: the n latest are Active's last n.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, i := range rng.Perm(500) {
+		e.Observe(fail(time.Duration(i)*time.Second/10, netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String()))
+	}
+	now = t0.Add(time.Minute)
+	all := e.Active(now)
+	for _, n := range []int{1, 7, 100, len(all), len(all) + 5} {
+		ds, total := e.Recent(now, "", n)
+		want := all[max(0, len(all)-n):]
+		if total != len(all) || len(ds) != len(want) {
+			t.Fatalf("Recent(%d): %d of %d, want %d of %d", n, len(ds), total, len(want), len(all))
+		}
+		for i := range ds {
+			if !ds[i].Start.Equal(want[i].Start) {
+				t.Fatalf("Recent(%d)[%d] starts %v, want %v", n, i, ds[i].Start, want[i].Start)
+			}
+		}
 	}
 }

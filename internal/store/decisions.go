@@ -411,6 +411,38 @@ func (s *Store) ActiveDecisions(ctx context.Context, now time.Time) ([]event.Dec
 	return ds, nil
 }
 
+// ActiveDecisionsOf is ActiveDecisions for the given targets only (those
+// without a decision in force are left out): a status listing the latest
+// bans of a flood reads their reasons without reading every ban's.
+func (s *Store) ActiveDecisionsOf(ctx context.Context, now time.Time, targets []netip.Prefix) ([]event.Decision, error) {
+	const chunk = 500
+	n := toNS(now)
+	var ds []event.Decision
+	for lo := 0; lo < len(targets); lo += chunk {
+		hi := min(lo+chunk, len(targets))
+		args := []any{n, n}
+		for _, t := range targets[lo:hi] {
+			p, err := normPrefix(t)
+			if err != nil {
+				return nil, fmt.Errorf("list active decisions: %w", err)
+			}
+			args = append(args, p.String())
+		}
+		es, err := s.queryEntries(ctx, `SELECT `+decisionColumns+`
+			FROM active a JOIN history h ON h.id = a.history_id
+			WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)
+			AND a.target IN (?`+strings.Repeat(", ?", hi-lo-1)+`)
+			ORDER BY a.target, a.ports`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("list active decisions: %w", err)
+		}
+		for _, e := range es {
+			ds = append(ds, e.Decision)
+		}
+	}
+	return ds, nil
+}
+
 // History returns history entries matching f, newest first.
 func (s *Store) History(ctx context.Context, f HistoryFilter) ([]HistoryEntry, error) {
 	var where []string

@@ -13,13 +13,17 @@ import (
 
 // BanPage is the ban page's data: the bans in force, to unban.
 type BanPage struct {
-	Active []Active `json:"active"`
-	Error  string   `json:"error,omitempty"`
+	Active      []Active `json:"active"`       // the most recent
+	ActiveTotal int      `json:"active_total"` // all of them
+	Error       string   `json:"error,omitempty"`
 }
 
 func (s *Server) banPage(r *http.Request) (any, error) {
 	snap := s.opt.Backend.Snapshot()
-	return BanPage{Active: snap.Active, Error: r.URL.Query().Get("error")}, nil
+	if n := len(snap.Active); n > ListedBans {
+		snap.Active = snap.Active[n-ListedBans:]
+	}
+	return BanPage{Active: snap.Active, ActiveTotal: snap.ActiveTotal, Error: r.URL.Query().Get("error")}, nil
 }
 
 // banForm handles the ban form: on success or failure it sends the

@@ -217,8 +217,8 @@ func (s *Server) overview(r *http.Request) (any, error) {
 		return nil, err
 	}
 	snap := s.opt.Backend.Snapshot()
-	if len(snap.Active) > 200 {
-		snap.Active = snap.Active[:200]
+	if n := len(snap.Active); n > ListedBans {
+		snap.Active = snap.Active[n-ListedBans:]
 	}
 	return Overview{Snapshot: snap, Since: text, Report: rep}, nil
 }

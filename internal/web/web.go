@@ -70,8 +70,15 @@ type Snapshot struct {
 	Decisions uint64    `json:"decisions"`
 	Health    []Health  `json:"health"`
 	Jails     []Jail    `json:"jails"`
-	Active    []Active  `json:"active"`
+	// Active lists the most recent bans in force (at most ListedBans);
+	// ActiveTotal counts them all.
+	Active      []Active `json:"active"`
+	ActiveTotal int      `json:"active_total"`
 }
+
+// ListedBans is how many of the bans in force a page lists, the most
+// recent: a flood makes hundreds of thousands.
+const ListedBans = 200
 
 // Health is one component's state.
 type Health struct {

@@ -37,6 +37,7 @@ func (b *bans) Snapshot() web.Snapshot {
 	for ip, reason := range b.m {
 		s.Active = append(s.Active, web.Active{Target: ip, Scenario: "manual", Reason: reason})
 	}
+	s.ActiveTotal = len(s.Active)
 	return s
 }
 
