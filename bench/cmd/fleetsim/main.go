@@ -1,0 +1,327 @@
+// Command fleetsim replays attacksim's logs through several Rampart
+// pipelines that share their bans and hot user names as a fleet does, for
+// bench/fleet.sh: the low-and-slow scenario split over the nodes.
+//
+// Each slow attacker address visits the nodes in turn: an attempt the
+// simulator made at t reaches node k at t + k×stagger, so every node sees
+// the address at the single-node scenario's pace (every 20–40 minutes) and
+// the fleet sees it -nodes times as often. Legitimate users keep to one
+// node each (by address). A node's bans reach the others -delay later
+// (bench/RESULTS.md measures the real propagation), and go in as a peer's
+// do in the daemon: never over an allowlisted or known-good address. The
+// score follows bench/cmd/score's rules: an attempt is covered when a ban
+// on its node held its address from strictly before its second.
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/logline"
+)
+
+type truth struct {
+	Time     time.Time `json:"time"`
+	IP       string    `json:"ip"`
+	Role     string    `json:"role"`
+	Scenario string    `json:"scenario"`
+}
+
+// item is one line or attempt on one node.
+type item struct {
+	node int
+	line logline.Line
+}
+
+type ban struct {
+	target     netip.Prefix
+	start, end time.Time // end zero: no end
+}
+
+func main() {
+	dir := flag.String("dir", "bench/out/fleet", "attacksim's output `dir`ectory (auth.log, mail.log, truth.jsonl)")
+	year := flag.Int("year", 2025, "year of the logs' stamps")
+	nodes := flag.Int("nodes", 3, "number of nodes")
+	stagger := flag.Duration("stagger", 10*time.Minute, "how long after node k an attempt reaches node k+1")
+	delay := flag.Duration("delay", 100*time.Millisecond, "propagation delay of a ban or a hot user name between nodes")
+	share := flag.Bool("share", true, "share bans and hot user names (false: independent nodes)")
+	flag.Parse()
+	if err := run(*dir, *year, *nodes, *stagger, *delay, *share); err != nil {
+		fmt.Fprintln(os.Stderr, "fleetsim:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir string, year, n int, stagger, delay time.Duration, share bool) error {
+	roles, err := readTruth(filepath.Join(dir, "truth.jsonl"))
+	if err != nil {
+		return err
+	}
+	scenarioOf := map[string]string{}
+	for _, t := range roles {
+		scenarioOf[t.IP] = t.Scenario
+	}
+	nodeOf := func(ip string) int {
+		h := fnv.New32a()
+		h.Write([]byte(ip))
+		return int(h.Sum32() % uint32(n))
+	}
+	// Where each line goes: a slow attacker's to every node, staggered; the
+	// others' to their own node.
+	parser := &logline.Parser{Year: year, Location: time.UTC}
+	var items []item
+	lineAddr := addrs{}
+	for _, f := range []string{"auth.log", "mail.log"} {
+		fh, err := os.Open(filepath.Join(dir, f))
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			l, err := parser.Parse(sc.Text())
+			if err != nil {
+				continue
+			}
+			ip := lineAddr.of(l)
+			if scenarioOf[ip] == "slow" {
+				for k := range n {
+					c := l
+					c.Time = l.Time.Add(time.Duration(k) * stagger)
+					items = append(items, item{k, c})
+				}
+				continue
+			}
+			items = append(items, item{nodeOf(ip), l})
+		}
+		fh.Close()
+	}
+	slices.SortStableFunc(items, func(a, b item) int { return a.line.Time.Compare(b.line.Time) })
+
+	cfg := config.Default()
+	reg, err := daemon.Filters(cfg)
+	if err != nil {
+		return err
+	}
+	type node struct {
+		p    *daemon.Pipeline
+		lr   *daemon.LineRouter
+		bans []ban
+		last time.Time
+	}
+	ns := make([]*node, n)
+	for i := range ns {
+		p, err := daemon.NewReplayPipeline(context.Background(), cfg, reg, nil)
+		if err != nil {
+			return err
+		}
+		lr, err := p.Matchers(nil)
+		if err != nil {
+			return err
+		}
+		ns[i] = &node{p: p, lr: lr}
+	}
+	type shared struct {
+		due  time.Time
+		from int
+		d    event.Decision
+		user string
+	}
+	var queue []shared
+	record := func(i int, ds []event.Decision, user string) {
+		for _, d := range ds {
+			if d.Action != event.Ban {
+				continue
+			}
+			ns[i].bans = append(ns[i].bans, ban{d.Target, d.Start, d.End()})
+			if !share || d.Origin != "local" {
+				continue
+			}
+			queue = append(queue, shared{due: d.Start.Add(delay), from: i, d: d})
+			if d.Scenario == "user-spray" && user != "" {
+				queue = append(queue, shared{due: d.Start.Add(delay), from: i, user: user})
+			}
+		}
+	}
+	deliver := func(now time.Time) {
+		k := 0
+		for _, s := range queue {
+			if s.due.After(now) {
+				queue[k] = s
+				k++
+				continue
+			}
+			for j, nd := range ns {
+				if j == s.from {
+					continue
+				}
+				e := nd.p.Engine
+				origin := fmt.Sprintf("fleet:n%d", s.from+1)
+				if s.user != "" {
+					e.MarkHotUser(s.user, s.due.Add(time.Hour), origin)
+					continue
+				}
+				d := s.d
+				d.Origin, d.Start = origin, s.due
+				if d.Duration > 0 {
+					d.Duration = s.d.End().Sub(s.due)
+					if d.Duration <= 0 {
+						continue
+					}
+				}
+				if d.Target.IsSingleIP() && e.IsKnownGood(d.Target.Addr(), s.due) {
+					continue
+				}
+				if _, err := e.Ban(d); err == nil {
+					nd.bans = append(nd.bans, ban{d.Target, d.Start, d.End()})
+				}
+			}
+		}
+		queue = queue[:k]
+	}
+	for _, it := range items {
+		nd := ns[it.node]
+		t := it.line.Time
+		deliver(t)
+		if t.Sub(nd.last) >= time.Minute {
+			record(it.node, nd.p.Engine.Tick(t), "")
+			nd.last = t
+		}
+		l := it.line
+		ev, ok, ds := nd.lr.Observe(&l)
+		user := ""
+		if ok {
+			user = ev.User
+		}
+		record(it.node, ds, user)
+	}
+	for i, nd := range ns {
+		record(i, nd.p.Engine.Tick(nd.last.Add(time.Hour)), "")
+	}
+
+	// Score: the attempts, placed as the lines were.
+	covered := func(i int, ip netip.Addr, t time.Time) bool {
+		for _, b := range ns[i].bans {
+			if b.target.Contains(ip) && b.start.Before(t.Truncate(time.Second)) && (b.end.IsZero() || t.Before(b.end)) {
+				return true
+			}
+		}
+		return false
+	}
+	var first time.Time
+	slowN, slowThrough, slowLate, slowLateThrough := 0, 0, 0, 0
+	legitN, legitBlocked := 0, 0
+	legitAddrs, legitHeld := map[string]bool{}, map[string]bool{}
+	perAddr, firstThrough := map[string]int{}, 0
+	for _, t := range roles {
+		if t.Scenario == "slow" && (first.IsZero() || t.Time.Before(first)) {
+			first = t.Time
+		}
+	}
+	for _, t := range roles {
+		ip, err := netip.ParseAddr(t.IP)
+		if err != nil {
+			continue
+		}
+		switch {
+		case t.Scenario == "slow":
+			for k := range n {
+				at := t.Time.Add(time.Duration(k) * stagger)
+				c := covered(k, ip, at)
+				slowN++
+				if !c {
+					slowThrough++
+					if perAddr[t.IP]++; perAddr[t.IP] == 1 {
+						firstThrough++
+					}
+				}
+				if at.Sub(first) >= 10*time.Minute {
+					slowLate++
+					if !c {
+						slowLateThrough++
+					}
+				}
+			}
+		case t.Role == "legit":
+			i := nodeOf(t.IP)
+			legitN++
+			legitAddrs[t.IP] = true
+			if covered(i, ip, t.Time) {
+				legitBlocked++
+			}
+			for _, b := range ns[i].bans {
+				if b.target.Contains(ip) {
+					legitHeld[t.IP] = true
+				}
+			}
+		}
+	}
+	bans := 0
+	for _, nd := range ns {
+		bans += len(nd.bans)
+	}
+	pct := func(a, b int) float64 { return 100 * float64(a) / float64(max(b, 1)) }
+	fmt.Printf("nodes %d, share %v, stagger %s, delay %s\n", n, share, stagger, delay)
+	fmt.Printf("slow attempts %d, through %d (%.2f%%); after the first 10 min %d, through %d (%.2f%%)\n",
+		slowN, slowThrough, pct(slowThrough, slowN), slowLate, slowLateThrough, pct(slowLateThrough, slowLate))
+	fmt.Printf("slow addresses through at all %d; attempts through that were not the address's first %d\n", firstThrough, slowThrough-firstThrough)
+	fmt.Printf("legit attempts %d, blocked %d; legit addresses %d, held by a ban at any moment %d\n",
+		legitN, legitBlocked, len(legitAddrs), len(legitHeld))
+	fmt.Printf("bans on all nodes %d\n", bans)
+	return nil
+}
+
+func readTruth(path string) ([]truth, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []truth
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var t truth
+		if err := json.Unmarshal(sc.Bytes(), &t); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, t)
+	}
+	slices.SortStableFunc(out, func(a, b truth) int { return cmp.Compare(a.Time.UnixNano(), b.Time.UnixNano()) })
+	return out, sc.Err()
+}
+
+// addrs finds the client address of each line: the first address the
+// message names ("from 1.2.3.4", "[1.2.3.4]", "rip=1.2.3.4"), or for a
+// line that names none, the last one its process (program and pid) named.
+type addrs map[string]string
+
+func (a addrs) of(l logline.Line) string {
+	key := l.Program + "[" + strconv.Itoa(l.PID) + "]"
+	for _, f := range strings.FieldsFunc(l.Message, func(r rune) bool {
+		return r == ' ' || r == '[' || r == ']' || r == ',' || r == '=' || r == '(' || r == ')'
+	}) {
+		if ip, err := netip.ParseAddr(f); err == nil && !ip.IsLoopback() && !ip.IsUnspecified() {
+			if l.PID != 0 {
+				a[key] = ip.String()
+			}
+			return ip.String()
+		}
+	}
+	return a[key]
+}
