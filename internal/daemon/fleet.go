@@ -138,6 +138,7 @@ func (f *fleetLink) start() error {
 		}
 	}
 	opt.Replicas = replicas
+	opt.MaxBytes = int64(f.cfg.MaxStore) / 2 // two streams
 	node, err := fleet.New(opt)
 	if err != nil {
 		f.stop()

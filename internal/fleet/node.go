@@ -278,6 +278,10 @@ const sigHeader = "Rampart-Sig"
 // receive verifies and judges one message and hands it to Handle.
 func (n *Node) receive(subj string, data []byte, sig string) {
 	n.received.Add(1)
+	if nodeOfSubject(n.opt.Prefix, subj) == n.pub {
+		n.ignored.Add(1) // its own, back from the stream: nothing to verify
+		return
+	}
 	now := n.opt.Now()
 	m, err := Verify(Signed{Data: data, Sig: sig}, now)
 	if err == nil && nodeOfSubject(n.opt.Prefix, subj) != m.Node {
