@@ -94,7 +94,9 @@ func run(bin, out string, probes, nbans int) error {
 		return err
 	}
 	cleanup = append(cleanup, func() { sh("ip", "netns", "del", lan) })
-	in := func(ns string, args ...string) error { return sh(append([]string{"ip", "netns", "exec", ns}, args...)...) }
+	in := func(ns string, args ...string) error {
+		return sh(append([]string{"ip", "netns", "exec", ns}, args...)...)
+	}
 	in(lan, "ip", "link", "add", "br0", "type", "bridge")
 	in(lan, "ip", "link", "set", "br0", "up")
 	loaderKP, _ := nkeys.CreateUser()
