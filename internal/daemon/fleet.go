@@ -223,6 +223,9 @@ func (f *fleetLink) handle(m fleet.Message, peer fleet.Peer, v fleet.Verdict, un
 	now := time.Now()
 	switch v {
 	case fleet.Suspect:
+		if until.IsZero() { // a peer's ban until revoked: flagged for signal_ttl
+			until = now.Add(f.cfg.SignalTTL.D())
+		}
 		ok := false
 		if m.Kind == fleet.KindHotUser {
 			ok = e.MarkHotUser(m.User, until, origin)

@@ -158,6 +158,7 @@ func EngineConfig(cfg *config.Config) engine.Config {
 		Recidive:   engine.Recidive{Bans: cfg.Recidive.Bans, Window: cfg.Recidive.Window.D(), BanTime: cfg.Recidive.BanTime.D()},
 		KnownGood:  engine.KnownGood{TTL: cfg.KnownGood.TTL.D(), Grace: cfg.KnownGood.Grace.D(), Factor: cfg.KnownGood.Factor},
 		ASNs:       engine.ASNs{Addresses: cfg.ASN.Addresses, Window: cfg.ASN.Window.D(), MaxRetry: cfg.ASN.MaxRetry},
+		Peers:      engine.Peers{MaxRetry: cfg.Fleet.SuspectMaxRetry},
 	}
 	if cfg.Enumerate.Enabled {
 		ec.Enumeration = engine.Enumeration{Recipients: cfg.Enumerate.Recipients, Window: cfg.Enumerate.Window.D()}

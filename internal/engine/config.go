@@ -108,6 +108,7 @@ func DefaultConfig(jails ...Jail) Config {
 		KnownGood:   DefaultKnownGood,
 		Relays:      DefaultRelays,
 		Enumeration: DefaultEnumeration,
+		Peers:       DefaultPeers,
 	}
 }
 

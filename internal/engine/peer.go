@@ -21,6 +21,10 @@ type Peers struct {
 	Max      int // cap on flagged targets and on hot user names, each; 0 means DefaultPeerMarks
 }
 
+// DefaultPeers bans an address a peer flagged at its first failure (after
+// the grace).
+var DefaultPeers = Peers{MaxRetry: 1}
+
 // DefaultPeerMarks bounds each kind of mark.
 const DefaultPeerMarks = 100_000
 
