@@ -109,3 +109,19 @@ func TestReportCommand(t *testing.T) {
 		t.Error("a report created the store it was asked to read")
 	}
 }
+
+func TestPlaceText(t *testing.T) {
+	for _, c := range []struct {
+		p    store.Place
+		want string
+	}{
+		{store.Place{Country: "NL", ASN: 64500, Org: "Example Hosting"}, `NL, AS64500 "Example Hosting"`},
+		{store.Place{ASN: 64501}, "AS64501"},
+		{store.Place{Country: "CN"}, "CN"},
+		{store.Place{Country: "CN", ASN: 1, Org: "Evil\x1b[2J"}, `CN, AS1 "Evil\x1b[2J"`},
+	} {
+		if got := placeText(c.p); got != c.want {
+			t.Errorf("placeText(%+v) = %q, want %q", c.p, got, c.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/store"
 	"github.com/rampart-dev/rampart/internal/trap"
 )
 
@@ -105,6 +106,9 @@ func runTrap(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "Message %d, queued as %s, received %s\n", m.ID, m.QueueID, stamp(m.Received))
 		fmt.Fprintf(stdout, "Client:  %s (EHLO %s), port %d, TLS %v, logged in as %s\n", m.Client, quoteUser(m.Helo), m.Port, m.TLS, quoteUser(m.Account))
+		if pl := m.Place; pl != (store.Place{}) {
+			fmt.Fprintf(stdout, "Where:   %s\n", placeText(pl))
+		}
 		fmt.Fprintf(stdout, "Envelope from: %s\n", quoteUser(m.MailFrom))
 		for _, r := range m.RcptTo {
 			fmt.Fprintf(stdout, "Envelope to:   %s\n", quoteUser(r))
@@ -143,4 +147,22 @@ func stamp(t time.Time) string {
 		return "-"
 	}
 	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+// placeText says where an address is, as the store placed it: "NL,
+// AS64500 Example Hosting"; the organisation's name is the database's,
+// quoted when it holds anything odd.
+func placeText(p store.Place) string {
+	var parts []string
+	if p.Country != "" {
+		parts = append(parts, quoteUser(p.Country))
+	}
+	if p.ASN != 0 {
+		as := "AS" + strconv.FormatUint(uint64(p.ASN), 10)
+		if p.Org != "" {
+			as += " " + quoteUser(p.Org)
+		}
+		parts = append(parts, as)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -157,6 +157,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	h.fail(3, "198.51.100.7")
 	h.waitFor("ban", func(st Status) bool { return banned(st, "198.51.100.7") })
 	seedDashboard(t, h.d.store)
+	// The trapped message's client is placed as it is kept, as bans are.
+	if m, err := h.client.TrapMessage(context.Background(), 1); err != nil || m.Place != (store.Place{Country: "CN", ASN: 64501, Org: "Far Away Telecom"}) {
+		t.Fatalf("the trapped message's place: %+v, %v", m.Place, err)
+	}
 	waitUntil(t, "aggregates flushed", func() bool {
 		rows, _ := h.d.store.Hourly(context.Background(), store.HourlyFilter{Dim: store.DimUser})
 		for _, r := range rows {

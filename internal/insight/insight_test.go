@@ -114,7 +114,15 @@ func hostB() dataset {
 func seed(t *testing.T, loc insight.Locator, name string, sets ...dataset) insight.Source {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), name))
+	var opts []store.Option
+	if loc != nil {
+		// As the daemon's store: decisions and captures placed when kept.
+		opts = append(opts, store.WithLocator(func(a netip.Addr) store.Place {
+			i := loc.Lookup(a)
+			return store.Place{Country: i.Country, ASN: i.ASN, Org: i.Org}
+		}))
+	}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), name), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +194,32 @@ func TestReportGolden(t *testing.T) {
 	golden(t, "report.txt", text)
 	golden(t, "report.json", js)
 	golden(t, "report.csv", csv)
+
+	// The trap's clients were placed when their messages were kept: a
+	// report without the databases places them the same.
+	r, err = insight.Build(ctx, []insight.Source{src}, insight.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := render(t, r); !bytes.Equal(got, text) {
+		t.Errorf("a report without the geo databases differs:\n%s", got)
+	}
+	// Messages kept before places were stored are placed at report time.
+	old := seed(t, nil, "old.db", dataset{captures: hostA().captures}, dataset{captures: hostB().captures})
+	hourly, err := src.Store.Hourly(ctx, store.HourlyFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Store.AddHourly(ctx, hourly); err != nil {
+		t.Fatal(err)
+	}
+	r, err = insight.Build(ctx, []insight.Source{{Name: "host-a.db", Store: old.Store}}, insight.Options{}, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := render(t, r); !bytes.Equal(got, text) {
+		t.Errorf("a report of unplaced messages placed at report time differs:\n%s", got)
+	}
 
 	// One jail, over two hours, the top 2 of each table.
 	r, err = insight.Build(ctx, []insight.Source{src}, insight.Options{Jail: "sshd", Since: t0, Until: t0.Add(2 * time.Hour), Top: 2}, loc)

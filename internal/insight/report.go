@@ -88,7 +88,7 @@ type Source struct {
 
 // Build makes the report of the sources' aggregates, summed: a report of
 // several stores is the report of their union. loc (nil: none) places the
-// trap's clients, which the aggregates do not hold.
+// trap's clients kept before the store held their places.
 func Build(ctx context.Context, sources []Source, opt Options, loc Locator) (*Report, error) {
 	top := opt.Top
 	if top <= 0 {
@@ -312,16 +312,14 @@ func (t *trapSum) add(cs []store.Capture, loc Locator) {
 		t.recipients += c.Rcpts
 		t.bytes += c.Size
 		t.clients[c.Client.String()] = true
-		var country, asn, org string
-		if loc != nil && c.Client.IsValid() {
+		pl := c.Place
+		if pl == (store.Place{}) && loc != nil && c.Client.IsValid() {
+			// Kept before places were stored: placed now.
 			i := loc.Lookup(c.Client)
-			country, org = i.Country, i.Org
-			asn = strconv.FormatUint(uint64(i.ASN), 10)
-		} else {
-			asn = "0"
+			pl = store.Place{Country: i.Country, ASN: i.ASN, Org: i.Org}
 		}
-		count(t.countries, country, "")
-		count(t.asns, asn, org)
+		count(t.countries, pl.Country, "")
+		count(t.asns, strconv.FormatUint(uint64(pl.ASN), 10), pl.Org)
 		count(t.accounts, c.Account, "")
 		count(t.senders, clip(c.MailFrom), "")
 	}

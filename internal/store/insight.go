@@ -240,12 +240,13 @@ type Capture struct {
 	MailFrom string
 	Rcpts    int
 	Size     int64
+	Place    Place // as stored when it arrived; zero: unknown
 }
 
 // Captures returns the messages the trap quarantined in [since, until)
 // (zero bounds are open), oldest first, without their bodies.
 func (s *Store) Captures(ctx context.Context, since, until time.Time) ([]Capture, error) {
-	q := `SELECT id, received_ns, client, account, mail_from, rcpt_to, size FROM quarantine WHERE received_ns >= ?`
+	q := `SELECT id, received_ns, client, account, mail_from, rcpt_to, size, country, asn, as_org FROM quarantine WHERE received_ns >= ?`
 	args := []any{toNS(since)}
 	if !until.IsZero() {
 		q += ` AND received_ns < ?`
@@ -259,15 +260,16 @@ func (s *Store) Captures(ctx context.Context, since, until time.Time) ([]Capture
 	var out []Capture
 	for rows.Next() {
 		var (
-			c      Capture
-			at     int64
-			client string
-			rcpt   string
+			c       Capture
+			at, asn int64
+			client  string
+			rcpt    string
 		)
-		if err := rows.Scan(&c.ID, &at, &client, &c.Account, &c.MailFrom, &rcpt, &c.Size); err != nil {
+		if err := rows.Scan(&c.ID, &at, &client, &c.Account, &c.MailFrom, &rcpt, &c.Size, &c.Place.Country, &asn, &c.Place.Org); err != nil {
 			return nil, fmt.Errorf("list captures: %w", classify(err))
 		}
 		c.Received = fromNS(at)
+		c.Place.ASN = uint32(asn)
 		c.Client, _ = netip.ParseAddr(client) // invalid stays invalid: shown as unknown
 		if rcpt != "" {
 			c.Rcpts = strings.Count(rcpt, "\n") + 1

@@ -190,9 +190,13 @@ type Quarantined struct {
 	Size      int64  // bytes the client sent
 	Truncated bool   // Raw holds only the first part
 	Raw       []byte // nil in listings
+	// Place is where Client was when the message arrived: as m.Place, or
+	// as the store's locator (WithLocator) said when it was kept.
+	Place Place
 }
 
-// Quarantine stores a message and returns its ID.
+// Quarantine stores a message and returns its ID. A message without a
+// Place is placed by the store's locator, as decisions are.
 func (s *Store) Quarantine(ctx context.Context, m Quarantined) (int64, error) {
 	a, err := normAddr(m.Client)
 	if err != nil {
@@ -201,12 +205,15 @@ func (s *Store) Quarantine(ctx context.Context, m Quarantined) (int64, error) {
 	if m.Raw == nil {
 		m.Raw = []byte{}
 	}
+	if m.Place == (Place{}) && s.locate != nil {
+		m.Place = s.locate(a)
+	}
 	var id int64
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO quarantine (queue_id, received_ns, client, port, helo, account, tls,
-			mail_from, rcpt_to, size, truncated, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			mail_from, rcpt_to, size, truncated, raw, country, asn, as_org) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.QueueID, toNS(m.Received), a.String(), m.Port, m.Helo, m.Account, m.TLS,
-			m.MailFrom, strings.Join(m.RcptTo, "\n"), m.Size, m.Truncated, m.Raw)
+			m.MailFrom, strings.Join(m.RcptTo, "\n"), m.Size, m.Truncated, m.Raw, m.Place.Country, int64(m.Place.ASN), m.Place.Org)
 		if err != nil {
 			return err
 		}
@@ -219,13 +226,14 @@ func (s *Store) Quarantine(ctx context.Context, m Quarantined) (int64, error) {
 	return id, nil
 }
 
-const quarantineCols = `id, queue_id, received_ns, client, port, helo, account, tls, mail_from, rcpt_to, size, truncated`
+const quarantineCols = `id, queue_id, received_ns, client, port, helo, account, tls, mail_from, rcpt_to, size, truncated, country, asn, as_org`
 
 func scanQuarantined(sc interface{ Scan(...any) error }, raw *[]byte) (Quarantined, error) {
 	var m Quarantined
-	var recv int64
+	var recv, asn int64
 	var client, rcpt string
-	dest := []any{&m.ID, &m.QueueID, &recv, &client, &m.Port, &m.Helo, &m.Account, &m.TLS, &m.MailFrom, &rcpt, &m.Size, &m.Truncated}
+	dest := []any{&m.ID, &m.QueueID, &recv, &client, &m.Port, &m.Helo, &m.Account, &m.TLS, &m.MailFrom, &rcpt, &m.Size, &m.Truncated,
+		&m.Place.Country, &asn, &m.Place.Org}
 	if raw != nil {
 		dest = append(dest, raw)
 	}
@@ -233,6 +241,7 @@ func scanQuarantined(sc interface{ Scan(...any) error }, raw *[]byte) (Quarantin
 		return m, err
 	}
 	m.Received = fromNS(recv)
+	m.Place.ASN = uint32(asn)
 	var err error
 	if m.Client, err = netip.ParseAddr(client); err != nil {
 		return m, fmt.Errorf("bad client address %q: %w", client, err)

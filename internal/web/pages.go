@@ -384,7 +384,9 @@ func (s *Server) messageOf(q store.Quarantined) Message {
 	if m.RcptTo == nil {
 		m.RcptTo = []string{}
 	}
-	if s.opt.Locator != nil && q.Client.IsValid() {
+	m.Country, m.ASN, m.Org = q.Place.Country, q.Place.ASN, q.Place.Org
+	if q.Place == (store.Place{}) && s.opt.Locator != nil && q.Client.IsValid() {
+		// Kept before places were stored: placed now.
 		i := s.opt.Locator.Lookup(q.Client)
 		m.Country, m.ASN, m.Org = i.Country, i.ASN, i.Org
 	}

@@ -35,15 +35,15 @@ func (s Store) SaveTrapAccount(ctx context.Context, a trap.Account) error {
 	return s.Store.SaveTrapAccount(ctx, store.TrapAccount(a))
 }
 
-// Quarantine keeps a message.
+// Quarantine keeps a message; the store places its client.
 func (s Store) Quarantine(ctx context.Context, m trap.Message) (int64, error) {
-	return s.Store.Quarantine(ctx, store.Quarantined(m))
+	return s.Store.Quarantine(ctx, fromTrap(m))
 }
 
 // Message returns one quarantined message with its raw text.
 func (s Store) Message(ctx context.Context, id int64) (trap.Message, error) {
 	m, err := s.Store.QuarantineGet(ctx, id)
-	return trap.Message(m), err
+	return toTrap(m), err
 }
 
 // Messages returns up to limit quarantined messages, newest first, without
@@ -52,7 +52,20 @@ func (s Store) Messages(ctx context.Context, limit int) ([]trap.Message, error) 
 	ms, err := s.Store.QuarantineList(ctx, limit)
 	out := make([]trap.Message, len(ms))
 	for i, m := range ms {
-		out[i] = trap.Message(m)
+		out[i] = toTrap(m)
 	}
 	return out, err
+}
+
+// fromTrap and toTrap convert between the trap's message and the
+// store's, which also holds where the client is (the store's to fill).
+// TestMessageFields keeps the two field lists the same.
+func fromTrap(m trap.Message) store.Quarantined {
+	return store.Quarantined{ID: m.ID, QueueID: m.QueueID, Received: m.Received, Client: m.Client, Port: m.Port, Helo: m.Helo,
+		Account: m.Account, TLS: m.TLS, MailFrom: m.MailFrom, RcptTo: m.RcptTo, Size: m.Size, Truncated: m.Truncated, Raw: m.Raw}
+}
+
+func toTrap(m store.Quarantined) trap.Message {
+	return trap.Message{ID: m.ID, QueueID: m.QueueID, Received: m.Received, Client: m.Client, Port: m.Port, Helo: m.Helo,
+		Account: m.Account, TLS: m.TLS, MailFrom: m.MailFrom, RcptTo: m.RcptTo, Size: m.Size, Truncated: m.Truncated, Raw: m.Raw}
 }
