@@ -160,3 +160,26 @@ func safeText(s string) string {
 	}
 	return b.String()
 }
+
+// printEvidence writes status's evidence, reporting and actions lines.
+func printEvidence(w io.Writer, st daemon.Status) {
+	if e := st.Evidence; e != nil {
+		fmt.Fprintf(w, "evidence: %d messages read, %d indicators, %d parts unreadable, %d saves failed\n", e.Messages, e.Indicators, e.Problems, e.Failed)
+	}
+	if r := st.Reporting; r != nil {
+		for _, rep := range r.Reporters {
+			fmt.Fprintf(w, "reporting %s (%s): %d queued, %d sent, %d failed, %d retried, %d rate-limited, %d duplicates; %d held for review, %d pending",
+				rep.Name, rep.Mode, rep.Queued, rep.Sent, rep.Failed, rep.Retried, rep.Limited, rep.Duplicates, rep.Review, rep.Pending)
+			if !rep.PausedUntil.IsZero() {
+				fmt.Fprintf(w, "; paused until %s", stamp(rep.PausedUntil))
+			}
+			fmt.Fprintln(w)
+		}
+		if r.Dropped > 0 {
+			fmt.Fprintf(w, "reporting: %d bans not reported (the intake was full)\n", r.Dropped)
+		}
+	}
+	for _, a := range st.Actions {
+		fmt.Fprintf(w, "action %s (%s): %d done, %d failed, %d dropped (queue full), %d waiting\n", a.Name, a.Type, a.Done, a.Failed, a.Dropped, a.Waiting)
+	}
+}

@@ -196,6 +196,10 @@ secret_file = %q
 	if code != 0 || !strings.Contains(out, "What it sends:") || !strings.Contains(out, "X-Rampart-Delivery: report-") || strings.Contains(out, secret) {
 		t.Fatalf("rampart abuse show: exit %d\n%s%s", code, out, errs)
 	}
+	code, out, errs = runCLI("status", "--socket", sock)
+	if !strings.Contains(out, "evidence: 1 messages read") || !strings.Contains(out, "reporting webhook (send): 1 queued, 1 sent, 0 failed") {
+		t.Fatalf("rampart status: exit %d\n%s%s", code, out, errs)
+	}
 	if code, _, errs := runCLI("abuse", "approve", "--socket", sock); code != 2 || !strings.Contains(errs, "--all") {
 		t.Fatalf("approve without IDs: exit %d %s", code, errs)
 	}

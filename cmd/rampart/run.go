@@ -385,6 +385,7 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 		fmt.Fprintf(w, "\ntrap: %d accounts, %d sessions (%d now, %d refused busy), %d logins (%d failed), %d messages quarantined (%d refused at a limit, %d cut off)\n",
 			t.Accounts, t.Sessions, t.Active, t.Refused, t.Logins, t.FailedLogins, t.Messages, t.Rejected, t.CutOff)
 	}
+	printEvidence(w, st)
 	if sh := st.Shields; sh != nil {
 		printShields(w, sh)
 	}

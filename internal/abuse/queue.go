@@ -2,6 +2,7 @@ package abuse
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -213,35 +214,52 @@ const (
 // their domains, unless ignored (big providers, this host's, configured).
 func (q *Queue) Message(ctx context.Context, m store.Quarantined, r *evidence.Result, inds []store.Indicator, withRecipients bool) {
 	client := m.Client.Unmap()
+	// Phishing links often carry the recipient's address (…/login?user=…):
+	// what leaves this host carries none of them (redactLink).
+	victims := append(append([]string(nil), m.RcptTo...), r.Recipients...)
+	urls := make([]evidence.URL, 0, min(len(r.URLs), 50))
+	for _, u := range r.URLs[:min(len(r.URLs), 50)] {
+		u.URL, u.Target = redactLink(u.URL, victims), redactLink(u.Target, victims)
+		urls = append(urls, u)
+	}
 	msg := &Message{ID: m.ID, QueueID: m.QueueID, Received: m.Received, Client: client.String(), Port: m.Port,
 		Helo: q.redact.Text(m.Helo, 255), MailFrom: q.redact.Text(m.MailFrom, 255), Recipients: len(m.RcptTo),
 		Subject: q.redact.Text(r.Subject, 300), From: r.From, ReplyTo: r.ReplyTo,
-		URLs: r.URLs[:min(len(r.URLs), 50)], Attachments: r.Attachments[:min(len(r.Attachments), 20)]}
+		URLs: urls, Attachments: r.Attachments[:min(len(r.Attachments), 20)]}
 	if reportable(client) {
 		q.enqueue(ctx, KindSpam, client.String(), Subject{Addr: client.String(), First: m.Received, Message: msg}, q.cfg.Dedup)
 	}
+	// The message whole, for the operator's own webhook: with its
+	// recipients (and the links as they are) only when asked.
 	whole := Subject{Addr: client.String(), First: m.Received, Message: msg}
+	if withRecipients {
+		own := *msg
+		own.URLs = r.URLs[:min(len(r.URLs), 50)]
+		whole.Message, whole.Recipients = &own, r.Recipients
+	}
 	for _, ind := range inds {
-		if ind.Kind == evidence.KindRecipient && !withRecipients {
+		switch {
+		case withRecipients:
+		case ind.Kind == evidence.KindRecipient:
 			continue
+		case ind.Kind == evidence.KindURL:
+			ind.Value = redactLink(ind.Value, victims)
 		}
 		whole.Indicators = append(whole.Indicators, ind)
 	}
-	if withRecipients {
-		whole.Recipients = r.Recipients
-	}
 	// Each message once: its queue id and number (a queue id can repeat).
 	q.enqueue(ctx, KindMessage, fmt.Sprintf("message %d %s", m.ID, m.QueueID), whole, q.cfg.Dedup)
-	urls := 0
+	n := 0
 	byDomain := map[string][]string{}
 	for _, u := range r.URLs {
-		if u.Redirect == "redirector" || q.ignored(u.Domain, u.Host) || urls >= maxURLsPerMessage {
+		if u.Redirect == "redirector" || q.ignored(u.Domain, u.Host) || n >= maxURLsPerMessage {
 			continue
 		}
-		urls++
-		q.enqueue(ctx, KindURL, u.URL, Subject{URL: u.URL, Domain: u.Domain, First: m.Received, Message: msg}, q.cfg.Dedup)
+		n++
+		link := redactLink(u.URL, victims)
+		q.enqueue(ctx, KindURL, link, Subject{URL: link, Domain: u.Domain, First: m.Received, Message: msg}, q.cfg.Dedup)
 		if u.Domain != "" && u.Redirect == "" {
-			byDomain[u.Domain] = append(byDomain[u.Domain], u.URL)
+			byDomain[u.Domain] = append(byDomain[u.Domain], link)
 		}
 	}
 	domains := 0
@@ -252,6 +270,29 @@ func (q *Queue) Message(ctx context.Context, m store.Quarantined, r *evidence.Re
 		domains++
 		q.enqueue(ctx, KindDomain, d.Name, Subject{Domain: d.Name, URLs: byDomain[d.Name], First: m.Received, Message: msg}, q.cfg.Dedup)
 	}
+}
+
+// redactLink replaces the recipients' addresses a link carries, as they
+// are, percent-encoded or in base64, with "redacted@example.invalid" in
+// the same form.
+func redactLink(link string, victims []string) string {
+	const placeholder = "redacted@example.invalid"
+	for _, v := range victims {
+		v = strings.ToLower(strings.Trim(strings.TrimSpace(v), "<>"))
+		if !strings.Contains(v, "@") || len(v) < 3 {
+			continue
+		}
+		for _, f := range []struct{ old, new string }{
+			{v, placeholder},
+			{strings.ReplaceAll(v, "@", "%40"), strings.ReplaceAll(placeholder, "@", "%40")},
+		} {
+			link = string(replaceFold([]byte(link), f.old, f.new))
+		}
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			link = strings.ReplaceAll(link, enc.EncodeToString([]byte(v)), enc.EncodeToString([]byte(placeholder)))
+		}
+	}
+	return link
 }
 
 // ignored reports whether a link's domain or host is never reported.

@@ -518,3 +518,18 @@ func TestRedactor(t *testing.T) {
 		t.Errorf("Message:\n got %q\nwant %q", msg, want)
 	}
 }
+
+func TestRedactLink(t *testing.T) {
+	victims := []string{"Victim1@Customer.example", "<v2@other.example>"}
+	for in, want := range map[string]string{
+		"https://phish.example/login?user=victim1@customer.example":    "https://phish.example/login?user=redacted@example.invalid",
+		"https://phish.example/login?u=VICTIM1%40customer.example&x=1": "https://phish.example/login?u=redacted%40example.invalid&x=1",
+		"https://phish.example/#dmljdGltMUBjdXN0b21lci5leGFtcGxl":      "https://phish.example/#cmVkYWN0ZWRAZXhhbXBsZS5pbnZhbGlk",
+		"https://phish.example/p/djJAb3RoZXIuZXhhbXBsZQ==/x":           "https://phish.example/p/cmVkYWN0ZWRAZXhhbXBsZS5pbnZhbGlk/x",
+		"https://phish.example/clean":                                  "https://phish.example/clean",
+	} {
+		if got := redactLink(in, victims); got != want {
+			t.Errorf("redactLink(%q)\n got %q\nwant %q", in, got, want)
+		}
+	}
+}

@@ -46,7 +46,16 @@ func TestDaemonActions(t *testing.T) {
 	os.WriteFile(secretFile, []byte("act-secret"), 0o600)
 	script, out, db := filepath.Join(dir, "on-ban.sh"), filepath.Join(dir, "exec.out"), filepath.Join(dir, "events.db")
 	os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s %s %s\\n' \"$1\" \"$2\" \"$RAMPART_JAIL\" >> "+out+"\n"), 0o755)
+	reports := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer reports.Close()
 	h := startHarness(t, dir, 3, fmt.Sprintf(`
+[reporting]
+mode = "send"
+[reporting.webhook]
+enabled = true
+url = %q
+secret_file = %q
+
 [[action]]
 name = "chat"
 type = "webhook"
@@ -76,7 +85,7 @@ on = ["ban"]
 queue = 2
 timeout = "1m"
 url = %q
-`, hook.URL, secretFile, script, db, stuck.URL))
+`, reports.URL, secretFile, hook.URL, secretFile, script, db, stuck.URL))
 	h.fail(3, "203.0.113.60")
 	h.waitFor("the ban", func(st Status) bool { return banned(st, "203.0.113.60") })
 	ctx := context.Background()
@@ -93,7 +102,9 @@ url = %q
 		for _, a := range st.Actions {
 			done[a.Name] = a.Done
 		}
-		return done["chat"] == 12 && done["script"] == 12 && done["log-db"] == 12
+		// log-db also takes the report of the jail's ban (bans by hand
+		// are not reported).
+		return done["chat"] == 12 && done["script"] == 12 && done["log-db"] == 13
 	})
 	if len(st.Active) != 10 {
 		t.Errorf("%d bans active; the stuck action held some up", len(st.Active))
@@ -122,10 +133,12 @@ url = %q
 	}
 	defer conn.Close()
 	var bans, unbans int
+	var reporter, kind, target string
 	conn.QueryRow(`SELECT count(*) FROM rampart_events WHERE type = 'ban'`).Scan(&bans)
 	conn.QueryRow(`SELECT count(*) FROM rampart_events WHERE type = 'unban' AND ip = '203.0.113.60'`).Scan(&unbans)
-	if bans != 11 || unbans != 1 {
-		t.Errorf("SQL rows: %d bans, %d unbans", bans, unbans)
+	conn.QueryRow(`SELECT reporter, kind, target FROM rampart_events WHERE type = 'report'`).Scan(&reporter, &kind, &target)
+	if bans != 11 || unbans != 1 || reporter != "webhook" || kind != "attack" || target != "203.0.113.60" {
+		t.Errorf("SQL rows: %d bans, %d unbans, report %q %q %q", bans, unbans, reporter, kind, target)
 	}
 	if strings.Contains(h.logs.String(), "act-secret") {
 		t.Error("the webhook secret is in the log")
