@@ -19,10 +19,13 @@ import (
 const reportHelp = `
 Summarise the attacks a store recorded: failures and bans by jail,
 country, autonomous system, network, user name tried, service, kind of
-failure and scenario, failures and bans over time, and what the trap
-caught (when it caught something). Read from the hourly aggregates the
-daemon keeps ([insight] in docs/configuration.md), so the running daemon is
-not disturbed.
+failure and scenario, failures and bans over time, what the trap caught
+and what its messages advertised (domains, links, other indicators), and
+the abuse reports queued per reporter (sent, failed, waiting, held for
+review; the most reported targets). Read from the hourly aggregates the
+daemon keeps ([insight] in docs/configuration.md) and the trap's and the
+reports' tables, so the running daemon is not disturbed. --jail narrows
+the attack sections only.
 
 Without DB arguments the report reads the store of the configuration
 (--config, else /etc/rampart/rampart.toml when it exists, else the

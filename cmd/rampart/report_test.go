@@ -35,6 +35,10 @@ func seedReportStore(t *testing.T, dir, cc string, n int64, at time.Time) string
 	if err := st.AddHourly(context.Background(), rows); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.EnqueueReport(context.Background(), store.Report{Reporter: "abuseipdb", Kind: "attack", Target: "192.0.2.1",
+		State: store.ReportSent, Subject: []byte("{}"), Created: at}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	return path
 }
 
@@ -50,7 +54,7 @@ func TestReportCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"failures 5, bans 1", "NL", "root", "ip-failures", "2026-03-02 08:00"} {
+	for _, want := range []string{"failures 5, bans 1", "NL", "root", "ip-failures", "2026-03-02 08:00", "Reports queued", "abuseipdb        1     1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text report lacks %q:\n%s", want, out)
 		}
@@ -67,12 +71,17 @@ func TestReportCommand(t *testing.T) {
 			Key      string `json:"key"`
 			Failures int64  `json:"failures"`
 		} `json:"countries"`
-		Stores []string `json:"stores"`
+		Stores  []string `json:"stores"`
+		Reports []struct {
+			Reporter string `json:"reporter"`
+			Sent     int    `json:"sent"`
+		} `json:"reports"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("--json: %v\n%s", err, out)
 	}
-	if r.Failures != 12 || r.Bans != 2 || len(r.Countries) != 2 || r.Countries[0].Key != "CN" || len(r.Stores) != 2 {
+	if r.Failures != 12 || r.Bans != 2 || len(r.Countries) != 2 || r.Countries[0].Key != "CN" || len(r.Stores) != 2 ||
+		len(r.Reports) != 1 || r.Reports[0].Reporter != "abuseipdb" || r.Reports[0].Sent != 2 {
 		t.Fatalf("merged report = %+v", r)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/evidence"
 	"github.com/rampart-dev/rampart/internal/geo"
 	"github.com/rampart-dev/rampart/internal/geo/geotest"
 	"github.com/rampart-dev/rampart/internal/insight"
@@ -45,11 +46,31 @@ func geoDB(t *testing.T) *geo.DB {
 	return db
 }
 
-// dataset is what one host saw: events, decisions and captured mail.
+// dataset is what one host saw: events, decisions, captured mail and the
+// abuse reports it queued.
 type dataset struct {
 	events    []event.Event
 	decisions []event.Decision
 	captures  []store.Quarantined
+	reports   []store.Report
+}
+
+// spam is a trapped message as spammers write them: a Reply-To elsewhere,
+// links in HTML (one defanged, one through a shortener), a mailto.
+func spam(from, replyTo string, links ...string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: Prize Desk <%s>\r\nReply-To: %s\r\nTo: you@example.net\r\nSubject: You won\r\n", from, replyTo)
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Claim now:</p>")
+	for _, l := range links {
+		fmt.Fprintf(&b, "<a href=%q>here</a> ", l)
+	}
+	b.WriteString("<p>Questions? <a href=\"mailto:claims@winner-prize.example\">write</a></p></body></html>\r\n")
+	return []byte(b.String())
+}
+
+// report is a report queued at t0+at, in state.
+func report(at time.Duration, reporter, kind, target, state string) store.Report {
+	return store.Report{Reporter: reporter, Kind: kind, Target: target, State: state, Subject: []byte("{}"), Created: t0.Add(at)}
 }
 
 func fail(at time.Duration, jail, service, addr, user string, kind event.Kind) event.Event {
@@ -83,8 +104,18 @@ func hostA() dataset {
 		banOf(3*time.Hour+4*time.Minute, "postfix", "192.0.2.50", "ip-failures"),
 	}
 	d.captures = []store.Quarantined{
-		{QueueID: "A1", Received: t0.Add(4 * time.Hour), Client: netip.MustParseAddr("203.0.113.99"), Account: "info", MailFrom: "promo@spam.example", RcptTo: []string{"a@example.net", "b@example.net"}, Size: 2048, Raw: []byte("Subject: x\r\n\r\n<html>")},
-		{QueueID: "A2", Received: t0.Add(4*time.Hour + time.Minute), Client: netip.MustParseAddr("203.0.113.99"), Account: "info", MailFrom: "promo@spam.example", RcptTo: []string{"c@example.net"}, Size: 1024, Raw: []byte("x")},
+		{QueueID: "A1", Received: t0.Add(4 * time.Hour), Client: netip.MustParseAddr("203.0.113.99"), Helo: "mx.spam.example", Account: "info", MailFrom: "promo@spam.example", RcptTo: []string{"a@example.net", "b@example.net"}, Size: 2048,
+			Raw: spam("promo@spam.example", "claims@winner-prize.example", "https://cheap-watches.example/buy?id=1", "hxxp://cheap-watches[.]example/track", "https://bit.ly/3xWatch")},
+		{QueueID: "A2", Received: t0.Add(4*time.Hour + time.Minute), Client: netip.MustParseAddr("203.0.113.99"), Helo: "mx.spam.example", Account: "info", MailFrom: "promo@spam.example", RcptTo: []string{"c@example.net"}, Size: 1024,
+			Raw: spam("promo@spam.example", "claims@winner-prize.example", "https://cheap-watches.example/buy?id=2", "https://login.bank-secure.example.co.uk/verify")},
+	}
+	d.reports = []store.Report{
+		report(6*time.Minute, "abuseipdb", "attack", "198.51.100.7", store.ReportSent),
+		report(3*time.Hour+5*time.Minute, "abuseipdb", "attack", "192.0.2.50", store.ReportReview),
+		report(4*time.Hour+time.Minute, "netcraft", "url", "https://cheap-watches.example/buy?id=1", store.ReportSent),
+		report(4*time.Hour+time.Minute, "netcraft", "url", "https://bit.ly/3xWatch", store.ReportFailed),
+		report(4*time.Hour+time.Minute, "webhook", "message", "message 1 A1", store.ReportSent),
+		report(4*time.Hour+2*time.Minute, "webhook", "message", "message 2 A2", store.ReportPending),
 	}
 	return d
 }
@@ -103,7 +134,13 @@ func hostB() dataset {
 		banOf(2*time.Hour+2*time.Minute, "dovecot", "2001:db8:bad::3", "user-spray"),
 	}
 	d.captures = []store.Quarantined{
-		{QueueID: "B1", Received: t0.Add(5 * time.Hour), Client: netip.MustParseAddr("198.51.100.7"), Account: "sales", MailFrom: "", RcptTo: []string{"x@example.com"}, Size: 512, Raw: []byte("x")},
+		{QueueID: "B1", Received: t0.Add(5 * time.Hour), Client: netip.MustParseAddr("198.51.100.7"), Helo: "=cmd|' /C calc'!A0", Account: "sales", MailFrom: "", RcptTo: []string{"x@example.com"}, Size: 512,
+			Raw: spam("=HYPERLINK(\"http://evil.example\")@spam.example", "claims@winner-prize.example", "https://cheap-watches.example/buy?id=1")},
+	}
+	d.reports = []store.Report{
+		report(35*time.Minute, "abuseipdb", "attack", "198.51.100.7", store.ReportSent),
+		report(2*time.Hour+3*time.Minute, "abuseipdb", "attack", "2001:db8:bad::3", store.ReportRejected),
+		report(5*time.Hour+time.Minute, "netcraft", "url", "https://cheap-watches.example/buy?id=1", store.ReportDryRun),
 	}
 	return d
 }
@@ -137,7 +174,26 @@ func seed(t *testing.T, loc insight.Locator, name string, sets ...dataset) insig
 			t.Fatal(err)
 		}
 		for _, m := range d.captures {
-			if _, err := st.Quarantine(ctx, m); err != nil {
+			id, err := st.Quarantine(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Read for evidence as the daemon reads it.
+			env := evidence.Envelope{Client: m.Client, Helo: m.Helo, MailFrom: m.MailFrom, RcptTo: m.RcptTo, Received: m.Received}
+			res := evidence.Extract(m.Raw, env, evidence.Options{})
+			var inds []store.Indicator
+			for _, i := range res.Indicators(env) {
+				inds = append(inds, store.Indicator(i))
+			}
+			if _, err := st.SaveExtraction(ctx, id, m.Received, m.Received, []byte("{}"), inds); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, r := range d.reports {
+			// Each host reports a target once in its dedup period; the
+			// union store holds both hosts' reports, so none is a
+			// duplicate here (a negative period finds none).
+			if _, err := st.EnqueueReport(ctx, r, -100*365*24*time.Hour); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -205,7 +261,7 @@ func TestReportGolden(t *testing.T) {
 		t.Errorf("a report without the geo databases differs:\n%s", got)
 	}
 	// Messages kept before places were stored are placed at report time.
-	old := seed(t, nil, "old.db", dataset{captures: hostA().captures}, dataset{captures: hostB().captures})
+	old := seed(t, nil, "old.db", dataset{captures: hostA().captures, reports: hostA().reports}, dataset{captures: hostB().captures, reports: hostB().reports})
 	hourly, err := src.Store.Hourly(ctx, store.HourlyFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -242,6 +298,7 @@ func TestMergeEqualsUnion(t *testing.T) {
 		{},
 		{Jail: "sshd"},
 		{Since: t0.Add(time.Hour), Until: t0.Add(5 * time.Hour)},
+		{Since: t0.Add(4 * time.Hour)}, // the trap's messages and the reports about them
 		{Top: 1},
 	} {
 		merged, err := insight.Build(ctx, []insight.Source{a, b}, opt, loc)
@@ -252,8 +309,11 @@ func TestMergeEqualsUnion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if merged.Failures == 0 || merged.Bans == 0 {
+		if merged.Failures+merged.Bans == 0 && len(merged.Reports) == 0 {
 			t.Fatalf("%+v: an empty report proves nothing: %+v", opt, merged)
+		}
+		if opt.Until.IsZero() && (merged.Trap == nil || len(merged.Trap.Domains) == 0 || len(merged.Trap.URLs) == 0 || len(merged.Trap.Indicators) == 0) {
+			t.Fatalf("%+v: no evidence in the merged report: %+v", opt, merged.Trap)
 		}
 		merged.Stores, union.Stores = nil, nil
 		if !reflect.DeepEqual(merged, union) {
@@ -349,7 +409,7 @@ func TestReportSectionsFollowData(t *testing.T) {
 	if got := sections(without); len(got) != 0 {
 		t.Fatalf("trap sections without captures: %v", got)
 	}
-	if got := sections(with); !reflect.DeepEqual(got, []string{"trap_countries", "trap_asns", "trap_accounts", "trap_senders"}) {
+	if got := sections(with); !reflect.DeepEqual(got, []string{"trap_countries", "trap_asns", "trap_accounts", "trap_senders", "trap_domains", "trap_urls", "trap_indicators"}) {
 		t.Fatalf("trap sections with a capture: %v", got)
 	}
 }

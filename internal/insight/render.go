@@ -1,6 +1,7 @@
 package insight
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,11 @@ type Section struct {
 	Head  string // the key column's heading
 	Rows  []Row
 	dim   string // the store dimension, for naming keys
+	// labelHead heads the label column in text ("" when labels name the
+	// key, as an AS's organisation does); width is the text's key column
+	// (0: 40 characters).
+	labelHead string
+	width     int
 }
 
 // Sections returns the report's tables in order; the trap's come last,
@@ -42,6 +48,13 @@ func (r *Report) Sections() []Section {
 			Section{ID: "trap_accounts", Title: "Trap: accounts used", Head: "account", Rows: t.Accounts},
 			Section{ID: "trap_senders", Title: "Trap: envelope senders", Head: "sender", Rows: t.Senders},
 		)
+		if t.Domains != nil || t.URLs != nil || t.Indicators != nil {
+			ss = append(ss,
+				Section{ID: "trap_domains", Title: "Trap: domains the messages carried", Head: "domain", Rows: t.Domains},
+				Section{ID: "trap_urls", Title: "Trap: links the messages carried", Head: "link", Rows: t.URLs, width: 72},
+				Section{ID: "trap_indicators", Title: "Trap: other indicators", Head: "indicator", Rows: t.Indicators, labelHead: "kind"},
+			)
+		}
 	}
 	return ss
 }
@@ -142,7 +155,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			continue
 		}
 		cols := s.columns()
-		head := []string{s.Head, ""}
+		head := []string{s.Head, s.labelHead}
 		for _, c := range cols {
 			head = append(head, c.name)
 		}
@@ -152,7 +165,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			if row.Key == store.OtherKey {
 				label = ""
 			}
-			line := []string{clipText(s.Name(row), 40), clipText(label, 40)}
+			line := []string{clipText(s.Name(row), cmp.Or(s.width, 40)), clipText(label, 40)}
 			for _, c := range cols {
 				line = append(line, c.value(row))
 			}
@@ -160,6 +173,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		writeTable(bw, cells, 2, false)
 	}
+	r.writeReportsText(bw)
 	fmt.Fprintf(bw, "\nFailures and bans by %s\n", r.Step)
 	if len(r.Timeline) == 0 {
 		fmt.Fprintln(bw, "  (none)")
@@ -219,8 +233,65 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			cw.Write([]string{"trap", kv.k, "", i(kv.v, 10), "0", ""})
 		}
 	}
+	for _, rep := range r.Reports {
+		for _, st := range rep.states() {
+			cw.Write([]string{"reports", csvSafe(rep.Name), st.name, strconv.Itoa(st.n), "0", ""})
+		}
+	}
+	for _, rep := range r.Reports {
+		for _, t := range rep.Targets {
+			cw.Write([]string{"report_targets", csvSafe(t.Target), csvSafe(rep.Name), strconv.Itoa(t.Reports), strconv.Itoa(t.Sent), ""})
+		}
+	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// state is a count of a reporter's reports in one state.
+type state struct {
+	name string
+	n    int
+}
+
+// states are a reporter's counts in the order reports show them; reports
+// counts them all.
+func (r Reporter) states() []state {
+	return []state{{"reports", r.Reports}, {"sent", r.Sent}, {"failed", r.Failed}, {"pending", r.Pending},
+		{"review", r.Review}, {"rejected", r.Rejected}, {"dry-run", r.DryRun}}
+}
+
+// writeReportsText writes the reports sent: a line per reporter, then
+// each reporter's most reported targets.
+func (r *Report) writeReportsText(w io.Writer) {
+	if len(r.Reports) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nReports queued, by their state now\n")
+	head := []string{"reporter"}
+	for _, st := range (Reporter{}).states() {
+		head = append(head, st.name)
+	}
+	cells := [][]string{head}
+	for _, rep := range r.Reports {
+		line := []string{clipText(rep.Name, 40)}
+		for _, st := range rep.states() {
+			line = append(line, strconv.Itoa(st.n))
+		}
+		cells = append(cells, line)
+	}
+	writeTable(w, cells, 1, false)
+	for _, rep := range r.Reports {
+		fmt.Fprintf(w, "\nReports: reported most by %s", clipText(rep.Name, 40))
+		if rep.TargetsTotal > len(rep.Targets) {
+			fmt.Fprintf(w, " (%d of %d targets)", len(rep.Targets), rep.TargetsTotal)
+		}
+		fmt.Fprintln(w)
+		cells := [][]string{{"target", "kind", "reports", "sent"}}
+		for _, t := range rep.Targets {
+			cells = append(cells, []string{clipText(t.Target, 72), clipText(t.Kind, 20), strconv.Itoa(t.Reports), strconv.Itoa(t.Sent)})
+		}
+		writeTable(w, cells, 2, false)
+	}
 }
 
 // csvSafe keeps a spreadsheet from taking a hostile key (a user name an

@@ -49,6 +49,10 @@ type Report struct {
 
 	// Trap is there when the trap caught something in the report's span.
 	Trap *Trap `json:"trap,omitempty"`
+
+	// Reports are the abuse reports queued in the span, per reporter;
+	// none when nothing was queued.
+	Reports []Reporter `json:"reports,omitempty"`
 }
 
 // Row is one line of a table: a key with its counts. Share is the key's
@@ -78,6 +82,13 @@ type Trap struct {
 	ASNs       []Row `json:"asns"`
 	Accounts   []Row `json:"accounts"` // trap accounts used
 	Senders    []Row `json:"senders"`  // envelope senders
+	// What the messages carried, when they were read for evidence
+	// ([evidence]): the registrable domains they advertised, their links,
+	// and other indicators (Label: the kind), each counting the messages
+	// that carried it.
+	Domains    []Row `json:"domains,omitempty"`
+	URLs       []Row `json:"urls,omitempty"`
+	Indicators []Row `json:"indicators,omitempty"`
 }
 
 // Source is one store a report reads, named for people ("host1.db").
@@ -101,6 +112,7 @@ func Build(ctx context.Context, sources []Source, opt Options, loc Locator) (*Re
 	jails := map[string]*Row{}
 	var first, last time.Time
 	var trap *trapSum
+	reports := reportSum{}
 	for _, src := range sources {
 		r.Stores = append(r.Stores, src.Name)
 		rows, err := src.Store.Hourly(ctx, store.HourlyFilter{Since: opt.Since, Until: opt.Until, Jail: opt.Jail})
@@ -160,6 +172,23 @@ func Build(ctx context.Context, sources []Source, opt Options, loc Locator) (*Re
 			}
 			trap.add(cs, loc)
 		}
+		if tables["message_indicators"] {
+			inds, err := src.Store.IndicatorsReceived(ctx, opt.Since, opt.Until, evidenceKinds)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", src.Name, err)
+			}
+			if trap == nil {
+				trap = newTrapSum()
+			}
+			trap.evidence.add(inds)
+		}
+		if tables["reports"] {
+			ts, err := src.Store.ReportTallies(ctx, opt.Since, opt.Until)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", src.Name, err)
+			}
+			reports.add(ts)
+		}
 	}
 	table := func(dim string) []Row {
 		var rows []Row
@@ -186,6 +215,7 @@ func Build(ctx context.Context, sources []Source, opt Options, loc Locator) (*Re
 	if trap != nil && trap.messages > 0 {
 		r.Trap = trap.report(top)
 	}
+	r.Reports = reports.report(top)
 	return r, nil
 }
 
@@ -210,7 +240,7 @@ func topRows(rows []Row, n int) []Row {
 		kept = append(kept, r)
 	}
 	slices.SortFunc(kept, func(a, b Row) int {
-		return cmp.Or(cmp.Compare(b.Failures, a.Failures), cmp.Compare(b.Bans, a.Bans), cmp.Compare(a.Key, b.Key))
+		return cmp.Or(cmp.Compare(b.Failures, a.Failures), cmp.Compare(b.Bans, a.Bans), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Label, b.Label))
 	})
 	if len(kept) > n {
 		if other == nil {
@@ -290,11 +320,12 @@ type trapSum struct {
 	clients              map[string]bool
 	countries, asns      map[string]*Row
 	accounts, senders    map[string]*Row
+	evidence             evidenceSum
 }
 
 func newTrapSum() *trapSum {
 	return &trapSum{clients: map[string]bool{}, countries: map[string]*Row{}, asns: map[string]*Row{},
-		accounts: map[string]*Row{}, senders: map[string]*Row{}}
+		accounts: map[string]*Row{}, senders: map[string]*Row{}, evidence: evidenceSum{}}
 }
 
 func count(m map[string]*Row, key, label string) {
@@ -333,6 +364,8 @@ func (t *trapSum) report(top int) *Trap {
 		}
 		return topRows(rows, top)
 	}
-	return &Trap{Messages: t.messages, Bytes: t.bytes, Recipients: t.recipients, Clients: len(t.clients),
+	tr := &Trap{Messages: t.messages, Bytes: t.bytes, Recipients: t.recipients, Clients: len(t.clients),
 		Countries: list(t.countries), ASNs: list(t.asns), Accounts: list(t.accounts), Senders: list(t.senders)}
+	tr.Domains, tr.URLs, tr.Indicators = t.evidence.report(top)
+	return tr
 }

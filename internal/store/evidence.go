@@ -194,3 +194,46 @@ func (s *Store) deleteRows(ctx context.Context, query string, args ...any) (int,
 	})
 	return int(n), err
 }
+
+// IndicatorsReceived counts, for each indicator of kinds (every kind when
+// empty) carried by the quarantined messages received in [since, until)
+// (zero bounds are open), the messages that carried it, with the first
+// and the last of their arrivals; the most widespread first. Unlike
+// Indicators' counts, these add up across stores: a report of several
+// stores sums them.
+func (s *Store) IndicatorsReceived(ctx context.Context, since, until time.Time, kinds []string) ([]IndicatorCount, error) {
+	q := `SELECT i.kind, i.value, min(q.received_ns), max(q.received_ns), count(*)
+		FROM message_indicators mi JOIN indicators i ON i.id = mi.indicator_id JOIN quarantine q ON q.id = mi.message_id
+		WHERE q.received_ns >= ?`
+	args := []any{toNS(since)}
+	if !until.IsZero() {
+		q += ` AND q.received_ns < ?`
+		args = append(args, toNS(until))
+	}
+	if len(kinds) > 0 {
+		q += ` AND i.kind IN (?` + strings.Repeat(`, ?`, len(kinds)-1) + `)`
+		for _, k := range kinds {
+			args = append(args, k)
+		}
+	}
+	q += ` GROUP BY i.id ORDER BY count(*) DESC, i.kind, i.value`
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count indicators received: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []IndicatorCount
+	for rows.Next() {
+		var c IndicatorCount
+		var first, last int64
+		if err := rows.Scan(&c.Kind, &c.Value, &first, &last, &c.Messages); err != nil {
+			return nil, fmt.Errorf("count indicators received: %w", classify(err))
+		}
+		c.FirstSeen, c.LastSeen = fromNS(first), fromNS(last)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count indicators received: %w", classify(err))
+	}
+	return out, nil
+}

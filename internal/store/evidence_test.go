@@ -43,6 +43,22 @@ func TestExtractions(t *testing.T) {
 	if un, _ := s.Unextracted(ctx, 10); len(un) != 0 {
 		t.Fatalf("still unextracted: %+v", un)
 	}
+	// Counted over the messages received in a span, for reports.
+	for _, c := range []struct {
+		since, until time.Time
+		kinds        []string
+		want         []IndicatorCount
+	}{
+		{time.Time{}, time.Time{}, []string{"url", "domain"}, []IndicatorCount{{url, t0, t0.Add(time.Hour), 2}, {Indicator{"domain", "phish.example"}, t0, t0, 1}}},
+		{t0.Add(time.Minute), time.Time{}, nil, []IndicatorCount{{Indicator{"recipient", "a@victim.example"}, t0.Add(time.Hour), t0.Add(time.Hour), 1}, {url, t0.Add(time.Hour), t0.Add(time.Hour), 1}}},
+		{time.Time{}, t0.Add(time.Hour), []string{"url"}, []IndicatorCount{{url, t0, t0, 1}}},
+		{t0.Add(2 * time.Hour), time.Time{}, nil, nil},
+	} {
+		got, err := s.IndicatorsReceived(ctx, c.since, c.until, c.kinds)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("received in [%v, %v) of %v\n got %+v, %v\nwant %+v", c.since, c.until, c.kinds, got, err, c.want)
+		}
+	}
 	got, err := s.Indicators(ctx, IndicatorFilter{})
 	if err != nil {
 		t.Fatal(err)

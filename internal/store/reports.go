@@ -314,3 +314,41 @@ func (s *Store) SaveAbuseContact(ctx context.Context, key, contact string, fetch
 	}
 	return nil
 }
+
+// ReportTally is how many reports of one target a reporter queued that
+// are in one state now.
+type ReportTally struct {
+	Reporter string
+	Kind     string
+	Target   string
+	State    string
+	Count    int
+}
+
+// ReportTallies counts the reports created in [since, until) (zero bounds
+// are open) by reporter, kind, target and state now, ordered so.
+func (s *Store) ReportTallies(ctx context.Context, since, until time.Time) ([]ReportTally, error) {
+	q := `SELECT reporter, kind, target, state, count(*) FROM reports WHERE created_ns >= ?`
+	args := []any{toNS(since)}
+	if !until.IsZero() {
+		q += ` AND created_ns < ?`
+		args = append(args, toNS(until))
+	}
+	rows, err := s.r.QueryContext(ctx, q+` GROUP BY reporter, kind, target, state ORDER BY reporter, kind, target, state`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tally reports: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []ReportTally
+	for rows.Next() {
+		var t ReportTally
+		if err := rows.Scan(&t.Reporter, &t.Kind, &t.Target, &t.State, &t.Count); err != nil {
+			return nil, fmt.Errorf("tally reports: %w", classify(err))
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tally reports: %w", classify(err))
+	}
+	return out, nil
+}

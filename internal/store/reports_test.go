@@ -88,3 +88,37 @@ func TestReportQueue(t *testing.T) {
 		t.Fatal("a contact never saved")
 	}
 }
+
+func TestReportTallies(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for i, r := range []Report{
+		{Reporter: "abuseipdb", Kind: "attack", Target: "192.0.2.1", State: ReportSent, Created: t0},
+		{Reporter: "abuseipdb", Kind: "attack", Target: "192.0.2.1", State: ReportSent, Created: t0.Add(8 * 24 * time.Hour)},
+		{Reporter: "abuseipdb", Kind: "attack", Target: "192.0.2.2", State: ReportReview, Created: t0.Add(time.Hour)},
+		{Reporter: "netcraft", Kind: "url", Target: "https://phish.example/", State: ReportFailed, Created: t0.Add(2 * time.Hour)},
+	} {
+		r.Subject = []byte("{}")
+		if id, err := s.EnqueueReport(ctx, r, 7*24*time.Hour); err != nil || id == 0 {
+			t.Fatalf("report %d: %d, %v", i, id, err)
+		}
+	}
+	for _, c := range []struct {
+		since, until time.Time
+		want         []ReportTally
+	}{
+		{time.Time{}, time.Time{}, []ReportTally{
+			{"abuseipdb", "attack", "192.0.2.1", ReportSent, 2},
+			{"abuseipdb", "attack", "192.0.2.2", ReportReview, 1},
+			{"netcraft", "url", "https://phish.example/", ReportFailed, 1},
+		}},
+		{t0.Add(time.Hour), t0.Add(2 * time.Hour), []ReportTally{{"abuseipdb", "attack", "192.0.2.2", ReportReview, 1}}},
+		{t0.Add(24 * time.Hour), time.Time{}, []ReportTally{{"abuseipdb", "attack", "192.0.2.1", ReportSent, 1}}},
+	} {
+		got, err := s.ReportTallies(ctx, c.since, c.until)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("tallies in [%v, %v)\n got %+v, %v\nwant %+v", c.since, c.until, got, err, c.want)
+		}
+	}
+}
