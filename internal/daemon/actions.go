@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"text/template"
 	"time"
 
@@ -86,6 +87,21 @@ func newActions(cfg *config.Config, opt Options, log *slog.Logger) (*action.Disp
 	}
 	log.Info("actions: on", "count", len(out))
 	return action.NewDispatcher(out, host, log), nil
+}
+
+// warnRestartOnly says which of evidence's, reporting's and actions'
+// sections a reload leaves as they were started: they change at the next
+// restart.
+func warnRestartOnly(log *slog.Logger, running, next *config.Config) {
+	for _, s := range []struct {
+		name      string
+		old, next any
+	}{{"[evidence]", running.Evidence, next.Evidence}, {"[reporting]", running.Reporting, next.Reporting},
+		{"[[action]]", running.Actions, next.Actions}} {
+		if !reflect.DeepEqual(s.old, s.next) {
+			log.Warn("reload: "+s.name+" changes at the next restart", "section", s.name)
+		}
+	}
 }
 
 // trackActive tells the actions when the bans in force end, for their

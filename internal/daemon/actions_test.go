@@ -144,3 +144,19 @@ url = %q
 		t.Error("the webhook secret is in the log")
 	}
 }
+
+// TestReloadWarnsRestartOnly: a reload leaves [reporting] and the actions
+// as they were started, and says so.
+func TestReloadWarnsRestartOnly(t *testing.T) {
+	dir := t.TempDir()
+	h := startHarness(t, dir, 3)
+	writeConfig(t, dir, h.logPath, 3, "[[action]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n[reporting]\nmode = \"send\"\n")
+	if _, err := h.client.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, "reload: [reporting] changes at the next restart") || !strings.Contains(logs, "reload: [[action]] changes at the next restart") ||
+		strings.Contains(logs, "reload: [evidence]") {
+		t.Errorf("log:\n%s", logs)
+	}
+}

@@ -128,6 +128,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if old := d.currentConfig().Daemon.MaxTracked; cfg.Daemon.MaxTracked != old {
 		d.log.Warn("reload: max_tracked changes at the next restart", "running", old, "configured", cfg.Daemon.MaxTracked)
 	}
+	warnRestartOnly(d.log, d.currentConfig(), cfg)
 	set, err := d.prepareSources(running, cfg, pipe)
 	if err != nil {
 		return err
