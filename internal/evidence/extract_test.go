@@ -349,3 +349,24 @@ func TestDecodeLenient(t *testing.T) {
 		t.Errorf("quoted-printable: %q, %v", got, err)
 	}
 }
+
+// BenchmarkExtractCorpus reads the whole corpus once per iteration.
+func BenchmarkExtractCorpus(b *testing.B) {
+	files, _ := filepath.Glob("testdata/corpus/*.eml")
+	var msgs [][]byte
+	size := 0
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs, size = append(msgs, raw), size+len(raw)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, raw := range msgs {
+			Extract(raw, corpusEnvelope, Options{})
+		}
+	}
+}
