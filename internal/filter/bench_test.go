@@ -1,23 +1,24 @@
-package filter
+package filter_test
 
 import (
 	"bufio"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/filter"
+	"github.com/rampart-dev/rampart/internal/filter/fail2ban"
 	"github.com/rampart-dev/rampart/internal/logline"
 )
 
-// benchLog is a mixed Debian syslog (sshd ~40%, postfix ~25%, dovecot ~20%,
-// other daemons ~15%) written by bench/cmd/loggen:
-//
-//	go run ./bench/cmd/loggen -n 2000 -seed 7 -o internal/filter/testdata/bench/mixed.log
-const benchLog = "testdata/bench/mixed.log"
+// mixedLog is benchLog (see dispatch_test.go): a mixed Debian syslog
+// written by bench/cmd/loggen.
+const mixedLog = "testdata/bench/mixed.log"
 
-// readBenchLines parses benchLog, as 'rampart test' would, before timing.
+// readBenchLines parses mixedLog, as 'rampart test' would, before timing.
 func readBenchLines(tb testing.TB) []logline.Line {
-	f, err := os.Open(benchLog)
+	f, err := os.Open(mixedLog)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -44,11 +45,11 @@ func readBenchLines(tb testing.TB) []logline.Line {
 // sshd,postfix,dovecot' does, and reports lines per second. Parsing is not
 // timed (see logline's BenchmarkParse).
 func BenchmarkFilterMixed(b *testing.B) {
-	reg, err := Builtin()
+	reg, err := filter.Builtin()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var ms []*Matcher
+	var ms []*filter.Matcher
 	for _, name := range []string{"sshd", "postfix", "dovecot"} {
 		f, mode, ok := reg.Lookup(name)
 		if !ok {
@@ -64,8 +65,12 @@ func BenchmarkFilterMixed(b *testing.B) {
 	if len(ms) == 0 {
 		b.Skip("none of sshd, postfix, dovecot is built in")
 	}
-	lines := readBenchLines(b)
-	r := NewRouter(ms...)
+	routeAll(b, filter.NewRouter(ms...), readBenchLines(b))
+}
+
+// routeAll times r over lines and reports lines per second and the share
+// matched.
+func routeAll(b *testing.B, r *filter.Router, lines []logline.Line) {
 	b.ReportAllocs()
 	n, matched := 0, 0
 	for b.Loop() {
@@ -78,4 +83,28 @@ func BenchmarkFilterMixed(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lines/s")
 	b.ReportMetric(float64(matched)/float64(n), "matched/line")
+}
+
+// BenchmarkImported runs fail2ban's own sshd, postfix and dovecot filters
+// (Debian's /etc/fail2ban, read at run time) over the same log, each
+// alone, as 'rampart test --filter-file' does. bench/f2b_filters.sh
+// compares the same with fail2ban-regex.
+func BenchmarkImported(b *testing.B) {
+	if _, err := os.Stat(filepath.Join(fail2ban.DefaultDir, "filter.d", "sshd.conf")); err != nil {
+		b.Skip("needs Debian's fail2ban (/etc/fail2ban)")
+	}
+	lines := readBenchLines(b)
+	for _, name := range []string{"sshd", "postfix", "dovecot"} {
+		b.Run(name, func(b *testing.B) {
+			f, err := fail2ban.Load(fail2ban.DefaultDir, name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := f.NewMatcher("")
+			if err != nil {
+				b.Fatal(err)
+			}
+			routeAll(b, filter.NewRouter(m), lines)
+		})
+	}
 }

@@ -12,6 +12,12 @@ import (
 	"github.com/rampart-dev/rampart/internal/logline"
 )
 
+// benchLog is a mixed Debian syslog (sshd ~40%, postfix ~25%, dovecot ~20%,
+// other daemons ~15%) written by bench/cmd/loggen, the benchmarks' log:
+//
+//	go run ./bench/cmd/loggen -n 2000 -seed 7 -o internal/filter/testdata/bench/mixed.log
+const benchLog = "testdata/bench/mixed.log"
+
 // TestDispatchAgrees checks that trying only the patterns indexed under a
 // message's first byte, and only when their literals are there, finds what
 // trying every pattern finds. Each built-in filter (default mode and

@@ -89,6 +89,14 @@ type Matcher struct {
 	disp  *dispatch // the rules' patterns by first byte (see dispatch.go)
 	sess  sessions
 	lm    LineMatcher // for a filter backed by an Engine
+	// ext holds matchExternal's copies, allocated once per Matcher (a
+	// Matcher is used by one goroutine).
+	ext *externalScratch
+}
+
+type externalScratch struct {
+	line logline.Line
+	out  Match
 }
 
 type activeRule struct {
@@ -172,14 +180,19 @@ func (m *Matcher) match(l *logline.Line, out *Match) bool {
 // matchExternal hands the line to an Engine's matcher through copies: l
 // and out passed through an interface call would escape to the heap for
 // every filter, built-in ones included (the compiler cannot see where the
-// call keeps them), an allocation per line on the hot path.
+// call keeps them), an allocation per line on the hot path. The copies
+// live in the Matcher, made at its first external line.
 func (m *Matcher) matchExternal(l *logline.Line, out *Match) bool {
-	lc, mc := new(logline.Line), new(Match)
-	*lc = *l
-	ok := m.lm.Match(lc, mc)
-	if ok {
-		*out = *mc
+	if m.ext == nil {
+		m.ext = new(externalScratch)
 	}
+	x := m.ext
+	x.line, x.out = *l, Match{}
+	ok := m.lm.Match(&x.line, &x.out)
+	if ok {
+		*out = x.out
+	}
+	x.line = logline.Line{} // hold no line's memory
 	return ok
 }
 

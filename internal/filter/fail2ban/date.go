@@ -493,7 +493,7 @@ func syslogStamp(line string) bool {
 	if len(line) < 17 || line[15] != ' ' {
 		return false
 	}
-	if _, ok := months[strings.ToLower(line[:3])]; !ok || line[3] != ' ' {
+	if !isMonth3(line[:3]) || line[3] != ' ' {
 		return false
 	}
 	d := line[4:6]
@@ -509,6 +509,23 @@ func syslogStamp(line string) bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// isMonth3 reports whether s is an English month's three-letter name, in
+// any case, without the allocation of a lower-cased copy.
+func isMonth3(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	var k [3]byte
+	for i := range 3 {
+		k[i] = s[i] | 0x20
+	}
+	switch string(k[:]) {
+	case "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec":
+		return true
+	}
+	return false
+}
 
 var months = map[string]time.Month{"jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12}
 

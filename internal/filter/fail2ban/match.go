@@ -16,8 +16,18 @@ import (
 // compiled is a Definition's expressions, compiled; immutable, shared by
 // the matchers of one mode.
 type compiled struct {
-	def      *Definition
-	pref     *rx
+	def  *Definition
+	pref *rx
+	head *prefHead // pref without its content tail; nil: none
+	// byFirst lists, for each first byte, the failregexes (by index, in
+	// order) whose matches can start with it; unanchored those that can
+	// start with anything.
+	byFirst    [256][]int
+	unanchored []int
+	// gate holds, for every failregex, texts one of which each of its
+	// matches holds: a line holding none matches no failregex, and the
+	// prefregex need not run (single-line filters). nil: no such gate.
+	gate     *textSet
 	fail     []*rx
 	ignore   []*rx
 	dates    []string
@@ -29,11 +39,15 @@ func compile(def *Definition, now func() time.Time) (*compiled, error) {
 	c := &compiled{def: def, dates: def.Datepattern, now: now}
 	multi := def.Maxlines > 1
 	if def.Prefregex != "" {
-		r, err := compileRx(resolveTags(def.Prefregex, def.UseDNS), false)
+		src := resolveTags(def.Prefregex, def.UseDNS)
+		r, err := compileRx(src, false)
 		if err != nil {
 			return nil, err
 		}
 		c.pref = r
+		if !multi {
+			c.head = newPrefHead(r, src)
+		}
 	}
 	for _, s := range def.Failregex {
 		r, err := compileRx(resolveTags(s, def.UseDNS), multi)
@@ -54,6 +68,12 @@ func compile(def *Definition, now func() time.Time) (*compiled, error) {
 			return nil, err
 		}
 		c.ignore = append(c.ignore, r)
+	}
+	c.index()
+	if !multi {
+		if texts := gateOf(c.fail); texts != nil {
+			c.gate = newTextSet(texts)
+		}
 	}
 	// Compile the date templates once, to report a bad datepattern now.
 	if _, err := newDetector(c.dates, now()); err != nil {
@@ -94,6 +114,7 @@ type lineMatcher struct {
 	lastText string
 	loc      *time.Location
 	runes    []rune
+	cands    []int // scratch for compiled.candidates
 }
 
 func (c *compiled) newLineMatcher() (*lineMatcher, error) {
@@ -202,8 +223,16 @@ func (m *lineMatcher) findFailure(tl tupleLine, date time.Time, out *filter.Matc
 	} else {
 		m.buf = append(m.buf[:0], tl)
 	}
-	org := append([]tupleLine(nil), m.buf...)
+	// org is the buffer as it was before this line's match changes m.buf;
+	// with one line there is nothing to restore.
+	org := m.buf
+	if max > 1 {
+		org = append([]tupleLine(nil), m.buf...)
+	}
 	buf := joinLines(org)
+	if c.gate != nil && !c.gate.any(buf) {
+		return false
+	}
 	var runes []rune
 	if len(c.ignore) > 0 && len(c.ignore) < len(c.fail)-2 {
 		for _, r := range c.ignore {
@@ -212,19 +241,20 @@ func (m *lineMatcher) findFailure(tl tupleLine, date time.Time, out *filter.Matc
 			}
 		}
 	}
-	var pre groups
+	var pre prefMatch
 	if c.pref != nil {
-		g, _, _ := c.pref.find(buf, &runes)
-		if g == nil {
+		var ok bool
+		if pre, ok = c.matchPref(buf, &runes); !ok {
 			return false
 		}
-		pre = g
-		if content := g["content"]; content != "" {
+		if content := pre.content(); content != "" {
 			m.buf = append(m.buf[:0], tupleLine{post: content})
 			buf, runes = content, nil
 		}
 	}
-	for _, r := range c.fail {
+	m.cands = c.candidates(buf, m.cands[:0])
+	for _, i := range m.cands {
+		r := c.fail[i]
 		g, start, end := r.find(buf, &runes)
 		if g == nil {
 			continue
@@ -255,13 +285,9 @@ func (m *lineMatcher) findFailure(tl tupleLine, date time.Time, out *filter.Matc
 			m.buf = unmatched(buf, start, end, org, g)
 		}
 		gained := fail["mlfgained"] != ""
-		if pre != nil {
-			merged := groups{}
-			for k, v := range pre {
-				if k != "content" {
-					merged[k] = v
-				}
-			}
+		if c.pref != nil {
+			merged := pre.groups() // a map of its own
+			delete(merged, "content")
 			for k, v := range fail {
 				merged[k] = v
 			}
@@ -285,6 +311,27 @@ func (m *lineMatcher) findFailure(tl tupleLine, date time.Time, out *filter.Matc
 		return m.emit(fail, event.AuthFailure, date, out)
 	}
 	return false
+}
+
+// gateOf returns texts one of which every match of every failregex
+// holds: each failregex's required literal, alternatives or possible
+// starts, whichever's shortest text is longest; nil when a failregex has
+// none.
+func gateOf(fail []*rx) []string {
+	var gate []string
+	for _, r := range fail {
+		var best []string
+		for _, set := range [][]string{{r.need}, r.anyOf, r.starts} {
+			if minLen(set) > minLen(best) {
+				best = set
+			}
+		}
+		if minLen(best) < 3 {
+			return nil
+		}
+		gate = append(gate, best...)
+	}
+	return gate
 }
 
 func hasFailHost(g groups) bool {
@@ -449,7 +496,6 @@ func (c *mlfCache) merge(id string, fail groups) groups {
 		fPrev   = 4
 		fGained = 8
 	)
-	id = strings.Clone(id)
 	e := c.get(id)
 	var users map[string]bool
 	flags := 0
@@ -485,7 +531,7 @@ func (c *mlfCache) merge(id string, fail groups) groups {
 			delete(e.g, "mlfpending")
 		}
 		for k, v := range fail {
-			if k != "" {
+			if old, ok := e.g[k]; keepInCache(k) && (!ok || old != v) {
 				e.g[k] = strings.Clone(v)
 			}
 		}
@@ -496,7 +542,7 @@ func (c *mlfCache) merge(id string, fail groups) groups {
 	} else if flags&fForget == 0 {
 		e = &mlfEntry{g: groups{}}
 		for k, v := range fail {
-			if k != "" {
+			if keepInCache(k) {
 				e.g[k] = strings.Clone(v)
 			}
 		}
@@ -505,7 +551,7 @@ func (c *mlfCache) merge(id string, fail groups) groups {
 		}
 		users = e.users
 		fail = e.g
-		c.set(id, e)
+		c.set(strings.Clone(id), e)
 	}
 	if pop(fail, "mlfpending") != "" || len(users) > 1 {
 		delete(fail, "nofail")
@@ -513,6 +559,11 @@ func (c *mlfCache) merge(id string, fail groups) groups {
 	}
 	return fail
 }
+
+// keepInCache reports whether a group outlives its line in the cache:
+// not the whole match nor the prefregex's content, which nothing after
+// the line reads (and which are the largest).
+func keepInCache(k string) bool { return k != "" && k != "content" }
 
 func pop(g groups, k string) string {
 	v := g[k]

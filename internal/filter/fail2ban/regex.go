@@ -3,7 +3,6 @@ package fail2ban
 import (
 	"fmt"
 	"regexp"
-	"regexp/syntax"
 	"strings"
 	"unicode/utf8"
 
@@ -99,6 +98,13 @@ type rx struct {
 	// need is a literal every match contains (case-sensitive), checked
 	// before the engine runs; "" when none is known.
 	need string
+	// starts lists the texts one of which every match starts with, for an
+	// expression anchored at the start of the text; nil when not known.
+	starts []string
+	// anyOf lists texts one of which every match contains (alternatives
+	// that share no literal, as "reject:|too many errors"); nil when not
+	// known or when need says as much.
+	anyOf []string
 }
 
 // backtrackLimit bounds the backtracking stack of one match, so a hostile
@@ -121,6 +127,10 @@ func compileRx(src string, multiline bool) (*rx, error) {
 		r.re = re
 		r.names = re.SubexpNames()
 		r.need = requiredLiteral(goExpr)
+		r.starts = anchoredPrefixes(goExpr)
+		if r.need == "" {
+			r.anyOf = requiredAny(goExpr)
+		}
 		return r, nil
 	}
 	opts := regexp2.None
@@ -132,6 +142,16 @@ func compileRx(src string, multiline bool) (*rx, error) {
 		return nil, fmt.Errorf("regular expression %q: %w", src, err)
 	}
 	r.r2 = re2
+	// The literal prefilter of a regexp2 expression is read from a Go
+	// expression that matches at least what it matches.
+	approx := pyToGo(approxGo(expr))
+	r.need = requiredLiteral(approx)
+	if r.need == "" {
+		r.anyOf = requiredAny(approx)
+	}
+	if !multiline {
+		r.starts = anchoredPrefixes(approx)
+	}
 	nums := re2.GetGroupNumbers()
 	maxN := 0
 	for _, n := range nums {
@@ -162,7 +182,7 @@ type groups map[string]string
 // caller for the other expressions tried on s) and returns the named
 // groups of the leftmost match, or nil.
 func (r *rx) find(s string, runes *[]rune) (g groups, start, end int) {
-	if r.need != "" && !strings.Contains(s, r.need) {
+	if !r.mayMatch(s) {
 		return nil, 0, 0
 	}
 	if r.re != nil {
@@ -204,6 +224,27 @@ func (r *rx) find(s string, runes *[]rune) (g groups, start, end int) {
 	altGroups(g)
 	start, n := m.ByteRange()
 	return g, start, start + n
+}
+
+// mayMatch reports whether s passes the expression's literal checks: it
+// starts with one of starts and holds need. False means no match.
+func (r *rx) mayMatch(s string) bool {
+	if r.starts != nil {
+		ok := false
+		for _, p := range r.starts {
+			if strings.HasPrefix(s, p) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if r.need != "" && !strings.Contains(s, r.need) {
+		return false
+	}
+	return containsAny(s, r.anyOf)
 }
 
 // globalToLocalFlags turns "((?i)x)" and "(?:(?i)x)" into "(?i:x)", as
@@ -330,59 +371,73 @@ func rewrite(s string, f func(b *strings.Builder, s string, i int) int) string {
 	return b.String()
 }
 
-// requiredLiteral returns the longest case-sensitive literal every match
-// of the Go expression contains, or "".
-func requiredLiteral(expr string) string {
-	re, err := syntax.Parse(expr, syntax.Perl)
-	if err != nil {
-		return ""
-	}
-	best := ""
-	for _, l := range literals(re.Simplify()) {
-		if len(l) > len(best) {
-			best = l
+// approxGo rewrites a Python expression Go cannot compile into one Go can
+// parse that matches every string the original matches (and maybe more),
+// for requiredLiteral: look-arounds match no text and are left out, a
+// conditional "(?(g)yes|no)" becomes "(?:yes|no)" and a back-reference any
+// text. A literal every match of the wider expression holds, every match of
+// the original holds too.
+func approxGo(s string) string {
+	return rewrite(s, func(b *strings.Builder, s string, i int) int {
+		rest := s[i:]
+		switch {
+		case len(rest) > 1 && rest[0] == '\\' && rest[1] >= '1' && rest[1] <= '9':
+			n := 2
+			for n < len(rest) && isDigit(rest[n]) {
+				n++
+			}
+			b.WriteString(`(?s:.*)`)
+			return n
+		case strings.HasPrefix(rest, "(?=") || strings.HasPrefix(rest, "(?!") ||
+			strings.HasPrefix(rest, "(?<=") || strings.HasPrefix(rest, "(?<!"):
+			if end := groupEnd(s, i); end > 0 {
+				return end - i + 1
+			}
+		case strings.HasPrefix(rest, "(?P="):
+			if end := groupEnd(s, i); end > 0 {
+				b.WriteString(`(?s:.*)`)
+				return end - i + 1
+			}
+		case strings.HasPrefix(rest, "(?("):
+			// (?(name)yes|no): the condition goes, the branches stay.
+			if cond := strings.IndexByte(rest[3:], ')'); cond >= 0 {
+				b.WriteString("(?:")
+				return 3 + cond + 1
+			}
 		}
-	}
-	if len(best) < 3 {
-		return ""
-	}
-	return best
+		return 0
+	})
 }
 
-// literals lists literals every match of re holds.
-func literals(re *syntax.Regexp) []string {
-	switch re.Op {
-	case syntax.OpLiteral:
-		if re.Flags&syntax.FoldCase != 0 {
-			return nil
-		}
-		return []string{string(re.Rune)}
-	case syntax.OpCapture:
-		return literals(re.Sub[0])
-	case syntax.OpPlus:
-		return literals(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return literals(re.Sub[0])
-		}
-	case syntax.OpConcat:
-		var out []string
-		run := ""
-		for _, sub := range re.Sub {
-			if sub.Op == syntax.OpLiteral && sub.Flags&syntax.FoldCase == 0 {
-				run += string(sub.Rune)
-				continue
+// groupEnd returns the index of the ')' that closes the group opening at
+// s[open], or -1.
+func groupEnd(s string, open int) int {
+	depth, inClass := 0, false
+	for i := open; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			i++
+		case inClass:
+			if c == ']' {
+				inClass = false
 			}
-			if run != "" {
-				out = append(out, run)
-				run = ""
+		case c == '[':
+			inClass = true
+			if i+1 < len(s) && s[i+1] == '^' {
+				i++
 			}
-			out = append(out, literals(sub)...)
+			if i+1 < len(s) && s[i+1] == ']' {
+				i++
+			}
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+			if depth == 0 {
+				return i
+			}
 		}
-		if run != "" {
-			out = append(out, run)
-		}
-		return out
 	}
-	return nil
+	return -1
 }
