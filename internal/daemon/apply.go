@@ -59,6 +59,15 @@ type applier struct {
 	applied atomic.Uint64
 	failed  atomic.Uint64
 
+	// backlog counts the decisions submitted and not yet through the
+	// store stage; log sources wait (throttle) while it is over
+	// maxBacklog, so a flood the store cannot keep up with is held in the
+	// logs on disk, not in memory. drained is closed after each store pass.
+	backlog    atomic.Int64
+	maxBacklog int64
+	dmu        sync.Mutex
+	drained    chan struct{}
+
 	storeErr, enfErr *lastError // outcomes of the latest writes, for health; nil: not kept
 
 	// convert turns the bans the trap takes over into traps (see
@@ -97,7 +106,7 @@ type enforced struct {
 
 func newApplier(st *store.Store, enf Enforcer, log *slog.Logger) *applier {
 	a := &applier{store: st, enf: enf, log: log, now: time.Now,
-		wake: make(chan struct{}, 1), swake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), swake: make(chan struct{}, 1), maxBacklog: defaultMaxBacklog}
 	a.carver, _ = enf.(Carver)
 	return a
 }
@@ -120,6 +129,7 @@ func (a *applier) submit(ds []event.Decision) {
 		}
 		if d.Action == event.Ban || d.Action == event.Trap {
 			a.pending = append(a.pending, d)
+			a.backlog.Add(1)
 		}
 	}
 	a.mu.Unlock()
@@ -278,6 +288,41 @@ func (a *applier) record(ctx context.Context) {
 	a.persist(ctx, batch, pos, good)
 	for _, e := range queue {
 		a.report(e)
+	}
+	a.backlog.Add(-int64(len(batch)))
+	a.dmu.Lock()
+	if a.drained != nil {
+		close(a.drained)
+		a.drained = nil
+	}
+	a.dmu.Unlock()
+}
+
+// defaultMaxBacklog is how many decisions may wait for the kernel and the
+// store before the log sources wait: some 20 MB, and a few seconds of the
+// store's work.
+const defaultMaxBacklog = 100_000
+
+// throttle returns once the backlog is at most maxBacklog, or ctx is done.
+// Log sources call it after each line: the lines wait in their files (or
+// the socket's buffer) while the store catches up. The policy servers and
+// the engine's ticks never wait.
+func (a *applier) throttle(ctx context.Context) {
+	for a.backlog.Load() > a.maxBacklog {
+		a.dmu.Lock()
+		if a.drained == nil {
+			a.drained = make(chan struct{})
+		}
+		ch := a.drained
+		a.dmu.Unlock()
+		if a.backlog.Load() <= a.maxBacklog {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
 	}
 }
 

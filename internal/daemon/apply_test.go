@@ -122,3 +122,59 @@ func TestApplierKernelStageDoesNotWaitForStore(t *testing.T) {
 		t.Fatalf("recorded %v, %v; want the one ban", ds, err)
 	}
 }
+
+// TestApplierThrottlesSources: while the store stage is held and more
+// decisions wait than the backlog allows, a log source's throttle waits;
+// it returns once the store has caught up, and when its context ends.
+func TestApplierThrottlesSources(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := store.Open(ctx, store.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := newApplier(st, applyFunc(func(context.Context, []event.Decision) error { return nil }), slog.New(slog.DiscardHandler))
+	a.maxBacklog = 10
+	done := make(chan struct{})
+	go func() { defer close(done); a.run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	a.throttle(ctx) // nothing waits: returns at once
+	a.smu.Lock()    // the store stage is busy
+	now := time.Now()
+	var ds []event.Decision
+	for i := range 20 {
+		ds = append(ds, event.Decision{Target: event.AddrPrefix(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})), Action: event.Ban,
+			Start: now, Duration: time.Hour, Scenario: "ip-failures"})
+	}
+	a.submit(ds)
+	if n := a.backlog.Load(); n != 20 {
+		t.Fatalf("backlog %d, want 20", n)
+	}
+	// A source whose context ends stops waiting.
+	sctx, scancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() { a.throttle(sctx); close(stopped) }()
+	scancel()
+	<-stopped
+
+	released := make(chan struct{})
+	go func() { a.throttle(ctx); close(released) }()
+	select {
+	case <-released:
+		t.Fatal("throttle returned with 20 decisions waiting for a held store (at most 10 allowed)")
+	case <-time.After(100 * time.Millisecond):
+	}
+	a.smu.Unlock()
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("throttle still waits after the store stage was freed")
+	}
+	if n := a.backlog.Load(); n != 0 {
+		t.Fatalf("backlog %d after the store caught up, want 0", n)
+	}
+	if got, _ := st.ActiveDecisions(ctx, time.Now()); len(got) != 20 {
+		t.Fatalf("recorded %d, want 20", len(got))
+	}
+}

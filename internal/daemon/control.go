@@ -87,6 +87,9 @@ type FirewallStatus struct {
 	// back; Restored the bans, carve-outs and allowlist entries put back.
 	Repairs  uint64 `json:"repairs"`
 	Restored uint64 `json:"restored"`
+	// Backlog counts the decisions waiting for the kernel and the store;
+	// past 100,000 the log sources wait for them.
+	Backlog int64 `json:"backlog"`
 }
 
 // EngineStatus is the engine's counters (engine.Stats) as the API shows them.
@@ -323,6 +326,7 @@ func (d *Daemon) status(q StatusQuery, reasons bool) (Status, bool) {
 			Backend:   d.opt.EnforcerName,
 			Applied:   d.apply.applied.Load(),
 			Failed:    d.apply.failed.Load(),
+			Backlog:   d.apply.backlog.Load(),
 			CarvedOut: fw.CarvedOut,
 			Repairs:   fw.Repairs,
 			Restored:  fw.Restored,

@@ -87,6 +87,7 @@ func metricTable() []metric {
 		{name: "rampart_engine_surge", help: "1 while surge mode is on.", kind: gauge, value: always(func(s *Status) float64 { return b2f(s.Engine.Surge) })},
 		{name: "rampart_firewall_applied_total", help: "Decisions applied to the firewall.", kind: counter, value: always(func(s *Status) float64 { return float64(s.Firewall.Applied) })},
 		{name: "rampart_firewall_failed_total", help: "Decisions the firewall failed to apply.", kind: counter, value: always(func(s *Status) float64 { return float64(s.Firewall.Failed) })},
+		{name: "rampart_decisions_backlog", help: "Decisions waiting for the firewall and the store (log sources wait past 100,000).", kind: gauge, value: always(func(s *Status) float64 { return float64(s.Firewall.Backlog) })},
 		{name: "rampart_firewall_carved_out", help: "Good clients let through prefix bans.", kind: gauge, value: always(func(s *Status) float64 { return float64(s.Firewall.CarvedOut) })},
 		{name: "rampart_firewall_repairs_total", help: "Times the kernel had lost part of Rampart's state and it was put back.", kind: counter, value: always(func(s *Status) float64 { return float64(s.Firewall.Repairs) })},
 		{name: "rampart_firewall_restored_total", help: "Bans, carve-outs and allowlist entries put back in the kernel.", kind: counter, value: always(func(s *Status) float64 { return float64(s.Firewall.Restored) })},

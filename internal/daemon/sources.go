@@ -193,7 +193,10 @@ func (d *Daemon) start(ctx context.Context, rs *runningSource) {
 	go func() {
 		defer d.srcWG.Done()
 		defer close(rs.done)
-		err := rs.src.Run(sctx, func(l logline.Line) { d.line(rs, &l) })
+		err := rs.src.Run(sctx, func(l logline.Line) {
+			d.line(rs, &l)
+			d.apply.throttle(sctx)
+		})
 		if sctx.Err() == nil {
 			if err == nil {
 				err = errors.New("ended")

@@ -28,7 +28,7 @@ func fullStatus() Status {
 			{Component: "source /var/log/auth.log", State: HealthDegraded, Detail: "missing", Since: t.Add(time.Minute)},
 		},
 		Reload:   ReloadStatus{Loaded: t, Reloads: 2, Failures: 1, LastError: "rampart.toml:3: unknown key", LastErrorAt: t.Add(time.Hour)},
-		Firewall: FirewallStatus{Backend: "nftables", Applied: 10, Failed: 1, CarvedOut: 2, Repairs: 3, Restored: 4},
+		Firewall: FirewallStatus{Backend: "nftables", Applied: 10, Failed: 1, CarvedOut: 2, Repairs: 3, Restored: 4, Backlog: 5},
 		Engine: EngineStatus{Tracked: 1, TrackedCap: 2, Evicted: 3, Offenders: 4, ActiveBans: 5, ActiveEvicted: 6, Events: 7, Ignored: 8,
 			Allowlisted: 9, WhileBanned: 10, Successes: 11, KnownGood: 12, HotUsers: 13, Prefixes: 14, Surges: 15, Surge: true, Decisions: 16, Pending: 17},
 		Jails: []JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 1, Ports: "22/tcp",
