@@ -29,7 +29,11 @@ func (d *Daemon) startWeb(cfg *config.Config) (*web.Listener, error) {
 	if err != nil {
 		return nil, cfg.Errorf("web.token_file", "%v", err)
 	}
-	srv, err := web.New(web.Options{Backend: webBackend{d}, Store: d.store, Locator: geoInForce{d}, Token: token, Logger: d.log})
+	opt := web.Options{Backend: webBackend{d}, Store: d.store, Locator: geoInForce{d}, Token: token, Logger: d.log}
+	if d.report != nil {
+		opt.Reports = reportQueue{d.report}
+	}
+	srv, err := web.New(opt)
 	if err != nil {
 		return nil, err
 	}
@@ -106,4 +110,17 @@ func (b webBackend) Unban(ctx context.Context, target string) (bool, error) {
 		return false, err
 	}
 	return b.d.unbanByHand(ctx, p)
+}
+
+// reportQueue is the abuse reports' queue as the dashboard sees it: the
+// same review as `rampart abuse approve|reject`.
+type reportQueue struct{ r *reporting }
+
+func (q reportQueue) Review(ctx context.Context, ids []int64, approve bool) ([]int64, error) {
+	return q.r.q.Review(ctx, ids, approve)
+}
+
+func (q reportQueue) Render(ctx context.Context, id int64) (string, error) {
+	_, text, err := q.r.q.Render(ctx, id)
+	return text, err
 }

@@ -139,19 +139,29 @@ func get[T any](t *testing.T, b *browser, what string, a chromedp.Action[T]) T {
 }
 
 // TestDashboardInBrowser: every page of the dashboard of a running daemon
-// loads in Chromium without errors and shows the seeded data; the ban form
-// bans (the control socket's status shows it) and the unban button lifts
-// it; a form posted from another site is refused.
+// loads in Chromium without errors and shows the seeded data (the trapped
+// message with what it carried, the reports held for review); the ban
+// form bans (the control socket's status shows it) and the unban button
+// lifts it; the report queue's approve button sends a report and its
+// reject button drops one (the control socket's list, which `rampart
+// abuse list` reads, shows both); forms posted from another site are
+// refused.
 func TestDashboardInBrowser(t *testing.T) {
 	dir := t.TempDir()
 	country := geotest.WriteCountry(t, map[string]string{"198.51.100.0/24": "NL", "203.0.113.0/24": "CN", "192.0.2.0/24": "US"})
 	asn := geotest.WriteASN(t, geotest.AS{Number: 64500, Org: "Example Hosting", Networks: []string{"198.51.100.0/24"}},
 		geotest.AS{Number: 64501, Org: "Far Away Telecom", Networks: []string{"203.0.113.0/24"}})
+	const hookSecret = "dashboard-hook-secret"
+	secretFile := filepath.Join(dir, "hook.secret")
+	os.WriteFile(secretFile, []byte(hookSecret), 0o600)
+	recv := newReceiver(t, hookSecret, "")
 	addr := freeAddr(t)
-	h := startHarnessWith(t, dir, 3, func(o *Options) { o.InsightEvery = 20 * time.Millisecond },
-		fmt.Sprintf("[geo]\ncountry_database = %q\n[asn]\ndatabase = %q\n[web]\nlisten = %q\n", country, asn, addr))
+	h := startHarnessWith(t, dir, 3, func(o *Options) { o.InsightEvery, o.EvidenceEvery = 20*time.Millisecond, 20*time.Millisecond },
+		fmt.Sprintf("[geo]\ncountry_database = %q\n[asn]\ndatabase = %q\n[web]\nlisten = %q\n", country, asn, addr),
+		fmt.Sprintf("[reporting]\nmode = \"review\"\n[reporting.webhook]\nenabled = true\nurl = %q\nsecret_file = %q\n", recv.URL+"/hook", secretFile))
 	base := "http://" + addr
 	b := newBrowser(t)
+	ctx := context.Background()
 
 	// Seed: a ban from the log, a day of aggregates, a trapped message.
 	h.fail(3, "198.51.100.7")
@@ -171,6 +181,29 @@ func TestDashboardInBrowser(t *testing.T) {
 		return false
 	})
 
+	// The message is read for evidence, and the ban and the message are
+	// held for review.
+	waitUntil(t, "the trapped message read", func() bool {
+		_, _, err := h.d.store.Extraction(ctx, 1)
+		return err == nil
+	})
+	var attack, message int64
+	waitUntil(t, "reports held for review", func() bool {
+		held, err := h.client.AbuseReports(ctx, []string{store.ReportReview}, "", 0)
+		if err != nil {
+			return false
+		}
+		for _, r := range held {
+			switch {
+			case r.Kind == "attack" && r.Target == "198.51.100.7":
+				attack = r.ID
+			case r.Kind == "message":
+				message = r.ID
+			}
+		}
+		return attack != 0 && message != 0
+	})
+
 	shots := t.ArtifactDir()
 	pages := []struct {
 		path, file string
@@ -180,8 +213,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		{"/", "overview", []string{"198.51.100.7", "ip-failures", "sshd", "store"}, "#timeline .u-over"},
 		{"/attackers", "attackers", []string{"NL", "CN", "AS64500", "Example Hosting", "root", "oracle", "198.51.100.0/24"}, "#countries .u-over"},
 		{"/decisions", "decisions", []string{"198.51.100.7", "NL", "AS64500", "ip-failures"}, "#feed"},
-		{"/quarantine", "quarantine", []string{"203.0.113.66", "Cheap watches", "info"}, "#messages"},
-		{"/quarantine/1", "message", []string{"Cheap watches", "promo@spam.example", "never rendered"}, "#headers"},
+		{"/quarantine", "quarantine", []string{"203.0.113.66", "Cheap watches", "info", "cheap-watches.example"}, "#top-indicators"},
+		{"/quarantine/1", "message", []string{"Cheap watches", "promo@spam.example", "never rendered", "CN, AS64501 Far Away Telecom",
+			"https://cheap-watches.example/buy?ref=7", "reply-to", "watch-deals@winner-prize.example", "shortener"}, "#indicators"},
+		{"/reports", "reports", []string{"198.51.100.7", "webhook", "attack", "message 1", "Approve", "Reject"}, "#review"},
+		{fmt.Sprintf("/reports/%d", attack), "report", []string{"198.51.100.7", "review", "What it sends", "X-Rampart-Signature", "\"jail\": \"sshd\""}, "#sends"},
 		{"/ban", "ban", []string{"198.51.100.7", "Unban"}, "#ban-form"},
 	}
 	for _, p := range pages {
@@ -249,9 +285,15 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("the ban and unban forms: the browser reported errors:\n%s", strings.Join(errs, "\n"))
 	}
 
-	// A page on another site posts a ban form to the dashboard: refused.
+	// Pages on another site post the ban form and the review form to the
+	// dashboard: refused, nothing banned, nothing approved.
 	evil := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
+		if r.URL.Path == "/review" {
+			fmt.Fprintf(w, `<!doctype html><form method="post" action="%s/reports/review"><input name="id" value="%d"><input name="action" value="approve"><input name="csrf" value="x"></form>
+<script>document.forms[0].submit()</script>`, base, attack)
+			return
+		}
 		fmt.Fprintf(w, `<!doctype html><form method="post" action="%s/ban"><input name="ip" value="192.0.2.66"><input name="csrf" value="x"></form>
 <script>document.forms[0].submit()</script>`, base)
 	})}
@@ -262,18 +304,77 @@ func TestDashboardInBrowser(t *testing.T) {
 	go evil.Serve(eln)
 	defer evil.Close()
 	_, port, _ := net.SplitHostPort(eln.Addr().String())
-	b.do(t, "cross-site form", chromedp.Navigate("http://localhost:"+port+"/"))
-	get(t, b, "the cross-site post's answer", chromedp.Poll[bool](`location.href.indexOf("/ban") > 0 && document.readyState === "complete"`, chromedp.WithPollingTimeout(10*time.Second)))
-	refused := get(t, b, "text", chromedp.Text(chromedp.CSS("body")))
-	if !strings.Contains(refused, "cross-origin request refused") {
-		t.Fatalf("a cross-site post got: %q", refused)
+	for _, c := range []struct{ page, target string }{{"/", "/ban"}, {"/review", "/reports/review"}} {
+		b.do(t, "cross-site form", chromedp.Navigate("http://localhost:"+port+c.page))
+		get(t, b, "the cross-site post's answer", chromedp.Poll[bool](fmt.Sprintf(`location.href.indexOf(%q) > 0 && document.readyState === "complete"`, c.target), chromedp.WithPollingTimeout(10*time.Second)))
+		refused := get(t, b, "text", chromedp.Text(chromedp.CSS("body")))
+		if !strings.Contains(refused, "cross-origin request refused") {
+			t.Fatalf("a cross-site post to %s got: %q", c.target, refused)
+		}
 	}
 	if st := h.waitFor("status", func(Status) bool { return true }); banned(st, "192.0.2.66") {
 		t.Fatal("a cross-site form banned an address")
 	}
-	b.takeErrors() // the refused post's 403 is expected
+	if r, err := h.client.AbuseReport(ctx, attack); err != nil || r.State != store.ReportReview {
+		t.Fatalf("after a cross-site approve, report %d: %+v, %v", attack, r.Report, err)
+	}
+	b.takeErrors() // the refused posts' 403s are expected
 	if !strings.Contains(h.logs.String(), "cross-origin request refused") {
 		t.Error("the refusal was not logged")
+	}
+
+	// The queue's buttons: approve sends the ban's report, reject drops
+	// the message's; the control socket's list shows both.
+	stateOf := func(id int64) string {
+		rs, err := h.client.AbuseReports(ctx, nil, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.ID == id {
+				return r.State
+			}
+		}
+		return "absent"
+	}
+	b.do(t, "approve",
+		chromedp.Navigate(base+"/reports"),
+		chromedp.WaitVisible(chromedp.ID("review")),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.approve[data-id="%d"]`, attack))),
+		chromedp.WaitVisible(chromedp.CSS("#flash:not(.error)")),
+	)
+	if flash := get(t, b, "flash", chromedp.Text(chromedp.ID("flash"))); flash != fmt.Sprintf("approved report %d", attack) {
+		t.Fatalf("after approve: %q", flash)
+	}
+	waitUntil(t, "the approved report sent", func() bool { return stateOf(attack) == store.ReportSent })
+	if hooks, _, bad := recv.got(); len(hooks) != 1 || hooks[0].Subject.Addr != "198.51.100.7" || bad != 0 {
+		t.Fatalf("the webhook got %+v (%d bad)", hooks, bad)
+	}
+	b.do(t, "reject",
+		chromedp.Navigate(base+"/reports"), // no flash until the answer's
+		chromedp.WaitVisible(chromedp.ID("review")),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.reject[data-id="%d"]`, message))),
+		chromedp.WaitVisible(chromedp.CSS("#flash:not(.error)")),
+	)
+	if flash := get(t, b, "flash", chromedp.Text(chromedp.ID("flash"))); flash != fmt.Sprintf("rejected report %d", message) {
+		t.Fatalf("after reject: %q", flash)
+	}
+	if st := stateOf(message); st != store.ReportRejected {
+		t.Fatalf("the rejected report is %s", st)
+	}
+	if hooks, _, _ := recv.got(); len(hooks) != 1 {
+		t.Fatalf("the rejected report was sent: %+v", hooks)
+	}
+	// The page now lists both among the recent, none held.
+	text := get(t, b, "the queue after review", chromedp.Text(chromedp.CSS("main")))
+	if !strings.Contains(text, "rejected") || !strings.Contains(text, "sent") {
+		t.Errorf("the queue after review:\n%s", text)
+	}
+	if n := get(t, b, "held", chromedp.Evaluate[int](`document.querySelectorAll("#review button.approve").length`)); n != 0 {
+		t.Errorf("%d reports still held after review", n)
+	}
+	if errs := b.takeErrors(); len(errs) > 0 {
+		t.Errorf("the review forms: the browser reported errors:\n%s", strings.Join(errs, "\n"))
 	}
 }
 
@@ -301,7 +402,8 @@ func seedDashboard(t *testing.T, st *store.Store) {
 	}
 	if _, err := st.Quarantine(ctx, store.Quarantined{QueueID: "4XyZ", Received: now, Client: netip.MustParseAddr("203.0.113.66"), Port: 587,
 		Helo: "mail.spam.example", Account: "info", TLS: true, MailFrom: "promo@spam.example", RcptTo: []string{"a@example.net", "b@example.net"}, Size: 2048,
-		Raw: []byte("From: Promo <promo@spam.example>\r\nSubject: Cheap watches <script>alert(1)</script>\r\nX-Mailer: <img src=x onerror=alert(2)>\r\n\r\n<html><body>BODY-MARKER<script>alert(3)</script></body></html>")}); err != nil {
+		Raw: []byte("From: Promo <promo@spam.example>\r\nReply-To: watch-deals@winner-prize.example\r\nSubject: Cheap watches <script>alert(1)</script>\r\nX-Mailer: <img src=x onerror=alert(2)>\r\nContent-Type: text/html\r\n\r\n" +
+			"<html><body>BODY-MARKER<script>alert(3)</script><a href=\"https://cheap-watches.example/buy?ref=7\">buy</a> <a href=\"https://bit.ly/3xWatch\">track</a></body></html>")}); err != nil {
 		t.Fatal(err)
 	}
 }

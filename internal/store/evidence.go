@@ -148,10 +148,19 @@ func (s *Store) Indicators(ctx context.Context, f IndicatorFilter) ([]IndicatorC
 		limit = -1
 	}
 	q += ` ORDER BY messages DESC, last_seen_ns DESC, kind, value LIMIT ?`
-	args = append(args, limit)
+	out, err := s.indicatorCounts(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list indicators: %w", err)
+	}
+	return out, nil
+}
+
+// indicatorCounts runs q, which selects kind, value, first and last seen
+// and messages.
+func (s *Store) indicatorCounts(ctx context.Context, q string, args ...any) ([]IndicatorCount, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list indicators: %w", classify(err))
+		return nil, classify(err)
 	}
 	defer rows.Close()
 	var out []IndicatorCount
@@ -159,15 +168,12 @@ func (s *Store) Indicators(ctx context.Context, f IndicatorFilter) ([]IndicatorC
 		var c IndicatorCount
 		var first, last int64
 		if err := rows.Scan(&c.Kind, &c.Value, &first, &last, &c.Messages); err != nil {
-			return nil, fmt.Errorf("list indicators: %w", classify(err))
+			return nil, classify(err)
 		}
 		c.FirstSeen, c.LastSeen = fromNS(first), fromNS(last)
 		out = append(out, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list indicators: %w", classify(err))
-	}
-	return out, nil
+	return out, classify(rows.Err())
 }
 
 // PruneIndicators removes the indicators last seen before before and
@@ -217,23 +223,9 @@ func (s *Store) IndicatorsReceived(ctx context.Context, since, until time.Time, 
 		}
 	}
 	q += ` GROUP BY i.id ORDER BY count(*) DESC, i.kind, i.value`
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	out, err := s.indicatorCounts(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("count indicators received: %w", classify(err))
-	}
-	defer rows.Close()
-	var out []IndicatorCount
-	for rows.Next() {
-		var c IndicatorCount
-		var first, last int64
-		if err := rows.Scan(&c.Kind, &c.Value, &first, &last, &c.Messages); err != nil {
-			return nil, fmt.Errorf("count indicators received: %w", classify(err))
-		}
-		c.FirstSeen, c.LastSeen = fromNS(first), fromNS(last)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count indicators received: %w", classify(err))
+		return nil, fmt.Errorf("count indicators received: %w", err)
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/evidence"
 	"github.com/rampart-dev/rampart/internal/insight"
 	"github.com/rampart-dev/rampart/internal/store"
 )
@@ -34,7 +36,14 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"pct":  func(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" },
+	"pct": func(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" },
+	"indent": func(raw json.RawMessage) string {
+		var b bytes.Buffer
+		if json.Indent(&b, raw, "", "  ") != nil {
+			return string(raw)
+		}
+		return b.String()
+	},
 	"name": func(s insight.Section, r insight.Row) string { return s.Name(r) },
 	"width": func(x float64) string {
 		// A bar's width as a CSS class step (no inline styles under the CSP).
@@ -52,7 +61,7 @@ var funcs = template.FuncMap{
 }
 
 // pageNames lists the pages; each has templates/NAME.html beside layout.html.
-var pageNames = []string{"overview", "attackers", "decisions", "quarantine", "message", "ban", "login"}
+var pageNames = []string{"overview", "attackers", "decisions", "quarantine", "message", "reports", "report", "ban", "login"}
 
 func parsePages() (*pages, error) {
 	p := &pages{sets: map[string]*template.Template{}}
@@ -151,7 +160,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, dat
 
 var titles = map[string]string{
 	"overview": "Overview", "attackers": "Attackers", "decisions": "Decisions", "quarantine": "Quarantine",
-	"message": "Quarantined message", "ban": "Ban and unban", "login": "Log in",
+	"message": "Quarantined message", "reports": "Abuse reports", "report": "Abuse report", "ban": "Ban and unban", "login": "Log in",
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -327,6 +336,13 @@ type Message struct {
 	Truncated bool      `json:"truncated"`
 	Subject   string    `json:"subject"`
 	Headers   []Header  `json:"headers,omitempty"`
+	// What the message carried, once read for evidence ([evidence]): its
+	// indicators, each with how many quarantined messages carried it, and
+	// the extractor's reading (links with where they were found,
+	// attachments, what could not be read). Absent before it is read.
+	Indicators []store.IndicatorCount `json:"indicators,omitempty"`
+	Evidence   *evidence.Result       `json:"evidence,omitempty"`
+	Extracted  time.Time              `json:"extracted,omitzero"`
 }
 
 // Header is one header field, decoded for reading.
@@ -335,9 +351,11 @@ type Header struct {
 	Value string `json:"value"`
 }
 
-// Quarantine is the quarantine page's data: the newest first.
+// Quarantine is the quarantine page's data: the newest first, and the
+// domains and links carried by the most messages.
 type Quarantine struct {
-	Messages []Message `json:"messages"`
+	Messages []Message              `json:"messages"`
+	Top      []store.IndicatorCount `json:"top_indicators"`
 }
 
 func (s *Server) quarantine(r *http.Request) (any, error) {
@@ -352,7 +370,16 @@ func (s *Server) quarantine(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := Quarantine{Messages: []Message{}}
+	out := Quarantine{Messages: []Message{}, Top: []store.IndicatorCount{}}
+	if tables["indicators"] {
+		top, err := s.opt.Store.Indicators(r.Context(), store.IndicatorFilter{Kinds: []string{evidence.KindDomain, evidence.KindURL}, Limit: 10})
+		if err != nil {
+			return nil, err
+		}
+		if top != nil {
+			out.Top = top
+		}
+	}
 	for _, q := range list {
 		m := s.messageOf(q)
 		if head, err := s.opt.Store.QuarantineHead(r.Context(), q.ID, 16<<10); err == nil {
@@ -375,7 +402,38 @@ func (s *Server) message(r *http.Request) (any, error) {
 	m := s.messageOf(q)
 	m.Headers = headersOf(q.Raw)
 	m.Subject = subjectOf(q.Raw)
+	if err := s.carried(r.Context(), &m); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// carried adds what message m carried, when it was read for evidence.
+func (s *Server) carried(ctx context.Context, m *Message) error {
+	tables, err := s.opt.Store.Tables(ctx)
+	if err != nil || !tables["extracted"] {
+		return err
+	}
+	res, at, err := s.opt.Store.Extraction(ctx, m.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil // not read yet
+	case err != nil:
+		return err
+	}
+	var ev evidence.Result
+	if err := json.Unmarshal(res, &ev); err != nil {
+		ev = evidence.Result{Problems: []string{"the saved reading is unreadable: " + err.Error()}}
+	}
+	inds, err := s.opt.Store.Indicators(ctx, store.IndicatorFilter{Message: m.ID})
+	if err != nil {
+		return err
+	}
+	m.Evidence, m.Extracted, m.Indicators = &ev, at, inds
+	if m.Indicators == nil {
+		m.Indicators = []store.IndicatorCount{}
+	}
+	return nil
 }
 
 func (s *Server) messageOf(q store.Quarantined) Message {

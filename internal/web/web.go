@@ -1,6 +1,7 @@
 // Package web serves the dashboard: server-rendered pages (overview,
-// attackers, live decisions, the trap's quarantine, a ban and unban form)
-// and a JSON API under /api/ with the data of every page.
+// attackers, live decisions, the trap's quarantine with what each message
+// carried, the abuse reports held for review, a ban and unban form) and a
+// JSON API under /api/ with the data of every page.
 //
 // # Security
 //
@@ -112,6 +113,10 @@ type Options struct {
 	Backend Backend
 	Store   *store.Store
 	Locator insight.Locator // may be nil
+	// Reports is the daemon's abuse report queue, to approve and reject
+	// reports held for review; nil when reporting is off (the queue is
+	// then shown without its buttons).
+	Reports ReportQueue
 	// Token, when not empty, is required of every request (see the package
 	// documentation). New refuses a non-loopback listener without one.
 	Token  string
@@ -165,6 +170,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /decisions", s.page("decisions", s.decisions))
 	mux.HandleFunc("GET /quarantine", s.page("quarantine", s.quarantine))
 	mux.HandleFunc("GET /quarantine/{id}", s.page("message", s.message))
+	mux.HandleFunc("GET /reports", s.page("reports", s.reports))
+	mux.HandleFunc("GET /reports/{id}", s.page("report", s.report))
+	mux.HandleFunc("POST /reports/review", s.reviewForm)
 	mux.HandleFunc("GET /ban", s.page("ban", s.banPage))
 	mux.HandleFunc("POST /ban", s.banForm)
 	mux.HandleFunc("POST /unban", s.unbanForm)
@@ -175,6 +183,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/decisions", s.api(s.decisions))
 	mux.HandleFunc("GET /api/quarantine", s.api(s.quarantine))
 	mux.HandleFunc("GET /api/quarantine/{id}", s.api(s.message))
+	mux.HandleFunc("GET /api/reports", s.api(s.reports))
+	mux.HandleFunc("GET /api/reports/{id}", s.api(s.report))
+	mux.HandleFunc("POST /api/reports/review", s.reviewAPI)
 	mux.HandleFunc("GET /api/ban", s.api(s.banPage))
 	mux.HandleFunc("POST /api/ban", s.banAPI)
 	mux.HandleFunc("POST /api/unban", s.unbanAPI)

@@ -93,7 +93,46 @@ func newStore(t *testing.T) *store.Store {
 		Raw: []byte("Subject: " + hostile + "\r\nFrom: =?utf-8?q?M=C3=BCller?= <m@example.net>\r\n\r\n<html><body>BODY-MARKER <script>alert(2)</script></body></html>")}); err != nil {
 		t.Fatal(err)
 	}
+	// What message 1 carried, as the evidence reader saves it: a link
+	// whose text is markup.
+	link := "https://phish.example/" + hostile
+	res := `{"parts":1,"urls":[{"url":` + strconv.Quote(link) + `,"host":"phish.example","where":["href"],"obfuscated":true,"redirect":"shortener"}],"problems":[` + strconv.Quote("part 2: "+hostile) + `]}`
+	if _, err := st.SaveExtraction(ctx, 1, now, now, []byte(res), []store.Indicator{{Kind: "url", Value: link}, {Kind: "domain", Value: "phish.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Reports: two held for review (one of a hostile target), one sent.
+	for _, r := range []store.Report{
+		{Reporter: "abuseipdb", Kind: "attack", Target: "198.51.100.7", State: store.ReportReview, Subject: []byte(`{"addr":"198.51.100.7","reason":` + strconv.Quote(hostile) + `}`)},
+		{Reporter: "netcraft", Kind: "url", Target: link, State: store.ReportReview, Subject: []byte(`{"url":` + strconv.Quote(link) + `}`)},
+		{Reporter: "webhook", Kind: "message", Target: "message 1 Q1", State: store.ReportSent, Subject: []byte(`not json ` + hostile)},
+	} {
+		r.Created = now
+		if _, err := st.EnqueueReport(ctx, r, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return st
+}
+
+// queue is the daemon's report queue as far as the dashboard sees it: the
+// store's review, and a rendering.
+type queue struct{ st *store.Store }
+
+func (q queue) Review(ctx context.Context, ids []int64, approve bool) ([]int64, error) {
+	return q.st.ReviewReports(ctx, ids, approve, time.Now())
+}
+
+func (q queue) Render(_ context.Context, id int64) (string, error) {
+	return "POST /report ip=" + strconv.FormatInt(id, 10) + " " + hostile, nil
+}
+
+func state(t *testing.T, st *store.Store, id int64) string {
+	t.Helper()
+	r, err := st.Report(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.State
 }
 
 // serve starts the dashboard on addr and returns its base URL.
@@ -137,6 +176,23 @@ func get(t *testing.T, c *http.Client, u string, header ...string) (int, string,
 	return resp.StatusCode, string(b), resp.Header
 }
 
+// postForm posts form to u with the headers given (name, value, …) and
+// returns the status and where it redirects.
+func postForm(t *testing.T, c *http.Client, u string, form url.Values, header ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
 var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 
 func TestNonLoopbackNeedsToken(t *testing.T) {
@@ -163,12 +219,12 @@ func TestTokenGuardsEverything(t *testing.T) {
 	const token = "s3cret-token-0123456789"
 	base, _ := serve(t, web.Options{Backend: &bans{m: map[string]string{}}, Store: st, Token: token}, "0.0.0.0:0")
 	c := noRedirect()
-	for _, p := range []string{"/", "/attackers", "/decisions", "/quarantine", "/quarantine/1", "/ban"} {
+	for _, p := range []string{"/", "/attackers", "/decisions", "/quarantine", "/quarantine/1", "/reports", "/reports/1", "/ban"} {
 		if code, _, h := get(t, c, base+p); code != http.StatusSeeOther || h.Get("Location") != "/login" {
 			t.Errorf("GET %s without the token: %d to %q, want a redirect to /login", p, code, h.Get("Location"))
 		}
 	}
-	for _, p := range []string{"/api/overview", "/api/attackers", "/api/decisions", "/api/quarantine", "/api/ban"} {
+	for _, p := range []string{"/api/overview", "/api/attackers", "/api/decisions", "/api/quarantine", "/api/reports", "/api/reports/1", "/api/ban"} {
 		if code, _, _ := get(t, c, base+p); code != http.StatusUnauthorized {
 			t.Errorf("GET %s without the token: %d", p, code)
 		}
@@ -225,17 +281,8 @@ func TestFormsNeedCSRFAndSameOrigin(t *testing.T) {
 		t.Fatalf("no CSRF token in the ban form:\n%s", page)
 	}
 	post := func(form url.Values, header ...string) int {
-		req, _ := http.NewRequest(http.MethodPost, base+"/ban", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := postForm(t, c, base+"/ban", form, header...)
+		return code
 	}
 	if code := post(url.Values{"ip": {"192.0.2.1"}}); code != http.StatusForbidden || b.has("192.0.2.1") {
 		t.Fatalf("ban without the CSRF token: %d, banned %v", code, b.has("192.0.2.1"))
@@ -271,9 +318,9 @@ func TestFormsNeedCSRFAndSameOrigin(t *testing.T) {
 
 func TestPagesEscapeWhatAttackersWrote(t *testing.T) {
 	st := newStore(t)
-	base, _ := serve(t, web.Options{Backend: &bans{m: map[string]string{"192.0.2.9": hostile}}, Store: st}, "127.0.0.1:0")
+	base, _ := serve(t, web.Options{Backend: &bans{m: map[string]string{"192.0.2.9": hostile}}, Store: st, Reports: queue{st}}, "127.0.0.1:0")
 	c := noRedirect()
-	for _, p := range []string{"/", "/attackers", "/decisions", "/quarantine", "/quarantine/1", "/ban"} {
+	for _, p := range []string{"/", "/attackers", "/decisions", "/quarantine", "/quarantine/1", "/reports", "/reports/1", "/reports/2", "/reports/3", "/ban"} {
 		code, body, h := get(t, c, base+p)
 		if code != http.StatusOK {
 			t.Errorf("GET %s: %d", p, code)
@@ -293,7 +340,28 @@ func TestPagesEscapeWhatAttackersWrote(t *testing.T) {
 	if !strings.Contains(msg, "Müller") || !strings.Contains(msg, "&lt;script&gt;") {
 		t.Errorf("the message page lacks its decoded, escaped headers:\n%s", msg)
 	}
-	for p, code := range map[string]int{"/quarantine/999": 404, "/quarantine/x": 400, "/attackers?since=forever": 400, "/api/decisions?limit=0": 400, "/nope": 404} {
+	// What it carried is listed as text: never a link to follow.
+	for _, want := range []string{`id="indicators"`, "phish.example", `id="links"`, "obfuscated", "shortener", `id="problems"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the message page lacks %q", want)
+		}
+	}
+	if strings.Contains(msg, `href="https://phish.example`) {
+		t.Error("the message page links to what the spam advertised")
+	}
+	_, q, _ := get(t, c, base+"/quarantine")
+	if !strings.Contains(q, `id="top-indicators"`) || !strings.Contains(q, "phish.example") {
+		t.Errorf("the quarantine lacks the indicators carried most:\n%s", q)
+	}
+	_, rep, _ := get(t, c, base+"/reports/1")
+	if !strings.Contains(rep, "POST /report ip=1") || !strings.Contains(rep, "&#34;addr&#34;: &#34;198.51.100.7&#34;") {
+		t.Errorf("a report's page lacks what it sends or its subject:\n%s", rep)
+	}
+	// A subject that is not JSON is served as a string, the API stays JSON.
+	if code, body, _ := get(t, c, base+"/api/reports/3"); code != http.StatusOK || !json.Valid([]byte(body)) {
+		t.Errorf("/api/reports/3: %d %s", code, body)
+	}
+	for p, code := range map[string]int{"/reports/999": 404, "/reports/x": 400, "/quarantine/999": 404, "/quarantine/x": 400, "/attackers?since=forever": 400, "/api/decisions?limit=0": 400, "/nope": 404} {
 		if got, _, _ := get(t, c, base+p); got != code {
 			t.Errorf("GET %s: %d, want %d", p, got, code)
 		}
@@ -312,5 +380,78 @@ func TestPagesEscapeWhatAttackersWrote(t *testing.T) {
 	_, body, _ = get(t, c, base+"/api/decisions?after="+strconv.FormatInt(d.Decisions[0].ID, 10))
 	if strings.Contains(body, "198.51.100.7") {
 		t.Fatalf("/api/decisions?after= repeats old decisions: %s", body)
+	}
+}
+
+// TestReportQueueForms: the queue lists the reports held for review; its
+// buttons approve and reject with the CSRF token from the dashboard's own
+// origin only; the API takes JSON; with reporting off nothing changes.
+func TestReportQueueForms(t *testing.T) {
+	st := newStore(t)
+	base, _ := serve(t, web.Options{Backend: &bans{m: map[string]string{}}, Store: st, Reports: queue{st}}, "127.0.0.1:0")
+	c := noRedirect()
+	_, page, _ := get(t, c, base+"/reports")
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, `id="review"`) || strings.Count(page, `class="approve"`) != 2 || !strings.Contains(page, `id="recent"`) {
+		t.Fatalf("the queue page:\n%s", page)
+	}
+	post := func(form url.Values, header ...string) (int, string) {
+		return postForm(t, c, base+"/reports/review", form, header...)
+	}
+	if code, _ := post(url.Values{"id": {"1"}, "action": {"approve"}}); code != http.StatusForbidden || state(t, st, 1) != store.ReportReview {
+		t.Fatalf("approve without the CSRF token: %d, %s", code, state(t, st, 1))
+	}
+	if code, _ := post(url.Values{"id": {"1"}, "action": {"approve"}, "csrf": {m[1]}}, "Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site"); code != http.StatusForbidden || state(t, st, 1) != store.ReportReview {
+		t.Fatalf("cross-site approve: %d, %s", code, state(t, st, 1))
+	}
+	code, loc := post(url.Values{"id": {"1"}, "action": {"approve"}, "csrf": {m[1]}}, "Sec-Fetch-Site", "same-origin")
+	if code != http.StatusSeeOther || !strings.Contains(loc, "approved+report+1") || state(t, st, 1) != store.ReportPending {
+		t.Fatalf("approve: %d to %q, %s", code, loc, state(t, st, 1))
+	}
+	// Approved already: not held, nothing changes.
+	if _, loc := post(url.Values{"id": {"1"}, "action": {"reject"}, "csrf": {m[1]}}); !strings.Contains(loc, "not+held") || state(t, st, 1) != store.ReportPending {
+		t.Fatalf("reject an approved report: %q, %s", loc, state(t, st, 1))
+	}
+	if _, loc := post(url.Values{"id": {"2"}, "action": {"maybe"}, "csrf": {m[1]}}); !strings.Contains(loc, "error=") || state(t, st, 2) != store.ReportReview {
+		t.Fatalf("an unknown action: %q, %s", loc, state(t, st, 2))
+	}
+	// The API takes JSON only.
+	api := func(ctype, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/reports/review", strings.NewReader(body))
+		req.Header.Set("Content-Type", ctype)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := api("text/plain", `{"ids":[2]}`); code != http.StatusUnsupportedMediaType || state(t, st, 2) != store.ReportReview {
+		t.Fatalf("POST /api/reports/review as text/plain: %d", code)
+	}
+	if code, _ := api("application/json", `{}`); code != http.StatusBadRequest {
+		t.Fatalf("POST /api/reports/review naming nothing: %d", code)
+	}
+	if code, body := api("application/json", `{"ids":[2],"approve":false}`); code != http.StatusOK || !strings.Contains(body, "2") || state(t, st, 2) != store.ReportRejected {
+		t.Fatalf("reject through the API: %d %s, %s", code, body, state(t, st, 2))
+	}
+	_, body, _ := get(t, c, base+"/api/reports")
+	var got web.Reports
+	if err := json.Unmarshal([]byte(body), &got); err != nil || !got.Reporting || len(got.Review) != 0 || got.ReviewTotal != 0 || len(got.Recent) != 3 {
+		t.Fatalf("/api/reports after review: %v %s", err, body)
+	}
+
+	// Reporting off: the queue is shown, nothing can change it.
+	st2 := newStore(t)
+	base2, _ := serve(t, web.Options{Backend: &bans{m: map[string]string{}}, Store: st2}, "127.0.0.1:0")
+	_, page, _ = get(t, c, base2+"/reports")
+	_, banPage, _ := get(t, c, base2+"/ban")
+	m = csrfField.FindStringSubmatch(banPage)
+	if !strings.Contains(page, `id="reporting-off"`) || strings.Contains(page, `class="approve"`) || !strings.Contains(page, `id="review"`) {
+		t.Fatalf("the queue page with reporting off:\n%s", page)
+	}
+	if _, loc := postForm(t, c, base2+"/reports/review", url.Values{"id": {"1"}, "action": {"approve"}, "csrf": {m[1]}}); !strings.Contains(loc, "reporting+is+off") || state(t, st2, 1) != store.ReportReview {
+		t.Fatalf("approve with reporting off: to %q, %s", loc, state(t, st2, 1))
 	}
 }
