@@ -223,6 +223,21 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 	return classify(tx.Commit())
 }
 
+// deleteRows runs one DELETE statement in its own transaction and
+// returns how many rows it deleted.
+func (s *Store) deleteRows(ctx context.Context, query string, args ...any) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
 // Revoke lifts the decisions in force for target at time at (its
 // whole-host one and its per-port ones): it removes each active entry,
 // marks its history entry revoked and appends a revocation entry with
@@ -476,7 +491,7 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]HistoryEntry, e
 // PruneExpired removes active entries that ended at or before now and
 // returns how many. Their history stays.
 func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.delete(ctx, `DELETE FROM active WHERE end_ns IS NOT NULL AND end_ns <= ?`, toNS(now))
+	n, err := s.deleteRows(ctx, `DELETE FROM active WHERE end_ns IS NOT NULL AND end_ns <= ?`, toNS(now))
 	if err != nil {
 		return 0, fmt.Errorf("prune expired decisions: %w", err)
 	}

@@ -186,21 +186,6 @@ func (s *Store) PruneIndicators(ctx context.Context, before time.Time) (int, err
 	return n, nil
 }
 
-// deleteRows runs one DELETE statement in its own transaction and
-// returns how many rows it deleted.
-func (s *Store) deleteRows(ctx context.Context, query string, args ...any) (int, error) {
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return int(n), err
-}
-
 // IndicatorsReceived counts, for each indicator of kinds (every kind when
 // empty) carried by the quarantined messages received in [since, until)
 // (zero bounds are open), the messages that carried it, with the first

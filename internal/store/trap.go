@@ -108,25 +108,11 @@ func (s *Store) DeleteTrapAccounts(ctx context.Context, users []string) error {
 // PruneTrapAccounts removes the accounts last seen before before and
 // returns how many.
 func (s *Store) PruneTrapAccounts(ctx context.Context, before time.Time) (int, error) {
-	n, err := s.delete(ctx, `DELETE FROM trap_accounts WHERE last_seen_ns < ?`, toNS(before))
+	n, err := s.deleteRows(ctx, `DELETE FROM trap_accounts WHERE last_seen_ns < ?`, toNS(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune trap accounts: %w", err)
 	}
 	return n, nil
-}
-
-// delete runs one DELETE statement and returns how many rows it removed.
-func (s *Store) delete(ctx context.Context, query string, args ...any) (int, error) {
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return int(n), err
 }
 
 // AddRealUsers records user names (folded) that logged in successfully at
@@ -307,7 +293,7 @@ func (s *Store) QuarantineUsage(ctx context.Context) (count int, bytes int64, er
 // PruneQuarantine removes the messages received before before and returns
 // how many.
 func (s *Store) PruneQuarantine(ctx context.Context, before time.Time) (int, error) {
-	n, err := s.delete(ctx, `DELETE FROM quarantine WHERE received_ns < ?`, toNS(before))
+	n, err := s.deleteRows(ctx, `DELETE FROM quarantine WHERE received_ns < ?`, toNS(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune quarantine: %w", err)
 	}
