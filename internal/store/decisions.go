@@ -238,6 +238,31 @@ func (s *Store) deleteRows(ctx context.Context, query string, args ...any) (int,
 	return int(n), err
 }
 
+// scanner is a row: *sql.Rows, or *sql.Row for one.
+type scanner interface{ Scan(...any) error }
+
+// queryAll runs query on a reader connection and returns its rows as scan
+// reads them, in order. Errors are classified.
+func queryAll[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
+}
+
 // Revoke lifts the decisions in force for target at time at (its
 // whole-host one and its per-port ones): it removes each active entry,
 // marks its history entry revoked and appends a revocation entry with
@@ -341,7 +366,7 @@ func (s *Store) RevokeAll(ctx context.Context, action event.Action, at time.Time
 
 const decisionColumns = `h.id, h.kind, h.target, h.action, h.start_ns, h.end_ns, h.scenario, h.reason, h.jail, h.origin, h.revoked_ns, h.country, h.asn, h.as_org, h.ports`
 
-func scanEntry(rows *sql.Rows) (HistoryEntry, error) {
+func scanEntry(rows scanner) (HistoryEntry, error) {
 	var (
 		e                              HistoryEntry
 		kind, target, action           string
@@ -388,23 +413,6 @@ func scanEntry(rows *sql.Rows) (HistoryEntry, error) {
 	return e, nil
 }
 
-func (s *Store) queryEntries(ctx context.Context, query string, args ...any) ([]HistoryEntry, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	var es []HistoryEntry
-	for rows.Next() {
-		e, err := scanEntry(rows)
-		if err != nil {
-			return nil, classify(err)
-		}
-		es = append(es, e)
-	}
-	return es, classify(rows.Err())
-}
-
 // ActiveDecisions returns the decisions in force at now, one per target
 // and ports (a target's whole-host decision and its per-port ones): started
 // at or before now and not yet ended (a decision ending exactly at now is
@@ -412,7 +420,7 @@ func (s *Store) queryEntries(ctx context.Context, query string, args ...any) ([]
 // order is by target text, then ports.
 func (s *Store) ActiveDecisions(ctx context.Context, now time.Time) ([]event.Decision, error) {
 	n := toNS(now)
-	es, err := s.queryEntries(ctx, `SELECT `+decisionColumns+`
+	es, err := queryAll(ctx, s, scanEntry, `SELECT `+decisionColumns+`
 		FROM active a JOIN history h ON h.id = a.history_id
 		WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)
 		ORDER BY a.target, a.ports`, n, n)
@@ -443,7 +451,7 @@ func (s *Store) ActiveDecisionsOf(ctx context.Context, now time.Time, targets []
 			}
 			args = append(args, p.String())
 		}
-		es, err := s.queryEntries(ctx, `SELECT `+decisionColumns+`
+		es, err := queryAll(ctx, s, scanEntry, `SELECT `+decisionColumns+`
 			FROM active a JOIN history h ON h.id = a.history_id
 			WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)
 			AND a.target IN (?`+strings.Repeat(", ?", hi-lo-1)+`)
@@ -481,7 +489,7 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]HistoryEntry, e
 		q += " LIMIT ?"
 		args = append(args, f.Limit)
 	}
-	es, err := s.queryEntries(ctx, q, args...)
+	es, err := queryAll(ctx, s, scanEntry, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}

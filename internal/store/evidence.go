@@ -82,24 +82,15 @@ func (s *Store) SaveExtraction(ctx context.Context, id int64, received, at time.
 // Unextracted returns up to limit quarantined messages not read yet,
 // oldest first, with their raw text.
 func (s *Store) Unextracted(ctx context.Context, limit int) ([]Quarantined, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+quarantineCols+`, raw FROM quarantine
+	out, err := queryAll(ctx, s, func(row scanner) (Quarantined, error) {
+		var raw []byte
+		m, err := scanQuarantined(row, &raw)
+		m.Raw = raw
+		return m, err
+	}, `SELECT `+quarantineCols+`, raw FROM quarantine
 		WHERE id NOT IN (SELECT message_id FROM extracted) ORDER BY id LIMIT ?`, max(limit, 1))
 	if err != nil {
-		return nil, fmt.Errorf("list unextracted messages: %w", classify(err))
-	}
-	defer rows.Close()
-	var out []Quarantined
-	for rows.Next() {
-		var raw []byte
-		m, err := scanQuarantined(rows, &raw)
-		if err != nil {
-			return nil, fmt.Errorf("list unextracted messages: %w", classify(err))
-		}
-		m.Raw = raw
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list unextracted messages: %w", classify(err))
+		return nil, fmt.Errorf("list unextracted messages: %w", err)
 	}
 	return out, nil
 }
@@ -158,22 +149,13 @@ func (s *Store) Indicators(ctx context.Context, f IndicatorFilter) ([]IndicatorC
 // indicatorCounts runs q, which selects kind, value, first and last seen
 // and messages.
 func (s *Store) indicatorCounts(ctx context.Context, q string, args ...any) ([]IndicatorCount, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	var out []IndicatorCount
-	for rows.Next() {
+	return queryAll(ctx, s, func(row scanner) (IndicatorCount, error) {
 		var c IndicatorCount
 		var first, last int64
-		if err := rows.Scan(&c.Kind, &c.Value, &first, &last, &c.Messages); err != nil {
-			return nil, classify(err)
-		}
+		err := row.Scan(&c.Kind, &c.Value, &first, &last, &c.Messages)
 		c.FirstSeen, c.LastSeen = fromNS(first), fromNS(last)
-		out = append(out, c)
-	}
-	return out, classify(rows.Err())
+		return c, err
+	}, q, args...)
 }
 
 // PruneIndicators removes the indicators last seen before before and

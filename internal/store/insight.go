@@ -112,23 +112,15 @@ func (s *Store) Hourly(ctx context.Context, f HourlyFilter) ([]HourlyRow, error)
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY hour_ns, jail, dim, key"
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("hourly aggregates: %w", classify(err))
-	}
-	defer rows.Close()
-	var out []HourlyRow
-	for rows.Next() {
+	out, err := queryAll(ctx, s, func(row scanner) (HourlyRow, error) {
 		var r HourlyRow
 		var h int64
-		if err := rows.Scan(&h, &r.Jail, &r.Dim, &r.Key, &r.Label, &r.Failures, &r.Bans); err != nil {
-			return nil, fmt.Errorf("hourly aggregates: %w", classify(err))
-		}
+		err := row.Scan(&h, &r.Jail, &r.Dim, &r.Key, &r.Label, &r.Failures, &r.Bans)
 		r.Hour = fromNS(h)
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("hourly aggregates: %w", classify(err))
+		return r, err
+	}, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("hourly aggregates: %w", err)
 	}
 	return out, nil
 }
@@ -252,31 +244,26 @@ func (s *Store) Captures(ctx context.Context, since, until time.Time) ([]Capture
 		q += ` AND received_ns < ?`
 		args = append(args, toNS(until))
 	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY received_ns, id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list captures: %w", classify(err))
-	}
-	defer rows.Close()
-	var out []Capture
-	for rows.Next() {
+	out, err := queryAll(ctx, s, func(row scanner) (Capture, error) {
 		var (
 			c       Capture
 			at, asn int64
 			client  string
 			rcpt    string
 		)
-		if err := rows.Scan(&c.ID, &at, &client, &c.Account, &c.MailFrom, &rcpt, &c.Size, &c.Place.Country, &asn, &c.Place.Org); err != nil {
-			return nil, fmt.Errorf("list captures: %w", classify(err))
-		}
+		err := row.Scan(&c.ID, &at, &client, &c.Account, &c.MailFrom, &rcpt, &c.Size, &c.Place.Country, &asn, &c.Place.Org)
 		c.Received = fromNS(at)
 		c.Place.ASN = uint32(asn)
 		c.Client, _ = netip.ParseAddr(client) // invalid stays invalid: shown as unknown
 		if rcpt != "" {
 			c.Rcpts = strings.Count(rcpt, "\n") + 1
 		}
-		out = append(out, c)
+		return c, err
+	}, q+` ORDER BY received_ns, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list captures: %w", err)
 	}
-	return out, classify(rows.Err())
+	return out, nil
 }
 
 // QuarantineHead returns the first n bytes of message id's raw text (its

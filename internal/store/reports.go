@@ -41,7 +41,7 @@ type Report struct {
 
 const reportCols = `id, reporter, kind, target, state, subject, destination, created_ns, next_ns, sent_ns, attempts, last_error, receipt`
 
-func scanReport(sc interface{ Scan(...any) error }) (Report, error) {
+func scanReport(sc scanner) (Report, error) {
 	var r Report
 	var subject string
 	var created, next, sent int64
@@ -195,21 +195,9 @@ func (s *Store) Report(ctx context.Context, id int64) (Report, error) {
 }
 
 func (s *Store) queryReports(ctx context.Context, q string, args ...any) ([]Report, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, s, scanReport, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list reports: %w", classify(err))
-	}
-	defer rows.Close()
-	var out []Report
-	for rows.Next() {
-		r, err := scanReport(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list reports: %w", classify(err))
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list reports: %w", classify(err))
+		return nil, fmt.Errorf("list reports: %w", err)
 	}
 	return out, nil
 }
@@ -334,21 +322,13 @@ func (s *Store) ReportTallies(ctx context.Context, since, until time.Time) ([]Re
 		q += ` AND created_ns < ?`
 		args = append(args, toNS(until))
 	}
-	rows, err := s.r.QueryContext(ctx, q+` GROUP BY reporter, kind, target, state ORDER BY reporter, kind, target, state`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("tally reports: %w", classify(err))
-	}
-	defer rows.Close()
-	var out []ReportTally
-	for rows.Next() {
+	out, err := queryAll(ctx, s, func(row scanner) (ReportTally, error) {
 		var t ReportTally
-		if err := rows.Scan(&t.Reporter, &t.Kind, &t.Target, &t.State, &t.Count); err != nil {
-			return nil, fmt.Errorf("tally reports: %w", classify(err))
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("tally reports: %w", classify(err))
+		err := row.Scan(&t.Reporter, &t.Kind, &t.Target, &t.State, &t.Count)
+		return t, err
+	}, q+` GROUP BY reporter, kind, target, state ORDER BY reporter, kind, target, state`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tally reports: %w", err)
 	}
 	return out, nil
 }

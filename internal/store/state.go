@@ -200,30 +200,25 @@ func (s *Store) AddKnownGood(ctx context.Context, addr netip.Addr, user string, 
 
 // KnownGood returns the clients last seen at or after since, most recent first.
 func (s *Store) KnownGood(ctx context.Context, since time.Time) ([]KnownGood, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT addr, user, first_seen_ns, last_seen_ns, count
-		FROM known_good WHERE last_seen_ns >= ? ORDER BY last_seen_ns DESC, addr`, toNS(since))
-	if err != nil {
-		return nil, fmt.Errorf("list known-good clients: %w", classify(err))
-	}
-	defer rows.Close()
-	var ks []KnownGood
-	for rows.Next() {
+	ks, err := queryAll(ctx, s, func(row scanner) (KnownGood, error) {
 		var (
 			k           KnownGood
 			addr        string
 			first, last int64
 		)
-		if err := rows.Scan(&addr, &k.User, &first, &last, &k.Count); err != nil {
-			return nil, fmt.Errorf("list known-good clients: %w", classify(err))
+		if err := row.Scan(&addr, &k.User, &first, &last, &k.Count); err != nil {
+			return k, err
 		}
+		var err error
 		if k.Addr, err = netip.ParseAddr(addr); err != nil {
-			return nil, fmt.Errorf("list known-good clients: bad address: %w", err)
+			return k, fmt.Errorf("bad address: %w", err)
 		}
 		k.FirstSeen, k.LastSeen = fromNS(first), fromNS(last)
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list known-good clients: %w", classify(err))
+		return k, nil
+	}, `SELECT addr, user, first_seen_ns, last_seen_ns, count
+		FROM known_good WHERE last_seen_ns >= ? ORDER BY last_seen_ns DESC, addr`, toNS(since))
+	if err != nil {
+		return nil, fmt.Errorf("list known-good clients: %w", err)
 	}
 	return ks, nil
 }
@@ -266,30 +261,25 @@ func (s *Store) AddRelay(ctx context.Context, addr netip.Addr, at time.Time) err
 
 // Relays returns the relays last seen at or after since, most recent first.
 func (s *Store) Relays(ctx context.Context, since time.Time) ([]Relay, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT addr, first_seen_ns, last_seen_ns, count
-		FROM relays WHERE last_seen_ns >= ? ORDER BY last_seen_ns DESC, addr`, toNS(since))
-	if err != nil {
-		return nil, fmt.Errorf("list relays: %w", classify(err))
-	}
-	defer rows.Close()
-	var rs []Relay
-	for rows.Next() {
+	rs, err := queryAll(ctx, s, func(row scanner) (Relay, error) {
 		var (
 			r           Relay
 			addr        string
 			first, last int64
 		)
-		if err := rows.Scan(&addr, &first, &last, &r.Count); err != nil {
-			return nil, fmt.Errorf("list relays: %w", classify(err))
+		if err := row.Scan(&addr, &first, &last, &r.Count); err != nil {
+			return r, err
 		}
+		var err error
 		if r.Addr, err = netip.ParseAddr(addr); err != nil {
-			return nil, fmt.Errorf("list relays: bad address: %w", err)
+			return r, fmt.Errorf("bad address: %w", err)
 		}
 		r.FirstSeen, r.LastSeen = fromNS(first), fromNS(last)
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list relays: %w", classify(err))
+		return r, nil
+	}, `SELECT addr, first_seen_ns, last_seen_ns, count
+		FROM relays WHERE last_seen_ns >= ? ORDER BY last_seen_ns DESC, addr`, toNS(since))
+	if err != nil {
+		return nil, fmt.Errorf("list relays: %w", err)
 	}
 	return rs, nil
 }

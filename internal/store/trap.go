@@ -63,24 +63,16 @@ func (s *Store) TrapLogin(ctx context.Context, user string, at time.Time) error 
 // TrapAccounts returns the accounts last seen at or after since, most
 // recently seen first.
 func (s *Store) TrapAccounts(ctx context.Context, since time.Time) ([]TrapAccount, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT user, first_seen_ns, last_seen_ns, addresses, logins, last_login_ns
-		FROM trap_accounts WHERE last_seen_ns >= ? ORDER BY last_seen_ns DESC, user`, toNS(since))
-	if err != nil {
-		return nil, fmt.Errorf("list trap accounts: %w", classify(err))
-	}
-	defer rows.Close()
-	var out []TrapAccount
-	for rows.Next() {
+	out, err := queryAll(ctx, s, func(row scanner) (TrapAccount, error) {
 		var a TrapAccount
 		var first, last, login int64
-		if err := rows.Scan(&a.User, &first, &last, &a.Addresses, &a.Logins, &login); err != nil {
-			return nil, fmt.Errorf("list trap accounts: %w", classify(err))
-		}
+		err := row.Scan(&a.User, &first, &last, &a.Addresses, &a.Logins, &login)
 		a.FirstSeen, a.LastSeen, a.LastLogin = fromNS(first), fromNS(last), fromNS(login)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list trap accounts: %w", classify(err))
+		return a, err
+	}, `SELECT user, first_seen_ns, last_seen_ns, addresses, logins, last_login_ns
+		FROM trap_accounts WHERE last_seen_ns >= ? ORDER BY last_seen_ns DESC, user`, toNS(since))
+	if err != nil {
+		return nil, fmt.Errorf("list trap accounts: %w", err)
 	}
 	return out, nil
 }
@@ -142,21 +134,11 @@ func (s *Store) AddRealUsers(ctx context.Context, users []string, at time.Time) 
 
 // RealUsers returns every user name recorded as real, sorted.
 func (s *Store) RealUsers(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT user FROM real_users ORDER BY user`)
+	out, err := queryAll(ctx, s, func(row scanner) (u string, err error) {
+		return u, row.Scan(&u)
+	}, `SELECT user FROM real_users ORDER BY user`)
 	if err != nil {
-		return nil, fmt.Errorf("list real users: %w", classify(err))
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("list real users: %w", classify(err))
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list real users: %w", classify(err))
+		return nil, fmt.Errorf("list real users: %w", err)
 	}
 	return out, nil
 }
@@ -214,7 +196,7 @@ func (s *Store) Quarantine(ctx context.Context, m Quarantined) (int64, error) {
 
 const quarantineCols = `id, queue_id, received_ns, client, port, helo, account, tls, mail_from, rcpt_to, size, truncated, country, asn, as_org`
 
-func scanQuarantined(sc interface{ Scan(...any) error }, raw *[]byte) (Quarantined, error) {
+func scanQuarantined(sc scanner, raw *[]byte) (Quarantined, error) {
 	var m Quarantined
 	var recv, asn int64
 	var client, rcpt string
@@ -244,21 +226,10 @@ func (s *Store) QuarantineList(ctx context.Context, limit int) ([]Quarantined, e
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+quarantineCols+` FROM quarantine ORDER BY received_ns DESC, id DESC LIMIT ?`, limit)
+	out, err := queryAll(ctx, s, func(row scanner) (Quarantined, error) { return scanQuarantined(row, nil) },
+		`SELECT `+quarantineCols+` FROM quarantine ORDER BY received_ns DESC, id DESC LIMIT ?`, limit)
 	if err != nil {
-		return nil, fmt.Errorf("list quarantine: %w", classify(err))
-	}
-	defer rows.Close()
-	var out []Quarantined
-	for rows.Next() {
-		m, err := scanQuarantined(rows, nil)
-		if err != nil {
-			return nil, fmt.Errorf("list quarantine: %w", classify(err))
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list quarantine: %w", classify(err))
+		return nil, fmt.Errorf("list quarantine: %w", err)
 	}
 	return out, nil
 }
