@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/rampart-dev/rampart/internal/daemon"
 )
@@ -43,9 +41,9 @@ func runAbuse(args []string, stdout, stderr io.Writer) error {
 	}
 	var ids []int64
 	for _, w := range words[1:] {
-		n, err := strconv.ParseInt(w, 10, 64)
-		if err != nil || n <= 0 {
-			return usagef("%q is not a report ID", w)
+		n, err := parseID(w, "report")
+		if err != nil {
+			return err
 		}
 		ids = append(ids, n)
 	}
@@ -90,8 +88,7 @@ func runAbuse(args []string, stdout, stderr io.Writer) error {
 		if *asJSON {
 			return writeIndentedJSON(stdout, rs)
 		}
-		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tREPORTER\tKIND\tSTATE\tCREATED\tSENT\tTARGET\tDESTINATION")
+		tw := newTable(stdout, "ID\tREPORTER\tKIND\tSTATE\tCREATED\tSENT\tTARGET\tDESTINATION")
 		for _, r := range rs {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Reporter, r.Kind, r.State, stamp(r.Created), stamp(r.Sent),
 				quoteUser(r.Target), quoteUser(r.Destination))

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/rampart-dev/rampart/internal/evidence"
 )
@@ -47,14 +45,9 @@ func runEvidence(args []string, stdout, stderr io.Writer) error {
 			return usagef("list takes no argument")
 		}
 	case "show":
-		if len(words) != 2 {
-			return usagef("show needs a message ID (see rampart trap list)")
+		if id, err = messageID(words); err != nil {
+			return err
 		}
-		n, err := strconv.ParseInt(words[1], 10, 64)
-		if err != nil || n <= 0 {
-			return usagef("%q is not a message ID", words[1])
-		}
-		id = n
 	default:
 		return usagef("unknown evidence command %q: list or show ID", words[0])
 	}
@@ -85,8 +78,7 @@ func runEvidence(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		return writeIndentedJSON(stdout, inds)
 	}
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tMESSAGES\tFIRST SEEN\tLAST SEEN\tVALUE")
+	tw := newTable(stdout, "KIND\tMESSAGES\tFIRST SEEN\tLAST SEEN\tVALUE")
 	for _, i := range inds {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", i.Kind, i.Messages, stamp(i.FirstSeen), stamp(i.LastSeen), quoteUser(i.Value))
 	}

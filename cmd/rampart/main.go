@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/rampart-dev/rampart/internal/config"
 )
@@ -165,6 +167,24 @@ func parseWords(fs *flag.FlagSet, args []string) ([]string, error) {
 		return nil, err
 	}
 	return append(words, fs.Args()...), nil
+}
+
+// parseID reads a positive ID given on the command line; what names it in
+// the error ("message", "report").
+func parseID(s, what string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, usagef("%q is not a %s ID", s, what)
+	}
+	return n, nil
+}
+
+// newTable starts a table for people on w under header, its columns
+// separated by tabs; Flush writes it.
+func newTable(w io.Writer, header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
 }
 
 // parseFlags parses args, turning flag errors into usage errors.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/store"
@@ -31,15 +30,10 @@ func runTrap(args []string, stdout, stderr io.Writer) error {
 	connect := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int("n", 50, "list at most `N` messages (0: all)")
-	var words []string
-	rest := args
-	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		words, rest = append(words, rest[0]), rest[1:]
-	}
-	if err := parseFlags(fs, rest); err != nil {
+	words, err := parseWords(fs, args)
+	if err != nil {
 		return err
 	}
-	words = append(words, fs.Args()...)
 	if len(words) == 0 {
 		return usagef("which? accounts, list, show ID or export ID")
 	}
@@ -50,14 +44,9 @@ func runTrap(args []string, stdout, stderr io.Writer) error {
 			return usagef("%s takes no argument", words[0])
 		}
 	case "show", "export":
-		if len(words) != 2 {
-			return usagef("%s needs a message ID (see rampart trap list)", words[0])
+		if id, err = messageID(words); err != nil {
+			return err
 		}
-		n, err := strconv.ParseInt(words[1], 10, 64)
-		if err != nil || n <= 0 {
-			return usagef("%q is not a message ID", words[1])
-		}
-		id = n
 	default:
 		return usagef("unknown trap command %q: accounts, list, show ID or export ID", words[0])
 	}
@@ -75,8 +64,7 @@ func runTrap(args []string, stdout, stderr io.Writer) error {
 		if *asJSON {
 			return writeIndentedJSON(stdout, as)
 		}
-		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ACCOUNT\tADDRESSES\tLOGINS\tFIRST SEEN\tLAST SEEN")
+		tw := newTable(stdout, "ACCOUNT\tADDRESSES\tLOGINS\tFIRST SEEN\tLAST SEEN")
 		for _, a := range as {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", quoteUser(a.User), a.Addresses, a.Logins, stamp(a.FirstSeen), stamp(a.LastSeen))
 		}
@@ -90,8 +78,7 @@ func runTrap(args []string, stdout, stderr io.Writer) error {
 		if *asJSON {
 			return writeIndentedJSON(stdout, ms)
 		}
-		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tRECEIVED\tCLIENT\tACCOUNT\tFROM\tRCPTS\tSIZE")
+		tw := newTable(stdout, "ID\tRECEIVED\tCLIENT\tACCOUNT\tFROM\tRCPTS\tSIZE")
 		for _, m := range ms {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\n", m.ID, stamp(m.Received), m.Client, quoteUser(m.Account), quoteUser(m.MailFrom), len(m.RcptTo), m.Size)
 		}
@@ -127,6 +114,14 @@ func runTrap(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// messageID reads the message ID command words[0] takes.
+func messageID(words []string) (int64, error) {
+	if len(words) != 2 {
+		return 0, usagef("%s needs a message ID (see rampart trap list)", words[0])
+	}
+	return parseID(words[1], "message")
 }
 
 // quoteUser shows a value an attacker chose: quoted when it holds
