@@ -188,10 +188,11 @@ secret_file = %q
 	if code != 0 || !strings.Contains(out, "Links (never opened):") || !strings.Contains(out, "https://mail-verify.secure-login.example.co.uk/owa/auth.php?id=7731&user=victim  (href,text)") {
 		t.Fatalf("rampart evidence show: exit %d\n%s%s", code, out, errs)
 	}
-	code, out, errs = runCLI("abuse", "list", "--socket", sock, "--state", "sent")
-	if code != 0 || !strings.Contains(out, "webhook") || !strings.Contains(out, "message") {
-		t.Fatalf("rampart abuse list: exit %d\n%s%s", code, out, errs)
-	}
+	// The reporter marks the report sent once the webhook has answered.
+	waitUntil(t, 10*time.Second, "rampart abuse list to show the report sent", func() bool {
+		code, out, _ = runCLI("abuse", "list", "--socket", sock, "--state", "sent")
+		return code == 0 && strings.Contains(out, "webhook") && strings.Contains(out, "message")
+	}, nil)
 	code, out, errs = runCLI("abuse", "show", fmt.Sprint(msg.ID), "--socket", sock)
 	if code != 0 || !strings.Contains(out, "What it sends:") || !strings.Contains(out, "X-Rampart-Delivery: report-") || strings.Contains(out, secret) {
 		t.Fatalf("rampart abuse show: exit %d\n%s%s", code, out, errs)
