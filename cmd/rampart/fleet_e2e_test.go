@@ -124,6 +124,69 @@ func (n *fleetNode) inKernel(addr netip.Addr) bool {
 	return err == nil && strings.Contains(out, addr.String())
 }
 
+// newFleetNodes makes a node in each of fn's namespaces, below dir: its
+// directory, NKey seed (node.nk), log and client; its configuration is
+// the test's to write.
+func newFleetNodes(t *testing.T, fn *fleetNet, dir string) []*fleetNode {
+	t.Helper()
+	nodes := make([]*fleetNode, len(fn.nodes))
+	for i := range nodes {
+		n := &fleetNode{name: fmt.Sprintf("n%d", i+1), dir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), ns: fn.nodes[i]}
+		os.MkdirAll(n.dir, 0o700)
+		n.socket, n.log, n.cfg = filepath.Join(n.dir, "ctl.sock"), filepath.Join(n.dir, "auth.log"), filepath.Join(n.dir, "rampart.toml")
+		kp, _ := nkeys.CreateUser()
+		seed, _ := kp.Seed()
+		n.pub, _ = kp.PublicKey()
+		os.WriteFile(filepath.Join(n.dir, "node.nk"), seed, 0o600)
+		appendLines(t, n.log, "Nov 22 00:00:00 srv sshd[1]: Server listening on 0.0.0.0 port 22.")
+		n.client = daemon.NewClient(n.socket)
+		nodes[i] = n
+	}
+	return nodes
+}
+
+// ready reports whether the node reads the fleet's streams and its log.
+func (n *fleetNode) ready(t *testing.T) bool {
+	st := n.status(t)
+	return st.Fleet != nil && st.Fleet.Streams && len(st.Sources) == 1 && st.Sources[0].Lines > 0
+}
+
+// fleetLogs is the nodes' output, for a failure.
+func fleetLogs(nodes []*fleetNode) string {
+	var b strings.Builder
+	for _, n := range nodes {
+		fmt.Fprintf(&b, "--- %s\n%s\n", n.name, n.proc.out)
+	}
+	return b.String()
+}
+
+// waitLogged waits until cond holds, at most d; past it the test fails
+// with logs().
+func waitLogged(t *testing.T, d time.Duration, what string, cond func() bool, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s\n%s", what, logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitReady waits until every node is ready, a line added to each log
+// while it waits.
+func waitReady(t *testing.T, nodes []*fleetNode, what string, logs func() string) {
+	t.Helper()
+	waitLogged(t, 90*time.Second, what, func() bool {
+		ok := true
+		for _, n := range nodes {
+			appendLines(t, n.log, time.Now().Format(time.Stamp)+" srv CRON[9]: pam_unix(cron:session): session closed for user root")
+			ok = n.ready(t) && ok
+		}
+		return ok
+	}, logs)
+}
+
 // TestFleetEndToEnd runs three `rampart run` in three network namespaces,
 // their embedded NATS servers clustered over a bridge, nftables in each
 // namespace, and an attacker namespace on the same LAN:
@@ -142,19 +205,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "cluster.secret")
 	os.WriteFile(secret, []byte("fleet-test-secret-0123456789\n"), 0o600)
-	nodes := make([]*fleetNode, 3)
-	for i := range nodes {
-		n := &fleetNode{name: fmt.Sprintf("n%d", i+1), dir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), ns: fn.nodes[i]}
-		os.MkdirAll(n.dir, 0o700)
-		n.socket, n.log, n.cfg = filepath.Join(n.dir, "ctl.sock"), filepath.Join(n.dir, "auth.log"), filepath.Join(n.dir, "rampart.toml")
-		kp, _ := nkeys.CreateUser()
-		seed, _ := kp.Seed()
-		n.pub, _ = kp.PublicKey()
-		os.WriteFile(filepath.Join(n.dir, "node.nk"), seed, 0o600)
-		appendLines(t, n.log, "Nov 22 00:00:00 srv sshd[1]: Server listening on 0.0.0.0 port 22.")
-		n.client = daemon.NewClient(n.socket)
-		nodes[i] = n
-	}
+	nodes := newFleetNodes(t, fn, dir)
 	allowedOnN3 := fn.bad[1]
 	for i, n := range nodes {
 		var peers, routes []string
@@ -198,35 +249,12 @@ peers = [%s]
 	for _, n := range nodes {
 		start(n)
 	}
-	logs := func() string {
-		var b strings.Builder
-		for _, n := range nodes {
-			fmt.Fprintf(&b, "--- %s\n%s\n", n.name, n.proc.out)
-		}
-		return b.String()
-	}
+	logs := func() string { return fleetLogs(nodes) }
 	wait := func(d time.Duration, what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(d)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\n%s", what, logs())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitLogged(t, d, what, cond, logs)
 	}
-	ready := func(n *fleetNode) bool {
-		st := n.status(t)
-		return st.Fleet != nil && st.Fleet.Streams && len(st.Sources) == 1 && st.Sources[0].Lines > 0
-	}
-	wait(90*time.Second, "the fleet to form", func() bool {
-		ok := true
-		for _, n := range nodes {
-			appendLines(t, n.log, time.Now().Format(time.Stamp)+" srv CRON[9]: pam_unix(cron:session): session closed for user root")
-			ok = ready(n) && ok
-		}
-		return ok
-	})
+	waitReady(t, nodes, "the fleet to form", logs)
 	svc := []netip.AddrPort{fn.listen(t, 0), fn.listen(t, 1), fn.listen(t, 2)}
 
 	// One node attacked; the others drop the attacker before it tries them.

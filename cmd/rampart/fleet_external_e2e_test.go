@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nkeys"
-
-	"github.com/rampart-dev/rampart/internal/daemon"
 	"github.com/rampart-dev/rampart/internal/netnstest"
 )
 
@@ -42,20 +39,8 @@ func TestFleetExternalCluster(t *testing.T) {
 	nats := natsServerBinary(t)
 	fn := newFleetNet(t, 3)
 	dir := t.TempDir()
-	nodes := make([]*fleetNode, 3)
+	nodes := newFleetNodes(t, fn, dir)
 	natsOut := make([]*syncBuffer, 3)
-	for i := range nodes {
-		n := &fleetNode{name: fmt.Sprintf("n%d", i+1), dir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), ns: fn.nodes[i]}
-		os.MkdirAll(n.dir, 0o700)
-		n.socket, n.log, n.cfg = filepath.Join(n.dir, "ctl.sock"), filepath.Join(n.dir, "auth.log"), filepath.Join(n.dir, "rampart.toml")
-		kp, _ := nkeys.CreateUser()
-		seed, _ := kp.Seed()
-		n.pub, _ = kp.PublicKey()
-		os.WriteFile(filepath.Join(n.dir, "node.nk"), seed, 0o600)
-		appendLines(t, n.log, "Nov 22 00:00:00 srv sshd[1]: Server listening on 0.0.0.0 port 22.")
-		n.client = daemon.NewClient(n.socket)
-		nodes[i] = n
-	}
 	var users []string
 	for _, n := range nodes {
 		users = append(users, fmt.Sprintf("{ nkey: %s }", n.pub))
@@ -118,42 +103,22 @@ peers = [%s]
 	}
 	logs := func() string {
 		var b strings.Builder
-		for _, n := range nodes {
-			fmt.Fprintf(&b, "--- %s\n%s\n", n.name, n.proc.out)
-		}
+		b.WriteString(fleetLogs(nodes))
 		for i, o := range natsOut {
 			fmt.Fprintf(&b, "--- nats-server %d\n%s\n", i+1, o)
 		}
 		return b.String()
 	}
-	wait := func(d time.Duration, what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\n%s", what, logs())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	wait(90*time.Second, "the nodes to read the cluster's streams", func() bool {
-		ok := true
-		for _, n := range nodes {
-			appendLines(t, n.log, time.Now().Format(time.Stamp)+" srv CRON[9]: pam_unix(cron:session): session closed for user root")
-			st := n.status(t)
-			ok = ok && st.Fleet != nil && st.Fleet.Streams && len(st.Sources) == 1 && st.Sources[0].Lines > 0
-		}
-		return ok
-	})
+	waitReady(t, nodes, "the nodes to read the cluster's streams", logs)
 	a := fn.bad[0]
 	svc := fn.listen(t, 1)
 	if !fn.reaches(a, svc) {
 		t.Fatal("the attacker cannot reach n2 before any ban")
 	}
 	appendLines(t, nodes[0].log, failures(3, a, 100)...)
-	wait(30*time.Second, "n2 and n3 to have the attacker in their kernel", func() bool {
+	waitLogged(t, 30*time.Second, "n2 and n3 to have the attacker in their kernel", func() bool {
 		return nodes[1].inKernel(a) && nodes[2].inKernel(a)
-	})
+	}, logs)
 	if fn.reaches(a, svc) {
 		t.Error("the attacker still reaches n2")
 	}
