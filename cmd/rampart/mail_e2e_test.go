@@ -77,8 +77,6 @@ type mailLab struct {
 	bin, socket, config             string
 	readBefore                      map[string]uint64 // lines of each log read before the last restart
 	client                          *daemon.Client
-	dovecot                         *exec.Cmd
-	dovecotOut                      *syncBuffer
 	postfixStarted, postfixStopped  bool
 	startedAt, serversUp, rampartUp time.Time
 }
@@ -354,28 +352,7 @@ service auth {
 %[4]s%[7]s
 !include 95-rampart.conf
 `, dc, l.dcLog, l.imap, ownDelays, l.spool, l.host, opts.dovecot))
-	l.dovecotOut = &syncBuffer{}
-	l.dovecot = l.command("dovecot", "-F", "-c", filepath.Join(dc, "dovecot.conf"))
-	l.dovecot.Stdout, l.dovecot.Stderr = l.dovecotOut, l.dovecotOut
-	l.dovecot.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := l.dovecot.Start(); err != nil {
-		t.Fatal(err)
-	}
-	dovecotDone := make(chan error, 1)
-	go func() { dovecotDone <- l.dovecot.Wait() }()
-	t.Cleanup(func() {
-		l.dovecot.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-dovecotDone:
-		case <-time.After(10 * time.Second):
-			l.dovecot.Process.Kill()
-			<-dovecotDone
-			t.Errorf("dovecot did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("dovecot output:\n%s\ndovecot log:\n%s", l.dovecotOut, readFile(l.dcLog))
-		}
-	})
+	startDovecot(t, l.command("dovecot", "-F", "-c", filepath.Join(dc, "dovecot.conf")), l.dcLog)
 
 	// Postfix: a port 25 service and a submission service with SASL
 	// through Dovecot, both on loopback, with its own queue and log
@@ -456,6 +433,34 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 	// Rampart reads both logs (their start-up lines).
 	l.caughtUp(t)
 	return l
+}
+
+// startDovecot starts cmd, a Dovecot in the foreground (-F) logging to
+// logPath; t.Cleanup stops it (SIGTERM, then SIGKILL and an error after
+// 10s) and shows its output and log if the test failed.
+func startDovecot(t *testing.T, cmd *exec.Cmd, logPath string) {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("dovecot did not stop on SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("dovecot output:\n%s\ndovecot log:\n%s", out, readFile(logPath))
+		}
+	})
 }
 
 // stopPostfix stops Postfix, and kills its master if it does not stop (or

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,27 +76,7 @@ service imap-login {
   }
 }
 `, dc, dcLog, imapPort))
-	dcOut := &syncBuffer{}
-	dovecot := exec.Command("ip", "netns", "exec", p.Server.Name, "dovecot", "-F", "-c", filepath.Join(dc, "dovecot.conf"))
-	dovecot.Stdout, dovecot.Stderr = dcOut, dcOut
-	dovecot.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := dovecot.Start(); err != nil {
-		t.Fatal(err)
-	}
-	dcDone := make(chan error, 1)
-	go func() { dcDone <- dovecot.Wait() }()
-	t.Cleanup(func() {
-		dovecot.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-dcDone:
-		case <-time.After(10 * time.Second):
-			dovecot.Process.Kill()
-			<-dcDone
-		}
-		if t.Failed() {
-			t.Logf("dovecot output:\n%s\ndovecot log:\n%s", dcOut, readFile(dcLog))
-		}
-	})
+	startDovecot(t, exec.Command("ip", "netns", "exec", p.Server.Name, "dovecot", "-F", "-c", filepath.Join(dc, "dovecot.conf")), dcLog)
 	waitUntil(t, 10*time.Second, "dovecot listening", func() bool {
 		return p.CanConnect(peer.NS, peer.Addr4, netip.AddrPortFrom(peer.Server4, imapPort), time.Second)
 	}, nil)
