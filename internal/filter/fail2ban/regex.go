@@ -3,6 +3,8 @@ package fail2ban
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -95,6 +97,10 @@ type rx struct {
 	re    *regexp.Regexp
 	r2    *regexp2.Regexp
 	names []string // group names by group number
+	// tr is r2's expression rewritten exactly in Go's syntax
+	// (translate.go), as alternatives; used on lines of printable ASCII.
+	// nil when not rewritten.
+	tr []trAlt
 	// need is a literal every match contains (case-sensitive), checked
 	// before the engine runs; "" when none is known.
 	need string
@@ -142,6 +148,9 @@ func compileRx(src string, multiline bool) (*rx, error) {
 		return nil, fmt.Errorf("regular expression %q: %w", src, err)
 	}
 	r.r2 = re2
+	if !multiline {
+		r.tr = compileTranslation(expr)
+	}
 	// The literal prefilter of a regexp2 expression is read from a Go
 	// expression that matches at least what it matches.
 	approx := pyToGo(approxGo(expr))
@@ -168,8 +177,11 @@ func compileRx(src string, multiline bool) (*rx, error) {
 
 // Engine names the engine an expression runs on, for tests and listings.
 func (r *rx) Engine() string {
-	if r.re != nil {
+	switch {
+	case r.re != nil:
 		return "go"
+	case r.tr != nil:
+		return "go-translated"
 	}
 	return "regexp2"
 }
@@ -186,19 +198,10 @@ func (r *rx) find(s string, runes *[]rune) (g groups, start, end int) {
 		return nil, 0, 0
 	}
 	if r.re != nil {
-		loc := r.re.FindStringSubmatchIndex(s)
-		if loc == nil {
-			return nil, 0, 0
-		}
-		g := groups{}
-		for i, name := range r.names {
-			if name != "" && loc[2*i] >= 0 {
-				g[name] = s[loc[2*i]:loc[2*i+1]]
-			}
-		}
-		g[""] = s[loc[0]:loc[1]]
-		altGroups(g)
-		return g, loc[0], loc[1]
+		return goFind(r.re, r.names, s)
+	}
+	if r.tr != nil && plainASCII(s) {
+		return findFirst(r.tr, s)
 	}
 	if *runes == nil {
 		*runes = make([]rune, 0, utf8.RuneCountInString(s))
@@ -224,6 +227,102 @@ func (r *rx) find(s string, runes *[]rune) (g groups, start, end int) {
 	altGroups(g)
 	start, n := m.ByteRange()
 	return g, start, start + n
+}
+
+// goFind is find with Go's regexp; names are re's group names.
+func goFind(re *regexp.Regexp, names []string, s string) (groups, int, int) {
+	loc := re.FindStringSubmatchIndex(s)
+	if loc == nil {
+		return nil, 0, 0
+	}
+	return groupsAt(names, s, loc)
+}
+
+// groupsAt returns the groups of the match at loc (as Go's
+// FindStringSubmatchIndex gives it); names are the groups' names.
+func groupsAt(names []string, s string, loc []int) (groups, int, int) {
+	g := groups{}
+	for i, name := range names {
+		if name != "" && loc[2*i] >= 0 {
+			g[name] = s[loc[2*i]:loc[2*i+1]]
+		}
+	}
+	g[""] = s[loc[0]:loc[1]]
+	altGroups(g)
+	return g, loc[0], loc[1]
+}
+
+// trAlt is one alternative of a translated expression.
+type trAlt struct {
+	re    *regexp.Regexp
+	names []string
+	// needs are texts every match holds: without one of them, the
+	// alternative is not run.
+	needs []string
+}
+
+// compileTranslation compiles expr's exact Go translation, or returns nil.
+func compileTranslation(expr string) []trAlt {
+	alts, err := translateToGo(expr)
+	if err != nil {
+		return nil
+	}
+	var out []trAlt
+	for _, a := range alts {
+		src := strings.ReplaceAll(pyToGo(a), "(?<=:):", ":")
+		re, err := regexp.Compile(src)
+		if err != nil {
+			return nil
+		}
+		t := trAlt{re: re, names: re.SubexpNames()}
+		if sre, err := syntax.Parse(src, syntax.Perl); err == nil {
+			for _, l := range literals(sre.Simplify()) {
+				if len(l) >= 2 && !slices.Contains(t.needs, l) {
+					t.needs = append(t.needs, l)
+				}
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// findFirst returns the match of the alternation of alts: the leftmost
+// of their matches, the earliest alternative's on a tie.
+func findFirst(alts []trAlt, s string) (groups, int, int) {
+	var best *trAlt
+	var bestLoc []int
+next:
+	for i := range alts {
+		a := &alts[i]
+		for _, n := range a.needs {
+			if !strings.Contains(s, n) {
+				continue next
+			}
+		}
+		loc := a.re.FindStringSubmatchIndex(s)
+		if loc != nil && (bestLoc == nil || loc[0] < bestLoc[0]) {
+			best, bestLoc = a, loc
+			if loc[0] == 0 {
+				break
+			}
+		}
+	}
+	if best == nil {
+		return nil, 0, 0
+	}
+	return groupsAt(best.names, s, bestLoc)
+}
+
+// plainASCII reports whether s is printable ASCII and tabs, where a
+// translated expression and regexp2 read classes alike (translate.go).
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // mayMatch reports whether s passes the expression's literal checks: it
