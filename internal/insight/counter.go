@@ -8,6 +8,7 @@ package insight
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,30 +27,53 @@ type Locator interface {
 const DefaultMaxEntries = 200_000
 
 // Counter counts failures and bans in memory until Flush hands them to
-// the store as hourly rows. Events cost one map update under a lock; where
-// each address is, and which network it is in, is worked out at Flush,
-// once per address and hour, off the event path.
+// the store as hourly rows. Events cost one map update per dimension under
+// a lock; where each address is, and which network it is in, is worked
+// out at Flush, once per address and hour, off the event path.
 //
 // Memory is bounded: past MaxEntries distinct (hour, jail, key) entries
 // between two flushes, an event counts in its jail's total only, and
-// Dropped says how often that happened.
+// Dropped says how often that happened. An entry is 48 bytes with one
+// pointer (its key's text, copied out of the log line that carried it).
 type Counter struct {
 	MaxEntries int // 0: DefaultMaxEntries
 
 	mu      sync.Mutex
 	entries int
 	counts  map[entry][2]int64 // failures, bans
+	jails   map[string]uint16  // jail name -> index in names; reset by Flush
+	names   []string
 	dropped uint64
 }
 
-// entry is one thing counted. For failures by address, addr is set and
-// dim is empty: Flush turns it into country, ASN and prefix rows.
+// dim is what an entry counts by; dimAddr is an address, or a banned
+// prefix, that Flush turns into country, ASN and network rows.
+type dim uint8
+
+const (
+	dimTotal dim = iota
+	dimAddr
+	dimUser
+	dimService
+	dimKind
+	dimScenario
+)
+
+var dimNames = [...]string{
+	dimTotal: store.DimTotal, dimUser: store.DimUser, dimService: store.DimService,
+	dimKind: store.DimKind, dimScenario: store.DimScenario,
+}
+
+// entry is one thing counted: key is set for user names, services, kinds
+// and scenarios, addr (and bits, v6) for dimAddr.
 type entry struct {
 	hour int64 // unix seconds of the hour's start
-	jail string
-	dim  string
 	key  string
-	addr netip.Prefix // an address (as /32, /128) or a banned prefix
+	addr [16]byte
+	jail uint16
+	dim  dim
+	bits uint8
+	v6   bool
 }
 
 const (
@@ -65,17 +89,18 @@ func (c *Counter) Observe(ev event.Event, n int) {
 	hour := ev.Time.Truncate(time.Hour).Unix()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.add(entry{hour: hour, jail: ev.Jail, dim: store.DimTotal}, failures, n)
+	e := entry{hour: hour, jail: c.jail(ev.Jail)}
+	c.add(e, failures, n)
 	if ev.Addr.IsValid() {
-		c.add(entry{hour: hour, jail: ev.Jail, addr: event.AddrPrefix(ev.Addr)}, failures, n)
+		c.add(e.at(event.AddrPrefix(ev.Addr)), failures, n)
 	}
 	if ev.User != "" {
-		c.add(entry{hour: hour, jail: ev.Jail, dim: store.DimUser, key: clip(ev.User)}, failures, n)
+		c.add(e.by(dimUser, clip(ev.User)), failures, n)
 	}
 	if ev.Service != "" {
-		c.add(entry{hour: hour, jail: ev.Jail, dim: store.DimService, key: clip(ev.Service)}, failures, n)
+		c.add(e.by(dimService, clip(ev.Service)), failures, n)
 	}
-	c.add(entry{hour: hour, jail: ev.Jail, dim: store.DimKind, key: ev.Kind.String()}, failures, n)
+	c.add(e.by(dimKind, ev.Kind.String()), failures, n)
 }
 
 // Decided counts the bans among ds, in the hour each starts. A Trap
@@ -88,11 +113,51 @@ func (c *Counter) Decided(ds []event.Decision) {
 		if (d.Action != event.Ban && d.Action != event.Trap) || !d.Target.IsValid() {
 			continue
 		}
-		hour := d.Start.Truncate(time.Hour).Unix()
-		c.add(entry{hour: hour, jail: d.Jail, dim: store.DimTotal}, bans, 1)
-		c.add(entry{hour: hour, jail: d.Jail, addr: d.Target.Masked()}, bans, 1)
-		c.add(entry{hour: hour, jail: d.Jail, dim: store.DimScenario, key: clip(d.Scenario)}, bans, 1)
+		e := entry{hour: d.Start.Truncate(time.Hour).Unix(), jail: c.jail(d.Jail)}
+		c.add(e, bans, 1)
+		c.add(e.at(d.Target.Masked()), bans, 1)
+		c.add(e.by(dimScenario, clip(d.Scenario)), bans, 1)
 	}
+}
+
+// by returns e's hour and jail counted by key in dimension d.
+func (e entry) by(d dim, key string) entry {
+	e.dim, e.key = d, key
+	return e
+}
+
+// at returns e's hour and jail counted by address or prefix p.
+func (e entry) at(p netip.Prefix) entry {
+	a := p.Addr().Unmap()
+	e.dim, e.addr, e.v6 = dimAddr, a.As16(), a.Is6()
+	e.bits = uint8(p.Bits())
+	return e
+}
+
+func (e entry) prefix() netip.Prefix {
+	a := netip.AddrFrom16(e.addr)
+	if !e.v6 {
+		a = a.Unmap()
+	}
+	return netip.PrefixFrom(a, int(e.bits))
+}
+
+// jail returns name's index in c.names; the caller holds mu.
+func (c *Counter) jail(name string) uint16 {
+	if i, ok := c.jails[name]; ok {
+		return i
+	}
+	if len(c.names) > 1<<16-1 {
+		return 0 // more jail names than any configuration has: counted in the first
+	}
+	if c.jails == nil {
+		c.jails = map[string]uint16{}
+	}
+	i := uint16(len(c.names))
+	name = strings.Clone(name)
+	c.jails[name] = i
+	c.names = append(c.names, name)
+	return i
 }
 
 // add counts n in column col of e; the caller holds mu. A total is always
@@ -102,18 +167,20 @@ func (c *Counter) add(e entry, col, n int) {
 		c.counts = map[entry][2]int64{}
 	}
 	v, ok := c.counts[e]
-	if !ok && e.dim != store.DimTotal {
-		limit := c.MaxEntries
-		if limit <= 0 {
-			limit = DefaultMaxEntries
-		}
-		if c.entries >= limit {
-			c.dropped++
-			return
-		}
-	}
 	if !ok {
+		if e.dim != dimTotal {
+			limit := c.MaxEntries
+			if limit <= 0 {
+				limit = DefaultMaxEntries
+			}
+			if c.entries >= limit {
+				c.dropped++
+				return
+			}
+		}
 		c.entries++
+		// A key read from a log line must not keep the whole line alive.
+		e.key = strings.Clone(e.key)
 	}
 	v[col] += int64(n)
 	c.counts[e] = v
@@ -131,8 +198,8 @@ func (c *Counter) Dropped() uint64 {
 // starts counting afresh. Rows are in no particular order.
 func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 	c.mu.Lock()
-	counts := c.counts
-	c.counts, c.entries = nil, 0
+	counts, names := c.counts, c.names
+	c.counts, c.entries, c.jails, c.names = nil, 0, nil, nil
 	c.mu.Unlock()
 	if len(counts) == 0 {
 		return nil
@@ -141,14 +208,17 @@ func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 		hour           int64
 		jail, dim, key string
 	}
-	rows := map[rowKey]*store.HourlyRow{}
-	put := func(hour int64, jail, dim, key, label string, v [2]int64) {
-		k := rowKey{hour, jail, dim, key}
-		r := rows[k]
-		if r == nil {
-			r = &store.HourlyRow{Hour: time.Unix(hour, 0).UTC(), Jail: jail, Dim: dim, Key: key}
-			rows[k] = r
+	index := map[rowKey]int{}
+	var out []store.HourlyRow
+	put := func(e entry, dim, key, label string, v [2]int64) {
+		k := rowKey{e.hour, names[e.jail], dim, key}
+		i, ok := index[k]
+		if !ok {
+			i = len(out)
+			index[k] = i
+			out = append(out, store.HourlyRow{Hour: time.Unix(e.hour, 0).UTC(), Jail: k.jail, Dim: dim, Key: key})
 		}
+		r := &out[i]
 		if label != "" {
 			r.Label = label
 		}
@@ -156,21 +226,18 @@ func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 		r.Bans += v[bans]
 	}
 	for e, v := range counts {
-		if !e.addr.IsValid() {
-			put(e.hour, e.jail, e.dim, e.key, "", v)
+		if e.dim != dimAddr {
+			put(e, dimNames[e.dim], e.key, "", v)
 			continue
 		}
+		p := e.prefix()
 		var info geo.Info
 		if loc != nil {
-			info = loc.Lookup(e.addr.Addr())
+			info = loc.Lookup(p.Addr())
 		}
-		put(e.hour, e.jail, store.DimCountry, info.Country, "", v)
-		put(e.hour, e.jail, store.DimASN, strconv.FormatUint(uint64(info.ASN), 10), info.Org, v)
-		put(e.hour, e.jail, store.DimPrefix, Network(e.addr).String(), "", v)
-	}
-	out := make([]store.HourlyRow, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, *r)
+		put(e, store.DimCountry, info.Country, "", v)
+		put(e, store.DimASN, strconv.FormatUint(uint64(info.ASN), 10), info.Org, v)
+		put(e, store.DimPrefix, Network(p).String(), "", v)
 	}
 	return out
 }

@@ -1,0 +1,44 @@
+package insight_test
+
+import (
+	"net/netip"
+	"runtime"
+	"testing"
+
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/insight"
+)
+
+// BenchmarkCounterFlood counts a flood's failures as the daemon does: most
+// addresses seen once, a few user names, three jails, one hour. It reports
+// the bytes the Counter holds per entry at its default bound.
+func BenchmarkCounterFlood(b *testing.B) {
+	users := []string{"root", "admin", "info@example.org", "test", "oracle", "postgres", "ubuntu", "user"}
+	jails := []struct{ jail, service string }{{"sshd", "sshd"}, {"postfix", "postfix/smtpd"}, {"dovecot", "dovecot"}}
+	evs := make([]event.Event, 1<<16)
+	for i := range evs {
+		j := jails[i%len(jails)]
+		evs[i] = event.Event{Time: t0, Jail: j.jail, Service: j.service, Kind: event.AuthFailure, User: users[i%len(users)]}
+	}
+	var c insight.Counter
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		ev := evs[i&(len(evs)-1)]
+		ev.Addr = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		c.Observe(ev, 1)
+		if (i+1)%insight.DefaultMaxEntries == 0 {
+			b.StopTimer()
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/insight.DefaultMaxEntries, "B/entry")
+			c.Flush(nil)
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			b.StartTimer()
+		}
+	}
+}
