@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -490,5 +491,80 @@ func checkPortBans(t *testing.T, e enforcer, want map[string]time.Duration) {
 		if _, ok := want[k]; !ok {
 			t.Errorf("Active has unexpected per-port ban %s", k)
 		}
+	}
+}
+
+// reconcileEdit is one way another program changes a kernel backend's
+// state behind its back: a command ({carved}: the carved-out address,
+// {net}: the banned network) and what Reconcile must then put back
+// (counts; fix: the structure itself was repaired, Fixed not empty).
+type reconcileEdit struct {
+	name string
+	cmd  string
+	want Repair
+	fix  bool
+}
+
+// checkReconcile gives e an allowlist, a carve-out and bans (an address,
+// a network, a permanent prefix, a port ban, and one revoked, which must
+// not come back), runs ed's command with run, and checks that Reconcile
+// restores exactly what e was told, the kernel dropping and passing as
+// before.
+func checkReconcile(t *testing.T, p *netnstest.Pair, e reconciler, ed reconcileEdit, run func(cmd string)) {
+	t.Helper()
+	ctx := context.Background()
+	srv := p.Listen(netip.AddrPortFrom(p.Server4, 0))
+	a := p.Attacker4
+	other := pfx("198.51.100.0/24")
+	if err := e.SetAllow(ctx, []netip.Prefix{pfx("192.0.2.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Carve(ctx, []CarveOut{{Addr: a[1], Until: time.Now().Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	portBan := banFor(pfx("203.0.113.20"), time.Hour)
+	portBan.Ports = []event.PortRange{{Proto: event.TCP, First: 22, Last: 22}, {Proto: event.UDP, First: 53, Last: 53}}
+	if err := e.Apply(ctx, []event.Decision{banFor(event.AddrPrefix(a[2]), time.Hour), banFor(netOf(a[0]), time.Hour), banFor(other, 0), portBan}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(ctx, []event.Decision{banFor(pfx("203.0.113.9"), time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Revoke(ctx, []netip.Prefix{pfx("203.0.113.9")}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := e.Reconcile(ctx); err != nil || !rep.Empty() {
+		t.Fatalf("Reconcile before any edit = %+v, %v; want nothing to do", rep, err)
+	}
+	cmd := strings.NewReplacer("{carved}", a[1].String(), "{net}", netOf(a[0]).String()).Replace(ed.cmd)
+	run(cmd)
+	if ed.fix && !p.CanConnect(p.Attacker, a[0], srv, connectWait) {
+		t.Fatalf("after %q the banned prefix is still dropped: the edit did not take", cmd)
+	}
+
+	rep, err := e.Reconcile(ctx)
+	if err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	if rep.Bans != ed.want.Bans || rep.CarveOuts != ed.want.CarveOuts || rep.AllowEntries != ed.want.AllowEntries || (len(rep.Fixed) > 0) != ed.fix {
+		t.Errorf("Reconcile = %+v, want %+v (structure repaired: %v)", rep, ed.want, ed.fix)
+	}
+	checkActive(t, e, map[netip.Prefix]time.Duration{event.AddrPrefix(a[2]): time.Hour, netOf(a[0]): time.Hour, other: 0, pfx("203.0.113.20"): time.Hour})
+	checkPortBans(t, e, map[string]time.Duration{"203.0.113.20 22/tcp,53/udp": time.Hour})
+	if cs, err := e.CarveOuts(ctx); err != nil || len(cs) != 1 || cs[0].Addr != a[1] {
+		t.Errorf("CarveOuts after Reconcile = %v, %v", cs, err)
+	}
+	if p.CanConnect(p.Attacker, a[0], srv, blockedWait) || p.CanConnect(p.Attacker, a[2], srv, blockedWait) {
+		t.Error("banned addresses connect after Reconcile")
+	}
+	if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
+		t.Error("carved-out address cannot connect after Reconcile")
+	}
+	st := e.Stats()
+	if st.Repairs != 1 || st.Restored != uint64(ed.want.Bans+ed.want.CarveOuts+ed.want.AllowEntries) || st.CarvedOut != 1 {
+		t.Errorf("Stats = %+v", st)
+	}
+	if rep, err := e.Reconcile(ctx); err != nil || !rep.Empty() {
+		t.Errorf("second Reconcile = %+v, %v; want nothing to do", rep, err)
 	}
 }

@@ -160,16 +160,10 @@ func TestParseIPSetSave(t *testing.T) {
 // (a firewall manager's iptables-restore, ipset flush, a deleted member)
 // and checks that Reconcile puts back what the enforcer was told.
 func TestIPSetReconcile(t *testing.T) {
-	ctx := context.Background()
 	reload := `printf '*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' | iptables-restore && ` +
 		`printf '*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' | ip6tables-restore && ` +
 		`for s in $(ipset list -n | grep ^rampart-); do ipset destroy $s; done`
-	edits := []struct {
-		name string
-		sh   string
-		want Repair
-		fix  bool
-	}{
+	edits := []reconcileEdit{
 		{"FirewallReload", reload, Repair{Bans: 5, CarveOuts: 1, AllowEntries: 1}, true},
 		{"FlushBanSet", "ipset flush rampart-ban4", Repair{Bans: 1}, false},
 		{"DeleteMembers", "ipset del rampart-carve4 {carved} && ipset del rampart-bannet4 {net}", Repair{Bans: 1, CarveOuts: 1}, false},
@@ -180,52 +174,7 @@ func TestIPSetReconcile(t *testing.T) {
 		t.Run(ed.name, func(t *testing.T) {
 			p := netnstest.New(t)
 			e, _ := newIPSet(t, p.Server)
-			srv := p.Listen(netip.AddrPortFrom(p.Server4, 0))
-			a := p.Attacker4
-			other := pfx("198.51.100.0/24")
-			if err := e.SetAllow(ctx, []netip.Prefix{pfx("192.0.2.0/24")}); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.Carve(ctx, []CarveOut{{Addr: a[1], Until: time.Now().Add(time.Hour)}}); err != nil {
-				t.Fatal(err)
-			}
-			portBan := banFor(pfx("203.0.113.20"), time.Hour)
-			portBan.Ports = []event.PortRange{{Proto: event.TCP, First: 22, Last: 22}, {Proto: event.UDP, First: 53, Last: 53}}
-			if err := e.Apply(ctx, []event.Decision{banFor(event.AddrPrefix(a[2]), time.Hour), banFor(netOf(a[0]), time.Hour), banFor(other, 0), portBan}); err != nil {
-				t.Fatal(err)
-			}
-			if rep, err := e.Reconcile(ctx); err != nil || !rep.Empty() {
-				t.Fatalf("Reconcile before any edit = %+v, %v; want nothing to do", rep, err)
-			}
-			cmd := strings.NewReplacer("{carved}", a[1].String(), "{net}", netOf(a[0]).String()).Replace(ed.sh)
-			p.Server.MustExec("sh", "-c", cmd)
-			if ed.fix && !p.CanConnect(p.Attacker, a[0], srv, connectWait) {
-				t.Fatalf("after %q the banned prefix is still dropped: the edit did not take", cmd)
-			}
-			rep, err := e.Reconcile(ctx)
-			if err != nil {
-				t.Fatalf("Reconcile: %v", err)
-			}
-			if rep.Bans != ed.want.Bans || rep.CarveOuts != ed.want.CarveOuts || rep.AllowEntries != ed.want.AllowEntries || (len(rep.Fixed) > 0) != ed.fix {
-				t.Errorf("Reconcile = %+v, want %+v (structure repaired: %v)", rep, ed.want, ed.fix)
-			}
-			checkActive(t, e, map[netip.Prefix]time.Duration{event.AddrPrefix(a[2]): time.Hour, netOf(a[0]): time.Hour, other: 0, pfx("203.0.113.20"): time.Hour})
-			checkPortBans(t, e, map[string]time.Duration{"203.0.113.20 22/tcp,53/udp": time.Hour})
-			if cs, err := e.CarveOuts(ctx); err != nil || len(cs) != 1 || cs[0].Addr != a[1] {
-				t.Errorf("CarveOuts after Reconcile = %v, %v", cs, err)
-			}
-			if p.CanConnect(p.Attacker, a[0], srv, blockedWait) || p.CanConnect(p.Attacker, a[2], srv, blockedWait) {
-				t.Error("banned addresses connect after Reconcile")
-			}
-			if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
-				t.Error("carved-out address cannot connect after Reconcile")
-			}
-			if st := e.Stats(); st.Repairs != 1 || st.CarvedOut != 1 {
-				t.Errorf("Stats = %+v", st)
-			}
-			if rep, err := e.Reconcile(ctx); err != nil || !rep.Empty() {
-				t.Errorf("second Reconcile = %+v, %v; want nothing to do", rep, err)
-			}
+			checkReconcile(t, p, e, ed, func(cmd string) { p.Server.MustExec("sh", "-c", cmd) })
 		})
 	}
 }

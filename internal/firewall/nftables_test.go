@@ -309,13 +309,7 @@ func BenchmarkApply100kRefresh(b *testing.B) {
 // other programs do and checks that Reconcile puts back exactly what the
 // enforcer was told: bans (address and prefix), carve-outs, the allowlist.
 func TestNFTablesReconcile(t *testing.T) {
-	ctx := context.Background()
-	edits := []struct {
-		name string
-		nft  string
-		want Repair // counts only; Fixed checked for being non-empty
-		fix  bool
-	}{
+	edits := []reconcileEdit{
 		{"FlushRuleset", "flush ruleset", Repair{Bans: 5, CarveOuts: 1, AllowEntries: 1}, true},
 		{"DeleteTable", "delete table inet rampart", Repair{Bans: 5, CarveOuts: 1, AllowEntries: 1}, true},
 		{"FlushBanSet", "flush set inet rampart ban4", Repair{Bans: 1}, false},
@@ -328,66 +322,9 @@ func TestNFTablesReconcile(t *testing.T) {
 			p := netnstest.New(t)
 			netnstest.RequireBinary(t, "nft")
 			e := newNFT(t, p.Server, nil)
-			srv := p.Listen(netip.AddrPortFrom(p.Server4, 0))
-			a := p.Attacker4
-			other := pfx("198.51.100.0/24")
-			if err := e.SetAllow(ctx, []netip.Prefix{pfx("192.0.2.0/24")}); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.Carve(ctx, []CarveOut{{Addr: a[1], Until: time.Now().Add(time.Hour)}}); err != nil {
-				t.Fatal(err)
-			}
-			portBan := banFor(pfx("203.0.113.20"), time.Hour)
-			portBan.Ports = []event.PortRange{{Proto: event.TCP, First: 22, Last: 22}, {Proto: event.UDP, First: 53, Last: 53}}
-			bans := []event.Decision{banFor(event.AddrPrefix(a[2]), time.Hour), banFor(netOf(a[0]), time.Hour), banFor(other, 0), portBan}
-			if err := e.Apply(ctx, bans); err != nil {
-				t.Fatal(err)
-			}
-			// A ban revoked before the edit must not come back.
-			if err := e.Apply(ctx, []event.Decision{banFor(pfx("203.0.113.9"), time.Hour)}); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.Revoke(ctx, []netip.Prefix{pfx("203.0.113.9")}); err != nil {
-				t.Fatal(err)
-			}
-			if rep, err := e.Reconcile(ctx); err != nil || !rep.Empty() {
-				t.Fatalf("Reconcile before any edit = %+v, %v; want nothing to do", rep, err)
-			}
-			cmd := strings.NewReplacer("{carved}", a[1].String(), "{net}", netOf(a[0]).String()).Replace(ed.nft)
-			p.Server.MustExec("nft", cmd)
-			if ed.fix && !p.CanConnect(p.Attacker, a[0], srv, connectWait) {
-				t.Fatalf("after %q the banned prefix is still dropped: the edit did not take", cmd)
-			}
-
-			rep, err := e.Reconcile(ctx)
-			if err != nil {
-				t.Fatalf("Reconcile: %v", err)
-			}
-			got := rep
-			got.Fixed = nil
-			if got.Bans != ed.want.Bans || got.CarveOuts != ed.want.CarveOuts || got.AllowEntries != ed.want.AllowEntries || (len(rep.Fixed) > 0) != ed.fix {
-				t.Errorf("Reconcile = %+v, want %+v (structure repaired: %v)", rep, ed.want, ed.fix)
-			}
-			checkActive(t, e, map[netip.Prefix]time.Duration{event.AddrPrefix(a[2]): time.Hour, netOf(a[0]): time.Hour, other: 0, pfx("203.0.113.20"): time.Hour})
-			checkPortBans(t, e, map[string]time.Duration{"203.0.113.20 22/tcp,53/udp": time.Hour})
-			if cs, err := e.CarveOuts(ctx); err != nil || len(cs) != 1 || cs[0].Addr != a[1] {
-				t.Errorf("CarveOuts after Reconcile = %v, %v", cs, err)
-			}
+			checkReconcile(t, p, e, ed, func(cmd string) { p.Server.MustExec("nft", cmd) })
 			if out := p.Server.MustExec("nft", "list", "set", "inet", "rampart", "allow4"); !strings.Contains(out, "192.0.2.0/24") {
 				t.Errorf("allowlist not restored:\n%s", out)
-			}
-			if p.CanConnect(p.Attacker, a[0], srv, blockedWait) || p.CanConnect(p.Attacker, a[2], srv, blockedWait) {
-				t.Error("banned addresses connect after Reconcile")
-			}
-			if !p.CanConnect(p.Attacker, a[1], srv, connectWait) {
-				t.Error("carved-out address cannot connect after Reconcile")
-			}
-			st := e.Stats()
-			if st.Repairs != 1 || st.Restored != uint64(ed.want.Bans+ed.want.CarveOuts+ed.want.AllowEntries) || st.CarvedOut != 1 {
-				t.Errorf("Stats = %+v", st)
-			}
-			if rep, err := e.Reconcile(ctx); err != nil || !rep.Empty() {
-				t.Errorf("second Reconcile = %+v, %v; want nothing to do", rep, err)
 			}
 		})
 	}
