@@ -145,6 +145,30 @@ func newFleetNodes(t *testing.T, fn *fleetNet, dir string) []*fleetNode {
 	return nodes
 }
 
+// writeConfig writes the node's rampart.toml: head (more tables, or ""),
+// then sshd on its log, banning in nftables, and [fleet] with the node's
+// name and seed and the keys in fleet.
+func (n *fleetNode) writeConfig(head, fleet string) {
+	os.WriteFile(n.cfg, []byte(fmt.Sprintf(`%s
+[daemon]
+state_dir = %q
+socket = %q
+[firewall]
+backend = "nftables"
+[prefixes]
+enabled = false
+[jail.sshd]
+filter = "sshd"
+files = [%q]
+maxretry = 3
+bantime = "1h"
+[fleet]
+enabled = true
+name = %q
+seed_file = %q
+%s`, head, filepath.Join(n.dir, "state"), n.socket, n.log, n.name, filepath.Join(n.dir, "node.nk"), fleet)), 0o644)
+}
+
 // ready reports whether the node reads the fleet's streams and its log.
 func (n *fleetNode) ready(t *testing.T) bool {
 	st := n.status(t)
@@ -219,29 +243,8 @@ func TestFleetEndToEnd(t *testing.T) {
 		if i == 2 {
 			allow = fmt.Sprintf("[allow]\nentries = [%q]\n", allowedOnN3)
 		}
-		os.WriteFile(n.cfg, []byte(fmt.Sprintf(`%s
-[daemon]
-state_dir = %q
-socket = %q
-[firewall]
-backend = "nftables"
-[prefixes]
-enabled = false
-[jail.sshd]
-filter = "sshd"
-files = [%q]
-maxretry = 3
-bantime = "1h"
-[fleet]
-enabled = true
-name = %q
-seed_file = %q
-cluster_listen = %q
-routes = [%s]
-cluster_secret_file = %q
-peers = [%s]
-`, allow, filepath.Join(n.dir, "state"), n.socket, n.log, n.name, filepath.Join(n.dir, "node.nk"),
-			netip.AddrPortFrom(fn.addrs[i], 6222).String(), strings.Join(routes, ", "), secret, strings.Join(peers, ", "))), 0o644)
+		n.writeConfig(allow, fmt.Sprintf("cluster_listen = %q\nroutes = [%s]\ncluster_secret_file = %q\npeers = [%s]\n",
+			netip.AddrPortFrom(fn.addrs[i], 6222).String(), strings.Join(routes, ", "), secret, strings.Join(peers, ", ")))
 	}
 	start := func(n *fleetNode) {
 		n.proc = startDaemon(t, n.ns, bin, n.cfg, n.socket)

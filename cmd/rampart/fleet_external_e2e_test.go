@@ -77,26 +77,7 @@ cluster {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-		os.WriteFile(n.cfg, []byte(fmt.Sprintf(`
-[daemon]
-state_dir = %q
-socket = %q
-[firewall]
-backend = "nftables"
-[prefixes]
-enabled = false
-[jail.sshd]
-filter = "sshd"
-files = [%q]
-maxretry = 3
-bantime = "1h"
-[fleet]
-enabled = true
-name = %q
-seed_file = %q
-servers = [%s]
-peers = [%s]
-`, filepath.Join(n.dir, "state"), n.socket, n.log, n.name, filepath.Join(n.dir, "node.nk"), strings.Join(servers, ", "), strings.Join(peers, ", "))), 0o644)
+		n.writeConfig("", fmt.Sprintf("servers = [%s]\npeers = [%s]\n", strings.Join(servers, ", "), strings.Join(peers, ", ")))
 	}
 	for _, n := range nodes {
 		n.proc = startDaemon(t, n.ns, bin, n.cfg, n.socket)
