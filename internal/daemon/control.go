@@ -570,6 +570,17 @@ func writeError(w http.ResponseWriter, code int, format string, args ...any) {
 	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
 }
 
+// pathID reads the request's {id}; a bad one (what: "message", "report")
+// is answered 400 and ok is false.
+func pathID(w http.ResponseWriter, r *http.Request, what string) (id int64, ok bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad %s id %q", what, r.PathValue("id"))
+		return 0, false
+	}
+	return id, true
+}
+
 // Client talks to a running daemon's control socket.
 type Client struct {
 	hc *http.Client

@@ -194,9 +194,8 @@ func (c *control) indicators(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *control) messageEvidence(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad message id %q", r.PathValue("id"))
+	id, ok := pathID(w, r, "message")
+	if !ok {
 		return
 	}
 	data, _, err := c.d.store.Extraction(r.Context(), id)

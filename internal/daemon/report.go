@@ -312,9 +312,8 @@ func (c *control) abuseReports(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *control) abuseReport(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad report id %q", r.PathValue("id"))
+	id, ok := pathID(w, r, "report")
+	if !ok {
 		return
 	}
 	rep, err := c.d.store.Report(r.Context(), id)

@@ -318,9 +318,8 @@ func (c *control) trapMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *control) trapMessage(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad message id %q", r.PathValue("id"))
+	id, ok := pathID(w, r, "message")
+	if !ok {
 		return
 	}
 	m, err := c.d.store.QuarantineGet(r.Context(), id)
