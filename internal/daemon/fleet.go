@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,9 +37,6 @@ type fleetLink struct {
 	node    *fleet.Node
 	srv     *server.Server
 	log     *slog.Logger
-
-	mu      sync.Mutex
-	started bool
 
 	applied, suspects, unbans          atomic.Uint64
 	refusedAllow, refusedGood, already atomic.Uint64
