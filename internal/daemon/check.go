@@ -160,11 +160,3 @@ func hostAddrs() (map[netip.Addr]bool, error) {
 	}
 	return own, nil
 }
-
-// String renders a problem for people: "warning: " before a warning.
-func (p Problem) String() string {
-	if p.Warning {
-		return fmt.Sprintf("warning: %v", p.Err)
-	}
-	return p.Err.Error()
-}

@@ -158,9 +158,6 @@ func New(opt Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the dashboard's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.handler }
-
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
