@@ -361,17 +361,21 @@ func TestFiltersList(t *testing.T) {
 }
 
 // runDaemonInProcess runs a daemon for the configuration file (see
-// dryRunConfig) until the test ends, and returns once it answers on its
-// control socket.
-func runDaemonInProcess(t *testing.T, cfgPath string) {
+// dryRunConfig), its options changed by opts, until the test ends, and
+// returns once it answers on its control socket.
+func runDaemonInProcess(t *testing.T, cfgPath string, opts ...func(*daemon.Options)) {
 	t.Helper()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
+	o := daemon.Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log"}
+	for _, f := range opts {
+		f(&o)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := daemon.New(ctx, daemon.Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log"})
+	d, err := daemon.New(ctx, o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -22,11 +22,9 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/rampart-dev/rampart/internal/abuse"
-	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/daemon"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/evidence"
-	"github.com/rampart-dev/rampart/internal/firewall"
 	"github.com/rampart-dev/rampart/internal/httpout"
 	"github.com/rampart-dev/rampart/internal/store"
 	"github.com/rampart-dev/rampart/internal/trap"
@@ -83,24 +81,11 @@ enabled = true
 url = %q
 secret_file = %q
 `, stateDir, sock, logPath, hook.URL+"/rampart", secretFile)), 0o644)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runDaemonInProcess(t, cfgPath, func(o *daemon.Options) { o.EvidenceEvery = 50 * time.Millisecond })
 	log := slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := daemon.New(ctx, daemon.Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log",
-		EvidenceEvery: 50 * time.Millisecond})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, nil); d.Close() }()
-	t.Cleanup(func() { cancel(); <-done })
 
 	// The trap, keeping its quarantine in the daemon's database.
-	st, err := store.Open(ctx, filepath.Join(stateDir, "rampart.db"))
+	st, err := store.Open(context.Background(), filepath.Join(stateDir, "rampart.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
