@@ -570,6 +570,19 @@ func writeError(w http.ResponseWriter, code int, format string, args ...any) {
 	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
 }
 
+// writeList answers a listing: err as a 500, else xs as a JSON array
+// ([] when empty, never null).
+func writeList[T any](w http.ResponseWriter, xs []T, err error) {
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if xs == nil {
+		xs = []T{}
+	}
+	writeJSON(w, http.StatusOK, xs)
+}
+
 // pathID reads the request's {id}; a bad one (what: "message", "report")
 // is answered 400 and ok is false.
 func pathID(w http.ResponseWriter, r *http.Request, what string) (id int64, ok bool) {

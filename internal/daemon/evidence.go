@@ -183,14 +183,7 @@ func (c *control) indicators(w http.ResponseWriter, r *http.Request) {
 		f.Since = t
 	}
 	inds, err := c.d.store.Indicators(r.Context(), f)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "%v", err)
-		return
-	}
-	if inds == nil {
-		inds = []store.IndicatorCount{}
-	}
-	writeJSON(w, http.StatusOK, inds)
+	writeList(w, inds, err)
 }
 
 func (c *control) messageEvidence(w http.ResponseWriter, r *http.Request) {

@@ -294,27 +294,13 @@ func (t *trapper) status() *TrapStatus {
 
 func (c *control) trapAccounts(w http.ResponseWriter, r *http.Request) {
 	as, err := c.d.store.TrapAccounts(r.Context(), time.Time{})
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "%v", err)
-		return
-	}
-	if as == nil {
-		as = []store.TrapAccount{}
-	}
-	writeJSON(w, http.StatusOK, as)
+	writeList(w, as, err)
 }
 
 func (c *control) trapMessages(w http.ResponseWriter, r *http.Request) {
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	ms, err := c.d.store.QuarantineList(r.Context(), limit)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "%v", err)
-		return
-	}
-	if ms == nil {
-		ms = []store.Quarantined{}
-	}
-	writeJSON(w, http.StatusOK, ms)
+	writeList(w, ms, err)
 }
 
 func (c *control) trapMessage(w http.ResponseWriter, r *http.Request) {
