@@ -535,18 +535,9 @@ func runBan(args []string, stdout, stderr io.Writer) error {
 	jail := fs.String("jail", "", "attribute the ban to `jail` (its bantime is the default duration)")
 	dur := fs.String("for", "", "ban `duration`, e.g. 1h or 7d (default: the jail's bantime)")
 	reason := fs.String("reason", "", "why, for the records")
-	target, rest := splitTarget(args)
-	if err := parseFlags(fs, rest); err != nil {
+	target, err := parseTarget(fs, args, "rampart ban 192.0.2.7 --for 1h")
+	if err != nil {
 		return err
-	}
-	if target == "" && fs.NArg() == 1 {
-		target = fs.Arg(0)
-	}
-	if target == "" {
-		return usagef("which address? e.g. rampart ban 192.0.2.7 --for 1h")
-	}
-	if _, err := daemon.ParseTarget(target); err != nil {
-		return &usageError{err.Error()}
 	}
 	var secs int64
 	if *dur != "" {
@@ -580,18 +571,9 @@ and its recent failures are forgotten.
 func runUnban(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("unban", "ADDR|PREFIX", unbanHelp, stderr)
 	connect := clientFlags(fs)
-	target, rest := splitTarget(args)
-	if err := parseFlags(fs, rest); err != nil {
+	target, err := parseTarget(fs, args, "rampart unban 192.0.2.7")
+	if err != nil {
 		return err
-	}
-	if target == "" && fs.NArg() == 1 {
-		target = fs.Arg(0)
-	}
-	if target == "" {
-		return usagef("which address? e.g. rampart unban 192.0.2.7")
-	}
-	if _, err := daemon.ParseTarget(target); err != nil {
-		return &usageError{err.Error()}
 	}
 	c, err := connect()
 	if err != nil {
@@ -615,6 +597,25 @@ func splitTarget(args []string) (string, []string) {
 		return args[0], args[1:]
 	}
 	return "", args
+}
+
+// parseTarget parses the flags and the ADDR|PREFIX of ban and unban, which
+// may come before the flags or after them; example is the command's.
+func parseTarget(fs *flag.FlagSet, args []string, example string) (string, error) {
+	target, rest := splitTarget(args)
+	if err := parseFlags(fs, rest); err != nil {
+		return "", err
+	}
+	if target == "" && fs.NArg() == 1 {
+		target = fs.Arg(0)
+	}
+	if target == "" {
+		return "", usagef("which address? e.g. %s", example)
+	}
+	if _, err := daemon.ParseTarget(target); err != nil {
+		return "", &usageError{err.Error()}
+	}
+	return target, nil
 }
 
 // printShields shows what each group's shields dropped, one line per
