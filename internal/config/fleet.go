@@ -15,12 +15,9 @@ var FleetTrusts = []string{"ban", "quorum", "suspect", "ignore"}
 // checkFleet checks [fleet] and [api].
 func (c *Config) checkFleet() error {
 	f := c.Fleet
-	for _, p := range []struct{ key, path string }{
-		{"fleet.seed_file", f.SeedFile}, {"fleet.cluster_secret_file", f.ClusterSecretFile}, {"fleet.store_dir", f.StoreDir},
-	} {
-		if p.path != "" && !strings.HasPrefix(p.path, "/") {
-			return c.errorf(p.key, "key %q: %q is not an absolute path", p.key[len("fleet."):], p.path)
-		}
+	if err := c.checkAbsPaths(keyValue{"fleet.seed_file", f.SeedFile}, keyValue{"fleet.cluster_secret_file", f.ClusterSecretFile},
+		keyValue{"fleet.store_dir", f.StoreDir}); err != nil {
+		return err
 	}
 	if f.Enabled && f.SeedFile == "" {
 		return c.errorf("fleet.enabled", "the fleet is enabled but seed_file is not set (rampart fleet keygen writes one)")
@@ -31,12 +28,8 @@ func (c *Config) checkFleet() error {
 			return c.errorf("fleet.servers", "key \"servers\": %q is not a nats:// or tls:// URL", s)
 		}
 	}
-	for _, l := range []struct{ key, v string }{{"fleet.listen", f.Listen}, {"fleet.cluster_listen", f.ClusterListen}} {
-		if l.v != "" {
-			if _, err := netip.ParseAddrPort(l.v); err != nil {
-				return c.errorf(l.key, "key %q: %q is not an address:port", l.key[len("fleet."):], l.v)
-			}
-		}
+	if err := c.checkAddrPorts(keyValue{"fleet.listen", f.Listen}, keyValue{"fleet.cluster_listen", f.ClusterListen}); err != nil {
+		return err
 	}
 	for _, r := range f.Routes {
 		if _, err := netip.ParseAddrPort(r); err != nil {
@@ -65,13 +58,11 @@ func (c *Config) checkFleet() error {
 		}
 		names[p.Name], keys[p.Key] = true, true
 	}
-	if c.API.Listen != "" {
-		if _, err := netip.ParseAddrPort(c.API.Listen); err != nil {
-			return c.errorf("api.listen", "key \"listen\": %q is not an address:port", c.API.Listen)
-		}
-		if len(c.API.KeyFiles) == 0 {
-			return c.errorf("api.listen", "key \"listen\": the API is on but key_files names no key")
-		}
+	if err := c.checkAddrPorts(keyValue{"api.listen", c.API.Listen}); err != nil {
+		return err
+	}
+	if c.API.Listen != "" && len(c.API.KeyFiles) == 0 {
+		return c.errorf("api.listen", "key \"listen\": the API is on but key_files names no key")
 	}
 	for name, path := range c.API.KeyFiles {
 		if !strings.HasPrefix(path, "/") {
@@ -84,20 +75,15 @@ func (c *Config) checkFleet() error {
 // checkFeed checks [feed].
 func (c *Config) checkFeed() error {
 	f := c.Feed
-	for _, p := range []struct{ key, path string }{
-		{"feed.cert_file", f.CertFile}, {"feed.key_file", f.KeyFile}, {"feed.signing_key_file", f.SigningKeyFile},
-	} {
-		if p.path != "" && !strings.HasPrefix(p.path, "/") {
-			return c.errorf(p.key, "key %q: %q is not an absolute path", p.key[len("feed."):], p.path)
-		}
+	if err := c.checkAbsPaths(keyValue{"feed.cert_file", f.CertFile}, keyValue{"feed.key_file", f.KeyFile},
+		keyValue{"feed.signing_key_file", f.SigningKeyFile}); err != nil {
+		return err
 	}
-	if f.Listen != "" {
-		if _, err := netip.ParseAddrPort(f.Listen); err != nil {
-			return c.errorf("feed.listen", "key \"listen\": %q is not an address:port", f.Listen)
-		}
-		if f.CertFile == "" || f.KeyFile == "" || f.SigningKeyFile == "" {
-			return c.errorf("feed.listen", "key \"listen\": a feed needs cert_file, key_file and signing_key_file")
-		}
+	if err := c.checkAddrPorts(keyValue{"feed.listen", f.Listen}); err != nil {
+		return err
+	}
+	if f.Listen != "" && (f.CertFile == "" || f.KeyFile == "" || f.SigningKeyFile == "") {
+		return c.errorf("feed.listen", "key \"listen\": a feed needs cert_file, key_file and signing_key_file")
 	}
 	names := map[string]bool{}
 	for i, s := range f.Subscribe {

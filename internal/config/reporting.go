@@ -170,15 +170,13 @@ func (c *Config) checkReporting() error {
 		{"reporting.abuse_contacts.bootstrap", r.AbuseContacts.Bootstrap, r.AbuseContacts.Enabled},
 		{"reporting.webhook.url", r.Webhook.URL, r.Webhook.Enabled}} {
 		if err := checkServiceURL(u.url, u.on || u.url != ""); err != nil {
-			return c.errorf(u.key, "key %q: %v", u.key[strings.LastIndexByte(u.key, '.')+1:], err)
+			return c.errorf(u.key, "key %q: %v", lastKey(u.key), err)
 		}
 	}
-	for _, f := range []struct{ key, path string }{{"reporting.smtp.password_file", r.SMTP.PasswordFile},
-		{"reporting.abuseipdb.key_file", r.AbuseIPDB.KeyFile}, {"reporting.netcraft.key_file", r.Netcraft.KeyFile},
-		{"reporting.webhook.secret_file", r.Webhook.SecretFile}} {
-		if f.path != "" && !strings.HasPrefix(f.path, "/") {
-			return c.errorf(f.key, "key %q: %q is not an absolute path", f.key[strings.LastIndexByte(f.key, '.')+1:], f.path)
-		}
+	if err := c.checkAbsPaths(keyValue{"reporting.smtp.password_file", r.SMTP.PasswordFile},
+		keyValue{"reporting.abuseipdb.key_file", r.AbuseIPDB.KeyFile}, keyValue{"reporting.netcraft.key_file", r.Netcraft.KeyFile},
+		keyValue{"reporting.webhook.secret_file", r.Webhook.SecretFile}); err != nil {
+		return err
 	}
 	// A categories table in the file names some jails: the others keep
 	// the built-in categories (the decoder replaced the whole table).

@@ -43,13 +43,8 @@ func (c *Config) validate() error {
 			return c.errorf("allow.entries", "entry %d: %v", i+1, err)
 		}
 	}
-	for _, a := range []struct{ key, addr string }{{"syslog.udp", c.Syslog.UDP}, {"syslog.tcp", c.Syslog.TCP}} {
-		if a.addr == "" {
-			continue
-		}
-		if _, err := netip.ParseAddrPort(a.addr); err != nil {
-			return c.errorf(a.key, "key %q: %q is not an address:port", a.key[len("syslog."):], a.addr)
-		}
+	if err := c.checkAddrPorts(keyValue{"syslog.udp", c.Syslog.UDP}, keyValue{"syslog.tcp", c.Syslog.TCP}); err != nil {
+		return err
 	}
 	for i, lv := range c.Prefixes.IPv4 {
 		if lv.Bits < 8 || lv.Bits > 31 || lv.Addresses < 1 || lv.Addresses > 8 {
@@ -84,19 +79,17 @@ func (c *Config) validate() error {
 	if err := c.checkFleet(); err != nil {
 		return err
 	}
-	if c.Metrics.Listen != "" {
-		if _, err := netip.ParseAddrPort(c.Metrics.Listen); err != nil {
-			return c.errorf("metrics.listen", "key \"listen\": %q is not an address:port", c.Metrics.Listen)
-		}
+	if err := c.checkAddrPorts(keyValue{"metrics.listen", c.Metrics.Listen}); err != nil {
+		return err
 	}
-	if c.Geo.CountryDatabase != "" && !strings.HasPrefix(c.Geo.CountryDatabase, "/") {
-		return c.errorf("geo.country_database", "key \"country_database\": %q is not an absolute path", c.Geo.CountryDatabase)
+	if err := c.checkAbsPaths(keyValue{"geo.country_database", c.Geo.CountryDatabase}); err != nil {
+		return err
 	}
 	if c.Insight.Hourly > c.Insight.Retention {
 		return c.errorf("insight.hourly", "key \"hourly\": %s is longer than the retention (%s)", c.Insight.Hourly, c.Insight.Retention)
 	}
-	if c.ASN.Database != "" && !strings.HasPrefix(c.ASN.Database, "/") {
-		return c.errorf("asn.database", "key \"database\": %q is not an absolute path", c.ASN.Database)
+	if err := c.checkAbsPaths(keyValue{"asn.database", c.ASN.Database}); err != nil {
+		return err
 	}
 	if err := c.checkPolicies(); err != nil {
 		return err
@@ -155,7 +148,7 @@ func oneOf(c *Config, key, v string, allowed ...string) error {
 			return nil
 		}
 	}
-	return c.errorf(key, "key %q: %q is not one of %s", key[strings.LastIndexByte(key, '.')+1:], v, strings.Join(allowed, ", "))
+	return c.errorf(key, "key %q: %q is not one of %s", lastKey(key), v, strings.Join(allowed, ", "))
 }
 
 // checkRanges checks every key with a range tag in the table v (at the
@@ -415,16 +408,47 @@ func (c *Config) checkTrap() error {
 	if t.Enabled && len(t.Listeners) == 0 {
 		return c.errorf("trap.enabled", "the trap is enabled but has no listeners")
 	}
-	for _, f := range []struct{ key, path string }{{"trap.cert_file", t.CertFile}, {"trap.key_file", t.KeyFile}, {"trap.passwords_file", t.PasswordsFile}, {"trap.postfix_config", t.PostfixConfig}} {
-		if f.path != "" && !strings.HasPrefix(f.path, "/") {
-			return c.errorf(f.key, "key %q: %q is not an absolute path", f.key[len("trap."):], f.path)
-		}
+	if err := c.checkAbsPaths(keyValue{"trap.cert_file", t.CertFile}, keyValue{"trap.key_file", t.KeyFile},
+		keyValue{"trap.passwords_file", t.PasswordsFile}, keyValue{"trap.postfix_config", t.PostfixConfig}); err != nil {
+		return err
 	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		return c.errorf("trap.cert_file", "cert_file and key_file go together")
 	}
 	return nil
 }
+
+// keyValue is a key's value and its dotted name ("trap.cert_file").
+type keyValue struct{ key, v string }
+
+// checkAbsPaths refuses the first value that is set but not an absolute
+// path.
+func (c *Config) checkAbsPaths(kvs ...keyValue) error {
+	for _, kv := range kvs {
+		if kv.v != "" && !strings.HasPrefix(kv.v, "/") {
+			return c.errorf(kv.key, "key %q: %q is not an absolute path", lastKey(kv.key), kv.v)
+		}
+	}
+	return nil
+}
+
+// checkAddrPorts refuses the first value that is set but not an
+// address:port.
+func (c *Config) checkAddrPorts(kvs ...keyValue) error {
+	for _, kv := range kvs {
+		if kv.v == "" {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(kv.v); err != nil {
+			return c.errorf(kv.key, "key %q: %q is not an address:port", lastKey(kv.key), kv.v)
+		}
+	}
+	return nil
+}
+
+// lastKey is a dotted key's name in its table: "cert_file" of
+// "trap.cert_file".
+func lastKey(key string) string { return key[strings.LastIndexByte(key, '.')+1:] }
 
 func slicesContains(xs []string, x string) bool {
 	for _, y := range xs {
@@ -457,8 +481,8 @@ func splitListen(s string) (host, port string, err error) {
 // checkWeb checks the dashboard's listen address, and that one off
 // loopback has a token: the dashboard can ban and unban.
 func (c *Config) checkWeb() error {
-	if c.Web.TokenFile != "" && !strings.HasPrefix(c.Web.TokenFile, "/") {
-		return c.errorf("web.token_file", "key \"token_file\": %q is not an absolute path", c.Web.TokenFile)
+	if err := c.checkAbsPaths(keyValue{"web.token_file", c.Web.TokenFile}); err != nil {
+		return err
 	}
 	if c.Web.Listen == "" {
 		return nil
