@@ -81,13 +81,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if !opt.Since.IsZero() && !opt.Until.IsZero() && !opt.Until.After(opt.Since) {
 		return usagef("--until %s is not after --since %s", opt.Until.Format(time.RFC3339), opt.Since.Format(time.RFC3339))
 	}
-	path := *cfgPath
-	if path == "" {
-		if _, err := os.Stat(systemConfig); err == nil {
-			path = systemConfig
-		}
-	}
-	cfg, err := loadConfig(path)
+	cfg, err := loadConfig(orSystemConfig(*cfgPath))
 	if err != nil {
 		return err
 	}

@@ -242,17 +242,23 @@ func clientFlags(fs *flag.FlagSet) func() (*daemon.Client, error) {
 	return func() (*daemon.Client, error) { return controlClient(*socket, *cfgPath) }
 }
 
+// orSystemConfig is path, or systemConfig when path is "" and it exists
+// ("" still when it does not: the embedded defaults).
+func orSystemConfig(path string) string {
+	if path == "" {
+		if _, err := os.Stat(systemConfig); err == nil {
+			return systemConfig
+		}
+	}
+	return path
+}
+
 // controlClient talks to the daemon at socket, or else at the socket the
 // configuration names: cfgPath's, else systemConfig's when it exists, else
 // the embedded defaults'.
 func controlClient(socket, cfgPath string) (*daemon.Client, error) {
 	if socket == "" {
-		if cfgPath == "" {
-			if _, err := os.Stat(systemConfig); err == nil {
-				cfgPath = systemConfig
-			}
-		}
-		cfg, err := loadConfig(cfgPath)
+		cfg, err := loadConfig(orSystemConfig(cfgPath))
 		if err != nil {
 			return nil, fmt.Errorf("%w (the control socket's path is read from it; --socket gives it instead)", err)
 		}
