@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -122,4 +123,47 @@ func TestPolicy(t *testing.T) {
 	check(rev, now, Unban, time.Time{})
 	hot := Message{V: 1, Kind: KindHotUser, Node: "UA", User: "admin", Start: now, End: now.Add(time.Hour)}
 	check(hot, now, Suspect, time.Time{})
+}
+
+// TestPolicyVotes: without a peer trusted below ban no vote is kept; at
+// the bound a new target's vote is not counted until some vote has ended,
+// and then the ended ones make room.
+func TestPolicyVotes(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	ban := func(node, target string, end time.Duration) Message {
+		return Message{V: 1, Kind: KindBan, Node: node, Target: target, Start: now, End: now.Add(end)}
+	}
+	p := NewPolicy([]Peer{{Name: "a", Key: "UA", Trust: TrustBan}, {Name: "b", Key: "UB", Trust: TrustBan}}, 2)
+	for i := range 10 {
+		if v, end := p.Judge(ban("UA", fmt.Sprintf("192.0.2.%d", i), time.Hour), now); v != Ban || !end.Equal(now.Add(time.Hour)) {
+			t.Fatalf("ban-trusted peer: %s until %s", v, end)
+		}
+	}
+	if len(p.votes) != 0 {
+		t.Errorf("%d targets kept without a quorum to count", len(p.votes))
+	}
+
+	p = NewPolicy([]Peer{{Name: "a", Key: "UA", Trust: TrustBan}, {Name: "q1", Key: "UQ1", Trust: TrustQuorum}, {Name: "q2", Key: "UQ2", Trust: TrustQuorum}}, 2)
+	p.max = 2
+	p.Judge(ban("UA", "192.0.2.1", time.Hour), now)
+	p.Judge(ban("UQ1", "192.0.2.2", 2*time.Hour), now)
+	// Full, nothing ended: the vote for a third target is not kept.
+	p.Judge(ban("UQ1", "192.0.2.3", 3*time.Hour), now)
+	if v, _ := p.Judge(ban("UQ2", "192.0.2.3", 3*time.Hour), now); v != Suspect {
+		t.Errorf("third target at the bound: %s, want suspect (q1's vote not kept)", v)
+	}
+	// The first vote has ended: room for one.
+	p.Judge(ban("UQ1", "192.0.2.3", 3*time.Hour), now.Add(90*time.Minute))
+	if v, end := p.Judge(ban("UQ2", "192.0.2.3", 3*time.Hour), now.Add(90*time.Minute)); v != Ban || !end.Equal(now.Add(3*time.Hour)) {
+		t.Errorf("after the first vote ended: %s until %s, want ban", v, end)
+	}
+	if len(p.votes) != 2 || !p.expiry.Equal(now.Add(2*time.Hour)) {
+		t.Errorf("%d targets, next end %s", len(p.votes), p.expiry)
+	}
+	// A vote of the ban-trusted peer still counts towards a quorum.
+	p.max = DefaultMaxVotes
+	p.Judge(ban("UA", "198.51.100.1", time.Hour), now)
+	if v, _ := p.Judge(ban("UQ2", "198.51.100.1", time.Hour), now); v != Ban {
+		t.Errorf("quorum of a and q2: %s", v)
+	}
 }

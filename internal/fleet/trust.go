@@ -65,10 +65,16 @@ func (v Verdict) String() string {
 type Policy struct {
 	peers  map[string]Peer // by key
 	quorum int
+	// counts: some peer is trusted below TrustBan, so votes are counted.
+	// Without such a peer no vote is ever consulted and none is kept.
+	counts bool
 
 	mu    sync.Mutex
 	votes map[netip.Prefix]map[string]time.Time // target → peer key → end of its ban
 	max   int
+	// expiry is no later than the earliest end among the votes (zero: no
+	// vote ends): before it a prune would find nothing to delete.
+	expiry time.Time
 }
 
 // DefaultMaxVotes bounds the targets a quorum is counted for.
@@ -80,6 +86,9 @@ func NewPolicy(peers []Peer, quorum int) *Policy {
 	p := &Policy{peers: map[string]Peer{}, quorum: max(quorum, 2), votes: map[netip.Prefix]map[string]time.Time{}, max: DefaultMaxVotes}
 	for _, x := range peers {
 		p.peers[x.Key] = x
+		if x.Trust == TrustSuspect || x.Trust == TrustQuorum {
+			p.counts = true
+		}
 	}
 	return p
 }
@@ -109,6 +118,9 @@ func (p *Policy) Judge(m Message, now time.Time) (Verdict, time.Time) {
 		}
 		return Drop, time.Time{}
 	}
+	if peer.Trust == TrustBan && !p.counts {
+		return Ban, m.End // no quorum is ever counted: no vote to keep
+	}
 	n, end := p.vote(m, now)
 	switch {
 	case peer.Trust == TrustBan:
@@ -131,8 +143,8 @@ func (p *Policy) vote(m Message, now time.Time) (int, time.Time) {
 	defer p.mu.Unlock()
 	v := p.votes[t]
 	if v == nil {
-		if len(p.votes) >= p.max {
-			p.pruneLocked(now)
+		if len(p.votes) >= p.max && !p.expiry.IsZero() && !now.Before(p.expiry) {
+			p.pruneLocked(now) // only when some vote has ended: a prune walks every target
 		}
 		if len(p.votes) >= p.max {
 			return 1, m.End
@@ -141,6 +153,9 @@ func (p *Policy) vote(m Message, now time.Time) (int, time.Time) {
 		p.votes[t] = v
 	}
 	v[m.Node] = m.End
+	if !m.End.IsZero() && (p.expiry.IsZero() || m.End.Before(p.expiry)) {
+		p.expiry = m.End
+	}
 	var end time.Time
 	n := 0
 	for k, e := range v {
@@ -171,15 +186,23 @@ func (p *Policy) unvote(m Message) {
 	}
 }
 
+// pruneLocked deletes the votes ended at now and sets expiry to the
+// earliest end left.
 func (p *Policy) pruneLocked(now time.Time) {
+	var next time.Time
 	for t, v := range p.votes {
 		for k, e := range v {
-			if !e.IsZero() && !now.Before(e) {
+			switch {
+			case e.IsZero():
+			case !now.Before(e):
 				delete(v, k)
+			case next.IsZero() || e.Before(next):
+				next = e
 			}
 		}
 		if len(v) == 0 {
 			delete(p.votes, t)
 		}
 	}
+	p.expiry = next
 }
