@@ -228,6 +228,9 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool) erro
 	legitN, legitBlocked := 0, 0
 	legitAddrs, legitHeld := map[string]bool{}, map[string]bool{}
 	perAddr, firstThrough := map[string]int{}, 0
+	// An address's first attempt in the whole fleet: no node has seen it
+	// yet, so only a signal (a hot user name, a bad prefix) can stop it.
+	seenAddr, slowLateFirst, slowLateFirstThrough := map[string]bool{}, 0, 0
 	for _, t := range roles {
 		if t.Scenario == "slow" && (first.IsZero() || t.Time.Before(first)) {
 			first = t.Time
@@ -250,10 +253,18 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool) erro
 						firstThrough++
 					}
 				}
+				fresh := !seenAddr[t.IP]
+				seenAddr[t.IP] = true
 				if at.Sub(first) >= 10*time.Minute {
 					slowLate++
 					if !c {
 						slowLateThrough++
+					}
+					if fresh {
+						slowLateFirst++
+						if !c {
+							slowLateFirstThrough++
+						}
 					}
 				}
 			}
@@ -280,6 +291,8 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool) erro
 	fmt.Printf("slow attempts %d, through %d (%.2f%%); after the first 10 min %d, through %d (%.2f%%)\n",
 		slowN, slowThrough, pct(slowThrough, slowN), slowLate, slowLateThrough, pct(slowLateThrough, slowLate))
 	fmt.Printf("slow addresses through at all %d; attempts through that were not the address's first %d\n", firstThrough, slowThrough-firstThrough)
+	fmt.Printf("after the first 10 min: addresses' first attempts in the fleet %d, through %d (%.2f%% of the attempts); others through %d (%.2f%%)\n",
+		slowLateFirst, slowLateFirstThrough, pct(slowLateFirstThrough, slowLate), slowLateThrough-slowLateFirstThrough, pct(slowLateThrough-slowLateFirstThrough, slowLate))
 	fmt.Printf("legit attempts %d, blocked %d; legit addresses %d, held by a ban at any moment %d\n",
 		legitN, legitBlocked, len(legitAddrs), len(legitHeld))
 	fmt.Printf("bans on all nodes %d\n", bans)
