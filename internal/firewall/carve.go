@@ -132,18 +132,18 @@ type Stats struct {
 // and not revoked, the carve-outs, the allowlist. Reconcile compares the
 // kernel with it. Ended entries are pruned lazily.
 type intent struct {
-	bans     map[netip.Prefix]time.Time // target → end; zero: no timeout
-	carves   map[netip.Addr]time.Time   // address → end; zero: no timeout
-	traps    map[netip.Addr]time.Time   // trapped address → end; zero: no timeout
-	portBans map[portElem]time.Time     // per-port ban element → end; zero: no timeout (ports.go)
-	allow    []netip.Prefix             // normalized; nil before the first SetAllow
+	bans     banMap                   // target → end; zero: no timeout
+	carves   map[netip.Addr]time.Time // address → end; zero: no timeout
+	traps    map[netip.Addr]time.Time // trapped address → end; zero: no timeout
+	portBans map[portElem]time.Time   // per-port ban element → end; zero: no timeout (ports.go)
+	allow    []netip.Prefix           // normalized; nil before the first SetAllow
 	allowSet bool
 	// sizes after the last prune, so that pruning costs O(1) per entry added
 	prunedBans, prunedCarves, prunedPorts int
 }
 
 func newIntent() intent {
-	return intent{bans: map[netip.Prefix]time.Time{}, carves: map[netip.Addr]time.Time{}, traps: map[netip.Addr]time.Time{},
+	return intent{bans: newBanMap(), carves: map[netip.Addr]time.Time{}, traps: map[netip.Addr]time.Time{},
 		portBans: map[portElem]time.Time{}}
 }
 
@@ -168,9 +168,9 @@ func (in *intent) addBans(bans []ban, now time.Time) {
 		if b.timeout > 0 {
 			end = now.Add(b.timeout)
 		}
-		in.bans[b.target] = end
+		in.bans.set(b.target, end)
 	}
-	if len(in.bans) > 2*in.prunedBans+1024 {
+	if in.bans.len() > 2*in.prunedBans+1024 {
 		in.prune(now)
 	}
 }
@@ -196,11 +196,11 @@ func (in *intent) addCarves(cs []carveOut, now time.Time) {
 
 // prune forgets the entries that have ended.
 func (in *intent) prune(now time.Time) {
-	maps.DeleteFunc(in.bans, func(_ netip.Prefix, end time.Time) bool { return !live(end, now, 0) })
+	in.bans.deleteFunc(func(_ netip.Prefix, end time.Time) bool { return !live(end, now, 0) })
 	maps.DeleteFunc(in.carves, func(_ netip.Addr, end time.Time) bool { return !live(end, now, 0) })
 	maps.DeleteFunc(in.traps, func(_ netip.Addr, end time.Time) bool { return !live(end, now, 0) })
 	maps.DeleteFunc(in.portBans, func(_ portElem, end time.Time) bool { return !live(end, now, 0) })
-	in.prunedBans, in.prunedCarves, in.prunedPorts = len(in.bans), len(in.carves), len(in.portBans)
+	in.prunedBans, in.prunedCarves, in.prunedPorts = in.bans.len(), len(in.carves), len(in.portBans)
 }
 
 // carvedOut counts the carve-outs in force at now.

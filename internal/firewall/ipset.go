@@ -375,7 +375,7 @@ func (e *IPSet) Revoke(ctx context.Context, targets []netip.Prefix) error {
 	var b bytes.Buffer
 	single := map[netip.Addr]bool{}
 	for _, t := range ts {
-		delete(e.want.bans, t)
+		e.want.bans.delete(t)
 		if set, ok := e.setFor(t); ok && t.Bits() > 0 {
 			fmt.Fprintf(&b, "del %s %s\n", set, ipsetMember(t))
 		}

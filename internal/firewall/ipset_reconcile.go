@@ -170,7 +170,7 @@ func (e *IPSet) Reconcile(ctx context.Context) (Repair, error) {
 			want[set] = map[string]int64{}
 		}
 	}
-	for t, end := range e.want.bans {
+	for t, end := range e.want.bans.all() {
 		if set, ok := e.setFor(t); ok && live(end, now, reconcileSlack) {
 			want[set][ipsetMember(t)] = endSecs(end, now)
 		}

@@ -668,7 +668,7 @@ func (e *NFTables) Revoke(ctx context.Context, targets []netip.Prefix) (err erro
 	}
 	single := map[netip.Addr]bool{}
 	for _, t := range ts {
-		delete(e.want.bans, t)
+		e.want.bans.delete(t)
 		delete(e.want.traps, t.Addr())
 		if isSingle(t) {
 			single[t.Addr()] = true

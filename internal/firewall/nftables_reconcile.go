@@ -208,7 +208,7 @@ func (e *NFTables) Reconcile(ctx context.Context) (Repair, error) {
 		return Repair{}, err
 	}
 	if gen, ok := e.readGen(); ok && e.genOK && gen == e.gen {
-		if len(e.want.bans) > e.want.prunedBans+1024 {
+		if e.want.bans.len() > e.want.prunedBans+1024 {
 			e.want.prune(e.now())
 		}
 		return Repair{}, nil
@@ -241,7 +241,7 @@ func (e *NFTables) repair(c *nftables.Conn, fixed []string) (Repair, error) {
 	b := &nftBatch{c: c}
 	expiry := map[netip.Prefix]time.Time{}
 	var nets [2][]ban
-	for t, end := range e.want.bans {
+	for t, end := range e.want.bans.all() {
 		if !isSingle(t) && live(end, now, reconcileSlack) {
 			fam := 0
 			if t.Addr().Is6() {
@@ -253,7 +253,7 @@ func (e *NFTables) repair(c *nftables.Conn, fixed []string) (Repair, error) {
 	for fam := range 2 {
 		v6 := fam == 1
 		n, err := e.restoreAddrs(b, e.sets[setBan4+fam], now, func(want func(netip.Addr, time.Time)) {
-			for t, end := range e.want.bans {
+			for t, end := range e.want.bans.all() {
 				if isSingle(t) && t.Addr().Is6() == v6 {
 					want(t.Addr(), end)
 				}
