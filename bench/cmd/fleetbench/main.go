@@ -8,7 +8,8 @@
 //   - throughput: a fourth node (the loader, trusted by the three) shares
 //     -bans bans as fast as the fleet takes them; decisions/s until every
 //     node's firewall has applied them all;
-//   - memory: each node's resident set with those bans in force.
+//   - memory: each node's resident set and Go heap with those bans in
+//     force, 10 s and 70 s after the last was applied.
 //
 // It needs root, nft and ip; it creates and deletes its namespaces itself.
 // `fleetbench load` is the loader, run by fleetbench inside node 1's
@@ -263,15 +264,21 @@ peers = [%s]
 	slowest := slices.Max(done)
 	fmt.Printf("throughput: %d bans shared by the loader in every node's kernel after %s: %.0f decisions/s through the fleet\n",
 		nbans, slowest.Round(time.Millisecond), float64(nbans)/slowest.Seconds())
-	time.Sleep(10 * time.Second) // the store and the consumers settle
-	for _, n := range nodes {
-		pid := childPID(n.cmd.Process.Pid)
-		rss := procKB(pid, "VmRSS")
-		hwm := procKB(pid, "VmHWM")
-		js := dirSize(filepath.Join(n.dir, "state", "fleet"))
-		db := dirSize(filepath.Join(n.dir, "state")) - js
-		fmt.Printf("%s: RSS %d MiB (peak %d MiB), JetStream files %d MiB, SQLite store %d MiB, active bans %.0f\n",
-			n.name, rss>>10, hwm>>10, js>>20, db>>20, metric(n.socket, "rampart_engine_active_bans"))
+	// The store and the consumers settle; then again a minute later, once
+	// the runtime has had time to return freed pages.
+	for _, wait := range []time.Duration{10 * time.Second, time.Minute} {
+		time.Sleep(wait)
+		fmt.Printf("after %s:\n", wait)
+		for _, n := range nodes {
+			pid := childPID(n.cmd.Process.Pid)
+			rss := procKB(pid, "VmRSS")
+			hwm := procKB(pid, "VmHWM")
+			js := dirSize(filepath.Join(n.dir, "state", "fleet"))
+			db := dirSize(filepath.Join(n.dir, "state")) - js
+			fmt.Printf("%s: RSS %d MiB (peak %d MiB), Go heap in use %.0f MiB (next GC at %.0f MiB), JetStream files %d MiB, SQLite store %d MiB, active bans %.0f\n",
+				n.name, rss>>10, hwm>>10, metric(n.socket, "go_memstats_heap_inuse_bytes")/(1<<20), metric(n.socket, "go_memstats_next_gc_bytes")/(1<<20),
+				js>>20, db>>20, metric(n.socket, "rampart_engine_active_bans"))
+		}
 	}
 	return nil
 }
