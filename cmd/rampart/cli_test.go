@@ -437,3 +437,53 @@ func TestClientSystemConfig(t *testing.T) {
 		t.Fatalf("broken system configuration: exit %d, %q", code, errs)
 	}
 }
+
+// TestFlagsAnywhere: flags may come before, between and after the other
+// arguments, as people type them; "--" ends the flags.
+func TestFlagsAnywhere(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		json      bool
+		filter    string
+		rest      string
+		wantError string
+	}{
+		{args: []string{"a.log", "--json"}, json: true, rest: "a.log"},
+		{args: []string{"--json", "a.log", "b.log"}, json: true, rest: "a.log b.log"},
+		{args: []string{"a.log", "--filter", "sshd", "b.log", "--json"}, json: true, filter: "sshd", rest: "a.log b.log"},
+		{args: []string{"a.log", "-", "--filter=sshd"}, filter: "sshd", rest: "a.log -"},
+		{args: []string{"a.log", "--", "--json", "-x"}, rest: "a.log --json -x"},
+		{args: []string{"--", "a.log"}, rest: "a.log"},
+		{args: nil, rest: ""},
+		{args: []string{"a.log", "--nope"}, wantError: "flag provided but not defined: -nope"},
+		{args: []string{"a.log", "--filter"}, wantError: "flag needs an argument: -filter"},
+	} {
+		fs := newFlags("x", "", "", io.Discard)
+		asJSON := fs.Bool("json", false, "")
+		filter := fs.String("filter", "", "")
+		err := parseFlags(fs, tc.args)
+		if tc.wantError != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantError) {
+				t.Errorf("%q: error %v, want %q", tc.args, err, tc.wantError)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if *asJSON != tc.json || *filter != tc.filter || strings.Join(fs.Args(), " ") != tc.rest {
+			t.Errorf("%q: json %v, filter %q, arguments %q; want %v, %q, %q", tc.args, *asJSON, *filter, fs.Args(), tc.json, tc.filter, tc.rest)
+		}
+	}
+	// The commands read them so: an address after its flags, a log after
+	// --json, and a stray second address refused.
+	var out, errb bytes.Buffer
+	if code := run([]string{"replay", "--json", "testdata/none.log", "--nope"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "-nope") {
+		t.Errorf("replay with an unknown flag after the file: exit %d, %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"ban", "--for", "1h", "192.0.2.7", "192.0.2.8"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unexpected argument "192.0.2.8"`) {
+		t.Errorf("ban with two addresses: exit %d, %s", code, errb.String())
+	}
+}

@@ -158,15 +158,10 @@ func newFlags(name, synopsis, description string, stderr io.Writer) *flag.FlagSe
 // parseWords parses a command's words and flags in any order ("show 3
 // --json", "--json show 3") and returns the words.
 func parseWords(fs *flag.FlagSet, args []string) ([]string, error) {
-	var words []string
-	rest := args
-	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		words, rest = append(words, rest[0]), rest[1:]
-	}
-	if err := parseFlags(fs, rest); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	return append(words, fs.Args()...), nil
+	return fs.Args(), nil
 }
 
 // parseID reads a positive ID given on the command line; what names it in
@@ -187,15 +182,31 @@ func newTable(w io.Writer, header string) *tabwriter.Writer {
 	return tw
 }
 
-// parseFlags parses args, turning flag errors into usage errors.
+// parseFlags parses args, flags and other arguments in any order, as
+// people type them ("replay auth.log --json"); "--" ends the flags. The
+// other arguments are then fs.Args(), in their order. Flag errors are
+// usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errFlagHelp
+	var other []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return errFlagHelp
+			}
+			return &usageError{err.Error()}
 		}
-		return &usageError{err.Error()}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			other = append(other, rest...)
+			break
+		}
+		other, args = append(other, rest[0]), rest[1:]
 	}
-	return nil
+	// Parse again, to leave the other arguments in fs.Args().
+	return fs.Parse(append([]string{"--"}, other...))
 }
 
 func writeIndentedJSON(w io.Writer, v any) error {

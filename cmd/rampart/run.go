@@ -294,15 +294,13 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	connect := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON (keys documented in docs/configuration.md)")
 	bans := fs.String("bans", "", "active bans to list, the most recent: a number or all (default: 50, all with JAIL)")
-	jail, rest := splitTarget(args)
-	if err := parseFlags(fs, rest); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if jail == "" && fs.NArg() == 1 {
-		jail = fs.Arg(0)
-	} else if fs.NArg() > 0 {
+	if fs.NArg() > 1 {
 		return usagef("unexpected argument %q", fs.Arg(fs.NArg()-1))
 	}
+	jail := fs.Arg(0)
 	q := daemon.StatusQuery{Jail: jail, Bans: 50}
 	switch {
 	case *bans == "all" || (*bans == "" && jail != ""):
@@ -597,24 +595,16 @@ func runUnban(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// splitTarget lets the address come before the flags: "ban 1.2.3.4 --for 1h".
-func splitTarget(args []string) (string, []string) {
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		return args[0], args[1:]
-	}
-	return "", args
-}
-
 // parseTarget parses the flags and the ADDR|PREFIX of ban and unban, which
 // may come before the flags or after them; example is the command's.
 func parseTarget(fs *flag.FlagSet, args []string, example string) (string, error) {
-	target, rest := splitTarget(args)
-	if err := parseFlags(fs, rest); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return "", err
 	}
-	if target == "" && fs.NArg() == 1 {
-		target = fs.Arg(0)
+	if fs.NArg() > 1 {
+		return "", usagef("unexpected argument %q", fs.Arg(fs.NArg()-1))
 	}
+	target := fs.Arg(0)
 	if target == "" {
 		return "", usagef("which address? e.g. %s", example)
 	}
