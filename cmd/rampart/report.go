@@ -86,7 +86,8 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	paths := fs.Args()
-	if len(paths) == 0 {
+	ownStore := len(paths) == 0
+	if ownStore {
 		dir := cfg.Daemon.StateDir
 		if *stateDir != "" {
 			dir = *stateDir
@@ -99,6 +100,9 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		// A store that does not exist is not created: a mistyped path is
 		// an error, not an empty report.
 		if _, err := os.Stat(p); err != nil {
+			if ownStore && errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("no store at %s: rampart run has not kept its state there (name another with --state-dir DIR or --config FILE, or give store files)", p)
+			}
 			return fmt.Errorf("store %s: %w", p, err)
 		}
 		st, err := store.Open(ctx, p, store.WithoutQuickCheck())

@@ -108,6 +108,7 @@ func TestReportCommand(t *testing.T) {
 		{[]string{a, b}, 2, "add --merge"},
 		{[]string{"--merge"}, 2, "needs the stores"},
 		{[]string{"--merge", filepath.Join(dir, "missing.db")}, 1, "no such file"},
+		{[]string{"--state-dir", filepath.Join(dir, "never-ran")}, 1, "rampart run has not kept its state there"},
 	} {
 		code, _, errs := runCLI(append([]string{"report", "--config", noConfig}, c.args...)...)
 		if code != c.code || !strings.Contains(errs, c.err) {
