@@ -156,10 +156,7 @@ func TestPrefixCarveOutAndAllowlist(t *testing.T) {
 	}
 	t.Run("known-good", func(t *testing.T) {
 		e := defaultEngine(t, func(c *Config) { c.Spray = Spray{} })
-		var carved []event.Decision
-		for _, d := range e.Observe(ev(0, event.AuthSuccess, "192.0.2.77", "alice")) {
-			carved = append(carved, d)
-		}
+		carved := e.Observe(ev(0, event.AuthSuccess, "192.0.2.77", "alice"))
 		if len(carved) != 1 || carved[0].Action != event.Allow || carved[0].Target.String() != "192.0.2.77/32" ||
 			carved[0].Scenario != "known-good" || carved[0].Duration != DefaultKnownGood.TTL {
 			t.Fatalf("login: decisions %+v, want one 90d carve-out of 192.0.2.77", carved)

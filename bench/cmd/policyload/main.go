@@ -104,11 +104,9 @@ func main() {
 		if _, err := raiseNoFile(uint64(o.held + 2*o.workers + 256)); err != nil {
 			logf("%v", err)
 		}
-		if err := serveEcho(o.echo); err != nil {
-			fmt.Fprintf(os.Stderr, "policyload: %v\n", err)
-			os.Exit(1)
-		}
-		return
+		// It serves until it fails.
+		fmt.Fprintf(os.Stderr, "policyload: %v\n", serveEcho(o.echo))
+		os.Exit(1)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
