@@ -517,13 +517,17 @@ type Fleet struct {
 	StoreDir          string   `toml:"store_dir"` // JetStream's files; "": <state_dir>/fleet
 	MaxStore          int      `toml:"max_store" range:"16777216..1099511627776"`
 
-	Replicas        int         `toml:"replicas" range:"0..5"` // 0: the cluster's size, at most 3
-	Publish         bool        `toml:"publish"`               // share this node's own decisions
-	Signals         bool        `toml:"signals"`               // share hot user names and bad prefixes
-	SignalTTL       Duration    `toml:"signal_ttl" range:"1m..7d"`
-	Quorum          int         `toml:"quorum" range:"2..100"`
-	SuspectMaxRetry int         `toml:"suspect_maxretry" range:"1..100"`
-	Peers           []FleetPeer `toml:"peers"`
+	Replicas        int      `toml:"replicas" range:"0..5"` // 0: the cluster's size, at most 3
+	Publish         bool     `toml:"publish"`               // share this node's own decisions
+	Signals         bool     `toml:"signals"`               // share hot user names, bad prefixes and suspect addresses
+	SignalTTL       Duration `toml:"signal_ttl" range:"1m..7d"`
+	Quorum          int      `toml:"quorum" range:"2..100"`
+	SuspectMaxRetry int      `toml:"suspect_maxretry" range:"1..100"`
+	// An address that fails EvidenceFailures times within EvidenceWindow
+	// here without being banned is shared as suspect (0: never).
+	EvidenceFailures int         `toml:"evidence_failures" range:"0..100"`
+	EvidenceWindow   Duration    `toml:"evidence_window" range:"1m..7d"`
+	Peers            []FleetPeer `toml:"peers"`
 }
 
 // FleetPeer is another node and how far its word goes here.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/engine"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/fleet"
 )
@@ -40,7 +42,18 @@ type fleetLink struct {
 
 	applied, suspects, unbans          atomic.Uint64
 	refusedAllow, refusedGood, already atomic.Uint64
+
+	// evidence: addresses shared as suspect, and when (at most once per
+	// half signal_ttl each; at most maxEvidence held).
+	evMu            sync.Mutex
+	evidence        map[netip.Addr]time.Time
+	evShared, evCap atomic.Uint64
 }
+
+// maxEvidence bounds the addresses remembered as shared suspect: past it,
+// those whose signal has ended are forgotten, and a new one is not shared
+// if none had (counted).
+const maxEvidence = 100_000
 
 // FleetStatus is the fleet's part of status.
 type FleetStatus struct {
@@ -49,6 +62,8 @@ type FleetStatus struct {
 	fleet.Stats
 	Applied      uint64 `json:"applied"`       // peers' bans enforced here
 	Suspects     uint64 `json:"suspects"`      // targets and user names flagged on a peer's word
+	Evidence     uint64 `json:"evidence"`      // addresses this node shared as suspect (their failures here)
+	EvidenceCap  uint64 `json:"evidence_cap"`  // suspect addresses not shared: too many shared at once
 	Unbans       uint64 `json:"unbans"`        // peers' bans lifted by their revocation
 	Refused      uint64 `json:"refused"`       // allowlisted or never-ban targets
 	RefusedGood  uint64 `json:"refused_good"`  // known-good clients
@@ -189,18 +204,73 @@ func (f *fleetLink) share(ds []event.Decision) {
 	f.node.Publish(ms...)
 }
 
-// observed shares a user name found sprayed: the event ev led to ds.
+// observed shares a user name found sprayed, and an address whose
+// failures here are evidence enough (evidence_failures within
+// evidence_window) but not a ban: the event ev led to ds.
 func (f *fleetLink) observed(ev event.Event, ds []event.Decision) {
-	if f == nil || f.node == nil || !f.cfg.Signals || ev.User == "" {
+	if f == nil || f.node == nil || !f.cfg.Signals {
 		return
 	}
 	for _, d := range ds {
-		if d.Scenario == "user-spray" && d.Origin == "local" {
+		if d.Scenario == "user-spray" && d.Origin == "local" && ev.User != "" {
 			now := time.Now()
 			f.node.Publish(fleet.Message{Kind: fleet.KindHotUser, User: ev.User, Start: now, End: now.Add(f.cfg.SignalTTL.D())})
-			return
+			break
 		}
 	}
+	if f.cfg.EvidenceFailures <= 0 || !ev.Kind.Failure() || !ev.Addr.IsValid() {
+		return
+	}
+	if m, ok := f.suspectOf(f.d.currentPipe().Engine, ev, ds, time.Now()); ok {
+		f.node.Publish(m)
+	}
+}
+
+// suspectOf returns the suspect signal ev calls for, if any: a failure of
+// an address that now has evidence_failures within evidence_window here
+// (see engine.Evidence for the addresses never shared) and that ds did not
+// ban, not shared as suspect within the last half signal_ttl.
+func (f *fleetLink) suspectOf(e *engine.Engine, ev event.Event, ds []event.Decision, now time.Time) (fleet.Message, bool) {
+	need := f.cfg.EvidenceFailures
+	if need <= 0 || !ev.Kind.Failure() || !ev.Addr.IsValid() {
+		return fleet.Message{}, false
+	}
+	addr := ev.Addr.Unmap()
+	for _, d := range ds {
+		if d.Target.Contains(addr) && (d.Action == event.Ban || d.Action == event.Trap) {
+			return fleet.Message{}, false // its ban is shared
+		}
+	}
+	ttl := f.cfg.SignalTTL.D()
+	recent := func() bool { at, ok := f.evidence[addr]; return ok && now.Sub(at) < ttl/2 }
+	f.evMu.Lock()
+	shared := recent()
+	f.evMu.Unlock()
+	if shared || e.Evidence(ev, f.cfg.EvidenceWindow.D()) < need {
+		return fleet.Message{}, false
+	}
+	f.evMu.Lock()
+	defer f.evMu.Unlock()
+	if recent() {
+		return fleet.Message{}, false
+	}
+	if f.evidence == nil {
+		f.evidence = map[netip.Addr]time.Time{}
+	}
+	if _, ok := f.evidence[addr]; !ok && len(f.evidence) >= maxEvidence {
+		for a, at := range f.evidence {
+			if now.Sub(at) >= ttl {
+				delete(f.evidence, a)
+			}
+		}
+		if len(f.evidence) >= maxEvidence {
+			f.evCap.Add(1)
+			return fleet.Message{}, false
+		}
+	}
+	f.evidence[addr] = now
+	f.evShared.Add(1)
+	return fleet.Message{Kind: fleet.KindSuspect, Target: event.AddrPrefix(addr).String(), Start: now, End: now.Add(ttl)}, true
 }
 
 // unban publishes the revocation of this node's ban of target.
@@ -274,6 +344,6 @@ func (f *fleetLink) status() *FleetStatus {
 		return nil
 	}
 	return &FleetStatus{Name: f.name, Key: f.node.PublicKey(), Stats: f.node.Stats(),
-		Applied: f.applied.Load(), Suspects: f.suspects.Load(), Unbans: f.unbans.Load(),
+		Applied: f.applied.Load(), Suspects: f.suspects.Load(), Evidence: f.evShared.Load(), EvidenceCap: f.evCap.Load(), Unbans: f.unbans.Load(),
 		Refused: f.refusedAllow.Load(), RefusedGood: f.refusedGood.Load(), AlreadyInSet: f.already.Load()}
 }

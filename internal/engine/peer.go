@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/gaissmai/bart"
+
+	"github.com/rampart-dev/rampart/internal/event"
 )
 
 // Marks from other nodes (the fleet, signed feeds): an address or prefix a
@@ -139,4 +141,38 @@ func (e *Engine) peerHot(uid uint64, t stamp) (string, bool) {
 		return e.names.name(v.origin), true
 	}
 	return "", false
+}
+
+// Evidence returns how many failures ev's address has had on this node
+// within window before ev's time, in the jail that counts the most, for an
+// address a peer may be told about (the fleet's suspect signal): 0 for an
+// address that is allowlisted or never banned, banned already, a known-good
+// client, a delivering relay, or in a network ev's user logs in from (a
+// person's typo). Failures are counted as far back as the node keeps them
+// (the longest of a jail's findtime and the slow window).
+func (e *Engine) Evidence(ev event.Event, window time.Duration) int {
+	if !ev.Addr.IsValid() {
+		return 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	addr := ev.Addr.Unmap()
+	if ev.Time.IsZero() {
+		ev.Time = e.now
+	}
+	t := toStamp(ev.Time)
+	if e.checkAllowed(event.AddrPrefix(addr)) != nil || e.goodAt(addr, t).any() || e.ownNetwork(addr, ev.User, t) {
+		return 0
+	}
+	if _, banned := e.bannedAt(addr, ev.Time); banned {
+		return 0
+	}
+	since := toStamp(ev.Time.Add(-window))
+	n := 0
+	for ji, j := range e.jails {
+		if r, ok := e.tracked.get(keyOf(addr, ji)); ok {
+			n = max(n, r.count(since, j.per))
+		}
+	}
+	return n
 }

@@ -37,6 +37,7 @@ const (
 	KindRevoke    Kind = "revoke"     // the node lifted its ban of Target
 	KindHotUser   Kind = "hot-user"   // User is being sprayed from many addresses, until End
 	KindBadPrefix Kind = "bad-prefix" // Target holds many bad addresses, until End
+	KindSuspect   Kind = "suspect"    // Target, one address, failed on the node without being banned, until End
 )
 
 // Limits on what a message may hold: a larger one is rejected whole, a
@@ -195,6 +196,14 @@ func (m Message) Check(now time.Time) error {
 		if _, err := m.Prefix(); err != nil {
 			return bad("target: %v", err)
 		}
+	case KindSuspect:
+		p, err := m.Prefix()
+		if err != nil {
+			return bad("target: %v", err)
+		}
+		if !p.IsSingleIP() {
+			return bad("suspect target %s is not one address", p)
+		}
 	case KindHotUser:
 		if strings.TrimSpace(m.User) == "" {
 			return bad("hot-user without a user")
@@ -202,7 +211,7 @@ func (m Message) Check(now time.Time) error {
 	default:
 		return bad("unknown kind %q", cut(string(m.Kind), 20))
 	}
-	if (m.Kind == KindHotUser || m.Kind == KindBadPrefix) && (m.End.IsZero() || m.End.Sub(m.Start) > maxSignalTTL) {
+	if (m.Kind == KindHotUser || m.Kind == KindBadPrefix || m.Kind == KindSuspect) && (m.End.IsZero() || m.End.Sub(m.Start) > maxSignalTTL) {
 		return bad("signal without an end or lasting over %s", maxSignalTTL)
 	}
 	return nil

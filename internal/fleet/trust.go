@@ -109,7 +109,7 @@ func (p *Policy) Judge(m Message, now time.Time) (Verdict, time.Time) {
 		return Drop, time.Time{}
 	}
 	switch m.Kind {
-	case KindHotUser, KindBadPrefix:
+	case KindHotUser, KindBadPrefix, KindSuspect:
 		return Suspect, m.End
 	case KindRevoke:
 		p.unvote(m)
