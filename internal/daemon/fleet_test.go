@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/engine"
+	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/fleet"
 )
 
@@ -47,6 +49,14 @@ func TestFleetVerdicts(t *testing.T) {
 	if a := h.d.currentPipe().Engine.Assess(netip.MustParseAddr("203.0.113.9"), "", time.Now()); a.Suspect != "peer-suspect" || a.MaxRetry != 2 {
 		t.Errorf("a flagged prefix's address: %+v", a)
 	}
+	// A peer's suspect address: flagged alone.
+	f.handle(msg(fleet.KindSuspect, "198.51.100.33"), peer, fleet.Suspect, now.Add(time.Hour))
+	if a := h.d.currentPipe().Engine.Assess(netip.MustParseAddr("198.51.100.33"), "", time.Now()); a.Suspect != "peer-suspect" || a.MaxRetry != 2 {
+		t.Errorf("a suspect address: %+v", a)
+	}
+	if a := h.d.currentPipe().Engine.Assess(netip.MustParseAddr("198.51.100.34"), "", time.Now()); a.Suspect != "" {
+		t.Errorf("its neighbour: %+v", a)
+	}
 
 	// A revocation by another peer leaves the ban; by its peer, lifts it.
 	f.handle(msg(fleet.KindRevoke, "203.0.113.7"), fleet.Peer{Name: "mail1", Key: "UY", Trust: fleet.TrustBan}, fleet.Unban, time.Time{})
@@ -55,4 +65,58 @@ func TestFleetVerdicts(t *testing.T) {
 	}
 	f.handle(msg(fleet.KindRevoke, "203.0.113.7"), peer, fleet.Unban, time.Time{})
 	h.waitFor("the revocation", func(st Status) bool { return !banned(st, "203.0.113.7") })
+}
+
+// TestFleetSuspectSignal: which failures this node shares as a suspect
+// address: the evidence_failures-th within evidence_window, not one its
+// own ban answers, not a known-good client's; once per half signal_ttl
+// per address; and a peer's signal marks the address (TestPeerSuspectAddress
+// in package engine has the ban it leads to).
+func TestFleetSuspectSignal(t *testing.T) {
+	e, err := engine.New(engine.DefaultConfig(engine.Jail{Name: "sshd", Services: []string{"sshd"}, MaxRetry: 5, FindTime: 10 * time.Minute, BanTime: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default().Fleet
+	f := &fleetLink{cfg: cfg}
+	t0 := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
+	evAt := func(at time.Duration, kind event.Kind, addr, user string) event.Event {
+		return event.Event{Time: t0.Add(at), Service: "sshd", Kind: kind, Addr: netip.MustParseAddr(addr), User: user}
+	}
+	e.Observe(evAt(0, event.AuthSuccess, "198.51.100.20", "alice"))
+	shares := func(x event.Event, ds ...event.Decision) (fleet.Message, bool) {
+		t.Helper()
+		e.Observe(x)
+		return f.suspectOf(e, x, ds, x.Time)
+	}
+	if _, ok := shares(evAt(time.Minute, event.AuthFailure, "203.0.113.7", "root")); ok {
+		t.Error("shared at the first failure")
+	}
+	m, ok := shares(evAt(25*time.Minute, event.AuthFailure, "203.0.113.7", "root"))
+	if !ok || m.Kind != fleet.KindSuspect || m.Target != "203.0.113.7/32" || !m.End.Equal(t0.Add(25*time.Minute+cfg.SignalTTL.D())) {
+		t.Fatalf("second failure: %v %+v", ok, m)
+	}
+	if _, ok := shares(evAt(26*time.Minute, event.AuthFailure, "203.0.113.7", "root")); ok {
+		t.Error("shared again within half the signal's life")
+	}
+	if _, ok := shares(evAt(26*time.Minute+cfg.SignalTTL.D()/2, event.AuthFailure, "203.0.113.7", "root")); !ok {
+		t.Error("not shared again after half the signal's life")
+	}
+	for i := range 3 {
+		if _, ok := shares(evAt(time.Duration(i+1)*time.Minute, event.AuthFailure, "198.51.100.20", "alice")); ok {
+			t.Fatal("a known-good client shared as suspect")
+		}
+	}
+	shares(evAt(time.Minute, event.AuthFailure, "203.0.113.8", "root"))
+	ban := event.Decision{Target: netip.MustParsePrefix("203.0.113.8/32"), Action: event.Ban}
+	if _, ok := shares(evAt(2*time.Minute, event.AuthFailure, "203.0.113.8", "root"), ban); ok {
+		t.Error("shared although the failure was banned")
+	}
+	f.cfg.EvidenceFailures = 0
+	if _, ok := shares(evAt(3*time.Minute, event.AuthFailure, "203.0.113.8", "root")); ok {
+		t.Error("shared with evidence_failures = 0")
+	}
+	if f.evShared.Load() != 2 {
+		t.Errorf("%d shared, want 2", f.evShared.Load())
+	}
 }

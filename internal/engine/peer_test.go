@@ -73,3 +73,68 @@ func TestPeerMarks(t *testing.T) {
 		t.Errorf("%d marks held, want 3", n)
 	}
 }
+
+// TestPeerSuspectAddress: the fleet's suspect signal end to end in one
+// engine. Evidence counts an address's failures over the slow window and
+// is 0 for a known-good client, an allowlisted or a banned address; a
+// peer's mark of one address makes its next failure here a ban after the
+// grace (a login in the grace cancels it); a known-good client so marked
+// is never banned by one failure, an allowlisted address cannot be marked.
+func TestPeerSuspectAddress(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) {
+		c.Allow = allowList{netip.MustParsePrefix("192.0.2.77/32")}
+		c.Peers = Peers{MaxRetry: 1}
+	})
+	const window = 12 * time.Hour
+	evidence := func(at time.Duration, addr string) int {
+		return e.Evidence(ev(at, event.AuthFailure, addr, "root"), window)
+	}
+	observe(e, ev(0, event.AuthSuccess, "203.0.113.9", "alice"))
+	// Two failures half an hour apart: past the jail's findtime, within
+	// the slow window.
+	for _, at := range []time.Duration{time.Minute, 31 * time.Minute} {
+		if got := observe(e, ev(at, event.AuthFailure, "198.51.100.4", "root"), ev(at, event.AuthFailure, "203.0.113.9", "alice"),
+			ev(at, event.AuthFailure, "192.0.2.77", "root")); len(got) != 0 {
+			t.Fatalf("banned: %v", got)
+		}
+	}
+	if n := evidence(31*time.Minute, "198.51.100.4"); n != 2 {
+		t.Errorf("evidence %d, want 2", n)
+	}
+	if n := e.Evidence(ev(31*time.Minute, event.AuthFailure, "198.51.100.4", "root"), 10*time.Minute); n != 1 {
+		t.Errorf("evidence within 10 minutes %d, want 1", n)
+	}
+	for _, a := range []string{"203.0.113.9", "192.0.2.77", "198.51.100.99"} {
+		if n := evidence(31*time.Minute, a); n != 0 {
+			t.Errorf("evidence for %s: %d, want 0 (known-good, allowlisted, unseen)", a, n)
+		}
+	}
+
+	// On a peer: the same three addresses marked on that evidence.
+	p := defaultEngine(t, func(c *Config) {
+		c.Allow = allowList{netip.MustParsePrefix("192.0.2.77/32")}
+		c.Peers = Peers{MaxRetry: 1}
+	})
+	p.Observe(ev(0, event.AuthSuccess, "203.0.113.9", "alice"))
+	until := t0.Add(90 * time.Minute)
+	for _, a := range []string{"198.51.100.4", "203.0.113.9", "198.51.100.5"} {
+		if !p.MarkSuspect(netip.MustParsePrefix(a+"/32"), until, "node-a") {
+			t.Fatalf("mark of %s refused", a)
+		}
+	}
+	if p.MarkSuspect(netip.MustParsePrefix("192.0.2.77/32"), until, "node-a") {
+		t.Error("an allowlisted address was marked")
+	}
+	if got := observe(p, ev(40*time.Minute, event.AuthFailure, "198.51.100.4", "root"), ev(40*time.Minute, event.AuthFailure, "203.0.113.9", "alice"),
+		ev(40*time.Minute, event.AuthFailure, "192.0.2.77", "root"), ev(40*time.Minute, event.AuthFailure, "198.51.100.5", "bob")); len(got) != 0 {
+		t.Fatalf("banned at once, before the grace: %v", got)
+	}
+	// 198.51.100.5 was a person mistyping: it logs in within the grace.
+	observe(p, ev(40*time.Minute+30*time.Second, event.AuthSuccess, "198.51.100.5", "bob"))
+	if got := settle(p, 45*time.Minute); !slices.Equal(got, []string{"peer-suspect 198.51.100.4/32"}) {
+		t.Fatalf("after the grace: %v, want the marked attacker alone", got)
+	}
+	if n := p.Evidence(ev(45*time.Minute, event.AuthFailure, "198.51.100.4", "root"), window); n != 0 {
+		t.Errorf("evidence for a banned address: %d", n)
+	}
+}

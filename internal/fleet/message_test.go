@@ -55,11 +55,27 @@ func TestVerify(t *testing.T) {
 		{"hot user without user", resign(func(m *Message) { m.Kind = KindHotUser })},
 		{"signal without end", resign(func(m *Message) { m.Kind, m.End = KindBadPrefix, time.Time{} })},
 		{"signal too long", resign(func(m *Message) { m.Kind, m.End = KindBadPrefix, now.Add(30*24*time.Hour) })},
+		{"suspect without end", resign(func(m *Message) { m.Kind, m.End = KindSuspect, time.Time{} })},
+		{"suspect too long", resign(func(m *Message) { m.Kind, m.End = KindSuspect, now.Add(8*24*time.Hour) })},
+		{"suspect of a prefix", resign(func(m *Message) { m.Kind, m.Target = KindSuspect, "203.0.113.0/24" })},
+		{"suspect bad target", resign(func(m *Message) { m.Kind, m.Target = KindSuspect, "203.0.113" })},
+		{"suspect without target", resign(func(m *Message) { m.Kind, m.Target = KindSuspect, "" })},
 	}
 	for _, tc := range tests {
 		if _, err := Verify(tc.s, now); !errors.Is(err, ErrBadMessage) {
 			t.Errorf("%s: err %v, want ErrBadMessage", tc.name, err)
 		}
+	}
+	// A suspect address, v4 or v6 (/32 and /128 too), verifies.
+	for _, target := range []string{"203.0.113.7", "203.0.113.7/32", "2001:db8::7", "2001:db8::7/128", "::ffff:203.0.113.7"} {
+		sus := resign(func(m *Message) { m.Kind, m.Target, m.End = KindSuspect, target, now.Add(time.Hour) })
+		got, err := Verify(sus, now)
+		if p, _ := got.Prefix(); err != nil || !p.IsSingleIP() {
+			t.Errorf("suspect %s: %v %s", target, err, p)
+		}
+	}
+	if m := (Message{Kind: KindSuspect, Target: "203.0.113.7"}); subject("rampart", pub, m) != "rampart.sig."+pub+".suspect.203-0-113-7_32" {
+		t.Errorf("suspect subject %s", subject("rampart", pub, m))
 	}
 	// Long fields are cut, not refused.
 	long := good
@@ -123,6 +139,19 @@ func TestPolicy(t *testing.T) {
 	check(rev, now, Unban, time.Time{})
 	hot := Message{V: 1, Kind: KindHotUser, Node: "UA", User: "admin", Start: now, End: now.Add(time.Hour)}
 	check(hot, now, Suspect, time.Time{})
+	// A suspect address: flagged on the word of any peer heard (even one
+	// trusted only as suspect), never a ban, never a vote.
+	for _, node := range []string{"UA", "US", "UQ1"} {
+		sus := Message{V: 1, Kind: KindSuspect, Node: node, Target: "192.0.2.50", Start: now, End: now.Add(time.Hour)}
+		if v, end := p.Judge(sus, now); v != Suspect || !end.Equal(now.Add(time.Hour)) {
+			t.Errorf("suspect from %s: %s until %s", node, v, end)
+		}
+	}
+	check(Message{V: 1, Kind: KindSuspect, Node: "UI", Target: "192.0.2.50", Start: now, End: now.Add(time.Hour)}, now, Drop, time.Time{})
+	check(Message{V: 1, Kind: KindSuspect, Node: "UA", Target: "192.0.2.50", Start: now, End: now.Add(time.Hour)}, now.Add(2*time.Hour), Drop, time.Time{})
+	if v, _ := p.Judge(ban("UQ2", "192.0.2.50", time.Hour), now); v != Suspect {
+		t.Errorf("suspect signals counted as quorum votes: %s", v)
+	}
 }
 
 // TestPolicyVotes: without a peer trusted below ban no vote is kept; at
