@@ -295,7 +295,9 @@ func (f *fleetLink) handle(m fleet.Message, peer fleet.Peer, v fleet.Verdict, un
 		ok := false
 		if m.Kind == fleet.KindHotUser {
 			ok = e.MarkHotUser(m.User, until, origin)
-		} else if p, err := m.Prefix(); err == nil {
+		} else if p, err := m.Prefix(); err == nil && m.Kind == fleet.KindSuspect {
+			ok = e.MarkEvidence(p.Addr(), until, origin)
+		} else if err == nil {
 			ok = e.MarkSuspect(p, until, origin)
 		}
 		if ok {

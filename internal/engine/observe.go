@@ -148,6 +148,9 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		if scenario == "prefix-suspect" {
 			bt = longer(e.cfg.Prefixes.BanTime, j.BanTime)
 		}
+		if sus.slow {
+			bt = longer(e.cfg.Slow.BanTime, j.BanTime)
+		}
 	}
 	if target := event.AddrPrefix(addr); lim > 0 && n >= lim && !e.isPending(target) {
 		r := e.why().n(n).s(" failures within ").d(j.FindTime).s(", ")

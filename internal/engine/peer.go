@@ -33,6 +33,7 @@ const DefaultPeerMarks = 100_000
 type peerMark struct {
 	until  stamp
 	origin uint16 // in Engine.names
+	slow   bool   // MarkEvidence: the ban lasts the slow ban time
 }
 
 type peerMarks struct {
@@ -54,6 +55,23 @@ func (e *Engine) peerMax() int {
 // first and a new one is refused if none was. It reports whether the
 // mark was taken.
 func (e *Engine) MarkSuspect(target netip.Prefix, until time.Time, origin string) bool {
+	return e.mark(target, until, origin, false)
+}
+
+// MarkEvidence flags addr as suspect until until because it failed on
+// origin (the fleet's suspect signal), as MarkSuspect does, except that
+// the ban it leads to lasts as a low-and-slow ban does (the longer of
+// Slow.BanTime and the jail's bantime): an address a peer saw failing
+// over the slow window comes back at that pace, and a jail's short ban
+// would end before its next attempt.
+func (e *Engine) MarkEvidence(addr netip.Addr, until time.Time, origin string) bool {
+	if !addr.IsValid() {
+		return false
+	}
+	return e.mark(event.AddrPrefix(addr.Unmap()), until, origin, true)
+}
+
+func (e *Engine) mark(target netip.Prefix, until time.Time, origin string, slow bool) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	target = normPrefix(target)
@@ -75,7 +93,7 @@ func (e *Engine) MarkSuspect(target netip.Prefix, until time.Time, origin string
 			return false
 		}
 	}
-	m.targets.Insert(target, peerMark{until: toStamp(until), origin: e.names.id(origin)})
+	m.targets.Insert(target, peerMark{until: toStamp(until), origin: e.names.id(origin), slow: slow})
 	return true
 }
 
@@ -129,7 +147,7 @@ func (e *Engine) peerSuspect(addr netip.Addr, t stamp) suspicion {
 	}
 	for p, v := range m.targets.Supernets(netip.PrefixFrom(addr, addr.BitLen())) {
 		if v.until > t {
-			return suspicion{limit: max(e.cfg.Peers.MaxRetry, 1), scenario: "peer-suspect", prefix: p, origin: e.names.name(v.origin)}
+			return suspicion{limit: max(e.cfg.Peers.MaxRetry, 1), scenario: "peer-suspect", prefix: p, origin: e.names.name(v.origin), slow: v.slow}
 		}
 	}
 	return suspicion{}

@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,11 +119,11 @@ func TestPeerSuspectAddress(t *testing.T) {
 	p.Observe(ev(0, event.AuthSuccess, "203.0.113.9", "alice"))
 	until := t0.Add(90 * time.Minute)
 	for _, a := range []string{"198.51.100.4", "203.0.113.9", "198.51.100.5"} {
-		if !p.MarkSuspect(netip.MustParsePrefix(a+"/32"), until, "node-a") {
+		if !p.MarkEvidence(netip.MustParseAddr(a), until, "node-a") {
 			t.Fatalf("mark of %s refused", a)
 		}
 	}
-	if p.MarkSuspect(netip.MustParsePrefix("192.0.2.77/32"), until, "node-a") {
+	if p.MarkEvidence(netip.MustParseAddr("192.0.2.77"), until, "node-a") {
 		t.Error("an allowlisted address was marked")
 	}
 	if got := observe(p, ev(40*time.Minute, event.AuthFailure, "198.51.100.4", "root"), ev(40*time.Minute, event.AuthFailure, "203.0.113.9", "alice"),
@@ -131,8 +132,14 @@ func TestPeerSuspectAddress(t *testing.T) {
 	}
 	// 198.51.100.5 was a person mistyping: it logs in within the grace.
 	observe(p, ev(40*time.Minute+30*time.Second, event.AuthSuccess, "198.51.100.5", "bob"))
-	if got := settle(p, 45*time.Minute); !slices.Equal(got, []string{"peer-suspect 198.51.100.4/32"}) {
+	ds := p.Tick(t0.Add(45 * time.Minute))
+	if got := names(ds); !slices.Equal(got, []string{"peer-suspect 198.51.100.4/32"}) {
 		t.Fatalf("after the grace: %v, want the marked attacker alone", got)
+	}
+	// Banned as a slow attacker is: its next attempt comes in 20-40 minutes,
+	// past the jail's 10.
+	if ds[0].Duration != DefaultSlow.BanTime || !strings.Contains(ds[0].Reason, "failed on node-a") {
+		t.Errorf("ban for %s (%q), want %s", ds[0].Duration, ds[0].Reason, DefaultSlow.BanTime)
 	}
 	if n := p.Evidence(ev(45*time.Minute, event.AuthFailure, "198.51.100.4", "root"), window); n != 0 {
 		t.Errorf("evidence for a banned address: %d", n)

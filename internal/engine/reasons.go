@@ -98,10 +98,14 @@ type suspicion struct {
 	n        int
 	window   time.Duration
 	origin   string // the peer that flagged prefix ("peer-suspect")
+	slow     bool   // flagged on a peer's failure evidence: banned for the slow ban time
 }
 
 func (r *reason) suspicion(s suspicion) *reason {
 	if s.scenario == "peer-suspect" {
+		if s.slow {
+			return r.pfx(s.prefix).s(" failed on ").s(s.origin)
+		}
 		return r.pfx(s.prefix).s(" flagged by ").s(s.origin)
 	}
 	if s.scenario == "asn" {

@@ -1,6 +1,7 @@
 // Command fleetsim replays attacksim's logs through several Rampart
-// pipelines that share their bans and hot user names as a fleet does, for
-// bench/fleet.sh: the low-and-slow scenario split over the nodes.
+// pipelines that share their bans, hot user names and suspect addresses as
+// a fleet does, for bench/fleet.sh: the low-and-slow scenario split over
+// the nodes.
 //
 // Each slow attacker address visits the nodes in turn: an attempt the
 // simulator made at t reaches node k at t + k×stagger, so every node sees
@@ -8,7 +9,11 @@
 // the fleet sees it -nodes times as often. Legitimate users keep to one
 // node each (by address). A node's bans reach the others -delay later
 // (bench/RESULTS.md measures the real propagation), and go in as a peer's
-// do in the daemon: never over an allowlisted or known-good address. The
+// do in the daemon: never over an allowlisted or known-good address. A
+// node's failure of an address that reaches -evidence failures within
+// -evidence-window without a ban is shared as suspect (once per half
+// -signal-ttl per address and node), as the daemon's fleet.evidence_failures
+// does, and marks the address on the others for -signal-ttl. The
 // score follows bench/cmd/score's rules: an attempt is covered when a ban
 // on its node held its address from strictly before its second.
 package main
@@ -59,15 +64,25 @@ func main() {
 	nodes := flag.Int("nodes", 3, "number of nodes")
 	stagger := flag.Duration("stagger", 10*time.Minute, "how long after node k an attempt reaches node k+1")
 	delay := flag.Duration("delay", 100*time.Millisecond, "propagation delay of a ban or a hot user name between nodes")
-	share := flag.Bool("share", true, "share bans and hot user names (false: independent nodes)")
+	share := flag.Bool("share", true, "share bans, hot user names and suspect addresses (false: independent nodes)")
+	var ev evidence
+	flag.IntVar(&ev.failures, "evidence", 2, "failures of an address on a node, not banned, that share it as suspect (0: never; fleet.evidence_failures)")
+	flag.DurationVar(&ev.window, "evidence-window", 12*time.Hour, "the window of -evidence (fleet.evidence_window)")
+	flag.DurationVar(&ev.ttl, "signal-ttl", time.Hour, "how long a shared hot user name or suspect address holds (fleet.signal_ttl)")
 	flag.Parse()
-	if err := run(*dir, *year, *nodes, *stagger, *delay, *share); err != nil {
+	if err := run(*dir, *year, *nodes, *stagger, *delay, *share, ev); err != nil {
 		fmt.Fprintln(os.Stderr, "fleetsim:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, year, n int, stagger, delay time.Duration, share bool) error {
+// evidence is the sharing of suspect addresses.
+type evidence struct {
+	failures    int
+	window, ttl time.Duration
+}
+
+func run(dir string, year, n int, stagger, delay time.Duration, share bool, evc evidence) error {
 	roles, err := readTruth(filepath.Join(dir, "truth.jsonl"))
 	if err != nil {
 		return err
@@ -123,6 +138,8 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool) erro
 		lr   *daemon.LineRouter
 		bans []ban
 		last time.Time
+		// shared: when each address was last shared as suspect.
+		shared map[netip.Addr]time.Time
 	}
 	ns := make([]*node, n)
 	for i := range ns {
@@ -134,15 +151,38 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool) erro
 		if err != nil {
 			return err
 		}
-		ns[i] = &node{p: p, lr: lr}
+		ns[i] = &node{p: p, lr: lr, shared: map[netip.Addr]time.Time{}}
 	}
 	type shared struct {
 		due  time.Time
 		from int
 		d    event.Decision
 		user string
+		sus  netip.Addr // a suspect address
 	}
 	var queue []shared
+	suspects := 0
+	// suspect shares ev's address as the daemon does (fleetLink.suspectOf).
+	suspect := func(i int, ev event.Event, ds []event.Decision) {
+		if !share || evc.failures <= 0 || !ev.Kind.Failure() || !ev.Addr.IsValid() {
+			return
+		}
+		a := ev.Addr.Unmap()
+		for _, d := range ds {
+			if d.Target.Contains(a) && d.Action == event.Ban {
+				return
+			}
+		}
+		if at, ok := ns[i].shared[a]; ok && ev.Time.Sub(at) < evc.ttl/2 {
+			return
+		}
+		if ns[i].p.Engine.Evidence(ev, evc.window) < evc.failures {
+			return
+		}
+		ns[i].shared[a] = ev.Time
+		suspects++
+		queue = append(queue, shared{due: ev.Time.Add(delay), from: i, sus: a})
+	}
 	record := func(i int, ds []event.Decision, user string) {
 		for _, d := range ds {
 			if d.Action != event.Ban {
@@ -173,7 +213,11 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool) erro
 				e := nd.p.Engine
 				origin := fmt.Sprintf("fleet:n%d", s.from+1)
 				if s.user != "" {
-					e.MarkHotUser(s.user, s.due.Add(time.Hour), origin)
+					e.MarkHotUser(s.user, s.due.Add(evc.ttl), origin)
+					continue
+				}
+				if s.sus.IsValid() {
+					e.MarkEvidence(s.sus, s.due.Add(evc.ttl), origin)
 					continue
 				}
 				d := s.d
@@ -209,6 +253,9 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool) erro
 			user = ev.User
 		}
 		record(it.node, ds, user)
+		if ok {
+			suspect(it.node, ev, ds)
+		}
 	}
 	for i, nd := range ns {
 		record(i, nd.p.Engine.Tick(nd.last.Add(time.Hour)), "")
@@ -287,7 +334,7 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool) erro
 		bans += len(nd.bans)
 	}
 	pct := func(a, b int) float64 { return 100 * float64(a) / float64(max(b, 1)) }
-	fmt.Printf("nodes %d, share %v, stagger %s, delay %s\n", n, share, stagger, delay)
+	fmt.Printf("nodes %d, share %v, stagger %s, delay %s, evidence %d within %s, signal ttl %s\n", n, share, stagger, delay, evc.failures, evc.window, evc.ttl)
 	fmt.Printf("slow attempts %d, through %d (%.2f%%); after the first 10 min %d, through %d (%.2f%%)\n",
 		slowN, slowThrough, pct(slowThrough, slowN), slowLate, slowLateThrough, pct(slowLateThrough, slowLate))
 	fmt.Printf("slow addresses through at all %d; attempts through that were not the address's first %d\n", firstThrough, slowThrough-firstThrough)
@@ -295,7 +342,7 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool) erro
 		slowLateFirst, slowLateFirstThrough, pct(slowLateFirstThrough, slowLate), slowLateThrough-slowLateFirstThrough, pct(slowLateThrough-slowLateFirstThrough, slowLate))
 	fmt.Printf("legit attempts %d, blocked %d; legit addresses %d, held by a ban at any moment %d\n",
 		legitN, legitBlocked, len(legitAddrs), len(legitHeld))
-	fmt.Printf("bans on all nodes %d\n", bans)
+	fmt.Printf("bans on all nodes %d; suspect addresses shared %d\n", bans, suspects)
 	return nil
 }
 
