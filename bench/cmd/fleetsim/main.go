@@ -164,7 +164,7 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool, evc 
 	suspects := 0
 	// suspect shares ev's address as the daemon does (fleetLink.suspectOf).
 	suspect := func(i int, ev event.Event, ds []event.Decision) {
-		if !share || evc.failures <= 0 || !ev.Kind.Failure() || !ev.Addr.IsValid() {
+		if !share || n < 2 || evc.failures <= 0 || !ev.Kind.Failure() || !ev.Addr.IsValid() {
 			return
 		}
 		a := ev.Addr.Unmap()
