@@ -17,7 +17,6 @@ import (
 	"github.com/rampart-dev/rampart/internal/action"
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/httpout"
-	"github.com/rampart-dev/rampart/internal/smarthost"
 	"github.com/rampart-dev/rampart/internal/store"
 )
 
@@ -59,9 +58,7 @@ func newActions(cfg *config.Config, opt Options, log *slog.Logger) (*action.Disp
 				return nil, fail(i, "type", "[reporting.smtp] password_file: %v", err)
 			}
 			sink = &action.Digest{
-				Mail: smarthost.New(smarthost.Config{Addr: r.SMTP.Server, Security: smarthost.Security(r.SMTP.Security),
-					Username: r.SMTP.Username, Password: pass, Hostname: r.SMTP.Hostname, TLSConfig: opt.SmarthostTLS}),
-				From: r.From, To: a.To, Subject: template.Must(template.New(a.Name).Parse(a.Subject)), Every: a.Interval.D(), Host: host}
+				Mail: newSmarthost(r.SMTP, pass, opt), From: r.From, To: a.To, Subject: template.Must(template.New(a.Name).Parse(a.Subject)), Every: a.Interval.D(), Host: host}
 		case "exec":
 			x := &action.Exec{Shell: a.Shell}
 			for _, c := range a.Command {

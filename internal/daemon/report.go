@@ -113,8 +113,7 @@ func newReporting(ctx context.Context, cfg *config.Config, st *store.Store, opt 
 	hc := httpout.New(httpout.Options{UserAgent: ua, Redirects: 5, Transport: opt.ReportTransport})
 	var mailer *smarthost.Mailer
 	if r.SMTP.Server != "" {
-		mailer = smarthost.New(smarthost.Config{Addr: r.SMTP.Server, Security: smarthost.Security(r.SMTP.Security),
-			Username: r.SMTP.Username, Password: secrets["smtp"], Hostname: r.SMTP.Hostname, TLSConfig: opt.SmarthostTLS})
+		mailer = newSmarthost(r.SMTP, secrets["smtp"], opt)
 	}
 	var sender abuse.Sender
 	if r.From != "" {
@@ -158,6 +157,13 @@ func newReporting(ctx context.Context, cfg *config.Config, st *store.Store, opt 
 	}
 	log.Info("reporting: on", "reporters", strings.Join(on, ","))
 	return rp, nil
+}
+
+// newSmarthost returns the mailer of [reporting.smtp], which the abuse
+// reporters and the mail actions share.
+func newSmarthost(c config.ReportSMTP, password string, opt Options) *smarthost.Mailer {
+	return smarthost.New(smarthost.Config{Addr: c.Server, Security: smarthost.Security(c.Security),
+		Username: c.Username, Password: password, Hostname: c.Hostname, TLSConfig: opt.SmarthostTLS})
 }
 
 // hostNames returns the names this host goes by: its host name, the
