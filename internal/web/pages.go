@@ -141,13 +141,12 @@ func (s *Server) api(build func(*http.Request) (any, error)) http.HandlerFunc {
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data any) {
-	tables, _ := s.opt.Store.Tables(r.Context())
 	api := "/api" + r.URL.Path
 	switch name {
 	case "overview", "login":
 		api = "/api/overview"
 	}
-	v := view{Page: name, Title: titles[name], CSRF: s.csrf(), Quarantine: tables["quarantine"], Flash: r.URL.Query().Get("done"), API: api, Data: data}
+	v := view{Page: name, Title: titles[name], CSRF: s.csrf(), Quarantine: s.tables["quarantine"], Flash: r.URL.Query().Get("done"), API: api, Data: data}
 	var buf bytes.Buffer
 	if err := s.pages.sets[name].Execute(&buf, v); err != nil {
 		s.log.Error("web: render failed", "page", name, "err", err)
@@ -359,11 +358,7 @@ type Quarantine struct {
 }
 
 func (s *Server) quarantine(r *http.Request) (any, error) {
-	tables, err := s.opt.Store.Tables(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	if !tables["quarantine"] {
+	if !s.tables["quarantine"] {
 		return nil, errNotFound{"the quarantine"}
 	}
 	list, err := s.opt.Store.QuarantineList(r.Context(), 200)
@@ -371,7 +366,7 @@ func (s *Server) quarantine(r *http.Request) (any, error) {
 		return nil, err
 	}
 	out := Quarantine{Messages: []Message{}, Top: []store.IndicatorCount{}}
-	if tables["indicators"] {
+	if s.tables["indicators"] {
 		top, err := s.opt.Store.Indicators(r.Context(), store.IndicatorFilter{Kinds: []string{evidence.KindDomain, evidence.KindURL}, Limit: 10})
 		if err != nil {
 			return nil, err
@@ -410,9 +405,8 @@ func (s *Server) message(r *http.Request) (any, error) {
 
 // carried adds what message m carried, when it was read for evidence.
 func (s *Server) carried(ctx context.Context, m *Message) error {
-	tables, err := s.opt.Store.Tables(ctx)
-	if err != nil || !tables["extracted"] {
-		return err
+	if !s.tables["extracted"] {
+		return nil
 	}
 	res, at, err := s.opt.Store.Extraction(ctx, m.ID)
 	switch {

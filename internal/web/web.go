@@ -126,10 +126,13 @@ type Options struct {
 
 // Server is the dashboard.
 type Server struct {
-	opt     Options
-	log     *slog.Logger
-	secret  []byte // signs CSRF tokens and sessions; new at every start
-	pages   *pages
+	opt    Options
+	log    *slog.Logger
+	secret []byte // signs CSRF tokens and sessions; new at every start
+	pages  *pages
+	// tables are the store's tables: the schema is brought up to date
+	// when the store opens, so they are read once, not per request.
+	tables  map[string]bool
 	handler http.Handler
 	now     func() time.Time
 }
@@ -153,6 +156,9 @@ func New(opt Options) (*Server, error) {
 	var err error
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
+	}
+	if s.tables, err = opt.Store.Tables(context.Background()); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
 	}
 	s.handler = s.routes()
 	return s, nil
