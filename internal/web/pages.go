@@ -378,7 +378,9 @@ func (s *Server) quarantine(r *http.Request) (any, error) {
 	for _, q := range list {
 		m := s.messageOf(q)
 		if head, err := s.opt.Store.QuarantineHead(r.Context(), q.ID, 16<<10); err == nil {
-			m.Subject = subjectOf(head)
+			if h, err := readHeader(head); err == nil {
+				m.Subject = subjectOf(h)
+			}
 		}
 		out.Messages = append(out.Messages, m)
 	}
@@ -395,8 +397,11 @@ func (s *Server) message(r *http.Request) (any, error) {
 		return nil, errNotFound{fmt.Sprintf("message %d", id)}
 	}
 	m := s.messageOf(q)
-	m.Headers = headersOf(q.Raw)
-	m.Subject = subjectOf(q.Raw)
+	if h, err := readHeader(q.Raw); err != nil {
+		m.Headers = []Header{{Name: "(unreadable header)", Value: err.Error()}}
+	} else {
+		m.Headers, m.Subject = headersOf(h), subjectOf(h)
+	}
 	if err := s.carried(r.Context(), &m); err != nil {
 		return nil, err
 	}
@@ -445,16 +450,21 @@ func (s *Server) messageOf(q store.Quarantined) Message {
 	return m
 }
 
-// headersOf parses a message's header (at most 200 fields of 2,000
-// characters, RFC 2047 words decoded): text for a table, never markup.
-func headersOf(raw []byte) []Header {
+// readHeader parses a message's header, within its first 256 KiB.
+func readHeader(raw []byte) (mail.Header, error) {
 	msg, err := mail.ReadMessage(io.LimitReader(bytes.NewReader(raw), 256<<10))
 	if err != nil {
-		return []Header{{Name: "(unreadable header)", Value: err.Error()}}
+		return nil, err
 	}
+	return msg.Header, nil
+}
+
+// headersOf lists a header's fields (at most 200 of 2,000 characters,
+// RFC 2047 words decoded): text for a table, never markup.
+func headersOf(h mail.Header) []Header {
 	var out []Header
 	dec := new(mimeDecoder)
-	for name, vals := range msg.Header {
+	for name, vals := range h {
 		for _, v := range vals {
 			if len(out) == 200 {
 				return out
@@ -466,12 +476,8 @@ func headersOf(raw []byte) []Header {
 	return out
 }
 
-func subjectOf(raw []byte) string {
-	msg, err := mail.ReadMessage(io.LimitReader(bytes.NewReader(raw), 256<<10))
-	if err != nil {
-		return ""
-	}
-	return clip(new(mimeDecoder).decode(msg.Header.Get("Subject")), 200)
+func subjectOf(h mail.Header) string {
+	return clip(new(mimeDecoder).decode(h.Get("Subject")), 200)
 }
 
 func clip(s string, n int) string {
