@@ -20,9 +20,6 @@ type BanPage struct {
 
 func (s *Server) banPage(r *http.Request) (any, error) {
 	snap := s.opt.Backend.Snapshot()
-	if n := len(snap.Active); n > ListedBans {
-		snap.Active = snap.Active[n-ListedBans:]
-	}
 	return BanPage{Active: snap.Active, ActiveTotal: snap.ActiveTotal, Error: r.URL.Query().Get("error")}, nil
 }
 

@@ -224,11 +224,7 @@ func (s *Server) overview(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap := s.opt.Backend.Snapshot()
-	if n := len(snap.Active); n > ListedBans {
-		snap.Active = snap.Active[n-ListedBans:]
-	}
-	return Overview{Snapshot: snap, Since: text, Report: rep}, nil
+	return Overview{Snapshot: s.opt.Backend.Snapshot(), Since: text, Report: rep}, nil
 }
 
 // Attackers is the attackers page's data.

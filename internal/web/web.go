@@ -53,7 +53,8 @@ var staticFS embed.FS
 
 // Backend is what the dashboard asks of the daemon.
 type Backend interface {
-	// Snapshot is the daemon's state now.
+	// Snapshot is the daemon's state now, at most ListedBans of its
+	// bans in force listed (Snapshot.Active).
 	Snapshot() Snapshot
 	// Ban bans target (an address or CIDR prefix) for d (0: the default
 	// ban time) and says what it did; an error is the user's to read.
