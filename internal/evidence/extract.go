@@ -301,8 +301,8 @@ func (x *extractor) part(h getter, body io.Reader, depth int, attached string) {
 	if err != nil {
 		x.problem("part %d: %s: %v", n, cte, err)
 	}
-	name := x.fileName(h, params)
-	disp, _, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	disp, dispParams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	name := x.fileName(dispParams, params)
 	switch {
 	case mt == "message/rfc822" || mt == "message/global":
 		if name != "" || disp == "attachment" {
@@ -358,12 +358,12 @@ func (x *extractor) read(r io.Reader) ([]byte, error) {
 	return data, err
 }
 
-// fileName returns a part's file name: Content-Disposition's filename
-// (RFC 2231 continuations and charsets decoded by package mime), else
-// Content-Type's name; encoded words decoded; "" when it has none.
-func (x *extractor) fileName(h getter, ctParams map[string]string) string {
-	_, dp, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
-	name := firstOf(dp["filename"], ctParams["name"])
+// fileName returns a part's file name from the parameters of its
+// Content-Disposition and Content-Type: the disposition's filename (RFC
+// 2231 continuations and charsets decoded by package mime), else the
+// type's name; encoded words decoded; "" when it has none.
+func (x *extractor) fileName(dispParams, ctParams map[string]string) string {
+	name := firstOf(dispParams["filename"], ctParams["name"])
 	return safeText(x.decode(name), 255)
 }
 
