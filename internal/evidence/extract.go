@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"net/mail"
@@ -423,17 +424,8 @@ func (x *extractor) result() *Result {
 	return r
 }
 
-func sorted(set map[string]bool) []string {
-	if len(set) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
+// sorted returns a set's members in order; nil for an empty set.
+func sorted(set map[string]bool) []string { return slices.Sorted(maps.Keys(set)) }
 
 // safeText drops control characters (terminal escapes among them) and
 // bidirectional overrides, makes invalid UTF-8 valid and caps the length
