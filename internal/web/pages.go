@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/evidence"
 	"github.com/rampart-dev/rampart/internal/insight"
 	"github.com/rampart-dev/rampart/internal/store"
@@ -175,37 +176,23 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func (s *Server) sinceParam(r *http.Request, def time.Duration) (time.Time, string, error) {
 	v := r.URL.Query().Get("since")
 	if v == "" {
-		return s.now().Add(-def), ageText(def), nil
+		return s.now().Add(-def), config.FormatDuration(def), nil
 	}
 	d, err := parseAge(v)
 	if err != nil {
 		return time.Time{}, "", errBadRequest{fmt.Sprintf("since=%q: want an age such as 24h or 7d, up to 400d", v)}
 	}
-	return s.now().Add(-d), ageText(d), nil
+	return s.now().Add(-d), config.FormatDuration(d), nil
 }
 
-// parseAge reads "90m", "24h", "7d" (at most 400 days).
+// parseAge reads an age as the configuration and `rampart report --since`
+// do ("90m", "24h", "7d", "1d12h"), at most 400 days.
 func parseAge(v string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if n, ok := strings.CutSuffix(v, "d"); ok {
-		var days int
-		days, err = strconv.Atoi(n)
-		d = time.Duration(days) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(v)
-	}
+	d, err := config.ParseDuration(v)
 	if err != nil || d <= 0 || d > 400*24*time.Hour {
 		return 0, errors.New("bad age")
 	}
 	return d, nil
-}
-
-func ageText(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
-	}
-	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
 }
 
 // Overview is the overview page's data.
