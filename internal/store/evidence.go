@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -124,12 +123,7 @@ type IndicatorFilter struct {
 func (s *Store) Indicators(ctx context.Context, f IndicatorFilter) ([]IndicatorCount, error) {
 	q := `SELECT kind, value, first_seen_ns, last_seen_ns, messages FROM indicators WHERE last_seen_ns >= ?`
 	args := []any{toNS(f.Since)}
-	if len(f.Kinds) > 0 {
-		q += ` AND kind IN (?` + strings.Repeat(`, ?`, len(f.Kinds)-1) + `)`
-		for _, k := range f.Kinds {
-			args = append(args, k)
-		}
-	}
+	q, args = andIn(q, args, "kind", f.Kinds)
 	if f.Message != 0 {
 		q += ` AND id IN (SELECT indicator_id FROM message_indicators WHERE message_id = ?)`
 		args = append(args, f.Message)
@@ -183,12 +177,7 @@ func (s *Store) IndicatorsReceived(ctx context.Context, since, until time.Time, 
 		q += ` AND q.received_ns < ?`
 		args = append(args, toNS(until))
 	}
-	if len(kinds) > 0 {
-		q += ` AND i.kind IN (?` + strings.Repeat(`, ?`, len(kinds)-1) + `)`
-		for _, k := range kinds {
-			args = append(args, k)
-		}
-	}
+	q, args = andIn(q, args, "i.kind", kinds)
 	q += ` GROUP BY i.id ORDER BY count(*) DESC, i.kind, i.value`
 	out, err := s.indicatorCounts(ctx, q, args...)
 	if err != nil {

@@ -163,12 +163,7 @@ type ReportFilter struct {
 func (s *Store) Reports(ctx context.Context, f ReportFilter) ([]Report, error) {
 	q := `SELECT ` + reportCols + ` FROM reports WHERE 1`
 	var args []any
-	if len(f.States) > 0 {
-		q += ` AND state IN (?` + strings.Repeat(`, ?`, len(f.States)-1) + `)`
-		for _, st := range f.States {
-			args = append(args, st)
-		}
-	}
+	q, args = andIn(q, args, "state", f.States)
 	if f.Reporter != "" {
 		q += ` AND reporter = ?`
 		args = append(args, f.Reporter)
@@ -194,6 +189,19 @@ func (s *Store) Report(ctx context.Context, id int64) (Report, error) {
 	return r, nil
 }
 
+// andIn adds to a query's WHERE clause, when vs is not empty, that col
+// is one of vs, and vs to its arguments.
+func andIn[T any](q string, args []any, col string, vs []T) (string, []any) {
+	if len(vs) == 0 {
+		return q, args
+	}
+	q += ` AND ` + col + ` IN (?` + strings.Repeat(`, ?`, len(vs)-1) + `)`
+	for _, v := range vs {
+		args = append(args, v)
+	}
+	return q, args
+}
+
 func (s *Store) queryReports(ctx context.Context, q string, args ...any) ([]Report, error) {
 	out, err := queryAll(ctx, s, scanReport, q, args...)
 	if err != nil {
@@ -214,12 +222,7 @@ func (s *Store) ReviewReports(ctx context.Context, ids []int64, approve bool, no
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		q := `UPDATE reports SET state = ?, next_ns = ? WHERE state = ?`
 		args := []any{state, toNS(now), ReportReview}
-		if len(ids) > 0 {
-			q += ` AND id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
-			for _, id := range ids {
-				args = append(args, id)
-			}
-		}
+		q, args = andIn(q, args, "id", ids)
 		rows, err := tx.QueryContext(ctx, q+` RETURNING id`, args...)
 		if err != nil {
 			return err
