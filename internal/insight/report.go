@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"time"
@@ -337,18 +338,24 @@ func count(m map[string]*Row, key, label string) {
 	r.Failures++ // a capture counts in the failures column: what the attacker did
 }
 
+// Placed returns a quarantined message's stored place pl, or, for one
+// kept before places were stored (pl zero), where loc (nil: none) places
+// its client a now.
+func Placed(pl store.Place, a netip.Addr, loc Locator) store.Place {
+	if pl != (store.Place{}) || loc == nil || !a.IsValid() {
+		return pl
+	}
+	i := loc.Lookup(a)
+	return store.Place{Country: i.Country, ASN: i.ASN, Org: i.Org}
+}
+
 func (t *trapSum) add(cs []store.Capture, loc Locator) {
 	for _, c := range cs {
 		t.messages++
 		t.recipients += c.Rcpts
 		t.bytes += c.Size
 		t.clients[c.Client.String()] = true
-		pl := c.Place
-		if pl == (store.Place{}) && loc != nil && c.Client.IsValid() {
-			// Kept before places were stored: placed now.
-			i := loc.Lookup(c.Client)
-			pl = store.Place{Country: i.Country, ASN: i.ASN, Org: i.Org}
-		}
+		pl := Placed(c.Place, c.Client, loc)
 		count(t.countries, pl.Country, "")
 		count(t.asns, strconv.FormatUint(uint64(pl.ASN), 10), pl.Org)
 		count(t.accounts, c.Account, "")

@@ -424,12 +424,8 @@ func (s *Server) messageOf(q store.Quarantined) Message {
 	if m.RcptTo == nil {
 		m.RcptTo = []string{}
 	}
-	m.Country, m.ASN, m.Org = q.Place.Country, q.Place.ASN, q.Place.Org
-	if q.Place == (store.Place{}) && s.opt.Locator != nil && q.Client.IsValid() {
-		// Kept before places were stored: placed now.
-		i := s.opt.Locator.Lookup(q.Client)
-		m.Country, m.ASN, m.Org = i.Country, i.ASN, i.Org
-	}
+	pl := insight.Placed(q.Place, q.Client, s.opt.Locator)
+	m.Country, m.ASN, m.Org = pl.Country, pl.ASN, pl.Org
 	return m
 }
 
