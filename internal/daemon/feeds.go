@@ -283,10 +283,8 @@ func (f *feeds) fetch(ctx context.Context, s *subscription) {
 			if held[p] {
 				continue
 			}
-			if cur, ok := e.Banned(p.Addr(), now); ok && cur.Target == p && cur.Origin == origin {
-				if _, err := f.d.unbanFrom(ctx, p, "no longer in "+origin); err != nil {
-					f.log.Warn("feed: lifting a ban failed", "feed", s.cfg.Name, "addr", Target(p), "err", err)
-				}
+			if _, err := f.d.peerUnban(ctx, p, origin, "no longer in "+origin); err != nil {
+				f.log.Warn("feed: lifting a ban failed", "feed", s.cfg.Name, "addr", Target(p), "err", err)
 			}
 		}
 	}

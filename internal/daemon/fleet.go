@@ -328,16 +328,16 @@ func (f *fleetLink) handle(m fleet.Message, peer fleet.Peer, v fleet.Verdict, un
 		if err != nil {
 			return
 		}
-		if cur, ok := e.Banned(p.Addr(), now); !ok || cur.Target != p || cur.Origin != origin {
-			return // not this peer's ban here
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := f.d.unbanFrom(ctx, p, "revoked by "+origin); err != nil {
+		lifted, err := f.d.peerUnban(ctx, p, origin, "revoked by "+origin)
+		if err != nil {
 			f.log.Warn("fleet: revocation failed", "addr", Target(p), "err", err)
 			return
 		}
-		f.unbans.Add(1)
+		if lifted {
+			f.unbans.Add(1)
+		}
 	}
 }
 

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"context"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/engine"
@@ -43,4 +45,18 @@ func (d *Daemon) peerBan(dec event.Decision) peerOutcome {
 	}
 	d.apply.submit([]event.Decision{dec})
 	return peerApplied
+}
+
+// peerUnban lifts the ban of exactly target that origin (a fleet peer, a
+// feed) put in force here, for reason; a ban of target from anyone else,
+// or of a wider prefix, is left. It reports whether one was lifted.
+func (d *Daemon) peerUnban(ctx context.Context, target netip.Prefix, origin, reason string) (bool, error) {
+	cur, ok := d.currentPipe().Engine.Banned(target.Addr(), time.Now())
+	if !ok || cur.Target != target || cur.Origin != origin {
+		return false, nil
+	}
+	if _, err := d.unbanFrom(ctx, target, reason); err != nil {
+		return false, err
+	}
+	return true, nil
 }
