@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,12 +162,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.opt.Server != nil {
 		opts = append(opts, nats.InProcessServer(n.opt.Server))
 	} else {
-		for i, u := range n.opt.URLs {
-			if i > 0 {
-				url += ","
-			}
-			url += u
-		}
+		url = strings.Join(n.opt.URLs, ",")
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -278,13 +274,14 @@ const sigHeader = "Rampart-Sig"
 // receive verifies and judges one message and hands it to Handle.
 func (n *Node) receive(subj string, data []byte, sig string) {
 	n.received.Add(1)
-	if nodeOfSubject(n.opt.Prefix, subj) == n.pub {
+	node := nodeOfSubject(n.opt.Prefix, subj)
+	if node == n.pub {
 		n.ignored.Add(1) // its own, back from the stream: nothing to verify
 		return
 	}
 	now := n.opt.Now()
 	m, err := Verify(Signed{Data: data, Sig: sig}, now)
-	if err == nil && nodeOfSubject(n.opt.Prefix, subj) != m.Node {
+	if err == nil && node != m.Node {
 		err = bad("published by %s under another node's subject", m.Node)
 	}
 	if err != nil {
