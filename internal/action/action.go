@@ -165,7 +165,7 @@ func NewDispatcher(actions []*Action, host string, log *slog.Logger) *Dispatcher
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dispatcher{actions: actions, log: log, host: host, now: time.Now, expiry: expiries{ends: map[netip.Prefix]tracked{}}}
+	d := &Dispatcher{actions: actions, log: log, host: host, now: time.Now, expiry: expiries{ends: map[netip.Prefix]event.Decision{}}}
 	for _, a := range actions {
 		a.ch = make(chan Event, max(a.Queue, 1))
 		if a.Timeout <= 0 {
@@ -235,8 +235,8 @@ func (d *Dispatcher) Unbanned(p netip.Prefix, why string) {
 	}
 	ev := Event{Type: Unban, Time: d.now(), IP: target(p), Reason: why, Host: d.host}
 	d.mu.Lock()
-	if t, ok := d.expiry.ends[p]; ok {
-		ev.Jail, ev.Scenario, ev.Origin = t.dec.Jail, t.dec.Scenario, t.dec.Origin
+	if dec, ok := d.expiry.ends[p]; ok {
+		ev.Jail, ev.Scenario, ev.Origin = dec.Jail, dec.Scenario, dec.Origin
 		delete(d.expiry.ends, p)
 	}
 	d.mu.Unlock()
@@ -358,21 +358,16 @@ func (d *Dispatcher) Stats() []Stats {
 	return out
 }
 
-// expiries tracks when bans end: a map for the latest end of each target,
-// a heap to find the next to end (entries whose target was banned again
-// or lifted are skipped when they come up).
+// expiries tracks when bans end: a map for the latest ban of each
+// target, a heap to find the next to end (entries whose target was banned
+// again or lifted are skipped when they come up).
 type expiries struct {
-	ends map[netip.Prefix]tracked
+	ends map[netip.Prefix]event.Decision
 	h    endHeap
 }
 
-type tracked struct {
-	end time.Time
-	dec event.Decision
-}
-
 func (x *expiries) track(d event.Decision) {
-	x.ends[d.Target] = tracked{end: d.End(), dec: d}
+	x.ends[d.Target] = d
 	heap.Push(&x.h, endEntry{end: d.End(), target: d.Target})
 }
 
@@ -380,9 +375,9 @@ func (x *expiries) due(now time.Time) []event.Decision {
 	var out []event.Decision
 	for x.h.Len() > 0 && !x.h[0].end.After(now) {
 		e := heap.Pop(&x.h).(endEntry)
-		if t, ok := x.ends[e.target]; ok && t.end.Equal(e.end) {
+		if d, ok := x.ends[e.target]; ok && d.End().Equal(e.end) {
 			delete(x.ends, e.target)
-			out = append(out, t.dec)
+			out = append(out, d)
 		}
 	}
 	return out
