@@ -33,7 +33,7 @@ func newPrefHead(full *rx, src string) *prefHead {
 	if !ok || full.re == nil {
 		return nil
 	}
-	expr := strings.ReplaceAll(pyToGo(stripUnicodeFlag(globalToLocalFlags(head))), "(?<=:):", ":")
+	expr := goSyntax(stripUnicodeFlag(globalToLocalFlags(head)))
 	re, err := regexp.Compile(expr)
 	if err != nil {
 		return nil

@@ -123,9 +123,7 @@ func compileRx(src string, multiline bool) (*rx, error) {
 	expr := globalToLocalFlags(src)
 	r := &rx{src: src}
 	expr = stripUnicodeFlag(expr)
-	// fail2ban's IPv6 expression ends in (?<=:): where what precedes always
-	// ends in ':', so plain ':' means the same, in Go's syntax.
-	goExpr := strings.ReplaceAll(pyToGo(expr), "(?<=:):", ":")
+	goExpr := goSyntax(expr)
 	if multiline {
 		goExpr = "(?m)" + goExpr
 	}
@@ -269,7 +267,7 @@ func compileTranslation(expr string) []trAlt {
 	}
 	var out []trAlt
 	for _, a := range alts {
-		src := strings.ReplaceAll(pyToGo(a), "(?<=:):", ":")
+		src := goSyntax(a)
 		re, err := regexp.Compile(src)
 		if err != nil {
 			return nil
@@ -394,6 +392,13 @@ func pyToGo(s string) string {
 		}
 		return 0
 	})
+}
+
+// goSyntax rewrites a Python expression (flags made local) into Go's
+// spelling: pyToGo, and fail2ban's IPv6 expression's ending "(?<=:):",
+// where what precedes always ends in ':', as the plain ':' it means.
+func goSyntax(expr string) string {
+	return strings.ReplaceAll(pyToGo(expr), "(?<=:):", ":")
 }
 
 // pyToNet rewrites Python's syntax into .NET's: (?P<name> is (?<name>,
