@@ -55,6 +55,55 @@ func (ts *textSet) any(s string) bool {
 	return false
 }
 
+// prefilter is what a line must hold for an expression to match it: a
+// line that fails it matches not, and the engine need not run.
+type prefilter struct {
+	// need is a literal every match contains (case-sensitive); "" when
+	// none is known.
+	need string
+	// starts lists the texts one of which every match starts with, for an
+	// expression anchored at the start of the text; nil when not known.
+	starts []string
+	// anyOf lists texts one of which every match contains (alternatives
+	// that share no literal, as "reject:|too many errors"); nil when not
+	// known or when need says as much.
+	anyOf []string
+}
+
+// newPrefilter reads the prefilter of a Go expression; its starts only
+// when withStarts is set.
+func newPrefilter(expr string, withStarts bool) prefilter {
+	p := prefilter{need: requiredLiteral(expr)}
+	if p.need == "" {
+		p.anyOf = requiredAny(expr)
+	}
+	if withStarts {
+		p.starts = anchoredPrefixes(expr)
+	}
+	return p
+}
+
+// mayMatch reports whether s passes the checks: it starts with one of
+// starts and holds need and one of anyOf. False means no match.
+func (p *prefilter) mayMatch(s string) bool {
+	if p.starts != nil {
+		ok := false
+		for _, t := range p.starts {
+			if strings.HasPrefix(s, t) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if p.need != "" && !strings.Contains(s, p.need) {
+		return false
+	}
+	return containsAny(s, p.anyOf)
+}
+
 // containsAny reports whether s holds one of texts; true for none.
 func containsAny(s string, texts []string) bool {
 	for _, t := range texts {

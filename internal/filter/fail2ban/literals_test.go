@@ -27,16 +27,11 @@ func TestLiteralPrefilters(t *testing.T) {
 		{expr: `^(?:a|b)?c.*`, starts: []string{"ac", "bc", "c"}, match: []string{"c", "ac", "bc"}},
 		{expr: `x\d+y`, match: []string{"x1y"}},
 	} {
-		need := requiredLiteral(tc.expr)
-		var anyOf []string
-		if need == "" {
-			anyOf = requiredAny(tc.expr)
-		}
-		starts := anchoredPrefixes(tc.expr)
+		r := newPrefilter(tc.expr, true)
+		need, anyOf, starts := r.need, r.anyOf, r.starts
 		if need != tc.need || !slices.Equal(anyOf, tc.anyOf) || !slices.Equal(starts, tc.starts) {
 			t.Errorf("%s: need %q, anyOf %q, starts %q; want %q, %q, %q", tc.expr, need, anyOf, starts, tc.need, tc.anyOf, tc.starts)
 		}
-		r := &rx{need: need, anyOf: anyOf, starts: starts}
 		for _, m := range tc.match {
 			if !r.mayMatch(m) {
 				t.Errorf("%s: prefilter stops %q, which matches", tc.expr, m)

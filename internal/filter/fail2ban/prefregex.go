@@ -17,10 +17,9 @@ import (
 // backtracking engine a pass over the whole line for every way the head
 // could match.
 type prefHead struct {
-	re    *regexp.Regexp
-	names []string
-	need  string   // a literal every match of the head holds; "" for none
-	anyOf []string // texts one of which every match holds; nil for none
+	re        *regexp.Regexp
+	names     []string
+	prefilter // need and anyOf only: the head's starts are not read
 }
 
 // contentTail is the resolved <F-CONTENT>.+</F-CONTENT>$.
@@ -38,11 +37,7 @@ func newPrefHead(full *rx, src string) *prefHead {
 	if err != nil {
 		return nil
 	}
-	h := &prefHead{re: re, names: re.SubexpNames(), need: requiredLiteral(expr)}
-	if h.need == "" {
-		h.anyOf = requiredAny(expr)
-	}
-	return h
+	return &prefHead{re: re, names: re.SubexpNames(), prefilter: newPrefilter(expr, false)}
 }
 
 // prefMatch is a prefregex's match, its groups made only when a
@@ -84,7 +79,7 @@ func (p prefMatch) groups() groups {
 // matchPref matches the prefregex on buf, through its head when it can.
 func (c *compiled) matchPref(buf string, runes *[]rune) (prefMatch, bool) {
 	if h := c.head; h != nil && strings.IndexByte(buf, '\n') < 0 {
-		if h.need != "" && !strings.Contains(buf, h.need) || !containsAny(buf, h.anyOf) {
+		if !h.mayMatch(buf) {
 			return prefMatch{}, false
 		}
 		loc := h.re.FindStringSubmatchIndex(buf)

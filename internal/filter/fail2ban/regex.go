@@ -100,17 +100,8 @@ type rx struct {
 	// tr is r2's expression rewritten exactly in Go's syntax
 	// (translate.go), as alternatives; used on lines of printable ASCII.
 	// nil when not rewritten.
-	tr []trAlt
-	// need is a literal every match contains (case-sensitive), checked
-	// before the engine runs; "" when none is known.
-	need string
-	// starts lists the texts one of which every match starts with, for an
-	// expression anchored at the start of the text; nil when not known.
-	starts []string
-	// anyOf lists texts one of which every match contains (alternatives
-	// that share no literal, as "reject:|too many errors"); nil when not
-	// known or when need says as much.
-	anyOf []string
+	tr        []trAlt
+	prefilter // checked before the engine runs
 }
 
 // backtrackLimit bounds the backtracking stack of one match, so a hostile
@@ -130,11 +121,7 @@ func compileRx(src string, multiline bool) (*rx, error) {
 	if re, err := regexp.Compile(goExpr); err == nil {
 		r.re = re
 		r.names = re.SubexpNames()
-		r.need = requiredLiteral(goExpr)
-		r.starts = anchoredPrefixes(goExpr)
-		if r.need == "" {
-			r.anyOf = requiredAny(goExpr)
-		}
+		r.prefilter = newPrefilter(goExpr, true)
 		return r, nil
 	}
 	opts := regexp2.None
@@ -150,15 +137,9 @@ func compileRx(src string, multiline bool) (*rx, error) {
 		r.tr = compileTranslation(expr)
 	}
 	// The literal prefilter of a regexp2 expression is read from a Go
-	// expression that matches at least what it matches.
-	approx := pyToGo(approxGo(expr))
-	r.need = requiredLiteral(approx)
-	if r.need == "" {
-		r.anyOf = requiredAny(approx)
-	}
-	if !multiline {
-		r.starts = anchoredPrefixes(approx)
-	}
+	// expression that matches at least what it matches (its starts only
+	// without multiline, which that expression does not carry).
+	r.prefilter = newPrefilter(pyToGo(approxGo(expr)), !multiline)
 	nums := re2.GetGroupNumbers()
 	maxN := 0
 	for _, n := range nums {
@@ -321,27 +302,6 @@ func plainASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-// mayMatch reports whether s passes the expression's literal checks: it
-// starts with one of starts and holds need. False means no match.
-func (r *rx) mayMatch(s string) bool {
-	if r.starts != nil {
-		ok := false
-		for _, p := range r.starts {
-			if strings.HasPrefix(s, p) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	if r.need != "" && !strings.Contains(s, r.need) {
-		return false
-	}
-	return containsAny(s, r.anyOf)
 }
 
 // globalToLocalFlags turns "((?i)x)" and "(?:(?i)x)" into "(?i:x)", as
