@@ -64,15 +64,11 @@ func (p prefMatch) groups() groups {
 	if p.head == nil {
 		return p.g
 	}
-	g := groups{}
-	for i, name := range p.head.names {
-		if name != "" && p.loc[2*i] >= 0 {
-			g[name] = p.buf[p.loc[2*i]:p.loc[2*i+1]]
-		}
-	}
+	// The full expression's match is the head's and the content after it,
+	// to the end of the line.
+	g, _, _ := groupsAt(p.head.names, p.buf, p.loc)
 	g["content"] = p.buf[p.loc[1]:]
 	g[""] = p.buf
-	altGroups(g)
 	return g
 }
 
