@@ -297,9 +297,10 @@ func (d *Daemon) StatusFor(q StatusQuery) (st Status, ok bool) {
 	return d.status(q, true)
 }
 
-// status reports the daemon's state; the reasons of the listed bans, read
-// from the store, only when asked for.
-func (d *Daemon) status(q StatusQuery, reasons bool) (Status, bool) {
+// status reports the daemon's state; what only the store knows (the
+// reasons of the listed bans, the abuse report queue's counts) only with
+// fromStore: the metrics read neither, and are scraped often.
+func (d *Daemon) status(q StatusQuery, fromStore bool) (Status, bool) {
 	now := time.Now()
 	d.mu.Lock()
 	pipe, sources := d.pipe, d.sources
@@ -314,7 +315,7 @@ func (d *Daemon) status(q StatusQuery, reasons bool) (Status, bool) {
 	}
 	active, total := pipe.Engine.Recent(now, q.Jail, q.Bans)
 	var stored map[event.DecisionKey]event.Decision
-	if reasons && len(active) > 0 {
+	if fromStore && len(active) > 0 {
 		stored = d.activeReasons(now, active)
 	}
 	st := Status{
@@ -331,14 +332,13 @@ func (d *Daemon) status(q StatusQuery, reasons bool) (Status, bool) {
 			Repairs:   fw.Repairs,
 			Restored:  fw.Restored,
 		},
-		Engine:    engineStatus(pipe.Engine),
-		Policy:    d.policyStatus(),
-		Trap:      d.trap.status(),
-		Evidence:  d.evid.status(),
-		Fleet:     d.fleet.status(),
-		Feeds:     d.feeds.status(),
-		Reporting: d.report.status(context.Background(), d.store),
-		Actions:   d.actions.Stats(),
+		Engine:   engineStatus(pipe.Engine),
+		Policy:   d.policyStatus(),
+		Trap:     d.trap.status(),
+		Evidence: d.evid.status(),
+		Fleet:    d.fleet.status(),
+		Feeds:    d.feeds.status(),
+		Actions:  d.actions.Stats(),
 		Descriptors: func() DescriptorStatus {
 			ds := d.fds
 			ds.Used = d.peers.Used()
@@ -347,6 +347,9 @@ func (d *Daemon) status(q StatusQuery, reasons bool) (Status, bool) {
 
 		Shields:    d.shieldsStatus(context.Background()),
 		Goroutines: runtime.NumGoroutine(),
+	}
+	if fromStore {
+		st.Reporting = d.report.status(context.Background(), d.store)
 	}
 	st.ActiveTotal = total
 	st.Active = make([]Ban, 0, len(active))

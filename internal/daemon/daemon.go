@@ -128,7 +128,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	d.reloads.loaded = d.started
 	d.peers, d.fds = peerBudget(d.log)
 	d.metrics = newMetricsHandler(func() Status {
-		st, _ := d.status(StatusQuery{}, false) // the counts, no ban listed
+		st, _ := d.status(StatusQuery{}, false) // the counts: no ban listed, nothing read from the store
 		return st
 	}, d.log)
 	d.geo.Store(openGeo(opt.Config, d.log))
