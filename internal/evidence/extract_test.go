@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -304,6 +305,17 @@ func TestNormalizeURL(t *testing.T) {
 		u, _, ok := normalizeURL(in)
 		if got := u.URL; !ok && want != "" || ok && got != want {
 			t.Errorf("normalizeURL(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}
+
+// TestNamedTarget: a link naming two targets gives the same one every
+// time (the parameters' names in order), not whichever a map gives first.
+func TestNamedTarget(t *testing.T) {
+	p, _ := url.Parse("https://r.example/go?url=https://a.example/&u=https://b.example/&q=https://c.example/")
+	for range 50 {
+		if got := namedTarget(p); got != "https://c.example/" {
+			t.Fatalf("namedTarget = %q, want q's https://c.example/", got)
 		}
 	}
 }

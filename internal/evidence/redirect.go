@@ -1,7 +1,9 @@
 package evidence
 
 import (
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -64,12 +66,15 @@ func (x *extractor) classify(u *URL, p *url.URL) {
 }
 
 // namedTarget returns the URL a link names as where it goes, or "".
+// Parameters are looked at in the order of their names, so that a link
+// naming two targets gives the same one every time.
 func namedTarget(p *url.URL) string {
-	for k, vs := range p.Query() {
+	query := p.Query()
+	for _, k := range slices.Sorted(maps.Keys(query)) {
 		if !targetParams[strings.ToLower(k)] {
 			continue
 		}
-		for _, v := range vs {
+		for _, v := range query[k] {
 			if lv := strings.ToLower(v); strings.HasPrefix(lv, "http://") || strings.HasPrefix(lv, "https://") ||
 				strings.HasPrefix(lv, "hxxp") || strings.HasPrefix(lv, "www.") {
 				if strings.HasPrefix(lv, "www.") {
