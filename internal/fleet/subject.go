@@ -45,7 +45,11 @@ func nodeOfSubject(prefix, subj string) string {
 // targetToken writes a prefix as one subject token: no dots, colons or
 // slashes ("192-0-2-0_24", "2001-db8----_32").
 func targetToken(p netip.Prefix) string {
-	a := p.Addr().String()
-	a = strings.NewReplacer(".", "-", ":", "-").Replace(a)
+	a := strings.Map(func(r rune) rune {
+		if r == '.' || r == ':' {
+			return '-'
+		}
+		return r
+	}, p.Addr().String())
 	return a + "_" + strconv.Itoa(p.Bits())
 }
