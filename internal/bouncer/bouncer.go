@@ -251,7 +251,7 @@ func filter(q map[string][]string) func(event.Decision) bool {
 		scopes = []string{"ip"}
 	}
 	return func(d event.Decision) bool {
-		if len(scopes) > 0 && !slices.Contains(scopes, strings.ToLower(scope(d.Target))) {
+		if !slices.Contains(scopes, strings.ToLower(scope(d.Target))) {
 			return false
 		}
 		return len(origins) == 0 || slices.Contains(origins, strings.ToLower(origin(d)))
