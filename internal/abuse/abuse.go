@@ -116,6 +116,15 @@ type finalError struct{ err error }
 func (e *finalError) Error() string { return e.err.Error() }
 func (e *finalError) Unwrap() error { return e.err }
 
+// nowOf returns now(), or the time when now is nil: the reporters' now
+// fields are set by tests alone.
+func nowOf(now func() time.Time) time.Time {
+	if now != nil {
+		return now()
+	}
+	return time.Now()
+}
+
 // Final marks err as not worth trying again.
 func Final(err error) error {
 	if err == nil {

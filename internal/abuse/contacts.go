@@ -73,16 +73,9 @@ func (c *AbuseContacts) Render(it Item) (string, error) {
 	return string(msg), err
 }
 
-func (c *AbuseContacts) clock() time.Time {
-	if c.now != nil {
-		return c.now()
-	}
-	return time.Now()
-}
-
 // compose writes the report mail and returns it with its Message-ID.
 func (c *AbuseContacts) compose(ctx context.Context, it Item, to string) ([]byte, string, error) {
-	now := c.clock()
+	now := nowOf(c.now)
 	id := fmt.Sprintf("rampart-report-%d.%d", it.ID, now.Unix())
 	s := it.Subject
 	ua := c.Sender.userAgent()

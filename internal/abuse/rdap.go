@@ -82,7 +82,7 @@ func (r *RDAP) DomainContact(ctx context.Context, domain string) (string, error)
 }
 
 func (r *RDAP) contact(ctx context.Context, key, file string, pick func([][2][]string) []string, path string) (string, error) {
-	now := r.clock()
+	now := nowOf(r.now)
 	if c, at, ok, err := r.Store.AbuseContact(ctx, key); err == nil && ok && now.Sub(at) < r.TTL {
 		if c == "" {
 			return "", Final(ErrNoContact)
@@ -136,19 +136,12 @@ func (r *RDAP) contact(ctx context.Context, key, file string, pick func([][2][]s
 	return c, nil
 }
 
-func (r *RDAP) clock() time.Time {
-	if r.now != nil {
-		return r.now()
-	}
-	return time.Now()
-}
-
 // bootstrap returns a bootstrap file's services, fetched once a day.
 func (r *RDAP) bootstrap(ctx context.Context, file string) ([][2][]string, error) {
 	r.mu.Lock()
 	b, ok := r.boot[file]
 	r.mu.Unlock()
-	if ok && r.clock().Sub(b.fetched) < 24*time.Hour {
+	if ok && nowOf(r.now).Sub(b.fetched) < 24*time.Hour {
 		return b.services, nil
 	}
 	u, err := url.JoinPath(r.Bootstrap, file)
@@ -179,7 +172,7 @@ func (r *RDAP) bootstrap(ctx context.Context, file string) ([][2][]string, error
 	if r.boot == nil {
 		r.boot = map[string]bootFile{}
 	}
-	r.boot[file] = bootFile{services: services, fetched: r.clock()}
+	r.boot[file] = bootFile{services: services, fetched: nowOf(r.now)}
 	r.mu.Unlock()
 	return services, nil
 }

@@ -50,12 +50,8 @@ func (w *Webhook) Send(ctx context.Context, it Item, _ string) (string, error) {
 	if err != nil {
 		return "", Final(err)
 	}
-	now := time.Now()
-	if w.now != nil {
-		now = w.now()
-	}
 	h := http.Header{}
-	h.Set(httpout.SignatureHeader, httpout.Sign(w.Secret, now, body))
+	h.Set(httpout.SignatureHeader, httpout.Sign(w.Secret, nowOf(w.now), body))
 	h.Set("X-Rampart-Delivery", "report-"+strconv.FormatInt(it.ID, 10))
 	h.Set("X-Rampart-Event", "report."+it.Kind)
 	resp, err := postJSON(ctx, w.HTTP, w.URL, body, h)
@@ -94,10 +90,7 @@ func (p *Postmaster) Destination(_ context.Context, it Item) (string, error) {
 }
 
 func (p *Postmaster) compose(it Item, to string) []byte {
-	now := time.Now()
-	if p.now != nil {
-		now = p.now()
-	}
+	now := nowOf(p.now)
 	s := it.Subject
 	var b strings.Builder
 	fmt.Fprintf(&b, "From: %s\r\nTo: <%s>\r\n", p.Sender.From.String(), to)
