@@ -353,6 +353,11 @@ func TestPagesEscapeWhatAttackersWrote(t *testing.T) {
 	if !strings.Contains(q, `id="top-indicators"`) || !strings.Contains(q, "phish.example") {
 		t.Errorf("the quarantine lacks the indicators carried most:\n%s", q)
 	}
+	// The listing shows each message's subject, read from its head, as
+	// escaped text.
+	if !strings.Contains(q, "<td>100 B</td><td>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") {
+		t.Errorf("the quarantine lacks the message's escaped subject:\n%s", q)
+	}
 	_, rep, _ := get(t, c, base+"/reports/1")
 	if !strings.Contains(rep, "POST /report ip=1") || !strings.Contains(rep, "&#34;addr&#34;: &#34;198.51.100.7&#34;") {
 		t.Errorf("a report's page lacks what it sends or its subject:\n%s", rep)
