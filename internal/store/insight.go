@@ -266,13 +266,28 @@ func (s *Store) Captures(ctx context.Context, since, until time.Time) ([]Capture
 	return out, nil
 }
 
-// QuarantineHead returns the first n bytes of message id's raw text (its
-// header, for a listing), without reading the rest.
-func (s *Store) QuarantineHead(ctx context.Context, id int64, n int) ([]byte, error) {
-	var head []byte
-	err := s.r.QueryRowContext(ctx, `SELECT substr(raw, 1, ?) FROM quarantine WHERE id = ?`, n, id).Scan(&head)
-	if err != nil {
-		return nil, fmt.Errorf("quarantined message %d: %w", id, classify(err))
+// QuarantineHeads returns the first n bytes of the raw text of each of
+// the messages ids (their headers, for a listing) by id, without reading
+// the rest; ids not in the quarantine are absent.
+func (s *Store) QuarantineHeads(ctx context.Context, ids []int64, n int) (map[int64][]byte, error) {
+	heads := make(map[int64][]byte, len(ids))
+	const chunk = 500
+	for lo := 0; lo < len(ids); lo += chunk {
+		hi := min(lo+chunk, len(ids))
+		args := []any{n}
+		for _, id := range ids[lo:hi] {
+			args = append(args, id)
+		}
+		_, err := queryAll(ctx, s, func(row scanner) (struct{}, error) {
+			var id int64
+			var head []byte
+			err := row.Scan(&id, &head)
+			heads[id] = head
+			return struct{}{}, err
+		}, `SELECT id, substr(raw, 1, ?) FROM quarantine WHERE id IN (?`+strings.Repeat(", ?", hi-lo-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("quarantined messages' heads: %w", err)
+		}
 	}
-	return head, nil
+	return heads, nil
 }

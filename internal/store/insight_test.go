@@ -187,10 +187,11 @@ func TestTablesAndCaptures(t *testing.T) {
 	if cs, _ := s.Captures(ctx, time.Time{}, time.Time{}); len(cs) != 2 || cs[1].Rcpts != 3 {
 		t.Fatalf("all captures = %+v", cs)
 	}
-	if head, err := s.QuarantineHead(ctx, cs[0].ID, 11); err != nil || string(head) != "Subject: hi" {
-		t.Fatalf("head = %q, %v", head, err)
+	heads, err := s.QuarantineHeads(ctx, []int64{cs[0].ID, 999}, 11)
+	if err != nil || string(heads[cs[0].ID]) != "Subject: hi" {
+		t.Fatalf("head = %q, %v", heads[cs[0].ID], err)
 	}
-	if _, err := s.QuarantineHead(ctx, 999, 10); err == nil {
-		t.Fatal("head of a message that does not exist")
+	if head, ok := heads[999]; ok {
+		t.Fatalf("head of a message that does not exist: %q", head)
 	}
 }

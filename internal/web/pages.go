@@ -358,12 +358,18 @@ func (s *Server) quarantine(r *http.Request) (any, error) {
 			out.Top = top
 		}
 	}
+	ids := make([]int64, len(list))
+	for i, q := range list {
+		ids[i] = q.ID
+	}
+	heads, err := s.opt.Store.QuarantineHeads(r.Context(), ids, 16<<10)
+	if err != nil {
+		return nil, err
+	}
 	for _, q := range list {
 		m := s.messageOf(q)
-		if head, err := s.opt.Store.QuarantineHead(r.Context(), q.ID, 16<<10); err == nil {
-			if h, err := readHeader(head); err == nil {
-				m.Subject = subjectOf(h)
-			}
+		if h, err := readHeader(heads[q.ID]); err == nil {
+			m.Subject = subjectOf(h)
 		}
 		out.Messages = append(out.Messages, m)
 	}
