@@ -319,18 +319,12 @@ func TestSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSQL(t, s, func() (*sql.DB, func()) {
-		db, err := sql.Open("sqlite", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db, func() { db.Close() }
-	}, "SELECT ip, reason, duration_s, time FROM bans ORDER BY id")
+	checkSQL(t, s, "sqlite", path, "SELECT ip, reason, duration_s, time FROM bans ORDER BY id")
 }
 
 // checkSQL writes three events in two batches through s and reads them
-// back through open's connection.
-func checkSQL(t *testing.T, s *SQL, open func() (*sql.DB, func()), query string) {
+// back through a connection of its own (database/sql's driver and dsn).
+func checkSQL(t *testing.T, s *SQL, driver, dsn, query string) {
 	t.Helper()
 	ctx := context.Background()
 	evs := []Event{FromDecision(sampleBan("203.0.113.1"), "h"), FromDecision(sampleBan("2001:db8::7"), "h")}
@@ -341,8 +335,11 @@ func checkSQL(t *testing.T, s *SQL, open func() (*sql.DB, func()), query string)
 		t.Fatal(err)
 	}
 	s.Close()
-	db, done := open()
-	defer done()
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	rows, err := db.QueryContext(ctx, query)
 	if err != nil {
 		t.Fatal(err)

@@ -101,11 +101,5 @@ func TestPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSQL(t, s, func() (*sql.DB, func()) {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db, func() { db.Close() }
-	}, "SELECT ip, reason, duration_s, time FROM rampart_events ORDER BY id")
+	checkSQL(t, s, "pgx", dsn, "SELECT ip, reason, duration_s, time FROM rampart_events ORDER BY id")
 }
