@@ -434,33 +434,54 @@ func (e *IPSet) Active(ctx context.Context) ([]event.Decision, error) {
 // parseIPSetSave reads "add SET MEMBER [timeout N]" lines of `ipset save`.
 func parseIPSetSave(save []byte, set string, now time.Time) ([]event.Decision, error) {
 	var out []event.Decision
-	sc := bufio.NewScanner(bytes.NewReader(save))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 || f[0] != "add" || f[1] != set {
-			continue
-		}
-		p, err := netip.ParsePrefix(f[2])
+	err := scanIPSetSave(save, set, func(member string, left time.Duration) error {
+		p, err := netip.ParsePrefix(member)
 		if err != nil {
-			a, aerr := netip.ParseAddr(f[2])
+			a, aerr := netip.ParseAddr(member)
 			if aerr != nil {
-				return nil, fmt.Errorf("%s: bad member %q", set, f[2])
+				return fmt.Errorf("%s: bad member %q", set, member)
 			}
 			p = event.AddrPrefix(a)
 		}
-		d := event.Decision{Target: p, Action: event.Ban, Start: now}
-		for i := 3; i+1 < len(f); i++ {
-			if f[i] == "timeout" {
-				n, err := strconv.ParseInt(f[i+1], 10, 64)
+		out = append(out, event.Decision{Target: p, Action: event.Ban, Start: now, Duration: left})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scanIPSetSave calls f with the member and the time left (0: none) of
+// each "add SET MEMBER [timeout N]" line of `ipset save` output for set,
+// stopping at the first error: f's, then a bad timeout's.
+func scanIPSetSave(save []byte, set string, f func(member string, left time.Duration) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(save))
+	for sc.Scan() {
+		w := strings.Fields(sc.Text())
+		if len(w) < 3 || w[0] != "add" || w[1] != set {
+			continue
+		}
+		var left time.Duration
+		var bad error // a bad member is reported first
+		for i := 3; i+1 < len(w); i++ {
+			if w[i] == "timeout" {
+				n, err := strconv.ParseInt(w[i+1], 10, 64)
 				if err != nil {
-					return nil, fmt.Errorf("%s: bad timeout %q", set, f[i+1])
+					bad = fmt.Errorf("%s: bad timeout %q", set, w[i+1])
+					break
 				}
-				d.Duration = time.Duration(n) * time.Second
+				left = time.Duration(n) * time.Second
 			}
 		}
-		out = append(out, d)
+		if err := f(w[2], left); err != nil {
+			return err
+		}
+		if bad != nil {
+			return bad
+		}
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
 // SetAllow replaces the allow sets' members with allow. Each family's new

@@ -8,7 +8,6 @@ package firewall
 // right after the address bans (see wantRules).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -54,29 +53,18 @@ func parseIPSetPortMember(s string) (portElem, bool) {
 // save` of a per-port set: each element with its time left (0: none).
 func parseIPSetPorts(save []byte, set string) (map[portElem]time.Duration, error) {
 	out := map[portElem]time.Duration{}
-	sc := bufio.NewScanner(bytes.NewReader(save))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 || f[0] != "add" || f[1] != set {
-			continue
-		}
-		el, ok := parseIPSetPortMember(f[2])
+	err := scanIPSetSave(save, set, func(member string, left time.Duration) error {
+		el, ok := parseIPSetPortMember(member)
 		if !ok {
-			return nil, fmt.Errorf("%s: bad member %q", set, f[2])
-		}
-		var left time.Duration
-		for i := 3; i+1 < len(f); i++ {
-			if f[i] == "timeout" {
-				n, err := strconv.ParseInt(f[i+1], 10, 64)
-				if err != nil {
-					return nil, fmt.Errorf("%s: bad timeout %q", set, f[i+1])
-				}
-				left = time.Duration(n) * time.Second
-			}
+			return fmt.Errorf("%s: bad member %q", set, member)
 		}
 		out[el] = left
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // savePorts lists the members of a per-port set.
