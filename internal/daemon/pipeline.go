@@ -249,17 +249,6 @@ type LineRouter struct {
 	clockCost time.Duration // of one clock read, taken off the filters' time
 }
 
-// Event returns the event a line stands for, if any.
-func (lr *LineRouter) Event(l *logline.Line) (event.Event, int, bool) {
-	mt, m, ok := lr.router.Match(l)
-	if !ok {
-		return event.Event{}, 0, false
-	}
-	ev := mt.Event(l)
-	ev.Jail = lr.jailOf[m]
-	return ev, mt.Count, true
-}
-
 // Observe runs a line through the filters and the engine and returns the
 // event it stood for (ok false if none) and the decisions it caused. An
 // event standing for several (a line completing earlier lines of its
