@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -49,9 +48,7 @@ func runCheckPostfix(args []string, stdout, stderr io.Writer) error {
 		if out.Findings == nil {
 			out.Findings = []postfixaudit.Finding{}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := writeIndentedJSON(stdout, out); err != nil {
 			return err
 		}
 	} else {
