@@ -447,7 +447,8 @@ func portsOrAll(ports string) string {
 
 // printJailStatus writes one jail's status as fail2ban-client status JAIL
 // does, then what Rampart adds: its thresholds and ports, and its bans.
-// st is narrowed to the jail (Status.ForJail).
+// st is narrowed to the jail (StatusQuery.Jail); a status with another
+// number of jail lines is printed whole.
 func printJailStatus(w io.Writer, st daemon.Status, now time.Time) {
 	if len(st.Jails) != 1 {
 		printStatus(w, st, now)
