@@ -167,7 +167,8 @@ func newSmarthost(c config.ReportSMTP, password string, opt Options) *smarthost.
 }
 
 // hostNames returns the names this host goes by: its host name, the
-// trap's, Postfix's myhostname and mydomain when Postfix is there.
+// trap's, and Postfix's myhostname when Postfix is there (not mydomain:
+// list the mail domains in [reporting] local_domains).
 func hostNames(ctx context.Context, cfg *config.Config) []string {
 	var names []string
 	if h, err := os.Hostname(); err == nil {
