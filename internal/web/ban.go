@@ -33,16 +33,16 @@ func (s *Server) banForm(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := formDuration(r.PostFormValue("duration"))
 	if err != nil {
-		backTo(w, r, "error", err.Error())
+		backTo(w, r, "/ban", "error", err.Error())
 		return
 	}
 	done, err := s.opt.Backend.Ban(r.Context(), r.PostFormValue("ip"), d, strings.TrimSpace(r.PostFormValue("reason")))
 	if err != nil {
-		backTo(w, r, "error", err.Error())
+		backTo(w, r, "/ban", "error", err.Error())
 		return
 	}
 	s.log.Info("web: ban", "addr", r.PostFormValue("ip"), "remote", r.RemoteAddr)
-	backTo(w, r, "done", done)
+	backTo(w, r, "/ban", "done", done)
 }
 
 func (s *Server) unbanForm(w http.ResponseWriter, r *http.Request) {
@@ -55,17 +55,19 @@ func (s *Server) unbanForm(w http.ResponseWriter, r *http.Request) {
 	removed, err := s.opt.Backend.Unban(r.Context(), ip)
 	switch {
 	case err != nil:
-		backTo(w, r, "error", err.Error())
+		backTo(w, r, "/ban", "error", err.Error())
 	case !removed:
-		backTo(w, r, "done", ip+" was not banned")
+		backTo(w, r, "/ban", "done", ip+" was not banned")
 	default:
 		s.log.Info("web: unban", "addr", ip, "remote", r.RemoteAddr)
-		backTo(w, r, "done", "unbanned "+ip)
+		backTo(w, r, "/ban", "done", "unbanned "+ip)
 	}
 }
 
-func backTo(w http.ResponseWriter, r *http.Request, key, msg string) {
-	http.Redirect(w, r, "/ban?"+url.Values{key: {clip(msg, 300)}}.Encode(), http.StatusSeeOther)
+// backTo sends the browser back to page with what happened: key "done"
+// or "error" and its message.
+func backTo(w http.ResponseWriter, r *http.Request, page, key, msg string) {
+	http.Redirect(w, r, page+"?"+url.Values{key: {clip(msg, 300)}}.Encode(), http.StatusSeeOther)
 }
 
 // formDuration reads a duration field: "" for the default, "90m", "12h",

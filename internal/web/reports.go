@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/rampart-dev/rampart/internal/store"
@@ -123,9 +122,7 @@ func (s *Server) reviewForm(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the form is stale or was not sent from this dashboard: reload the page and try again", http.StatusForbidden)
 		return
 	}
-	back := func(key, msg string) {
-		http.Redirect(w, r, "/reports?"+url.Values{key: {clip(msg, 300)}}.Encode(), http.StatusSeeOther)
-	}
+	back := func(key, msg string) { backTo(w, r, "/reports", key, msg) }
 	id, err := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		back("error", "a report id is a number")
@@ -168,17 +165,15 @@ func (s *Server) reviewAPI(w http.ResponseWriter, r *http.Request) {
 	if req.All {
 		req.IDs = nil
 	}
-	if s.opt.Reports == nil {
-		writeJSON(w, http.StatusConflict, map[string]string{"error": errReportingOff.Error()})
+	changed, err := s.reviewIDs(r, req.IDs, req.Approve)
+	switch {
+	case errors.Is(err, errReportingOff):
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 		return
-	}
-	changed, err := s.opt.Reports.Review(r.Context(), req.IDs, req.Approve)
-	if err != nil {
-		s.log.Error("web: review failed", "err", err)
+	case err != nil:
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
-	s.logReview(r, changed, req.Approve)
 	if changed == nil {
 		changed = []int64{}
 	}
@@ -189,31 +184,36 @@ var errReportingOff = errors.New("reporting is off: no reporter is enabled in [r
 
 // review approves or rejects ids and says what it did.
 func (s *Server) review(r *http.Request, ids []int64, approve bool) (string, error) {
+	changed, err := s.reviewIDs(r, ids, approve)
+	if err != nil {
+		return "", err
+	}
+	if len(changed) == 0 {
+		return fmt.Sprintf("report %d was not held for review: nothing %s", ids[0], reviewed(approve)), nil
+	}
+	return fmt.Sprintf("%s report %d", reviewed(approve), changed[0]), nil
+}
+
+// reviewIDs approves or rejects ids (nil: all held for review) through
+// the daemon's queue, logs what changed and returns it.
+func (s *Server) reviewIDs(r *http.Request, ids []int64, approve bool) ([]int64, error) {
 	if s.opt.Reports == nil {
-		return "", errReportingOff
+		return nil, errReportingOff
 	}
 	changed, err := s.opt.Reports.Review(r.Context(), ids, approve)
 	if err != nil {
 		s.log.Error("web: review failed", "err", err)
-		return "", err
-	}
-	s.logReview(r, changed, approve)
-	verb := "rejected"
-	if approve {
-		verb = "approved"
-	}
-	if len(changed) == 0 {
-		return fmt.Sprintf("report %d was not held for review: nothing %s", ids[0], verb), nil
-	}
-	return fmt.Sprintf("%s report %d", verb, changed[0]), nil
-}
-
-func (s *Server) logReview(r *http.Request, changed []int64, approve bool) {
-	verb := "rejected"
-	if approve {
-		verb = "approved"
+		return nil, err
 	}
 	if len(changed) > 0 {
-		s.log.Info("web: reports "+verb, "count", len(changed), "remote", r.RemoteAddr)
+		s.log.Info("web: reports "+reviewed(approve), "count", len(changed), "remote", r.RemoteAddr)
 	}
+	return changed, nil
+}
+
+func reviewed(approve bool) string {
+	if approve {
+		return "approved"
+	}
+	return "rejected"
 }
