@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -218,18 +219,16 @@ func (f *face) startChunk(arg string) {
 
 // nextChunk hands go-smtp the next piece of a BDAT chunk.
 func (f *face) nextChunk() error {
-	buf := make([]byte, min(f.bdatLeft, faceBuffer))
-	n, err := f.in.Read(buf)
+	want := int(min(f.bdatLeft, faceBuffer))
+	f.pending = slices.Grow(f.pending[:0], want)[:want]
+	n, err := f.in.Read(f.pending) // straight into pending: no buffer per piece
+	f.pending = f.pending[:n]
 	if n > 0 {
 		f.bdatLeft -= int64(n)
 		if f.bdatLeft == 0 {
 			f.mode = modeCommand
 		}
-		if cerr := f.count(n); cerr != nil {
-			return cerr
-		}
-		f.pending = append(f.pending[:0], buf[:n]...)
-		return nil
+		return f.count(n)
 	}
 	return err
 }
