@@ -23,14 +23,21 @@ func (s *Server) banPage(r *http.Request) (any, error) {
 	return BanPage{Active: snap.Active, ActiveTotal: snap.ActiveTotal, Error: r.URL.Query().Get("error")}, nil
 }
 
+// form serves a form's POST: its body limited, its CSRF token required.
+func (s *Server) form(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if !s.checkCSRF(r) {
+			http.Error(w, "the form is stale or was not sent from this dashboard: reload the page and try again", http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	}
+}
+
 // banForm handles the ban form: on success or failure it sends the
 // browser back to the ban page, which says what happened.
 func (s *Server) banForm(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if !s.checkCSRF(r) {
-		http.Error(w, "the form is stale or was not sent from this dashboard: reload the page and try again", http.StatusForbidden)
-		return
-	}
 	d, err := formDuration(r.PostFormValue("duration"))
 	if err != nil {
 		backTo(w, r, "/ban", "error", err.Error())
@@ -46,11 +53,6 @@ func (s *Server) banForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) unbanForm(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if !s.checkCSRF(r) {
-		http.Error(w, "the form is stale or was not sent from this dashboard: reload the page and try again", http.StatusForbidden)
-		return
-	}
 	ip := r.PostFormValue("ip")
 	removed, err := s.opt.Backend.Unban(r.Context(), ip)
 	switch {
