@@ -160,6 +160,16 @@ func (e *Engine) checkAllowed(p netip.Prefix) error {
 	return nil
 }
 
+// neverBanAddr is neverBan for one address, event.NeverBanAddr's quick
+// test first: the check every event makes.
+func (e *Engine) neverBanAddr(a netip.Addr) bool {
+	if _, never := event.NeverBanAddr(a); !never {
+		return false
+	}
+	_, never := e.neverBan(event.AddrPrefix(a))
+	return never
+}
+
 // neverBan is event.NeverBan, with loopback left out when BanLoopback.
 func (e *Engine) neverBan(p netip.Prefix) (netip.Prefix, bool) {
 	n, never := event.NeverBan(p)

@@ -50,11 +50,9 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		return nil
 	}
 	addr := ev.Addr.Unmap()
-	if _, never := event.NeverBanAddr(addr); never {
-		if _, never = e.neverBan(event.AddrPrefix(addr)); never {
-			e.stats.Ignored++
-			return nil
-		}
+	if e.neverBanAddr(addr) {
+		e.stats.Ignored++
+		return nil
 	}
 	if e.cfg.Allow != nil && e.cfg.Allow.Contains(addr) {
 		e.stats.Allowlisted++
