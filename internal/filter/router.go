@@ -61,12 +61,17 @@ func NewRouter(ms ...*Matcher) *Router {
 // matcher that produced it.
 func (r *Router) Match(l *logline.Line) (Match, *Matcher, bool) {
 	var mt Match
-	idx := r.all
-	if l.Program != "" {
-		idx = r.route(l.Program)
-	}
-	m := r.try(idx, l, &mt)
+	m := r.try(r.routed(l), l, &mt)
 	return mt, m, m != nil
+}
+
+// routed returns the matchers l goes to: its program's, or every one for
+// a line without a program.
+func (r *Router) routed(l *logline.Line) []int {
+	if l.Program == "" {
+		return r.all
+	}
+	return r.route(l.Program)
 }
 
 // route returns the matchers lines of prog go to, from recent when it can.
@@ -104,12 +109,8 @@ func (r *Router) routeOf(prog string, idx []int) []int {
 // jail whose filter matches a line counts it, and every matcher sees every
 // line of its programs (its session context stays whole).
 func (r *Router) MatchAll(l *logline.Line, found func(Match, *Matcher)) {
-	idx := r.all
-	if l.Program != "" {
-		idx = r.route(l.Program)
-	}
 	var mt Match
-	for _, i := range idx {
+	for _, i := range r.routed(l) {
 		if r.ms[i].match(l, &mt) {
 			found(mt, r.ms[i])
 		}
