@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/netip"
@@ -150,10 +151,7 @@ func serve(t *testing.T, opt web.Options, addr string) (string, *web.Server) {
 	done := make(chan struct{})
 	go func() { defer close(done); ln.Serve(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	_, port, _ := strings.Cut(ln.Addr().String(), "]:")
-	if port == "" {
-		_, port, _ = strings.Cut(ln.Addr().String(), ":")
-	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return "http://127.0.0.1:" + port, srv
 }
 
