@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/action"
-
 	"github.com/rampart-dev/rampart/internal/policy/dovecot"
 	"github.com/rampart-dev/rampart/internal/policy/postfix"
 )
