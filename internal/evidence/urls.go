@@ -51,7 +51,7 @@ func trimURL(s string) string {
 			s = s[:len(s)-1]
 			continue
 		case ')', ']', '>':
-			open := map[byte]byte{')': '(', ']': '[', '>': '<'}[c]
+			open := "([<"[strings.IndexByte(")]>", c)]
 			if strings.Count(s, string(open)) < strings.Count(s, string(c)) {
 				s = s[:len(s)-1]
 				continue
