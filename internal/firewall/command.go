@@ -359,7 +359,7 @@ func (c *Command) Active(ctx context.Context) ([]event.Decision, error) {
 func sortedKeys(m map[banKey]event.Decision) []banKey {
 	ks := slices.Collect(maps.Keys(m))
 	slices.SortFunc(ks, func(a, b banKey) int {
-		return cmp.Or(a.target.Addr().Compare(b.target.Addr()), cmp.Compare(a.target.Bits(), b.target.Bits()), strings.Compare(a.ports, b.ports))
+		return cmp.Or(a.target.Compare(b.target), strings.Compare(a.ports, b.ports))
 	})
 	return ks
 }
