@@ -270,7 +270,7 @@ peers = [%s]
 		time.Sleep(wait)
 		fmt.Printf("after %s:\n", wait)
 		for _, n := range nodes {
-			pid := childPID(n.cmd.Process.Pid)
+			pid := n.cmd.Process.Pid // `ip netns exec` execs rampart: the same pid
 			rss := procKB(pid, "VmRSS")
 			hwm := procKB(pid, "VmHWM")
 			js := dirSize(filepath.Join(n.dir, "state", "fleet"))
@@ -412,10 +412,6 @@ func metric(socket, name string) float64 {
 	}
 	return -1
 }
-
-// childPID is the rampart process `ip netns exec` became (it execs: the
-// same pid).
-func childPID(pid int) int { return pid }
 
 func procKB(pid int, key string) int64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
