@@ -33,6 +33,7 @@ type HistoryFilter struct {
 	Target netip.Prefix // only this exact target
 	Since  time.Time    // only entries starting at or after Since
 	Limit  int          // at most this many, newest first; 0 means no limit
+	After  int64        // only entries with an ID above After (0: all)
 }
 
 // History kinds, as stored in history.kind.
@@ -479,6 +480,9 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]HistoryEntry, e
 	}
 	if !f.Since.IsZero() {
 		where, args = append(where, "h.start_ns >= ?"), append(args, toNS(f.Since))
+	}
+	if f.After > 0 {
+		where, args = append(where, "h.id > ?"), append(args, f.After)
 	}
 	q := `SELECT ` + decisionColumns + ` FROM history h`
 	if len(where) > 0 {

@@ -313,6 +313,8 @@ func TestHistoryFilter(t *testing.T) {
 		{"v6 since limit", HistoryFilter{Target: pfx("2001:db8::1/128"), Since: t0.Add(2 * time.Minute), Limit: 2}, "[9 7]"},
 		{"mapped", HistoryFilter{Target: pfx("::ffff:192.0.2.1/128"), Limit: 1}, "[8]"},
 		{"none", HistoryFilter{Target: pfx("192.0.2.99/32")}, "[]"},
+		{"after", HistoryFilter{After: ids[6]}, "[9 8 7]"},
+		{"after limit", HistoryFilter{After: ids[2], Limit: 2}, "[9 8]"},
 	} {
 		hs, err := s.History(ctx, tc.f)
 		if err != nil {

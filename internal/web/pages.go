@@ -272,15 +272,12 @@ func (s *Server) decisions(r *http.Request) (any, error) {
 		}
 		after = n
 	}
-	hist, err := s.opt.Store.History(r.Context(), store.HistoryFilter{Limit: limit})
+	hist, err := s.opt.Store.History(r.Context(), store.HistoryFilter{Limit: limit, After: after})
 	if err != nil {
 		return nil, err
 	}
 	out := Decisions{Decisions: []Decision{}}
 	for _, h := range hist {
-		if h.ID <= after {
-			continue
-		}
 		d := h.Decision
 		out.Decisions = append(out.Decisions, Decision{ID: h.ID, Revoked: h.Revocation, Action: d.Action.String(), Active: Active{
 			Target: targetText(d.Target.String(), d.Target.IsSingleIP()), Jail: d.Jail, Scenario: d.Scenario, Reason: d.Reason,
