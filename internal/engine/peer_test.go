@@ -114,6 +114,14 @@ func TestPeerSuspectAddress(t *testing.T) {
 			t.Errorf("evidence for %s: %d, want 0 (known-good, allowlisted, unseen)", a, n)
 		}
 	}
+	// alice mistyping from another address of the network she logs in
+	// from: her failures there are no evidence.
+	for _, at := range []time.Duration{time.Minute, 31 * time.Minute} {
+		observe(e, ev(at, event.AuthFailure, "203.0.113.10", "alice"))
+	}
+	if n := e.Evidence(ev(31*time.Minute, event.AuthFailure, "203.0.113.10", "alice"), window); n != 0 {
+		t.Errorf("evidence for alice's typo from her own network: %d, want 0", n)
+	}
 
 	// On a peer: the same three addresses marked on that evidence.
 	p := defaultEngine(t, func(c *Config) {
