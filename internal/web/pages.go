@@ -10,8 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/config"
@@ -280,19 +280,19 @@ func (s *Server) decisions(r *http.Request) (any, error) {
 	for _, h := range hist {
 		d := h.Decision
 		out.Decisions = append(out.Decisions, Decision{ID: h.ID, Revoked: h.Revocation, Action: d.Action.String(), Active: Active{
-			Target: targetText(d.Target.String(), d.Target.IsSingleIP()), Jail: d.Jail, Scenario: d.Scenario, Reason: d.Reason,
+			Target: targetText(d.Target), Jail: d.Jail, Scenario: d.Scenario, Reason: d.Reason,
 			Start: d.Start, End: d.End(), Country: h.Place.Country, ASN: h.Place.ASN, Org: h.Place.Org}})
 	}
 	return out, nil
 }
 
-func targetText(p string, single bool) string {
-	if single {
-		if i := strings.IndexByte(p, '/'); i >= 0 {
-			return p[:i]
-		}
+// targetText writes a decision's target as the daemon's status does: an
+// address alone, a wider prefix with its length.
+func targetText(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
 	}
-	return p
+	return p.String()
 }
 
 // Message is a quarantined message as the dashboard shows it: its
