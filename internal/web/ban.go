@@ -6,7 +6,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 )
@@ -156,8 +155,4 @@ func (m *mimeDecoder) decode(v string) string {
 		}
 		return r
 	}, v)
-}
-
-func sortHeaders(hs []Header) {
-	slices.SortStableFunc(hs, func(a, b Header) int { return strings.Compare(a.Name, b.Name) })
 }

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"net/http"
 	"net/mail"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -446,15 +448,14 @@ func readHeader(raw []byte) (mail.Header, error) {
 func headersOf(h mail.Header) []Header {
 	var out []Header
 	dec := new(mimeDecoder)
-	for name, vals := range h {
-		for _, v := range vals {
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		for _, v := range h[name] {
 			if len(out) == 200 {
 				return out
 			}
 			out = append(out, Header{Name: clip(name, 100), Value: clip(dec.decode(v), 2000)})
 		}
 	}
-	sortHeaders(out)
 	return out
 }
 
