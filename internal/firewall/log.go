@@ -104,15 +104,20 @@ func (l *Log) Revoke(ctx context.Context, targets []netip.Prefix) error {
 		return fmt.Errorf("log revoke: %w", err)
 	}
 	l.pruneSome(l.now())
+	// One walk over the bans for all targets (ts holds each once), not one
+	// per target.
+	was := make(map[netip.Prefix]bool, len(ts))
 	for _, t := range ts {
-		was := false
-		for k := range l.active {
-			if k.target == t {
-				was = true
-				delete(l.active, k)
-			}
+		was[t] = false
+	}
+	for k := range l.active {
+		if _, ok := was[k.target]; ok {
+			was[k.target] = true
+			delete(l.active, k)
 		}
-		l.log.LogAttrs(ctx, slog.LevelInfo, "unban", slog.String("addr", t.String()), slog.Bool("was_active", was))
+	}
+	for _, t := range ts {
+		l.log.LogAttrs(ctx, slog.LevelInfo, "unban", slog.String("addr", t.String()), slog.Bool("was_active", was[t]))
 	}
 	return nil
 }
