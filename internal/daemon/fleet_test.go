@@ -58,6 +58,22 @@ func TestFleetVerdicts(t *testing.T) {
 		t.Errorf("its neighbour: %+v", a)
 	}
 
+	// A revocation of one address inside the peer's prefix ban is not the
+	// revocation of that ban: it stays, and nothing is lifted.
+	f.handle(msg(fleet.KindBan, "203.0.113.128/25"), peer, fleet.Ban, now.Add(time.Hour))
+	wide := netip.MustParsePrefix("203.0.113.128/25")
+	inWide := func() bool {
+		d, ok := h.d.currentPipe().Engine.Banned(netip.MustParseAddr("203.0.113.130"), time.Now())
+		return ok && d.Target == wide
+	}
+	if !inWide() {
+		t.Fatal("the peer's prefix ban is not in force")
+	}
+	f.handle(msg(fleet.KindRevoke, "203.0.113.130"), peer, fleet.Unban, time.Time{})
+	if !inWide() || f.unbans.Load() != 0 {
+		t.Fatalf("a revocation of an address inside the peer's prefix ban: prefix still banned %v, %d lifted", inWide(), f.unbans.Load())
+	}
+
 	// A revocation by another peer leaves the ban; by its peer, lifts it.
 	f.handle(msg(fleet.KindRevoke, "203.0.113.7"), fleet.Peer{Name: "mail1", Key: "UY", Trust: fleet.TrustBan}, fleet.Unban, time.Time{})
 	if st := h.waitFor("status", func(Status) bool { return true }); !banned(st, "203.0.113.7") {
