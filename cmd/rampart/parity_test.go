@@ -143,6 +143,13 @@ func TestImportReplayParity(t *testing.T) {
 	if got := strings.Join(cfg.EnabledJails(), ","); got != "dovecot,postfix,postfix-sasl,sshd" {
 		t.Fatalf("imported jails %s", got)
 	}
+	// The comparisons below walk fail2ban's bans: a replay that banned
+	// nothing in a jail would leave them nothing to check there.
+	for _, jail := range cfg.EnabledJails() {
+		if len(fb[jail]) == 0 {
+			t.Fatalf("fail2ban's replay banned nothing in %s", jail)
+		}
+	}
 	imported, err := os.ReadFile(conf)
 	if err != nil {
 		t.Fatal(err)
