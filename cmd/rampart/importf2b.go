@@ -165,7 +165,7 @@ func (m *migration) write(jails []fail2ban.Jail, files []string) {
 			continue
 		}
 		enabled++
-		m.jail(j, jails)
+		m.jail(j)
 	}
 	fmt.Fprintf(m.rep, "\n%d jails, %d enabled and migrated.\n", len(jails), enabled)
 	var off []string
@@ -205,7 +205,7 @@ func defaultOpt(jails []fail2ban.Jail, k string) string {
 	return best
 }
 
-func (m *migration) jail(j fail2ban.Jail, all []fail2ban.Jail) {
+func (m *migration) jail(j fail2ban.Jail) {
 	name := j.Name
 	o := j.Options
 	fmt.Fprintf(m.conf, "\n[jail.%s]\n", quoteKey(name))
@@ -283,7 +283,6 @@ func (m *migration) jail(j fail2ban.Jail, all []fail2ban.Jail) {
 	}
 	m.ports(j)
 	m.actions(name, o["action"])
-	_ = all
 }
 
 // ports maps a jail's port and protocol to its per-port bans: what
