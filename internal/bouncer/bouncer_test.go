@@ -92,6 +92,11 @@ func TestStream(t *testing.T) {
 	if values(r.New) != "Ip:203.0.113.9:1h0m0s" || values(r.Deleted) != "Ip:192.0.2.1:0s Range:198.51.100.0/24:0s" {
 		t.Fatalf("changes: new %s, deleted %s", values(r.New), values(r.Deleted))
 	}
+	// A bouncer restarting asks for startup again: all in force, resent.
+	r = pull("0123456789abcdef-fw", "?startup=true&scopes=ip,range")
+	if values(r.New) != "Range:2001:db8::/64:87600h0m0s Ip:203.0.113.9:1h0m0s" || len(r.Deleted) != 0 {
+		t.Fatalf("startup again: new %s, deleted %s", values(r.New), values(r.Deleted))
+	}
 	// Another bouncer has its own state; naming no scope leaves ranges out.
 	if r := pull("0123456789abcdef-nginx", "?startup=true"); values(r.New) != "Ip:203.0.113.9:1h0m0s" {
 		t.Fatalf("nginx with no scopes: %s", values(r.New))
