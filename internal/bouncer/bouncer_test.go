@@ -101,6 +101,11 @@ func TestStream(t *testing.T) {
 	if r := pull("0123456789abcdef-nginx", "?startup=true"); values(r.New) != "Ip:203.0.113.9:1h0m0s" {
 		t.Fatalf("nginx with no scopes: %s", values(r.New))
 	}
+	// A ban extended is sent again with its new duration, not deleted.
+	ban(t, e, "203.0.113.9/32", *now, 2*time.Hour)
+	if r := pull("0123456789abcdef-fw", "?scopes=ip,range"); values(r.New) != "Ip:203.0.113.9:2h0m0s" || len(r.Deleted) != 0 {
+		t.Fatalf("extended: new %s, deleted %s", values(r.New), values(r.Deleted))
+	}
 }
 
 // TestDecisionsAndBlocklists: the ip= and range= queries, null when
