@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -20,7 +21,12 @@ func TestIntegrationsDoc(t *testing.T) {
 	bin := rampartBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "sh", "../../scripts/integrations-test", bin).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "sh", "../../scripts/integrations-test", bin)
+	// On timeout the script gets SIGTERM, so that its trap stops the
+	// Postfix, Dovecot and Rampart it started.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 20 * time.Second
+	out, err := cmd.CombinedOutput()
 	t.Logf("scripts/integrations-test:\n%s", out)
 	if err != nil {
 		t.Fatalf("scripts/integrations-test: %v", err)

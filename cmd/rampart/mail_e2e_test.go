@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"net/textproto"
@@ -98,17 +99,37 @@ func requireMailTools(t *testing.T) {
 	}
 }
 
-// freePorts picks n free loopback ports.
+// freePorts picks n free loopback ports below the kernel's ephemeral
+// range: a port that binding port 0 hands out is handed next to another
+// test's outgoing connection or listener too, which can take it before
+// Postfix or Dovecot binds it.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
+				low = v
+			}
 		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	seen := map[int]bool{}
+	var ports []int
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			t.Fatalf("no %d free loopback ports in 10000-%d", n, low)
+		}
+		p := 10000 + mrand.IntN(low-10000)
+		if seen[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		seen[p] = true
+		ports = append(ports, p)
 	}
 	return ports
 }
