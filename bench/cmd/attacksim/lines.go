@@ -39,10 +39,19 @@ type who struct {
 }
 
 func (ss *session) attempt(w who, addr netip.Addr, service, user, result string) {
-	if w.role == "" {
-		return
+	ss.record(Attempt{Time: ss.t, IP: addr.String(), Role: w.role, Scenario: w.scenario, Service: service, User: user, Result: result}, w)
+}
+
+// login records an attempt that is a password check (SSH, IMAP or POP3,
+// SMTP AUTH), not a recipient.
+func (ss *session) login(w who, addr netip.Addr, service, user, result string) {
+	ss.record(Attempt{Time: ss.t, IP: addr.String(), Role: w.role, Scenario: w.scenario, Service: service, User: user, Result: result, Login: true}, w)
+}
+
+func (ss *session) record(a Attempt, w who) {
+	if w.role != "" {
+		ss.s.record(a)
 	}
-	ss.s.record(Attempt{Time: ss.t, IP: addr.String(), Role: w.role, Scenario: w.scenario, Service: service, User: user, Result: result})
 }
 
 func port(r *rand.Rand) string { return itoa(between(r, 1024, 65535)) }
@@ -77,7 +86,7 @@ func (s *sim) sshFail(r *rand.Rand, w who, t time.Time, addr netip.Addr, u sshUs
 			ss.log("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=" + ip + pamUser)
 		}
 		ss.wait(r, 1800*time.Millisecond, 2600*time.Millisecond) // pam_unix's delay on failure
-		ss.attempt(w, addr, "sshd", u.name, "failure")
+		ss.login(w, addr, "sshd", u.name, "failure")
 		ss.log("Failed password for " + named + " from " + ipPort + " ssh2")
 	}
 	pamMore := func() {
@@ -123,11 +132,11 @@ func (s *sim) sshLogin(r *rand.Rand, w who, t time.Time, addr netip.Addr, user s
 			ss.log("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=" + ip + "  user=" + user)
 		}
 		ss.wait(r, 1800*time.Millisecond, 2600*time.Millisecond)
-		ss.attempt(w, addr, "sshd", user, "failure")
+		ss.login(w, addr, "sshd", user, "failure")
 		ss.log("Failed password for " + user + " from " + ipPort + " ssh2")
 	}
 	ss.wait(r, 2*time.Second, 8*time.Second)
-	ss.attempt(w, addr, "sshd", user, "success")
+	ss.login(w, addr, "sshd", user, "success")
 	ss.log("Accepted password for " + user + " from " + ipPort + " ssh2")
 	ss.log("pam_unix(sshd:session): session opened for user " + user + "(uid=" + itoa(uid) + ") by (uid=0)")
 	sess := itoa(between(r, 10, 900))
@@ -194,7 +203,7 @@ func (s *sim) smtpAuthFail(r *rand.Rand, w who, t time.Time, addr netip.Addr, sv
 	mech := pick(r, "LOGIN", "LOGIN", "PLAIN")
 	for range n {
 		ss.wait(r, 400*time.Millisecond, 2*time.Second)
-		ss.attempt(w, addr, "postfix", u.name, "failure")
+		ss.login(w, addr, "postfix", u.name, "failure")
 		ss.logAs("dovecot", dovecotAuthFail(u, addr, ""))
 		ss.wait(r, 2*time.Second, 2200*time.Millisecond) // Dovecot's auth_failure_delay
 		if mech == "LOGIN" {
@@ -229,13 +238,13 @@ func (s *sim) smtpSubmit(r *rand.Rand, w who, t time.Time, addr netip.Addr, user
 	}
 	for range typos {
 		ss.wait(r, 3*time.Second, 15*time.Second)
-		ss.attempt(w, addr, "postfix", user, "failure")
+		ss.login(w, addr, "postfix", user, "failure")
 		ss.logAs("dovecot", dovecotAuthFail(mailUser{user, true}, addr, ""))
 		ss.wait(r, 2*time.Second, 2200*time.Millisecond)
 		ss.log("warning: " + client + ": SASL PLAIN authentication failed: (reason unavailable), sasl_username=" + user)
 	}
 	ss.wait(r, 200*time.Millisecond, 5*time.Second)
-	ss.attempt(w, addr, "postfix", user, "success")
+	ss.login(w, addr, "postfix", user, "success")
 	qid := queueID(r)
 	ss.log(qid + ": client=" + client + ", sasl_method=PLAIN, sasl_username=" + user)
 	ss.logAs("postfix/cleanup["+itoa(s.newPID(r))+"]", qid+": message-id=<"+strings.ToLower(sessionID(r))+"@example.org>")
@@ -324,7 +333,7 @@ func (s *sim) imapFail(r *rand.Rand, w who, t time.Time, addr netip.Addr, u mail
 	start := t
 	for range n {
 		ss.wait(r, 500*time.Millisecond, 2500*time.Millisecond)
-		ss.attempt(w, addr, "dovecot", u.name, "failure")
+		ss.login(w, addr, "dovecot", u.name, "failure")
 		ss.log(dovecotAuthFail(u, addr, sess))
 		ss.wait(r, 2*time.Second, 2200*time.Millisecond) // auth_failure_delay
 	}
@@ -362,7 +371,7 @@ func (s *sim) imapLogin(r *rand.Rand, w who, t time.Time, addr netip.Addr, user 
 	start := ss.t
 	for _, u := range typos {
 		ss.wait(r, 3*time.Second, 20*time.Second) // a person typing
-		ss.attempt(w, addr, "dovecot", u.name, "failure")
+		ss.login(w, addr, "dovecot", u.name, "failure")
 		ss.log(dovecotAuthFail(u, addr, sess))
 		ss.wait(r, 2*time.Second, 2200*time.Millisecond)
 	}
@@ -373,7 +382,7 @@ func (s *sim) imapLogin(r *rand.Rand, w who, t time.Time, addr netip.Addr, user 
 	}
 	ss.wait(r, 200*time.Millisecond, 4*time.Second)
 	mpid := itoa(s.newPID(r))
-	ss.attempt(w, addr, "dovecot", user, "success")
+	ss.login(w, addr, "dovecot", user, "success")
 	ss.log("imap-login: Login: user=<" + user + ">, method=PLAIN, rip=" + addr.String() + ", lip=" + lip(addr) + ", mpid=" + mpid + ", TLS, session=<" + sess + ">")
 	ss.wait(r, 5*time.Second, 25*time.Minute)
 	ss.log("imap(" + user + ")<" + mpid + "><" + sess + ">: Logged out in=" + itoa(between(r, 50, 9000)) + " out=" + itoa(between(r, 500, 900000)) + " deleted=0 expunged=0 trashed=0 hdr_count=" + itoa(between(r, 0, 40)) + " hdr_bytes=" + itoa(between(r, 0, 40000)) + " body_count=" + itoa(between(r, 0, 5)) + " body_bytes=" + itoa(between(r, 0, 200000)))

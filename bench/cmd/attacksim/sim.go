@@ -37,7 +37,8 @@ type Attempt struct {
 	Scenario string    `json:"scenario"` // "naive", "rotation", ..., "legit-nat", ...
 	Service  string    `json:"service"`  // "sshd", "postfix", "dovecot"
 	User     string    `json:"user,omitempty"`
-	Result   string    `json:"result"` // "failure", "success", "accepted" (an enumerated recipient that exists)
+	Result   string    `json:"result"`          // "failure", "success", "accepted" (an enumerated recipient that exists)
+	Login    bool      `json:"login,omitempty"` // a password check (SSH, IMAP or POP3, SMTP AUTH), not a recipient
 }
 
 // logLine is one syslog record before its stamp and host are added.

@@ -38,6 +38,7 @@ import (
 	"github.com/rampart-dev/rampart/internal/daemon"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/logline"
+	"github.com/rampart-dev/rampart/internal/policy"
 )
 
 type truth struct {
@@ -45,12 +46,25 @@ type truth struct {
 	IP       string    `json:"ip"`
 	Role     string    `json:"role"`
 	Scenario string    `json:"scenario"`
+	Service  string    `json:"service"`
+	User     string    `json:"user"`
+	Login    bool      `json:"login"`
 }
 
-// item is one line or attempt on one node.
+// item is one line on one node, or a password check Dovecot's
+// authentication policy asks about before it is made.
 type item struct {
 	node int
-	line logline.Line
+	line logline.Line // line.Time is the item's time
+	ask  *truth
+}
+
+// refusal is a password check the policy hook refused: its node, address
+// and second.
+type refusal struct {
+	node int
+	ip   string
+	at   time.Time
 }
 
 type ban struct {
@@ -100,6 +114,25 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool, evc 
 	// others' to their own node.
 	parser := &logline.Parser{Year: year, Location: time.UTC}
 	var items []item
+	// Every IMAP, POP3 and SMTP AUTH password check goes through Dovecot's
+	// authentication, whose policy hook (docs/integrations.md) asks
+	// Rampart first; a check refused there is never made. SSH has no such
+	// hook. The question comes before the lines of its second, so that an
+	// attempt is never judged on its own failure.
+	for i := range roles {
+		t := &roles[i]
+		if !t.Login || (t.Service != "dovecot" && t.Service != "postfix") {
+			continue
+		}
+		at := t.Time.Truncate(time.Second)
+		if t.Scenario == "slow" {
+			for k := range n {
+				items = append(items, item{node: k, line: logline.Line{Time: at.Add(time.Duration(k) * stagger)}, ask: t})
+			}
+			continue
+		}
+		items = append(items, item{node: nodeOf(t.IP), line: logline.Line{Time: at}, ask: t})
+	}
 	lineAddr := addrs{}
 	for _, f := range []string{"auth.log", "mail.log"} {
 		fh, err := os.Open(filepath.Join(dir, f))
@@ -118,11 +151,11 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool, evc 
 				for k := range n {
 					c := l
 					c.Time = l.Time.Add(time.Duration(k) * stagger)
-					items = append(items, item{k, c})
+					items = append(items, item{node: k, line: c})
 				}
 				continue
 			}
-			items = append(items, item{nodeOf(ip), l})
+			items = append(items, item{node: nodeOf(ip), line: l})
 		}
 		fh.Close()
 	}
@@ -238,10 +271,20 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool, evc 
 		}
 		queue = queue[:k]
 	}
+	refused := map[refusal]bool{}
+	var now time.Time
 	for _, it := range items {
 		nd := ns[it.node]
 		t := it.line.Time
 		deliver(t)
+		if it.ask != nil {
+			now = t
+			j := policy.Judge{Engine: nd.p.Engine, Now: func() time.Time { return now }}
+			if ip, err := netip.ParseAddr(it.ask.IP); err == nil && j.Judge(ip, it.ask.User, false).Outcome == policy.Reject {
+				refused[refusal{it.node, it.ask.IP, t}] = true
+			}
+			continue
+		}
 		if t.Sub(nd.last) >= time.Minute {
 			record(it.node, nd.p.Engine.Tick(t), "")
 			nd.last = t
@@ -271,58 +314,19 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool, evc 
 		return false
 	}
 	var first time.Time
-	slowN, slowThrough, slowLate, slowLateThrough := 0, 0, 0, 0
-	legitN, legitBlocked := 0, 0
-	legitAddrs, legitHeld := map[string]bool{}, map[string]bool{}
-	perAddr, firstThrough := map[string]int{}, 0
-	// An address's first attempt in the whole fleet: no node has seen it
-	// yet, so only a signal (a hot user name, a bad prefix) can stop it.
-	seenAddr, slowLateFirst, slowLateFirstThrough := map[string]bool{}, 0, 0
 	for _, t := range roles {
 		if t.Scenario == "slow" && (first.IsZero() || t.Time.Before(first)) {
 			first = t.Time
 		}
 	}
+	byBans := tallyUp(roles, n, stagger, first, nodeOf, covered)
+	withHook := tallyUp(roles, n, stagger, first, nodeOf, func(k int, ip netip.Addr, at time.Time) bool {
+		return covered(k, ip, at) || refused[refusal{k, ip.String(), at.Truncate(time.Second)}]
+	})
+	legitHeld := map[string]bool{}
 	for _, t := range roles {
-		ip, err := netip.ParseAddr(t.IP)
-		if err != nil {
-			continue
-		}
-		switch {
-		case t.Scenario == "slow":
-			for k := range n {
-				at := t.Time.Add(time.Duration(k) * stagger)
-				c := covered(k, ip, at)
-				slowN++
-				if !c {
-					slowThrough++
-					if perAddr[t.IP]++; perAddr[t.IP] == 1 {
-						firstThrough++
-					}
-				}
-				fresh := !seenAddr[t.IP]
-				seenAddr[t.IP] = true
-				if at.Sub(first) >= 10*time.Minute {
-					slowLate++
-					if !c {
-						slowLateThrough++
-					}
-					if fresh {
-						slowLateFirst++
-						if !c {
-							slowLateFirstThrough++
-						}
-					}
-				}
-			}
-		case t.Role == "legit":
-			i := nodeOf(t.IP)
-			legitN++
-			legitAddrs[t.IP] = true
-			if covered(i, ip, t.Time) {
-				legitBlocked++
-			}
-			for _, b := range ns[i].bans {
+		if ip, err := netip.ParseAddr(t.IP); err == nil && t.Role == "legit" {
+			for _, b := range ns[nodeOf(t.IP)].bans {
 				if b.target.Contains(ip) {
 					legitHeld[t.IP] = true
 				}
@@ -333,17 +337,82 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool, evc 
 	for _, nd := range ns {
 		bans += len(nd.bans)
 	}
-	pct := func(a, b int) float64 { return 100 * float64(a) / float64(max(b, 1)) }
 	fmt.Printf("nodes %d, share %v, stagger %s, delay %s, evidence %d within %s, signal ttl %s\n", n, share, stagger, delay, evc.failures, evc.window, evc.ttl)
-	fmt.Printf("slow attempts %d, through %d (%.2f%%); after the first 10 min %d, through %d (%.2f%%)\n",
-		slowN, slowThrough, pct(slowThrough, slowN), slowLate, slowLateThrough, pct(slowLateThrough, slowLate))
-	fmt.Printf("slow addresses through at all %d; attempts through that were not the address's first %d\n", firstThrough, slowThrough-firstThrough)
-	fmt.Printf("after the first 10 min: addresses' first attempts in the fleet %d, through %d (%.2f%% of the attempts); others through %d (%.2f%%)\n",
-		slowLateFirst, slowLateFirstThrough, pct(slowLateFirstThrough, slowLate), slowLateThrough-slowLateFirstThrough, pct(slowLateThrough-slowLateFirstThrough, slowLate))
-	fmt.Printf("legit attempts %d, blocked %d; legit addresses %d, held by a ban at any moment %d\n",
-		legitN, legitBlocked, len(legitAddrs), len(legitHeld))
-	fmt.Printf("bans on all nodes %d; suspect addresses shared %d\n", bans, suspects)
+	byBans.print("bans alone")
+	withHook.print("bans and Dovecot's policy hook")
+	fmt.Printf("legit addresses %d, held by a ban at any moment %d; bans on all nodes %d; suspect addresses shared %d\n",
+		withHook.legitAddrs, len(legitHeld), bans, suspects)
 	return nil
+}
+
+// tally counts the attempts through and blocked.
+type tally struct {
+	slowN, slowThrough, slowLate, slowLateThrough int
+	// An address's first attempt in the whole fleet: no node has seen it
+	// yet, so only a signal (a hot user name, a bad prefix) can stop it.
+	slowLateFirst, slowLateFirstThrough int
+	firstThrough                        int // addresses with any attempt through
+	legitN, legitBlocked, legitAddrs    int
+}
+
+// tallyUp scores every attempt, each where fleetsim placed its lines:
+// blocked says whether node k stopped an attempt from ip at at.
+func tallyUp(roles []truth, n int, stagger time.Duration, first time.Time, nodeOf func(string) int, blocked func(k int, ip netip.Addr, at time.Time) bool) tally {
+	var c tally
+	perAddr, seenAddr, legitAddrs := map[string]int{}, map[string]bool{}, map[string]bool{}
+	for _, t := range roles {
+		ip, err := netip.ParseAddr(t.IP)
+		if err != nil {
+			continue
+		}
+		switch {
+		case t.Scenario == "slow":
+			for k := range n {
+				at := t.Time.Add(time.Duration(k) * stagger)
+				through := !blocked(k, ip, at)
+				c.slowN++
+				if through {
+					c.slowThrough++
+					if perAddr[t.IP]++; perAddr[t.IP] == 1 {
+						c.firstThrough++
+					}
+				}
+				fresh := !seenAddr[t.IP]
+				seenAddr[t.IP] = true
+				if at.Sub(first) >= 10*time.Minute {
+					c.slowLate++
+					if through {
+						c.slowLateThrough++
+					}
+					if fresh {
+						c.slowLateFirst++
+						if through {
+							c.slowLateFirstThrough++
+						}
+					}
+				}
+			}
+		case t.Role == "legit":
+			c.legitN++
+			legitAddrs[t.IP] = true
+			if blocked(nodeOf(t.IP), ip, t.Time) {
+				c.legitBlocked++
+			}
+		}
+	}
+	c.legitAddrs = len(legitAddrs)
+	return c
+}
+
+func (c tally) print(what string) {
+	pct := func(a, b int) float64 { return 100 * float64(a) / float64(max(b, 1)) }
+	fmt.Printf("%s:\n", what)
+	fmt.Printf("  slow attempts %d, through %d (%.2f%%); after the first 10 min %d, through %d (%.2f%%)\n",
+		c.slowN, c.slowThrough, pct(c.slowThrough, c.slowN), c.slowLate, c.slowLateThrough, pct(c.slowLateThrough, c.slowLate))
+	fmt.Printf("  slow addresses through at all %d; attempts through that were not the address's first %d\n", c.firstThrough, c.slowThrough-c.firstThrough)
+	fmt.Printf("  after the first 10 min: addresses' first attempts in the fleet %d, through %d (%.2f%% of the attempts); others through %d (%.2f%%)\n",
+		c.slowLateFirst, c.slowLateFirstThrough, pct(c.slowLateFirstThrough, c.slowLate), c.slowLateThrough-c.slowLateFirstThrough, pct(c.slowLateThrough-c.slowLateFirstThrough, c.slowLate))
+	fmt.Printf("  legit attempts %d, blocked %d\n", c.legitN, c.legitBlocked)
 }
 
 func readTruth(path string) ([]truth, error) {
