@@ -358,6 +358,56 @@ func TestAssess(t *testing.T) {
 	}
 }
 
+// TestAssessUserNetwork: while a user name is sprayed, a new address is
+// told apart from a stranger's by the networks the user logged in from:
+// its IPv6 /32 (a phone's next /64 on its carrier) or IPv4 /16.
+func TestAssessUserNetwork(t *testing.T) {
+	e := defaultEngine(t, nil)
+	observe(e, ev(0, event.AuthSuccess, "2a02:3032:1234:5678::9", "alice"), ev(time.Second, event.AuthSuccess, "198.51.100.20", "alice"))
+	for i := range 5 {
+		observe(e, ev(time.Minute+time.Duration(i)*time.Second, event.AuthFailure, fmt.Sprintf("10.%d.0.1", i), "alice"))
+		observe(e, ev(time.Minute+time.Duration(i)*time.Second, event.AuthFailure, fmt.Sprintf("10.%d.0.2", i), "bob"))
+	}
+	now := t0.Add(2 * time.Minute)
+	tests := []struct {
+		addr, user string
+		at         time.Time
+		want       bool
+	}{
+		{"2a02:3032:ffff:1::7", "alice", now, true},
+		{"2a02:3032:1234:5678::10", "ALICE", now, true},
+		{"198.51.7.7", "alice", now, true},
+		{"2a02:3033::7", "alice", now, false},
+		{"198.52.100.20", "alice", now, false},
+		{"2a02:3032:ffff:1::7", "bob", now, false},
+		// The logins are forgotten after KnownGood.TTL (alice sprayed again).
+		{"2a02:3032:ffff:1::7", "alice", t0.Add(DefaultKnownGood.TTL + 2*time.Minute), false},
+	}
+	for i := range 5 {
+		observe(e, ev(DefaultKnownGood.TTL+time.Minute+time.Duration(i)*time.Second, event.AuthFailure, fmt.Sprintf("10.%d.0.3", i), "alice"))
+	}
+	for _, tc := range tests {
+		a := e.Assess(netip.MustParseAddr(tc.addr), tc.user, tc.at)
+		if !a.HotUser {
+			t.Fatalf("%s as %s: user not hot: %+v", tc.addr, tc.user, a)
+		}
+		if a.UserNetwork != tc.want {
+			t.Errorf("%s as %s at %s: UserNetwork = %v, want %v", tc.addr, tc.user, tc.at.Sub(t0), a.UserNetwork, tc.want)
+		}
+	}
+}
+
+// TestAssessAllowlisted: the live policy servers learn that an address is
+// allowlisted, or one the engine never bans, so that nothing refuses it.
+func TestAssessAllowlisted(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) { c.Allow = allowList{netip.MustParsePrefix("192.0.2.77/32")} })
+	for addr, want := range map[string]bool{"192.0.2.77": true, "::ffff:192.0.2.77": true, "127.0.0.1": true, "192.0.2.78": false} {
+		if a := e.Assess(netip.MustParseAddr(addr), "info", t0); a.Allowlisted != want {
+			t.Errorf("%s: Allowlisted = %v, want %v", addr, a.Allowlisted, want)
+		}
+	}
+}
+
 // TestKnownGoodNATTolerancePerUser: several people behind one known-good
 // address each mistype below the threshold; together they exceed it.
 func TestKnownGoodNATTolerancePerUser(t *testing.T) {

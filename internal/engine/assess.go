@@ -11,9 +11,11 @@ import (
 // answers (Postfix, Dovecot). It never changes engine state.
 type Assessment struct {
 	Banned      bool           // an active decision covers the address
+	Allowlisted bool           // the address is allowlisted or never banned (loopback, this host)
 	Ban         event.Decision // that decision
 	KnownGood   bool           // the address logged in successfully recently
 	HotUser     bool           // the user name is being sprayed from many addresses
+	UserNetwork bool           // for a hot user: it logged in recently from the address's network (IPv4 /16, IPv6 /32)
 	Enumerating bool           // the address probed unknown recipients
 	Failures    int            // recent failures of the address (the most in any jail)
 	MaxRetry    int            // the threshold that applies to it now
@@ -34,6 +36,7 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 		a.Banned, a.Ban = true, d
 	}
 	st := toStamp(t)
+	a.Allowlisted = e.neverBanAddr(addr) || (e.cfg.Allow != nil && e.cfg.Allow.Contains(addr))
 	a.KnownGood = e.isGood(addr, st)
 	if sp := e.cfg.Spray; sp.Addresses > 0 && user != "" {
 		if d, ok := e.users.get(userID(normUser(user))); ok {
@@ -42,6 +45,7 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 		if _, hot := e.peerHot(userID(normUser(user)), st); hot {
 			a.HotUser = true
 		}
+		a.UserNetwork = a.HotUser && e.homeNetwork(addr, user, st)
 	}
 	if en := e.cfg.Enumeration; en.Recipients > 0 {
 		if r, ok := e.enum.get(addr.As16()); ok {

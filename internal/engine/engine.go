@@ -61,6 +61,9 @@ type Engine struct {
 	goodFails *boundedMap[goodFailKey, ring]
 	// prefixUsers holds the users who logged in from each aggregation prefix.
 	prefixUsers *boundedMap[prefixKey, prefixUsers]
+	// homes holds when each user last logged in from each network at
+	// homeBits.
+	homes *boundedMap[homeKey, stamp]
 	// wideBans counts the prefixes banned inside each widening prefix.
 	wideBans *boundedMap[prefixKey, distinct[uint32]]
 	pending  pendingBans
@@ -124,6 +127,7 @@ func New(cfg Config) (*Engine, error) {
 		enum:          newBoundedMap[[16]byte](max(cfg.MaxTracked/10, 1024), hashAddr16, func(r *ring) stamp { return r.last }),
 		goodFails:     newBoundedMap[goodFailKey](max(cfg.MaxTracked/10, 1024), hashGoodFail, func(r *ring) stamp { return r.last }),
 		prefixUsers:   newBoundedMap[prefixKey](max(cfg.MaxTracked/10, 1024), hashPrefixKey, func(p *prefixUsers) stamp { return p.last }),
+		homes:         newBoundedMap[homeKey](max(cfg.MaxTracked/10, 1024), hashHomeKey, func(t *stamp) stamp { return *t }),
 		wideBans:      newBoundedMap[prefixKey](max(cfg.MaxTracked/100, 1024), hashPrefixKey, func(d *distinct[uint32]) stamp { return d.last }),
 		carvePrefixes: map[prefixKey]uint32{},
 		relayPrefixes: map[prefixKey]uint32{},
@@ -216,6 +220,7 @@ func (e *Engine) expireTables() {
 	e.asns.expiring(durStamp(c.ASNs.Window), func(_ uint32, d *distinct[uint32]) stamp { return d.last.after(c.ASNs.Window) })
 	e.enum.expiring(durStamp(c.Enumeration.Window), func(_ [16]byte, r *ring) stamp { return r.last.after(c.Enumeration.Window) })
 	e.prefixUsers.expiring(durStamp(c.KnownGood.TTL), func(_ prefixKey, p *prefixUsers) stamp { return p.last.after(c.KnownGood.TTL) })
+	e.homes.expiring(durStamp(c.KnownGood.TTL), func(_ homeKey, t *stamp) stamp { return t.after(c.KnownGood.TTL) })
 	e.good.expiring(durStamp(max(c.KnownGood.TTL, c.Relays.TTL)), func(_ [16]byte, g *goodEntry) stamp {
 		if end := e.goodUntil(g); end != noEnd {
 			return end
@@ -262,6 +267,7 @@ func (e *Engine) Tick(now time.Time) []event.Decision {
 	e.asns.expire(t)
 	e.enum.expire(t)
 	e.prefixUsers.expire(t)
+	e.homes.expire(t)
 	e.good.expire(t)
 	return decided
 }

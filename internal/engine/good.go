@@ -296,6 +296,26 @@ func (e *Engine) notePrefixUser(a netip.Addr, id uint64, t stamp) {
 		pu.add(id, t)
 		e.prefixUsers.put(pk, pu)
 	}
+	e.homes.put(homeKey{keyOfPrefix(prefixOf(a, homeBits(a))), id}, t)
+}
+
+// homeKey is a user and a network it logged in from, at homeBits: a
+// table of its own, since a carrier's network holds many more users than
+// an aggregation prefix's prefixUsers keeps.
+type homeKey struct {
+	p    prefixKey
+	user uint64
+}
+
+// homeBits is the prefix length of the widest network a person's own
+// devices move around in: an IPv4 /16 (a provider's DHCP or carrier-grade
+// NAT pool) or an IPv6 /32 (a mobile carrier gives each connection a new
+// /64 anywhere in its allocation).
+func homeBits(a netip.Addr) int {
+	if a.Is4() {
+		return 16
+	}
+	return 32
 }
 
 // ownNetwork reports whether user has logged in recently from the
@@ -309,11 +329,29 @@ func (e *Engine) ownNetwork(a netip.Addr, user string, t stamp) bool {
 	}
 	id := userID(normUser(user))
 	for _, bits := range e.aggBits(a) {
-		if pu, ok := e.prefixUsers.get(keyOfPrefix(prefixOf(a, bits))); ok && pu.has(id) && within(pu.last, t, e.cfg.KnownGood.TTL) {
+		if e.loggedInFrom(prefixOf(a, bits), id, t) {
 			return true
 		}
 	}
 	return false
+}
+
+// homeNetwork reports whether user has logged in recently from a's
+// network at homeBits: wider than ownNetwork, for the one place where a
+// person's next address must not count as a stranger's (a sprayed user
+// name's check before the password, see Assess), and never to spare an
+// address from a ban.
+func (e *Engine) homeNetwork(a netip.Addr, user string, t stamp) bool {
+	if user == "" {
+		return false
+	}
+	last, ok := e.homes.get(homeKey{keyOfPrefix(prefixOf(a, homeBits(a))), userID(normUser(user))})
+	return ok && within(last, t, e.cfg.KnownGood.TTL)
+}
+
+func (e *Engine) loggedInFrom(p netip.Prefix, id uint64, t stamp) bool {
+	pu, ok := e.prefixUsers.get(keyOfPrefix(p))
+	return ok && pu.has(id) && within(pu.last, t, e.cfg.KnownGood.TTL)
 }
 
 func userID(u string) uint64 {

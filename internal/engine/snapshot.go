@@ -40,7 +40,7 @@ const SnapshotMax = 250_000
 
 const (
 	snapshotMagic   = "RPTENG"
-	snapshotVersion = 1
+	snapshotVersion = 2 // 2 adds the users' home networks; 1 is still read
 )
 
 // ErrSnapshot is wrapped by Load's errors about the snapshot itself (not
@@ -50,11 +50,16 @@ var ErrSnapshot = errors.New("engine snapshot unusable")
 // Snapshot writes the engine's counting state to w and returns how many
 // entries it wrote.
 func (e *Engine) Snapshot(w io.Writer) (int, error) {
+	return e.snapshot(w, snapshotVersion)
+}
+
+// snapshot writes the format of version (the previous one for a test).
+func (e *Engine) snapshot(w io.Writer, version uint32) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sw := &snapWriter{b: make([]byte, 0, 1<<16)}
 	sw.str(snapshotMagic)
-	sw.u32(snapshotVersion)
+	sw.u32(version)
 	sw.u64(uint64(e.now.Unix()))
 	sw.u32(uint32(len(e.jails)))
 	for _, j := range e.jails {
@@ -70,6 +75,9 @@ func (e *Engine) Snapshot(w io.Writer) (int, error) {
 	n += writeTable(sw, e.asns, now, func(_ uint32, v *distinct[uint32]) stamp { return v.last }, (*snapWriter).u32, putDistinct32)
 	n += writeTable(sw, e.enum, now, func(_ [16]byte, v *ring) stamp { return v.last }, putAddr16, putRing)
 	n += writeTable(sw, e.prefixUsers, now, func(_ prefixKey, v *prefixUsers) stamp { return v.last }, putPrefixKey, putPrefixUsers)
+	if version >= 2 {
+		n += writeTable(sw, e.homes, now, func(_ homeKey, v *stamp) stamp { return *v }, putHomeKey, func(w *snapWriter, v *stamp) { w.u32(uint32(*v)) })
+	}
 	s := e.surge
 	sw.u64(uint64(s.minute))
 	sw.u64(uint64(s.count))
@@ -117,8 +125,9 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 	if m := sr.str(); m != snapshotMagic {
 		return 0, fmt.Errorf("%w: not a snapshot", ErrSnapshot)
 	}
-	if v := sr.u32(); v != snapshotVersion {
-		return 0, fmt.Errorf("%w: version %d, this engine reads %d", ErrSnapshot, v, snapshotVersion)
+	v := sr.u32()
+	if v != 1 && v != snapshotVersion {
+		return 0, fmt.Errorf("%w: version %d, this engine reads 1 and %d", ErrSnapshot, v, snapshotVersion)
 	}
 	taken := time.Unix(int64(sr.u64()), 0)
 	nj := int(sr.u32())
@@ -158,6 +167,9 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 	n += readTable(sr, e.asns, keep((*snapReader).u32), getDistinct32)
 	n += readTable(sr, e.enum, keep(getAddr16), getRing)
 	n += readTable(sr, e.prefixUsers, keep(getPrefixKey), getPrefixUsers)
+	if v >= 2 {
+		n += readTable(sr, e.homes, keep(getHomeKey), func(r *snapReader) stamp { return stamp(r.u32()) })
+	}
 	e.surge = surgeState{minute: int64(sr.u64()), count: int(sr.u64()), baseline: math.Float64frombits(sr.u64()), until: stamp(sr.u32()), on: sr.bool()}
 	np := int(sr.u32())
 	for range np {
@@ -394,6 +406,16 @@ func getDistinct32(r *snapReader) (v distinct[uint32]) {
 	}
 	v.n, v.last = min(r.u8(), distinctSize), stamp(r.u32())
 	return v
+}
+
+func putHomeKey(w *snapWriter, k homeKey) {
+	putPrefixKey(w, k.p)
+	w.u64(k.user)
+}
+
+func getHomeKey(r *snapReader) homeKey {
+	p := getPrefixKey(r)
+	return homeKey{p, r.u64()}
 }
 
 func putPrefixUsers(w *snapWriter, v *prefixUsers) {

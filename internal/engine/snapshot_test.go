@@ -39,7 +39,8 @@ func restarted(t *testing.T, e *Engine, mk func() *Engine) *Engine {
 func TestSnapshotRoundTrip(t *testing.T) {
 	mk := func() *Engine { return defaultEngine(t, nil) }
 	e := mk()
-	var evs []event.Event
+	// The sprayed name's owner logged in from her phone's carrier.
+	evs := []event.Event{ev(0, event.AuthSuccess, "2a02:3032:1::1", "info@example.org")}
 	for i := range 4 {
 		evs = append(evs, ev(time.Duration(i)*time.Second, event.AuthFailure, "198.51.100.7", "bob"))
 	}
@@ -66,6 +67,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if a := n.Assess(netip.MustParseAddr("192.0.99.1"), "info@example.org", at); !a.HotUser {
 		t.Error("the sprayed name is no longer hot after the restart")
 	}
+	if a := n.Assess(netip.MustParseAddr("2a02:3032:9999::1"), "info@example.org", at); !a.UserNetwork {
+		t.Errorf("the user's network is forgotten after the restart: %+v", a)
+	}
 	if n.Pending() != 5 {
 		t.Errorf("%d pending bans after the restart, want 5", n.Pending())
 	}
@@ -77,6 +81,26 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if got := observe(n, ev(60*time.Second, event.AuthFailure, "45.134.7.3", "c")); fmt.Sprint(got) != "[prefix 45.134.7.0/24]" {
 		t.Errorf("3rd bad address of a /24 after the restart: %v, want the prefix banned", got)
+	}
+}
+
+// The previous version's snapshot (no users' home networks) is still read.
+func TestSnapshotVersion1(t *testing.T) {
+	e := defaultEngine(t, nil)
+	observe(e, ev(0, event.AuthSuccess, "2a02:3032:1::1", "ann"))
+	for i := range 4 {
+		observe(e, ev(time.Duration(1+i)*time.Second, event.AuthFailure, "198.51.100.7", "bob"))
+	}
+	var b bytes.Buffer
+	if _, err := e.snapshot(&b, 1); err != nil {
+		t.Fatal(err)
+	}
+	n := defaultEngine(t, nil)
+	if _, err := n.Load(&b); err != nil {
+		t.Fatalf("version 1: %v", err)
+	}
+	if got := observe(n, ev(10*time.Second, event.AuthFailure, "198.51.100.7", "bob")); fmt.Sprint(got) != "[ip-failures 198.51.100.7/32]" {
+		t.Errorf("5th failure after loading version 1: %v, want a ban", got)
 	}
 }
 

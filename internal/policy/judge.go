@@ -83,8 +83,11 @@ func (j *Judge) now() time.Time {
 // client is trying (Dovecot) or has authenticated as (Postfix), if any;
 // recipientStage says the question is about a recipient (for blinding).
 //
-// The order: a banned client is rejected; a client with no good history is
-// rejected when the user it tries is being sprayed; an enumerating client
+// The order: a banned client is rejected; an allowlisted one is allowed;
+// a client with no good history is
+// rejected when the user it tries is being sprayed, unless that user
+// logged in recently from the client's network (a phone's next address
+// on its carrier, a home connection's new lease); an enumerating client
 // is blinded at recipient stages; a client with recent failures, or in a
 // suspect network or a surge, or with a ban pending, is delayed; everyone
 // else is allowed. A known-good client is only ever rejected when banned.
@@ -105,9 +108,11 @@ func (j *Judge) Judge(addr netip.Addr, user string, recipientStage bool) Verdict
 	switch {
 	case a.Banned:
 		return Verdict{Outcome: Reject, Reason: "banned: " + a.Ban.Scenario}
+	case a.Allowlisted:
+		return Verdict{Reason: "allowlisted"}
 	case a.KnownGood:
 		return Verdict{Reason: "known-good client"}
-	case a.HotUser:
+	case a.HotUser && !a.UserNetwork:
 		return Verdict{Outcome: Reject, Reason: "user " + user + " is being sprayed"}
 	case a.Enumerating && recipientStage:
 		return Verdict{Outcome: Blind, Reason: "enumerating recipients"}

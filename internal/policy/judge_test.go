@@ -31,6 +31,11 @@ func TestJudgeVerdicts(t *testing.T) {
 		{"known-good with failures", engine.Assessment{KnownGood: true, Failures: 4, MaxRetry: 5}, false, Allow, 0},
 		{"sprayed user", engine.Assessment{HotUser: true, MaxRetry: 5}, false, Reject, 0},
 		{"sprayed user, known-good client", engine.Assessment{HotUser: true, KnownGood: true}, false, Allow, 0},
+		{"sprayed user, allowlisted client", engine.Assessment{HotUser: true, Allowlisted: true, Failures: 3, MaxRetry: 5}, false, Allow, 0},
+		// A phone's new address on the carrier the user logs in from: its
+		// password is checked, as any other client's with no failure.
+		{"sprayed user, from the user's network", engine.Assessment{HotUser: true, UserNetwork: true, MaxRetry: 5}, false, Allow, 0},
+		{"sprayed user, from the user's network, failures", engine.Assessment{HotUser: true, UserNetwork: true, Failures: 1, MaxRetry: 5}, false, Delay, time.Second},
 		{"two typos", engine.Assessment{Failures: 2, MaxRetry: 5}, false, Delay, 2 * time.Second},
 		// One failure short of a ban: the next guess is still checked (a
 		// person with the right password gets in); its failure bans.

@@ -7,7 +7,9 @@
 // simulator made at t reaches node k at t + k×stagger, so every node sees
 // the address at the single-node scenario's pace (every 20–40 minutes) and
 // the fleet sees it -nodes times as often. Legitimate users keep to one
-// node each (by address). A node's bans reach the others -delay later
+// node each, the one that holds their mailbox: every address a person
+// logs in from goes to their node (for a shared address, the first
+// person's), other legitimate clients (relays) go by address. A node's bans reach the others -delay later
 // (bench/RESULTS.md measures the real propagation), and go in as a peer's
 // do in the daemon: never over an allowlisted or known-good address. A
 // node's failure of an address that reaches -evidence failures within
@@ -101,13 +103,20 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool, evc 
 	if err != nil {
 		return err
 	}
-	scenarioOf := map[string]string{}
+	scenarioOf, userOf := map[string]string{}, map[string]string{}
 	for _, t := range roles {
 		scenarioOf[t.IP] = t.Scenario
+		if _, ok := userOf[t.IP]; !ok && t.Role == "legit" && t.Login {
+			userOf[t.IP] = t.User
+		}
 	}
 	nodeOf := func(ip string) int {
 		h := fnv.New32a()
-		h.Write([]byte(ip))
+		if u, ok := userOf[ip]; ok {
+			h.Write([]byte(u))
+		} else {
+			h.Write([]byte(ip))
+		}
 		return int(h.Sum32() % uint32(n))
 	}
 	// Where each line goes: a slow attacker's to every node, staggered; the
