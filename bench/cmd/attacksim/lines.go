@@ -38,20 +38,24 @@ type who struct {
 	role, scenario string
 }
 
-func (ss *session) attempt(w who, addr netip.Addr, service, user, result string) {
-	ss.record(Attempt{Time: ss.t, IP: addr.String(), Role: w.role, Scenario: w.scenario, Service: service, User: user, Result: result}, w)
+// attempt records an attempt at a recipient (result "accepted" when it
+// exists, "failure" when not).
+func (ss *session) attempt(w who, addr netip.Addr, service, rcpt, result string) {
+	ss.record(w, Attempt{Service: service, User: rcpt, Result: result}, addr)
 }
 
 // login records an attempt that is a password check (SSH, IMAP or POP3,
-// SMTP AUTH), not a recipient.
+// SMTP AUTH).
 func (ss *session) login(w who, addr netip.Addr, service, user, result string) {
-	ss.record(Attempt{Time: ss.t, IP: addr.String(), Role: w.role, Scenario: w.scenario, Service: service, User: user, Result: result, Login: true}, w)
+	ss.record(w, Attempt{Service: service, User: user, Result: result, Login: true}, addr)
 }
 
-func (ss *session) record(a Attempt, w who) {
-	if w.role != "" {
-		ss.s.record(a)
+func (ss *session) record(w who, a Attempt, addr netip.Addr) {
+	if w.role == "" {
+		return
 	}
+	a.Time, a.IP, a.Role, a.Scenario = ss.t, addr.String(), w.role, w.scenario
+	ss.s.record(a)
 }
 
 func port(r *rand.Rand) string { return itoa(between(r, 1024, 65535)) }
