@@ -327,9 +327,16 @@ func (e *Engine) ownNetwork(a netip.Addr, user string, t stamp) bool {
 	if user == "" {
 		return false
 	}
-	id := userID(normUser(user))
+	var id uint64 // the user's, once a prefix of a has logins
 	for _, bits := range e.aggBits(a) {
-		if e.loggedInFrom(prefixOf(a, bits), id, t) {
+		pu, ok := e.prefixUsers.get(keyOfPrefix(prefixOf(a, bits)))
+		if !ok || !within(pu.last, t, e.cfg.KnownGood.TTL) {
+			continue
+		}
+		if id == 0 {
+			id = userID(normUser(user))
+		}
+		if pu.has(id) {
 			return true
 		}
 	}
@@ -347,11 +354,6 @@ func (e *Engine) homeNetwork(a netip.Addr, user string, t stamp) bool {
 	}
 	last, ok := e.homes.get(homeKey{keyOfPrefix(prefixOf(a, homeBits(a))), userID(normUser(user))})
 	return ok && within(last, t, e.cfg.KnownGood.TTL)
-}
-
-func (e *Engine) loggedInFrom(p netip.Prefix, id uint64, t stamp) bool {
-	pu, ok := e.prefixUsers.get(keyOfPrefix(p))
-	return ok && pu.has(id) && within(pu.last, t, e.cfg.KnownGood.TTL)
 }
 
 func userID(u string) uint64 {
