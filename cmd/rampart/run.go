@@ -17,6 +17,7 @@ import (
 
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/firewall"
 )
 
@@ -609,7 +610,7 @@ func parseTarget(fs *flag.FlagSet, args []string, example string) (string, error
 	if target == "" {
 		return "", usagef("which address? e.g. %s", example)
 	}
-	if _, err := daemon.ParseTarget(target); err != nil {
+	if _, err := event.ParseTarget(target); err != nil {
 		return "", &usageError{err.Error()}
 	}
 	return target, nil

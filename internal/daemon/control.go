@@ -430,7 +430,7 @@ func readTarget(w http.ResponseWriter, r *http.Request, req any, ip func() strin
 		writeError(w, http.StatusBadRequest, "bad request: %v", err)
 		return netip.Prefix{}, false
 	}
-	target, err := ParseTarget(ip())
+	target, err := event.ParseTarget(ip())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return netip.Prefix{}, false
@@ -542,25 +542,6 @@ func (d *Daemon) unbanFrom(ctx context.Context, target netip.Prefix, reason stri
 	d.log.Info("unban", "addr", Target(target), "was_banned", removed, "reason", reason)
 	d.actions.Unbanned(target, reason)
 	return removed, nil
-}
-
-// ParseTarget reads an address or a CIDR prefix.
-func ParseTarget(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if a, err := netip.ParseAddr(s); err == nil {
-		if a.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q: addresses with a zone cannot be banned", s)
-		}
-		return event.AddrPrefix(a), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
-	}
-	if p.Addr().Is4In6() {
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

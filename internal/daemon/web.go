@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/config"
+	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/geo"
 	"github.com/rampart-dev/rampart/internal/web"
 )
@@ -80,7 +81,7 @@ func (b webBackend) Snapshot() web.Snapshot {
 	}
 	for _, a := range st.Active {
 		act := web.Active{Target: a.IP, Jail: a.Jail, Scenario: a.Scenario, Reason: a.Reason, Start: a.Start, End: a.End}
-		if p, err := ParseTarget(a.IP); err == nil {
+		if p, err := event.ParseTarget(a.IP); err == nil {
 			pl := b.d.place(p.Addr())
 			act.Country, act.ASN, act.Org = pl.Country, pl.ASN, pl.Org
 		}
@@ -90,7 +91,7 @@ func (b webBackend) Snapshot() web.Snapshot {
 }
 
 func (b webBackend) Ban(ctx context.Context, target string, d time.Duration, reason string) (string, error) {
-	p, err := ParseTarget(target)
+	p, err := event.ParseTarget(target)
 	if err != nil {
 		return "", err
 	}
@@ -105,7 +106,7 @@ func (b webBackend) Ban(ctx context.Context, target string, d time.Duration, rea
 }
 
 func (b webBackend) Unban(ctx context.Context, target string) (bool, error) {
-	p, err := ParseTarget(target)
+	p, err := event.ParseTarget(target)
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ package event
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -180,6 +181,35 @@ func (d Decision) Active(t time.Time) bool {
 func AddrPrefix(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen())
+}
+
+// ParseTarget reads a ban target: an address (one address's prefix) or a
+// CIDR prefix, masked; IPv4-mapped IPv6 comes back as IPv4. An address
+// with a zone is refused, and so is a mapped prefix shorter than /96,
+// which is not IPv4 space alone.
+func ParseTarget(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
+		}
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: an address with a zone cannot be a target", s)
+		}
+		return AddrPrefix(a), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
+	}
+	if p.Addr().Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped prefix shorter than /96", s)
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }
 
 // Loopback4 and Loopback6 are the loopback networks.

@@ -20,3 +20,32 @@ func TestNeverBanAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTarget(t *testing.T) {
+	tests := []struct{ in, want string }{ // want "" : refused
+		{"192.0.2.7", "192.0.2.7/32"},
+		{" 192.0.2.7\n", "192.0.2.7/32"},
+		{"192.0.2.7/24", "192.0.2.0/24"},
+		{"2001:db8::1", "2001:db8::1/128"},
+		{"2001:db8::1/64", "2001:db8::/64"},
+		{"::ffff:192.0.2.7", "192.0.2.7/32"},
+		{"::ffff:192.0.2.7/120", "192.0.2.0/24"},
+		{"::ffff:0.0.0.0/96", "0.0.0.0/0"},
+		{"::ffff:0:0/90", ""}, // wider than IPv4 space
+		{"fe80::1%eth0", ""},
+		{"fe80::1%eth0/64", ""},
+		{"192.0.2.7/33", ""},
+		{"192.0.2.300", ""},
+		{"example.org", ""},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		p, err := ParseTarget(tc.in)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("ParseTarget(%q) = %v, want an error", tc.in, p)
+		case tc.want != "" && (err != nil || p.String() != tc.want):
+			t.Errorf("ParseTarget(%q) = %v, %v, want %s", tc.in, p, err, tc.want)
+		}
+	}
+}

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rampart-dev/rampart/internal/event"
 )
 
 // Document is what a feed says.
@@ -142,22 +144,11 @@ func Verify(data []byte, pub ed25519.PublicKey, now time.Time, maxAge time.Durat
 
 // Prefix is the entry's target.
 func (e Entry) Prefix() (netip.Prefix, error) {
-	if strings.Contains(e.Target, "/") {
-		p, err := netip.ParsePrefix(e.Target)
-		if err != nil || p.Addr().Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("bad target %q", e.Target)
-		}
-		if p.Addr().Is4In6() {
-			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
-		}
-		return p.Masked(), nil
+	p, err := event.ParseTarget(e.Target)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("bad target: %w", err)
 	}
-	a, err := netip.ParseAddr(e.Target)
-	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("bad target %q", e.Target)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return p, nil
 }
 
 // Fetch GETs a feed, refusing one larger than maxBytes.

@@ -76,7 +76,7 @@ func FromDecision(d event.Decision) Message {
 
 // Prefix returns the message's target.
 func (m Message) Prefix() (netip.Prefix, error) {
-	return parseTarget(m.Target)
+	return event.ParseTarget(m.Target)
 }
 
 // Decision is the ban a KindBan message asks for, from origin.
@@ -215,30 +215,6 @@ func (m Message) Check(now time.Time) error {
 		return bad("signal without an end or lasting over %s", maxSignalTTL)
 	}
 	return nil
-}
-
-func parseTarget(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, err
-		}
-		if p.Addr().Is4In6() {
-			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
-		}
-		if p.Addr().Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q has a zone", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	if a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q has a zone", s)
-	}
-	return event.AddrPrefix(a), nil
 }
 
 func cut(s string, n int) string {
