@@ -193,12 +193,9 @@ func (f *fleetLink) share(ds []event.Decision) {
 		}
 		ms = append(ms, fleet.FromDecision(d))
 		if f.cfg.Signals && d.Scenario == "prefix-suspect" && d.Target.IsSingleIP() {
-			bits := 24
-			if d.Target.Addr().Is6() {
-				bits = 64
+			if p, ok := f.d.currentPipe().Engine.SuspectPrefix(d.Target.Addr(), d.Start); ok {
+				ms = append(ms, fleet.Message{Kind: fleet.KindBadPrefix, Target: p.String(), Start: d.Start, End: d.Start.Add(f.cfg.SignalTTL.D())})
 			}
-			p, _ := d.Target.Addr().Prefix(bits)
-			ms = append(ms, fleet.Message{Kind: fleet.KindBadPrefix, Target: p.String(), Start: d.Start, End: d.Start.Add(f.cfg.SignalTTL.D())})
 		}
 	}
 	f.node.Publish(ms...)

@@ -211,6 +211,31 @@ func TestPrefixCarveOutAndAllowlist(t *testing.T) {
 	})
 }
 
+// TestSuspectPrefix: the prefix a suspect address is flagged by, at the
+// aggregation level configured (here a /22), for the fleet's signal.
+func TestSuspectPrefix(t *testing.T) {
+	e := defaultEngine(t, func(c *Config) {
+		c.Spray = Spray{}
+		c.Prefixes.V4 = []Level{{Bits: 22, Addresses: 3}}
+		c.Allow = allowList{netip.MustParsePrefix("192.0.3.77/32")}
+	})
+	observe(e, ev(time.Minute, event.AuthFailure, "192.0.0.1", "x"), ev(2*time.Minute, event.AuthFailure, "192.0.1.2", "y"))
+	if p, ok := e.SuspectPrefix(netip.MustParseAddr("192.0.2.3"), t0.Add(3*time.Minute)); ok {
+		t.Fatalf("two bad addresses: suspect by %v", p)
+	}
+	observe(e, ev(3*time.Minute, event.AuthFailure, "192.0.2.3", "z"))
+	for addr, want := range map[string]string{"192.0.2.3": "192.0.0.0/22", "::ffff:192.0.3.9": "192.0.0.0/22", "192.0.4.1": ""} {
+		p, ok := e.SuspectPrefix(netip.MustParseAddr(addr), t0.Add(4*time.Minute))
+		got := ""
+		if ok {
+			got = p.String()
+		}
+		if got != want {
+			t.Errorf("%s: suspect by %q, want %q", addr, got, want)
+		}
+	}
+}
+
 func TestIPv6PrefixAndMapped(t *testing.T) {
 	e := defaultEngine(t, func(c *Config) { c.Spray = Spray{} })
 	got := observe(e,

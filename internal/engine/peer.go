@@ -194,3 +194,13 @@ func (e *Engine) Evidence(ev event.Event, window time.Duration) int {
 	}
 	return n
 }
+
+// SuspectPrefix returns the prefix that makes addr suspect at t because it
+// holds many bad addresses here (the prefix-suspect scenario, at whichever
+// aggregation level flagged it), for the fleet's bad-prefix signal.
+func (e *Engine) SuspectPrefix(addr netip.Addr, t time.Time) (netip.Prefix, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.localSuspect(addr.Unmap(), toStamp(t))
+	return s.prefix, s.scenario == "prefix-suspect"
+}
