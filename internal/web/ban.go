@@ -138,6 +138,9 @@ func (s *Server) unbanAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
+	if removed {
+		s.log.Info("web: unban", "addr", req.IP, "remote", r.RemoteAddr)
+	}
 	writeJSON(w, http.StatusOK, map[string]bool{"removed": removed})
 }
 

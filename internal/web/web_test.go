@@ -1,10 +1,12 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -271,7 +273,8 @@ func TestTokenGuardsEverything(t *testing.T) {
 func TestFormsNeedCSRFAndSameOrigin(t *testing.T) {
 	st := newStore(t)
 	b := &bans{m: map[string]string{}}
-	base, _ := serve(t, web.Options{Backend: b, Store: st}, "127.0.0.1:0")
+	var logged lockedBuffer
+	base, _ := serve(t, web.Options{Backend: b, Store: st, Logger: slog.New(slog.NewTextHandler(&logged, nil))}, "127.0.0.1:0")
 	c := noRedirect()
 	_, page, _ := get(t, c, base+"/ban")
 	m := csrfField.FindStringSubmatch(page)
@@ -312,6 +315,36 @@ func TestFormsNeedCSRFAndSameOrigin(t *testing.T) {
 	if resp, err = c.Do(req); err != nil || resp.StatusCode != http.StatusOK || b.has("192.0.2.5") {
 		t.Fatalf("POST /api/unban: %v %v", resp.Status, err)
 	}
+	// Every ban and unban made through the dashboard is logged, by form or API.
+	var actions []string
+	for _, l := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+		if i := strings.Index(l, `msg="web: `); i >= 0 && (strings.Contains(l, `"web: ban"`) || strings.Contains(l, `"web: unban"`)) {
+			f := strings.Fields(l[i:])
+			actions = append(actions, strings.Join(f[:3], " "))
+		}
+	}
+	if got := strings.Join(actions, "; "); got != `msg="web: ban" addr=192.0.2.4; msg="web: ban" addr=192.0.2.5; msg="web: unban" addr=192.0.2.5` {
+		t.Errorf("logged actions: %s", got)
+	}
+}
+
+// lockedBuffer is a log's destination that the server's goroutines and
+// the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestPagesEscapeWhatAttackersWrote(t *testing.T) {
