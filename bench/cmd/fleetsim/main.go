@@ -17,7 +17,10 @@
 // -signal-ttl per address and node), as the daemon's fleet.evidence_failures
 // does, and marks the address on the others for -signal-ttl. The
 // score follows bench/cmd/score's rules: an attempt is covered when a ban
-// on its node held its address from strictly before its second.
+// on its node held its address from strictly before its second. A second
+// score counts also the IMAP, POP3 and SMTP AUTH attempts that Dovecot's
+// authentication policy hook would have refused before the password check:
+// policy.Judge on the attempt's node, asked at the start of its second.
 package main
 
 import (
