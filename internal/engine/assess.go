@@ -11,8 +11,8 @@ import (
 // answers (Postfix, Dovecot). It never changes engine state.
 type Assessment struct {
 	Banned      bool           // an active decision covers the address
-	Allowlisted bool           // the address is allowlisted or never banned (loopback, this host)
 	Ban         event.Decision // that decision
+	Allowlisted bool           // the address is allowlisted or never banned (loopback, this host)
 	KnownGood   bool           // the address logged in successfully recently
 	HotUser     bool           // the user name is being sprayed from many addresses
 	UserNetwork bool           // for a hot user: it logged in recently from the address's network (IPv4 /16, IPv6 /32)

@@ -83,12 +83,11 @@ func (j *Judge) now() time.Time {
 // client is trying (Dovecot) or has authenticated as (Postfix), if any;
 // recipientStage says the question is about a recipient (for blinding).
 //
-// The order: a banned client is rejected; an allowlisted one is allowed;
-// a client with no good history is
-// rejected when the user it tries is being sprayed, unless that user
-// logged in recently from the client's network (a phone's next address
-// on its carrier, a home connection's new lease); an enumerating client
-// is blinded at recipient stages; a client with recent failures, or in a
+// The order: a banned client is rejected; an allowlisted one is allowed; a
+// client with no good history is rejected when the user it tries is being
+// sprayed, unless that user logged in recently from the client's network
+// (a phone's next address on its carrier, a home connection's new lease);
+// an enumerating client is blinded at recipient stages; a client with recent failures, or in a
 // suspect network or a surge, or with a ban pending, is delayed; everyone
 // else is allowed. A known-good client is only ever rejected when banned.
 //
