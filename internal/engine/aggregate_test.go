@@ -422,6 +422,39 @@ func TestAssessUserNetwork(t *testing.T) {
 	}
 }
 
+// TestAssessUserNetworkAS: with an ASN database, the user's autonomous
+// system counts as the user's network too (a carrier whose pool spans
+// several /16s), also after a restart.
+func TestAssessUserNetworkAS(t *testing.T) {
+	mk := func() *Engine {
+		return defaultEngine(t, func(c *Config) { c.ASNs.Lookup = asnTable{netip.MustParsePrefix("100.64.0.0/10"): 64500} })
+	}
+	e := mk()
+	observe(e, ev(0, event.AuthSuccess, "100.64.1.1", "alice"))
+	spray := func(e *Engine) {
+		for i := range 5 {
+			observe(e, ev(time.Minute+time.Duration(i)*time.Second, event.AuthFailure, fmt.Sprintf("10.%d.0.1", i), "alice"))
+		}
+	}
+	spray(e)
+	now := t0.Add(2 * time.Minute)
+	for name, e := range map[string]*Engine{"running": e, "restarted": restarted(t, e, mk)} {
+		for addr, want := range map[string]bool{"100.100.9.9": true, "100.64.200.1": true, "100.128.0.1": false} {
+			a := e.Assess(netip.MustParseAddr(addr), "alice", now)
+			if !a.HotUser || a.UserNetwork != want {
+				t.Errorf("%s: %s: HotUser %v, UserNetwork %v, want %v", name, addr, a.HotUser, a.UserNetwork, want)
+			}
+		}
+	}
+	// Without the database, another /16 of the same carrier is a stranger's.
+	e = defaultEngine(t, nil)
+	observe(e, ev(0, event.AuthSuccess, "100.64.1.1", "alice"))
+	spray(e)
+	if a := e.Assess(netip.MustParseAddr("100.100.9.9"), "alice", now); a.UserNetwork {
+		t.Errorf("no ASN database: %+v", a)
+	}
+}
+
 // TestAssessAllowlisted: the live policy servers learn that an address is
 // allowlisted, or one the engine never bans, so that nothing refuses it.
 func TestAssessAllowlisted(t *testing.T) {

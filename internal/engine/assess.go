@@ -15,7 +15,7 @@ type Assessment struct {
 	Allowlisted bool           // the address is allowlisted or never banned (loopback, this host)
 	KnownGood   bool           // the address logged in successfully recently
 	HotUser     bool           // the user name is being sprayed from many addresses
-	UserNetwork bool           // for a hot user: it logged in recently from the address's network (IPv4 /16, IPv6 /32)
+	UserNetwork bool           // for a hot user: it logged in recently from the address's network (IPv4 /16, IPv6 /32) or AS
 	Enumerating bool           // the address probed unknown recipients
 	Failures    int            // recent failures of the address (the most in any jail)
 	MaxRetry    int            // the threshold that applies to it now

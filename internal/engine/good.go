@@ -296,15 +296,32 @@ func (e *Engine) notePrefixUser(a netip.Addr, id uint64, t stamp) {
 		pu.add(id, t)
 		e.prefixUsers.put(pk, pu)
 	}
-	e.homes.put(homeKey{keyOfPrefix(prefixOf(a, homeBits(a))), id}, t)
+	e.homes.put(homeKey{p: keyOfPrefix(prefixOf(a, homeBits(a))), user: id}, t)
+	if asn := e.asnOf(a); asn != 0 {
+		e.homes.put(homeKey{asn: asn, user: id}, t)
+	}
 }
 
-// homeKey is a user and a network it logged in from, at homeBits: a
-// table of its own, since a carrier's network holds many more users than
-// an aggregation prefix's prefixUsers keeps.
+// homeKey is a user and a network it logged in from: one at homeBits, and
+// its autonomous system when an ASN database is configured (a carrier
+// whose IPv4 pool spans several /16s). A table of its own, since a
+// carrier's network holds many more users than an aggregation prefix's
+// prefixUsers keeps.
 type homeKey struct {
-	p    prefixKey
+	p    prefixKey // zero for an autonomous system
+	asn  uint32    // zero for a network
 	user uint64
+}
+
+// asnOf returns a's autonomous system, 0 when unknown or no ASN database
+// is configured.
+func (e *Engine) asnOf(a netip.Addr) uint32 {
+	if l := e.cfg.ASNs.Lookup; l != nil {
+		if asn, _, ok := l.ASN(a); ok {
+			return asn
+		}
+	}
+	return 0
 }
 
 // homeBits is the prefix length of the widest network a person's own
@@ -344,16 +361,24 @@ func (e *Engine) ownNetwork(a netip.Addr, user string, t stamp) bool {
 }
 
 // homeNetwork reports whether user has logged in recently from a's
-// network at homeBits: wider than ownNetwork, for the one place where a
-// person's next address must not count as a stranger's (a sprayed user
-// name's check before the password, see Assess), and never to spare an
-// address from a ban.
+// network at homeBits or from its autonomous system (see homeKey): wider
+// than ownNetwork, for the one place where a person's next address must
+// not count as a stranger's (a sprayed user name's check before the
+// password, see Assess), and never to spare an address from a ban.
 func (e *Engine) homeNetwork(a netip.Addr, user string, t stamp) bool {
 	if user == "" {
 		return false
 	}
-	last, ok := e.homes.get(homeKey{keyOfPrefix(prefixOf(a, homeBits(a))), userID(normUser(user))})
-	return ok && within(last, t, e.cfg.KnownGood.TTL)
+	id := userID(normUser(user))
+	in := func(k homeKey) bool {
+		last, ok := e.homes.get(k)
+		return ok && within(last, t, e.cfg.KnownGood.TTL)
+	}
+	if in(homeKey{p: keyOfPrefix(prefixOf(a, homeBits(a))), user: id}) {
+		return true
+	}
+	asn := e.asnOf(a)
+	return asn != 0 && in(homeKey{asn: asn, user: id})
 }
 
 func userID(u string) uint64 {

@@ -410,12 +410,14 @@ func getDistinct32(r *snapReader) (v distinct[uint32]) {
 
 func putHomeKey(w *snapWriter, k homeKey) {
 	putPrefixKey(w, k.p)
+	w.u32(k.asn)
 	w.u64(k.user)
 }
 
 func getHomeKey(r *snapReader) homeKey {
 	p := getPrefixKey(r)
-	return homeKey{p, r.u64()}
+	asn := r.u32()
+	return homeKey{p: p, asn: asn, user: r.u64()}
 }
 
 func putPrefixUsers(w *snapWriter, v *prefixUsers) {

@@ -220,7 +220,7 @@ func hashPrefixKey(k prefixKey) uint64 {
 	return mix(binary.LittleEndian.Uint64(k.addr[:8]) ^ mix(binary.LittleEndian.Uint64(k.addr[8:])) ^ uint64(k.bits)<<56)
 }
 
-func hashHomeKey(k homeKey) uint64 { return hashPrefixKey(k.p) ^ mix(k.user) }
+func hashHomeKey(k homeKey) uint64 { return hashPrefixKey(k.p) ^ mix(k.user^uint64(k.asn)<<32) }
 
 func hashAddr16(a [16]byte) uint64 {
 	return mix(binary.LittleEndian.Uint64(a[:8]) ^ mix(binary.LittleEndian.Uint64(a[8:])))
