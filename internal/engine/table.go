@@ -69,7 +69,11 @@ func (b *boundedMap[K, V]) find(k K) (int, bool) {
 	if len(b.slots) == 0 {
 		return -1, false
 	}
-	h := b.hash(k)
+	return b.findHashed(k, b.hash(k))
+}
+
+// findHashed is find for a key whose hash h is known.
+func (b *boundedMap[K, V]) findHashed(k K, h uint64) (int, bool) {
 	fp := fingerprint(h)
 	for i := b.home(h); ; {
 		m := b.meta[i]
@@ -105,9 +109,12 @@ func (b *boundedMap[K, V]) maxSlots() int { return b.cap + b.cap/4 + 1 }
 
 // put stores v under k, evicting another entry first when the table is full.
 func (b *boundedMap[K, V]) put(k K, v V) {
-	if i, ok := b.find(k); ok {
-		b.slots[i].v = v
-		return
+	h := b.hash(k)
+	if len(b.slots) > 0 {
+		if i, ok := b.findHashed(k, h); ok {
+			b.slots[i].v = v
+			return
+		}
 	}
 	if b.n >= b.cap {
 		b.evictOne()
@@ -115,9 +122,9 @@ func (b *boundedMap[K, V]) put(k K, v V) {
 	if (b.n+1)*5 > len(b.slots)*4 {
 		b.grow()
 	}
-	i, _ := b.find(k)
+	i, _ := b.findHashed(k, h)
 	b.slots[i] = slot[K, V]{k: k, v: v}
-	b.meta[i] = fingerprint(b.hash(k))
+	b.meta[i] = fingerprint(h)
 	b.n++
 	b.schedule(k, &b.slots[i].v)
 }
