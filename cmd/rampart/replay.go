@@ -63,6 +63,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	w := bufio.NewWriter(stdout)
+	var line []byte // one decision's text, reused
 	defer w.Flush()
 	var prog *progressLine
 	if isTerminal(stderr) {
@@ -93,7 +94,9 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 			})
 			return
 		}
-		fmt.Fprintf(w, "%s %s\n", d.Start.Format(time.RFC3339), daemon.Describe(d))
+		line = d.Start.AppendFormat(line[:0], time.RFC3339)
+		line = append(daemon.AppendDescription(append(line, ' '), d), '\n')
+		w.Write(line)
 	}, daemon.ReplayOptions{Progress: prog.show, Stages: *stats})
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/config"
@@ -306,21 +305,34 @@ type jailEvent struct {
 
 // Describe renders a decision for people: "ban 192.0.2.1 for 10m
 // (ip-failures, jail sshd: …)", "… until revoked" for a permanent ban.
-func Describe(d event.Decision) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", d.Action, Target(d.Target))
+func Describe(d event.Decision) string { return string(AppendDescription(nil, d)) }
+
+// AppendDescription appends Describe's text for d to b (replay writes one
+// for every decision).
+func AppendDescription(b []byte, d event.Decision) []byte {
+	b = append(b, d.Action.String()...)
+	b = append(b, ' ')
+	if d.Target.IsSingleIP() {
+		b = d.Target.Addr().AppendTo(b)
+	} else {
+		b = d.Target.AppendTo(b)
+	}
 	switch {
 	case d.Duration > 0:
-		fmt.Fprintf(&b, " for %s", config.FormatDuration(d.Duration))
+		b = append(b, " for "...)
+		b = append(b, config.FormatDuration(d.Duration)...)
 	case d.Action == event.Ban:
-		b.WriteString(" until revoked")
+		b = append(b, " until revoked"...)
 	}
-	fmt.Fprintf(&b, " (%s", d.Scenario)
+	b = append(b, " ("...)
+	b = append(b, d.Scenario...)
 	if d.Jail != "" {
-		fmt.Fprintf(&b, ", jail %s", d.Jail)
+		b = append(b, ", jail "...)
+		b = append(b, d.Jail...)
 	}
-	fmt.Fprintf(&b, ": %s)", d.Reason)
-	return b.String()
+	b = append(b, ": "...)
+	b = append(b, d.Reason...)
+	return append(b, ')')
 }
 
 // Target prints a single-address prefix as the bare address.
