@@ -25,7 +25,9 @@ the daemon would have taken. Several files are merged by time stamp. FILE "-"
 reads standard input. Without --config, the embedded defaults are used
 (jails sshd, postfix and dovecot). The allowlist is the daemon's, this
 host's own addresses included, so replay bans exactly what the daemon would
-on this host. On a terminal, progress is shown on standard error.
+on this host. On a terminal, progress is shown on standard error. Memory
+stays near what the engine holds (Go's memory limit follows the live heap
+with half again as headroom, at least 112 MiB); GOMEMLIMIT overrides that.
 
 With --json, one object per decision:
   {"ip": "address or CIDR prefix", "action": "ban", "time": "RFC 3339",
@@ -48,6 +50,8 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		return usagef("no log file given (use - for standard input)")
 	}
+	gov := newHeapGovernor()
+	defer gov.release()
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
@@ -97,7 +101,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		line = d.Start.AppendFormat(line[:0], time.RFC3339)
 		line = append(daemon.AppendDescription(append(line, ' '), d), '\n')
 		w.Write(line)
-	}, daemon.ReplayOptions{Progress: prog.show, Stages: *stats})
+	}, daemon.ReplayOptions{Progress: func(st daemon.ReplayStats) { gov.check(); prog.show(st) }, Stages: *stats})
 	if err != nil {
 		return err
 	}
