@@ -9,18 +9,19 @@
 // the fleet sees it -nodes times as often. Legitimate users keep to one
 // node each, the one that holds their mailbox: every address a person
 // logs in from goes to their node (for a shared address, the first
-// person's), other legitimate clients (relays) go by address. A node's bans reach the others -delay later
-// (bench/RESULTS.md measures the real propagation), and go in as a peer's
-// do in the daemon: never over an allowlisted or known-good address. A
-// node's failure of an address that reaches -evidence failures within
-// -evidence-window without a ban is shared as suspect (once per half
-// -signal-ttl per address and node), as the daemon's fleet.evidence_failures
-// does, and marks the address on the others for -signal-ttl. The
-// score follows bench/cmd/score's rules: an attempt is covered when a ban
-// on its node held its address from strictly before its second. A second
-// score counts also the IMAP, POP3 and SMTP AUTH attempts that Dovecot's
-// authentication policy hook would have refused before the password check:
-// policy.Judge on the attempt's node, asked at the start of its second.
+// person's), other legitimate clients (relays) go by address. A node's
+// bans reach the others -delay later (bench/RESULTS.md measures the real
+// propagation), and go in as a peer's do in the daemon: never over an
+// allowlisted or known-good address. A node's failure of an address that
+// reaches -evidence failures within -evidence-window without a ban is
+// shared as suspect (once per half -signal-ttl per address and node), as
+// the daemon's fleet.evidence_failures does, and marks the address on the
+// others for -signal-ttl. The score follows bench/cmd/score's rules: an
+// attempt is covered when a ban on its node held its address from
+// strictly before its second. A second score counts also the IMAP, POP3
+// and SMTP AUTH attempts that Dovecot's authentication policy hook would
+// have refused before the password check: policy.Judge on the attempt's
+// node, asked at the start of its second.
 package main
 
 import (
