@@ -12,10 +12,11 @@ import (
 // no pointers, so a collection costs little (about 3 ms for 75 MiB) and
 // the doubling is memory for nothing. The governor sets Go's soft memory
 // limit to half again the live heap, never below governorFloor: a
-// replay whose heap stays under two thirds of the floor is untouched, a
-// larger one is collected as if GOGC were 50, never more often (a limit
-// below the live heap would make the collector run without end). Set
-// GOMEMLIMIT to choose the limit yourself.
+// replay whose live heap stays under half the floor is untouched (Go's own
+// target, twice the live heap, stays below the limit); a larger one is
+// collected more often, never more than as if GOGC were 50 (a limit below
+// the live heap would make the collector run without end). Set GOMEMLIMIT
+// to choose the limit yourself.
 type heapGovernor struct {
 	on     bool
 	prev   int64
