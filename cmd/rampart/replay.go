@@ -27,7 +27,8 @@ reads standard input. Without --config, the embedded defaults are used
 host's own addresses included, so replay bans exactly what the daemon would
 on this host. On a terminal, progress is shown on standard error. Memory
 stays near what the engine holds (Go's memory limit follows the live heap
-with half again as headroom, at least 112 MiB); GOMEMLIMIT overrides that.
+with half again as headroom, at least 112 MiB, as in the daemon);
+GOMEMLIMIT overrides that.
 
 With --json, one object per decision:
   {"ip": "address or CIDR prefix", "action": "ban", "time": "RFC 3339",
@@ -50,8 +51,6 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		return usagef("no log file given (use - for standard input)")
 	}
-	gov := newHeapGovernor()
-	defer gov.release()
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
@@ -101,7 +100,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		line = d.Start.AppendFormat(line[:0], time.RFC3339)
 		line = append(daemon.AppendDescription(append(line, ' '), d), '\n')
 		w.Write(line)
-	}, daemon.ReplayOptions{Progress: func(st daemon.ReplayStats) { gov.check(); prog.show(st) }, Stages: *stats})
+	}, daemon.ReplayOptions{Progress: prog.show, Stages: *stats})
 	if err != nil {
 		return err
 	}

@@ -426,6 +426,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	d.mu.Unlock()
 
 	wg.Add(1)
+	go func() { defer wg.Done(); newHeapGovernor().follow(ctx, 2*time.Second) }()
+	wg.Add(1)
 	go func() { defer wg.Done(); d.apply.run(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); d.runAllow(ctx) }()

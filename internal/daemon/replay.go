@@ -98,12 +98,17 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 	}
 	var lastTick time.Time
 	nextProgress := ReplayProgressEvery
+	gov := newHeapGovernor()
+	defer gov.release()
 	for h.Len() > 0 {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		if opt.Progress != nil && st.Lines >= nextProgress {
-			opt.Progress(st)
+		if st.Lines >= nextProgress {
+			gov.check()
+			if opt.Progress != nil {
+				opt.Progress(st)
+			}
 			nextProgress = st.Lines + ReplayProgressEvery
 		}
 		if opt.Stages {
