@@ -163,7 +163,8 @@ func TestClusterOnLoopback(t *testing.T) {
 	waitFor(t, 30*time.Second, "n2 to get n1's ban", func() bool { return nodes[1].got.has("n1 suspect ban 203.0.113.7/32") })
 	hot := Message{Kind: KindHotUser, User: "admin", Start: now, End: now.Add(time.Hour)}
 	nodes[1].node.Publish(hot)
-	waitFor(t, 10*time.Second, "n1 to get n2's hot user", func() bool { return nodes[0].got.has("n2 suspect hot-user admin") })
+	// n2 reads the streams by now; n1 may still be setting up its reading.
+	waitFor(t, 30*time.Second, "n1 to get n2's hot user", func() bool { return nodes[0].got.has("n2 suspect hot-user admin") })
 
 	// A node that joins late (its server was up) reads what is in force.
 	start(2, TrustBan)

@@ -238,7 +238,10 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, stream strin
 }
 
 func (n *Node) consumeOnce(ctx context.Context, js jetstream.JetStream, stream string, setReady func(bool)) error {
-	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// A JetStream API request made while the cluster elects its leaders
+	// can go unanswered: give up on it soon and ask again (consume waits
+	// 1 to 5 s in between), rather than wait 10 s for each lost one.
+	actx, cancel := context.WithTimeout(ctx, 4*time.Second)
 	defer cancel()
 	if _, err := js.Stream(actx, stream); errors.Is(err, jetstream.ErrStreamNotFound) {
 		if _, err := js.CreateStream(actx, n.streamConfig(stream)); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
