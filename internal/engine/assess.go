@@ -36,16 +36,17 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 		a.Banned, a.Ban = true, d
 	}
 	st := toStamp(t)
-	a.Allowlisted = e.neverBanAddr(addr) || (e.cfg.Allow != nil && e.cfg.Allow.Contains(addr))
+	a.Allowlisted = e.exempt(addr)
 	a.KnownGood = e.isGood(addr, st)
 	if sp := e.cfg.Spray; sp.Addresses > 0 && user != "" {
-		if d, ok := e.users.get(userID(normUser(user))); ok {
+		uid := userID(normUser(user))
+		if d, ok := e.users.get(uid); ok {
 			a.HotUser = d.count(st-durStamp(sp.Window)) >= min(sp.Addresses, distinctSize)
 		}
-		if _, hot := e.peerHot(userID(normUser(user)), st); hot {
+		if _, hot := e.peerHot(uid, st); hot {
 			a.HotUser = true
 		}
-		a.UserNetwork = a.HotUser && e.homeNetwork(addr, user, st)
+		a.UserNetwork = a.HotUser && e.homeNetwork(addr, uid, st)
 	}
 	if en := e.cfg.Enumeration; en.Recipients > 0 {
 		if r, ok := e.enum.get(addr.As16()); ok {

@@ -160,6 +160,11 @@ func (e *Engine) checkAllowed(p netip.Prefix) error {
 	return nil
 }
 
+// exempt reports whether a is allowlisted or never banned.
+func (e *Engine) exempt(a netip.Addr) bool {
+	return e.neverBanAddr(a) || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a))
+}
+
 // neverBanAddr is neverBan for one address, event.NeverBanAddr's quick
 // test first: the check every event makes.
 func (e *Engine) neverBanAddr(a netip.Addr) bool {

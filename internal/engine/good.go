@@ -360,16 +360,12 @@ func (e *Engine) ownNetwork(a netip.Addr, user string, t stamp) bool {
 	return false
 }
 
-// homeNetwork reports whether user has logged in recently from a's
+// homeNetwork reports whether the user id has logged in recently from a's
 // network at homeBits or from its autonomous system (see homeKey): wider
 // than ownNetwork, for the one place where a person's next address must
 // not count as a stranger's (a sprayed user name's check before the
 // password, see Assess), and never to spare an address from a ban.
-func (e *Engine) homeNetwork(a netip.Addr, user string, t stamp) bool {
-	if user == "" {
-		return false
-	}
-	id := userID(normUser(user))
+func (e *Engine) homeNetwork(a netip.Addr, id uint64, t stamp) bool {
 	in := func(k homeKey) bool {
 		last, ok := e.homes.get(k)
 		return ok && within(last, t, e.cfg.KnownGood.TTL)

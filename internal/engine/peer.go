@@ -179,7 +179,7 @@ func (e *Engine) Evidence(ev event.Event, window time.Duration) int {
 		ev.Time = e.now
 	}
 	t := toStamp(ev.Time)
-	if e.neverBanAddr(addr) || (e.cfg.Allow != nil && e.cfg.Allow.Contains(addr)) || e.goodAt(addr, t).any() || e.ownNetwork(addr, ev.User, t) {
+	if e.exempt(addr) || e.goodAt(addr, t).any() || e.ownNetwork(addr, ev.User, t) {
 		return 0
 	}
 	if _, banned := e.bannedAt(addr, ev.Time); banned {
