@@ -311,12 +311,7 @@ func Describe(d event.Decision) string { return string(AppendDescription(nil, d)
 // for every decision).
 func AppendDescription(b []byte, d event.Decision) []byte {
 	b = append(b, d.Action.String()...)
-	b = append(b, ' ')
-	if d.Target.IsSingleIP() {
-		b = d.Target.Addr().AppendTo(b)
-	} else {
-		b = d.Target.AppendTo(b)
-	}
+	b = appendTarget(append(b, ' '), d.Target)
 	switch {
 	case d.Duration > 0:
 		b = append(b, " for "...)
@@ -336,11 +331,13 @@ func AppendDescription(b []byte, d event.Decision) []byte {
 }
 
 // Target prints a single-address prefix as the bare address.
-func Target(p netip.Prefix) string {
+func Target(p netip.Prefix) string { return string(appendTarget(nil, p)) }
+
+func appendTarget(b []byte, p netip.Prefix) []byte {
 	if p.IsSingleIP() {
-		return p.Addr().String()
+		return p.Addr().AppendTo(b)
 	}
-	return p.String()
+	return p.AppendTo(b)
 }
 
 // Filters returns the filters cfg can name: the built-in ones, the

@@ -286,14 +286,17 @@ func run(dir string, year, n int, stagger, delay time.Duration, share bool, evc 
 	}
 	refused := map[refusal]bool{}
 	var now time.Time
+	judges := make([]policy.Judge, n)
+	for i := range judges {
+		judges[i] = policy.Judge{Engine: ns[i].p.Engine, Now: func() time.Time { return now }}
+	}
 	for _, it := range items {
 		nd := ns[it.node]
 		t := it.line.Time
 		deliver(t)
 		if it.ask != nil {
 			now = t
-			j := policy.Judge{Engine: nd.p.Engine, Now: func() time.Time { return now }}
-			if ip, err := netip.ParseAddr(it.ask.IP); err == nil && j.Judge(ip, it.ask.User, false).Outcome == policy.Reject {
+			if ip, err := netip.ParseAddr(it.ask.IP); err == nil && judges[it.node].Judge(ip, it.ask.User, false).Outcome == policy.Reject {
 				refused[refusal{it.node, it.ask.IP, t}] = true
 			}
 			continue
