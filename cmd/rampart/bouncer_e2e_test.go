@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/logtest"
 	"github.com/rampart-dev/rampart/internal/netnstest"
 )
 
@@ -81,7 +82,7 @@ prometheus:
   enabled: false
 `, dir, key)), 0o600)
 	b := exec.Command("ip", "netns", "exec", ns.Name, "crowdsec-firewall-bouncer", "-c", bcfg)
-	out := &syncBuffer{}
+	out := &logtest.Buffer{}
 	b.Stdout, b.Stderr = out, out
 	if err := b.Start(); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/logtest"
 	"github.com/rampart-dev/rampart/internal/store"
 )
 
@@ -25,7 +26,7 @@ func TestKillAfterBanDoesNotReread(t *testing.T) {
 	os.WriteFile(logPath, nil, 0o644)
 	c := daemon.NewClient(sock)
 	start := func() *proc {
-		p := &proc{out: &syncBuffer{}, done: make(chan error, 1)}
+		p := &proc{out: &logtest.Buffer{}, done: make(chan error, 1)}
 		p.cmd = exec.Command(bin, "run", "--config", cfgPath)
 		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 		if err := p.cmd.Start(); err != nil {

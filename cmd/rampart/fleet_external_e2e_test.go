@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/logtest"
 	"github.com/rampart-dev/rampart/internal/netnstest"
 )
 
@@ -40,7 +41,7 @@ func TestFleetExternalCluster(t *testing.T) {
 	fn := newFleetNet(t, 3)
 	dir := t.TempDir()
 	nodes := newFleetNodes(t, fn, dir)
-	natsOut := make([]*syncBuffer, 3)
+	natsOut := make([]*logtest.Buffer, 3)
 	var users []string
 	for _, n := range nodes {
 		users = append(users, fmt.Sprintf("{ nkey: %s }", n.pub))
@@ -70,7 +71,7 @@ cluster {
 `, n.name, netip.AddrPortFrom(fn.addrs[i], 4222), filepath.Join(n.dir, "js"), strings.Join(users, ", "),
 			netip.AddrPortFrom(fn.addrs[i], 6222), secret, strings.Join(routes, ", "))), 0o644)
 		srv := exec.Command("ip", "netns", "exec", n.ns.Name, nats, "-c", ncfg)
-		out := &syncBuffer{}
+		out := &logtest.Buffer{}
 		natsOut[i] = out
 		srv.Stdout, srv.Stderr = out, out
 		if err := srv.Start(); err != nil {

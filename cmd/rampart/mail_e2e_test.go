@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/daemon"
+	"github.com/rampart-dev/rampart/internal/logtest"
 	"github.com/rampart-dev/rampart/internal/netnstest"
 )
 
@@ -187,7 +188,7 @@ func (l *mailLab) command(name string, args ...string) *exec.Cmd {
 // startRampart starts `rampart run` with the lab's configuration and waits
 // until it answers.
 func (l *mailLab) startRampart(t *testing.T) {
-	l.rampart = &proc{out: &syncBuffer{}, done: make(chan error, 1)}
+	l.rampart = &proc{out: &logtest.Buffer{}, done: make(chan error, 1)}
 	l.rampart.cmd = l.command(l.bin, "run", "--config", l.config)
 	l.rampart.cmd.Stdout, l.rampart.cmd.Stderr = l.rampart.out, l.rampart.out
 	l.rampart.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -461,7 +462,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 // 10s) and shows its output and log if the test failed.
 func startDovecot(t *testing.T, cmd *exec.Cmd, logPath string) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {

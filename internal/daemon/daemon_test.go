@@ -11,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/firewall"
+	"github.com/rampart-dev/rampart/internal/logtest"
 )
 
 // harness runs a Daemon in-process with the log-only enforcer, following a
@@ -30,25 +30,8 @@ type harness struct {
 	cancel  context.CancelFunc
 	done    chan error
 	hup     chan os.Signal
-	logs    *lockedBuf
+	logs    *logtest.Buffer
 	d       *Daemon
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func writeConfig(t *testing.T, dir, logPath string, maxretry int, extra ...string) string {
@@ -82,7 +65,7 @@ func startHarness(t *testing.T, dir string, maxretry int, extra ...string) *harn
 // startHarnessWith is startHarness with options changed by opt (may be nil).
 func startHarnessWith(t *testing.T, dir string, maxretry int, opt func(*Options), extra ...string) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: dir, logPath: filepath.Join(dir, "auth.log"), done: make(chan error, 1), hup: make(chan os.Signal, 1), logs: &lockedBuf{}}
+	h := &harness{t: t, dir: dir, logPath: filepath.Join(dir, "auth.log"), done: make(chan error, 1), hup: make(chan os.Signal, 1), logs: &logtest.Buffer{}}
 	if _, err := os.Stat(h.logPath); err != nil {
 		os.WriteFile(h.logPath, nil, 0o644)
 	}

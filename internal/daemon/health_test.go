@@ -14,13 +14,14 @@ import (
 
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/firewall"
+	"github.com/rampart-dev/rampart/internal/logtest"
 	"github.com/rampart-dev/rampart/internal/store"
 )
 
 // TestHealthComponents checks each component's state from what the daemon
 // knows, and that each change is logged once.
 func TestHealthComponents(t *testing.T) {
-	logs := &lockedBuf{}
+	logs := &logtest.Buffer{}
 	d := &Daemon{cfg: &config.Config{}}
 	d.book.log = slog.New(slog.NewTextHandler(logs, nil))
 	dir := t.TempDir()
@@ -187,13 +188,13 @@ func TestHealthStoreFull(t *testing.T) {
 }
 
 // runDaemon runs a daemon following logPath without waiting for it to read.
-func runDaemon(t *testing.T, dir, logPath string) (*Daemon, *lockedBuf, func()) {
+func runDaemon(t *testing.T, dir, logPath string) (*Daemon, *logtest.Buffer, func()) {
 	t.Helper()
 	cfg, err := config.Load(writeConfig(t, dir, logPath, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuf{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := New(ctx, Options{Config: cfg, Logger: log, Enforcer: firewall.NewLog(log), EnforcerName: "log"})
@@ -206,7 +207,7 @@ func runDaemon(t *testing.T, dir, logPath string) (*Daemon, *lockedBuf, func()) 
 }
 
 // waitHealth waits until a component's health satisfies cond.
-func waitHealth(t *testing.T, d *Daemon, logs *lockedBuf, component string, cond func(Health) bool) Health {
+func waitHealth(t *testing.T, d *Daemon, logs *logtest.Buffer, component string, cond func(Health) bool) Health {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/logline"
+	"github.com/rampart-dev/rampart/internal/logtest"
 )
 
 // modes runs a file test with inotify and with polling only.
@@ -501,7 +502,7 @@ func TestFileMissing(t *testing.T) {
 					logDir = filepath.Join(dir, "later")
 				}
 				path := filepath.Join(logDir, "app.log")
-				var logs syncBuffer
+				var logs logtest.Buffer
 				col := newCollector()
 				f := newFile(path, mode.pollOnly)
 				f.PollInterval = 5 * time.Millisecond

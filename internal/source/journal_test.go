@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rampart-dev/rampart/internal/logline"
+	"github.com/rampart-dev/rampart/internal/logtest"
 )
 
 // These tests run the real journalctl over a real journal file, written
@@ -265,7 +266,7 @@ func TestJournalBadCursor(t *testing.T) {
 	jf := newJournalFile(t)
 	jf.append(entry{msg: "old", time: time.Now().Add(-time.Hour)})
 	src := jf.source("s=garbage")
-	var logs syncBuffer
+	var logs logtest.Buffer
 	src.Logger = testLogger(&logs)
 	col := newCollector()
 	start(t, src, col.emit)

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/logtest"
 	"github.com/rampart-dev/rampart/internal/store"
 	"github.com/rampart-dev/rampart/internal/web"
 )
@@ -273,7 +273,7 @@ func TestTokenGuardsEverything(t *testing.T) {
 func TestFormsNeedCSRFAndSameOrigin(t *testing.T) {
 	st := newStore(t)
 	b := &bans{m: map[string]string{}}
-	var logged lockedBuffer
+	var logged logtest.Buffer
 	base, _ := serve(t, web.Options{Backend: b, Store: st, Logger: slog.New(slog.NewTextHandler(&logged, nil))}, "127.0.0.1:0")
 	c := noRedirect()
 	_, page, _ := get(t, c, base+"/ban")
@@ -326,25 +326,6 @@ func TestFormsNeedCSRFAndSameOrigin(t *testing.T) {
 	if got := strings.Join(actions, "; "); got != `msg="web: ban" addr=192.0.2.4; msg="web: ban" addr=192.0.2.5; msg="web: unban" addr=192.0.2.5` {
 		t.Errorf("logged actions: %s", got)
 	}
-}
-
-// lockedBuffer is a log's destination that the server's goroutines and
-// the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestPagesEscapeWhatAttackersWrote(t *testing.T) {
