@@ -17,9 +17,13 @@ const (
 	stateBackoff = 20
 )
 
-// stateSaver remembers when the next save is due.
+// stateSaver remembers when the next save is due, and how large the last
+// snapshot was: the next one's buffer is sized from it, one allocation
+// instead of a doubling series whose garbage under a flood is several
+// times the snapshot.
 type stateSaver struct {
 	next time.Time
+	size int
 }
 
 // saveState saves the engine's snapshot and the sources' positions now.
@@ -31,7 +35,9 @@ type stateSaver struct {
 func (d *Daemon) saveState(ctx context.Context, now time.Time) {
 	start := time.Now()
 	var b bytes.Buffer
+	b.Grow(d.state.size + d.state.size/8)
 	n, err := d.currentPipe().Engine.Snapshot(&b)
+	d.state.size = b.Len()
 	if err != nil {
 		d.log.Error("engine snapshot failed", "err", err)
 		return

@@ -57,7 +57,7 @@ func (e *Engine) Snapshot(w io.Writer) (int, error) {
 func (e *Engine) snapshot(w io.Writer, version uint32) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	sw := &snapWriter{b: make([]byte, 0, 1<<16)}
+	sw := &snapWriter{w: w, b: make([]byte, 0, snapChunk+1<<10)}
 	sw.str(snapshotMagic)
 	sw.u32(version)
 	sw.u64(uint64(e.now.Unix()))
@@ -103,10 +103,10 @@ func (e *Engine) snapshot(w io.Writer, version uint32) (int, error) {
 		sw.str(b.scenario)
 		sw.str(b.reason)
 		sw.str(b.jail)
+		sw.spill()
 	}
 	n += len(live)
-	_, err := w.Write(sw.b)
-	return n, err
+	return n, sw.flush()
 }
 
 // Load reads a snapshot into e, which must not have observed anything
@@ -205,26 +205,47 @@ func keep[K any](get func(*snapReader) K) func(*snapReader) (K, bool) {
 // writeTable writes the entries of b still active at or after the cutoff
 // of its wheel (the table's own window: an entry past it would be dropped
 // at the next Tick anyway), at most SnapshotMax, the most recent first.
+// A table within SnapshotMax is written in slot order as it is walked,
+// after a first walk counts it: under a flood the tables hold hundreds of
+// thousands of entries, and a copy of them would cost as much memory
+// again as the snapshot itself.
 func writeTable[K comparable, V any](sw *snapWriter, b *boundedMap[K, V], now stamp, last func(K, *V) stamp, putK func(*snapWriter, K), putV func(*snapWriter, *V)) int {
+	keep := func(k K, v *V) bool { return b.due == nil || b.due(k, v) == 0 || b.due(k, v) > now }
+	n := 0
+	b.each(func(k K, v *V) {
+		if keep(k, v) {
+			n++
+		}
+	})
+	if n <= SnapshotMax {
+		sw.u32(uint32(n))
+		b.each(func(k K, v *V) {
+			if keep(k, v) {
+				putK(sw, k)
+				putV(sw, v)
+				sw.spill()
+			}
+		})
+		return n
+	}
 	type entry struct {
 		k K
 		v *V
 		t stamp
 	}
-	var es []entry
+	es := make([]entry, 0, n)
 	b.each(func(k K, v *V) {
-		if b.due == nil || b.due(k, v) == 0 || b.due(k, v) > now {
+		if keep(k, v) {
 			es = append(es, entry{k, v, last(k, v)})
 		}
 	})
-	if len(es) > SnapshotMax {
-		slices.SortFunc(es, func(a, b entry) int { return int(b.t) - int(a.t) })
-		es = es[:SnapshotMax]
-	}
+	slices.SortFunc(es, func(a, b entry) int { return int(b.t) - int(a.t) })
+	es = es[:SnapshotMax]
 	sw.u32(uint32(len(es)))
 	for _, x := range es {
 		putK(sw, x.k)
 		putV(sw, x.v)
+		sw.spill()
 	}
 	return len(es)
 }
@@ -247,8 +268,33 @@ func readTable[K comparable, V any](sr *snapReader, b *boundedMap[K, V], getK fu
 	return loaded
 }
 
-// snapWriter appends little-endian fields.
-type snapWriter struct{ b []byte }
+// snapWriter appends little-endian fields to a buffer it hands to w in
+// chunks of about snapChunk bytes (spill), so a snapshot of any size costs
+// one chunk of memory beyond what w keeps; the first error of w is kept
+// and ends the writing.
+type snapWriter struct {
+	w   io.Writer
+	b   []byte
+	err error
+}
+
+const snapChunk = 64 << 10
+
+// spill hands the buffer to w once it holds a chunk; call it between entries.
+func (w *snapWriter) spill() {
+	if len(w.b) >= snapChunk {
+		w.flush()
+	}
+}
+
+// flush hands what the buffer holds to w and returns w's first error.
+func (w *snapWriter) flush() error {
+	if w.err == nil && len(w.b) > 0 {
+		_, w.err = w.w.Write(w.b)
+	}
+	w.b = w.b[:0]
+	return w.err
+}
 
 func (w *snapWriter) u8(x uint8)   { w.b = append(w.b, x) }
 func (w *snapWriter) u32(x uint32) { w.b = binary.LittleEndian.AppendUint32(w.b, x) }

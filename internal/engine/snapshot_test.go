@@ -222,3 +222,89 @@ func FuzzSnapshotLoad(f *testing.F) {
 		n.Tick(t0.Add(time.Hour))
 	})
 }
+
+// A table larger than SnapshotMax keeps its most recently active entries
+// across a restart: the address that failed last still has its failures,
+// the first one has lost them.
+func TestSnapshotKeepsTheMostRecent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("observes SnapshotMax addresses")
+	}
+	mk := func() *Engine {
+		return defaultEngine(t, func(c *Config) {
+			c.MaxTracked = SnapshotMax + 20_000
+			c.Jails[0].FindTime = time.Hour
+			c.Prefixes.V4 = []Level{{Bits: 24, Addresses: distinctSize}}
+			c.Prefixes.V6 = []Level{{Bits: 64, Addresses: distinctSize}}
+			c.Spray = Spray{}
+			c.Slow = Slow{}
+		})
+	}
+	e := mk()
+	// A hundred failures a second: the SnapshotMax most recent begin on a
+	// whole second (stamps count seconds), so which are kept is exact.
+	n := SnapshotMax + 10_000
+	fail := event.Event{Service: "sshd", Kind: event.AuthFailure, User: "root"}
+	for i := range n {
+		fail.Time, fail.Addr = t0.Add(time.Duration(i)*10*time.Millisecond), uniqueAddr(i)
+		if ds := e.Observe(fail); len(ds) > 0 {
+			t.Fatalf("failure %d decided %v", i, ds)
+		}
+	}
+	r := restarted(t, e, mk)
+	if got := r.Stats().Tracked; got != SnapshotMax {
+		t.Fatalf("%d addresses tracked after the restart, want %d", got, SnapshotMax)
+	}
+	at := t0.Add(time.Duration(n) * 10 * time.Millisecond)
+	for _, c := range []struct {
+		i    int
+		bans bool
+	}{{n - 1, true}, {n - SnapshotMax, true}, {n - SnapshotMax - 1, false}, {0, false}} {
+		var ds []event.Decision
+		for k := range 4 {
+			fail.Time, fail.Addr = at.Add(time.Duration(k)*time.Second), uniqueAddr(c.i)
+			ds = append(ds, r.Observe(fail)...)
+		}
+		if got := len(ds) > 0; got != c.bans {
+			t.Errorf("address %d (%s): banned after 4 more failures %v, want %v", c.i, uniqueAddr(c.i), got, c.bans)
+		}
+	}
+}
+
+// shortWriter takes n bytes, then fails.
+type shortWriter struct{ n int }
+
+var errFull = errors.New("disk full")
+
+func (w *shortWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		k := w.n
+		w.n = 0
+		return k, errFull
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// A snapshot written in chunks reports its writer's error, whether the
+// writer fails at the first chunk or a later one.
+func TestSnapshotWriteError(t *testing.T) {
+	e := defaultEngine(t, nil)
+	fail := event.Event{Service: "sshd", Kind: event.AuthFailure, User: "root"}
+	for i := range 5000 {
+		fail.Time, fail.Addr = t0.Add(time.Duration(i)*time.Second), uniqueAddr(i)
+		e.Observe(fail)
+	}
+	size := len(snapshotOf(t, e))
+	if size < 2*snapChunk {
+		t.Fatalf("snapshot of %d bytes, want several chunks", size)
+	}
+	for _, n := range []int{0, 10, snapChunk + 100, size - 1} {
+		if _, err := e.Snapshot(&shortWriter{n: n}); !errors.Is(err, errFull) {
+			t.Errorf("writer failing after %d of %d bytes: err %v", n, size, err)
+		}
+	}
+	if _, err := e.Snapshot(&shortWriter{n: size}); err != nil {
+		t.Errorf("writer taking all %d bytes: %v", size, err)
+	}
+}

@@ -57,11 +57,16 @@ const (
 	dimService
 	dimKind
 	dimScenario
+	// Flush's rows of an address (dimAddr) entry.
+	dimCountry
+	dimASN
+	dimNetwork
 )
 
 var dimNames = [...]string{
 	dimTotal: store.DimTotal, dimUser: store.DimUser, dimService: store.DimService,
 	dimKind: store.DimKind, dimScenario: store.DimScenario,
+	dimCountry: store.DimCountry, dimASN: store.DimASN, dimNetwork: store.DimPrefix,
 }
 
 // entry is one thing counted: key is set for user names, services, kinds
@@ -196,6 +201,12 @@ func (c *Counter) Dropped() uint64 {
 // Flush returns what was counted since the last Flush as hourly rows, with
 // each address's country, AS and network from loc (which may be nil), and
 // starts counting afresh. Rows are in no particular order.
+//
+// An address entry adds to three rows, and under a flood most entries are
+// addresses: rows are summed under compact keys (an AS by number, a
+// network as a prefix) and their text is made once per row at the end, so
+// a flush of a full Counter costs a fraction of the memory the Counter
+// holds.
 func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 	c.mu.Lock()
 	counts, names := c.counts, c.names
@@ -205,29 +216,26 @@ func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 		return nil
 	}
 	type rowKey struct {
-		hour           int64
-		jail, dim, key string
+		hour int64
+		net  netip.Prefix
+		key  string // a user name, service, kind, scenario or country
+		asn  uint32
+		jail uint16
+		dim  dim
 	}
-	index := map[rowKey]int{}
-	var out []store.HourlyRow
-	put := func(e entry, dim, key, label string, v [2]int64) {
-		k := rowKey{e.hour, names[e.jail], dim, key}
-		i, ok := index[k]
-		if !ok {
-			i = len(out)
-			index[k] = i
-			out = append(out, store.HourlyRow{Hour: time.Unix(e.hour, 0).UTC(), Jail: k.jail, Dim: dim, Key: key})
-		}
-		r := &out[i]
-		if label != "" {
-			r.Label = label
-		}
-		r.Failures += v[failures]
-		r.Bans += v[bans]
+	sums := map[rowKey][2]int64{}
+	orgs := map[uint32]string{} // AS number -> organisation, from loc
+	add := func(k rowKey, v [2]int64) {
+		s := sums[k]
+		s[failures] += v[failures]
+		s[bans] += v[bans]
+		sums[k] = s
 	}
 	for e, v := range counts {
+		k := rowKey{hour: e.hour, jail: e.jail}
 		if e.dim != dimAddr {
-			put(e, dimNames[e.dim], e.key, "", v)
+			k.dim, k.key = e.dim, e.key
+			add(k, v)
 			continue
 		}
 		p := e.prefix()
@@ -235,9 +243,26 @@ func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 		if loc != nil {
 			info = loc.Lookup(p.Addr())
 		}
-		put(e, store.DimCountry, info.Country, "", v)
-		put(e, store.DimASN, strconv.FormatUint(uint64(info.ASN), 10), info.Org, v)
-		put(e, store.DimPrefix, Network(p).String(), "", v)
+		k.dim, k.key = dimCountry, info.Country
+		add(k, v)
+		k.dim, k.key, k.asn = dimASN, "", info.ASN
+		add(k, v)
+		if info.Org != "" {
+			orgs[info.ASN] = info.Org
+		}
+		k.dim, k.asn, k.net = dimNetwork, 0, Network(p)
+		add(k, v)
+	}
+	out := make([]store.HourlyRow, 0, len(sums))
+	for k, v := range sums {
+		r := store.HourlyRow{Hour: time.Unix(k.hour, 0).UTC(), Jail: names[k.jail], Dim: dimNames[k.dim], Key: k.key, Failures: v[failures], Bans: v[bans]}
+		switch k.dim {
+		case dimASN:
+			r.Key, r.Label = strconv.FormatUint(uint64(k.asn), 10), orgs[k.asn]
+		case dimNetwork:
+			r.Key = k.net.String()
+		}
+		out = append(out, r)
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/geo"
 	"github.com/rampart-dev/rampart/internal/insight"
 )
 
@@ -42,3 +43,36 @@ func BenchmarkCounterFlood(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCounterFlush flushes a Counter a flood has filled to its
+// default bound (most entries addresses, four to a /24), with a locator:
+// the memory a flush takes on top of what the Counter holds.
+func BenchmarkCounterFlush(b *testing.B) {
+	loc := countryByFirstByte{}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		var c insight.Counter
+		for i := 0; c.Dropped() == 0; i++ {
+			c.Observe(event.Event{Time: t0, Jail: "sshd", Service: "sshd", Kind: event.AuthFailure, User: "root",
+				Addr: netip.AddrFrom4([4]byte{byte(1 + i>>18), byte(i >> 10), byte(i >> 2), byte(i)})}, 1)
+		}
+		b.StartTimer()
+		if rows := c.Flush(loc); len(rows) == 0 {
+			b.Fatal("no rows")
+		}
+	}
+}
+
+// countryByFirstByte places an address by its first byte: a few dozen
+// countries and ASes, as a real flood has.
+type countryByFirstByte struct{}
+
+var firstByteInfo = func() (m [256]geo.Info) {
+	for x := range m {
+		m[x] = geo.Info{Country: string([]byte{'A' + byte(x%26), 'A' + byte(x/26)}), ASN: 64512 + uint32(x), Org: "AS " + string(rune('A'+x%26))}
+	}
+	return m
+}()
+
+func (countryByFirstByte) Lookup(a netip.Addr) geo.Info { return firstByteInfo[a.As4()[0]] }
