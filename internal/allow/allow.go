@@ -14,7 +14,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/gaissmai/bart"
 )
 
 // Resolver looks up a name's addresses; *net.Resolver is one.
@@ -32,6 +35,10 @@ type List struct {
 	mu       sync.RWMutex
 	resolved map[string][]netip.Prefix
 	all      []netip.Prefix // static plus resolved, deduplicated, sorted
+
+	// set holds all for Contains, which every event asks: one lookup
+	// whatever the list's length, and no lock (rebuild swaps it whole).
+	set atomic.Pointer[bart.Lite]
 }
 
 // Options tune New.
@@ -125,19 +132,20 @@ func (l *List) rebuild() {
 		return a.Bits() - b.Bits()
 	})
 	l.all = slices.Compact(all)
+	set := &bart.Lite{}
+	for _, p := range l.all {
+		set.Insert(p)
+	}
+	l.set.Store(set)
 }
 
-// Contains reports whether a is allowed.
+// Contains reports whether a is allowed. An address with an IPv6 zone
+// never is, as netip.Prefix.Contains has it.
 func (l *List) Contains(a netip.Addr) bool {
-	a = a.Unmap()
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	for _, p := range l.all {
-		if p.Contains(a) {
-			return true
-		}
+	if a.Zone() != "" {
+		return false
 	}
-	return false
+	return l.set.Load().Lookup(a.Unmap())
 }
 
 // Overlaps reports whether p contains an allowed address (or is contained

@@ -3,6 +3,7 @@ package allow
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 )
@@ -91,4 +92,73 @@ func TestNoLoopback(t *testing.T) {
 			t.Errorf("Contains(%s) = %v, want %v", a, got, want)
 		}
 	}
+}
+
+// Contains agrees with a walk over every prefix, on a long list of random
+// prefixes of every length and addresses in and around them.
+func TestContainsLongList(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	randAddr := func(v6 bool) netip.Addr {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		if v6 {
+			return netip.AddrFrom16(b)
+		}
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	var entries []string
+	var prefixes []netip.Prefix
+	for i := range 2000 {
+		a := randAddr(i%2 == 1)
+		p := netip.PrefixFrom(a, r.IntN(a.BitLen()+1)).Masked()
+		entries, prefixes = append(entries, p.String()), append(prefixes, p)
+	}
+	l, err := New(entries, Options{NoLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := 0
+	for i := range 20000 {
+		a := randAddr(i%2 == 1)
+		if i%4 < 2 { // an address inside a listed prefix, or just past it
+			p := prefixes[r.IntN(len(prefixes))]
+			a = p.Addr()
+			if i%4 == 1 && p.Bits() > 0 {
+				a = netip.PrefixFrom(a, p.Bits()).Masked().Addr()
+				if last, ok := lastOf(p); ok {
+					a = last.Next()
+				}
+			}
+		}
+		want := false
+		for _, p := range prefixes {
+			want = want || p.Contains(a)
+		}
+		if want {
+			in++
+		}
+		if got := l.Contains(a); got != want {
+			t.Fatalf("Contains(%s) = %v, want %v", a, got, want)
+		}
+	}
+	if in < 5000 {
+		t.Fatalf("only %d of 20000 addresses listed: the test proves little", in)
+	}
+	zoned := netip.MustParseAddr("fe80::1%eth0")
+	l, _ = New([]string{"fe80::/10"}, Options{NoLoopback: true})
+	if l.Contains(zoned) || !l.Contains(zoned.WithZone("")) {
+		t.Errorf("a zoned address is listed, or the same address without its zone is not")
+	}
+}
+
+// lastOf returns the last address of p.
+func lastOf(p netip.Prefix) (netip.Addr, bool) {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, ok := netip.AddrFromSlice(b)
+	return a, ok && a.IsValid()
 }

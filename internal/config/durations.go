@@ -74,21 +74,23 @@ func (d Duration) String() string {
 // FormatDuration writes a non-negative duration as the configuration file
 // reads it, in the largest units that fit: "7d", "1d12h", "1h30m", "90s";
 // below whole seconds as Go writes it ("1.5s", "500ms").
-func FormatDuration(d time.Duration) string {
+func FormatDuration(d time.Duration) string { return string(AppendDuration(nil, d)) }
+
+// AppendDuration appends d to b as FormatDuration writes it.
+func AppendDuration(b []byte, d time.Duration) []byte {
 	switch {
 	case d <= 0:
-		return "0s"
+		return append(b, "0s"...)
 	case d%time.Second != 0:
-		return d.String()
+		return append(b, d.String()...)
 	}
-	var b strings.Builder
 	for _, u := range units[1:] { // days and below: "14d" reads better than "2w"
 		if n := d / u.size; n > 0 {
-			fmt.Fprintf(&b, "%d%s", n, u.name)
+			b = append(strconv.AppendInt(b, int64(n), 10), u.name...)
 			d -= n * u.size
 		}
 	}
-	return b.String()
+	return b
 }
 
 // units are the suffixes ParseDuration knows, largest first.

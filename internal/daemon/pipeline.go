@@ -315,7 +315,7 @@ func AppendDescription(b []byte, d event.Decision) []byte {
 	switch {
 	case d.Duration > 0:
 		b = append(b, " for "...)
-		b = append(b, config.FormatDuration(d.Duration)...)
+		b = config.AppendDuration(b, d.Duration)
 	case d.Action == event.Ban:
 		b = append(b, " until revoked"...)
 	}

@@ -96,7 +96,7 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 			return st, fr.err
 		}
 	}
-	var lastTick time.Time
+	var lastTick, nextTick time.Time // nextTick: lastTick + replayTick, once a line has a time
 	nextProgress := ReplayProgressEvery
 	gov := newHeapGovernor()
 	defer gov.release()
@@ -120,10 +120,10 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 		}
 		fr := (*h)[0]
 		l := fr.cur
-		if t := l.Time; !t.IsZero() && t.Sub(lastTick) >= replayTick {
+		if t := l.Time; !t.IsZero() && !t.Before(nextTick) {
 			decide(p.Engine.Tick(t))
 			clock.lap(&st.Stages.Engine)
-			lastTick = t
+			lastTick, nextTick = t, t.Add(replayTick)
 		}
 		if _, n, ds := lr.observe(&l, nil); n > 0 {
 			st.Events += n

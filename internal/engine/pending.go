@@ -17,6 +17,7 @@ import (
 type pendingBan struct {
 	target   netip.Prefix
 	due      time.Time // when it takes effect; also its Start
+	at       int64     // due in Unix nanoseconds, set by push: cheaper to order by
 	base     time.Duration
 	scenario string
 	reason   string
@@ -39,13 +40,14 @@ type pendingBans struct {
 type pendingHeap []pendingBan
 
 func (h pendingHeap) less(i, j int) bool {
-	if !h[i].due.Equal(h[j].due) {
-		return h[i].due.Before(h[j].due)
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
 	}
 	return h[i].seq < h[j].seq
 }
 
 func (h *pendingHeap) push(b pendingBan) {
+	b.at = b.due.UnixNano()
 	*h = append(*h, b)
 	for i := len(*h) - 1; i > 0; {
 		parent := (i - 1) / 2

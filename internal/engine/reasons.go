@@ -28,7 +28,20 @@ func (r *reason) s(x string) *reason { r.b = append(r.b, x...); return r }
 func (r *reason) n(x int) *reason    { r.b = strconv.AppendInt(r.b, int64(x), 10); return r }
 
 // q appends a user name or recipient, quoted and cut to 64 bytes.
-func (r *reason) q(x string) *reason { r.b = strconv.AppendQuote(r.b, trimUser(x)); return r }
+func (r *reason) q(x string) *reason { r.b = appendQuote(r.b, trimUser(x)); return r }
+
+// appendQuote is strconv.AppendQuote, without its rune-by-rune walk for
+// the common name of printable ASCII that needs no escape.
+func appendQuote(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
 
 // d appends a duration the way people write them: 10m, 1h30m, 7d.
 func (r *reason) d(x time.Duration) *reason { r.b = appendDuration(r.b, x); return r }
