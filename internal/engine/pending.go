@@ -17,7 +17,6 @@ import (
 type pendingBan struct {
 	target   netip.Prefix
 	due      time.Time // when it takes effect; also its Start
-	at       int64     // due in Unix nanoseconds, set by push: cheaper to order by
 	base     time.Duration
 	scenario string
 	reason   string
@@ -26,18 +25,61 @@ type pendingBan struct {
 }
 
 // pendingBans is a heap by due time with an index by target; a cancelled
-// entry stays in the heap until popped and is skipped then.
+// entry stays in the heap until popped and is skipped then. The heap
+// orders small pointer-free entries that point into bans: reordering the
+// bans themselves, strings and all, took the garbage collector's write
+// barriers at every swap while it ran.
 type pendingBans struct {
 	heap  pendingHeap
+	bans  []pendingBan            // indexed by the heap's entries; free slots are zero
+	free  []int32                 // free slots of bans
 	by    map[netip.Prefix]uint64 // target → seq of its live entry
 	seq   uint64
 	limit int
 }
 
-// pendingHeap is a binary min-heap by (due, seq), written out rather than
+// pendingEntry is a pendingBan's place in the heap.
+type pendingEntry struct {
+	at   int64 // due in Unix nanoseconds
+	seq  uint64
+	slot int32 // in pendingBans.bans
+}
+
+// push adds b to the heap.
+func (p *pendingBans) push(b pendingBan) {
+	var slot int32
+	if n := len(p.free); n > 0 {
+		slot, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		slot = int32(len(p.bans))
+		p.bans = append(p.bans, pendingBan{})
+	}
+	p.bans[slot] = b
+	p.heap.push(pendingEntry{at: b.due.UnixNano(), seq: b.seq, slot: slot})
+}
+
+// pop removes and returns the ban due first.
+func (p *pendingBans) pop() pendingBan {
+	x := p.heap.pop()
+	b := p.bans[x.slot]
+	p.bans[x.slot] = pendingBan{} // drop the strings it holds
+	p.free = append(p.free, x.slot)
+	return b
+}
+
+// live calls f for each ban in the heap that was not cancelled, in heap order.
+func (p *pendingBans) live(f func(pendingBan)) {
+	for _, x := range p.heap {
+		if b := p.bans[x.slot]; p.by[b.target] == b.seq {
+			f(b)
+		}
+	}
+}
+
+// pendingHeap is a binary min-heap by (at, seq), written out rather than
 // through container/heap, whose interface boxes every entry pushed or
 // popped: an allocation per deferred ban under a flood.
-type pendingHeap []pendingBan
+type pendingHeap []pendingEntry
 
 func (h pendingHeap) less(i, j int) bool {
 	if h[i].at != h[j].at {
@@ -46,9 +88,8 @@ func (h pendingHeap) less(i, j int) bool {
 	return h[i].seq < h[j].seq
 }
 
-func (h *pendingHeap) push(b pendingBan) {
-	b.at = b.due.UnixNano()
-	*h = append(*h, b)
+func (h *pendingHeap) push(x pendingEntry) {
+	*h = append(*h, x)
 	for i := len(*h) - 1; i > 0; {
 		parent := (i - 1) / 2
 		if !h.less(i, parent) {
@@ -59,12 +100,11 @@ func (h *pendingHeap) push(b pendingBan) {
 	}
 }
 
-func (h *pendingHeap) pop() pendingBan {
+func (h *pendingHeap) pop() pendingEntry {
 	old := *h
 	top := old[0]
 	last := len(old) - 1
 	old[0] = old[last]
-	old[last] = pendingBan{} // drop the strings it holds
 	*h = old[:last]
 	for i := 0; ; {
 		l, r, min := 2*i+1, 2*i+2, i
@@ -111,7 +151,7 @@ func (e *Engine) deferAt(target netip.Prefix, due time.Time, base time.Duration,
 	}
 	p.seq++
 	p.by[target] = p.seq
-	p.heap.push(pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
+	p.push(pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
 }
 
 // isPending reports whether a ban of target is pending.
@@ -132,8 +172,8 @@ func (e *Engine) cancelPending(addr netip.Addr) {
 func (e *Engine) flushPending(now time.Time) []event.Decision {
 	p := &e.pending
 	var out []event.Decision
-	for len(p.heap) > 0 && !p.heap[0].due.After(now) {
-		b := p.heap.pop()
+	for nowNS := now.UnixNano(); len(p.heap) > 0 && p.heap[0].at <= nowNS; {
+		b := p.pop()
 		if seq, ok := p.by[b.target]; !ok || seq != b.seq {
 			continue
 		}

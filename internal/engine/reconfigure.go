@@ -99,11 +99,11 @@ func rekey[K comparable, V any](b *boundedMap[K, V], f func(K) (K, bool)) *bound
 // skipped when popped, as cancelPending's are.
 func (e *Engine) dropPending(drop func(pendingBan) bool) {
 	p := &e.pending
-	for _, b := range p.heap {
-		if seq, ok := p.by[b.target]; ok && seq == b.seq && drop(b) {
+	p.live(func(b pendingBan) {
+		if drop(b) {
 			delete(p.by, b.target)
 		}
-	}
+	})
 }
 
 // DropAllowlisted removes the active decisions the allowlist covers and

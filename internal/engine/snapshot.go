@@ -86,11 +86,7 @@ func (e *Engine) snapshot(w io.Writer, version uint32) (int, error) {
 	sw.bool(s.on)
 	// Pending bans, live ones only, in deferral order.
 	var live []pendingBan
-	for _, b := range e.pending.heap {
-		if seq, ok := e.pending.by[b.target]; ok && seq == b.seq {
-			live = append(live, b)
-		}
-	}
+	e.pending.live(func(b pendingBan) { live = append(live, b) })
 	slices.SortFunc(live, func(a, b pendingBan) int { return int(a.seq) - int(b.seq) })
 	if len(live) > SnapshotMax {
 		live = live[len(live)-SnapshotMax:]

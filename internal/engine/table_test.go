@@ -110,15 +110,20 @@ func hasKey(m map[uint64]stamp, k uint64) bool { _, ok := m[k]; return ok }
 // The pending heap pops in (due, seq) order whatever the order of pushes.
 func TestPendingHeapOrder(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	var h pendingHeap
+	var h pendingBans
+	most := 0
 	for i := range 2000 {
 		h.push(pendingBan{due: t0.Add(time.Duration(r.IntN(300)) * time.Second), seq: uint64(i)})
+		most = max(most, len(h.heap))
 		if r.IntN(3) == 0 {
 			h.pop()
 		}
 	}
+	if len(h.bans) != most {
+		t.Errorf("%d slots for at most %d pending bans at once: popped slots are not reused", len(h.bans), most)
+	}
 	prev := h.pop()
-	for len(h) > 0 {
+	for len(h.heap) > 0 {
 		b := h.pop()
 		if b.due.Before(prev.due) || b.due.Equal(prev.due) && b.seq < prev.seq {
 			t.Fatalf("popped %v/%d after %v/%d", b.due, b.seq, prev.due, prev.seq)
