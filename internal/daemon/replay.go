@@ -207,6 +207,7 @@ type fileReader struct {
 	order  int
 	parser *logline.Parser
 	lines  *source.LineReader
+	arena  source.Arena // the lines' text
 	cur    logline.Line
 	last   time.Time // time of the previous line, for lines without a stamp
 	err    error
@@ -229,7 +230,7 @@ func (fr *fileReader) advance() bool {
 			fr.stats.Skipped++
 			continue
 		}
-		l, err := fr.parser.Parse(string(rec))
+		l, err := fr.parser.Parse(fr.arena.String(rec))
 		if err != nil {
 			if !errors.Is(err, logline.ErrEmpty) {
 				fr.stats.Skipped++
