@@ -206,17 +206,17 @@ func keep[K any](get func(*snapReader) K) func(*snapReader) (K, bool) {
 // thousands of entries, and a copy of them would cost as much memory
 // again as the snapshot itself.
 func writeTable[K comparable, V any](sw *snapWriter, b *boundedMap[K, V], now stamp, last func(K, *V) stamp, putK func(*snapWriter, K), putV func(*snapWriter, *V)) int {
-	keep := func(k K, v *V) bool { return b.due == nil || b.due(k, v) == 0 || b.due(k, v) > now }
+	fresh := func(k K, v *V) bool { return b.due == nil || b.due(k, v) == 0 || b.due(k, v) > now }
 	n := 0
 	b.each(func(k K, v *V) {
-		if keep(k, v) {
+		if fresh(k, v) {
 			n++
 		}
 	})
 	if n <= SnapshotMax {
 		sw.u32(uint32(n))
 		b.each(func(k K, v *V) {
-			if keep(k, v) {
+			if fresh(k, v) {
 				putK(sw, k)
 				putV(sw, v)
 				sw.spill()
@@ -231,7 +231,7 @@ func writeTable[K comparable, V any](sw *snapWriter, b *boundedMap[K, V], now st
 	}
 	es := make([]entry, 0, n)
 	b.each(func(k K, v *V) {
-		if keep(k, v) {
+		if fresh(k, v) {
 			es = append(es, entry{k, v, last(k, v)})
 		}
 	})
