@@ -21,9 +21,11 @@ import (
 // with entries; carve-outs as "carve" with addr and until (RFC 3339, empty
 // for none), their end as "uncarve" with addr.
 //
-// Active returns the bans applied and neither revoked nor expired, with
-// their Scenario, Reason, Jail and Origin, Start now and Duration the time
-// left. Re-applying a target replaces its end. Log never fails except for an
+// Active returns the bans applied and neither revoked nor expired, as a
+// kernel's firewall would (NFTables.Active): targets and ports, Start now
+// and Duration the time left; Scenario, Reason, Jail and Origin are not
+// kept (a flood's bans would hold their reasons' text twice, here and in
+// the store). Re-applying a target replaces its end. Log never fails except for an
 // invalid target (Apply, Revoke, SetAllow: nothing is changed), a cancelled
 // context, or use after Close. It is safe for concurrent use.
 type Log struct {
@@ -77,16 +79,14 @@ func (l *Log) Apply(ctx context.Context, ds []event.Decision) error {
 	}
 	l.pruneSome(now)
 	for _, b := range bans {
-		d := b.d
-		d.Start, d.Duration = now, b.timeout
-		l.active[b.key()] = d
+		l.active[b.key()] = event.Decision{Target: b.target, Action: b.d.Action, Ports: b.ports, Start: now, Duration: b.timeout}
 		l.log.LogAttrs(ctx, slog.LevelInfo, "ban",
 			slog.String("addr", b.target.String()),
 			slog.String("ports", event.FormatPorts(b.ports)),
-			slog.String("scenario", d.Scenario),
+			slog.String("scenario", b.d.Scenario),
 			slog.Int64("duration_s", int64((b.timeout+time.Second-1)/time.Second)),
-			slog.String("jail", d.Jail),
-			slog.String("reason", d.Reason))
+			slog.String("jail", b.d.Jail),
+			slog.String("reason", b.d.Reason))
 	}
 	return nil
 }
