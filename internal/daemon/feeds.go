@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,7 +198,7 @@ func (f *feeds) observed(ev event.Event, ds []event.Decision) {
 		if d.Scenario == "user-spray" && d.Origin == "local" {
 			f.hotMu.Lock()
 			if len(f.hot) < 1000 {
-				f.hot[trimTo(ev.User, 64)] = time.Now().Add(time.Hour)
+				f.hot[strings.Clone(trimTo(ev.User, 64))] = time.Now().Add(time.Hour) // a copy: not a piece of the line
 			}
 			f.hotMu.Unlock()
 			return

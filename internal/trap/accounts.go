@@ -122,11 +122,13 @@ func localPart(u string) string {
 	return u
 }
 
-// addReal records a real name; the caller holds mu or owns a.
+// addReal records a real name; the caller holds mu or owns a. u is
+// copied: a name read from a log line must not keep the line alive.
 func (a *Accounts) addReal(u string) {
 	if u == "" {
 		return
 	}
+	u = strings.Clone(u)
 	a.real[u] = struct{}{}
 	a.real[localPart(u)] = struct{}{}
 }
@@ -239,7 +241,7 @@ func (a *Accounts) Observe(ev event.Event) {
 				}
 			}
 			c = &candidate{first: at}
-			a.pending[u] = c
+			a.pending[strings.Clone(u)] = c // a copy: u is a piece of a log line
 		}
 		addr := ev.Addr.Unmap()
 		for _, x := range c.addrs[:c.n] {
@@ -256,6 +258,7 @@ func (a *Accounts) Observe(ev event.Event) {
 		if len(a.accounts) >= a.cfg.Max {
 			return
 		}
+		u = strings.Clone(u)
 		acc := &Account{User: u, FirstSeen: at, LastSeen: at, Addresses: c.n}
 		a.accounts[u] = acc
 		saved := *acc
