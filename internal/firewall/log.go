@@ -25,9 +25,10 @@ import (
 // kernel's firewall would (NFTables.Active): targets and ports, Start now
 // and Duration the time left; Scenario, Reason, Jail and Origin are not
 // kept (a flood's bans would hold their reasons' text twice, here and in
-// the store). Re-applying a target replaces its end. Log never fails except for an
-// invalid target (Apply, Revoke, SetAllow: nothing is changed), a cancelled
-// context, or use after Close. It is safe for concurrent use.
+// the store). Re-applying a target replaces its end. Log never fails
+// except for an invalid target (Apply, Revoke, SetAllow: nothing is
+// changed), a cancelled context, or use after Close. It is safe for
+// concurrent use.
 type Log struct {
 	mu     sync.Mutex
 	log    *slog.Logger
