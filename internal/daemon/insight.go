@@ -93,18 +93,22 @@ func (d *Daemon) geoHealth() []Health {
 // flushInsight writes what the counter holds to the hourly aggregates. On
 // a store failure the counts are lost, not retried: they are statistics,
 // and holding them would grow memory while the disk is full.
+// The rows go in batches, each in its own transaction, so that a flood's
+// flush never holds all its rows at once.
 func (d *Daemon) flushInsight(ctx context.Context) {
-	rows := d.insight.Flush(d.geo.Load())
-	if len(rows) == 0 {
-		return
-	}
 	ctx, cancel := detached(ctx)
 	defer cancel()
-	if err := d.store.AddHourly(ctx, rows); err != nil {
+	err := d.insight.FlushTo(d.geo.Load(), insightBatch, func(rows []store.HourlyRow) error {
+		return d.store.AddHourly(ctx, rows)
+	})
+	if err != nil {
 		d.storeErr.note(err)
-		d.log.Warn("store: hourly aggregates lost", "rows", len(rows), "err", err)
+		d.log.Warn("store: hourly aggregates lost", "err", err)
 	}
 }
+
+// insightBatch is how many hourly rows flushInsight writes at a time.
+const insightBatch = 4096
 
 // compactInsight bounds the hourly aggregates ([insight]).
 func (d *Daemon) compactInsight(ctx context.Context, now time.Time) {

@@ -174,10 +174,13 @@ func (e *Engine) keyOfDecision(d event.Decision) (activeKey, bool) {
 }
 
 func (e *Engine) setActive(d event.Decision) {
-	k, ok := e.keyOfDecision(d)
-	if !ok {
-		return
+	if k, ok := e.keyOfDecision(d); ok {
+		e.putActive(k, d)
 	}
+}
+
+// putActive records d under k, its key.
+func (e *Engine) putActive(k activeKey, d event.Decision) {
 	e.active.put(k, activeBan{
 		start:    d.Start.UnixNano(),
 		dur:      d.Duration,
@@ -210,17 +213,15 @@ func (e *Engine) forgetActive(k activeKey, _ *activeBan) {
 	}
 }
 
-// activeAt returns the whole-host decision on exactly target if it is in
+// activeAt reports whether the whole-host decision on exactly target is in
 // force at t.
-func (e *Engine) activeAt(target netip.Prefix, t time.Time) (event.Decision, bool) {
-	return e.activeKeyAt(wholeKey(target), t)
+func (e *Engine) activeAt(target netip.Prefix, t time.Time) bool {
+	return e.inForce(wholeKey(target), t)
 }
 
-func (e *Engine) activeKeyAt(k activeKey, t time.Time) (event.Decision, bool) {
-	if b, ok := e.active.get(k); ok && b.in(t) {
-		return e.decisionOf(k, b), true
-	}
-	return event.Decision{}, false
+func (e *Engine) inForce(k activeKey, t time.Time) bool {
+	b, ok := e.active.get(k)
+	return ok && b.in(t)
 }
 
 func (e *Engine) decisionOf(k activeKey, b activeBan) event.Decision {
@@ -236,16 +237,16 @@ func (e *Engine) decisionOf(k activeKey, b activeBan) event.Decision {
 	}
 }
 
-// bannedFor is bannedAt for the events of jail ji (-1: none): a per-port
-// ban of addr on the jail's ports counts too.
-func (e *Engine) bannedFor(addr netip.Addr, ji int, t time.Time) (event.Decision, bool) {
-	if d, ok := e.bannedAt(addr, t); ok {
-		return d, true
+// bannedFor reports whether addr is banned for the events of jail ji (-1:
+// none): banned (see banOn), or banned on the jail's ports.
+func (e *Engine) bannedFor(addr netip.Addr, ji int, t time.Time) bool {
+	if _, _, ok := e.banOn(addr, t); ok {
+		return true
 	}
 	if ji < 0 || e.jails[ji].ports == 0 {
-		return event.Decision{}, false
+		return false
 	}
-	return e.activeKeyAt(activeKey{keyOfPrefix(event.AddrPrefix(addr)), e.jails[ji].ports}, t)
+	return e.inForce(activeKey{keyOfPrefix(event.AddrPrefix(addr)), e.jails[ji].ports}, t)
 }
 
 // Banned reports whether addr is covered by an active whole-host decision
@@ -257,25 +258,44 @@ func (e *Engine) Banned(addr netip.Addr, t time.Time) (event.Decision, bool) {
 	return e.bannedAt(addr.Unmap(), t)
 }
 
-// bannedAt looks for an active whole-host ban of addr or of a prefix
-// holding it. A
-// good address (see good.go) is carved out of prefix bans. The prefixes
-// are found in one longest-prefix-match lookup, whatever their number;
-// only when one holds addr are the bans holding it checked, most specific
-// first (a ban that has ended but not yet left the table does not count).
+// bannedAt is banOn's decision.
 func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
-	if d, ok := e.activeAt(event.AddrPrefix(addr), t); ok {
-		return d, true
-	}
-	if e.wide.Size() == 0 || !e.wide.Lookup(addr) || e.goodAt(addr, toStamp(t)).any() {
+	k, b, ok := e.banOn(addr, t)
+	if !ok {
 		return event.Decision{}, false
 	}
-	for p := range e.wide.Supernets(event.AddrPrefix(addr)) {
-		if d, ok := e.activeAt(p, t); ok {
-			return d, true
+	return e.decisionOf(k, b), true
+}
+
+// banOn finds the active whole-host ban of addr or of a prefix holding
+// it. A good address (see good.go) is carved out of prefix bans. The
+// prefixes are found in one longest-prefix-match lookup, whatever their
+// number; the most specific is nearly always the ban in force, and the
+// others holding addr are checked only when it is not (a ban that has
+// ended but not yet left the table does not count).
+func (e *Engine) banOn(addr netip.Addr, t time.Time) (activeKey, activeBan, bool) {
+	k := wholeKey(event.AddrPrefix(addr))
+	if b, ok := e.active.get(k); ok && b.in(t) {
+		return k, b, true
+	}
+	if e.wide.Size() == 0 {
+		return activeKey{}, activeBan{}, false
+	}
+	lpm, ok := e.wide.LookupPrefixLPM(event.AddrPrefix(addr))
+	if !ok || e.goodAt(addr, toStamp(t)).any() {
+		return activeKey{}, activeBan{}, false
+	}
+	k = wholeKey(lpm)
+	if b, ok := e.active.get(k); ok && b.in(t) {
+		return k, b, true
+	}
+	for p := range e.wide.Supernets(lpm) {
+		k = wholeKey(p)
+		if b, ok := e.active.get(k); ok && b.in(t) {
+			return k, b, true
 		}
 	}
-	return event.Decision{}, false
+	return activeKey{}, activeBan{}, false
 }
 
 // Active returns the decisions in force at t, sorted by start, per-port

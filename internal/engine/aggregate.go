@@ -19,13 +19,13 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 	var out []event.Decision
 	if sp := e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
 		uid := userID(normUser(ev.User))
-		d := e.users.slot(uid)
+		d, at := e.users.lookup(uid)
 		since := t - durStamp(sp.Window)
 		hot := min(sp.Addresses, distinctSize)
 		wasHot := d.count(since) >= hot
 		a16 := addr.As16()
 		d.add(a16, t)
-		e.users.put(uid, d)
+		e.users.store(uid, d, at)
 		if n := d.count(since); n >= hot {
 			bt := longer(sp.BanTime, j.BanTime)
 			if target := event.AddrPrefix(addr); !e.isPending(target) {
@@ -46,9 +46,9 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 	for _, lv := range e.levels(addr) {
 		p := prefixOf(addr, lv.Bits)
 		pk := keyOfPrefix(p)
-		d := e.prefixes.slot(pk)
+		d, at := e.prefixes.lookup(pk)
 		d.add(id, t)
-		e.prefixes.put(pk, d)
+		e.prefixes.store(pk, d, at)
 		n := d.count(t - durStamp(pc.Window))
 		if n < min(lv.Addresses, distinctSize) || !e.canBanPrefix(p) {
 			continue
@@ -56,7 +56,7 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		// An expired ban still in the table (Tick prunes it later) does
 		// not count: replay ticks once a minute, the daemon every second,
 		// and both must decide alike.
-		if _, already := e.activeAt(p, ev.Time); already {
+		if e.activeAt(p, ev.Time) {
 			continue
 		}
 		reason := e.why().n(n).s(" bad addresses in ").pfx(p).s(" within ").d(pc.Window).s(" (last: ").addr(addr).s(" ").kind(ev.Kind).user(ev.User).s(" via ").s(ev.Service).s(")").carved(e.carvedIn(p)).String()
@@ -66,15 +66,15 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 		}
 		// The prefix ban covers the address: drop its pending ban.
 		e.cancelPending(addr)
-		out = append(out, e.banLocked(p, ev.Time, bt, "prefix", reason, j.Name)...)
+		out = e.banLocked(out, p, ev.Time, bt, "prefix", reason, j.Name)
 		out = append(out, e.widenAfter(p, ev.Time, j)...)
 		break
 	}
 	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 {
 		if asn, _, ok := ac.Lookup.ASN(addr); ok {
-			d := e.asns.slot(asn)
+			d, at := e.asns.lookup(asn)
 			d.add(id, t)
-			e.asns.put(asn, d)
+			e.asns.store(asn, d, at)
 		}
 	}
 	return out
@@ -106,7 +106,7 @@ func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since 
 		if e.goodAt(a, t).any() || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
 			continue
 		}
-		if _, banned := e.bannedFor(a, e.jailIndex(jail), ev.Time); banned {
+		if e.bannedFor(a, e.jailIndex(jail), ev.Time) {
 			continue
 		}
 		if why == "" {
@@ -132,14 +132,14 @@ func (e *Engine) widenAfter(p netip.Prefix, at time.Time, j *jailState) []event.
 	wp := prefixOf(p.Addr(), w.Bits)
 	wk := keyOfPrefix(wp)
 	t := toStamp(at)
-	d := e.wideBans.slot(wk)
+	d, pos := e.wideBans.lookup(wk)
 	d.add(addrID(p.Addr()), t)
-	e.wideBans.put(wk, d)
+	e.wideBans.store(wk, d, pos)
 	n := d.count(t - durStamp(e.cfg.Prefixes.Window))
 	if n < min(w.Prefixes, distinctSize) || !e.canBanPrefix(wp) {
 		return nil
 	}
-	if _, already := e.activeAt(wp, at); already {
+	if e.activeAt(wp, at) {
 		return nil
 	}
 	reason := e.why().n(n).s(" prefixes banned in ").pfx(wp).s(" within ").d(e.cfg.Prefixes.Window).s(" (last: ").pfx(p).s(")").carved(e.carvedIn(wp)).String()
@@ -147,7 +147,7 @@ func (e *Engine) widenAfter(p netip.Prefix, at time.Time, j *jailState) []event.
 	if bt <= 0 {
 		bt = j.BanTime
 	}
-	return e.banLocked(wp, at, bt, "prefix-wide", reason, j.Name)
+	return e.banLocked(nil, wp, at, bt, "prefix-wide", reason, j.Name)
 }
 
 // prefixKey identifies a prefix of a given length.

@@ -18,15 +18,17 @@ type offender struct {
 }
 
 // banLocked records a ban of target at t, lengthened for repeat offenders,
-// and returns the decision; none when the history already holds a ban of
-// target at that second: that is the same ban, decided again on log lines
-// read a second time (after a restart, see snapshot.go).
-func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) []event.Decision {
-	if o, ok := e.offenders.get(keyOfPrefix(target)); ok && o.bans.has(toStamp(t)) && !e.otherBanAt(target, t, jail) {
+// and appends the decision to out; none when the history already holds a
+// ban of target at that second: that is the same ban, decided again on log
+// lines read a second time (after a restart, see snapshot.go).
+func (e *Engine) banLocked(out []event.Decision, target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) []event.Decision {
+	key := keyOfPrefix(target)
+	o, pos := e.offenders.lookup(key)
+	if pos.found && o.bans.has(toStamp(t)) && !e.otherBanAt(target, t, jail) {
 		e.stats.Repeated++
-		return nil
+		return out
 	}
-	dur, scenario, reason := e.escalate(target, t, base, scenario, reason)
+	dur, scenario, reason := e.escalate(key, o, pos, t, base, scenario, reason)
 	if dur < 0 {
 		dur = 0 // Permanent: the Decision's "until revoked"
 	}
@@ -40,18 +42,23 @@ func (e *Engine) banLocked(target netip.Prefix, t time.Time, base time.Duration,
 		Jail:     jail,
 		Origin:   "local",
 	}
+	k, keep := activeKey{prefixKey: key}, true
 	if ji := e.jailIndex(jail); ji >= 0 {
 		e.jails[ji].banned++
-		if target.IsSingleIP() && scenario != "recidive" {
-			d.Ports = e.jails[ji].Ports
+		if j := &e.jails[ji]; target.IsSingleIP() && scenario != "recidive" && len(j.Ports) > 0 {
+			// A jail's ports not interned (see setActive): the table does
+			// not keep the ban.
+			d.Ports, k.ports, keep = j.Ports, j.ports, j.ports != 0
 		}
 	}
-	e.setActive(d)
+	if keep {
+		e.putActive(k, d)
+	}
 	e.stats.Decisions++
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
 		e.log.Debug("ban", "addr", target.String(), "scenario", scenario, "duration_s", int64(dur.Seconds()), "jail", jail)
 	}
-	return []event.Decision{d}
+	return append(out, d)
 }
 
 // otherBanAt reports whether target holds a ban in force, other than the
@@ -78,9 +85,8 @@ func (e *Engine) otherBanAt(target netip.Prefix, t time.Time, jail string) bool 
 
 // escalate applies ban-time escalation and recidive to a new ban and
 // records it in the target's history.
-func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, scenario, reason string) (time.Duration, string, string) {
-	key := keyOfPrefix(target)
-	o := e.offenders.slot(key)
+// o is the target's history, found at pos.
+func (e *Engine) escalate(key prefixKey, o offender, pos place, t time.Time, base time.Duration, scenario, reason string) (time.Duration, string, string) {
 	now := toStamp(t)
 	prior := 0
 	if w := e.cfg.Escalation.Window; w > 0 {
@@ -91,7 +97,7 @@ func (e *Engine) escalate(target netip.Prefix, t time.Time, base time.Duration, 
 		recent = o.bans.within(toStamp(t.Add(-rc.Window)))
 	}
 	o.bans.add(now, 1, 1)
-	e.offenders.put(key, o)
+	e.offenders.store(key, o, pos)
 
 	dur := base
 	if base < 0 {

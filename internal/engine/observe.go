@@ -79,7 +79,7 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		return out
 	}
 	e.jails[ji].failed++
-	if _, banned := e.bannedFor(addr, ji, ev.Time); banned {
+	if e.bannedFor(addr, ji, ev.Time) {
 		e.stats.WhileBanned++
 		return out
 	}
@@ -112,7 +112,7 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	}
 
 	k := keyOf(addr, ji)
-	r := e.tracked.slot(k)
+	r, at := e.tracked.lookup(k)
 	r.add(t, weight, j.per)
 	since := toStamp(ev.Time.Add(-j.FindTime))
 	n := r.count(since, j.per)
@@ -120,17 +120,17 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		e.tracked.del(k)
 		e.cancelPending(addr)
 		reason := e.why().n(n).s(" failures within ").d(j.FindTime).last(ev).String()
-		return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)...)
+		return e.banLocked(out, event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
 	}
 	if sl := e.cfg.Slow; sl.Failures > 0 && sl.Window > j.FindTime {
 		if n := r.count(toStamp(ev.Time.Add(-sl.Window)), j.per); n >= sl.Failures {
 			e.tracked.del(k)
 			e.cancelPending(addr)
 			reason := e.why().n(n).s(" failures within ").d(sl.Window).s(", spread out").last(ev).String()
-			return append(out, e.banLocked(event.AddrPrefix(addr), ev.Time, longer(sl.BanTime, j.BanTime), "slow", reason, j.Name)...)
+			return e.banLocked(out, event.AddrPrefix(addr), ev.Time, longer(sl.BanTime, j.BanTime), "slow", reason, j.Name)
 		}
 	}
-	e.tracked.put(k, r)
+	e.tracked.store(k, r, at)
 	if !cross {
 		return out
 	}
@@ -193,13 +193,13 @@ func (e *Engine) countGood(ev event.Event, addr netip.Addr, ji int, weight int, 
 		e.goodFails.del(gk)
 		e.tracked.put(k, r)
 		reason := e.why().n(n).s(" failures within ").d(j.FindTime).s(" for ").q(ev.User).s(" from a known-good client (via ").s(ev.Service).s(")").String()
-		return e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
+		return e.banLocked(nil, event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
 	}
 	if n := r.count(since, j.per); n >= factor*j.MaxRetry {
 		e.tracked.del(k)
 		e.goodFails.put(gk, gr)
 		reason := e.why().n(n).s(" failures within ").d(j.FindTime).s(" over several users from a known-good client").last(ev).String()
-		return e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
+		return e.banLocked(nil, event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
 	}
 	e.goodFails.put(gk, gr)
 	e.tracked.put(k, r)
@@ -221,7 +221,7 @@ func (e *Engine) countRelayBounce(ev event.Event, addr netip.Addr, ji int, t sta
 	if n := r.count(toStamp(ev.Time.Add(-j.FindTime)), per); n >= lim {
 		e.goodFails.del(gk)
 		reason := e.why().n(n).s(" unknown recipients within ").d(j.FindTime).s(" from a delivering relay (last: ").q(ev.User).s(" via ").s(ev.Service).s(")").String()
-		return e.banLocked(event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
+		return e.banLocked(nil, event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
 	}
 	e.goodFails.put(gk, r)
 	return nil
@@ -294,9 +294,9 @@ func (e *Engine) noteEnumeration(addr netip.Addr, t stamp) {
 		return
 	}
 	k := addr.As16()
-	r := e.enum.slot(k)
+	r, at := e.enum.lookup(k)
 	r.add(t, 1, 1)
-	e.enum.put(k, r)
+	e.enum.store(k, r, at)
 }
 
 // normUser folds a user name for spray counting: case-insensitive, and

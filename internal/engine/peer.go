@@ -182,7 +182,7 @@ func (e *Engine) Evidence(ev event.Event, window time.Duration) int {
 	if e.exempt(addr) || e.goodAt(addr, t).any() || e.ownNetwork(addr, ev.User, t) {
 		return 0
 	}
-	if _, banned := e.bannedAt(addr, ev.Time); banned {
+	if _, _, banned := e.banOn(addr, ev.Time); banned {
 		return 0
 	}
 	since := toStamp(ev.Time.Add(-window))

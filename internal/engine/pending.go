@@ -31,9 +31,9 @@ type pendingBan struct {
 // barriers at every swap while it ran.
 type pendingBans struct {
 	heap  pendingHeap
-	bans  []pendingBan            // indexed by the heap's entries; free slots are zero
-	free  []int32                 // free slots of bans
-	by    map[netip.Prefix]uint64 // target → seq of its live entry
+	bans  []pendingBan         // indexed by the heap's entries; free slots are zero
+	free  []int32              // free slots of bans
+	by    map[prefixKey]uint64 // target → seq of its live entry
 	seq   uint64
 	limit int
 }
@@ -70,7 +70,7 @@ func (p *pendingBans) pop() pendingBan {
 // live calls f for each ban in the heap that was not cancelled, in heap order.
 func (p *pendingBans) live(f func(pendingBan)) {
 	for _, x := range p.heap {
-		if b := p.bans[x.slot]; p.by[b.target] == b.seq {
+		if b := p.bans[x.slot]; p.by[keyOfPrefix(b.target)] == b.seq {
 			f(b)
 		}
 	}
@@ -129,10 +129,10 @@ func (h *pendingHeap) pop() pendingEntry {
 func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) {
 	p := &e.pending
 	if p.by == nil {
-		p.by = map[netip.Prefix]uint64{}
+		p.by = map[prefixKey]uint64{}
 		p.limit = max(e.cfg.MaxTracked/10, 1024)
 	}
-	if _, ok := p.by[target]; ok {
+	if _, ok := p.by[keyOfPrefix(target)]; ok {
 		return
 	}
 	due := t.Add(e.cfg.KnownGood.Grace)
@@ -146,24 +146,24 @@ func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, 
 func (e *Engine) deferAt(target netip.Prefix, due time.Time, base time.Duration, scenario, reason, jail string) {
 	p := &e.pending
 	if p.by == nil {
-		p.by = map[netip.Prefix]uint64{}
+		p.by = map[prefixKey]uint64{}
 		p.limit = max(e.cfg.MaxTracked/10, 1024)
 	}
 	p.seq++
-	p.by[target] = p.seq
+	p.by[keyOfPrefix(target)] = p.seq
 	p.push(pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
 }
 
 // isPending reports whether a ban of target is pending.
 func (e *Engine) isPending(target netip.Prefix) bool {
-	_, ok := e.pending.by[target]
+	_, ok := e.pending.by[keyOfPrefix(target)]
 	return ok
 }
 
 // cancelPending drops a pending ban of addr.
 func (e *Engine) cancelPending(addr netip.Addr) {
 	if e.pending.by != nil {
-		delete(e.pending.by, event.AddrPrefix(addr))
+		delete(e.pending.by, keyOfPrefix(event.AddrPrefix(addr)))
 	}
 }
 
@@ -174,14 +174,15 @@ func (e *Engine) flushPending(now time.Time) []event.Decision {
 	var out []event.Decision
 	for nowNS := now.UnixNano(); len(p.heap) > 0 && p.heap[0].at <= nowNS; {
 		b := p.pop()
-		if seq, ok := p.by[b.target]; !ok || seq != b.seq {
+		k := keyOfPrefix(b.target)
+		if seq, ok := p.by[k]; !ok || seq != b.seq {
 			continue
 		}
-		delete(p.by, b.target)
-		if _, banned := e.bannedFor(b.target.Addr(), e.jailIndex(b.jail), b.due); banned {
+		delete(p.by, k)
+		if e.bannedFor(b.target.Addr(), e.jailIndex(b.jail), b.due) {
 			continue
 		}
-		out = append(out, e.banLocked(b.target, b.due, b.base, b.scenario, b.reason, b.jail)...)
+		out = e.banLocked(out, b.target, b.due, b.base, b.scenario, b.reason, b.jail)
 	}
 	return out
 }

@@ -104,27 +104,59 @@ func (b *boundedMap[K, V]) slot(k K) V {
 	return v
 }
 
+// place is where a lookup left a key: its slot, or the empty slot where it
+// would go (-1 in a table not allocated yet), and its hash. It stays valid
+// until the table next changes.
+type place struct {
+	i     int
+	h     uint64
+	found bool
+}
+
+// lookup is slot, also returning k's place for a store that follows: a
+// read-modify-write of an entry then hashes and probes once.
+func (b *boundedMap[K, V]) lookup(k K) (V, place) {
+	p := place{i: -1, h: b.hash(k)}
+	if len(b.slots) > 0 {
+		p.i, p.found = b.findHashed(k, p.h)
+	}
+	if !p.found {
+		var zero V
+		return zero, p
+	}
+	return b.slots[p.i].v, p
+}
+
 // maxSlots is the table size the cap needs: a load factor of 4/5 at most.
 func (b *boundedMap[K, V]) maxSlots() int { return b.cap + b.cap/4 + 1 }
 
 // put stores v under k, evicting another entry first when the table is full.
 func (b *boundedMap[K, V]) put(k K, v V) {
-	h := b.hash(k)
-	if len(b.slots) > 0 {
-		if i, ok := b.findHashed(k, h); ok {
-			b.slots[i].v = v
-			return
-		}
+	_, p := b.lookup(k)
+	b.store(k, v, p)
+}
+
+// store is put for k at place p, which lookup returned with no change to
+// the table since.
+func (b *boundedMap[K, V]) store(k K, v V, p place) {
+	if p.found {
+		b.slots[p.i].v = v
+		return
 	}
+	i := p.i
 	if b.n >= b.cap {
 		b.evictOne()
+		i = -1 // entries moved
 	}
 	if (b.n+1)*5 > len(b.slots)*4 {
 		b.grow()
+		i = -1
 	}
-	i, _ := b.findHashed(k, h)
+	if i < 0 {
+		i, _ = b.findHashed(k, p.h)
+	}
 	b.slots[i] = slot[K, V]{k: k, v: v}
-	b.meta[i] = fingerprint(h)
+	b.meta[i] = fingerprint(p.h)
 	b.n++
 	b.schedule(k, &b.slots[i].v)
 }

@@ -33,7 +33,7 @@ type Log struct {
 	mu     sync.Mutex
 	log    *slog.Logger
 	now    func() time.Time
-	active map[banKey]event.Decision
+	active map[banKey]logBan
 	want   intent // carve-outs only
 	pruned int    // len(active) after the last prune
 	closed bool
@@ -41,7 +41,22 @@ type Log struct {
 
 // NewLog returns a dry-run enforcer logging to logger (nil discards).
 func NewLog(logger *slog.Logger) *Log {
-	return &Log{log: loggerOrDiscard(logger), now: time.Now, active: map[banKey]event.Decision{}, want: newIntent()}
+	return &Log{log: loggerOrDiscard(logger), now: time.Now, active: map[banKey]logBan{}, want: newIntent()}
+}
+
+// logBan is what Log keeps of a ban (its target and ports are its key):
+// 48 bytes, where a whole Decision would be 160.
+type logBan struct {
+	action event.Action
+	ports  []event.PortRange
+	start  int64         // Unix nanoseconds
+	dur    time.Duration // 0: no timeout
+}
+
+// in reports whether the ban is in force at t.
+func (b logBan) in(t time.Time) bool {
+	since := t.UnixNano() - b.start
+	return since >= 0 && (b.dur <= 0 || since < int64(b.dur))
 }
 
 func (l *Log) begin(ctx context.Context) error {
@@ -53,7 +68,7 @@ func (l *Log) begin(ctx context.Context) error {
 
 // prune forgets the expired bans.
 func (l *Log) prune(now time.Time) {
-	maps.DeleteFunc(l.active, func(_ banKey, d event.Decision) bool { return !d.Active(now) })
+	maps.DeleteFunc(l.active, func(_ banKey, b logBan) bool { return !b.in(now) })
 	l.pruned = len(l.active)
 }
 
@@ -80,7 +95,7 @@ func (l *Log) Apply(ctx context.Context, ds []event.Decision) error {
 	}
 	l.pruneSome(now)
 	for _, b := range bans {
-		l.active[b.key()] = event.Decision{Target: b.target, Action: b.d.Action, Ports: b.ports, Start: now, Duration: b.timeout}
+		l.active[b.key()] = logBan{action: b.d.Action, ports: b.ports, start: now.UnixNano(), dur: b.timeout}
 		l.log.LogAttrs(ctx, slog.LevelInfo, "ban",
 			slog.String("addr", b.target.String()),
 			slog.String("ports", event.FormatPorts(b.ports)),
@@ -132,7 +147,18 @@ func (l *Log) Active(ctx context.Context) ([]event.Decision, error) {
 	}
 	now := l.now()
 	l.prune(now)
-	return activeDecisions(l.active, now), nil
+	out := make([]event.Decision, 0, len(l.active))
+	for k, b := range l.active {
+		if !b.in(now) {
+			continue
+		}
+		d := event.Decision{Target: k.target, Action: b.action, Ports: b.ports, Start: now}
+		if b.dur > 0 {
+			d.Duration = time.Unix(0, b.start).Add(b.dur).Sub(now)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // SetAllow logs the size of the new allowlist.

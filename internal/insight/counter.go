@@ -208,6 +208,20 @@ func (c *Counter) Dropped() uint64 {
 // a flush of a full Counter costs a fraction of the memory the Counter
 // holds.
 func (c *Counter) Flush(loc Locator) []store.HourlyRow {
+	var out []store.HourlyRow
+	c.FlushTo(loc, 0, func(rows []store.HourlyRow) error {
+		out = rows
+		return nil
+	})
+	return out
+}
+
+// FlushTo is Flush handing the rows to emit in batches of at most batch
+// rows (all in one for batch <= 0), in a slice reused once emit returns:
+// a flush then holds a batch of rows at a time, not all of them on top of
+// their sums. It stops at emit's first error, which it returns; the rows
+// not emitted are lost, as the counts of a failed Flush would be.
+func (c *Counter) FlushTo(loc Locator, batch int, emit func([]store.HourlyRow) error) error {
 	c.mu.Lock()
 	counts, names := c.counts, c.names
 	c.counts, c.entries, c.jails, c.names = nil, 0, nil, nil
@@ -253,7 +267,10 @@ func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 		k.dim, k.asn, k.net = dimNetwork, 0, Network(p)
 		add(k, v)
 	}
-	out := make([]store.HourlyRow, 0, len(sums))
+	if batch <= 0 || batch > len(sums) {
+		batch = len(sums)
+	}
+	out := make([]store.HourlyRow, 0, batch)
 	for k, v := range sums {
 		r := store.HourlyRow{Hour: time.Unix(k.hour, 0).UTC(), Jail: names[k.jail], Dim: dimNames[k.dim], Key: k.key, Failures: v[failures], Bans: v[bans]}
 		switch k.dim {
@@ -262,9 +279,17 @@ func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 		case dimNetwork:
 			r.Key = k.net.String()
 		}
-		out = append(out, r)
+		if out = append(out, r); len(out) == batch {
+			if err := emit(out); err != nil {
+				return err
+			}
+			out = out[:0]
+		}
 	}
-	return out
+	if len(out) > 0 {
+		return emit(out)
+	}
+	return nil
 }
 
 // Network returns the network a target is counted in: an address's /24

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -354,6 +356,56 @@ func TestCounterBounds(t *testing.T) {
 	}
 	if rows := c.Flush(nil); len(rows) != 0 {
 		t.Fatalf("second flush = %d rows, want none", len(rows))
+	}
+}
+
+// FlushTo in batches hands over the rows Flush returns, each once, in
+// batches no larger than asked, and stops at the first error.
+func TestCounterFlushToBatches(t *testing.T) {
+	fill := func() *insight.Counter {
+		c := &insight.Counter{}
+		for i := range 3000 {
+			c.Observe(event.Event{Time: t0.Add(time.Duration(i%7) * time.Hour), Jail: "sshd", Service: "sshd", Kind: event.AuthFailure,
+				Addr: netip.AddrFrom4([4]byte{byte(1 + i%50), 51, byte(i >> 8), byte(i)}), User: fmt.Sprintf("user%d", i%300)}, 1+i%3)
+		}
+		return c
+	}
+	key := func(r store.HourlyRow) string {
+		return fmt.Sprint(r.Hour.Unix(), r.Jail, r.Dim, r.Key, r.Label, r.Failures, r.Bans)
+	}
+	want := map[string]int{}
+	for _, r := range fill().Flush(countryByFirstByte{}) {
+		want[key(r)]++
+	}
+	got := map[string]int{}
+	batches := 0
+	c := fill()
+	if err := c.FlushTo(countryByFirstByte{}, 100, func(rows []store.HourlyRow) error {
+		if len(rows) == 0 || len(rows) > 100 {
+			t.Fatalf("a batch of %d rows, want 1 to 100", len(rows))
+		}
+		batches++
+		for _, r := range rows {
+			got[key(r)]++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 1000 || !maps.Equal(got, want) {
+		t.Fatalf("batches hold %d distinct rows, Flush %d: not the same rows", len(got), len(want))
+	}
+	if batches < len(want)/100 {
+		t.Fatalf("%d batches for %d rows", batches, len(want))
+	}
+	if err := c.FlushTo(nil, 100, func([]store.HourlyRow) error { t.Fatal("rows after a flush"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("disk full")
+	calls := 0
+	err := fill().FlushTo(nil, 100, func([]store.HourlyRow) error { calls++; return boom })
+	if !errors.Is(err, boom) || calls != 1 {
+		t.Fatalf("FlushTo = %v after %d calls, want the first error after one", err, calls)
 	}
 }
 
