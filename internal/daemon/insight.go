@@ -93,22 +93,14 @@ func (d *Daemon) geoHealth() []Health {
 // flushInsight writes what the counter holds to the hourly aggregates. On
 // a store failure the counts are lost, not retried: they are statistics,
 // and holding them would grow memory while the disk is full.
-// The rows go in batches, each in its own transaction, so that a flood's
-// flush never holds all its rows at once.
 func (d *Daemon) flushInsight(ctx context.Context) {
 	ctx, cancel := detached(ctx)
 	defer cancel()
-	err := d.insight.FlushTo(d.geo.Load(), insightBatch, func(rows []store.HourlyRow) error {
-		return d.store.AddHourly(ctx, rows)
-	})
-	if err != nil {
+	if err := d.store.AddHourlySeq(ctx, d.insight.FlushSeq(d.geo.Load())); err != nil {
 		d.storeErr.note(err)
 		d.log.Warn("store: hourly aggregates lost", "err", err)
 	}
 }
-
-// insightBatch is how many hourly rows flushInsight writes at a time.
-const insightBatch = 4096
 
 // compactInsight bounds the hourly aggregates ([insight]).
 func (d *Daemon) compactInsight(ctx context.Context, now time.Time) {

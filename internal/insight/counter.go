@@ -6,7 +6,10 @@
 package insight
 
 import (
+	"cmp"
+	"iter"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -200,42 +203,32 @@ func (c *Counter) Dropped() uint64 {
 
 // Flush returns what was counted since the last Flush as hourly rows, with
 // each address's country, AS and network from loc (which may be nil), and
-// starts counting afresh. Rows are in no particular order.
+// starts counting afresh. Rows are in the order of the store's key (hour,
+// jail, dimension, key; ASes and networks by number), so that writing them
+// touches the table's pages in order rather than at random.
+func (c *Counter) Flush(loc Locator) []store.HourlyRow {
+	if rows := c.FlushSeq(loc); rows != nil {
+		return slices.Collect(rows)
+	}
+	return nil
+}
+
+// FlushSeq is Flush whose rows are made as they are read: a flood's flush
+// then never holds all of them, with their text, at once. It returns nil
+// when nothing was counted.
 //
 // An address entry adds to three rows, and under a flood most entries are
 // addresses: rows are summed under compact keys (an AS by number, a
-// network as a prefix) and their text is made once per row at the end, so
-// a flush of a full Counter costs a fraction of the memory the Counter
+// network as a prefix) and their text is made once per row as it is read,
+// so a flush of a full Counter costs a fraction of the memory the Counter
 // holds.
-func (c *Counter) Flush(loc Locator) []store.HourlyRow {
-	var out []store.HourlyRow
-	c.FlushTo(loc, 0, func(rows []store.HourlyRow) error {
-		out = rows
-		return nil
-	})
-	return out
-}
-
-// FlushTo is Flush handing the rows to emit in batches of at most batch
-// rows (all in one for batch <= 0), in a slice reused once emit returns:
-// a flush then holds a batch of rows at a time, not all of them on top of
-// their sums. It stops at emit's first error, which it returns; the rows
-// not emitted are lost, as the counts of a failed Flush would be.
-func (c *Counter) FlushTo(loc Locator, batch int, emit func([]store.HourlyRow) error) error {
+func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 	c.mu.Lock()
 	counts, names := c.counts, c.names
 	c.counts, c.entries, c.jails, c.names = nil, 0, nil, nil
 	c.mu.Unlock()
 	if len(counts) == 0 {
 		return nil
-	}
-	type rowKey struct {
-		hour int64
-		net  netip.Prefix
-		key  string // a user name, service, kind, scenario or country
-		asn  uint32
-		jail uint16
-		dim  dim
 	}
 	sums := map[rowKey][2]int64{}
 	orgs := map[uint32]string{} // AS number -> organisation, from loc
@@ -267,29 +260,47 @@ func (c *Counter) FlushTo(loc Locator, batch int, emit func([]store.HourlyRow) e
 		k.dim, k.asn, k.net = dimNetwork, 0, Network(p)
 		add(k, v)
 	}
-	if batch <= 0 || batch > len(sums) {
-		batch = len(sums)
-	}
-	out := make([]store.HourlyRow, 0, batch)
+	rows := make([]rowSum, 0, len(sums))
 	for k, v := range sums {
-		r := store.HourlyRow{Hour: time.Unix(k.hour, 0).UTC(), Jail: names[k.jail], Dim: dimNames[k.dim], Key: k.key, Failures: v[failures], Bans: v[bans]}
-		switch k.dim {
-		case dimASN:
-			r.Key, r.Label = strconv.FormatUint(uint64(k.asn), 10), orgs[k.asn]
-		case dimNetwork:
-			r.Key = k.net.String()
-		}
-		if out = append(out, r); len(out) == batch {
-			if err := emit(out); err != nil {
-				return err
+		rows = append(rows, rowSum{k, v})
+	}
+	clear(sums)
+	slices.SortFunc(rows, func(a, b rowSum) int {
+		return cmp.Or(cmp.Compare(a.k.hour, b.k.hour), strings.Compare(names[a.k.jail], names[b.k.jail]),
+			strings.Compare(dimNames[a.k.dim], dimNames[b.k.dim]), strings.Compare(a.k.key, b.k.key),
+			cmp.Compare(a.k.asn, b.k.asn), a.k.net.Addr().Compare(b.k.net.Addr()), cmp.Compare(a.k.net.Bits(), b.k.net.Bits()))
+	})
+	return func(yield func(store.HourlyRow) bool) {
+		for _, x := range rows {
+			k := x.k
+			r := store.HourlyRow{Hour: time.Unix(k.hour, 0).UTC(), Jail: names[k.jail], Dim: dimNames[k.dim], Key: k.key, Failures: x.v[failures], Bans: x.v[bans]}
+			switch k.dim {
+			case dimASN:
+				r.Key, r.Label = strconv.FormatUint(uint64(k.asn), 10), orgs[k.asn]
+			case dimNetwork:
+				r.Key = k.net.String()
 			}
-			out = out[:0]
+			if !yield(r) {
+				return
+			}
 		}
 	}
-	if len(out) > 0 {
-		return emit(out)
-	}
-	return nil
+}
+
+// rowKey is an hourly row's key while a flush sums the rows.
+type rowKey struct {
+	hour int64
+	net  netip.Prefix
+	key  string // a user name, service, kind, scenario or country
+	asn  uint32
+	jail uint16
+	dim  dim
+}
+
+// rowSum is a row's key and its counts.
+type rowSum struct {
+	k rowKey
+	v [2]int64
 }
 
 // Network returns the network a target is counted in: an address's /24

@@ -2,12 +2,11 @@ package insight_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -359,53 +358,46 @@ func TestCounterBounds(t *testing.T) {
 	}
 }
 
-// FlushTo in batches hands over the rows Flush returns, each once, in
-// batches no larger than asked, and stops at the first error.
-func TestCounterFlushToBatches(t *testing.T) {
+// FlushSeq gives the rows Flush returns, in the store's key order, made
+// as they are read; nil when nothing was counted.
+func TestCounterFlushSeq(t *testing.T) {
 	fill := func() *insight.Counter {
 		c := &insight.Counter{}
 		for i := range 3000 {
-			c.Observe(event.Event{Time: t0.Add(time.Duration(i%7) * time.Hour), Jail: "sshd", Service: "sshd", Kind: event.AuthFailure,
+			c.Observe(event.Event{Time: t0.Add(time.Duration(i%7) * time.Hour), Jail: []string{"sshd", "postfix"}[i%2], Service: "sshd", Kind: event.AuthFailure,
 				Addr: netip.AddrFrom4([4]byte{byte(1 + i%50), 51, byte(i >> 8), byte(i)}), User: fmt.Sprintf("user%d", i%300)}, 1+i%3)
 		}
 		return c
 	}
-	key := func(r store.HourlyRow) string {
-		return fmt.Sprint(r.Hour.Unix(), r.Jail, r.Dim, r.Key, r.Label, r.Failures, r.Bans)
-	}
-	want := map[string]int{}
-	for _, r := range fill().Flush(countryByFirstByte{}) {
-		want[key(r)]++
-	}
-	got := map[string]int{}
-	batches := 0
+	want := fill().Flush(countryByFirstByte{})
 	c := fill()
-	if err := c.FlushTo(countryByFirstByte{}, 100, func(rows []store.HourlyRow) error {
-		if len(rows) == 0 || len(rows) > 100 {
-			t.Fatalf("a batch of %d rows, want 1 to 100", len(rows))
+	var got []store.HourlyRow
+	for r := range c.FlushSeq(countryByFirstByte{}) {
+		got = append(got, r)
+	}
+	if len(want) < 1000 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("FlushSeq gave %d rows, Flush %d: not the same rows in the same order", len(got), len(want))
+	}
+	// The store's key order; ASes and networks by number.
+	for i := 1; i < len(got); i++ {
+		a, b := got[i-1], got[i]
+		c := cmp.Or(a.Hour.Compare(b.Hour), strings.Compare(a.Jail, b.Jail), strings.Compare(a.Dim, b.Dim))
+		byNumber := a.Dim == store.DimASN || a.Dim == store.DimPrefix
+		if c > 0 || c == 0 && !byNumber && a.Key >= b.Key {
+			t.Fatalf("row %d %v before row %d %v", i-1, a, i, b)
 		}
-		batches++
-		for _, r := range rows {
-			got[key(r)]++
+	}
+	if c.FlushSeq(nil) != nil || c.Flush(nil) != nil {
+		t.Fatal("rows from a Counter just flushed")
+	}
+	n := 0
+	for range fill().FlushSeq(nil) {
+		if n++; n == 10 {
+			break
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
 	}
-	if len(want) < 1000 || !maps.Equal(got, want) {
-		t.Fatalf("batches hold %d distinct rows, Flush %d: not the same rows", len(got), len(want))
-	}
-	if batches < len(want)/100 {
-		t.Fatalf("%d batches for %d rows", batches, len(want))
-	}
-	if err := c.FlushTo(nil, 100, func([]store.HourlyRow) error { t.Fatal("rows after a flush"); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	boom := errors.New("disk full")
-	calls := 0
-	err := fill().FlushTo(nil, 100, func([]store.HourlyRow) error { calls++; return boom })
-	if !errors.Is(err, boom) || calls != 1 {
-		t.Fatalf("FlushTo = %v after %d calls, want the first error after one", err, calls)
+	if n != 10 {
+		t.Fatalf("%d rows read before stopping at 10", n)
 	}
 }
 

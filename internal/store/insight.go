@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"iter"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -58,6 +60,17 @@ func (s *Store) AddHourly(ctx context.Context, rows []HourlyRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	return s.AddHourlySeq(ctx, slices.Values(rows))
+}
+
+// AddHourlySeq is AddHourly for rows made as they are read (nil: none).
+// Rows in the table's key order (hour, jail, dimension, key) are written
+// fastest.
+func (s *Store) AddHourlySeq(ctx context.Context, rows iter.Seq[HourlyRow]) error {
+	if rows == nil {
+		return nil
+	}
+	n := 0
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO hourly (hour_ns, jail, dim, key, label, failures, bans)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -69,16 +82,17 @@ func (s *Store) AddHourly(ctx context.Context, rows []HourlyRow) error {
 			return err
 		}
 		defer st.Close()
-		for _, r := range rows {
+		for r := range rows {
 			h := toNS(r.Hour.Truncate(time.Hour))
 			if _, err := st.ExecContext(ctx, h, r.Jail, r.Dim, r.Key, r.Label, r.Failures, r.Bans); err != nil {
 				return err
 			}
+			n++
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("add %d hourly aggregates: %w", len(rows), err)
+		return fmt.Errorf("add %d hourly aggregates: %w", n, err)
 	}
 	return nil
 }
