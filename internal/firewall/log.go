@@ -94,8 +94,12 @@ func (l *Log) Apply(ctx context.Context, ds []event.Decision) error {
 		return fmt.Errorf("log apply: %w", err)
 	}
 	l.pruneSome(now)
+	logged := l.log.Enabled(ctx, slog.LevelInfo) // the attributes cost text for every ban
 	for _, b := range bans {
 		l.active[b.key()] = logBan{action: b.d.Action, ports: b.ports, start: now.UnixNano(), dur: b.timeout}
+		if !logged {
+			continue
+		}
 		l.log.LogAttrs(ctx, slog.LevelInfo, "ban",
 			slog.String("addr", b.target.String()),
 			slog.String("ports", event.FormatPorts(b.ports)),
