@@ -290,6 +290,9 @@ func (e *Engine) banOn(addr netip.Addr, t time.Time) (activeKey, activeBan, bool
 		return k, b, true
 	}
 	for p := range e.wide.Supernets(lpm) {
+		if p == lpm {
+			continue
+		}
 		k = wholeKey(p)
 		if b, ok := e.active.get(k); ok && b.in(t) {
 			return k, b, true

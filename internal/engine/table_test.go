@@ -8,7 +8,8 @@ import (
 
 // TestBoundedMapAgainstMap drives the table and a Go map with the same
 // random operations and checks they agree, through growth, deletions with
-// backward shifting, wrap-around and evictions.
+// backward shifting, wrap-around and evictions, and read-modify-writes
+// whose store may evict or grow the table.
 func TestBoundedMapAgainstMap(t *testing.T) {
 	for _, cap := range []int{1, 7, 100, 5000} {
 		b := newBoundedMap[uint64](cap, func(k uint64) uint64 { return hashU64(k % 64) }, func(v *stamp) stamp { return *v }) // many collisions
@@ -19,13 +20,25 @@ func TestBoundedMapAgainstMap(t *testing.T) {
 		for step := range 50_000 {
 			k := uint64(r.IntN(3 * cap))
 			switch op := r.IntN(10); {
-			case op < 6:
+			case op < 5:
 				evicted = evicted[:0]
 				b.put(k, stamp(step))
 				for _, e := range evicted {
 					delete(ref, e)
 				}
 				ref[k] = stamp(step)
+			case op < 6:
+				// A read-modify-write through lookup and store.
+				evicted = evicted[:0]
+				v, at := b.lookup(k)
+				if w, ok := ref[k]; at.found != ok || v != w {
+					t.Fatalf("cap %d step %d: lookup(%d) = %v %v, want %v %v", cap, step, k, v, at.found, w, ok)
+				}
+				b.store(k, v+stamp(step), at)
+				for _, e := range evicted {
+					delete(ref, e)
+				}
+				ref[k] += stamp(step)
 			case op < 9:
 				if got, want := b.del(k), ref[k] != 0 || hasKey(ref, k); got != want {
 					t.Fatalf("cap %d step %d: del(%d) = %v, want %v", cap, step, k, got, want)
