@@ -111,19 +111,23 @@ type Sighting struct {
 	At    time.Time
 }
 
+// The upserts take a merged sighting (see saveSightings): the count to add,
+// the first and last times, and (known_good) the user with the time of the
+// sighting that named it (?6), which the stored user yields to only when
+// that time is not older than the last login stored.
 const (
 	upsertKnownGoodSQL = `INSERT INTO known_good (addr, user, first_seen_ns, last_seen_ns, count)
-	VALUES (?, ?, ?, ?, 1)
+	VALUES (?1, ?2, ?3, ?4, ?5)
 	ON CONFLICT (addr) DO UPDATE SET
-		count = count + 1,
-		user = CASE WHEN excluded.user != '' AND excluded.last_seen_ns >= last_seen_ns
+		count = count + excluded.count,
+		user = CASE WHEN excluded.user != '' AND ?6 >= last_seen_ns
 			THEN excluded.user ELSE user END,
 		first_seen_ns = min(first_seen_ns, excluded.first_seen_ns),
 		last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`
 	upsertRelaySQL = `INSERT INTO relays (addr, first_seen_ns, last_seen_ns, count)
-	VALUES (?, ?, ?, 1)
+	VALUES (?, ?, ?, ?)
 	ON CONFLICT (addr) DO UPDATE SET
-		count = count + 1,
+		count = count + excluded.count,
 		first_seen_ns = min(first_seen_ns, excluded.first_seen_ns),
 		last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`
 )
@@ -138,10 +142,50 @@ func (s *Store) addSightings(ctx context.Context, ss []Sighting) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return saveSightings(ctx, tx, ss) })
 }
 
-// saveSightings counts each sighting once in its table, through one
-// prepared statement per table. Invalid addresses are skipped (callers
-// that must hear of them check first).
+// seenKey is a client in one of the two tables.
+type seenKey struct {
+	addr  netip.Addr
+	relay bool
+}
+
+// seenSum is a client's sightings in one batch, merged.
+type seenSum struct {
+	n, first, last int64
+	user           string
+	userAt         int64 // when user was seen
+}
+
+// saveSightings counts each sighting once in its table. A batch often
+// holds many sightings of one client (a mail client logs in for every
+// connection), so they are merged per client first, into what upserting
+// them one by one in order would leave: their number, the earliest and
+// latest times, and the user of the last login that named one and was not
+// older than any before it. Invalid addresses are skipped (callers that
+// must hear of them check first).
 func saveSightings(ctx context.Context, tx *sql.Tx, ss []Sighting) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	sums := make(map[seenKey]*seenSum, len(ss))
+	var order []seenKey // first seen first, so that writes follow the batch
+	for _, x := range ss {
+		a, err := normAddr(x.Addr)
+		if err != nil {
+			continue
+		}
+		k, t := seenKey{a, x.Relay}, toNS(x.At)
+		m := sums[k]
+		if m == nil {
+			m = &seenSum{first: t, last: t, user: x.User, userAt: t}
+			sums[k], order = m, append(order, k)
+		} else {
+			if x.User != "" && t >= m.last {
+				m.user, m.userAt = x.User, t
+			}
+			m.first, m.last = min(m.first, t), max(m.last, t)
+		}
+		m.n++
+	}
 	var good, relay *sql.Stmt
 	defer func() {
 		for _, st := range []*sql.Stmt{good, relay} {
@@ -150,26 +194,23 @@ func saveSightings(ctx context.Context, tx *sql.Tx, ss []Sighting) error {
 			}
 		}
 	}()
-	for _, x := range ss {
-		a, err := normAddr(x.Addr)
-		if err != nil {
-			continue
-		}
-		t := toNS(x.At)
-		if x.Relay {
+	for _, k := range order {
+		m, addr := sums[k], k.addr.String()
+		var err error
+		if k.relay {
 			if relay == nil {
 				if relay, err = tx.PrepareContext(ctx, upsertRelaySQL); err != nil {
 					return err
 				}
 			}
-			_, err = relay.ExecContext(ctx, a.String(), t, t)
+			_, err = relay.ExecContext(ctx, addr, m.first, m.last, m.n)
 		} else {
 			if good == nil {
 				if good, err = tx.PrepareContext(ctx, upsertKnownGoodSQL); err != nil {
 					return err
 				}
 			}
-			_, err = good.ExecContext(ctx, a.String(), x.User, t, t)
+			_, err = good.ExecContext(ctx, addr, m.user, m.first, m.last, m.n, m.userAt)
 		}
 		if err != nil {
 			return err

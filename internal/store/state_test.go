@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -238,4 +239,86 @@ func TestRecordBatchSightings(t *testing.T) {
 	if m, _ := s.Positions(ctx); m["file:/var/log/mail.log"] != pos["file:/var/log/mail.log"] {
 		t.Errorf("positions = %v, want %v", m, pos)
 	}
+}
+
+// TestSightingsMerged records random batches of sightings, many of the same
+// few clients, and checks that a batch written at once (merged per client)
+// leaves the tables as upserting the sightings one at a time in order
+// would: counts, first and last times, and the user of the latest login
+// that named one (worked out here by that rule, sighting by sighting).
+func TestSightingsMerged(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	r := rand.New(rand.NewPCG(7, 11))
+	addrs := []netip.Addr{
+		netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("::ffff:192.0.2.2"),
+		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("198.51.100.7"),
+	}
+	users := []string{"", "", "alice", "bob", "carol"}
+	good, relays := map[netip.Addr]*KnownGood{}, map[netip.Addr]*Relay{}
+	for range 40 {
+		batch := make([]Sighting, 1+r.IntN(30))
+		for i := range batch {
+			x := Sighting{
+				Addr:  addrs[r.IntN(len(addrs))],
+				User:  users[r.IntN(len(users))],
+				Relay: r.IntN(4) == 0,
+				// Times go back and forth, and repeat.
+				At: t0.Add(time.Duration(r.IntN(20)) * time.Minute),
+			}
+			batch[i] = x
+			a := x.Addr.Unmap()
+			switch g, rl := good[a], relays[a]; {
+			case x.Relay && rl == nil:
+				relays[a] = &Relay{Addr: a, FirstSeen: x.At, LastSeen: x.At, Count: 1}
+			case x.Relay:
+				rl.FirstSeen, rl.LastSeen, rl.Count = minTime(rl.FirstSeen, x.At), maxTime(rl.LastSeen, x.At), rl.Count+1
+			case g == nil:
+				good[a] = &KnownGood{Addr: a, User: x.User, FirstSeen: x.At, LastSeen: x.At, Count: 1}
+			default:
+				if x.User != "" && !x.At.Before(g.LastSeen) {
+					g.User = x.User
+				}
+				g.FirstSeen, g.LastSeen, g.Count = minTime(g.FirstSeen, x.At), maxTime(g.LastSeen, x.At), g.Count+1
+			}
+		}
+		if err := s.addSightings(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		gs, err := s.KnownGood(ctx, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range gs {
+			if w := good[g.Addr]; w == nil || !g.FirstSeen.Equal(w.FirstSeen) || !g.LastSeen.Equal(w.LastSeen) || g.User != w.User || g.Count != w.Count {
+				t.Fatalf("known-good %v, want %v", g, w)
+			}
+		}
+		rs, err := s.Relays(ctx, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rl := range rs {
+			if w := relays[rl.Addr]; w == nil || !rl.FirstSeen.Equal(w.FirstSeen) || !rl.LastSeen.Equal(w.LastSeen) || rl.Count != w.Count {
+				t.Fatalf("relay %v, want %v", rl, w)
+			}
+		}
+		if len(gs) != len(good) || len(rs) != len(relays) {
+			t.Fatalf("%d known-good clients and %d relays, want %d and %d", len(gs), len(rs), len(good), len(relays))
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
