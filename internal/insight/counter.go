@@ -264,7 +264,6 @@ func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 	for k, v := range sums {
 		rows = append(rows, rowSum{k, v})
 	}
-	clear(sums)
 	slices.SortFunc(rows, func(a, b rowSum) int {
 		return cmp.Or(cmp.Compare(a.k.hour, b.k.hour), strings.Compare(names[a.k.jail], names[b.k.jail]),
 			strings.Compare(dimNames[a.k.dim], dimNames[b.k.dim]), strings.Compare(a.k.key, b.k.key),
