@@ -60,7 +60,10 @@ func (s *Store) AddHourly(ctx context.Context, rows []HourlyRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	return s.AddHourlySeq(ctx, slices.Values(rows))
+	if err := s.addHourly(ctx, slices.Values(rows)); err != nil {
+		return fmt.Errorf("add %d hourly aggregates: %w", len(rows), err)
+	}
+	return nil
 }
 
 // AddHourlySeq is AddHourly for rows made as they are read (nil: none).
@@ -70,8 +73,14 @@ func (s *Store) AddHourlySeq(ctx context.Context, rows iter.Seq[HourlyRow]) erro
 	if rows == nil {
 		return nil
 	}
-	n := 0
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	if err := s.addHourly(ctx, rows); err != nil {
+		return fmt.Errorf("add hourly aggregates: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) addHourly(ctx context.Context, rows iter.Seq[HourlyRow]) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO hourly (hour_ns, jail, dim, key, label, failures, bans)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (hour_ns, jail, dim, key) DO UPDATE SET
@@ -87,14 +96,9 @@ func (s *Store) AddHourlySeq(ctx context.Context, rows iter.Seq[HourlyRow]) erro
 			if _, err := st.ExecContext(ctx, h, r.Jail, r.Dim, r.Key, r.Label, r.Failures, r.Bans); err != nil {
 				return err
 			}
-			n++
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("add %d hourly aggregates: %w", n, err)
-	}
-	return nil
 }
 
 // HourlyFilter selects aggregates. Zero fields select everything.
