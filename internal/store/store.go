@@ -35,7 +35,7 @@
 // must be persisted before it is reported as applied. That costs an fsync per
 // commit (about a millisecond), so batch writes (RecordDecisions,
 // SavePositions) are the way to write many: one sync per batch. The writer
-// keeps up to 32 MiB of pages in cache and its statement journals in memory
+// keeps up to 8 MiB of pages in cache and its statement journals in memory
 // so that a large batch is not written to disk twice.
 //
 // # Offenders
