@@ -46,8 +46,8 @@ func (e *Engine) banLocked(out []event.Decision, target netip.Prefix, t time.Tim
 	if ji := e.jailIndex(jail); ji >= 0 {
 		e.jails[ji].banned++
 		if j := &e.jails[ji]; target.IsSingleIP() && scenario != "recidive" && len(j.Ports) > 0 {
-			// A jail's ports not interned (see setActive): the table does
-			// not keep the ban.
+			// Ports that could not be interned have no id (see
+			// keyOfDecision): the table does not keep the ban.
 			d.Ports, k.ports, keep = j.Ports, j.ports, j.ports != 0
 		}
 	}
@@ -84,8 +84,7 @@ func (e *Engine) otherBanAt(target netip.Prefix, t time.Time, jail string) bool 
 }
 
 // escalate applies ban-time escalation and recidive to a new ban and
-// records it in the target's history.
-// o is the target's history, found at pos.
+// records it in the target's history o, found at pos of the offenders.
 func (e *Engine) escalate(key prefixKey, o offender, pos place, t time.Time, base time.Duration, scenario, reason string) (time.Duration, string, string) {
 	now := toStamp(t)
 	prior := 0
