@@ -220,8 +220,14 @@ func (e *Engine) activeAt(target netip.Prefix, t time.Time) bool {
 }
 
 func (e *Engine) inForce(k activeKey, t time.Time) bool {
+	_, ok := e.activeIn(k, t)
+	return ok
+}
+
+// activeIn returns the decision under k if it is in force at t.
+func (e *Engine) activeIn(k activeKey, t time.Time) (activeBan, bool) {
 	b, ok := e.active.get(k)
-	return ok && b.in(t)
+	return b, ok && b.in(t)
 }
 
 func (e *Engine) decisionOf(k activeKey, b activeBan) event.Decision {
@@ -274,28 +280,26 @@ func (e *Engine) bannedAt(addr netip.Addr, t time.Time) (event.Decision, bool) {
 // others holding addr are checked only when it is not (a ban that has
 // ended but not yet left the table does not count).
 func (e *Engine) banOn(addr netip.Addr, t time.Time) (activeKey, activeBan, bool) {
-	k := wholeKey(event.AddrPrefix(addr))
-	if b, ok := e.active.get(k); ok && b.in(t) {
-		return k, b, true
+	self := event.AddrPrefix(addr)
+	if b, ok := e.activeIn(wholeKey(self), t); ok {
+		return wholeKey(self), b, true
 	}
 	if e.wide.Size() == 0 {
 		return activeKey{}, activeBan{}, false
 	}
-	lpm, ok := e.wide.LookupPrefixLPM(event.AddrPrefix(addr))
+	lpm, ok := e.wide.LookupPrefixLPM(self)
 	if !ok || e.goodAt(addr, toStamp(t)).any() {
 		return activeKey{}, activeBan{}, false
 	}
-	k = wholeKey(lpm)
-	if b, ok := e.active.get(k); ok && b.in(t) {
-		return k, b, true
+	if b, ok := e.activeIn(wholeKey(lpm), t); ok {
+		return wholeKey(lpm), b, true
 	}
 	for p := range e.wide.Supernets(lpm) {
 		if p == lpm {
 			continue
 		}
-		k = wholeKey(p)
-		if b, ok := e.active.get(k); ok && b.in(t) {
-			return k, b, true
+		if b, ok := e.activeIn(wholeKey(p), t); ok {
+			return wholeKey(p), b, true
 		}
 	}
 	return activeKey{}, activeBan{}, false

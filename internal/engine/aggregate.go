@@ -19,13 +19,13 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 	var out []event.Decision
 	if sp := e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
 		uid := userID(normUser(ev.User))
-		d, at := e.users.lookup(uid)
+		d, pos := e.users.lookup(uid)
 		since := t - durStamp(sp.Window)
 		hot := min(sp.Addresses, distinctSize)
 		wasHot := d.count(since) >= hot
 		a16 := addr.As16()
 		d.add(a16, t)
-		e.users.store(uid, d, at)
+		e.users.store(uid, d, pos)
 		if n := d.count(since); n >= hot {
 			bt := longer(sp.BanTime, j.BanTime)
 			if target := event.AddrPrefix(addr); !e.isPending(target) {
@@ -46,9 +46,9 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 	for _, lv := range e.levels(addr) {
 		p := prefixOf(addr, lv.Bits)
 		pk := keyOfPrefix(p)
-		d, at := e.prefixes.lookup(pk)
+		d, pos := e.prefixes.lookup(pk)
 		d.add(id, t)
-		e.prefixes.store(pk, d, at)
+		e.prefixes.store(pk, d, pos)
 		n := d.count(t - durStamp(pc.Window))
 		if n < min(lv.Addresses, distinctSize) || !e.canBanPrefix(p) {
 			continue
@@ -72,9 +72,9 @@ func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stam
 	}
 	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 {
 		if asn, _, ok := ac.Lookup.ASN(addr); ok {
-			d, at := e.asns.lookup(asn)
+			d, pos := e.asns.lookup(asn)
 			d.add(id, t)
-			e.asns.store(asn, d, at)
+			e.asns.store(asn, d, pos)
 		}
 	}
 	return out

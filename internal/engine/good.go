@@ -292,9 +292,9 @@ func (p *prefixUsers) has(id uint64) bool {
 func (e *Engine) notePrefixUser(a netip.Addr, id uint64, t stamp) {
 	for _, bits := range e.aggBits(a) {
 		pk := keyOfPrefix(prefixOf(a, bits))
-		pu, at := e.prefixUsers.lookup(pk)
+		pu, pos := e.prefixUsers.lookup(pk)
 		pu.add(id, t)
-		e.prefixUsers.store(pk, pu, at)
+		e.prefixUsers.store(pk, pu, pos)
 	}
 	e.homes.put(homeKey{p: keyOfPrefix(prefixOf(a, homeBits(a))), user: id}, t)
 	if asn := e.asnOf(a); asn != 0 {

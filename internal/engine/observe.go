@@ -112,7 +112,7 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	}
 
 	k := keyOf(addr, ji)
-	r, at := e.tracked.lookup(k)
+	r, pos := e.tracked.lookup(k)
 	r.add(t, weight, j.per)
 	since := toStamp(ev.Time.Add(-j.FindTime))
 	n := r.count(since, j.per)
@@ -130,7 +130,7 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 			return e.banLocked(out, event.AddrPrefix(addr), ev.Time, longer(sl.BanTime, j.BanTime), "slow", reason, j.Name)
 		}
 	}
-	e.tracked.store(k, r, at)
+	e.tracked.store(k, r, pos)
 	if !cross {
 		return out
 	}
@@ -294,9 +294,9 @@ func (e *Engine) noteEnumeration(addr netip.Addr, t stamp) {
 		return
 	}
 	k := addr.As16()
-	r, at := e.enum.lookup(k)
+	r, pos := e.enum.lookup(k)
 	r.add(t, 1, 1)
-	e.enum.store(k, r, at)
+	e.enum.store(k, r, pos)
 }
 
 // normUser folds a user name for spray counting: case-insensitive, and

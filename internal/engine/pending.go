@@ -127,11 +127,7 @@ func (h *pendingHeap) pop() pendingEntry {
 // for the target already. With no grace configured, or too many pending,
 // the ban takes effect at the next flush.
 func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) {
-	p := &e.pending
-	if p.by == nil {
-		p.by = map[prefixKey]uint64{}
-		p.limit = max(e.cfg.MaxTracked/10, 1024)
-	}
+	p := e.deferred()
 	if _, ok := p.by[keyOfPrefix(target)]; ok {
 		return
 	}
@@ -144,14 +140,20 @@ func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, 
 
 // deferAt schedules a ban of target at due.
 func (e *Engine) deferAt(target netip.Prefix, due time.Time, base time.Duration, scenario, reason, jail string) {
+	p := e.deferred()
+	p.seq++
+	p.by[keyOfPrefix(target)] = p.seq
+	p.push(pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
+}
+
+// deferred returns the pending bans, set up at the first deferral.
+func (e *Engine) deferred() *pendingBans {
 	p := &e.pending
 	if p.by == nil {
 		p.by = map[prefixKey]uint64{}
 		p.limit = max(e.cfg.MaxTracked/10, 1024)
 	}
-	p.seq++
-	p.by[keyOfPrefix(target)] = p.seq
-	p.push(pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
+	return p
 }
 
 // isPending reports whether a ban of target is pending.

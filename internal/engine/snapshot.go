@@ -206,7 +206,13 @@ func keep[K any](get func(*snapReader) K) func(*snapReader) (K, bool) {
 // thousands of entries, and a copy of them would cost as much memory
 // again as the snapshot itself.
 func writeTable[K comparable, V any](sw *snapWriter, b *boundedMap[K, V], now stamp, last func(K, *V) stamp, putK func(*snapWriter, K), putV func(*snapWriter, *V)) int {
-	fresh := func(k K, v *V) bool { return b.due == nil || b.due(k, v) == 0 || b.due(k, v) > now }
+	fresh := func(k K, v *V) bool {
+		if b.due == nil {
+			return true
+		}
+		d := b.due(k, v)
+		return d == 0 || d > now
+	}
 	n := 0
 	b.each(func(k K, v *V) {
 		if fresh(k, v) {

@@ -351,7 +351,7 @@ func (c *Command) Active(ctx context.Context) ([]event.Decision, error) {
 	if err := c.begin(ctx); err != nil {
 		return nil, fmt.Errorf("command active: %w", err)
 	}
-	return activeDecisions(c.active, c.now()), nil
+	return activeDecisions(c.active, c.now(), func(d event.Decision, _ banKey) event.Decision { return d }), nil
 }
 
 // sortedKeys returns the keys of m in the order of their targets, then
@@ -364,10 +364,13 @@ func sortedKeys(m map[banKey]event.Decision) []banKey {
 	return ks
 }
 
-// activeDecisions reports the unexpired entries of m as of now.
-func activeDecisions(m map[banKey]event.Decision, now time.Time) []event.Decision {
+// activeDecisions reports the unexpired entries of m as of now, as a
+// kernel holds them: Start now and Duration the time left. decision turns
+// an entry into the decision it holds.
+func activeDecisions[V any](m map[banKey]V, now time.Time, decision func(V, banKey) event.Decision) []event.Decision {
 	out := make([]event.Decision, 0, len(m))
-	for _, d := range m {
+	for k, v := range m {
+		d := decision(v, k)
 		if !d.Active(now) {
 			continue
 		}

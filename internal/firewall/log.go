@@ -53,10 +53,9 @@ type logBan struct {
 	dur    time.Duration // 0: no timeout
 }
 
-// in reports whether the ban is in force at t.
-func (b logBan) in(t time.Time) bool {
-	since := t.UnixNano() - b.start
-	return since >= 0 && (b.dur <= 0 || since < int64(b.dur))
+// decision is the ban k holds, as it was applied.
+func (b logBan) decision(k banKey) event.Decision {
+	return event.Decision{Target: k.target, Action: b.action, Ports: b.ports, Start: time.Unix(0, b.start), Duration: b.dur}
 }
 
 func (l *Log) begin(ctx context.Context) error {
@@ -68,7 +67,7 @@ func (l *Log) begin(ctx context.Context) error {
 
 // prune forgets the expired bans.
 func (l *Log) prune(now time.Time) {
-	maps.DeleteFunc(l.active, func(_ banKey, b logBan) bool { return !b.in(now) })
+	maps.DeleteFunc(l.active, func(k banKey, b logBan) bool { return !b.decision(k).Active(now) })
 	l.pruned = len(l.active)
 }
 
@@ -151,18 +150,7 @@ func (l *Log) Active(ctx context.Context) ([]event.Decision, error) {
 	}
 	now := l.now()
 	l.prune(now)
-	out := make([]event.Decision, 0, len(l.active))
-	for k, b := range l.active {
-		if !b.in(now) {
-			continue
-		}
-		d := event.Decision{Target: k.target, Action: b.action, Ports: b.ports, Start: now}
-		if b.dur > 0 {
-			d.Duration = time.Unix(0, b.start).Add(b.dur).Sub(now)
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return activeDecisions(l.active, now, logBan.decision), nil
 }
 
 // SetAllow logs the size of the new allowlist.

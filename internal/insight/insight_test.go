@@ -378,6 +378,20 @@ func TestCounterFlushSeq(t *testing.T) {
 	if len(want) < 1000 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("FlushSeq gave %d rows, Flush %d: not the same rows in the same order", len(got), len(want))
 	}
+	// Every failure counted once in each address dimension, and in the totals.
+	sum := map[string]int64{}
+	for _, r := range got {
+		sum[r.Dim] += r.Failures
+	}
+	var observed int64
+	for i := range 3000 {
+		observed += int64(1 + i%3)
+	}
+	for _, dim := range []string{store.DimTotal, store.DimCountry, store.DimASN, store.DimPrefix, store.DimUser} {
+		if sum[dim] != observed {
+			t.Errorf("%s rows hold %d failures, want %d", dim, sum[dim], observed)
+		}
+	}
 	// The store's key order; ASes and networks by number.
 	for i := 1; i < len(got); i++ {
 		a, b := got[i-1], got[i]
