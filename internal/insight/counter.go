@@ -7,6 +7,7 @@ package insight
 
 import (
 	"cmp"
+	"encoding/binary"
 	"iter"
 	"net/netip"
 	"slices"
@@ -36,31 +37,46 @@ const DefaultMaxEntries = 200_000
 //
 // Memory is bounded: past MaxEntries distinct (hour, jail, key) entries
 // between two flushes, an event counts in its jail's total only, and
-// Dropped says how often that happened. An entry is 48 bytes with one
-// pointer (its key's text, copied out of the log line that carried it).
+// Dropped says how often that happened. Under a flood nearly every entry
+// is an address, so addresses have a map of their own with a key of 24
+// bytes and no pointer; the other keys (user names, services, kinds,
+// scenarios) are few, each with its text copied out of the log line that
+// carried it.
 type Counter struct {
 	MaxEntries int // 0: DefaultMaxEntries
 
 	mu      sync.Mutex
 	entries int
-	counts  map[entry][2]int64 // failures, bans
-	jails   map[string]uint16  // jail name -> index in names; reset by Flush
+	keyed   map[keyedEntry]counts
+	addrs   map[addrEntry]counts
+	jails   map[string]uint16 // jail name -> index in names; reset by Flush
 	names   []string
 	dropped uint64
 }
 
-// dim is what an entry counts by; dimAddr is an address, or a banned
-// prefix, that Flush turns into country, ASN and network rows.
+// counts are an entry's failures and bans.
+type counts [2]int64
+
+const (
+	failures = 0
+	bans     = 1
+)
+
+func (v *counts) add(w counts) {
+	v[failures] += w[failures]
+	v[bans] += w[bans]
+}
+
+// dim is what a row counts by.
 type dim uint8
 
 const (
 	dimTotal dim = iota
-	dimAddr
 	dimUser
 	dimService
 	dimKind
 	dimScenario
-	// Flush's rows of an address (dimAddr) entry.
+	// Flush's rows of an address entry.
 	dimCountry
 	dimASN
 	dimNetwork
@@ -72,82 +88,85 @@ var dimNames = [...]string{
 	dimCountry: store.DimCountry, dimASN: store.DimASN, dimNetwork: store.DimPrefix,
 }
 
-// entry is one thing counted: key is set for user names, services, kinds
-// and scenarios, addr (and bits, v6) for dimAddr.
-type entry struct {
-	hour int64 // unix seconds of the hour's start
+// keyedEntry is one thing counted by text (key is "" for a total).
+type keyedEntry struct {
 	key  string
-	addr [16]byte
+	hour int32 // hours since the Unix epoch
 	jail uint16
 	dim  dim
+}
+
+// addrEntry is one address, or banned prefix, counted: Flush turns it
+// into country, AS and network rows.
+type addrEntry struct {
+	addr [16]byte
+	hour int32
+	jail uint16
 	bits uint8
 	v6   bool
 }
 
-const (
-	failures = 0
-	bans     = 1
-)
+func hourOf(t time.Time) int32 { return int32(t.Truncate(time.Hour).Unix() / 3600) }
+
+// at returns the entry of prefix p in e's hour and jail.
+func at(hour int32, jail uint16, p netip.Prefix) addrEntry {
+	a := p.Addr().Unmap()
+	return addrEntry{addr: a.As16(), hour: hour, jail: jail, bits: uint8(p.Bits()), v6: a.Is6()}
+}
+
+func (e addrEntry) prefix() netip.Prefix {
+	a := netip.AddrFrom16(e.addr)
+	if !e.v6 {
+		a = a.Unmap()
+	}
+	return netip.PrefixFrom(a, int(e.bits))
+}
 
 // Observe counts n occurrences of ev if it is a failure.
 func (c *Counter) Observe(ev event.Event, n int) {
 	if n <= 0 || !ev.Kind.Failure() {
 		return
 	}
-	hour := ev.Time.Truncate(time.Hour).Unix()
+	hour := hourOf(ev.Time)
+	v := counts{failures: int64(n)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := entry{hour: hour, jail: c.jail(ev.Jail)}
-	c.add(e, failures, n)
+	e := keyedEntry{hour: hour, jail: c.jail(ev.Jail)}
+	c.addKeyed(e, v)
 	if ev.Addr.IsValid() {
-		c.add(e.at(event.AddrPrefix(ev.Addr)), failures, n)
+		c.addAddr(at(hour, e.jail, event.AddrPrefix(ev.Addr)), v)
 	}
 	if ev.User != "" {
-		c.add(e.by(dimUser, clip(ev.User)), failures, n)
+		c.addKeyed(e.by(dimUser, clip(ev.User)), v)
 	}
 	if ev.Service != "" {
-		c.add(e.by(dimService, clip(ev.Service)), failures, n)
+		c.addKeyed(e.by(dimService, clip(ev.Service)), v)
 	}
-	c.add(e.by(dimKind, ev.Kind.String()), failures, n)
+	c.addKeyed(e.by(dimKind, ev.Kind.String()), v)
 }
 
 // Decided counts the bans among ds, in the hour each starts. A Trap
 // decision (the address is sent to the trap instead of dropped) counts as
 // a ban: it stops the attacker all the same.
 func (c *Counter) Decided(ds []event.Decision) {
+	v := counts{bans: 1}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, d := range ds {
 		if (d.Action != event.Ban && d.Action != event.Trap) || !d.Target.IsValid() {
 			continue
 		}
-		e := entry{hour: d.Start.Truncate(time.Hour).Unix(), jail: c.jail(d.Jail)}
-		c.add(e, bans, 1)
-		c.add(e.at(d.Target.Masked()), bans, 1)
-		c.add(e.by(dimScenario, clip(d.Scenario)), bans, 1)
+		e := keyedEntry{hour: hourOf(d.Start), jail: c.jail(d.Jail)}
+		c.addKeyed(e, v)
+		c.addAddr(at(e.hour, e.jail, d.Target.Masked()), v)
+		c.addKeyed(e.by(dimScenario, clip(d.Scenario)), v)
 	}
 }
 
 // by returns e's hour and jail counted by key in dimension d.
-func (e entry) by(d dim, key string) entry {
+func (e keyedEntry) by(d dim, key string) keyedEntry {
 	e.dim, e.key = d, key
 	return e
-}
-
-// at returns e's hour and jail counted by address or prefix p.
-func (e entry) at(p netip.Prefix) entry {
-	a := p.Addr().Unmap()
-	e.dim, e.addr, e.v6 = dimAddr, a.As16(), a.Is6()
-	e.bits = uint8(p.Bits())
-	return e
-}
-
-func (e entry) prefix() netip.Prefix {
-	a := netip.AddrFrom16(e.addr)
-	if !e.v6 {
-		a = a.Unmap()
-	}
-	return netip.PrefixFrom(a, int(e.bits))
 }
 
 // jail returns name's index in c.names; the caller holds mu.
@@ -168,30 +187,49 @@ func (c *Counter) jail(name string) uint16 {
 	return i
 }
 
-// add counts n in column col of e; the caller holds mu. A total is always
+// addKeyed counts v for e; the caller holds mu. A total is always
 // counted; another entry only while there is room for it.
-func (c *Counter) add(e entry, col, n int) {
-	if c.counts == nil {
-		c.counts = map[entry][2]int64{}
+func (c *Counter) addKeyed(e keyedEntry, v counts) {
+	if c.keyed == nil {
+		c.keyed = map[keyedEntry]counts{}
 	}
-	v, ok := c.counts[e]
+	old, ok := c.keyed[e]
 	if !ok {
-		if e.dim != dimTotal {
-			limit := c.MaxEntries
-			if limit <= 0 {
-				limit = DefaultMaxEntries
-			}
-			if c.entries >= limit {
-				c.dropped++
-				return
-			}
+		if e.dim != dimTotal && !c.room() {
+			return
 		}
-		c.entries++
 		// A key read from a log line must not keep the whole line alive.
 		e.key = strings.Clone(e.key)
 	}
-	v[col] += int64(n)
-	c.counts[e] = v
+	old.add(v)
+	c.keyed[e] = old
+}
+
+// addAddr counts v for e while there is room; the caller holds mu.
+func (c *Counter) addAddr(e addrEntry, v counts) {
+	if c.addrs == nil {
+		c.addrs = map[addrEntry]counts{}
+	}
+	old, ok := c.addrs[e]
+	if !ok && !c.room() {
+		return
+	}
+	old.add(v)
+	c.addrs[e] = old
+}
+
+// room takes a place for a new entry, or counts a drop when none is left.
+func (c *Counter) room() bool {
+	limit := c.MaxEntries
+	if limit <= 0 {
+		limit = DefaultMaxEntries
+	}
+	if c.entries >= limit {
+		c.dropped++
+		return false
+	}
+	c.entries++
+	return true
 }
 
 // Dropped returns how many counts went to totals alone for want of room.
@@ -217,67 +255,96 @@ func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 // then never holds all of them, with their text, at once. It returns nil
 // when nothing was counted.
 //
-// An address entry adds to three rows, and under a flood most entries are
-// addresses: rows are summed under compact keys (an AS by number, a
-// network as a prefix) and their text is made once per row as it is read,
-// so a flush of a full Counter costs a fraction of the memory the Counter
-// holds.
+// Under a flood most entries are addresses, each adding to a country, an
+// AS and a network row. Countries and ASes are few and summed in a map;
+// networks are nearly as many as the addresses, so they are summed by
+// sorting one compact record per address and merging neighbours, in place.
+// Text is made once per row as it is read. A flush of a full Counter so
+// takes less memory than the Counter holds.
 func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 	c.mu.Lock()
-	counts, names := c.counts, c.names
-	c.counts, c.entries, c.jails, c.names = nil, 0, nil, nil
+	keyed, addrs, names := c.keyed, c.addrs, c.names
+	c.keyed, c.addrs, c.entries, c.jails, c.names = nil, nil, 0, nil, nil
 	c.mu.Unlock()
-	if len(counts) == 0 {
+	if len(keyed)+len(addrs) == 0 {
 		return nil
 	}
-	sums := map[rowKey][2]int64{}
-	orgs := map[uint32]string{} // AS number -> organisation, from loc
-	add := func(k rowKey, v [2]int64) {
-		s := sums[k]
-		s[failures] += v[failures]
-		s[bans] += v[bans]
-		sums[k] = s
+	// rank orders jails by name, as the store's key does.
+	rank := make([]uint16, len(names))
+	byName := make([]int, len(names))
+	for i := range byName {
+		byName[i] = i
 	}
-	for e, v := range counts {
-		k := rowKey{hour: e.hour, jail: e.jail}
-		if e.dim != dimAddr {
-			k.dim, k.key = e.dim, e.key
-			add(k, v)
-			continue
-		}
+	slices.SortFunc(byName, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+	for r, i := range byName {
+		rank[i] = uint16(r)
+	}
+
+	sums := make(map[rowKey]counts, len(keyed))
+	for e, v := range keyed {
+		sums[rowKey{hour: e.hour, jail: e.jail, dim: e.dim, key: e.key}] = v
+	}
+	orgs := map[uint32]string{} // AS number -> organisation, from loc
+	nets := make([]netSum, 0, len(addrs))
+	for e, v := range addrs {
 		p := e.prefix()
 		var info geo.Info
 		if loc != nil {
 			info = loc.Lookup(p.Addr())
 		}
-		k.dim, k.key = dimCountry, info.Country
-		add(k, v)
-		k.dim, k.key, k.asn = dimASN, "", info.ASN
-		add(k, v)
+		k := rowKey{hour: e.hour, jail: e.jail, dim: dimCountry, key: info.Country}
+		s := sums[k]
+		s.add(v)
+		sums[k] = s
+		k = rowKey{hour: e.hour, jail: e.jail, dim: dimASN, asn: info.ASN}
+		s = sums[k]
+		s.add(v)
+		sums[k] = s
 		if info.Org != "" {
 			orgs[info.ASN] = info.Org
 		}
-		k.dim, k.asn, k.net = dimNetwork, 0, Network(p)
-		add(k, v)
+		nets = append(nets, newNetSum(at(e.hour, e.jail, Network(p)), v, rank))
 	}
+	slices.SortFunc(nets, func(a, b netSum) int { return a.compare(&b) })
+	merged := nets[:0]
+	for _, x := range nets {
+		if last := len(merged) - 1; last >= 0 && merged[last].sameRow(&x) {
+			merged[last].v.add(x.v)
+			continue
+		}
+		merged = append(merged, x)
+	}
+	nets = merged
+
 	rows := make([]rowSum, 0, len(sums))
 	for k, v := range sums {
 		rows = append(rows, rowSum{k, v})
 	}
 	slices.SortFunc(rows, func(a, b rowSum) int {
-		return cmp.Or(cmp.Compare(a.k.hour, b.k.hour), strings.Compare(names[a.k.jail], names[b.k.jail]),
-			strings.Compare(dimNames[a.k.dim], dimNames[b.k.dim]), strings.Compare(a.k.key, b.k.key),
-			cmp.Compare(a.k.asn, b.k.asn), a.k.net.Addr().Compare(b.k.net.Addr()), cmp.Compare(a.k.net.Bits(), b.k.net.Bits()))
+		return cmp.Or(cmp.Compare(a.k.hour, b.k.hour), cmp.Compare(rank[a.k.jail], rank[b.k.jail]),
+			strings.Compare(dimNames[a.k.dim], dimNames[b.k.dim]), strings.Compare(a.k.key, b.k.key), cmp.Compare(a.k.asn, b.k.asn))
 	})
+	// A network row goes before a keyed one of its hour and jail when its
+	// dimension's name sorts first.
+	netFirst := func(n *netSum, r *rowSum) bool {
+		return cmp.Or(cmp.Compare(n.hour, r.k.hour), cmp.Compare(rank[n.jail], rank[r.k.jail]),
+			strings.Compare(store.DimPrefix, dimNames[r.k.dim])) < 0
+	}
 	return func(yield func(store.HourlyRow) bool) {
-		for _, x := range rows {
-			k := x.k
-			r := store.HourlyRow{Hour: time.Unix(k.hour, 0).UTC(), Jail: names[k.jail], Dim: dimNames[k.dim], Key: k.key, Failures: x.v[failures], Bans: x.v[bans]}
-			switch k.dim {
-			case dimASN:
-				r.Key, r.Label = strconv.FormatUint(uint64(k.asn), 10), orgs[k.asn]
-			case dimNetwork:
-				r.Key = k.net.String()
+		i, j := 0, 0
+		for i < len(rows) || j < len(nets) {
+			var r store.HourlyRow
+			if j < len(nets) && (i == len(rows) || netFirst(&nets[j], &rows[i])) {
+				n := &nets[j]
+				j++
+				r = store.HourlyRow{Hour: hourTime(n.hour), Jail: names[n.jail], Dim: store.DimPrefix, Key: n.prefix().String(), Failures: n.v[failures], Bans: n.v[bans]}
+			} else {
+				k, v := rows[i].k, rows[i].v
+				i++
+				r = store.HourlyRow{Hour: hourTime(k.hour), Jail: names[k.jail], Dim: dimNames[k.dim], Key: k.key, Failures: v[failures], Bans: v[bans]}
+				if k.dim == dimASN {
+					r.Key, r.Label = strconv.FormatUint(uint64(k.asn), 10), orgs[k.asn]
+				}
 			}
 			if !yield(r) {
 				return
@@ -286,11 +353,13 @@ func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 	}
 }
 
-// rowKey is an hourly row's key while a flush sums the rows.
+func hourTime(h int32) time.Time { return time.Unix(int64(h)*3600, 0).UTC() }
+
+// rowKey is the key of a row other than a network's while a flush sums
+// the rows.
 type rowKey struct {
-	hour int64
-	net  netip.Prefix
 	key  string // a user name, service, kind, scenario or country
+	hour int32
 	asn  uint32
 	jail uint16
 	dim  dim
@@ -299,7 +368,49 @@ type rowKey struct {
 // rowSum is a row's key and its counts.
 type rowSum struct {
 	k rowKey
-	v [2]int64
+	v counts
+}
+
+// netSum is a network row's key and its counts. The key is held as the
+// three numbers it sorts by (see newNetSum), which a sort of a flood's
+// networks compares far quicker than the fields.
+type netSum struct {
+	order  uint64 // hour, jail (by name), IPv6 or not
+	hi, lo uint64 // the network's address, 16 bytes big-endian
+	v      counts
+	hour   int32
+	jail   uint16
+	bits   uint8
+}
+
+// newNetSum returns the row of network e with counts v; rank orders the
+// jails by name. netip.Addr.Compare puts IPv4 before IPv6.
+func newNetSum(e addrEntry, v counts, rank []uint16) netSum {
+	order := uint64(uint32(e.hour)^1<<31)<<32 | uint64(rank[e.jail])<<16
+	if e.v6 {
+		order |= 1
+	}
+	return netSum{order: order, hi: binary.BigEndian.Uint64(e.addr[:8]), lo: binary.BigEndian.Uint64(e.addr[8:]),
+		v: v, hour: e.hour, jail: e.jail, bits: e.bits}
+}
+
+func (a *netSum) compare(b *netSum) int {
+	return cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.bits, b.bits))
+}
+
+func (a *netSum) sameRow(b *netSum) bool {
+	return a.order == b.order && a.hi == b.hi && a.lo == b.lo && a.bits == b.bits
+}
+
+func (a *netSum) prefix() netip.Prefix {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], a.hi)
+	binary.BigEndian.PutUint64(b[8:], a.lo)
+	addr := netip.AddrFrom16(b)
+	if a.order&1 == 0 {
+		addr = addr.Unmap()
+	}
+	return netip.PrefixFrom(addr, int(a.bits))
 }
 
 // Network returns the network a target is counted in: an address's /24

@@ -70,7 +70,7 @@ func BenchmarkCounterFlush(b *testing.B) {
 }
 
 // countryByFirstByte places an address by its first byte: a few dozen
-// countries and ASes, as a real flood has.
+// countries and ASes, as a real flood has (IPv6 addresses in one).
 type countryByFirstByte struct{}
 
 var firstByteInfo = func() (m [256]geo.Info) {
@@ -80,4 +80,4 @@ var firstByteInfo = func() (m [256]geo.Info) {
 	return m
 }()
 
-func (countryByFirstByte) Lookup(a netip.Addr) geo.Info { return firstByteInfo[a.As4()[0]] }
+func (countryByFirstByte) Lookup(a netip.Addr) geo.Info { return firstByteInfo[a.AsSlice()[0]] }

@@ -415,6 +415,77 @@ func TestCounterFlushSeq(t *testing.T) {
 	}
 }
 
+// The rows of a flush are what counting each event and ban straight into
+// its rows gives: a reference model over failures and bans of IPv4 and
+// IPv6 addresses and prefixes, in several hours and jails, with a locator.
+func TestCounterFlushMatchesModel(t *testing.T) {
+	type key struct {
+		hour       time.Time
+		jail, dim  string
+		key, label string
+	}
+	want := map[key][2]int64{}
+	count := func(hour time.Time, jail, dim, k, label string, failures, bans int64) {
+		x := key{hour, jail, dim, k, label}
+		v := want[x]
+		v[0] += failures
+		v[1] += bans
+		want[x] = v
+	}
+	loc := countryByFirstByte{}
+	place := func(p netip.Prefix, hour time.Time, jail string, failures, bans int64) {
+		info := loc.Lookup(p.Addr())
+		count(hour, jail, store.DimCountry, info.Country, "", failures, bans)
+		count(hour, jail, store.DimASN, fmt.Sprint(info.ASN), info.Org, failures, bans)
+		count(hour, jail, store.DimPrefix, insight.Network(p).String(), "", failures, bans)
+	}
+	var c insight.Counter
+	jails := []string{"sshd", "postfix", "dovecot"}
+	for i := range 5000 {
+		at := t0.Add(time.Duration(i%5)*time.Hour + time.Duration(i)*time.Second)
+		hour := at.Truncate(time.Hour)
+		jail := jails[i%3]
+		a := netip.AddrFrom4([4]byte{byte(1 + i%40), byte(i % 7), byte(i >> 4), byte(i)})
+		if i%9 == 0 {
+			a = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i % 3), 8: byte(i >> 8), 15: byte(i)})
+		}
+		n := 1 + i%4
+		ev := event.Event{Time: at, Jail: jail, Service: jail, Kind: event.AuthFailure, Addr: a, User: fmt.Sprintf("u%d", i%97)}
+		c.Observe(ev, n)
+		count(hour, jail, store.DimTotal, "", "", int64(n), 0)
+		count(hour, jail, store.DimUser, ev.User, "", int64(n), 0)
+		count(hour, jail, store.DimService, jail, "", int64(n), 0)
+		count(hour, jail, store.DimKind, ev.Kind.String(), "", int64(n), 0)
+		place(event.AddrPrefix(a), hour, jail, int64(n), 0)
+		if i%13 == 0 {
+			target := event.AddrPrefix(a)
+			if i%26 == 0 {
+				target = netip.PrefixFrom(a, map[bool]int{true: 24, false: 48}[a.Is4()]).Masked()
+			}
+			c.Decided([]event.Decision{{Action: event.Ban, Target: target, Start: at, Jail: jail, Scenario: "brute-force"}})
+			count(hour, jail, store.DimTotal, "", "", 0, 1)
+			count(hour, jail, store.DimScenario, "brute-force", "", 0, 1)
+			place(target, hour, jail, 0, 1)
+		}
+	}
+	got := map[key][2]int64{}
+	for _, r := range c.Flush(loc) {
+		x := key{r.Hour, r.Jail, r.Dim, r.Key, r.Label}
+		if _, dup := got[x]; dup {
+			t.Fatalf("row %v twice", x)
+		}
+		got[x] = [2]int64{r.Failures, r.Bans}
+	}
+	if !reflect.DeepEqual(got, want) {
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%v: got %v, want %v", k, got[k], v)
+			}
+		}
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+}
+
 func TestCounterClipsHostileKeys(t *testing.T) {
 	var c insight.Counter
 	long := strings.Repeat("é", 100)
