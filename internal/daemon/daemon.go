@@ -425,8 +425,13 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	d.runCtx = ctx
 	d.mu.Unlock()
 
+	// The governor outlives ctx: the state saved and the hourly aggregates
+	// flushed on the way out allocate as much as a minute of the flood, and
+	// without it the heap would double before they are done.
+	govCtx, stopGov := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopGov()
 	wg.Add(1)
-	go func() { defer wg.Done(); newHeapGovernor().follow(ctx, 2*time.Second) }()
+	go func() { defer wg.Done(); newHeapGovernor().follow(govCtx, 2*time.Second) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); d.apply.run(ctx) }()
 	wg.Add(1)
