@@ -1,10 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -186,6 +190,63 @@ func TestEngineSnapshot(t *testing.T) {
 	// The positions were saved with it.
 	if pos, ok, err := s.LoadPosition(ctx, "file:/var/log/auth.log"); err != nil || !ok || pos != "dev=1 ino=2 off=1" {
 		t.Fatalf("position %q %v %v, want the second snapshot's", pos, ok, err)
+	}
+	// A snapshot of several parts comes back whole and in order, and a
+	// shorter one saved after it leaves none of its parts behind.
+	for _, size := range []int{4*snapshotPart + 12345, snapshotPart, snapshotPart + 1, 0, 3} {
+		want := make([]byte, size)
+		r := rand.New(rand.NewPCG(uint64(size), 1))
+		for i := range want {
+			want[i] = byte(r.Uint32())
+		}
+		if err := s.SaveSnapshot(ctx, want, nil, t0); err != nil {
+			t.Fatal(err)
+		}
+		got, _, ok, err := s.Snapshot(ctx)
+		if err != nil || !ok || !bytes.Equal(got, want) {
+			t.Fatalf("snapshot of %d bytes: got %d bytes (equal %v), %v %v", size, len(got), bytes.Equal(got, want), ok, err)
+		}
+		var parts int
+		s.r.QueryRow(`SELECT count(*) FROM engine_snapshot`).Scan(&parts)
+		if wantParts := max(1, (size+snapshotPart-1)/snapshotPart); parts != wantParts {
+			t.Fatalf("snapshot of %d bytes in %d rows, want %d", size, parts, wantParts)
+		}
+	}
+}
+
+// A snapshot saved by the schema before parts (one row, id 1) is read after
+// the migration.
+func TestEngineSnapshotMigrated(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rampart.db")
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(ms, func(m migration) bool { return m.name == "0010_snapshot_parts.sql" })
+	if i < 0 {
+		t.Fatal("no migration 0010_snapshot_parts.sql")
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, db, ms[:i]); err != nil {
+		t.Fatal(err)
+	}
+	old := bytes.Repeat([]byte("engine state "), 100_000)
+	if _, err := db.Exec(`INSERT INTO engine_snapshot (id, saved_ns, data) VALUES (1, ?, ?)`, toNS(t0), old); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, saved, ok, err := s.Snapshot(ctx)
+	if err != nil || !ok || !bytes.Equal(got, old) || !saved.Equal(t0) {
+		t.Fatalf("migrated snapshot: %d bytes (equal %v) at %v, %v %v", len(got), bytes.Equal(got, old), saved, ok, err)
 	}
 }
 
