@@ -367,7 +367,7 @@ func sortedKeys(m map[banKey]event.Decision) []banKey {
 // activeDecisions reports the unexpired entries of m as of now, as a
 // kernel holds them: Start now and Duration the time left. decision turns
 // an entry into the decision it holds.
-func activeDecisions[V any](m map[banKey]V, now time.Time, decision func(V, banKey) event.Decision) []event.Decision {
+func activeDecisions[K comparable, V any](m map[K]V, now time.Time, decision func(V, K) event.Decision) []event.Decision {
 	out := make([]event.Decision, 0, len(m))
 	for k, v := range m {
 		d := decision(v, k)

@@ -33,29 +33,70 @@ type Log struct {
 	mu     sync.Mutex
 	log    *slog.Logger
 	now    func() time.Time
-	active map[banKey]logBan
-	want   intent // carve-outs only
-	pruned int    // len(active) after the last prune
+	active map[logKey]logBan
+	ports  portSets // the port lists of the bans in active
+	want   intent   // carve-outs only
+	pruned int      // len(active) after the last prune
 	closed bool
 }
 
 // NewLog returns a dry-run enforcer logging to logger (nil discards).
 func NewLog(logger *slog.Logger) *Log {
-	return &Log{log: loggerOrDiscard(logger), now: time.Now, active: map[banKey]logBan{}, want: newIntent()}
+	return &Log{log: loggerOrDiscard(logger), now: time.Now, active: map[logKey]logBan{}, want: newIntent()}
 }
 
-// logBan is what Log keeps of a ban (its target and ports are its key):
-// 48 bytes, where a whole Decision would be 160.
+// logKey tells the bans Log keeps apart: a target and its ports, by their
+// index in the Log's port sets. 24 bytes and no pointer: a flood's bans are
+// kept in a map the garbage collector need not scan.
+type logKey struct {
+	target targetKey
+	ports  uint32 // index in portSets; 0: the whole host
+}
+
+// logBan is what Log keeps of a ban besides its key: 24 bytes.
 type logBan struct {
-	action event.Action
-	ports  []event.PortRange
 	start  int64         // Unix nanoseconds
 	dur    time.Duration // 0: no timeout
+	action event.Action
+}
+
+// portSets interns the port lists of bans: a list is one per jail's
+// configuration, a ban holds its index. Index 0 is the whole host.
+type portSets struct {
+	ids   map[string]uint32 // event.FormatPorts of a list -> its index
+	lists [][]event.PortRange
+}
+
+func (s *portSets) id(ports []event.PortRange) uint32 {
+	if len(ports) == 0 {
+		return 0
+	}
+	text := event.FormatPorts(ports)
+	if id, ok := s.ids[text]; ok {
+		return id
+	}
+	if s.ids == nil {
+		s.ids, s.lists = map[string]uint32{}, [][]event.PortRange{nil}
+	}
+	id := uint32(len(s.lists))
+	s.ids[text] = id
+	s.lists = append(s.lists, ports)
+	return id
 }
 
 // decision is the ban k holds, as it was applied.
-func (b logBan) decision(k banKey) event.Decision {
-	return event.Decision{Target: k.target, Action: b.action, Ports: b.ports, Start: time.Unix(0, b.start), Duration: b.dur}
+func (l *Log) decision(b logBan, k logKey) event.Decision {
+	var ports []event.PortRange
+	if k.ports != 0 {
+		ports = l.ports.lists[k.ports]
+	}
+	return event.Decision{Target: k.target.prefix(), Action: b.action, Ports: ports, Start: time.Unix(0, b.start), Duration: b.dur}
+}
+
+// live reports whether b is in force at now (event.Decision.Active).
+func (b logBan) live(now time.Time) bool {
+	at := now.UnixNano()
+	return at >= b.start && (b.dur <= 0 || at < b.start+int64(b.dur))
 }
 
 func (l *Log) begin(ctx context.Context) error {
@@ -67,7 +108,7 @@ func (l *Log) begin(ctx context.Context) error {
 
 // prune forgets the expired bans.
 func (l *Log) prune(now time.Time) {
-	maps.DeleteFunc(l.active, func(k banKey, b logBan) bool { return !b.decision(k).Active(now) })
+	maps.DeleteFunc(l.active, func(_ logKey, b logBan) bool { return !b.live(now) })
 	l.pruned = len(l.active)
 }
 
@@ -95,7 +136,7 @@ func (l *Log) Apply(ctx context.Context, ds []event.Decision) error {
 	l.pruneSome(now)
 	logged := l.log.Enabled(ctx, slog.LevelInfo) // the attributes cost text for every ban
 	for _, b := range bans {
-		l.active[b.key()] = logBan{action: b.d.Action, ports: b.ports, start: now.UnixNano(), dur: b.timeout}
+		l.active[logKey{keyOf(b.target), l.ports.id(b.ports)}] = logBan{action: b.d.Action, start: now.UnixNano(), dur: b.timeout}
 		if !logged {
 			continue
 		}
@@ -125,9 +166,9 @@ func (l *Log) Revoke(ctx context.Context, targets []netip.Prefix) error {
 	l.pruneSome(l.now())
 	// One walk over the bans for all targets (ts holds each once), not one
 	// per target.
-	was := make(map[netip.Prefix]bool, len(ts))
+	was := make(map[targetKey]bool, len(ts))
 	for _, t := range ts {
-		was[t] = false
+		was[keyOf(t)] = false
 	}
 	for k := range l.active {
 		if _, ok := was[k.target]; ok {
@@ -136,7 +177,7 @@ func (l *Log) Revoke(ctx context.Context, targets []netip.Prefix) error {
 		}
 	}
 	for _, t := range ts {
-		l.log.LogAttrs(ctx, slog.LevelInfo, "unban", slog.String("addr", t.String()), slog.Bool("was_active", was[t]))
+		l.log.LogAttrs(ctx, slog.LevelInfo, "unban", slog.String("addr", t.String()), slog.Bool("was_active", was[keyOf(t)]))
 	}
 	return nil
 }
@@ -150,7 +191,7 @@ func (l *Log) Active(ctx context.Context) ([]event.Decision, error) {
 	}
 	now := l.now()
 	l.prune(now)
-	return activeDecisions(l.active, now, logBan.decision), nil
+	return activeDecisions(l.active, now, l.decision), nil
 }
 
 // SetAllow logs the size of the new allowlist.
@@ -231,6 +272,6 @@ func (l *Log) Stats() Stats {
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.closed, l.active, l.want = true, nil, newIntent()
+	l.closed, l.active, l.ports, l.want = true, nil, portSets{}, newIntent()
 	return nil
 }

@@ -88,6 +88,10 @@ func TestLogPerPort(t *testing.T) {
 		{Target: pfx("192.0.2.1"), Action: event.Ban, Duration: time.Hour, Jail: "sshd",
 			Ports: []event.PortRange{{Proto: event.TCP, First: 22, Last: 22}}},
 		{Target: pfx("192.0.2.1"), Action: event.Ban, Duration: time.Hour, Jail: "recidive"},
+		{Target: pfx("192.0.2.2"), Action: event.Ban, Duration: time.Hour, Jail: "postfix",
+			Ports: []event.PortRange{{Proto: event.TCP, First: 25, Last: 25}, {Proto: event.TCP, First: 465, Last: 465}}},
+		{Target: pfx("192.0.2.3"), Action: event.Ban, Duration: time.Hour, Jail: "sshd",
+			Ports: []event.PortRange{{Proto: event.TCP, First: 22, Last: 22}}},
 	}
 	if err := l.Apply(ctx, ds); err != nil {
 		t.Fatal(err)
@@ -98,8 +102,24 @@ func TestLogPerPort(t *testing.T) {
 		}
 	}
 	act, err := l.Active(ctx)
-	if err != nil || len(act) != 2 {
-		t.Fatalf("Active = %v, %v; want the per-port and the whole-host ban", act, err)
+	if err != nil || len(act) != 4 {
+		t.Fatalf("Active = %v, %v; want the four bans", act, err)
+	}
+	// Each ban comes back with its own ports.
+	held := map[string]bool{}
+	for _, d := range act {
+		held[d.Target.String()+" "+event.FormatPorts(d.Ports)] = true
+	}
+	for _, want := range []string{"192.0.2.1/32 22/tcp", "192.0.2.1/32 ", "192.0.2.2/32 25/tcp,465/tcp", "192.0.2.3/32 22/tcp"} {
+		if !held[want] {
+			t.Errorf("Active lacks %q: %v", want, held)
+		}
+	}
+	if err := l.Revoke(ctx, []netip.Prefix{pfx("192.0.2.2"), pfx("192.0.2.3")}); err != nil {
+		t.Fatal(err)
+	}
+	if act, _ := l.Active(ctx); len(act) != 2 {
+		t.Fatalf("Active after revoking two addresses = %v, want 192.0.2.1's two bans", act)
 	}
 	if err := l.Revoke(ctx, []netip.Prefix{pfx("192.0.2.1")}); err != nil {
 		t.Fatal(err)
