@@ -27,7 +27,7 @@ reads standard input. Without --config, the embedded defaults are used
 host's own addresses included, so replay bans exactly what the daemon would
 on this host. On a terminal, progress is shown on standard error. Memory
 stays near what the engine holds (Go's memory limit follows the live heap
-with half again as headroom, at least 112 MiB, as in the daemon);
+with half again as headroom, at least 96 MiB, as in the daemon);
 GOMEMLIMIT overrides that.
 
 With --json, one object per decision:
