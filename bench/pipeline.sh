@@ -205,7 +205,7 @@ rows = [("rampart replay (filters and engine, decisions printed)", "replay"),
         ("rampart run, until every decision is also enforced and stored", "run:.stored"),
         ("rampart run, its whole life: stopped, state saved, hourly aggregates flushed", "run:.life"),
         ("sshguard sshg-parser (parser alone)", "sshg-parser"),
-        (f"sshguard sshg-parser | sshg-blocker (the first {pipe_lines} lines)", "sshg-pipe")]
+        (f"sshguard sshg-parser \\| sshg-blocker (the first {pipe_lines} lines)", "sshg-pipe")]
 parser_rate = lines / med("sshg-parser")[0]
 replay_rate = lines / med("replay")[0]
 print(f"Full pipeline on {lines} attack-heavy lines (median CPU of {repeat} runs, largest RSS)\n")
