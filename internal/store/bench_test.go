@@ -131,3 +131,24 @@ func BenchmarkRecordBatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAddHourly writes a flood's flush of the hourly aggregates: 200,000
+// rows in the store's key order (one hour, one jail, networks), summed into
+// the rows already there, as a long flood's flushes are minute after minute.
+func BenchmarkAddHourly(b *testing.B) {
+	ctx := context.Background()
+	s, _ := openTemp(b)
+	const n = 200_000
+	rows := make([]HourlyRow, n)
+	for i := range rows {
+		rows[i] = HourlyRow{Hour: t0, Jail: "sshd", Dim: DimPrefix, Key: fmt.Sprintf("10.%d.%d.0/24", i>>8, i&0xff), Failures: 1}
+	}
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		if err := s.AddHourly(ctx, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric((cpuTime(b)-cpu0).Seconds()/float64(b.N), "cpu-s/op")
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -91,6 +92,31 @@ func TestHourlyAddAndFilter(t *testing.T) {
 		if err != nil || len(got) != c.want {
 			t.Errorf("Hourly(%+v) = %d rows, %v; want %d", c.f, len(got), err, c.want)
 		}
+	}
+	// Rows are written many to a statement: a key repeated within one and
+	// across several is summed all the same.
+	var many []HourlyRow
+	for i := range 3*hourlyChunk + 5 {
+		many = append(many, HourlyRow{Hour: h0, Jail: "dovecot", Dim: DimUser, Key: fmt.Sprintf("user%d", i%10), Failures: int64(1 + i%3)})
+	}
+	if err := s.AddHourly(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Hourly(ctx, HourlyFilter{Jail: "dovecot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = nil
+	sums := map[string]int64{}
+	for _, r := range many {
+		sums[r.Key] += r.Failures
+	}
+	for k := range 10 {
+		key := fmt.Sprintf("user%d", k)
+		want = append(want, HourlyRow{Hour: h0, Jail: "dovecot", Dim: DimUser, Key: key, Failures: sums[key]})
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("repeated keys: %+v\nwant %+v", got, want)
 	}
 }
 
