@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,7 +81,7 @@ func (s *portSets) id(ports []event.PortRange) uint32 {
 	}
 	id := uint32(len(s.lists))
 	s.ids[text] = id
-	s.lists = append(s.lists, ports)
+	s.lists = append(s.lists, slices.Clone(ports))
 	return id
 }
 

@@ -108,7 +108,7 @@ type addrEntry struct {
 
 func hourOf(t time.Time) int32 { return int32(t.Truncate(time.Hour).Unix() / 3600) }
 
-// at returns the entry of prefix p in e's hour and jail.
+// at returns the entry of prefix p in hour and jail.
 func at(hour int32, jail uint16, p netip.Prefix) addrEntry {
 	a := p.Addr().Unmap()
 	return addrEntry{addr: a.As16(), hour: hour, jail: jail, bits: uint8(p.Bits()), v6: a.Is6()}
@@ -284,6 +284,11 @@ func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 	for e, v := range keyed {
 		sums[rowKey{hour: e.hour, jail: e.jail, dim: e.dim, key: e.key}] = v
 	}
+	sum := func(k rowKey, v counts) {
+		s := sums[k]
+		s.add(v)
+		sums[k] = s
+	}
 	orgs := map[uint32]string{} // AS number -> organisation, from loc
 	nets := make([]netSum, 0, len(addrs))
 	for e, v := range addrs {
@@ -292,14 +297,8 @@ func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 		if loc != nil {
 			info = loc.Lookup(p.Addr())
 		}
-		k := rowKey{hour: e.hour, jail: e.jail, dim: dimCountry, key: info.Country}
-		s := sums[k]
-		s.add(v)
-		sums[k] = s
-		k = rowKey{hour: e.hour, jail: e.jail, dim: dimASN, asn: info.ASN}
-		s = sums[k]
-		s.add(v)
-		sums[k] = s
+		sum(rowKey{hour: e.hour, jail: e.jail, dim: dimCountry, key: info.Country}, v)
+		sum(rowKey{hour: e.hour, jail: e.jail, dim: dimASN, asn: info.ASN}, v)
 		if info.Org != "" {
 			orgs[info.ASN] = info.Org
 		}
