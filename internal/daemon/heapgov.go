@@ -28,7 +28,7 @@ type heapGovernor struct {
 
 // governorFloor is the memory limit the governor never goes below. With
 // 96 MiB the daemon's resident set stays near 150 MiB under the 5M-line
-// flood of bench/pipeline.sh (a live heap of about 66 MiB), for 1-3% more
+// flood of bench/pipeline.sh (a live heap of about 66 MiB), for 0-3% more
 // CPU than with 112 (bench/RESULTS.md, issue 19).
 const governorFloor = 96 << 20
 

@@ -49,15 +49,8 @@ const historyChunk = 100
 
 // insertHistorySQL returns an INSERT of n decision rows with explicit ids.
 func insertHistorySQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO history (id, kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org, ports) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`(?, 'decision', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	}
-	return b.String()
+	return valuesSQL(`INSERT INTO history (id, kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org, ports) VALUES `,
+		`(?, 'decision', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, "")
 }
 
 // upsertActiveSQL makes the history rows from id ? on the active decisions
@@ -173,36 +166,18 @@ func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positi
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM history`).Scan(&first); err != nil {
 			return err
 		}
-		var full *sql.Stmt
-		defer func() {
-			if full != nil {
-				full.Close()
-			}
-		}()
-		args := make([]any, 0, 13*historyChunk)
-		for lo := 0; lo < len(ds); lo += historyChunk {
-			hi := min(lo+historyChunk, len(ds))
-			args = args[:0]
-			for i := lo; i < hi; i++ {
-				d, r := &ds[i], &rows[i]
-				ids[i] = first + int64(i)
-				args = append(args, ids[i], r.target, r.action, r.start, r.end, d.Scenario, d.Reason, d.Jail, d.Origin,
-					r.place.Country, int64(r.place.ASN), r.place.Org, r.ports)
-			}
-			var err error
-			if hi-lo == historyChunk {
-				if full == nil {
-					if full, err = tx.PrepareContext(ctx, insertHistorySQL(historyChunk)); err != nil {
-						return err
-					}
-				}
-				_, err = full.ExecContext(ctx, args...)
-			} else {
-				_, err = tx.ExecContext(ctx, insertHistorySQL(hi-lo), args...)
-			}
-			if err != nil {
+		w := newRowWriter(ctx, tx, historyChunk, 13, insertHistorySQL)
+		defer w.close()
+		for i := range ds {
+			d, r := &ds[i], &rows[i]
+			ids[i] = first + int64(i)
+			if err := w.add(ids[i], r.target, r.action, r.start, r.end, d.Scenario, d.Reason, d.Jail, d.Origin,
+				r.place.Country, int64(r.place.ASN), r.place.Org, r.ports); err != nil {
 				return err
 			}
+		}
+		if err := w.flush(); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, upsertActiveSQL, first)
 		return err

@@ -81,65 +81,30 @@ func (s *Store) AddHourlySeq(ctx context.Context, rows iter.Seq[HourlyRow]) erro
 
 func (s *Store) addHourly(ctx context.Context, rows iter.Seq[HourlyRow]) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		var full *sql.Stmt // for hourlyChunk rows
-		defer func() {
-			if full != nil {
-				full.Close()
-			}
-		}()
-		args := make([]any, 0, 7*hourlyChunk)
-		put := func() error {
-			n := len(args) / 7
-			if n < hourlyChunk {
-				_, err := tx.ExecContext(ctx, upsertHourlySQL(n), args...)
+		w := newRowWriter(ctx, tx, hourlyChunk, 7, upsertHourlySQL)
+		defer w.close()
+		for r := range rows {
+			if err := w.add(toNS(r.Hour.Truncate(time.Hour)), r.Jail, r.Dim, r.Key, r.Label, r.Failures, r.Bans); err != nil {
 				return err
 			}
-			var err error
-			if full == nil {
-				if full, err = tx.PrepareContext(ctx, upsertHourlySQL(hourlyChunk)); err != nil {
-					return err
-				}
-			}
-			_, err = full.ExecContext(ctx, args...)
-			return err
 		}
-		for r := range rows {
-			args = append(args, toNS(r.Hour.Truncate(time.Hour)), r.Jail, r.Dim, r.Key, r.Label, r.Failures, r.Bans)
-			if len(args) == cap(args) {
-				if err := put(); err != nil {
-					return err
-				}
-				args = args[:0]
-			}
-		}
-		if len(args) > 0 {
-			return put()
-		}
-		return nil
+		return w.flush()
 	})
 }
 
-// hourlyChunk is how many rows one upsert writes: a statement per row cost
-// 12 allocations and 530 bytes a row in database/sql and the driver, a
-// third of a flood's flush.
+// hourlyChunk is how many rows one upsert writes: one row to a statement
+// cost 12 allocations and 528 bytes a row, and a flush of 200,000 rows
+// 1.14 CPU-s against 0.90 with 64 (BenchmarkAddHourly).
 const hourlyChunk = 64
 
 // upsertHourlySQL returns an upsert of n hourly rows: counts of a row
 // already there are summed; a non-empty label replaces the old one.
 func upsertHourlySQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO hourly (hour_ns, jail, dim, key, label, failures, bans) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`(?, ?, ?, ?, ?, ?, ?)`)
-	}
-	b.WriteString(` ON CONFLICT (hour_ns, jail, dim, key) DO UPDATE SET
+	return valuesSQL(`INSERT INTO hourly (hour_ns, jail, dim, key, label, failures, bans) VALUES `, `(?, ?, ?, ?, ?, ?, ?)`, n,
+		` ON CONFLICT (hour_ns, jail, dim, key) DO UPDATE SET
 		failures = failures + excluded.failures,
 		bans = bans + excluded.bans,
 		label = CASE WHEN excluded.label != '' THEN excluded.label ELSE label END`)
-	return b.String()
 }
 
 // HourlyFilter selects aggregates. Zero fields select everything.

@@ -3,12 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -218,22 +215,7 @@ func TestEngineSnapshot(t *testing.T) {
 // the migration.
 func TestEngineSnapshotMigrated(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "rampart.db")
-	ms, err := loadMigrations(migrationFS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(ms, func(m migration) bool { return m.name == "0010_snapshot_parts.sql" })
-	if i < 0 {
-		t.Fatal("no migration 0010_snapshot_parts.sql")
-	}
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate(ctx, db, ms[:i]); err != nil {
-		t.Fatal(err)
-	}
+	db, path := openAtVersion(t, 9) // the schema before 0010_snapshot_parts.sql
 	old := bytes.Repeat([]byte("engine state "), 100_000)
 	if _, err := db.Exec(`INSERT INTO engine_snapshot (id, saved_ns, data) VALUES (1, ?, ?)`, toNS(t0), old); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -19,6 +20,27 @@ func openTemp(t testing.TB, opts ...Option) (*Store, string) {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, path
+}
+
+// openAtVersion creates a database file with the schema of the first n
+// migrations, as an earlier version left it, and returns it and its path.
+// The caller fills it, closes it and opens the path to upgrade it.
+func openAtVersion(t *testing.T, n int) (*sql.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rampart.db")
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := migrate(context.Background(), db, ms[:n]); err != nil {
+		t.Fatal(err)
+	}
+	return db, path
 }
 
 func pragma(t testing.TB, s *Store, name string) string {

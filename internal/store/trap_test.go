@@ -3,10 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -58,18 +56,7 @@ func TestTrapAccounts(t *testing.T) {
 // user names of its known-good clients as real names after the upgrade.
 func TestRealUsersFromKnownGood(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "rampart.db")
-	ms, err := loadMigrations(migrationFS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", dsn(path, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate(ctx, db, ms[:2]); err != nil {
-		t.Fatal(err)
-	}
+	db, path := openAtVersion(t, 2)
 	if _, err := db.Exec(`INSERT INTO known_good (addr, user, first_seen_ns, last_seen_ns) VALUES
 		('192.0.2.1', ' Alice@Example.org ', 1, 5), ('192.0.2.2', 'alice@example.org', 1, 9), ('192.0.2.3', '', 1, 1)`); err != nil {
 		t.Fatal(err)
