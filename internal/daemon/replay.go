@@ -86,7 +86,7 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 			defer f.Close()
 			r = f
 		}
-		fr := &fileReader{name: name, order: i, parser: parser, stats: &st, lines: source.NewLineReader(r)}
+		fr := &fileReader{name: name, order: i, parser: parser, stats: &st, lines: source.NewLines(r)}
 		ok := fr.advance()
 		clock.lap(&st.Stages.Read)
 		if ok {
@@ -206,8 +206,7 @@ type fileReader struct {
 	name   string
 	order  int
 	parser *logline.Parser
-	lines  *source.LineReader
-	arena  source.Arena // the lines' text
+	lines  *source.Lines
 	cur    logline.Line
 	last   time.Time // time of the previous line, for lines without a stamp
 	err    error
@@ -230,7 +229,7 @@ func (fr *fileReader) advance() bool {
 			fr.stats.Skipped++
 			continue
 		}
-		l, err := fr.parser.Parse(fr.arena.String(rec))
+		l, err := fr.parser.Parse(rec)
 		if err != nil {
 			if !errors.Is(err, logline.ErrEmpty) {
 				fr.stats.Skipped++

@@ -101,23 +101,66 @@ func (ks *keyScan) add(key string) uint64 {
 	return 1 << idx
 }
 
-// find returns the bits of the keys s holds.
+// find returns the bits of the keys s holds. Each step of a scan waits
+// for the load of the step before it, so a long message is scanned as two
+// halves at once, one step of each in turn: the processor overlaps the two
+// chains of loads. The second half's scan starts at the first window that
+// ends in it, so every window is looked at by exactly one of them.
 func (ks *keyScan) find(s string) (found uint64) {
+	if len(s) < splitScan {
+		return ks.scan(s, keyLen-1, len(s))
+	}
 	step := &ks.step
-	// The window is s[i-keyLen+1 : i+1]; its last two bytes decide.
-	for i := keyLen - 1; i < len(s); {
-		st := step[pairIndex(s[i-1], s[i])]
+	mid := len(s) / 2
+	a, b := keyLen-1, mid
+	for a < mid && b < len(s) {
+		sa, sb := step[pairAt(s, a)], step[pairAt(s, b)]
+		if sa < keyLen {
+			a += int(sa)
+		} else {
+			found |= ks.compare(s, a, sa)
+			a++
+		}
+		if sb < keyLen {
+			b += int(sb)
+		} else {
+			found |= ks.compare(s, b, sb)
+			b++
+		}
+	}
+	return found | ks.scan(s, a, mid) | ks.scan(s, b, len(s))
+}
+
+// splitScan is the shortest message find scans as two halves.
+const splitScan = 4 * keyLen
+
+// scan returns the bits of the keys held by the windows of s that end at
+// from up to (not including) to.
+func (ks *keyScan) scan(s string, from, to int) (found uint64) {
+	step := &ks.step
+	for i := from; i < to; {
+		st := step[pairAt(s, i)]
 		if st < keyLen {
 			i += int(st)
 			continue
 		}
-		w := load8(s, i-(keyLen-1))
-		for k := st - keyLen; k != noKey; k = ks.keys[k].next {
-			if ks.keys[k].word == w {
-				found |= 1 << k
-			}
-		}
+		found |= ks.compare(s, i, st)
 		i++
+	}
+	return found
+}
+
+// pairAt is the step table's index for the window of s ending at i.
+func pairAt(s string, i int) uint16 { return uint16(s[i-1]) | uint16(s[i])<<8 }
+
+// compare returns the bits of the keys in st's chain (st >= keyLen) that
+// the window of s ending at i holds.
+func (ks *keyScan) compare(s string, i int, st uint8) (found uint64) {
+	w := load8(s, i-(keyLen-1))
+	for k := st - keyLen; k != noKey; k = ks.keys[k].next {
+		if ks.keys[k].word == w {
+			found |= 1 << k
+		}
 	}
 	return found
 }

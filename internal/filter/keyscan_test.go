@@ -46,9 +46,14 @@ func TestKeyScanFind(t *testing.T) {
 		}
 		for range 50 {
 			var msg string
-			switch rng.IntN(3) {
+			switch rng.IntN(4) {
 			case 0:
 				msg = word(rng.IntN(40))
+			case 3: // long enough to be scanned as two halves
+				for len(msg) < splitScan+rng.IntN(100) {
+					msg += word(rng.IntN(12)) + keys[rng.IntN(len(keys))]
+				}
+				msg = msg[rng.IntN(keyLen):]
 			case 1: // keys end to end, and cut
 				for range 1 + rng.IntN(4) {
 					msg += keys[rng.IntN(len(keys))]

@@ -22,27 +22,24 @@ func ReadLines(r io.Reader, fn func(rec []byte, tooLong bool) error) error {
 	return readRecords(r, logline.MaxLen, fn)
 }
 
-// LineReader reads records one at a time, as ReadLines passes them, for a
-// caller that pulls (replay merges several files by time).
-type LineReader struct {
+// lineReader reads records one at a time, as ReadLines passes them.
+type lineReader struct {
 	br    *bufio.Reader
 	limit int
 }
 
-// NewLineReader returns a LineReader of r.
-func NewLineReader(r io.Reader) *LineReader { return newLineReader(r, logline.MaxLen) }
-
-func newLineReader(r io.Reader, limit int) *LineReader {
-	return &LineReader{br: bufio.NewReaderSize(r, max(64<<10, limit+1)), limit: limit}
+func newLineReader(r io.Reader, limit int) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, max(64<<10, limit+1)), limit: limit}
 }
 
-// Next returns the next record, as ReadLines would pass it to its fn; the
+// next returns the next record, as ReadLines would pass it to its fn; the
 // slice is valid until the next call. At the end it returns io.EOF.
-func (lr *LineReader) Next() (rec []byte, tooLong bool, err error) {
+func (lr *lineReader) next() (rec []byte, tooLong bool, err error) {
 	for {
 		rec, err = lr.br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) || len(bytes.TrimSuffix(rec, []byte{'\n'})) > lr.limit {
-			head := rec[:min(len(rec), lr.limit)]
+			// A copy: skipping the rest reads over the buffer.
+			head := bytes.Clone(rec[:min(len(rec), lr.limit)])
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = lr.br.ReadSlice('\n')
 			}
@@ -64,7 +61,7 @@ func (lr *LineReader) Next() (rec []byte, tooLong bool, err error) {
 func readRecords(r io.Reader, limit int, fn func(rec []byte, tooLong bool) error) error {
 	lr := newLineReader(r, limit)
 	for {
-		rec, tooLong, err := lr.Next()
+		rec, tooLong, err := lr.next()
 		if err == io.EOF {
 			return nil
 		}
