@@ -212,7 +212,7 @@ func FilterCheck(reg *filter.Registry) config.FilterCheck {
 // keep is nil). Each reading goroutine needs its own: matchers keep session
 // context.
 func (p *Pipeline) Matchers(keep func(j *config.Jail) bool) (*LineRouter, error) {
-	lr := &LineRouter{p: p, jailOf: map[*filter.Matcher]string{}}
+	lr := &LineRouter{p: p}
 	var ms []*filter.Matcher
 	for _, j := range p.jails {
 		if keep != nil && !keep(j.cfg) {
@@ -223,7 +223,7 @@ func (p *Pipeline) Matchers(keep func(j *config.Jail) bool) (*LineRouter, error)
 			return nil, fmt.Errorf("jail %q: %w", j.name, err)
 		}
 		ms = append(ms, m)
-		lr.jailOf[m] = j.name
+		lr.jails = append(lr.jails, j.name)
 	}
 	lr.router = filter.NewRouter(ms...)
 	return lr, nil
@@ -242,7 +242,7 @@ func (p *Pipeline) JailNames() []string {
 type LineRouter struct {
 	p      *Pipeline
 	router *filter.Router
-	jailOf map[*filter.Matcher]string
+	jails  []string    // the jail of each of router's matchers
 	stages *StageTimes // replay --stats; nil in the daemon
 
 	clockCost time.Duration // of one clock read, taken off the filters' time
@@ -272,9 +272,9 @@ func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (
 	}
 	var buf [2]jailEvent // most lines match one jail at most
 	found := buf[:0]
-	lr.router.MatchAll(l, func(mt filter.Match, m *filter.Matcher) {
+	lr.router.MatchAll(l, func(mt filter.Match, m int) {
 		e := mt.Event(l)
-		e.Jail = lr.jailOf[m]
+		e.Jail = lr.jails[m]
 		found = append(found, jailEvent{e, mt.Count})
 	})
 	if lr.stages != nil {

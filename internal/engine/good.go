@@ -114,11 +114,13 @@ func (e *Engine) rememberGood(a netip.Addr, user string, t stamp) (event.Decisio
 		}
 		e.notePrefixUser(a, id, t)
 	}
-	why := "logged in"
-	if user != "" {
-		why = e.why().s("logged in as ").q(user).String()
+	d, ok := e.carveOut(a, &g, t, "known-good", e.cfg.KnownGood.TTL)
+	if ok {
+		d.Reason = "logged in"
+		if user != "" {
+			d.Reason = e.why().s("logged in as ").q(user).String()
+		}
 	}
-	d, ok := e.carveOut(a, &g, t, "known-good", e.cfg.KnownGood.TTL, why)
 	e.good.put(a.As16(), g)
 	return d, ok
 }
@@ -136,7 +138,10 @@ func (e *Engine) rememberRelay(a netip.Addr, t stamp, service string) (event.Dec
 		g.relay = true
 		e.countPrefixes(e.relayPrefixes, a, e.aggBits(a), 1)
 	}
-	d, ok := e.carveOut(a, &g, t, "relay", e.cfg.Relays.TTL, "delivered mail via "+service)
+	d, ok := e.carveOut(a, &g, t, "relay", e.cfg.Relays.TTL)
+	if ok {
+		d.Reason = "delivered mail via " + service
+	}
 	e.good.put(a.As16(), g)
 	return d, ok
 }
@@ -144,15 +149,16 @@ func (e *Engine) rememberRelay(a netip.Addr, t stamp, service string) (event.Dec
 // carveOut returns the Allow decision keeping a reachable inside prefix
 // bans until its goodness ends, when that end moved by more than half of
 // ttl since the last one issued: one decision per address every few weeks,
-// not one per login.
-func (e *Engine) carveOut(a netip.Addr, g *goodEntry, t stamp, scenario string, ttl time.Duration, reason string) (event.Decision, bool) {
+// not one per login. The caller writes the decision's reason: only for
+// a decision made.
+func (e *Engine) carveOut(a netip.Addr, g *goodEntry, t stamp, scenario string, ttl time.Duration) (event.Decision, bool) {
 	end := e.goodUntil(g)
 	if g.carved > t && (g.carved == noEnd || uint64(end) < uint64(g.carved)+uint64(durStamp(ttl/2))) {
 		return event.Decision{}, false // the one in force lasts long enough
 	}
 	g.carved = end
 	e.stats.CarveOuts++
-	d := event.Decision{Target: event.AddrPrefix(a), Action: event.Allow, Start: t.Time(), Scenario: scenario, Reason: reason, Origin: "local"}
+	d := event.Decision{Target: event.AddrPrefix(a), Action: event.Allow, Start: t.Time(), Scenario: scenario, Origin: "local"}
 	if end != noEnd {
 		d.Duration = time.Duration(end-t) * time.Second
 	}

@@ -239,6 +239,12 @@ var neverBan = []netip.Prefix{
 // the check every event makes.
 func NeverBanAddr(a netip.Addr) (netip.Prefix, bool) {
 	a = a.Unmap()
+	if a.Is4() {
+		// Nearly every address: its first bytes rule every range out.
+		if b := a.As4(); b[0] != 0 && b[0] != 127 && b[0] < 224 && (b[0] != 169 || b[1] != 254) {
+			return netip.Prefix{}, false
+		}
+	}
 	if !a.IsUnspecified() && !a.IsLoopback() && !a.IsMulticast() && !a.IsLinkLocalUnicast() &&
 		!(a.Is4() && a.As4() == [4]byte{255, 255, 255, 255}) {
 		return netip.Prefix{}, false

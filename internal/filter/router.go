@@ -105,14 +105,15 @@ func (r *Router) routeOf(prog string, idx []int) []int {
 }
 
 // MatchAll offers l to every matcher it is routed to, in order, and calls
-// found with each match: as fail2ban's jails each read their log, every
-// jail whose filter matches a line counts it, and every matcher sees every
-// line of its programs (its session context stays whole).
-func (r *Router) MatchAll(l *logline.Line, found func(Match, *Matcher)) {
+// found with each match and the index of its matcher in NewRouter's list:
+// as fail2ban's jails each read their log, every jail whose filter matches
+// a line counts it, and every matcher sees every line of its programs (its
+// session context stays whole).
+func (r *Router) MatchAll(l *logline.Line, found func(mt Match, matcher int)) {
 	var mt Match
 	for _, i := range r.routed(l) {
 		if r.ms[i].match(l, &mt) {
-			found(mt, r.ms[i])
+			found(mt, i)
 		}
 	}
 }
