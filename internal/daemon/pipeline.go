@@ -291,7 +291,11 @@ func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (
 			c--
 		}
 		for range c {
-			ds = append(ds, lr.p.Engine.Observe(f.ev)...)
+			if d := lr.p.Engine.Observe(f.ev); len(ds) == 0 {
+				ds = d // the engine's slice is the caller's
+			} else {
+				ds = append(ds, d...)
+			}
 		}
 	}
 	return found[0].ev, found[0].n, ds

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,5 +243,15 @@ func TestHorizon(t *testing.T) {
 	e = defaultEngine(t, func(c *Config) { c.Slow = Slow{}; c.Prefixes.Window = 0; c.Spray = Spray{} })
 	if h := e.Horizon(); h != DefaultASNs.Window {
 		t.Fatalf("horizon %v, want the AS window %v", h, DefaultASNs.Window)
+	}
+}
+
+// normUser's quick path gives what folding every name gives.
+func TestNormUser(t *testing.T) {
+	for _, u := range []string{"", "root", "Root", " root", "root\t", "admin@example.org", "ÉLODIE", "élodie",
+		"user\u00a0", "\u2003x", "a b", "ADMIN", "x\x00", "\xff", "z"} {
+		if got, want := normUser(u), strings.ToLower(strings.TrimSpace(u)); got != want {
+			t.Errorf("normUser(%q) = %q, want %q", u, got, want)
+		}
 	}
 }

@@ -300,8 +300,16 @@ func (e *Engine) noteEnumeration(addr netip.Addr, t stamp) {
 }
 
 // normUser folds a user name for spray counting: case-insensitive, and
-// trimmed of surrounding space.
-func normUser(u string) string { return strings.ToLower(strings.TrimSpace(u)) }
+// trimmed of surrounding space. A name of lower-case ASCII without spaces,
+// nearly every one, is already folded.
+func normUser(u string) string {
+	for i := 0; i < len(u); i++ {
+		if c := u[i]; c <= ' ' || c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return strings.ToLower(strings.TrimSpace(u))
+		}
+	}
+	return u
+}
 
 func trimUser(u string) string {
 	if len(u) > 64 {
