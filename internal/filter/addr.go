@@ -23,69 +23,65 @@ func parseIPv6Zoned(s string) (netip.Addr, bool) {
 // addresses (every shorter end of a gap, when the rest fails). s must hold
 // a ':' and no '%'.
 //
-// The address is the groups before a "::" and those after it; without one,
-// the groups must fill all 16 bytes; with one, it stands for at least one
-// zero group. The last group of the address may be a dotted quad (4 bytes).
+// One pass over s: each group of one to four hex digits is written as it
+// is read, and a "::" (at most one) marks where the zero groups it stands
+// for go, at least one of them; the groups after it move to the end once
+// all are read. The last group may be a dotted quad (4 bytes).
 func parseIPv6(s string) (netip.Addr, bool) {
 	var ip [16]byte
-	head, tail, elided := strings.Cut(s, "::")
-	if !elided {
-		if n, ok := ipv6Groups(s, ip[:], true); !ok || n != 16 {
-			return netip.Addr{}, false
+	n, gap, i := 0, -1, 0 // bytes written; where "::" stands (-1: none); place in s
+	if len(s) >= 2 && s[0] == ':' && s[1] == ':' {
+		gap, i = 0, 2
+	}
+	for i < len(s) {
+		start, v := i, 0
+		for i < len(s) && i-start < 5 {
+			d := hexDigit[s[i]]
+			if d > 15 {
+				break
+			}
+			v = v<<4 | int(d)
+			i++
 		}
-		return netip.AddrFrom16(ip), true
-	}
-	var rest [16]byte
-	n, ok := ipv6Groups(head, ip[:], false)
-	if !ok {
-		return netip.Addr{}, false
-	}
-	m, ok := ipv6Groups(tail, rest[:], true)
-	if !ok || n+m > 14 {
-		return netip.Addr{}, false
-	}
-	copy(ip[16-m:], rest[:m])
-	return netip.AddrFrom16(ip), true
-}
-
-// ipv6Groups writes the ':'-separated groups of s (each one to four hex
-// digits, or with quad set the last a dotted quad) into dst, and returns
-// how many bytes they took; "" holds none. It fails on an empty group, a
-// malformed one, or more than dst holds.
-func ipv6Groups(s string, dst []byte, quad bool) (int, bool) {
-	if s == "" {
-		return 0, true
-	}
-	n := 0
-	for {
-		group, more, sep := strings.Cut(s, ":")
-		if !sep && quad && strings.IndexByte(group, '.') >= 0 {
-			a, ok := parseIPv4(group)
-			if !ok || n+4 > len(dst) {
-				return 0, false
+		if i < len(s) && s[i] == '.' {
+			// A dotted quad: the rest of s, in the last 4 bytes there are.
+			a, ok := parseIPv4(s[start:])
+			if !ok || n+4 > len(ip) {
+				return netip.Addr{}, false
 			}
 			v4 := a.As4()
-			n += copy(dst[n:], v4[:])
-			return n, true
+			n += copy(ip[n:], v4[:])
+			break
 		}
-		if group == "" || len(group) > 4 || n+2 > len(dst) {
-			return 0, false
+		if i == start || i-start > 4 || n+2 > len(ip) {
+			return netip.Addr{}, false
 		}
-		var v uint16
-		for i := 0; i < len(group); i++ {
-			d := hexDigit[group[i]]
-			if d > 15 {
-				return 0, false
-			}
-			v = v<<4 | uint16(d)
-		}
-		dst[n], dst[n+1] = byte(v>>8), byte(v)
+		ip[n], ip[n+1] = byte(v>>8), byte(v)
 		n += 2
-		if !sep {
-			return n, true
+		if i == len(s) {
+			break
 		}
-		s = more
+		if s[i] != ':' || i+1 == len(s) {
+			return netip.Addr{}, false // a stray byte, or a lone ':' at the end
+		}
+		i++
+		if s[i] == ':' {
+			if gap >= 0 {
+				return netip.Addr{}, false // a second "::"
+			}
+			gap, i = n, i+1
+		}
 	}
+	switch {
+	case gap < 0 && n != len(ip), gap >= 0 && n > len(ip)-2:
+		return netip.Addr{}, false
+	case gap >= 0:
+		// The groups after "::" move to the end; zeros take their place.
+		after := n - gap
+		copy(ip[len(ip)-after:], ip[gap:n])
+		clear(ip[gap : len(ip)-after])
+	}
+	return netip.AddrFrom16(ip), true
 }
 
 // hexDigit holds each hex digit's value, and 0xff for other bytes.
