@@ -106,7 +106,7 @@ func (b *boundedMap[K, V]) expire(now stamp) int {
 	w.next = cur + 1
 	for n := from; n <= cur; n++ {
 		bucket := w.buckets[n%wheelSize]
-		w.buckets[n%wheelSize] = nil // keys requeued below may come back to it
+		w.buckets[n%wheelSize] = nil
 		w.queued -= len(bucket)
 		for _, k := range bucket {
 			i, ok := b.find(k)
@@ -125,9 +125,6 @@ func (b *boundedMap[K, V]) expire(now stamp) int {
 			default:
 				w.add(k, d)
 			}
-		}
-		if w.buckets[n%wheelSize] == nil {
-			w.buckets[n%wheelSize] = bucket[:0] // its memory serves the bucket's next turn
 		}
 	}
 	return deleted
