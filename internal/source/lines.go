@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"unsafe"
 
 	"github.com/rampart-dev/rampart/internal/logline"
 )
@@ -72,4 +73,97 @@ func readRecords(r io.Reader, limit int, fn func(rec []byte, tooLong bool) error
 			return err
 		}
 	}
+}
+
+// Lines reads the records of r as strings, for a caller that pulls them
+// (replay merges several files by time). The input is read straight into
+// large blocks and each record is a string into its block, so reading
+// copies no line and allocates a block, not a string, per few hundred
+// lines: under a flood, a good share of what reading costs. A block is
+// never written again where a string points into it, so a string stays
+// valid and unchanged for good, and a block is freed when no string into
+// it is left. A consumer that keeps part of a line for long (a user name
+// as a map key) must copy it, as the filters, the engine and the insight
+// counter do, or that piece keeps its whole block alive. Records longer
+// than logline.MaxLen come back cut to it, with tooLong set, and the rest
+// is skipped, as ReadLines does.
+type Lines struct {
+	r          io.Reader
+	block      []byte // block[start:end] is read and not yet returned
+	start, end int
+	limit      int
+	skipping   bool  // the rest of a record too long, up to its newline, is to go
+	err        error // the read error, returned once the block is drained
+}
+
+// linesBlock is the size of a block; a record that outgrows one moves to a
+// block twice its size (at most twice logline.MaxLen).
+const linesBlock = 64 << 10
+
+// NewLines returns a Lines reading r.
+func NewLines(r io.Reader) *Lines { return &Lines{r: r, limit: logline.MaxLen} }
+
+// Next returns the next record, without its newline. At the end it
+// returns io.EOF, or the error reading failed with.
+func (l *Lines) Next() (rec string, tooLong bool, err error) {
+	for {
+		buf := l.block[l.start:l.end]
+		i := bytes.IndexByte(buf, '\n')
+		switch {
+		case i >= 0 && l.skipping:
+			l.start += i + 1
+			l.skipping = false
+			continue
+		case i >= 0:
+			l.start += i + 1
+			return l.record(buf[:i])
+		case l.skipping:
+			l.start = l.end
+		case len(buf) > l.limit:
+			l.start, l.skipping = l.end, true
+			return string(buf[:l.limit]), true, nil
+		case l.err != nil:
+			if len(buf) > 0 { // a last record without a newline
+				l.start = l.end
+				return l.record(buf)
+			}
+			return "", false, l.err
+		}
+		if l.err != nil {
+			return "", false, l.err
+		}
+		l.fill()
+	}
+}
+
+// record returns rec, a record of the current block, as a string.
+func (l *Lines) record(rec []byte) (string, bool, error) {
+	if len(rec) > l.limit {
+		return string(rec[:l.limit]), true, nil
+	}
+	if len(rec) == 0 {
+		return "", false, nil
+	}
+	return unsafe.String(&rec[0], len(rec)), false, nil
+}
+
+// fill reads more input after what the block holds; a full block is
+// replaced by a new one, which the unfinished record moves to.
+func (l *Lines) fill() {
+	if l.end == len(l.block) {
+		part := l.block[l.start:l.end]
+		nb := make([]byte, max(linesBlock, 2*len(part)))
+		l.block, l.start, l.end = nb, 0, copy(nb, part)
+	}
+	for range 100 { // a reader may return nothing and no error; not forever
+		n, err := l.r.Read(l.block[l.end:])
+		l.end += n
+		if err != nil {
+			l.err = err
+		}
+		if n > 0 || err != nil {
+			return
+		}
+	}
+	l.err = io.ErrNoProgress
 }
