@@ -50,7 +50,7 @@ type scanKey struct {
 const noKey = 0xff
 
 // pairIndex is the slot of the pair a, b: the two bytes as one number.
-func pairIndex(a, b byte) uint32 { return uint32(a) | uint32(b)<<8 }
+func pairIndex(a, b byte) uint16 { return uint16(a) | uint16(b)<<8 }
 
 // load8 returns s[i:i+8] as a little-endian word (one load, once compiled).
 func load8(s string, i int) uint64 {
@@ -151,7 +151,7 @@ func (ks *keyScan) scan(s string, from, to int) (found uint64) {
 }
 
 // pairAt is the step table's index for the window of s ending at i.
-func pairAt(s string, i int) uint16 { return uint16(s[i-1]) | uint16(s[i])<<8 }
+func pairAt(s string, i int) uint16 { return pairIndex(s[i-1], s[i]) }
 
 // compare returns the bits of the keys in st's chain (st >= keyLen) that
 // the window of s ending at i holds.
