@@ -92,6 +92,7 @@ type Lines struct {
 	block      []byte // block[start:end] is read and not yet returned
 	start, end int
 	limit      int
+	seen       int   // bytes from start known to hold no newline (a record read in pieces)
 	skipping   bool  // the rest of a record too long, up to its newline, is to go
 	err        error // the read error, returned once the block is drained
 }
@@ -108,7 +109,11 @@ func NewLines(r io.Reader) *Lines { return &Lines{r: r, limit: logline.MaxLen} }
 func (l *Lines) Next() (rec string, tooLong bool, err error) {
 	for {
 		buf := l.block[l.start:l.end]
-		i := bytes.IndexByte(buf, '\n')
+		i := bytes.IndexByte(buf[l.seen:], '\n')
+		if i >= 0 {
+			i += l.seen
+		}
+		l.seen = 0
 		switch {
 		case i >= 0 && l.skipping:
 			l.start += i + 1
@@ -128,6 +133,8 @@ func (l *Lines) Next() (rec string, tooLong bool, err error) {
 				return l.record(buf)
 			}
 			return "", false, l.err
+		default:
+			l.seen = len(buf) // the next search starts after it
 		}
 		if l.err != nil {
 			return "", false, l.err
