@@ -64,8 +64,11 @@ func TestLinesAgreesWithReadLines(t *testing.T) {
 			t.Fatal(err)
 		}
 		var r io.Reader = &chunkReader{data: bytes.Clone(in.Bytes()), rng: rng}
-		if round%10 == 0 {
+		switch round % 10 {
+		case 0:
 			r = iotest.OneByteReader(bytes.NewReader(in.Bytes())) // every record in pieces
+		case 1:
+			r = iotest.DataErrReader(bytes.NewReader(in.Bytes())) // the end comes with the last bytes
 		}
 		l := NewLines(r)
 		l.limit = limit
