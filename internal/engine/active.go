@@ -48,8 +48,10 @@ func (b *activeBan) in(t time.Time) bool {
 	return since >= 0 && (b.dur <= 0 || since < int64(b.dur))
 }
 
-// maxNames bounds the interned scenario, jail and origin names; a name past
-// it (only a hostile peer could make so many) is kept as "".
+// maxNames bounds the interned scenario, jail and origin names, and the
+// port lists of per-port bans; a name past it (only a hostile peer could
+// make so many) is kept as "", a ban on ports past it only by the firewall
+// and the store (see keyOfDecision).
 const maxNames = 1024
 
 // nameTable interns the short strings of active decisions.
@@ -110,45 +112,11 @@ func hashActiveKey(k activeKey) uint64 {
 
 func wholeKey(p netip.Prefix) activeKey { return activeKey{prefixKey: keyOfPrefix(p)} }
 
-// portSets interns the port lists of per-port bans, as their text
-// (event.FormatPorts); id 0 is none: a whole-host ban. Bounded like the
-// names: a list past maxNames is not interned (see setActive).
-type portSets struct {
-	ids   map[string]uint16
-	lists [][]event.PortRange
-}
-
-func (p *portSets) id(ps []event.PortRange) (uint16, bool) {
-	if len(ps) == 0 {
-		return 0, true
-	}
-	if p.ids == nil {
-		p.ids, p.lists = map[string]uint16{}, [][]event.PortRange{nil}
-	}
-	s := event.FormatPorts(ps)
-	if i, ok := p.ids[s]; ok {
-		return i, true
-	}
-	if len(p.lists) >= maxNames {
-		return 0, false
-	}
-	i := uint16(len(p.lists))
-	p.lists = append(p.lists, ps)
-	p.ids[s] = i
-	return i, true
-}
-
-func (p *portSets) list(id uint16) []event.PortRange {
-	if int(id) < len(p.lists) {
-		return p.lists[id]
-	}
-	return nil
-}
-
 // internJailPorts gives each jail the id of its ports.
 func (e *Engine) internJailPorts() {
 	for i := range e.jails {
-		e.jails[i].ports, _ = e.portSets.id(e.jails[i].Ports)
+		id, _ := e.portSets.ID(e.jails[i].Ports)
+		e.jails[i].ports = uint16(id)
 	}
 }
 
@@ -168,8 +136,8 @@ func (e *Engine) keyOfDecision(d event.Decision) (activeKey, bool) {
 	if len(d.Ports) == 0 || !d.Target.IsSingleIP() {
 		return k, true
 	}
-	id, ok := e.portSets.id(event.NormalizePorts(d.Ports))
-	k.ports = id
+	id, ok := e.portSets.ID(event.NormalizePorts(d.Ports))
+	k.ports = uint16(id)
 	return k, ok
 }
 
@@ -239,7 +207,7 @@ func (e *Engine) decisionOf(k activeKey, b activeBan) event.Decision {
 		Scenario: e.names.name(b.scenario),
 		Jail:     e.names.name(b.jail),
 		Origin:   e.names.name(b.origin),
-		Ports:    e.portSets.list(k.ports),
+		Ports:    e.portSets.List(uint32(k.ports)),
 	}
 }
 

@@ -72,7 +72,7 @@ func (e *Engine) otherBanAt(target netip.Prefix, t time.Time, jail string) bool 
 	}
 	s := toStamp(t)
 	k := keyOfPrefix(target)
-	for id := range max(len(e.portSets.lists), 1) {
+	for id := range e.portSets.Len() {
 		if uint16(id) == mine {
 			continue
 		}
@@ -196,8 +196,8 @@ func (e *Engine) Unban(p netip.Prefix) bool {
 	defer e.mu.Unlock()
 	p = normPrefix(p)
 	ok := e.dropActive(p)
-	for id := range e.portSets.lists {
-		if id > 0 && e.dropKey(activeKey{keyOfPrefix(p), uint16(id)}) {
+	for id := 1; id < e.portSets.Len(); id++ {
+		if e.dropKey(activeKey{keyOfPrefix(p), uint16(id)}) {
 			ok = true
 		}
 	}

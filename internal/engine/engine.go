@@ -74,7 +74,7 @@ type Engine struct {
 	surge                        surgeState
 	active                       *boundedMap[activeKey, activeBan] // decisions in force (active.go)
 	names                        nameTable                         // their scenario, jail and origin names
-	portSets                     portSets                          // the ports of per-port bans (active.go)
+	portSets                     event.PortSets                    // the ports of per-port bans; ids below maxNames (active.go)
 	wide                         *bart.Lite                        // active targets wider than one address, for bannedAt
 	now                          time.Time                         // the latest time seen
 	keep                         []stamp                           // per jail: how long a failure can still count
@@ -116,6 +116,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg:           cfg,
+		portSets:      event.PortSets{Max: maxNames},
 		byName:        map[string]int{},
 		byService:     map[string]int{},
 		tracked:       newBoundedMap[addrKey](cfg.MaxTracked, hashAddrKey, func(r *ring) stamp { return r.last }),

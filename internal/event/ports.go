@@ -176,3 +176,48 @@ func AllPorts(ps []PortRange) bool {
 	}
 	return len(full) == len(seen)
 }
+
+// PortSets interns port lists by their text (FormatPorts), so that whatever
+// keeps many bans keeps a small id for the ports of each: one list per
+// jail's configuration is shared by all of its bans. Id 0 is no list, a
+// whole-host ban. Ids stay below Max (0: no limit): a new list past them
+// gets none. The zero PortSets is ready to use; it is not safe for
+// concurrent use.
+type PortSets struct {
+	Max   int
+	ids   map[string]uint32
+	lists [][]PortRange // by id; lists[0] is nil once any is interned
+}
+
+// ID returns the id of ps, interning a copy of it; ok is false when a new
+// list would need an id of Max.
+func (p *PortSets) ID(ps []PortRange) (id uint32, ok bool) {
+	if len(ps) == 0 {
+		return 0, true
+	}
+	text := FormatPorts(ps)
+	if id, ok := p.ids[text]; ok {
+		return id, true
+	}
+	if p.ids == nil {
+		p.ids, p.lists = map[string]uint32{}, [][]PortRange{nil}
+	}
+	if p.Max > 0 && len(p.lists) >= p.Max {
+		return 0, false
+	}
+	id = uint32(len(p.lists))
+	p.ids[text] = id
+	p.lists = append(p.lists, slices.Clone(ps))
+	return id, true
+}
+
+// List returns the list of id; nil for 0 or an id never given.
+func (p *PortSets) List(id uint32) []PortRange {
+	if int64(id) < int64(len(p.lists)) {
+		return p.lists[id]
+	}
+	return nil
+}
+
+// Len returns one more than the largest id given (1 when none was).
+func (p *PortSets) Len() int { return max(len(p.lists), 1) }

@@ -2,6 +2,7 @@ package event
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -48,5 +49,34 @@ func TestPorts(t *testing.T) {
 	d.Target, _ = d.Target.Addr().Prefix(24)
 	if !d.WholeHost() {
 		t.Error("a prefix ban with ports is not whole-host")
+	}
+}
+
+// PortSets gives one id per list text, keeps its own copy, and gives no id
+// to a new list once its ids would reach Max.
+func TestPortSets(t *testing.T) {
+	ssh := []PortRange{{Proto: TCP, First: 22, Last: 22}}
+	mail := []PortRange{{Proto: TCP, First: 25, Last: 25}, {Proto: TCP, First: 587, Last: 587}}
+	p := PortSets{Max: 3}
+	if id, ok := p.ID(nil); id != 0 || !ok || p.Len() != 1 {
+		t.Fatalf("ID(nil) = %d %v, Len %d; want 0 true, 1", id, ok, p.Len())
+	}
+	a, _ := p.ID(ssh)
+	b, _ := p.ID(mail)
+	if again, _ := p.ID(slices.Clone(ssh)); a == 0 || b == a || again != a {
+		t.Fatalf("ids %d %d, ssh again %d", a, b, again)
+	}
+	ssh[0].First = 2222 // the caller's list changes; the interned one does not
+	if got := p.List(a); FormatPorts(got) != "22/tcp" {
+		t.Fatalf("List(%d) = %s, want 22/tcp", a, FormatPorts(got))
+	}
+	if id, ok := p.ID([]PortRange{{Proto: UDP, First: 53, Last: 53}}); ok || id != 0 {
+		t.Fatalf("a third list with Max 3 got id %d %v", id, ok)
+	}
+	if again, ok := p.ID(mail); !ok || again != b {
+		t.Fatalf("a list already there, past Max: %d %v, want %d", again, ok, b)
+	}
+	if p.Len() != 3 || p.List(0) != nil || p.List(7) != nil {
+		t.Fatalf("Len %d, List(0) %v, List(7) %v", p.Len(), p.List(0), p.List(7))
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -35,9 +34,9 @@ type Log struct {
 	log    *slog.Logger
 	now    func() time.Time
 	active map[logKey]logBan
-	ports  portSets // the port lists of the bans in active
-	want   intent   // carve-outs only
-	pruned int      // len(active) after the last prune
+	ports  event.PortSets // the port lists of the bans in active
+	want   intent         // carve-outs only
+	pruned int            // len(active) after the last prune
 	closed bool
 }
 
@@ -51,7 +50,7 @@ func NewLog(logger *slog.Logger) *Log {
 // kept in a map the garbage collector need not scan.
 type logKey struct {
 	target targetKey
-	ports  uint32 // index in portSets; 0: the whole host
+	ports  uint32 // its id in Log.ports; 0: the whole host
 }
 
 // logBan is what Log keeps of a ban besides its key: 24 bytes.
@@ -61,37 +60,9 @@ type logBan struct {
 	action event.Action
 }
 
-// portSets interns the port lists of bans: a list is one per jail's
-// configuration, a ban holds its index. Index 0 is the whole host.
-type portSets struct {
-	ids   map[string]uint32 // event.FormatPorts of a list -> its index
-	lists [][]event.PortRange
-}
-
-func (s *portSets) id(ports []event.PortRange) uint32 {
-	if len(ports) == 0 {
-		return 0
-	}
-	text := event.FormatPorts(ports)
-	if id, ok := s.ids[text]; ok {
-		return id
-	}
-	if s.ids == nil {
-		s.ids, s.lists = map[string]uint32{}, [][]event.PortRange{nil}
-	}
-	id := uint32(len(s.lists))
-	s.ids[text] = id
-	s.lists = append(s.lists, slices.Clone(ports))
-	return id
-}
-
 // decision is the ban k holds, as it was applied.
 func (l *Log) decision(b logBan, k logKey) event.Decision {
-	var ports []event.PortRange
-	if k.ports != 0 {
-		ports = l.ports.lists[k.ports]
-	}
-	return event.Decision{Target: k.target.prefix(), Action: b.action, Ports: ports, Start: time.Unix(0, b.start), Duration: b.dur}
+	return event.Decision{Target: k.target.prefix(), Action: b.action, Ports: l.ports.List(k.ports), Start: time.Unix(0, b.start), Duration: b.dur}
 }
 
 // live reports whether b is in force at now (event.Decision.Active).
@@ -137,7 +108,8 @@ func (l *Log) Apply(ctx context.Context, ds []event.Decision) error {
 	l.pruneSome(now)
 	logged := l.log.Enabled(ctx, slog.LevelInfo) // the attributes cost text for every ban
 	for _, b := range bans {
-		l.active[logKey{keyOf(b.target), l.ports.id(b.ports)}] = logBan{action: b.d.Action, start: now.UnixNano(), dur: b.timeout}
+		ports, _ := l.ports.ID(b.ports) // no Max: a Log keeps every list
+		l.active[logKey{keyOf(b.target), ports}] = logBan{action: b.d.Action, start: now.UnixNano(), dur: b.timeout}
 		if !logged {
 			continue
 		}
@@ -273,6 +245,6 @@ func (l *Log) Stats() Stats {
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.closed, l.active, l.ports, l.want = true, nil, portSets{}, newIntent()
+	l.closed, l.active, l.ports, l.want = true, nil, event.PortSets{}, newIntent()
 	return nil
 }
