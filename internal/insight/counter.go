@@ -76,16 +76,16 @@ const (
 	dimService
 	dimKind
 	dimScenario
-	// Flush's rows of an address entry.
+	// Flush's rows of an address entry (besides its network's, which
+	// Flush sums apart: see netSum).
 	dimCountry
 	dimASN
-	dimNetwork
 )
 
 var dimNames = [...]string{
 	dimTotal: store.DimTotal, dimUser: store.DimUser, dimService: store.DimService,
 	dimKind: store.DimKind, dimScenario: store.DimScenario,
-	dimCountry: store.DimCountry, dimASN: store.DimASN, dimNetwork: store.DimPrefix,
+	dimCountry: store.DimCountry, dimASN: store.DimASN,
 }
 
 // keyedEntry is one thing counted by text (key is "" for a total).
@@ -114,12 +114,16 @@ func at(hour int32, jail uint16, p netip.Prefix) addrEntry {
 	return addrEntry{addr: a.As16(), hour: hour, jail: jail, bits: uint8(p.Bits()), v6: a.Is6()}
 }
 
-func (e addrEntry) prefix() netip.Prefix {
-	a := netip.AddrFrom16(e.addr)
-	if !e.v6 {
-		a = a.Unmap()
+func (e addrEntry) prefix() netip.Prefix { return prefixFrom16(e.addr, e.v6, e.bits) }
+
+// prefixFrom16 returns the prefix of bits at address a (16 bytes, IPv4 in
+// its mapped form unless v6).
+func prefixFrom16(a [16]byte, v6 bool, bits uint8) netip.Prefix {
+	addr := netip.AddrFrom16(a)
+	if !v6 {
+		addr = addr.Unmap()
 	}
-	return netip.PrefixFrom(a, int(e.bits))
+	return netip.PrefixFrom(addr, int(bits))
 }
 
 // Observe counts n occurrences of ev if it is a failure.
@@ -307,7 +311,7 @@ func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 	slices.SortFunc(nets, func(a, b netSum) int { return a.compare(&b) })
 	merged := nets[:0]
 	for _, x := range nets {
-		if last := len(merged) - 1; last >= 0 && merged[last].sameRow(&x) {
+		if last := len(merged) - 1; last >= 0 && merged[last].compare(&x) == 0 {
 			merged[last].v.add(x.v)
 			continue
 		}
@@ -397,19 +401,11 @@ func (a *netSum) compare(b *netSum) int {
 	return cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.bits, b.bits))
 }
 
-func (a *netSum) sameRow(b *netSum) bool {
-	return a.order == b.order && a.hi == b.hi && a.lo == b.lo && a.bits == b.bits
-}
-
 func (a *netSum) prefix() netip.Prefix {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], a.hi)
 	binary.BigEndian.PutUint64(b[8:], a.lo)
-	addr := netip.AddrFrom16(b)
-	if a.order&1 == 0 {
-		addr = addr.Unmap()
-	}
-	return netip.PrefixFrom(addr, int(a.bits))
+	return prefixFrom16(b, a.order&1 != 0, a.bits)
 }
 
 // Network returns the network a target is counted in: an address's /24
