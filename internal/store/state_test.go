@@ -220,12 +220,7 @@ func TestEngineSnapshotMigrated(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO engine_snapshot (id, saved_ns, data) VALUES (1, ?, ?)`, toNS(t0), old); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := upgraded(t, db, path)
 	got, saved, ok, err := s.Snapshot(ctx)
 	if err != nil || !ok || !bytes.Equal(got, old) || !saved.Equal(t0) {
 		t.Fatalf("migrated snapshot: %d bytes (equal %v) at %v, %v %v", len(got), bytes.Equal(got, old), saved, ok, err)

@@ -24,7 +24,7 @@ func openTemp(t testing.TB, opts ...Option) (*Store, string) {
 
 // openAtVersion creates a database file with the schema of the first n
 // migrations, as an earlier version left it, and returns it and its path.
-// The caller fills it, closes it and opens the path to upgrade it.
+// The caller fills it and upgrades it (upgraded).
 func openAtVersion(t *testing.T, n int) (*sql.DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "rampart.db")
@@ -41,6 +41,19 @@ func openAtVersion(t *testing.T, n int) (*sql.DB, string) {
 		t.Fatal(err)
 	}
 	return db, path
+}
+
+// upgraded closes db, left by openAtVersion, and opens its file as this
+// version does, migrating it.
+func upgraded(t *testing.T, db *sql.DB, path string) *Store {
+	t.Helper()
+	db.Close()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func pragma(t testing.TB, s *Store, name string) string {

@@ -61,12 +61,7 @@ func TestRealUsersFromKnownGood(t *testing.T) {
 		('192.0.2.1', ' Alice@Example.org ', 1, 5), ('192.0.2.2', 'alice@example.org', 1, 9), ('192.0.2.3', '', 1, 1)`); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := upgraded(t, db, path)
 	if err := s.AddRealUsers(ctx, []string{"bob", ""}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
