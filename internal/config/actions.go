@@ -57,9 +57,12 @@ var actionKeys = map[string][]string{
 	"sql":     {"driver", "dsn", "dsn_file", "table", "timeout"},
 }
 
+// Names of actions (at most 32 bytes) and of SQL tables (at most 63). The
+// lengths are checked apart: a bounded repeat would compile to a program
+// of that many steps at every start.
 var (
-	actionNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-	sqlNameRE    = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	actionNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	sqlNameRE    = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 )
 
 // ActionDefaults fills in what an action leaves out.
@@ -102,7 +105,7 @@ func (c *Config) checkActions() error {
 			}
 			return c.errorf(key+k, "action %q: %s", a.Name, fmt.Sprintf(format, args...))
 		}
-		if !actionNameRE.MatchString(a.Name) {
+		if len(a.Name) > 32 || !actionNameRE.MatchString(a.Name) {
 			return c.errorf(key+".name", "action %d: name %q must be 1 to 32 lower-case letters, digits, '-' or '_'", i+1, a.Name)
 		}
 		if seen[a.Name] {
@@ -205,7 +208,7 @@ func (c *Config) checkAction(a *Action, errf func(k, format string, args ...any)
 		if a.DSNFile != "" && !strings.HasPrefix(a.DSNFile, "/") {
 			return errf("dsn_file", "%q is not an absolute path", a.DSNFile)
 		}
-		if !sqlNameRE.MatchString(a.Table) {
+		if len(a.Table) > 63 || !sqlNameRE.MatchString(a.Table) {
 			return errf("table", "table %q must be lower-case letters, digits and '_'", a.Table)
 		}
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 
@@ -16,6 +17,7 @@ func keyLines(data []byte) map[string]int {
 	lines := map[string]int{}
 	p := unstable.Parser{KeepComments: false}
 	p.Reset(data)
+	at := lineCounter{data: data}
 	var table, indexed []string
 	arrays := map[string]int{}
 	for p.NextExpression() {
@@ -24,7 +26,7 @@ func keyLines(data []byte) map[string]int {
 		case unstable.Table, unstable.ArrayTable:
 			table = keyParts(e.Key())
 			name := strings.Join(table, ".")
-			line := lineOf(&p, data, e.Key())
+			line := at.lineOf(e.Key())
 			lines[name] = line
 			indexed = nil
 			if e.Kind == unstable.ArrayTable {
@@ -34,7 +36,7 @@ func keyLines(data []byte) map[string]int {
 			}
 		case unstable.KeyValue:
 			key := keyParts(e.Key())
-			line := lineOf(&p, data, e.Key())
+			line := at.lineOf(e.Key())
 			lines[strings.Join(append(append([]string(nil), table...), key...), ".")] = line
 			if indexed != nil {
 				lines[strings.Join(append(append([]string(nil), indexed...), key...), ".")] = line
@@ -52,14 +54,30 @@ func keyParts(it unstable.Iterator) []string {
 	return parts
 }
 
-// lineOf returns the line of the first part of a key.
-func lineOf(p *unstable.Parser, data []byte, it unstable.Iterator) int {
+// lineCounter numbers the lines of a document read from its start to its
+// end: each position asked for is at or after the one before (keys come in
+// document order), so the newlines are counted once in all, where the
+// parser's Shape counts them from the start for every key.
+type lineCounter struct {
+	data   []byte
+	offset int // counted up to here
+	line   int // newlines before offset
+}
+
+// lineOf returns the line of the first part of a key, 0 when unknown.
+func (c *lineCounter) lineOf(it unstable.Iterator) int {
 	if !it.Next() {
 		return 0
 	}
-	n := it.Node()
-	if sh := p.Shape(n.Raw); sh.Start.Line > 0 && n.Raw.Length > 0 {
-		return sh.Start.Line
+	r := it.Node().Raw
+	off := int(r.Offset)
+	if r.Length == 0 || off > len(c.data) {
+		return 0
 	}
-	return 0
+	if off < c.offset { // not in document order: count again
+		c.offset, c.line = 0, 0
+	}
+	c.line += bytes.Count(c.data[c.offset:off], []byte{'\n'})
+	c.offset = off
+	return c.line + 1
 }

@@ -58,10 +58,12 @@ func TestActionErrors(t *testing.T) {
 	for in, want := range map[string]string{
 		hook + "[[action]]\nname = \"b\"\ntype = \"webhook\"\nurl = \"https://h.example/x\"\ncommand = [\"/bin/true\"]\n": `r.toml:9: action "b": key "command" is not for a webhook action (it takes url, secret_file, template, timeout)`,
 		hook + "[[action]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n":                                   `r.toml:6: action "a": the name is used twice`,
-		"[[action]]\nname = \"Bad Name\"\n":            `r.toml:2: action 1: name "Bad Name" must be`,
-		"[[action]]\nname = \"x\"\ntype = \"pager\"\n": `r.toml:3: action "x": type "pager" is not one of webhook, mail, exec, sql`,
-		hook + "on = [\"banned\"]\n":                   `r.toml:5: action "a": event "banned" is not one of ban, unban, trap, report`,
-		hook + "template = '{{.IP'\n":                  `r.toml:5: action "a": template: a:1: unclosed action`,
+		"[[action]]\nname = \"Bad Name\"\n":                        `r.toml:2: action 1: name "Bad Name" must be`,
+		"[[action]]\nname = \"x\"\ntype = \"pager\"\n":             `r.toml:3: action "x": type "pager" is not one of webhook, mail, exec, sql`,
+		"[[action]]\nname = \"" + strings.Repeat("n", 33) + "\"\n": `r.toml:2: action 1: name "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn" must be 1 to 32`,
+		"[[action]]\nname = \"d\"\ntype = \"sql\"\ndriver = \"sqlite\"\ndsn = \"/var/lib/ev.db\"\ntable = \"" + strings.Repeat("t", 64) + "\"\n": `r.toml:6: action "d": table "` + strings.Repeat("t", 64) + `" must be`,
+		hook + "on = [\"banned\"]\n":  `r.toml:5: action "a": event "banned" is not one of ban, unban, trap, report`,
+		hook + "template = '{{.IP'\n": `r.toml:5: action "a": template: a:1: unclosed action`,
 		hook + "queue = 0\n[[action]]\nname = \"q\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\nqueue = -5\n":           `r.toml:10: action "q": queue -5 is out of range (1 to 1000000)`,
 		"[[action]]\nname = \"e\"\ntype = \"exec\"\ncommand = [\"notify-send\", \"{{.IP}}\"]\n":                          `r.toml:4: action "e": "notify-send" is not an absolute path`,
 		"[[action]]\nname = \"e\"\ntype = \"exec\"\nshell = true\ncommand = [\"a\", \"b\"]\n":                            `r.toml:5: action "e": with shell = true the command is one string`,
@@ -74,6 +76,9 @@ func TestActionErrors(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%q:\n got  %v\n want %s", in, err, want)
 		}
+	}
+	if _, err := Parse("r.toml", []byte("[[action]]\nname = \""+strings.Repeat("n", 32)+"\"\ntype = \"sql\"\ndriver = \"sqlite\"\ndsn = \"/var/lib/ev.db\"\ntable = \""+strings.Repeat("t", 63)+"\"\n")); err != nil {
+		t.Errorf("names at their longest: %v", err)
 	}
 	c, err := Parse("r.toml", []byte(hook+"[[action]]\nname = \"digest\"\ntype = \"mail\"\nto = [\"ops@example.org\"]\n"+
 		"[reporting]\nfrom = \"r@example.org\"\n[reporting.smtp]\nserver = \"127.0.0.1:25\"\n"))

@@ -256,7 +256,7 @@ func (x *extractor) addressList(v string) []string {
 		}
 		return out
 	}
-	for _, m := range emailRE.FindAllString(v, 20) {
+	for _, m := range emailRE().FindAllString(v, 20) {
 		if n := normAddress(m); n != "" {
 			out = append(out, n)
 		}

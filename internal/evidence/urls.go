@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
@@ -15,9 +16,15 @@ var (
 	// textURLRE finds links in text, defanged ones too: hxxp://, h**p://,
 	// [:]//, [.] and (.) for dots. What follows the scheme runs to the
 	// first character a URL cannot hold; trim cuts trailing punctuation.
-	textURLRE = regexp.MustCompile(`(?i)\b(?:h(?:tt|xx|\*\*|__)ps?|ftp)(?:\[:\]|:)(?:\[/\]|/){2}[^\s<>"'` + "`" + `{}|\\^\x00-\x20\x7f]+` +
-		`|\bwww(?:\.|\[\.\]|\(\.\))[a-z0-9-]+(?:(?:\.|\[\.\]|\(\.\))[a-z0-9-]+)+(?:[/?#:][^\s<>"'` + "`" + `{}|\\^\x00-\x20\x7f]*)?`)
-	emailRE = regexp.MustCompile(`(?i)[a-z0-9._%+=-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,63}`)
+	// Both are compiled at their first use, not at every start of the
+	// program: the bounded repeats make large programs.
+	textURLRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)\b(?:h(?:tt|xx|\*\*|__)ps?|ftp)(?:\[:\]|:)(?:\[/\]|/){2}[^\s<>"'` + "`" + `{}|\\^\x00-\x20\x7f]+` +
+			`|\bwww(?:\.|\[\.\]|\(\.\))[a-z0-9-]+(?:(?:\.|\[\.\]|\(\.\))[a-z0-9-]+)+(?:[/?#:][^\s<>"'` + "`" + `{}|\\^\x00-\x20\x7f]*)?`)
+	})
+	emailRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)[a-z0-9._%+=-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,63}`)
+	})
 	// zeroWidth are characters spam puts inside words and links to break
 	// filters; they are removed before links are looked for.
 	zeroWidth = strings.NewReplacer("\u200b", "", "\u200c", "", "\u200d", "", "\u2060", "", "\ufeff", "", "\u00ad", "")
@@ -29,7 +36,7 @@ var (
 // text finds the links in plain text.
 func (x *extractor) text(s, where string) {
 	s = zeroWidth.Replace(s)
-	for _, m := range textURLRE.FindAllString(s, -1) {
+	for _, m := range textURLRE().FindAllString(s, -1) {
 		m = trimURL(m)
 		if strings.HasPrefix(strings.ToLower(m), "www") {
 			m = "http://" + m

@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -56,7 +57,7 @@ func Render(raw []byte) string {
 			fmt.Fprintf(&b, "  %s\n", safe(a))
 		}
 	}
-	if links := linkRE.FindAllString(r.plain.String()+" "+r.rawHTML.String(), 200); len(links) > 0 {
+	if links := linkRE().FindAllString(r.plain.String()+" "+r.rawHTML.String(), 200); len(links) > 0 {
 		b.WriteString("\nLinks (not opened):\n")
 		seen := map[string]bool{}
 		for _, l := range links {
@@ -69,9 +70,13 @@ func Render(raw []byte) string {
 	return b.String()
 }
 
+// The link pattern's bounded repeat compiles to a large program: it is
+// built at the first message rendered, not at the start of every command.
 var (
-	linkRE = regexp.MustCompile(`(?i)\b(?:https?|ftp)://[^\s"'<>()]{1,1000}`)
-	tagRE  = regexp.MustCompile(`(?s)<(script|style)\b.*?</(script|style)\s*>|<[^>]*>`)
+	linkRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)\b(?:https?|ftp)://[^\s"'<>()]{1,1000}`)
+	})
+	tagRE = regexp.MustCompile(`(?s)<(script|style)\b.*?</(script|style)\s*>|<[^>]*>`)
 )
 
 type renderer struct {
