@@ -178,3 +178,60 @@ func TestApplierThrottlesSources(t *testing.T) {
 		t.Fatalf("recorded %d, want 20", len(got))
 	}
 }
+
+// TestApplierSpacesStoreTransactions: the store stage records a lone
+// decision at once, waits storeGap before its next transaction (what
+// arrives meanwhile waits for it, already enforced), and records what
+// waits when it stops.
+func TestApplierSpacesStoreTransactions(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := store.Open(ctx, store.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	enforced := make(chan struct{}, 10)
+	a := newApplier(st, applyFunc(func(context.Context, []event.Decision) error {
+		enforced <- struct{}{}
+		return nil
+	}), slog.New(slog.DiscardHandler))
+	a.storeGap = 2 * time.Second
+	done := make(chan struct{})
+	go func() { defer close(done); a.run(ctx) }()
+	ban := func(ip string) []event.Decision {
+		return []event.Decision{{Target: event.AddrPrefix(netip.MustParseAddr(ip)), Action: event.Ban, Start: time.Now(), Duration: time.Hour}}
+	}
+	waitApplied := func(n uint64, within time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for a.applied.Load() < n {
+			if time.Since(start) > within {
+				t.Fatalf("%d recorded after %v, want %d", a.applied.Load(), within, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Since(start)
+	}
+
+	a.submit(ban("192.0.2.1"))
+	waitApplied(1, a.storeGap/2) // at once: no transaction before it
+	a.submit(ban("192.0.2.2"))
+	<-enforced
+	<-enforced // the kernel stage does not wait
+	time.Sleep(200 * time.Millisecond)
+	if n := a.applied.Load(); n != 1 {
+		t.Fatalf("%d recorded within 200ms of the first transaction, want 1 (the next waits for the gap)", n)
+	}
+	if took := waitApplied(2, 10*time.Second); took < a.storeGap/2 {
+		t.Errorf("the second transaction came %v after the first's end; the gap is %v", took, a.storeGap)
+	}
+
+	a.submit(ban("192.0.2.3")) // waits for the gap: stopping records it
+	<-enforced
+	cancel()
+	<-done
+	ds, err := st.ActiveDecisions(context.Background(), time.Now())
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("recorded %d decisions (%v) after stopping, want 3", len(ds), err)
+	}
+}

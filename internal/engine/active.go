@@ -122,6 +122,17 @@ func (e *Engine) internJailPorts() {
 
 // jailIndex returns the index of the jail named name, or -1.
 func (e *Engine) jailIndex(name string) int {
+	// A few jails are looked through: an event's jail name is usually the
+	// very string the jail was configured with, so each comparison is a
+	// length or a pointer compared, where the map hashes the name.
+	if len(e.jails) <= 8 {
+		for i := range e.jails {
+			if e.jails[i].Name == name {
+				return i
+			}
+		}
+		return -1
+	}
 	if i, ok := e.byName[name]; ok {
 		return i
 	}

@@ -238,8 +238,8 @@ func (e *Engine) expireTables() {
 
 func (e *Engine) jailFor(ev event.Event) (int, bool) {
 	if ev.Jail != "" {
-		i, ok := e.byName[ev.Jail]
-		return i, ok
+		i := e.jailIndex(ev.Jail)
+		return i, i >= 0
 	}
 	i, ok := e.byService[ev.Service]
 	return i, ok
