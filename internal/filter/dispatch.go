@@ -25,6 +25,7 @@ import (
 type candidate struct {
 	kind   event.Kind
 	pat    *pattern
+	later  bool // a context rule whose match can wait (see Matcher.later)
 	lits   []literal
 	prefix bool
 	suffix bool
@@ -90,7 +91,7 @@ var byteRank = func() (r [256]uint8) {
 
 // newCandidate returns the candidate for pattern p, with its keys added to ks.
 func newCandidate(kind event.Kind, p *pattern, ks *keyScan) candidate {
-	c := candidate{kind: kind, pat: p}
+	c := candidate{kind: kind, pat: p, later: kind == kindContext && !p.summary && !p.userChange}
 	ps := paths{main: map[*node][]*node{}, joins: map[*node]*node{}}
 	path := ps.mainPath(p.start)
 	var searched []*node // the literals mayMatch searches for, not compares at an end

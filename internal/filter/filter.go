@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/logline"
@@ -88,6 +89,7 @@ type Matcher struct {
 	rules []activeRule
 	disp  *dispatch // the rules' patterns by first byte (see dispatch.go)
 	sess  sessions
+	eager bool        // match context lines at once (tests compare; see later)
 	lm    LineMatcher // for a filter backed by an Engine
 	// ext holds matchExternal's copies, allocated once per Matcher (a
 	// Matcher is used by one goroutine).
@@ -161,7 +163,6 @@ func (m *Matcher) match(l *logline.Line, out *Match) bool {
 		return m.matchExternal(l, out)
 	}
 	msg := trimSpace(l.Message)
-	var c capture
 	cands := m.disp.candidates(msg)
 	keys := msgKeys{scan: m.disp.keys, msg: msg}
 	for i := range cands {
@@ -169,12 +170,72 @@ func (m *Matcher) match(l *logline.Line, out *Match) bool {
 		if !cand.mayMatch(msg, &keys) {
 			continue
 		}
-		c = capture{}
+		if cand.later && !m.eager && m.later(l, msg, cands[i+1:], &keys) {
+			return false
+		}
+		var c capture
 		if cand.pat.match(msg, &c) {
 			return m.decide(l, cand.kind, cand.pat, &c, out)
 		}
 	}
 	return false
+}
+
+// later decides whether a line whose remaining candidates (rest, after one
+// that may match) are all context rules can go without matching now. A
+// third of the lines of an attacked server are such lines ("Received
+// disconnect", "Disconnected from ... [preauth]"), and most of them are
+// never needed: a context line only tells later lines of its session who
+// the client and the user are. It is taken up where its effect is the same
+// later as now:
+//   - a line without a pid has no session, and a context rule then has no
+//     effect at all: it is dropped;
+//   - a line of a session that exists and holds no events waiting for their
+//     client emits nothing and only sets the session's client and user: it
+//     is kept in the session (a copy) and matched when the session is next
+//     read (see session.catchUp), or forgotten with the session.
+//
+// Otherwise (no session yet, which the match would make, or events waiting
+// that it would name) it is matched now. Context rules that sum up a
+// session or count user changes are never left for later (candidate.later).
+func (m *Matcher) later(l *logline.Line, msg string, rest []candidate, keys *msgKeys) bool {
+	for i := range rest {
+		if c := &rest[i]; !c.later && c.mayMatch(msg, keys) {
+			return false
+		}
+	}
+	if l.PID == 0 {
+		return true
+	}
+	s := m.sess.get(sessionKey{host: l.Host, prog: l.Program, pid: l.PID}, false)
+	if s == nil || len(s.pending) > 0 {
+		return false
+	}
+	m.catchUp(s)
+	s.waiting = append(s.waiting[:0], msg...)
+	return true
+}
+
+// catchUp matches the context line s kept for later, if any, and takes the
+// client and user it names, as decide would have when it was read.
+func (m *Matcher) catchUp(s *session) {
+	if len(s.waiting) == 0 {
+		return
+	}
+	// The copy is not changed while the string is in use, and take copies
+	// what the session keeps.
+	msg := unsafe.String(unsafe.SliceData(s.waiting), len(s.waiting))
+	s.waiting = s.waiting[:0]
+	cands := m.disp.candidates(msg)
+	keys := msgKeys{scan: m.disp.keys, msg: msg}
+	for i := range cands {
+		cand := &cands[i]
+		var c capture
+		if cand.mayMatch(msg, &keys) && cand.pat.match(msg, &c) {
+			s.take(&c)
+			return
+		}
+	}
 }
 
 // matchExternal hands the line to an Engine's matcher through copies: l
@@ -227,30 +288,9 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, pat *pattern, c *capt
 	if hasSession {
 		s = m.sess.get(key, c.host != "" || kind != kindContext)
 	}
-	if c.host == "" && s != nil {
-		c.host = s.host
-	}
-	if s != nil && c.host != "" && s.host != "" && c.host != s.host {
-		// Another client on the same pid (postfix smtpd and dovecot login
-		// processes serve clients in turn): the previous one's user is
-		// not this one's.
-		s.user = ""
-		s.counted = 0
-		s.tried = s.tried[:0]
-		s.held = 0
-	}
-	if c.user == "" && s != nil {
-		c.user = s.user
-	}
 	if s != nil {
-		// Copies: the session outlives the line, whose memory the caller
-		// may reuse once Match returns.
-		if c.host != "" && c.host != s.host {
-			s.host = strings.Clone(c.host)
-		}
-		if c.user != "" && c.user != s.user {
-			s.user = strings.Clone(c.user)
-		}
+		m.catchUp(s)
+		s.take(c)
 	}
 	count := 0
 	if kind != kindContext {
@@ -336,6 +376,7 @@ type sessionKey struct {
 
 type session struct {
 	host, user string
+	waiting    []byte // a context line left for later (see Matcher.later)
 	pending    []event.Kind
 	counted    int      // events counted since the session's last summary line
 	tried      []string // users a user-change rule saw (copies), at most maxTried
@@ -352,6 +393,34 @@ const (
 
 // maxTried bounds the users a session remembers.
 const maxTried = 8
+
+// take fills in the client and user a line does not name from the session,
+// and remembers those it names.
+func (s *session) take(c *capture) {
+	if c.host == "" {
+		c.host = s.host
+	}
+	if c.host != "" && s.host != "" && c.host != s.host {
+		// Another client on the same pid (postfix smtpd and dovecot login
+		// processes serve clients in turn): the previous one's user is
+		// not this one's.
+		s.user = ""
+		s.counted = 0
+		s.tried = s.tried[:0]
+		s.held = 0
+	}
+	if c.user == "" {
+		c.user = s.user
+	}
+	// Copies: the session outlives the line, whose memory the caller may
+	// reuse once Match returns.
+	if c.host != "" && c.host != s.host {
+		s.host = strings.Clone(c.host)
+	}
+	if c.user != "" && c.user != s.user {
+		s.user = strings.Clone(c.user)
+	}
+}
 
 func (s *session) try(user string) {
 	if len(s.tried) < maxTried && !slices.Contains(s.tried, user) {
@@ -423,7 +492,7 @@ func (ss *sessions) get(k sessionKey, create bool) *session {
 		// Forget the oldest and reuse its memory for the new one.
 		s = ss.order[ss.next]
 		ss.unlink(s)
-		*s = session{pending: s.pending[:0], tried: s.tried[:0]}
+		*s = session{pending: s.pending[:0], tried: s.tried[:0], waiting: s.waiting[:0]}
 		ss.next = (ss.next + 1) % maxSessions
 	}
 	s.key = k
