@@ -6,6 +6,7 @@
 package filter
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -192,12 +193,15 @@ func (m *Matcher) match(l *logline.Line, out *Match) bool {
 //     effect at all: it is dropped;
 //   - a line of a session that exists and holds no events waiting for their
 //     client emits nothing and only sets the session's client and user: it
-//     is kept in the session (a copy) and matched when the session is next
-//     read (see session.catchUp), or forgotten with the session.
+//     is kept in the session (a copy, after the others kept) and matched
+//     when the session is next read (see catchUp), or forgotten with the
+//     session. An attacker's connection usually ends with two such lines
+//     and nothing after them.
 //
-// Otherwise (no session yet, which the match would make, or events waiting
-// that it would name) it is matched now. Context rules that sum up a
-// session or count user changes are never left for later (candidate.later).
+// Otherwise (no session yet, which the match would make, events waiting
+// that it would name, or a line too long to keep) it is matched now.
+// Context rules that sum up a session or count user changes are never
+// left for later (candidate.later).
 func (m *Matcher) later(l *logline.Line, msg string, rest []candidate, keys *msgKeys) bool {
 	for i := range rest {
 		if c := &rest[i]; !c.later && c.mayMatch(msg, keys) {
@@ -207,25 +211,47 @@ func (m *Matcher) later(l *logline.Line, msg string, rest []candidate, keys *msg
 	if l.PID == 0 {
 		return true
 	}
+	if len(msg) > maxWaiting-2 {
+		return false
+	}
 	s := m.sess.get(sessionKey{host: l.Host, prog: l.Program, pid: l.PID}, false)
 	if s == nil || len(s.pending) > 0 {
 		return false
 	}
-	m.catchUp(s)
-	s.waiting = append(s.waiting[:0], msg...)
+	if len(s.waiting)+2+len(msg) > maxWaiting {
+		m.catchUp(s)
+	}
+	if need := len(s.waiting) + 2 + len(msg); cap(s.waiting) < need {
+		// Exactly what is needed: thousands of sessions keep lines, and
+		// append's doubling would leave half of each buffer unused.
+		s.waiting = append(make([]byte, 0, need), s.waiting...)
+	}
+	s.waiting = binary.LittleEndian.AppendUint16(s.waiting, uint16(len(msg)))
+	s.waiting = append(s.waiting, msg...)
 	return true
 }
 
-// catchUp matches the context line s kept for later, if any, and takes the
-// client and user it names, as decide would have when it was read.
+// maxWaiting bounds the context lines a session keeps for later, in bytes
+// with a length of two bytes each: a session full catches up before it
+// keeps another, and a longer line is matched at once.
+const maxWaiting = 1 << 10
+
+// catchUp matches the context lines s kept for later, in order, and takes
+// the client and user each names, as decide would have when it was read.
 func (m *Matcher) catchUp(s *session) {
-	if len(s.waiting) == 0 {
-		return
-	}
-	// The copy is not changed while the string is in use, and take copies
-	// what the session keeps.
-	msg := unsafe.String(unsafe.SliceData(s.waiting), len(s.waiting))
+	w := s.waiting
 	s.waiting = s.waiting[:0]
+	for len(w) > 0 {
+		n := int(binary.LittleEndian.Uint16(w))
+		// The copy is not changed while the string is in use, and take
+		// copies what the session keeps.
+		m.takeLater(s, unsafe.String(unsafe.SliceData(w[2:]), n))
+		w = w[2+n:]
+	}
+}
+
+// takeLater matches one context line kept for later.
+func (m *Matcher) takeLater(s *session, msg string) {
 	cands := m.disp.candidates(msg)
 	keys := msgKeys{scan: m.disp.keys, msg: msg}
 	for i := range cands {
@@ -376,7 +402,7 @@ type sessionKey struct {
 
 type session struct {
 	host, user string
-	waiting    []byte // a context line left for later (see Matcher.later)
+	waiting    []byte // context lines left for later, each after its length (see Matcher.later)
 	pending    []event.Kind
 	counted    int      // events counted since the session's last summary line
 	tried      []string // users a user-change rule saw (copies), at most maxTried

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,21 @@ func TestLaterAgreesWithNow(t *testing.T) {
 			}
 		}
 		f.Close()
+	}
+	// Context lines of growing length in one session: some fill what a
+	// session keeps, the longest are matched at once.
+	for i := range 24 {
+		for _, raw := range []string{
+			"Feb 12 04:09:18 h sshd[4242]: Failed password for bob" + strconv.Itoa(i) + " from 192.0.2.9 port 5 ssh2",
+			"Feb 12 04:09:18 h sshd[4242]: Received disconnect from 192.0.2." + strconv.Itoa(i) + " port 5:11: " + strings.Repeat("x", 50*i),
+			"Feb 12 04:09:18 h sshd[4242]: Disconnected from invalid user u" + strconv.Itoa(i) + " 192.0.2.9 port 5 [preauth]",
+		} {
+			l, err := p.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, l)
+		}
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	hosts := []string{"mail", "mx2"}
@@ -88,6 +104,9 @@ func TestLaterAgreesWithNow(t *testing.T) {
 					if len(s.waiting) > 0 {
 						later++
 					}
+					if len(s.waiting) > maxWaiting {
+						t.Fatalf("%s: a session keeps %d bytes of lines for later, more than %d", f.Name, len(s.waiting), maxWaiting)
+					}
 				}
 			}
 		}
@@ -97,9 +116,10 @@ func TestLaterAgreesWithNow(t *testing.T) {
 	}
 }
 
-// TestLaterTakesEachLineInOrder: two context lines of one session left for
-// later both count, in order: the user named by the first and not by the
-// second is the one a later line without a user takes.
+// TestLaterTakesEachLineInOrder: the context lines of one session left for
+// later all count, in order, those taken up early to make room included:
+// the user named by the first and not by the others is the one a later
+// line without a user takes.
 func TestLaterTakesEachLineInOrder(t *testing.T) {
 	reg, _ := Builtin()
 	f, _, _ := reg.Lookup("sshd")
@@ -112,6 +132,8 @@ func TestLaterTakesEachLineInOrder(t *testing.T) {
 	for _, raw := range []string{
 		"Feb 12 04:09:18 h sshd[26713]: Failed password for bob from 192.0.2.7 port 51353 ssh2",
 		"Feb 12 04:09:19 h sshd[26713]: Disconnecting invalid user alice 192.0.2.7 port 51353: Too many authentication failures [preauth]",
+		"Feb 12 04:09:19 h sshd[26713]: Received disconnect from 192.0.2.7 port 51353:11: " + strings.Repeat("x", 400),
+		"Feb 12 04:09:19 h sshd[26713]: Received disconnect from 192.0.2.7 port 51353:11: " + strings.Repeat("y", 400),
 		"Feb 12 04:09:19 h sshd[26713]: Connection closed by 192.0.2.7 port 51353 [preauth]",
 		"Feb 12 04:09:20 h sshd[26713]: Disconnecting: Too many authentication failures [preauth]",
 	} {
