@@ -184,10 +184,10 @@ func (m *Matcher) match(l *logline.Line, out *Match) bool {
 
 // later decides whether a line whose remaining candidates (rest, after one
 // that may match) are all context rules can go without matching now. A
-// third of the lines of an attacked server are such lines ("Received
-// disconnect", "Disconnected from ... [preauth]"), and most of them are
-// never needed: a context line only tells later lines of its session who
-// the client and the user are. It is taken up where its effect is the same
+// third of what the filters match on an attacked server is such lines
+// ("Received disconnect", "Disconnected from ... [preauth]"), and most of
+// them are never needed: a context line only tells later lines of its
+// session who the client and the user are. It is taken up where its effect is the same
 // later as now:
 //   - a line without a pid has no session, and a context rule then has no
 //     effect at all: it is dropped;
