@@ -396,7 +396,7 @@ func (e *Engine) JailCounts(t time.Time) []JailCounts {
 	since := make([]stamp, len(e.jails))
 	for i, j := range e.jails {
 		out[i] = JailCounts{Name: j.Name, Failed: j.failed, Banned: j.banned}
-		since[i] = toStamp(t.Add(-j.FindTime))
+		since[i] = stampBefore(t, j.FindTime)
 	}
 	e.tracked.each(func(k addrKey, r *ring) {
 		if ji := int(k.jail); ji < len(out) && r.count(since[ji], e.jails[ji].per) > 0 {

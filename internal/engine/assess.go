@@ -56,7 +56,7 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 	a.MaxRetry = 0
 	for ji, j := range e.jails {
 		if r, ok := e.tracked.get(keyOf(addr, ji)); ok {
-			if n := r.count(toStamp(t.Add(-j.FindTime)), j.per); n > a.Failures {
+			if n := r.count(stampBefore(t, j.FindTime), j.per); n > a.Failures {
 				a.Failures = n
 			}
 		}

@@ -89,11 +89,11 @@ func (e *Engine) escalate(key prefixKey, o offender, pos place, t time.Time, bas
 	now := toStamp(t)
 	prior := 0
 	if w := e.cfg.Escalation.Window; w > 0 {
-		prior = o.bans.within(toStamp(t.Add(-w)))
+		prior = o.bans.within(stampBefore(t, w))
 	}
 	recent := 0
 	if rc := e.cfg.Recidive; rc.Bans > 0 {
-		recent = o.bans.within(toStamp(t.Add(-rc.Window)))
+		recent = o.bans.within(stampBefore(t, rc.Window))
 	}
 	o.bans.add(now, 1, 1)
 	e.offenders.store(key, o, pos)

@@ -114,7 +114,7 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	k := keyOf(addr, ji)
 	r, pos := e.tracked.lookup(k)
 	r.add(t, weight, j.per)
-	since := toStamp(ev.Time.Add(-j.FindTime))
+	since := stampBefore(ev.Time, j.FindTime)
 	n := r.count(since, j.per)
 	if n >= j.MaxRetry {
 		e.tracked.del(k)
@@ -123,7 +123,7 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		return e.banLocked(out, event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
 	}
 	if sl := e.cfg.Slow; sl.Failures > 0 && sl.Window > j.FindTime {
-		if n := r.count(toStamp(ev.Time.Add(-sl.Window)), j.per); n >= sl.Failures {
+		if n := r.count(stampBefore(ev.Time, sl.Window), j.per); n >= sl.Failures {
 			e.tracked.del(k)
 			e.cancelPending(addr)
 			reason := e.why().n(n).s(" failures within ").d(sl.Window).s(", spread out").last(ev).String()
@@ -181,7 +181,7 @@ func longer(a, b time.Duration) time.Duration {
 // bans, in case the address turned hostile.
 func (e *Engine) countGood(ev event.Event, addr netip.Addr, ji int, weight int, t stamp) []event.Decision {
 	j := &e.jails[ji]
-	since := toStamp(ev.Time.Add(-j.FindTime))
+	since := stampBefore(ev.Time, j.FindTime)
 	gk := goodFailKey{addr: addr.As16(), jail: uint16(ji), user: uint32(userID(normUser(ev.User)))}
 	gr := e.goodFails.slot(gk)
 	gr.add(t, weight, j.per)
@@ -218,7 +218,7 @@ func (e *Engine) countRelayBounce(ev event.Event, addr netip.Addr, ji int, t sta
 	gk := goodFailKey{addr: addr.As16(), jail: uint16(ji), user: relayBounces}
 	r := e.goodFails.slot(gk)
 	r.add(t, 1, per)
-	if n := r.count(toStamp(ev.Time.Add(-j.FindTime)), per); n >= lim {
+	if n := r.count(stampBefore(ev.Time, j.FindTime), per); n >= lim {
 		e.goodFails.del(gk)
 		reason := e.why().n(n).s(" unknown recipients within ").d(j.FindTime).s(" from a delivering relay (last: ").q(ev.User).s(" via ").s(ev.Service).s(")").String()
 		return e.banLocked(nil, event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)

@@ -185,7 +185,7 @@ func (e *Engine) Evidence(ev event.Event, window time.Duration) int {
 	if _, _, banned := e.banOn(addr, ev.Time); banned {
 		return 0
 	}
-	since := toStamp(ev.Time.Add(-window))
+	since := stampBefore(ev.Time, window)
 	n := 0
 	for ji, j := range e.jails {
 		if r, ok := e.tracked.get(keyOf(addr, ji)); ok {

@@ -27,6 +27,27 @@ func toStamp(t time.Time) stamp {
 	return stamp(s)
 }
 
+// stampBefore is toStamp(t.Add(-d)), without building the time: every
+// failure takes a window's start this way, and Add's handling of the
+// monotonic reading costs more than the sum.
+func stampBefore(t time.Time, d time.Duration) stamp {
+	s := t.Unix() - stampBase - int64(d/time.Second)
+	// The nanoseconds left, in (-1s, 2s): a second more or less.
+	switch ns := int64(t.Nanosecond()) - int64(d%time.Second); {
+	case ns < 0:
+		s--
+	case ns >= int64(time.Second):
+		s++
+	}
+	switch {
+	case s < 0:
+		return 0
+	case s > 1<<32-1:
+		return 1<<32 - 1
+	}
+	return stamp(s)
+}
+
 func (s stamp) Time() time.Time { return time.Unix(int64(s)+stampBase, 0) }
 
 // add returns s+d, at most the largest stamp.

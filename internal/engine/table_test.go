@@ -144,3 +144,28 @@ func TestPendingHeapOrder(t *testing.T) {
 		prev = b
 	}
 }
+
+// TestStampBefore: stampBefore agrees with toStamp(t.Add(-d)) for times
+// with and without a monotonic reading, in several zones, before 2000 and
+// past the last stamp, and windows of whole seconds, fractions, zero,
+// negative and of years.
+func TestStampBefore(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	zones := []*time.Location{time.UTC, time.FixedZone("x", -5*3600-1800), time.FixedZone("y", 13*3600)}
+	times := []time.Time{time.Now(), time.Unix(int64(stampBase), 0), time.Unix(int64(stampBase)-1, 999_999_999),
+		time.Unix(int64(stampBase)+1<<32-1, 0), time.Unix(int64(stampBase)+1<<32, 5)}
+	for range 2000 {
+		times = append(times, time.Unix(int64(stampBase)+rng.Int64N(1<<33)-1<<31, rng.Int64N(1_000_000_000)).In(zones[rng.IntN(len(zones))]))
+	}
+	durs := []time.Duration{0, time.Second, -time.Second, time.Nanosecond, -time.Nanosecond, 10 * time.Minute, 999_999_999, -999_999_999, 24 * 365 * 10 * time.Hour}
+	for range 200 {
+		durs = append(durs, time.Duration(rng.Int64N(int64(20*365*24*time.Hour)))-10*365*24*time.Hour, time.Duration(rng.IntN(86400))*time.Second)
+	}
+	for _, tm := range times {
+		for _, d := range durs {
+			if got, want := stampBefore(tm, d), toStamp(tm.Add(-d)); got != want {
+				t.Fatalf("stampBefore(%v, %v) = %d, toStamp(Add) = %d", tm, d, got, want)
+			}
+		}
+	}
+}
