@@ -233,8 +233,11 @@ func (m *Matcher) later(l *logline.Line, msg string, rest []candidate, keys *msg
 
 // maxWaiting bounds the context lines a session keeps for later, in bytes
 // with a length of two bytes each: a session full catches up before it
-// keeps another, and a longer line is matched at once.
-const maxWaiting = 1 << 10
+// keeps another, and a longer line is matched at once. An attacker's
+// usual two lines take 150-250 bytes; the bound holds what hostile ones
+// (a client's disconnect text is its own) can make a Matcher keep to
+// 2 MiB.
+const maxWaiting = 512
 
 // catchUp matches the context lines s kept for later, in order, and takes
 // the client and user each names, as decide would have when it was read.
