@@ -47,7 +47,7 @@ type Counter struct {
 
 	mu      sync.Mutex
 	entries int
-	keyed   map[keyedEntry]*counts // pointers: a count is added in one lookup, not a read and a write
+	keyed   map[keyedEntry]counts
 	addrs   map[addrEntry]counts
 	jails   map[string]uint16 // jail name -> index in names; reset by Flush
 	names   []string
@@ -194,21 +194,19 @@ func (c *Counter) jail(name string) uint16 {
 // addKeyed counts v for e; the caller holds mu. A total is always
 // counted; another entry only while there is room for it.
 func (c *Counter) addKeyed(e keyedEntry, v counts) {
-	if p, ok := c.keyed[e]; ok {
-		p.add(v)
-		return
-	}
 	if c.keyed == nil {
-		c.keyed = map[keyedEntry]*counts{}
+		c.keyed = map[keyedEntry]counts{}
 	}
-	if e.dim != dimTotal && !c.room() {
-		return
+	old, ok := c.keyed[e]
+	if !ok {
+		if e.dim != dimTotal && !c.room() {
+			return
+		}
+		// A key read from a log line must not keep the whole line alive.
+		e.key = strings.Clone(e.key)
 	}
-	// A key read from a log line must not keep the whole line alive.
-	e.key = strings.Clone(e.key)
-	p := new(counts)
-	*p = v
-	c.keyed[e] = p
+	old.add(v)
+	c.keyed[e] = old
 }
 
 // addAddr counts v for e while there is room; the caller holds mu.
@@ -288,7 +286,7 @@ func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 
 	sums := make(map[rowKey]counts, len(keyed))
 	for e, v := range keyed {
-		sums[rowKey{hour: e.hour, jail: e.jail, dim: e.dim, key: e.key}] = *v
+		sums[rowKey{hour: e.hour, jail: e.jail, dim: e.dim, key: e.key}] = v
 	}
 	sum := func(k rowKey, v counts) {
 		s := sums[k]
