@@ -16,8 +16,11 @@ type stamp uint32
 
 var stampBase = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 
-func toStamp(t time.Time) stamp {
-	s := t.Unix() - stampBase
+func toStamp(t time.Time) stamp { return clampStamp(t.Unix() - stampBase) }
+
+// clampStamp is the stamp of s seconds after stampBase: 0 before it, the
+// largest stamp past the last.
+func clampStamp(s int64) stamp {
 	switch {
 	case s < 0:
 		return 0
@@ -39,13 +42,7 @@ func stampBefore(t time.Time, d time.Duration) stamp {
 	case ns >= int64(time.Second):
 		s++
 	}
-	switch {
-	case s < 0:
-		return 0
-	case s > 1<<32-1:
-		return 1<<32 - 1
-	}
-	return stamp(s)
+	return clampStamp(s)
 }
 
 func (s stamp) Time() time.Time { return time.Unix(int64(s)+stampBase, 0) }

@@ -121,13 +121,7 @@ func TestLaterAgreesWithNow(t *testing.T) {
 // the user named by the first and not by the others is the one a later
 // line without a user takes.
 func TestLaterTakesEachLineInOrder(t *testing.T) {
-	reg, _ := Builtin()
-	f, _, _ := reg.Lookup("sshd")
-	m, err := f.NewMatcher("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := logline.Parser{Year: 2025, Location: time.UTC}
+	_, match := sshdMatcher(t)
 	var got []Match
 	for _, raw := range []string{
 		"Feb 12 04:09:18 h sshd[26713]: Failed password for bob from 192.0.2.7 port 51353 ssh2",
@@ -137,11 +131,7 @@ func TestLaterTakesEachLineInOrder(t *testing.T) {
 		"Feb 12 04:09:19 h sshd[26713]: Connection closed by 192.0.2.7 port 51353 [preauth]",
 		"Feb 12 04:09:20 h sshd[26713]: Disconnecting: Too many authentication failures [preauth]",
 	} {
-		l, err := p.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if mt, ok := m.Match(&l); ok {
+		if mt, ok := match(raw); ok {
 			got = append(got, mt)
 		}
 	}
@@ -195,21 +185,7 @@ patterns = ['hello <HOST>']
 // session that is forgotten goes with it; the session that reuses its
 // memory does not take its client.
 func TestLaterForgottenWithItsSession(t *testing.T) {
-	reg, _ := Builtin()
-	f, _, _ := reg.Lookup("sshd")
-	m, err := f.NewMatcher("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := logline.Parser{Year: 2025, Location: time.UTC}
-	match := func(raw string) (Match, bool) {
-		t.Helper()
-		l, err := p.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m.Match(&l)
-	}
+	m, match := sshdMatcher(t)
 	match("Feb 12 04:09:18 h sshd[1]: Failed password for bob from 192.0.2.7 port 51353 ssh2")
 	match("Feb 12 04:09:19 h sshd[1]: Connection closed by 192.0.2.7 port 51353 [preauth]")
 	if s := m.sess.get(sessionKey{host: "h", prog: "sshd", pid: 1}, false); s == nil || len(s.waiting) == 0 {
@@ -222,5 +198,26 @@ func TestLaterForgottenWithItsSession(t *testing.T) {
 	// names no client: it waits for one.
 	if mt, ok := match("Feb 12 04:09:21 h sshd[99999]: Disconnecting: Too many authentication failures [preauth]"); ok {
 		t.Fatalf("a line naming no client counted as %+v", mt)
+	}
+}
+
+// sshdMatcher returns a Matcher of the built-in sshd filter in its default
+// mode, and a function that parses a syslog line and matches it.
+func sshdMatcher(t *testing.T) (*Matcher, func(raw string) (Match, bool)) {
+	t.Helper()
+	reg, _ := Builtin()
+	f, _, _ := reg.Lookup("sshd")
+	m, err := f.NewMatcher("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := logline.Parser{Year: 2025, Location: time.UTC}
+	return m, func(raw string) (Match, bool) {
+		t.Helper()
+		l, err := p.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Match(&l)
 	}
 }
