@@ -316,11 +316,10 @@ func (a *applier) record(ctx context.Context) {
 // row dirties a page of its own (a 1M-line flood, back to back: 339
 // transactions of some 200 decisions, 304,000 writes, 247 MB). Spaced, a
 // transaction takes what a quarter of a second brought, and its rows share
-// pages (146 MB for the same flood). Only the record
-// waits: decisions reach the kernel as soon as they are made, a lone
-// decision is stored at once, and the sources' positions are stored in
-// the same transactions, so after a crash the lines of decisions not yet
-// stored are read again.
+// pages (146 MB for the same flood). Only the record waits: decisions
+// reach the kernel as soon as they are made, a lone decision is stored at
+// once, and the sources' positions are stored in the same transactions,
+// so after a crash the lines of decisions not yet stored are read again.
 const defaultStoreGap = 250 * time.Millisecond
 
 // defaultMaxBacklog is how many decisions may wait for the kernel and the

@@ -23,16 +23,23 @@ func (applyFunc) Close() error                                           { retur
 
 var _ Enforcer = applyFunc(nil)
 
+// memoryStore opens a store in memory, closed when the test ends.
+func memoryStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // TestApplierKernelFirst checks the applier's order: a ban reaches the
 // enforcer before the store's transaction, and is recorded even when the
 // enforcer refuses it (so a restart re-applies it).
 func TestApplierKernelFirst(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := memoryStore(t)
 	now := time.Now()
 	ban := func(ip string) event.Decision {
 		return event.Decision{Target: event.AddrPrefix(netip.MustParseAddr(ip)), Action: event.Ban,
@@ -80,11 +87,7 @@ func TestApplierKernelFirst(t *testing.T) {
 // enforcer, and is counted once the store stage is free again.
 func TestApplierKernelStageDoesNotWaitForStore(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, store.Memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := memoryStore(t)
 	applied := make(chan netip.Prefix, 1)
 	a := newApplier(st, applyFunc(func(_ context.Context, ds []event.Decision) error {
 		applied <- ds[0].Target
@@ -128,11 +131,7 @@ func TestApplierKernelStageDoesNotWaitForStore(t *testing.T) {
 // it returns once the store has caught up, and when its context ends.
 func TestApplierThrottlesSources(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, store.Memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := memoryStore(t)
 	a := newApplier(st, applyFunc(func(context.Context, []event.Decision) error { return nil }), slog.New(slog.DiscardHandler))
 	a.maxBacklog = 10
 	done := make(chan struct{})
@@ -185,11 +184,7 @@ func TestApplierThrottlesSources(t *testing.T) {
 // waits when it stops.
 func TestApplierSpacesStoreTransactions(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, store.Memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := memoryStore(t)
 	enforced := make(chan struct{}, 10)
 	a := newApplier(st, applyFunc(func(context.Context, []event.Decision) error {
 		enforced <- struct{}{}

@@ -115,18 +115,8 @@ func (ks *keyScan) find(s string) (found uint64) {
 	a, b := keyLen-1, mid
 	for a < mid && b < len(s) {
 		sa, sb := step[pairAt(s, a)], step[pairAt(s, b)]
-		if sa < keyLen {
-			a += int(sa)
-		} else {
-			found |= ks.compare(s, a, sa)
-			a++
-		}
-		if sb < keyLen {
-			b += int(sb)
-		} else {
-			found |= ks.compare(s, b, sb)
-			b++
-		}
+		a = ks.next(s, a, sa, &found)
+		b = ks.next(s, b, sb, &found)
 	}
 	return found | ks.scan(s, a, mid) | ks.scan(s, b, len(s))
 }
@@ -139,15 +129,20 @@ const splitScan = 4 * keyLen
 func (ks *keyScan) scan(s string, from, to int) (found uint64) {
 	step := &ks.step
 	for i := from; i < to; {
-		st := step[pairAt(s, i)]
-		if st < keyLen {
-			i += int(st)
-			continue
-		}
-		found |= ks.compare(s, i, st)
-		i++
+		i = ks.next(s, i, step[pairAt(s, i)], &found)
 	}
 	return found
+}
+
+// next adds to found the keys the window of s ending at i holds, if its
+// step st says it may hold any, and returns the end of the next window to
+// look at.
+func (ks *keyScan) next(s string, i int, st uint8, found *uint64) int {
+	if st < keyLen {
+		return i + int(st)
+	}
+	*found |= ks.compare(s, i, st)
+	return i + 1
 }
 
 // pairAt is the step table's index for the window of s ending at i.
