@@ -63,18 +63,12 @@ const (
 	tokSplit
 )
 
-// node is one step of a compiled pattern; next nil means the end of the message.
+// node is one step of a compiled pattern; next nil means the end of the
+// message. The fields matchNode reads at every step come first, and a node
+// fits one 64-byte cache line (TestNodeSize): a message visits dozens of
+// nodes, and a node spread over three lines cost a cache miss more often.
 type node struct {
 	kind tokenKind
-	lit  string
-	alts []*node // for tokSplit: the branches, each leading on to the split's next
-	next *node
-
-	// For tokSplit, per branch: the bytes a non-empty rest of the message
-	// must start with for the branch to match it, and the steps trying the
-	// branch costs when it fails on the first byte (see matchNode).
-	altFirst []byteSet
-	altCost  []int
 	// For a bounded gap followed by a literal: the literal's first byte is
 	// outside the gap's class, so the gap can only end where its run ends.
 	runEnd bool
@@ -82,12 +76,25 @@ type node struct {
 	// with is in the gap's class, so only the end of the run can match;
 	// every shorter end fails at the group at once, costing nextFail steps.
 	runOnly  bool
-	nextFail int
+	nextFail int32
 	// For tokLit: the index in lit of its rarest byte (see newLiteral),
 	// and, when it is 8 bytes or fewer, lit as a little-endian word whose
 	// bytes past lit mask leaves out, for prefixOf.
-	anchor     int
+	anchor     int32
+	lit        string
+	next       *node
 	head, mask uint64
+	*group     // for tokSplit
+}
+
+// group is what a tokSplit node holds: the branches, each leading on to
+// the split's next, and per branch the bytes a non-empty rest of the
+// message must start with for the branch to match it, and the steps trying
+// the branch costs when it fails on the first byte (see matchNode).
+type group struct {
+	alts     []*node
+	altFirst []byteSet
+	altCost  []int
 }
 
 // prefixOf reports whether s[pos:] starts with the literal n.lit. A
@@ -219,6 +226,7 @@ func compileItems(items []item, next *node) *node {
 		it := items[i]
 		n := &node{kind: it.kind, lit: it.lit, next: cur}
 		if it.kind == tokSplit {
+			n.group = &group{}
 			for _, alt := range it.alts {
 				n.alts = append(n.alts, compileItems(alt, cur))
 			}
@@ -248,7 +256,7 @@ func prepare(n *node, seen map[*node]bool) {
 				prepare(a, seen)
 			}
 		case n.kind == tokLit && n.lit != "":
-			n.anchor = newLiteral(n.lit).anchor
+			n.anchor = int32(newLiteral(n.lit).anchor)
 			for i := 0; i < len(n.lit) && len(n.lit) <= 8; i++ {
 				n.head |= uint64(n.lit[i]) << (8 * i)
 				n.mask |= 0xff << (8 * i)
@@ -259,7 +267,7 @@ func prepare(n *node, seen map[*node]bool) {
 			var first byteSet
 			first.addFirst(n.next, 0)
 			if cost, ok := failCost(n.next, 0); ok && !classMeets(n.kind, &first) {
-				n.runOnly, n.nextFail = true, cost
+				n.runOnly, n.nextFail = true, int32(cost)
 			}
 		}
 	}
@@ -368,12 +376,12 @@ func matchNode(n *node, s string, pos int, c *capture) bool {
 		}
 		// The shorter ends fail at the group at once (see prepare): count
 		// the steps trying them costs, as for a group's skipped branches.
-		c.steps += n.nextFail * shorterEnds(n.kind, s[pos:limit])
+		c.steps += int(n.nextFail) * shorterEnds(n.kind, s[pos:limit])
 		return false
 	case n.next.kind == tokLit:
 		next := n.next
 		for end := limit; end >= pos; end-- {
-			i := lastIndex(s[pos:min(end+len(next.lit), len(s))], next.lit, next.anchor)
+			i := lastIndex(s[pos:min(end+len(next.lit), len(s))], next.lit, int(next.anchor))
 			if i < 0 {
 				return false
 			}

@@ -3,6 +3,7 @@ package filter
 import (
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestUserCaptureClasses(t *testing.T) {
@@ -61,5 +62,12 @@ patterns = ["<@client> said \\<@pre> <USER>"]
 		if _, _, err := Parse("t.toml", []byte(def)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("fragment %s, pattern %s: err %v, want %q", bad.frag, bad.pat, err, bad.want)
 		}
+	}
+}
+
+// TestNodeSize keeps a pattern node within one cache line (see node).
+func TestNodeSize(t *testing.T) {
+	if size := unsafe.Sizeof(node{}); size > 64 {
+		t.Errorf("a node takes %d bytes, more than a 64-byte cache line", size)
 	}
 }
