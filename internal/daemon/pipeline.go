@@ -242,10 +242,7 @@ func (p *Pipeline) JailNames() []string {
 type LineRouter struct {
 	p      *Pipeline
 	router *filter.Router
-	jails  []string    // the jail of each of router's matchers
-	stages *StageTimes // replay --stats; nil in the daemon
-
-	clockCost time.Duration // of one clock read, taken off the filters' time
+	jails  []string // the jail of each of router's matchers
 }
 
 // Observe runs a line through the filters and the engine and returns the
@@ -257,34 +254,36 @@ func (lr *LineRouter) Observe(l *logline.Line) (ev event.Event, ok bool, ds []ev
 	return ev, n > 0, ds
 }
 
-// observe is Observe, the path every live and replayed line takes. Every
-// jail whose filter matches the line counts it, as in fail2ban (see
-// filter.Router.MatchAll). It returns the first jail's event and how many
-// events the line stood for there (0: none), and leaves out of the engine
-// one occurrence of that event when counted reports it was already counted
-// elsewhere (by a live policy server). With lr.stages set, the filters'
-// time is charged to Filter (and taken off Engine, to which the caller
-// charges the whole call).
+// observe is Observe, the path every live line takes (replay takes its two
+// halves, match and apply, apart). Every jail whose filter matches the
+// line counts it, as in fail2ban (see filter.Router.MatchAll). It returns
+// the first jail's event and how many events the line stood for there (0:
+// none), and leaves out of the engine one occurrence of that event when
+// counted reports it was already counted elsewhere (by a live policy
+// server).
 func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (ev event.Event, n int, ds []event.Decision) {
-	var start time.Time
-	if lr.stages != nil {
-		start = time.Now()
-	}
 	var buf [2]jailEvent // most lines match one jail at most
-	found := buf[:0]
+	found := lr.match(l, buf[:0])
+	if len(found) == 0 {
+		return event.Event{}, 0, nil
+	}
+	return found[0].ev, found[0].n, lr.apply(found, counted)
+}
+
+// match appends to found the events of l: one for each jail whose filter
+// matches it.
+func (lr *LineRouter) match(l *logline.Line, found []jailEvent) []jailEvent {
 	lr.router.MatchAll(l, func(mt filter.Match, m int) {
 		e := mt.Event(l)
 		e.Jail = lr.jails[m]
 		found = append(found, jailEvent{e, mt.Count})
 	})
-	if lr.stages != nil {
-		d := max(0, time.Since(start)-lr.clockCost)
-		lr.stages.Filter += d
-		lr.stages.Engine -= d
-	}
-	if len(found) == 0 {
-		return event.Event{}, 0, nil
-	}
+	return found
+}
+
+// apply runs the events match found for one line through the engine, as
+// observe describes, and returns the decisions they caused.
+func (lr *LineRouter) apply(found []jailEvent, counted func(event.Event) bool) (ds []event.Decision) {
 	for i, f := range found {
 		c := f.n
 		if i == 0 && counted != nil && counted(f.ev) {
@@ -298,7 +297,7 @@ func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (
 			}
 		}
 	}
-	return found[0].ev, found[0].n, ds
+	return ds
 }
 
 // jailEvent is one jail's event for a line, and how many it stands for.
