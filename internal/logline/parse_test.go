@@ -127,9 +127,11 @@ func FuzzParseLine(f *testing.F) {
 }
 
 // TestYearlessCache checks that dating year-less stamps through the
-// per-hour cache gives what a fresh Parser gives, across daylight saving
-// switches, the one-day-ahead limit and the turn of the year, with the
-// clock standing still and moving.
+// per-hour cache and the last-second cache gives what a fresh Parser
+// gives, across daylight saving switches, the one-day-ahead limit and the
+// turn of the year, with the clock standing still and moving. Every stamp
+// is read twice in a row, the clock moving in between now and then, so
+// the second read is the last-second cache's.
 func TestYearlessCache(t *testing.T) {
 	zurich, err := time.LoadLocation("Europe/Zurich")
 	if err != nil {
@@ -155,17 +157,52 @@ func TestYearlessCache(t *testing.T) {
 			clock := now
 			cached := &Parser{Location: loc, Now: func() time.Time { return clock }}
 			for i, st := range stamps {
-				if i%7 == 0 { // a clock that moves on now and then
-					clock = clock.Add(37 * time.Minute)
-				}
-				raw := st + " host prog: m"
-				fresh := &Parser{Location: loc, Now: func() time.Time { return clock }}
-				want, werr := fresh.Parse(raw)
-				got, gerr := cached.Parse(raw)
-				if !got.Time.Equal(want.Time) || (gerr == nil) != (werr == nil) {
-					t.Fatalf("%s, clock %s: cached %s %v, fresh %s %v", raw, clock.In(loc), got.Time, gerr, want.Time, werr)
+				for read := range 2 {
+					if (i+read)%7 == 0 { // a clock that moves on now and then
+						clock = clock.Add(37 * time.Minute)
+					}
+					raw := st + " host prog: m"
+					fresh := &Parser{Location: loc, Now: func() time.Time { return clock }}
+					want, werr := fresh.Parse(raw)
+					got, gerr := cached.Parse(raw)
+					if !got.Time.Equal(want.Time) || got.Time.Location() != want.Time.Location() || (gerr == nil) != (werr == nil) {
+						t.Fatalf("%s, clock %s, read %d: cached %s %v, fresh %s %v", raw, clock.In(loc), read+1, got.Time, gerr, want.Time, werr)
+					}
 				}
 			}
+		}
+	}
+}
+
+// TestSameSecondFollowsClock reads one stamp again after the clock moved
+// past the one-day-ahead limit, and after the turn of the year: the
+// last-second cache must date it anew.
+func TestSameSecondFollowsClock(t *testing.T) {
+	tests := []struct {
+		raw        string
+		now, later time.Time
+		year       int // with later
+	}{
+		// More than a day ahead at first (last year), then within a day.
+		{"Dec 31 23:30:00 host prog: m", time.Date(2026, 12, 30, 22, 0, 0, 0, time.UTC), time.Date(2026, 12, 30, 23, 45, 0, 0, time.UTC), 2026},
+		// This year (in the past) at first; then, the clock in the next
+		// year, less than a day ahead of it: the next year.
+		{"Jan  2 10:00:00 host prog: m", time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 11, 0, 0, 0, time.UTC), 2027},
+	}
+	for _, tt := range tests {
+		clock := tt.now
+		p := &Parser{Location: time.UTC, Now: func() time.Time { return clock }}
+		first, err := p.Parse(tt.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock = tt.later
+		again, err := p.Parse(tt.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Time.Year() != tt.year || first.Time.Equal(again.Time) {
+			t.Errorf("%q: %s at %s, then %s at %s; want the year %d then", tt.raw, first.Time, tt.now, again.Time, tt.later, tt.year)
 		}
 	}
 }

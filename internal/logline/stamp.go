@@ -25,6 +25,11 @@ func (p *Parser) stamp(s string, lazy *Stamp) (t time.Time, rest string, ok, pas
 	}
 	switch c := s[0]; {
 	case isLetter(c):
+		if lazy == nil && p.Year == 0 {
+			if t, ok := p.sameSecond(s); ok {
+				return t, s[16:], true, true
+			}
+		}
 		if mon, day, h, m, sec, ns, ok := plainRFC3164(s); ok {
 			// The usual syslog stamp, then a space (see plainRFC3164).
 			if lazy != nil && p.Year == 0 {
@@ -32,6 +37,9 @@ func (p *Parser) stamp(s string, lazy *Stamp) (t time.Time, rest string, ok, pas
 				return time.Time{}, s[16:], true, true
 			}
 			t, past = p.yearless(mon, day, h, m, sec, ns)
+			if past {
+				p.rememberSecond(s, t, mon, day, h)
+			}
 			return t, s[16:], true, past
 		}
 		if t, rest, ok, past = p.rfc3164(s, lazy); !ok {
@@ -180,6 +188,54 @@ func plainRFC3164(s string) (mon time.Month, day, h, m, sec, ns int, ok bool) {
 		sec, ns = 59, 999_999_999
 	}
 	return mon, day, h, m, sec, ns, true
+}
+
+// datedSecond is a year-less stamp in the usual syslog form (see
+// plainRFC3164) and the time yearless dated it to, with the hour it was
+// dated in: the same 16 bytes date alike for as long as that hour holds
+// for the clock.
+type datedSecond struct {
+	head, tail uint64 // the stamp and its space, as two little-endian words
+	t          time.Time
+	hour       *datedHour
+}
+
+// sameSecond returns the time of s's stamp when its first 16 bytes are
+// the stamp Parser.second remembers, and the hour that stamp was dated in
+// still holds for the clock, as yearless would check it.
+func (p *Parser) sameSecond(s string) (time.Time, bool) {
+	ds := p.second.Load()
+	if ds == nil || len(s) < 16 || le64(s[:8]) != ds.head || le64(s[8:16]) != ds.tail {
+		return time.Time{}, false
+	}
+	d := ds.hour
+	if d.loc != p.loc() {
+		return time.Time{}, false
+	}
+	if now := p.now(); now != d.now && (now.Before(d.from) || !now.Before(d.until)) {
+		return time.Time{}, false
+	}
+	return ds.t, true
+}
+
+// rememberSecond remembers s's stamp, which yearless dated to t, when the
+// Parser's hour is the one t was dated in (see sameSecond).
+func (p *Parser) rememberSecond(s string, t time.Time, mon time.Month, day, h int) {
+	d := p.hour.Load()
+	if d == nil || d.mon != mon || d.day != day || d.hour != h || d.loc != p.loc() {
+		return // an hour dated stamp by stamp (see dateHour)
+	}
+	if ds := p.second.Load(); ds == nil || ds.t != t || ds.hour != d {
+		p.second.Store(&datedSecond{head: le64(s[:8]), tail: le64(s[8:16]), t: t, hour: d})
+	}
+}
+
+// le64 returns the 8 bytes of s as a little-endian word (one load, once
+// compiled).
+func le64(s string) uint64 {
+	s = s[:8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // yearless dates a stamp without a year: Parser.Year if set, else the
