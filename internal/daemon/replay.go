@@ -118,9 +118,11 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 	nextProgress := ReplayProgressEvery
 	gov := newHeapGovernor()
 	defer gov.release()
-	for h.Len() > 0 {
-		if err := ctx.Err(); err != nil {
-			return st, err
+	for n := 0; h.Len() > 0; n++ {
+		if n%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
 		}
 		if st.Lines >= nextProgress {
 			apply()
@@ -146,7 +148,9 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 		ok := fr.advance()
 		clock.lap(&sampled.Read)
 		if ok {
-			heap.Fix(h, 0)
+			if h.Len() > 1 { // one file's reader stays on top
+				heap.Fix(h, 0)
+			}
 		} else {
 			heap.Pop(h)
 			if fr.err != nil {
@@ -200,6 +204,10 @@ type batchLine struct {
 }
 
 const replayBatchLines = 32
+
+// ctxEvery: replay checks for cancellation once in this many lines (a
+// check costs a call through an interface and a lock).
+const ctxEvery = 64
 
 // stageSample: one line in this many is timed stage by stage.
 const stageSample = 8
