@@ -134,13 +134,13 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 		}
 		clock.start(opt.Stages && st.Lines%stageSample == 0)
 		fr := (*h)[0]
-		l := fr.cur
+		l := &fr.cur // matched before advance replaces it; events keep its strings, not it
 		bl := batchLine{from: len(b.evs)}
 		if t := l.Time; !t.IsZero() && !t.Before(nextTick) {
 			bl.tick = t
 			lastTick, nextTick = t, t.Add(replayTick)
 		}
-		b.evs = lr.match(&l, b.evs)
+		b.evs = lr.match(l, b.evs)
 		if bl.to = len(b.evs); bl.to > bl.from || !bl.tick.IsZero() {
 			b.lines = append(b.lines, bl)
 		}
