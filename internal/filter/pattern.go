@@ -580,31 +580,34 @@ func parseAddr(s string, known netip.Addr) (netip.Addr, bool) {
 }
 
 // parseIPv4 parses a dotted-quad IPv4 address as netip.ParseAddr does:
-// four decimal fields of 0 to 255, without leading zeros or a zone.
+// four decimal fields of 0 to 255, without leading zeros or a zone. Each
+// field is read as at most three digits, a lone 0 as one.
 func parseIPv4(s string) (netip.Addr, bool) {
 	var ip [4]byte
-	field, val, digits := 0, 0, 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			if digits == 1 && val == 0 { // a leading zero
+	i := 0
+	for f := range 4 {
+		if f > 0 {
+			if i == len(s) || s[i] != '.' {
 				return netip.Addr{}, false
 			}
-			val = val*10 + int(c-'0')
-			if val > 255 {
-				return netip.Addr{}, false
-			}
-			digits++
-		case c == '.' && digits > 0 && field < 3:
-			ip[field] = byte(val)
-			field, val, digits = field+1, 0, 0
-		default:
+			i++
+		}
+		if i == len(s) || s[i]-'0' > 9 {
 			return netip.Addr{}, false
 		}
+		v := int(s[i] - '0')
+		i++
+		for n := 1; v != 0 && n < 3 && i < len(s) && s[i]-'0' <= 9; n++ { // no digit after a leading 0
+			v = v*10 + int(s[i]-'0')
+			i++
+		}
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+		ip[f] = byte(v)
 	}
-	if field != 3 || digits == 0 {
+	if i != len(s) {
 		return netip.Addr{}, false
 	}
-	ip[3] = byte(val)
 	return netip.AddrFrom4(ip), true
 }
