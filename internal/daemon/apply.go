@@ -314,9 +314,9 @@ func (a *applier) record(ctx context.Context) {
 // transaction writes every page its rows touch and syncs the log: the
 // indexes by target take rows in no order, so in a small transaction each
 // row dirties a page of its own (a 1M-line flood, back to back: 339
-// transactions of some 200 decisions, 304,000 writes, 247 MB). Spaced, a
-// transaction takes what a quarter of a second brought, and its rows share
-// pages (146 MB for the same flood). Only the record waits: decisions
+// transactions of some 200 decisions, 304,000 writes, 247-319 MB over
+// runs). Spaced, a transaction takes what a quarter of a second brought,
+// and its rows share pages (130-162 MB for the same flood). Only the record waits: decisions
 // reach the kernel as soon as they are made, a lone decision is stored at
 // once, and the sources' positions are stored in the same transactions,
 // so after a crash the lines of decisions not yet stored are read again.

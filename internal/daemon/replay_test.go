@@ -122,9 +122,10 @@ func TestReplayDeterministic(t *testing.T) {
 // running each line through both at once decides, in the same order: the
 // reference here is the daemon's own path, LineRouter.Observe, line by
 // line with the clock ticked as replay ticks it. The two logs interleave
-// (sshd at even seconds, postfix at odd ones) and hold hundreds of
-// attackers in a few networks, logins and lines without events, over
-// enough time for ticks, deferred bans and prefix bans.
+// (sshd at even seconds, postfix at odd ones) and hold, each, 400
+// attackers, 8 in each of 50 /24 networks, 5 of those in each of 10 /16
+// ones, with logins and lines without events, over enough time for ticks,
+// deferred bans and prefix bans.
 func TestReplayBatchesDecideAsLines(t *testing.T) {
 	dir := t.TempDir()
 	rnd := rand.New(rand.NewPCG(7, 19))
@@ -132,8 +133,8 @@ func TestReplayBatchesDecideAsLines(t *testing.T) {
 	var sshd, mail []string
 	for i := range 3000 {
 		at := start.Add(time.Duration(2*i) * time.Second).Format(time.Stamp)
-		k := rnd.IntN(400) // one of 400 attackers in 50 networks of 25 /16s
-		a := fmt.Sprintf("%d.%d.%d.%d", 20+k%25, k%50, 7, 1+k)
+		k := rnd.IntN(400)
+		a := fmt.Sprintf("20.%d.%d.%d", k%50/5, k%5, 1+k/50)
 		switch r := rnd.IntN(10); {
 		case r < 5:
 			sshd = append(sshd, fmt.Sprintf("%s mx sshd[%d]: Failed password for %s from %s port %d ssh2", at, 5000+i, []string{"root", "admin", "oracle"}[rnd.IntN(3)], a, 40000+i))
@@ -144,7 +145,7 @@ func TestReplayBatchesDecideAsLines(t *testing.T) {
 		}
 		at = start.Add(time.Duration(2*i+1) * time.Second).Format(time.Stamp)
 		k = rnd.IntN(400)
-		a = fmt.Sprintf("%d.%d.%d.%d", 60+k%25, k%50, 9, 1+k)
+		a = fmt.Sprintf("60.%d.%d.%d", k%50/5, k%5, 1+k/50)
 		if rnd.IntN(2) == 0 {
 			mail = append(mail, fmt.Sprintf("%s mx postfix/smtpd[%d]: warning: unknown[%s]: SASL LOGIN authentication failed: UGFzc3dvcmQ6", at, 3000+i, a))
 		} else {

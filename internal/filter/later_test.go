@@ -70,7 +70,7 @@ func TestLaterAgreesWithNow(t *testing.T) {
 					l.PID = 1 + rng.IntN(pids)
 				}
 				// A copy, as a reused line buffer would be.
-				l.Host = strconv.Quote(hosts[rng.IntN(len(hosts))])[1 : len(hosts[0])+1]
+				l.Host = strings.Clone(hosts[rng.IntN(len(hosts))])
 				out = append(out, l)
 			}
 		}
@@ -89,8 +89,11 @@ func TestLaterAgreesWithNow(t *testing.T) {
 		}
 		for _, mode := range modes {
 			for name, stream := range streams {
-				lazy, _ := f.NewMatcher(mode)
-				now, _ := f.NewMatcher(mode)
+				lazy, err := f.NewMatcher(mode)
+				if err != nil {
+					t.Fatal(err)
+				}
+				now, _ := f.NewMatcher(mode) // the same filter and mode: the same error
 				now.eager = true
 				for i := range stream {
 					l := stream[i]
@@ -205,8 +208,14 @@ func TestLaterForgottenWithItsSession(t *testing.T) {
 // mode, and a function that parses a syslog line and matches it.
 func sshdMatcher(t *testing.T) (*Matcher, func(raw string) (Match, bool)) {
 	t.Helper()
-	reg, _ := Builtin()
-	f, _, _ := reg.Lookup("sshd")
+	reg, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, ok := reg.Lookup("sshd")
+	if !ok {
+		t.Fatal("no built-in sshd filter")
+	}
 	m, err := f.NewMatcher("")
 	if err != nil {
 		t.Fatal(err)

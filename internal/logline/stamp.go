@@ -231,7 +231,8 @@ func (p *Parser) rememberSecond(s string, t time.Time, mon time.Month, day, h in
 }
 
 // le64 returns the 8 bytes of s as a little-endian word (one load, once
-// compiled).
+// compiled). Comparing the stamp as a string instead calls memequal and
+// cost replay 0.5% more instructions.
 func le64(s string) uint64 {
 	s = s[:8]
 	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
