@@ -38,8 +38,14 @@ type keyScan struct {
 	// below keyLen is how far the window may move; keyLen+k means the pair
 	// ends keys[k] (and those chained after it): compare, then move by one.
 	step [scanSlots]uint8
-	keys []scanKey
+	// keys holds nkeys keys; an array, so that compare indexes it without
+	// a bounds check.
+	keys  [maxKeys]scanKey
+	nkeys int
 }
+
+// added returns the keys added so far.
+func (ks *keyScan) added() []scanKey { return ks.keys[:ks.nkeys] }
 
 // scanKey is one key, as the little-endian word its 8 bytes load as.
 type scanKey struct {
@@ -74,15 +80,15 @@ func (ks *keyScan) add(key string) uint64 {
 		return 0
 	}
 	w := load8(key, 0)
-	for i, k := range ks.keys {
+	for i, k := range ks.added() {
 		if k.word == w {
 			return 1 << i
 		}
 	}
-	if len(ks.keys) == maxKeys {
+	if ks.nkeys == maxKeys {
 		return 0
 	}
-	idx := len(ks.keys)
+	idx := ks.nkeys
 	k := scanKey{word: w, next: noKey}
 	// The pair ending at key[j], j < keyLen-1, lets a window ending in it
 	// move keyLen-1-j bytes: any less and the key could end inside it.
@@ -97,7 +103,8 @@ func (ks *keyScan) add(key string) uint64 {
 		k.next = s - keyLen
 	}
 	ks.step[h] = keyLen + uint8(idx)
-	ks.keys = append(ks.keys, k)
+	ks.keys[idx] = k
+	ks.nkeys++
 	return 1 << idx
 }
 
@@ -106,30 +113,39 @@ func (ks *keyScan) add(key string) uint64 {
 // halves at once, one step of each in turn: the processor overlaps the two
 // chains of loads. The second half's scan starts at the first window that
 // ends in it, so every window is looked at by exactly one of them.
+//
+// Window ends are unsigned, and the loops test i-1 < n-1 rather than
+// i < n: the same for i >= 1, in a form from which the compiler proves
+// s[i-1] and s[i] in bounds, so the loops carry no bounds checks.
 func (ks *keyScan) find(s string) (found uint64) {
-	if len(s) < splitScan {
-		return ks.scan(s, keyLen-1, len(s))
+	n := uint(len(s))
+	if n < splitScan {
+		return ks.scan(s, keyLen-1)
 	}
 	step := &ks.step
-	mid := len(s) / 2
-	a, b := keyLen-1, mid
-	for a < mid && b < len(s) {
-		sa, sb := step[pairAt(s, a)], step[pairAt(s, b)]
+	mid := n / 2
+	a, b := uint(keyLen-1), mid
+	for a-1 < mid-1 && b-1 < n-1 {
+		sa, sb := step[pairIndex(s[a-1], s[a])], step[pairIndex(s[b-1], s[b])]
 		a = ks.next(s, a, sa, &found)
 		b = ks.next(s, b, sb, &found)
 	}
-	return found | ks.scan(s, a, mid) | ks.scan(s, b, len(s))
+	return found | ks.scan(s[:mid], a) | ks.scan(s, b)
 }
 
 // splitScan is the shortest message find scans as two halves.
 const splitScan = 4 * keyLen
 
 // scan returns the bits of the keys held by the windows of s that end at
-// from up to (not including) to.
-func (ks *keyScan) scan(s string, from, to int) (found uint64) {
+// from (at least keyLen-1) or later.
+func (ks *keyScan) scan(s string, from uint) (found uint64) {
+	n := uint(len(s))
+	if n < keyLen {
+		return 0
+	}
 	step := &ks.step
-	for i := from; i < to; {
-		i = ks.next(s, i, step[pairAt(s, i)], &found)
+	for i := from; i-1 < n-1; {
+		i = ks.next(s, i, step[pairIndex(s[i-1], s[i])], &found)
 	}
 	return found
 }
@@ -137,23 +153,20 @@ func (ks *keyScan) scan(s string, from, to int) (found uint64) {
 // next adds to found the keys the window of s ending at i holds, if its
 // step st says it may hold any, and returns the end of the next window to
 // look at.
-func (ks *keyScan) next(s string, i int, st uint8, found *uint64) int {
+func (ks *keyScan) next(s string, i uint, st uint8, found *uint64) uint {
 	if st < keyLen {
-		return i + int(st)
+		return i + uint(st)
 	}
 	*found |= ks.compare(s, i, st)
 	return i + 1
 }
 
-// pairAt is the step table's index for the window of s ending at i.
-func pairAt(s string, i int) uint16 { return pairIndex(s[i-1], s[i]) }
-
 // compare returns the bits of the keys in st's chain (st >= keyLen) that
 // the window of s ending at i holds.
-func (ks *keyScan) compare(s string, i int, st uint8) (found uint64) {
-	w := load8(s, i-(keyLen-1))
-	for k := st - keyLen; k != noKey; k = ks.keys[k].next {
-		if ks.keys[k].word == w {
+func (ks *keyScan) compare(s string, i uint, st uint8) (found uint64) {
+	w := load8(s, int(i)-(keyLen-1))
+	for k := st - keyLen; k != noKey; k = ks.keys[k%maxKeys].next {
+		if ks.keys[k%maxKeys].word == w {
 			found |= 1 << k
 		}
 	}
@@ -270,7 +283,7 @@ func (ks *keyScan) keyOf(texts ...string) string {
 
 func (ks *keyScan) has(key string) bool {
 	w := load8(key, 0)
-	for _, k := range ks.keys {
+	for _, k := range ks.added() {
 		if k.word == w {
 			return true
 		}

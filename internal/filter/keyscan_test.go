@@ -9,7 +9,7 @@ import (
 // findSlow is keyScan.find done plainly: a strings.Contains per key.
 func findSlow(ks *keyScan, s string) uint64 {
 	var found uint64
-	for i, k := range ks.keys {
+	for i, k := range ks.added() {
 		var b [keyLen]byte
 		for j := range b {
 			b[j] = byte(k.word >> (8 * j))
@@ -40,8 +40,8 @@ func TestKeyScanFind(t *testing.T) {
 			k := word(keyLen)
 			keys = append(keys, k)
 			bit := ks.add(k)
-			if bit == 0 && len(ks.keys) < maxKeys {
-				t.Fatalf("add(%q) = 0 with %d keys", k, len(ks.keys))
+			if bit == 0 && ks.nkeys < maxKeys {
+				t.Fatalf("add(%q) = 0 with %d keys", k, ks.nkeys)
 			}
 		}
 		for range 50 {
@@ -78,11 +78,11 @@ func TestKeyScanAdd(t *testing.T) {
 	if ks.add("") != 0 {
 		t.Fatal(`add("") gave a bit`)
 	}
-	for i := len(ks.keys); i < maxKeys; i++ {
+	for i := ks.nkeys; i < maxKeys; i++ {
 		ks.add(strings.Repeat(string(rune('A'+i%26)), 4) + strings.Repeat(string(rune('a'+i/26)), 4))
 	}
-	if len(ks.keys) != maxKeys || ks.add("one more") != 0 {
-		t.Fatalf("%d keys; a key past maxKeys got a bit", len(ks.keys))
+	if ks.nkeys != maxKeys || ks.add("one more") != 0 {
+		t.Fatalf("%d keys; a key past maxKeys got a bit", ks.nkeys)
 	}
 }
 
