@@ -67,6 +67,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	w := bufio.NewWriter(stdout)
 	var line []byte // one decision's text, reused
+	var stamps rfc3339Minutes
 	defer w.Flush()
 	var prog *progressLine
 	if isTerminal(stderr) {
@@ -88,7 +89,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 			enc.Encode(replayDecision{
 				IP:        daemon.Target(d.Target),
 				Action:    d.Action.String(),
-				Time:      d.Start.Format(time.RFC3339),
+				Time:      string(stamps.append(line[:0], d.Start)),
 				DurationS: int64(d.Duration / time.Second),
 				Scenario:  d.Scenario,
 				Reason:    d.Reason,
@@ -97,7 +98,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 			})
 			return
 		}
-		line = d.Start.AppendFormat(line[:0], time.RFC3339)
+		line = stamps.append(line[:0], d.Start)
 		line = append(daemon.AppendDescription(append(line, ' '), d), '\n')
 		w.Write(line)
 	}, daemon.ReplayOptions{Progress: prog.show, Stages: *stats})
