@@ -338,9 +338,9 @@ func Target(p netip.Prefix) string { return string(appendTarget(nil, p)) }
 
 func appendTarget(b []byte, p netip.Prefix) []byte {
 	if p.IsSingleIP() {
-		return p.Addr().AppendTo(b)
+		return event.AppendAddr(b, p.Addr())
 	}
-	return p.AppendTo(b)
+	return event.AppendPrefix(b, p)
 }
 
 // Filters returns the filters cfg can name: the built-in ones, the

@@ -46,8 +46,8 @@ func appendQuote(b []byte, s string) []byte {
 // d appends a duration the way people write them: 10m, 1h30m, 7d.
 func (r *reason) d(x time.Duration) *reason { r.b = appendDuration(r.b, x); return r }
 
-func (r *reason) addr(a netip.Addr) *reason  { r.b = a.AppendTo(r.b); return r }
-func (r *reason) pfx(p netip.Prefix) *reason { r.b = p.AppendTo(r.b); return r }
+func (r *reason) addr(a netip.Addr) *reason  { r.b = event.AppendAddr(r.b, a); return r }
+func (r *reason) pfx(p netip.Prefix) *reason { r.b = event.AppendPrefix(r.b, p); return r }
 func (r *reason) kind(k event.Kind) *reason  { return r.s(k.String()) }
 func (r *reason) String() string             { return string(r.b) }
 func (r *reason) user(u string) *reason {
