@@ -29,13 +29,16 @@ func parseIPv6Zoned(s string) (netip.Addr, bool) {
 // all are read. The last group may be a dotted quad (4 bytes).
 func parseIPv6(s string) (netip.Addr, bool) {
 	var ip [16]byte
-	n, gap, i := 0, -1, 0 // bytes written; where "::" stands (-1: none); place in s
-	if len(s) >= 2 && s[0] == ':' && s[1] == ':' {
+	// Indexes are unsigned so that the compiler proves them in bounds: no
+	// bounds checks in the loop.
+	n, i, end := uint(0), uint(0), uint(len(s)) // bytes written; place in s
+	gap := -1                                   // where "::" stands (-1: none)
+	if end >= 2 && s[0] == ':' && s[1] == ':' {
 		gap, i = 0, 2
 	}
-	for i < len(s) {
+	for i < end {
 		start, v := i, 0
-		for i < len(s) && i-start < 5 {
+		for i < end && i-start < 5 {
 			d := hexDigit[s[i]]
 			if d > 15 {
 				break
@@ -43,25 +46,25 @@ func parseIPv6(s string) (netip.Addr, bool) {
 			v = v<<4 | int(d)
 			i++
 		}
-		if i < len(s) && s[i] == '.' {
+		if i < end && s[i] == '.' {
 			// A dotted quad: the rest of s, in the last 4 bytes there are.
 			a, ok := parseIPv4(s[start:])
-			if !ok || n+4 > len(ip) {
+			if !ok || n > uint(len(ip))-4 {
 				return netip.Addr{}, false
 			}
 			v4 := a.As4()
-			n += copy(ip[n:], v4[:])
+			n += uint(copy(ip[n:], v4[:]))
 			break
 		}
-		if i == start || i-start > 4 || n+2 > len(ip) {
+		if i == start || i-start > 4 || n > uint(len(ip))-2 {
 			return netip.Addr{}, false
 		}
 		ip[n], ip[n+1] = byte(v>>8), byte(v)
 		n += 2
-		if i == len(s) {
+		if i >= end {
 			break
 		}
-		if s[i] != ':' || i+1 == len(s) {
+		if s[i] != ':' || i+1 >= end {
 			return netip.Addr{}, false // a stray byte, or a lone ':' at the end
 		}
 		i++
@@ -69,15 +72,15 @@ func parseIPv6(s string) (netip.Addr, bool) {
 			if gap >= 0 {
 				return netip.Addr{}, false // a second "::"
 			}
-			gap, i = n, i+1
+			gap, i = int(n), i+1
 		}
 	}
 	switch {
-	case gap < 0 && n != len(ip), gap >= 0 && n > len(ip)-2:
+	case gap < 0 && n != uint(len(ip)), gap >= 0 && n > uint(len(ip))-2:
 		return netip.Addr{}, false
 	case gap >= 0:
 		// The groups after "::" move to the end; zeros take their place.
-		after := n - gap
+		after := int(n) - gap
 		copy(ip[len(ip)-after:], ip[gap:n])
 		clear(ip[gap : len(ip)-after])
 	}
