@@ -582,22 +582,25 @@ func parseAddr(s string, known netip.Addr) (netip.Addr, bool) {
 // parseIPv4 parses a dotted-quad IPv4 address as netip.ParseAddr does:
 // four decimal fields of 0 to 255, without leading zeros or a zone. Each
 // field is read as at most three digits, a lone 0 as one.
+//
+// i is unsigned and compared with < rather than ==, so that the compiler
+// proves every s[i] in bounds.
 func parseIPv4(s string) (netip.Addr, bool) {
 	var ip [4]byte
-	i := 0
+	i, end := uint(0), uint(len(s))
 	for f := range 4 {
 		if f > 0 {
-			if i == len(s) || s[i] != '.' {
+			if i >= end || s[i] != '.' {
 				return netip.Addr{}, false
 			}
 			i++
 		}
-		if i == len(s) || s[i]-'0' > 9 {
+		if i >= end || s[i]-'0' > 9 {
 			return netip.Addr{}, false
 		}
 		v := int(s[i] - '0')
 		i++
-		for n := 1; v != 0 && n < 3 && i < len(s) && s[i]-'0' <= 9; n++ { // no digit after a leading 0
+		for n := 1; v != 0 && n < 3 && i < end && s[i]-'0' <= 9; n++ { // no digit after a leading 0
 			v = v*10 + int(s[i]-'0')
 			i++
 		}
@@ -606,7 +609,7 @@ func parseIPv4(s string) (netip.Addr, bool) {
 		}
 		ip[f] = byte(v)
 	}
-	if i != len(s) {
+	if i != end {
 		return netip.Addr{}, false
 	}
 	return netip.AddrFrom4(ip), true

@@ -236,48 +236,51 @@ func splitTag(s string) (host, prog string, pid int, msg string, ok bool) {
 // not ok for any other shape (which splitTagAny then reads), such as a
 // program with "(facility)", a missing pid, or a host ending in ':'.
 func splitHostTag(s string) (host, prog string, pid int, msg string, ok bool) {
+	// Indexes are unsigned and compared with <, so that the compiler
+	// proves every s[i] in bounds: no bounds checks.
+	end := uint(len(s))
 	// The host: a run of host bytes, then one space.
-	i := 0
-	for i < len(s) && envClass[s[i]]&envHost != 0 {
+	i := uint(0)
+	for i < end && envClass[s[i]]&envHost != 0 {
 		i++
 	}
-	if i == 0 || i > maxHost || i == len(s) || s[i] != ' ' || s[i-1] == ':' {
+	if i == 0 || i > maxHost || i >= end || s[i] != ' ' || s[i-1] == ':' {
 		return "", "", 0, "", false
 	}
 	host = s[:i]
 	// The program: a letter, then a run of program bytes.
 	j := i + 1
-	if j == len(s) || envClass[s[j]]&envLetter == 0 {
+	if j >= end || envClass[s[j]]&envLetter == 0 {
 		return "", "", 0, "", false
 	}
 	k := j + 1
-	for k < len(s) && envClass[s[k]]&envProg != 0 {
+	for k < end && envClass[s[k]]&envProg != 0 {
 		k++
 	}
 	prog = s[j:k]
 	// "[pid]" then an optional ':', or just ':'.
 	switch {
-	case k < len(s) && s[k] == '[':
+	case k < end && s[k] == '[':
 		d := k + 1
-		for d < len(s) && isDigit(s[d]) {
+		for d < end && isDigit(s[d]) {
 			pid = pid*10 + int(s[d]-'0')
 			d++
 		}
-		if n := d - (k + 1); n == 0 || n > 9 || d == len(s) || s[d] != ']' {
+		if n := d - (k + 1); n == 0 || n > 9 || d >= end || s[d] != ']' {
 			return "", "", 0, "", false
 		}
 		k = d + 1
-		if k < len(s) && s[k] == ':' {
+		if k < end && s[k] == ':' {
 			k++
 		}
-	case k < len(s) && s[k] == ':':
+	case k < end && s[k] == ':':
 		k++
 	default:
 		return "", "", 0, "", false
 	}
 	// The tag ends the record or is followed by a space.
 	switch {
-	case k == len(s):
+	case k >= end:
 		return host, prog, pid, "", true
 	case s[k] == ' ':
 		return host, prog, pid, s[k+1:], true
