@@ -39,7 +39,17 @@ func (b *activeBan) end() stamp {
 	if b.dur <= 0 {
 		return math.MaxUint32
 	}
-	return toStamp(time.Unix(0, b.start).Add(b.dur))
+	// toStamp(time.Unix(0, b.start).Add(b.dur)) in whole seconds, without
+	// building the times (eviction asks it of every ban it samples).
+	sec, ns := b.start/1e9, b.start%1e9
+	if ns < 0 {
+		sec, ns = sec-1, ns+1e9
+	}
+	sec += int64(b.dur / time.Second)
+	if ns+int64(b.dur%time.Second) >= 1e9 {
+		sec++
+	}
+	return clampStamp(sec - stampBase)
 }
 
 // in reports whether the ban is in force at t (as event.Decision.Active).
