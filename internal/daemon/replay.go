@@ -288,8 +288,9 @@ func (fr *fileReader) advance() bool {
 			fr.stats.Skipped++
 			continue
 		}
-		l, err := fr.parser.Parse(rec)
-		if err != nil {
+		// In place: the line matched last is done with (see Replay).
+		l := &fr.cur
+		if err := fr.parser.ParseInto(l, rec); err != nil {
 			if !errors.Is(err, logline.ErrEmpty) {
 				fr.stats.Skipped++
 			}
@@ -301,7 +302,6 @@ func (fr *fileReader) advance() bool {
 			fr.last = l.Time
 		}
 		l.Origin = fr.name
-		fr.cur = l
 		return true
 	}
 }

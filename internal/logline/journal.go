@@ -105,5 +105,5 @@ func (p *Parser) JournalLine(e JournalEntry) (Line, error) {
 	if len(l.Message) > MaxLen {
 		return l, ErrTooLong
 	}
-	return l, p.checkFuture(l)
+	return l, p.checkFuture(l.Time)
 }

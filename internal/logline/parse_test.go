@@ -262,3 +262,33 @@ func FuzzSplitTag(f *testing.F) {
 	}
 	f.Fuzz(checkSplitHostTag)
 }
+
+// TestParseIntoResets parses every record of a varied set into a Line
+// that holds the previous one: ParseInto must give what Parse gives,
+// leaving nothing of the line before (a stamp, a host, a pid, an origin).
+func TestParseIntoResets(t *testing.T) {
+	recs := []string{
+		"Dec  2 21:03:55 mail sshd[1763765]: Connection reset by 192.0.2.1 port 22655",
+		"<34>1 2026-12-02T21:03:55.123Z host app 77 ID47 - an RFC 5424 message",
+		`{"MESSAGE":"Failed password for root from 192.0.2.7 port 22 ssh2","_HOSTNAME":"h","SYSLOG_IDENTIFIER":"sshd","_PID":"12","__REALTIME_TIMESTAMP":"1764709435000000"}`,
+		`192.0.2.9 - - [02/Dec/2026:21:03:55 +0000] "GET / HTTP/1.1" 404 0`,
+		"a message with no envelope at all",
+		"",
+		"\x00binary",
+		"Dec  2 21:03:56 mail dovecot: imap-login: Disconnected: user=<>, rip=192.0.2.3",
+		"Dec 31 23:59:59 host kernel: a year-end line",
+	}
+	p := &Parser{Year: 2026}
+	var l Line
+	for _, prev := range recs {
+		for _, rec := range recs {
+			p.ParseInto(&l, prev)
+			l.Origin = "before"
+			err := p.ParseInto(&l, rec)
+			want, wantErr := p.Parse(rec)
+			if l != want || !errors.Is(err, wantErr) && err != wantErr {
+				t.Fatalf("after %q, ParseInto(%q) = %+v, %v; Parse gives %+v, %v", prev, rec, l, err, want, wantErr)
+			}
+		}
+	}
+}
