@@ -274,9 +274,10 @@ func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (
 // matches it.
 func (lr *LineRouter) match(l *logline.Line, found []jailEvent) []jailEvent {
 	lr.router.MatchAll(l, func(mt filter.Match, m int) {
-		e := mt.Event(l)
-		e.Jail = lr.jails[m]
-		found = append(found, jailEvent{e, mt.Count})
+		found = append(found, jailEvent{n: mt.Count})
+		f := &found[len(found)-1]
+		mt.EventInto(&f.ev, l)
+		f.ev.Jail = lr.jails[m]
 	})
 	return found
 }
@@ -284,7 +285,8 @@ func (lr *LineRouter) match(l *logline.Line, found []jailEvent) []jailEvent {
 // apply runs the events match found for one line through the engine, as
 // observe describes, and returns the decisions they caused.
 func (lr *LineRouter) apply(found []jailEvent, counted func(event.Event) bool) (ds []event.Decision) {
-	for i, f := range found {
+	for i := range found {
+		f := &found[i]
 		c := f.n
 		if i == 0 && counted != nil && counted(f.ev) {
 			c--

@@ -383,19 +383,20 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, pat *pattern, c *capt
 
 // Event builds the Event a Match stands for on line l.
 func (mt Match) Event(l *logline.Line) event.Event {
-	t := l.Time
-	if t.IsZero() {
-		t = mt.Time
+	var e event.Event
+	mt.EventInto(&e, l)
+	return e
+}
+
+// EventInto is Event into *e, every field of which it sets (Jail to ""):
+// replay writes each event straight into its batch.
+func (mt *Match) EventInto(e *event.Event, l *logline.Line) {
+	e.Time = l.Time
+	if e.Time.IsZero() {
+		e.Time = mt.Time
 	}
-	return event.Event{
-		Time:    t,
-		Service: mt.Service,
-		Kind:    mt.Kind,
-		Addr:    mt.Addr,
-		Host:    mt.Host,
-		User:    mt.User,
-		Origin:  l.Origin,
-	}
+	e.Service, e.Kind, e.Addr, e.Host, e.User = mt.Service, mt.Kind, mt.Addr, mt.Host, mt.User
+	e.Origin, e.Jail = l.Origin, ""
 }
 
 type sessionKey struct {
