@@ -106,13 +106,14 @@ func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since 
 		if e.goodAt(a, t).any() || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
 			continue
 		}
-		if e.bannedFor(a, e.jailIndex(jail), ev.Time) {
+		target := event.AddrPrefix(a)
+		if e.bannedFor(a, e.jailIndex(jail), ev.Time) || e.isPending(target) {
 			continue
 		}
 		if why == "" {
 			why = e.why().s("failed for user ").q(ev.User).s(", which then failed from ").n(n).s(" addresses within ").d(e.cfg.Spray.Window).String()
 		}
-		e.deferBan(event.AddrPrefix(a), ev.Time, bt, "user-spray", why, jail)
+		e.deferBan(target, ev.Time, bt, "user-spray", why, jail)
 	}
 }
 

@@ -123,14 +123,12 @@ func (h *pendingHeap) pop() pendingEntry {
 	return top
 }
 
-// deferBan schedules a ban after the grace period, unless one is pending
-// for the target already. With no grace configured, or too many pending,
-// the ban takes effect at the next flush.
+// deferBan schedules a ban after the grace period. The caller has checked
+// that none is pending for target (isPending), before writing the reason.
+// With no grace configured, or too many pending, the ban takes effect at
+// the next flush.
 func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) {
 	p := e.deferred()
-	if _, ok := p.by[keyOfPrefix(target)]; ok {
-		return
-	}
 	due := t.Add(e.cfg.KnownGood.Grace)
 	if len(p.by) >= p.limit {
 		due = t
