@@ -267,7 +267,7 @@ func (lr *LineRouter) observe(l *logline.Line, counted func(event.Event) bool) (
 	if len(found) == 0 {
 		return event.Event{}, 0, nil
 	}
-	return found[0].ev, found[0].n, lr.apply(found, counted)
+	return found[0].ev, found[0].n, lr.apply(nil, found, counted)
 }
 
 // match appends to found the events of l: one for each jail whose filter
@@ -283,8 +283,8 @@ func (lr *LineRouter) match(l *logline.Line, found []jailEvent) []jailEvent {
 }
 
 // apply runs the events match found for one line through the engine, as
-// observe describes, and returns the decisions they caused.
-func (lr *LineRouter) apply(found []jailEvent, counted func(event.Event) bool) (ds []event.Decision) {
+// observe describes, and appends to ds the decisions they caused.
+func (lr *LineRouter) apply(ds []event.Decision, found []jailEvent, counted func(event.Event) bool) []event.Decision {
 	for i := range found {
 		f := &found[i]
 		c := f.n
@@ -292,11 +292,7 @@ func (lr *LineRouter) apply(found []jailEvent, counted func(event.Event) bool) (
 			c--
 		}
 		for range c {
-			if d := lr.p.Engine.Observe(f.ev); len(ds) == 0 {
-				ds = d // the engine's slice is the caller's
-			} else {
-				ds = append(ds, d...)
-			}
+			ds = lr.p.Engine.ObserveAppend(ds, f.ev)
 		}
 	}
 	return ds

@@ -108,7 +108,8 @@ func Replay(ctx context.Context, p *Pipeline, parser *logline.Parser, files []st
 			}
 			if found := b.evs[bl.from:bl.to]; len(found) > 0 {
 				st.Events += found[0].n
-				decide(lr.apply(found, nil))
+				b.ds = lr.apply(b.ds[:0], found, nil)
+				decide(b.ds)
 			}
 		}
 		clock.lap(&st.Stages.Engine)
@@ -204,6 +205,7 @@ const replayTick = time.Minute
 type replayBatch struct {
 	lines []batchLine
 	evs   []jailEvent
+	ds    []event.Decision // one line's decisions, emitted before the next line's
 }
 
 // batchLine is a line of a batch that the engine has work for.

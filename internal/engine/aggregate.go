@@ -13,10 +13,9 @@ import (
 // them ever acts on an allowlisted or known-good address.
 
 // aggregate feeds the cross-address scenarios with a failure of a
-// non-known-good address and returns the bans they decide.
-func (e *Engine) aggregate(ev event.Event, addr netip.Addr, j *jailState, t stamp) []event.Decision {
+// non-known-good address and appends to out the bans they decide.
+func (e *Engine) aggregate(out []event.Decision, ev event.Event, addr netip.Addr, j *jailState, t stamp) []event.Decision {
 	id := addrID(addr)
-	var out []event.Decision
 	if sp := e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
 		uid := userID(normUser(ev.User))
 		d, pos := e.users.lookup(uid)

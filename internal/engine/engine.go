@@ -256,7 +256,7 @@ func (e *Engine) Tick(now time.Time) []event.Decision {
 	if now.After(e.now) {
 		e.now = now
 	}
-	decided := e.flushPending(now)
+	decided := e.flushPending(nil, now)
 	t := toStamp(now)
 	e.active.expire(t)
 	e.tracked.expire(t)

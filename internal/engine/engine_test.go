@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +255,41 @@ func TestNormUser(t *testing.T) {
 		if got, want := normUser(u), strings.ToLower(strings.TrimSpace(u)); got != want {
 			t.Errorf("normUser(%q) = %q, want %q", u, got, want)
 		}
+	}
+}
+
+// TestObserveAppend feeds two engines the same attack, one through
+// Observe and one through ObserveAppend into a slice reused from event to
+// event, already holding a decision: they must decide the same, in the
+// same order, and ObserveAppend must keep what the slice held.
+func TestObserveAppend(t *testing.T) {
+	a, b := defaultEngine(t, nil), defaultEngine(t, nil)
+	keep := event.Decision{Scenario: "kept"}
+	var want, got []event.Decision
+	buf := make([]event.Decision, 0, 4)
+	for i := range 3000 {
+		// 60 addresses in 6 /24s spray 3 users; a few log in.
+		addr := fmt.Sprintf("198.51.%d.%d", 100+i%6, 1+i%60)
+		kind, user := event.AuthFailure, fmt.Sprintf("user%d", i%3)
+		if i%97 == 0 {
+			kind = event.AuthSuccess
+		}
+		e := ev(time.Duration(i)*time.Second, kind, addr, user)
+		want = append(want, a.Observe(e)...)
+		buf = b.ObserveAppend(append(buf[:0], keep), e)
+		if len(buf) == 0 || buf[0].Scenario != "kept" {
+			t.Fatalf("event %d: ObserveAppend dropped what the slice held: %v", i, buf)
+		}
+		got = append(got, buf[1:]...)
+	}
+	sc := map[string]int{}
+	for _, d := range want {
+		sc[d.Scenario]++
+	}
+	if sc["ip-failures"] == 0 || sc["prefix"] == 0 || sc["known-good"] == 0 {
+		t.Fatalf("decisions by scenario %v: the attack should make per-address and prefix bans, and carve-outs", sc)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("ObserveAppend decided %d, Observe %d (or in another order)", len(got), len(want))
 	}
 }

@@ -36,6 +36,13 @@ import (
 //  8. per-address counting, with thresholds tightened by surge mode,
 //     suspect prefixes and suspect ASes, and the long low-and-slow window.
 func (e *Engine) Observe(ev event.Event) []event.Decision {
+	return e.ObserveAppend(nil, ev)
+}
+
+// ObserveAppend is Observe appending the decisions to out: a caller that
+// is done with them before its next call (replay) reuses one slice rather
+// than receive a new one for each decision.
+func (e *Engine) ObserveAppend(out []event.Decision, ev event.Event) []event.Decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.stats.Events++
@@ -59,7 +66,7 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 		return nil
 	}
 	t := toStamp(ev.Time)
-	out := e.flushPending(ev.Time)
+	out = e.flushPending(out, ev.Time)
 	switch {
 	case ev.Kind == event.AuthSuccess:
 		e.stats.Successes++
@@ -106,8 +113,9 @@ func (e *Engine) Observe(ev event.Event) []event.Decision {
 	surge := false
 	if cross {
 		surge = e.observeSurge(t)
-		if ds := e.aggregate(ev, addr, j, t); len(ds) > 0 {
-			return append(out, ds...)
+		n := len(out)
+		if out = e.aggregate(out, ev, addr, j, t); len(out) > n {
+			return out
 		}
 	}
 

@@ -167,11 +167,10 @@ func (e *Engine) cancelPending(addr netip.Addr) {
 	}
 }
 
-// flushPending turns the pending bans due at now into decisions, each
-// starting at its due time, in due order.
-func (e *Engine) flushPending(now time.Time) []event.Decision {
+// flushPending appends to out the pending bans due at now, as decisions
+// each starting at its due time, in due order.
+func (e *Engine) flushPending(out []event.Decision, now time.Time) []event.Decision {
 	p := &e.pending
-	var out []event.Decision
 	for nowNS := now.UnixNano(); len(p.heap) > 0 && p.heap[0].at <= nowNS; {
 		b := p.pop()
 		k := keyOfPrefix(b.target)
