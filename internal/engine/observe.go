@@ -54,16 +54,16 @@ func (e *Engine) ObserveAppend(out []event.Decision, ev event.Event) []event.Dec
 	ji, ok := e.jailFor(ev)
 	if !ok || !ev.Addr.IsValid() {
 		e.stats.Ignored++
-		return nil
+		return out
 	}
 	addr := ev.Addr.Unmap()
 	if e.neverBanAddr(addr) {
 		e.stats.Ignored++
-		return nil
+		return out
 	}
 	if e.cfg.Allow != nil && e.cfg.Allow.Contains(addr) {
 		e.stats.Allowlisted++
-		return nil
+		return out
 	}
 	t := toStamp(ev.Time)
 	out = e.flushPending(out, ev.Time)
