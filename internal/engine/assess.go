@@ -64,7 +64,7 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 			a.MaxRetry = j.MaxRetry
 		}
 	}
-	if _, ok := e.pending.by[keyOfPrefix(event.AddrPrefix(addr))]; ok {
+	if e.isPending(event.AddrPrefix(addr)) {
 		a.Suspect = "pending ban"
 	}
 	if !a.KnownGood {

@@ -297,3 +297,56 @@ func TestObserveAppend(t *testing.T) {
 		t.Fatalf("ObserveAppend decided %d, Observe %d (or in another order)", len(got), len(want))
 	}
 }
+
+// TestPendingIndex sprays a user from more addresses than the pending
+// bans may hold (1,024 with this cap), within the grace period: the index
+// grows past its first sizes, bans past the limit take effect at once, a
+// login cancels its address's pending ban, and when the grace ends every
+// other pending ban takes effect, none twice and none lost.
+func TestPendingIndex(t *testing.T) {
+	cfg := DefaultConfig(Jail{Name: "sshd", Services: []string{"sshd"}, MaxRetry: 5, FindTime: time.Hour, BanTime: time.Hour})
+	cfg.MaxTracked = 1000 // pending limit: max(1000/10, 1024)
+	e := newTestEngine(t, cfg)
+	const n = 1500
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * 10 * time.Millisecond) }
+	banned := map[netip.Prefix]int{}
+	count := func(ds []event.Decision) {
+		for _, d := range ds {
+			if d.Action == event.Ban {
+				banned[d.Target]++
+			}
+		}
+	}
+	for i := range n {
+		count(e.Observe(event.Event{Time: at(i), Service: "sshd", Kind: event.AuthFailure, Addr: uniqueAddr(i), User: "root"}))
+	}
+	count(e.Tick(at(n - 1))) // the last ban, due at once, is made at the next flush
+	early := len(banned)
+	if p := e.Pending(); p != 1024 || early != n-1024 {
+		t.Fatalf("%d pending, %d banned at once, of %d sprayed: the limit is 1,024", p, early, n)
+	}
+	// An address whose ban waits out the grace logs in: the ban is dropped.
+	// (The last addresses' bans, past the limit, are due at once: the next
+	// event makes them.)
+	var forgiven netip.Addr
+	for i := range n {
+		if a := uniqueAddr(i); banned[event.AddrPrefix(a)] == 0 {
+			forgiven = a
+			break
+		}
+	}
+	before := e.Pending()
+	count(e.Observe(event.Event{Time: at(n), Service: "sshd", Kind: event.AuthSuccess, Addr: forgiven, User: "root"}))
+	if e.Pending() != before-1 {
+		t.Fatalf("after %v logged in, %d pending, want %d", forgiven, e.Pending(), before-1)
+	}
+	count(e.Tick(at(n).Add(cfg.KnownGood.Grace + time.Second)))
+	if e.Pending() != 0 || len(banned) != n-1 || banned[event.AddrPrefix(forgiven)] != 0 {
+		t.Fatalf("%d pending, %d of %d banned after the grace (forgiven one banned %d times)", e.Pending(), len(banned), n, banned[event.AddrPrefix(forgiven)])
+	}
+	for p, c := range banned {
+		if c != 1 {
+			t.Fatalf("%v banned %d times", p, c)
+		}
+	}
+}

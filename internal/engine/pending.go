@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"net/netip"
 	"time"
 
@@ -30,10 +31,13 @@ type pendingBan struct {
 // bans themselves, strings and all, took the garbage collector's write
 // barriers at every swap while it ran.
 type pendingBans struct {
-	heap  pendingHeap
-	bans  []pendingBan         // indexed by the heap's entries; free slots are zero
-	free  []int32              // free slots of bans
-	by    map[prefixKey]uint64 // target → seq of its live entry
+	heap pendingHeap
+	bans []pendingBan // indexed by the heap's entries; free slots are zero
+	free []int32      // free slots of bans
+	// by is target → seq of its live entry: a table like the engine's
+	// others (a Go map hashed the 17-byte key generically: 2% of replay's
+	// instructions under a flood), never full, so it never evicts.
+	by    *boundedMap[prefixKey, uint64]
 	seq   uint64
 	limit int
 }
@@ -70,7 +74,7 @@ func (p *pendingBans) pop() pendingBan {
 // live calls f for each ban in the heap that was not cancelled, in heap order.
 func (p *pendingBans) live(f func(pendingBan)) {
 	for _, x := range p.heap {
-		if b := p.bans[x.slot]; p.by[keyOfPrefix(b.target)] == b.seq {
+		if b := p.bans[x.slot]; p.by.slot(keyOfPrefix(b.target)) == b.seq {
 			f(b)
 		}
 	}
@@ -130,7 +134,7 @@ func (h *pendingHeap) pop() pendingEntry {
 func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) {
 	p := e.deferred()
 	due := t.Add(e.cfg.KnownGood.Grace)
-	if len(p.by) >= p.limit {
+	if p.by.len() >= p.limit {
 		due = t
 	}
 	e.deferAt(target, due, base, scenario, reason, jail)
@@ -140,7 +144,7 @@ func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, 
 func (e *Engine) deferAt(target netip.Prefix, due time.Time, base time.Duration, scenario, reason, jail string) {
 	p := e.deferred()
 	p.seq++
-	p.by[keyOfPrefix(target)] = p.seq
+	p.by.put(keyOfPrefix(target), p.seq)
 	p.push(pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
 }
 
@@ -148,7 +152,9 @@ func (e *Engine) deferAt(target netip.Prefix, due time.Time, base time.Duration,
 func (e *Engine) deferred() *pendingBans {
 	p := &e.pending
 	if p.by == nil {
-		p.by = map[prefixKey]uint64{}
+		// The index grows with the heap: past limit a ban is due at once,
+		// but it is still indexed until flushed.
+		p.by = newBoundedMap[prefixKey](math.MaxInt32, hashPrefixKey, func(*uint64) stamp { return 0 })
 		p.limit = max(e.cfg.MaxTracked/10, 1024)
 	}
 	return p
@@ -156,14 +162,17 @@ func (e *Engine) deferred() *pendingBans {
 
 // isPending reports whether a ban of target is pending.
 func (e *Engine) isPending(target netip.Prefix) bool {
-	_, ok := e.pending.by[keyOfPrefix(target)]
+	if e.pending.by == nil {
+		return false
+	}
+	_, ok := e.pending.by.get(keyOfPrefix(target))
 	return ok
 }
 
 // cancelPending drops a pending ban of addr.
 func (e *Engine) cancelPending(addr netip.Addr) {
 	if e.pending.by != nil {
-		delete(e.pending.by, keyOfPrefix(event.AddrPrefix(addr)))
+		e.pending.by.del(keyOfPrefix(event.AddrPrefix(addr)))
 	}
 }
 
@@ -173,11 +182,11 @@ func (e *Engine) flushPending(out []event.Decision, now time.Time) []event.Decis
 	p := &e.pending
 	for nowNS := now.UnixNano(); len(p.heap) > 0 && p.heap[0].at <= nowNS; {
 		b := p.pop()
-		k := keyOfPrefix(b.target)
-		if seq, ok := p.by[k]; !ok || seq != b.seq {
+		i, ok := p.by.find(keyOfPrefix(b.target))
+		if !ok || p.by.slots[i].v != b.seq {
 			continue
 		}
-		delete(p.by, k)
+		p.by.deleteAt(i)
 		if e.bannedFor(b.target.Addr(), e.jailIndex(b.jail), b.due) {
 			continue
 		}
@@ -190,5 +199,8 @@ func (e *Engine) flushPending(out []event.Decision, now time.Time) []event.Decis
 func (e *Engine) Pending() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.pending.by)
+	if e.pending.by == nil {
+		return 0
+	}
+	return e.pending.by.len()
 }

@@ -101,7 +101,7 @@ func (e *Engine) dropPending(drop func(pendingBan) bool) {
 	p := &e.pending
 	p.live(func(b pendingBan) {
 		if drop(b) {
-			delete(p.by, keyOfPrefix(b.target))
+			p.by.del(keyOfPrefix(b.target))
 		}
 	})
 }
