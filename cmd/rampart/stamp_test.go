@@ -32,7 +32,6 @@ func TestRFC3339Minutes(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var f rfc3339Minutes
-	checked := 0
 	for _, start := range starts {
 		for _, loc := range locs {
 			at := start
@@ -54,11 +53,7 @@ func TestRFC3339Minutes(t *testing.T) {
 				if got != want {
 					t.Fatalf("%v in %v: got %q, want %q", at, tt.Location(), got, want)
 				}
-				checked++
 			}
 		}
-	}
-	if checked != len(starts)*len(locs)*600 {
-		t.Fatalf("checked %d", checked)
 	}
 }

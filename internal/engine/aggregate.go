@@ -105,8 +105,11 @@ func (e *Engine) banEarlierSprayers(d *distinct[[16]byte], self [16]byte, since 
 		if e.goodAt(a, t).any() || (e.cfg.Allow != nil && e.cfg.Allow.Contains(a)) {
 			continue
 		}
+		if e.bannedFor(a, e.jailIndex(jail), ev.Time) {
+			continue
+		}
 		target := event.AddrPrefix(a)
-		if e.bannedFor(a, e.jailIndex(jail), ev.Time) || e.isPending(target) {
+		if e.isPending(target) {
 			continue
 		}
 		if why == "" {

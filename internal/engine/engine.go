@@ -133,6 +133,7 @@ func New(cfg Config) (*Engine, error) {
 		carvePrefixes: map[prefixKey]uint32{},
 		relayPrefixes: map[prefixKey]uint32{},
 		active:        newBoundedMap[activeKey](cfg.MaxTracked, hashActiveKey, (*activeBan).end),
+		pending:       newPendingBans(cfg.MaxTracked),
 		wide:          &bart.Lite{},
 		log:           cfg.Logger,
 	}

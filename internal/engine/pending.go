@@ -39,7 +39,14 @@ type pendingBans struct {
 	// instructions under a flood), never full, so it never evicts.
 	by    *boundedMap[prefixKey, uint64]
 	seq   uint64
-	limit int
+	limit int // past it, a deferred ban is due at once (see deferBan)
+}
+
+func newPendingBans(maxTracked int) pendingBans {
+	// The index grows with the heap: past limit a ban is due at once, but
+	// it is indexed until flushed.
+	by := newBoundedMap[prefixKey](math.MaxInt32, hashPrefixKey, func(*uint64) stamp { return 0 })
+	return pendingBans{by: by, limit: max(maxTracked/10, 1024)}
 }
 
 // pendingEntry is a pendingBan's place in the heap.
@@ -132,9 +139,8 @@ func (h *pendingHeap) pop() pendingEntry {
 // With no grace configured, or too many pending, the ban takes effect at
 // the next flush.
 func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, scenario, reason, jail string) {
-	p := e.deferred()
 	due := t.Add(e.cfg.KnownGood.Grace)
-	if p.by.len() >= p.limit {
+	if e.pending.by.len() >= e.pending.limit {
 		due = t
 	}
 	e.deferAt(target, due, base, scenario, reason, jail)
@@ -142,38 +148,21 @@ func (e *Engine) deferBan(target netip.Prefix, t time.Time, base time.Duration, 
 
 // deferAt schedules a ban of target at due.
 func (e *Engine) deferAt(target netip.Prefix, due time.Time, base time.Duration, scenario, reason, jail string) {
-	p := e.deferred()
+	p := &e.pending
 	p.seq++
 	p.by.put(keyOfPrefix(target), p.seq)
 	p.push(pendingBan{target: target, due: due, base: base, scenario: scenario, reason: reason, jail: jail, seq: p.seq})
 }
 
-// deferred returns the pending bans, set up at the first deferral.
-func (e *Engine) deferred() *pendingBans {
-	p := &e.pending
-	if p.by == nil {
-		// The index grows with the heap: past limit a ban is due at once,
-		// but it is still indexed until flushed.
-		p.by = newBoundedMap[prefixKey](math.MaxInt32, hashPrefixKey, func(*uint64) stamp { return 0 })
-		p.limit = max(e.cfg.MaxTracked/10, 1024)
-	}
-	return p
-}
-
 // isPending reports whether a ban of target is pending.
 func (e *Engine) isPending(target netip.Prefix) bool {
-	if e.pending.by == nil {
-		return false
-	}
 	_, ok := e.pending.by.get(keyOfPrefix(target))
 	return ok
 }
 
 // cancelPending drops a pending ban of addr.
 func (e *Engine) cancelPending(addr netip.Addr) {
-	if e.pending.by != nil {
-		e.pending.by.del(keyOfPrefix(event.AddrPrefix(addr)))
-	}
+	e.pending.by.del(keyOfPrefix(event.AddrPrefix(addr)))
 }
 
 // flushPending appends to out the pending bans due at now, as decisions
@@ -199,8 +188,5 @@ func (e *Engine) flushPending(out []event.Decision, now time.Time) []event.Decis
 func (e *Engine) Pending() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.pending.by == nil {
-		return 0
-	}
 	return e.pending.by.len()
 }
