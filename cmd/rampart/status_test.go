@@ -100,6 +100,7 @@ func TestPrintStatusGolden(t *testing.T) {
 		Reload:   daemon.ReloadStatus{Loaded: t0, Reloads: 2, Failures: 1},
 		Firewall: daemon.FirewallStatus{Backend: "nftables", Applied: 10, Failed: 1, CarvedOut: 2, Repairs: 1, Restored: 12},
 		Engine:   daemon.EngineStatus{Events: 7, Decisions: 3, Tracked: 1, TrackedCap: 1000000},
+		Insight:  daemon.InsightStatus{Dropped: 5},
 		Jails:    []daemon.JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 1}},
 		Sources:  []daemon.SourceState{{Source: "/var/log/auth.log", Jails: []string{"sshd"}, Lines: 100, Skipped: 2, Stale: 3}},
 		Active:   []daemon.Ban{{IP: "192.0.2.1", Action: "ban", Jail: "sshd", Scenario: "ip-failures", Reason: "5 failures", Start: t0, End: t0.Add(2 * time.Hour), Origin: "local"}},

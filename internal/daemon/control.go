@@ -48,6 +48,7 @@ type Status struct {
 	Reload   ReloadStatus             `json:"reload"`
 	Firewall FirewallStatus           `json:"firewall"`
 	Engine   EngineStatus             `json:"engine"`
+	Insight  InsightStatus            `json:"insight"`
 	Jails    []JailStatus             `json:"jails"`
 	Sources  []SourceState            `json:"sources"`
 	Policy   *PolicyStatus            `json:"policy,omitempty"`
@@ -73,6 +74,16 @@ type Status struct {
 	// Goroutines counts the daemon's goroutines: with live policy servers,
 	// one per connection being served (a tarpitted one costs none).
 	Goroutines int `json:"goroutines"`
+}
+
+// InsightStatus describes the counts kept for the hourly aggregates
+// (rampart report, the dashboard).
+type InsightStatus struct {
+	// Dropped counts failures and bans counted in their jail's total
+	// only: between two writes to the store the counter met more distinct
+	// addresses, user names and other keys than it holds (see
+	// insight.DefaultMaxEntries), and their per-key rows lost them.
+	Dropped uint64 `json:"dropped"`
 }
 
 // FirewallStatus describes the enforcer.
@@ -333,6 +344,7 @@ func (d *Daemon) status(q StatusQuery, fromStore bool) (Status, bool) {
 			Restored:  fw.Restored,
 		},
 		Engine:   engineStatus(pipe.Engine),
+		Insight:  InsightStatus{Dropped: d.insight.Dropped()},
 		Policy:   d.policyStatus(),
 		Trap:     d.trap.status(),
 		Evidence: d.evid.status(),

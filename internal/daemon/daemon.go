@@ -47,6 +47,9 @@ type Options struct {
 	// InsightEvery is how often the counts are written to the hourly
 	// aggregates and the geo files checked for changes; zero means a minute.
 	InsightEvery time.Duration
+	// InsightMaxEntries bounds the keys the insight counter holds between
+	// two writes; zero means insight.DefaultMaxEntries.
+	InsightMaxEntries int
 	// EvidenceEvery is how often the quarantine is checked for mail to
 	// read (evidence.go); zero means 5 s.
 	EvidenceEvery time.Duration
@@ -133,7 +136,7 @@ func New(ctx context.Context, opt Options) (*Daemon, error) {
 	}, d.log)
 	d.geo.Store(openGeo(opt.Config, d.log))
 	d.geoPaths = geoPaths(opt.Config)
-	d.insight = &insight.Counter{}
+	d.insight = &insight.Counter{MaxEntries: opt.InsightMaxEntries}
 	st, err := openStore(ctx, opt.Config.Daemon.StateDir, d.log, store.WithLocator(d.place))
 	if err != nil {
 		d.geo.Load().Close()

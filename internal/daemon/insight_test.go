@@ -136,3 +136,18 @@ func waitLog(t *testing.T, h *harness, text string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDaemonInsightDropped: counts the insight counter has no room for
+// are reported by status (and so by the metrics), not lost silently.
+func TestDaemonInsightDropped(t *testing.T) {
+	h := startHarnessWith(t, t.TempDir(), 100, func(o *Options) { o.InsightEvery = time.Hour; o.InsightMaxEntries = 4 })
+	// Five addresses, and root, sshd and the kind of failure once: eight
+	// keys for room for four.
+	for i := range 5 {
+		h.fail(1, fmt.Sprintf("198.51.100.%d", i+1))
+	}
+	st := h.waitFor("drops counted", func(st Status) bool { return st.Insight.Dropped >= 4 })
+	if st.Insight.Dropped != 4 {
+		t.Fatalf("%d dropped, want 4", st.Insight.Dropped)
+	}
+}

@@ -85,6 +85,7 @@ func metricTable() []metric {
 		{name: "rampart_engine_active_bans_evicted_total", help: "Active bans forgotten by the engine because its table was full (the firewall and the store keep them).", kind: counter, value: always(func(s *Status) float64 { return float64(s.Engine.ActiveEvicted) })},
 		{name: "rampart_engine_surges_total", help: "Times surge mode turned on.", kind: counter, value: always(func(s *Status) float64 { return float64(s.Engine.Surges) })},
 		{name: "rampart_engine_surge", help: "1 while surge mode is on.", kind: gauge, value: always(func(s *Status) float64 { return b2f(s.Engine.Surge) })},
+		{name: "rampart_insight_dropped_total", help: "Failures and bans counted in their jail's total only: more distinct keys between two writes of the hourly aggregates than the counter holds.", kind: counter, value: always(func(s *Status) float64 { return float64(s.Insight.Dropped) })},
 		{name: "rampart_firewall_applied_total", help: "Decisions applied to the firewall.", kind: counter, value: always(func(s *Status) float64 { return float64(s.Firewall.Applied) })},
 		{name: "rampart_firewall_failed_total", help: "Decisions the firewall failed to apply.", kind: counter, value: always(func(s *Status) float64 { return float64(s.Firewall.Failed) })},
 		{name: "rampart_decisions_backlog", help: "Decisions waiting for the firewall and the store (log sources wait past 100,000).", kind: gauge, value: always(func(s *Status) float64 { return float64(s.Firewall.Backlog) })},

@@ -70,9 +70,10 @@ func TestMetricsExpositionParses(t *testing.T) {
 	// configuration (or a hostile file name) decides.
 	hostile := "/var/log/we\"ird\\path\nnext \u00e9\u2603.log"
 	st := Status{
-		Engine: EngineStatus{Tracked: 12, TrackedCap: 1_000_000, Events: 345, Surge: true},
-		Health: []Health{{Component: "store", State: HealthOK}, {Component: "source " + hostile, State: HealthDegraded}},
-		Jails:  []JailStatus{{Name: "sshd", Banned: 7}, {Name: "postfix", Banned: 0}},
+		Engine:  EngineStatus{Tracked: 12, TrackedCap: 1_000_000, Events: 345, Surge: true},
+		Insight: InsightStatus{Dropped: 6},
+		Health:  []Health{{Component: "store", State: HealthOK}, {Component: "source " + hostile, State: HealthDegraded}},
+		Jails:   []JailStatus{{Name: "sshd", Banned: 7}, {Name: "postfix", Banned: 0}},
 		Sources: []SourceState{
 			{Source: hostile, Lines: 1000, Skipped: 3},
 			{Source: "syslog udp 127.0.0.1:514", Lines: 5},
@@ -121,6 +122,7 @@ func TestMetricsExpositionParses(t *testing.T) {
 		"rampart_engine_tracked_keys_cap":       1e6,
 		"rampart_engine_events_total":           345,
 		"rampart_engine_surge":                  1,
+		"rampart_insight_dropped_total":         6,
 		"rampart_postfix_policy_requests_total": 9,
 		"rampart_postfix_policy_parked":         2,
 	} {

@@ -30,6 +30,7 @@ func fullStatus() Status {
 		Firewall: FirewallStatus{Backend: "nftables", Applied: 10, Failed: 1, CarvedOut: 2, Repairs: 3, Restored: 4, Backlog: 5},
 		Engine: EngineStatus{Tracked: 1, TrackedCap: 2, Evicted: 3, Offenders: 4, ActiveBans: 5, ActiveEvicted: 6, Events: 7, Ignored: 8,
 			Allowlisted: 9, WhileBanned: 10, Successes: 11, KnownGood: 12, HotUsers: 13, Prefixes: 14, Surges: 15, Surge: true, Decisions: 16, Pending: 17},
+		Insight: InsightStatus{Dropped: 18},
 		Jails: []JailStatus{{Name: "sshd", MaxRetry: 5, FindTime: "10m0s", BanTime: "1h0m0s", Banned: 1, Ports: "22/tcp",
 			Failing: 2, FailedTotal: 12, BannedTotal: 3}},
 		Sources: []SourceState{{Source: "/var/log/auth.log", Jails: []string{"sshd"}, Lines: 100, Skipped: 2, Stale: 3}},
