@@ -41,14 +41,15 @@ const DefaultMaxEntries = 200_000
 // is an address, so addresses have a map of their own with a key of 24
 // bytes and no pointer; the other keys (user names, services, kinds,
 // scenarios) are few, each with its text copied out of the log line that
-// carried it.
+// carried it. Both are tallies: counting an entry already there hashes its
+// key once.
 type Counter struct {
 	MaxEntries int // 0: DefaultMaxEntries
 
 	mu      sync.Mutex
 	entries int
-	keyed   map[keyedEntry]counts
-	addrs   map[addrEntry]counts
+	keyed   tally[keyedEntry]
+	addrs   tally[addrEntry]
 	jails   map[string]uint16 // jail name -> index in names; reset by Flush
 	names   []string
 	dropped uint64
@@ -65,6 +66,31 @@ const (
 func (v *counts) add(w counts) {
 	v[failures] += w[failures]
 	v[bans] += w[bans]
+}
+
+// tally holds counts by key: the map gives a key's place in a slice, so
+// counting a key already there is one lookup, where a map of counts takes
+// a lookup and a store, each hashing the key.
+type tally[K comparable] struct {
+	at map[K]int32 // key -> index in v
+	v  []counts
+}
+
+// find returns k's counts, or nil when k is not there.
+func (t *tally[K]) find(k K) *counts {
+	if i, ok := t.at[k]; ok {
+		return &t.v[i]
+	}
+	return nil
+}
+
+// insert adds k, not there yet, with counts v.
+func (t *tally[K]) insert(k K, v counts) {
+	if t.at == nil {
+		t.at = map[K]int32{}
+	}
+	t.at[k] = int32(len(t.v))
+	t.v = append(t.v, v)
 }
 
 // dim is what a row counts by.
@@ -194,32 +220,27 @@ func (c *Counter) jail(name string) uint16 {
 // addKeyed counts v for e; the caller holds mu. A total is always
 // counted; another entry only while there is room for it.
 func (c *Counter) addKeyed(e keyedEntry, v counts) {
-	if c.keyed == nil {
-		c.keyed = map[keyedEntry]counts{}
+	if p := c.keyed.find(e); p != nil {
+		p.add(v)
+		return
 	}
-	old, ok := c.keyed[e]
-	if !ok {
-		if e.dim != dimTotal && !c.room() {
-			return
-		}
-		// A key read from a log line must not keep the whole line alive.
-		e.key = strings.Clone(e.key)
+	if e.dim != dimTotal && !c.room() {
+		return
 	}
-	old.add(v)
-	c.keyed[e] = old
+	// A key read from a log line must not keep the whole line alive.
+	e.key = strings.Clone(e.key)
+	c.keyed.insert(e, v)
 }
 
 // addAddr counts v for e while there is room; the caller holds mu.
 func (c *Counter) addAddr(e addrEntry, v counts) {
-	if c.addrs == nil {
-		c.addrs = map[addrEntry]counts{}
-	}
-	old, ok := c.addrs[e]
-	if !ok && !c.room() {
+	if p := c.addrs.find(e); p != nil {
+		p.add(v)
 		return
 	}
-	old.add(v)
-	c.addrs[e] = old
+	if c.room() {
+		c.addrs.insert(e, v)
+	}
 }
 
 // room takes a place for a new entry, or counts a drop when none is left.
@@ -268,9 +289,9 @@ func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 	c.mu.Lock()
 	keyed, addrs, names := c.keyed, c.addrs, c.names
-	c.keyed, c.addrs, c.entries, c.jails, c.names = nil, nil, 0, nil, nil
+	c.keyed, c.addrs, c.entries, c.jails, c.names = tally[keyedEntry]{}, tally[addrEntry]{}, 0, nil, nil
 	c.mu.Unlock()
-	if len(keyed)+len(addrs) == 0 {
+	if len(keyed.v)+len(addrs.v) == 0 {
 		return nil
 	}
 	// rank orders jails by name, as the store's key does.
@@ -284,9 +305,9 @@ func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 		rank[i] = uint16(r)
 	}
 
-	sums := make(map[rowKey]counts, len(keyed))
-	for e, v := range keyed {
-		sums[rowKey{hour: e.hour, jail: e.jail, dim: e.dim, key: e.key}] = v
+	sums := make(map[rowKey]counts, len(keyed.v))
+	for e, i := range keyed.at {
+		sums[rowKey{hour: e.hour, jail: e.jail, dim: e.dim, key: e.key}] = keyed.v[i]
 	}
 	sum := func(k rowKey, v counts) {
 		s := sums[k]
@@ -294,8 +315,9 @@ func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 		sums[k] = s
 	}
 	orgs := map[uint32]string{} // AS number -> organisation, from loc
-	nets := make([]netSum, 0, len(addrs))
-	for e, v := range addrs {
+	nets := make([]netSum, 0, len(addrs.v))
+	for e, i := range addrs.at {
+		v := addrs.v[i]
 		p := e.prefix()
 		var info geo.Info
 		if loc != nil {
