@@ -16,7 +16,7 @@ import (
 // non-known-good address and appends to out the bans they decide.
 func (e *Engine) aggregate(out []event.Decision, ev event.Event, addr netip.Addr, j *jailState, t stamp) []event.Decision {
 	id := addrID(addr)
-	if sp := e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
+	if sp := &e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
 		uid := userID(normUser(ev.User))
 		d, pos := e.users.lookup(uid)
 		since := t - durStamp(sp.Window)
@@ -41,7 +41,7 @@ func (e *Engine) aggregate(out []event.Decision, ev event.Event, addr netip.Addr
 			}
 		}
 	}
-	pc := e.cfg.Prefixes
+	pc := &e.cfg.Prefixes
 	for _, lv := range e.levels(addr) {
 		p := prefixOf(addr, lv.Bits)
 		pk := keyOfPrefix(p)
@@ -69,7 +69,7 @@ func (e *Engine) aggregate(out []event.Decision, ev event.Event, addr netip.Addr
 		out = append(out, e.widenAfter(p, ev.Time, j)...)
 		break
 	}
-	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 {
+	if ac := &e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 {
 		if asn, _, ok := ac.Lookup.ASN(addr); ok {
 			d, pos := e.asns.lookup(asn)
 			d.add(id, t)

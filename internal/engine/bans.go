@@ -92,7 +92,7 @@ func (e *Engine) escalate(key prefixKey, o offender, pos place, t time.Time, bas
 		prior = o.bans.within(stampBefore(t, w))
 	}
 	recent := 0
-	if rc := e.cfg.Recidive; rc.Bans > 0 {
+	if rc := &e.cfg.Recidive; rc.Bans > 0 {
 		recent = o.bans.within(stampBefore(t, rc.Window))
 	}
 	o.bans.add(now, 1, 1)
@@ -111,7 +111,7 @@ func (e *Engine) escalate(key prefixKey, o offender, pos place, t time.Time, bas
 		}
 		reason = e.why().s(reason).s("; ban ").n(prior + 1).s(" within ").d(e.cfg.Escalation.Window).String()
 	}
-	if rc := e.cfg.Recidive; rc.Bans > 0 && recent+1 >= rc.Bans && longer(rc.BanTime, dur) != dur {
+	if rc := &e.cfg.Recidive; rc.Bans > 0 && recent+1 >= rc.Bans && longer(rc.BanTime, dur) != dur {
 		return rc.BanTime, "recidive", e.why().s("banned ").n(recent + 1).s(" times within ").d(rc.Window).s("; ").s(reason).String()
 	}
 	return dur, scenario, reason

@@ -130,7 +130,7 @@ func (e *Engine) ObserveAppend(out []event.Decision, ev event.Event) []event.Dec
 		reason := e.why().n(n).s(" failures within ").d(j.FindTime).last(ev).String()
 		return e.banLocked(out, event.AddrPrefix(addr), ev.Time, j.BanTime, "ip-failures", reason, j.Name)
 	}
-	if sl := e.cfg.Slow; sl.Failures > 0 && sl.Window > j.FindTime {
+	if sl := &e.cfg.Slow; sl.Failures > 0 && sl.Window > j.FindTime {
 		if n := r.count(stampBefore(ev.Time, sl.Window), j.per); n >= sl.Failures {
 			e.tracked.del(k)
 			e.cancelPending(addr)
@@ -273,7 +273,7 @@ func (e *Engine) suspect(addr netip.Addr, t stamp) suspicion {
 
 // localSuspect is suspect on what this node saw itself.
 func (e *Engine) localSuspect(addr netip.Addr, t stamp) suspicion {
-	pc := e.cfg.Prefixes
+	pc := &e.cfg.Prefixes
 	if pc.Suspect > 0 {
 		for _, lv := range e.levels(addr) {
 			p := prefixOf(addr, lv.Bits)
@@ -284,7 +284,7 @@ func (e *Engine) localSuspect(addr netip.Addr, t stamp) suspicion {
 			}
 		}
 	}
-	if ac := e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 && ac.MaxRetry > 0 {
+	if ac := &e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 && ac.MaxRetry > 0 {
 		if asn, org, ok := ac.Lookup.ASN(addr); ok {
 			if d, ok := e.asns.get(asn); ok {
 				if n := d.count(t - durStamp(ac.Window)); n >= min(ac.Addresses, distinctSize) {

@@ -16,7 +16,7 @@ type surgeState struct {
 
 // observeSurge counts a failure at t and reports whether surge mode is on.
 func (e *Engine) observeSurge(t stamp) bool {
-	sc := e.cfg.Surge
+	sc := &e.cfg.Surge
 	if sc.Factor <= 0 {
 		return false
 	}
