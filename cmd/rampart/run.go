@@ -357,7 +357,7 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 	fmt.Fprintf(w, "events %d, decisions %d; tracking %d of %d keys (%d evicted)\n",
 		st.Engine.Events, st.Engine.Decisions, st.Engine.Tracked, st.Engine.TrackedCap, st.Engine.Evicted)
 	if n := st.Insight.Dropped; n > 0 {
-		fmt.Fprintf(w, "insight: %d failures and bans in their jail's totals only (more keys between two writes than the counter holds)\n", n)
+		fmt.Fprintf(w, "insight: %d counts left out of per-key rows, in their jail's totals only (more keys between two writes than the counter holds)\n", n)
 	}
 	fw := st.Firewall
 	fmt.Fprintf(w, "firewall: %d applied (%d failed), %d good clients carved out of prefix bans, %d kernel repairs (%d entries put back)\n",

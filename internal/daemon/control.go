@@ -79,10 +79,11 @@ type Status struct {
 // InsightStatus describes the counts kept for the hourly aggregates
 // (rampart report, the dashboard).
 type InsightStatus struct {
-	// Dropped counts failures and bans counted in their jail's total
-	// only: between two writes to the store the counter met more distinct
-	// addresses, user names and other keys than it holds (see
-	// insight.DefaultMaxEntries), and their per-key rows lost them.
+	// Dropped counts the counts left out of per-key rows (an address's,
+	// a user name's, a service's...; a failure has up to four, a ban two)
+	// and kept in their jail's total only: between two writes to the
+	// store the counter met more distinct keys than it holds (see
+	// insight.DefaultMaxEntries).
 	Dropped uint64 `json:"dropped"`
 }
 
