@@ -381,7 +381,8 @@ func runDaemonInProcess(t *testing.T, cfgPath string, opts ...func(*daemon.Optio
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, nil); d.Close() }()
+	// Closed before done is told: the test's end waits for all of it.
+	go func() { err := d.Run(ctx, nil); d.Close(); done <- err }()
 	t.Cleanup(func() { cancel(); <-done })
 	c := daemon.NewClient(cfg.Daemon.Socket)
 	deadline := time.Now().Add(10 * time.Second)

@@ -341,7 +341,8 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// printStatus writes the status for people.
+// printStatus writes the status for people, its times in now's location
+// (the caller's local time).
 func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 	fmt.Fprintf(w, "rampart %s, up %s, firewall %s\n", st.Version, now.Sub(st.Started).Round(time.Second), st.Firewall.Backend)
 	bad := daemon.Degraded(st.Health)
@@ -350,9 +351,9 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 	} else {
 		fmt.Fprintf(w, "health: DEGRADED (%d of %d components)\n", len(bad), len(st.Health))
 	}
-	printHealth(w, st.Health)
+	printHealth(w, st.Health, now.Location())
 	if r := st.Reload; r.Reloads > 0 || r.Failures > 0 {
-		fmt.Fprintf(w, "configuration loaded %s; %d reloads, %d refused\n", r.Loaded.Local().Format(time.DateTime), r.Reloads, r.Failures)
+		fmt.Fprintf(w, "configuration loaded %s; %d reloads, %d refused\n", r.Loaded.In(now.Location()).Format(time.DateTime), r.Reloads, r.Failures)
 	}
 	fmt.Fprintf(w, "events %d, decisions %d; tracking %d of %d keys (%d evicted)\n",
 		st.Engine.Events, st.Engine.Decisions, st.Engine.Tracked, st.Engine.TrackedCap, st.Engine.Evicted)
@@ -412,15 +413,15 @@ func printActive(w io.Writer, st daemon.Status, now time.Time) {
 	}
 }
 
-// printHealth writes one line per component.
-func printHealth(w io.Writer, hs []daemon.Health) {
+// printHealth writes one line per component, times in loc.
+func printHealth(w io.Writer, hs []daemon.Health, loc *time.Location) {
 	for _, h := range hs {
 		line := fmt.Sprintf("  %-8s  %s", h.State, h.Component)
 		if h.Detail != "" {
 			line += ": " + h.Detail
 		}
 		if h.State != daemon.HealthOK {
-			line += fmt.Sprintf(" (since %s)", h.Since.Local().Format(time.DateTime))
+			line += fmt.Sprintf(" (since %s)", h.Since.In(loc).Format(time.DateTime))
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -486,7 +487,7 @@ func printJailStatus(w io.Writer, st daemon.Status, now time.Time) {
 	fmt.Fprintf(w, "\nmaxretry %d within %s, bantime %s, ports %s\n", j.MaxRetry, j.FindTime, j.BanTime, portsOrAll(j.Ports))
 	if bad := daemon.Degraded(st.Health); len(bad) > 0 {
 		fmt.Fprintf(w, "health: DEGRADED (%d of %d components)\n", len(bad), len(st.Health))
-		printHealth(w, bad)
+		printHealth(w, bad, now.Location())
 	}
 	if st.ActiveTotal > 0 {
 		printActive(w, st, now)

@@ -87,7 +87,9 @@ func startHarnessWith(t *testing.T, dir string, maxretry int, opt func(*Options)
 		t.Fatal(err)
 	}
 	h.d = d
-	go func() { h.done <- d.Run(ctx, h.hup); d.Close() }()
+	// Closed before done is told: stop returns once the daemon has let go
+	// of its store and socket, so the next one may take them.
+	go func() { err := d.Run(ctx, h.hup); d.Close(); h.done <- err }()
 	h.client = NewClient(cfg.Daemon.Socket)
 	t.Cleanup(h.stop)
 	// A new log is followed from its end: wait until the follower reads

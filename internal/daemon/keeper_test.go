@@ -98,7 +98,7 @@ func TestDaemonRestoresFlushedRuleset(t *testing.T) {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- d.Run(rctx, nil); d.Close() }()
+	go func() { err := d.Run(rctx, nil); d.Close(); done <- err }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
