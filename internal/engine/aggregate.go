@@ -14,7 +14,7 @@ import (
 
 // aggregate feeds the cross-address scenarios with a failure of a
 // non-known-good address and appends to out the bans they decide.
-func (e *Engine) aggregate(out []event.Decision, ev event.Event, addr netip.Addr, j *jailState, t stamp) []event.Decision {
+func (e *Engine) aggregate(out []event.Decision, ev event.Event, addr netip.Addr, j *jailState, t stamp, as *asOf) []event.Decision {
 	id := addrID(addr)
 	if sp := &e.cfg.Spray; sp.Addresses > 0 && ev.User != "" {
 		uid := userID(normUser(ev.User))
@@ -70,7 +70,7 @@ func (e *Engine) aggregate(out []event.Decision, ev event.Event, addr netip.Addr
 		break
 	}
 	if ac := &e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 {
-		if asn, _, ok := ac.Lookup.ASN(addr); ok {
+		if asn, _, ok := as.lookup(ac.Lookup, addr); ok {
 			d, pos := e.asns.lookup(asn)
 			d.add(id, t)
 			e.asns.store(asn, d, pos)
@@ -184,4 +184,23 @@ func (e *Engine) widen(a netip.Addr) Widen {
 		return e.cfg.Prefixes.Widen4
 	}
 	return e.cfg.Prefixes.Widen6
+}
+
+// asOf is an address's autonomous system, read at most once for an event:
+// the AS aggregation and the suspect-AS threshold both need it, and each
+// lookup reads the database.
+type asOf struct {
+	asn    uint32
+	org    string
+	ok     bool
+	looked bool
+}
+
+// lookup returns addr's AS through l, read the first time only.
+func (a *asOf) lookup(l ASNLookup, addr netip.Addr) (uint32, string, bool) {
+	if !a.looked {
+		a.asn, a.org, a.ok = l.ASN(addr)
+		a.looked = true
+	}
+	return a.asn, a.org, a.ok
 }

@@ -329,6 +329,36 @@ func TestASNLowersThreshold(t *testing.T) {
 	}
 }
 
+// countingASN counts the lookups made through it.
+type countingASN struct {
+	asnTable
+	n *int
+}
+
+func (c countingASN) ASN(x netip.Addr) (uint32, string, bool) {
+	*c.n++
+	return c.asnTable.ASN(x)
+}
+
+// TestASNLookedUpOncePerEvent: the AS aggregation and the suspect-AS
+// threshold share one database lookup per event (each was one).
+func TestASNLookedUpOncePerEvent(t *testing.T) {
+	lookups := 0
+	e := defaultEngine(t, func(c *Config) {
+		c.Spray, c.Prefixes = Spray{}, Prefixes{}
+		c.ASNs = ASNs{Lookup: countingASN{asnTable{netip.MustParsePrefix("100.64.0.0/10"): 64500}, &lookups}, Addresses: 4, Window: time.Hour, MaxRetry: 1}
+	})
+	for i := range 10 {
+		observe(e, ev(time.Duration(i)*time.Second, event.AuthFailure, fmt.Sprintf("100.%d.0.1", 64+i), "a"))
+	}
+	if lookups != 10 {
+		t.Fatalf("%d lookups for 10 events", lookups)
+	}
+	if got := settle(e, 10*time.Minute); len(got) == 0 {
+		t.Fatal("the suspect AS banned nothing")
+	}
+}
+
 func TestKnownGoodTypoNeverBans(t *testing.T) {
 	e := defaultEngine(t, nil)
 	observe(e, ev(0, event.AuthSuccess, "198.51.100.20", "alice"))

@@ -72,7 +72,7 @@ func (e *Engine) Assess(addr netip.Addr, user string, t time.Time) Assessment {
 			a.Suspect = "surge"
 			a.MaxRetry = min(a.MaxRetry, e.cfg.Surge.MaxRetry)
 		}
-		if sus := e.suspect(addr, st); sus.limit > 0 {
+		if sus := e.suspect(addr, st, &asOf{}); sus.limit > 0 {
 			a.Suspect = sus.scenario
 			a.MaxRetry = min(a.MaxRetry, sus.limit)
 		}

@@ -111,10 +111,11 @@ func (e *Engine) ObserveAppend(out []event.Decision, ev event.Event) []event.Dec
 	}
 	cross := !g.relay && !e.ownNetwork(addr, ev.User, t) && !(ev.Kind == event.RecipientUnknown && e.inMailPool(addr))
 	surge := false
+	var as asOf // the address's AS, looked up once for the scenarios that need it
 	if cross {
 		surge = e.observeSurge(t)
 		n := len(out)
-		if out = e.aggregate(out, ev, addr, j, t); len(out) > n {
+		if out = e.aggregate(out, ev, addr, j, t, &as); len(out) > n {
 			return out
 		}
 	}
@@ -148,7 +149,7 @@ func (e *Engine) ObserveAppend(out []event.Decision, ev event.Event) []event.Dec
 	if surge && e.cfg.Surge.MaxRetry > 0 {
 		lim, scenario = e.cfg.Surge.MaxRetry, "surge"
 	}
-	sus := e.suspect(addr, t)
+	sus := e.suspect(addr, t, &as)
 	if sus.limit > 0 && (lim == 0 || sus.limit < lim) {
 		lim, scenario = sus.limit, sus.scenario
 		if scenario == "prefix-suspect" {
@@ -263,8 +264,8 @@ func (e *Engine) forgive(addr netip.Addr) {
 // prefix that has enough bad addresses but cannot be banned (it holds an
 // allowlisted address), in an AS with many bad addresses, or in a target
 // a peer flagged (peer.go): the lowest of them.
-func (e *Engine) suspect(addr netip.Addr, t stamp) suspicion {
-	s := e.localSuspect(addr, t)
+func (e *Engine) suspect(addr netip.Addr, t stamp, as *asOf) suspicion {
+	s := e.localSuspect(addr, t, as)
 	if p := e.peerSuspect(addr, t); p.limit > 0 && (s.limit == 0 || p.limit < s.limit) {
 		return p
 	}
@@ -272,7 +273,7 @@ func (e *Engine) suspect(addr netip.Addr, t stamp) suspicion {
 }
 
 // localSuspect is suspect on what this node saw itself.
-func (e *Engine) localSuspect(addr netip.Addr, t stamp) suspicion {
+func (e *Engine) localSuspect(addr netip.Addr, t stamp, as *asOf) suspicion {
 	pc := &e.cfg.Prefixes
 	if pc.Suspect > 0 {
 		for _, lv := range e.levels(addr) {
@@ -285,7 +286,7 @@ func (e *Engine) localSuspect(addr netip.Addr, t stamp) suspicion {
 		}
 	}
 	if ac := &e.cfg.ASNs; ac.Lookup != nil && ac.Addresses > 0 && ac.MaxRetry > 0 {
-		if asn, org, ok := ac.Lookup.ASN(addr); ok {
+		if asn, org, ok := as.lookup(ac.Lookup, addr); ok {
 			if d, ok := e.asns.get(asn); ok {
 				if n := d.count(t - durStamp(ac.Window)); n >= min(ac.Addresses, distinctSize) {
 					return suspicion{limit: ac.MaxRetry, scenario: "asn", asn: asn, org: org, n: n, window: ac.Window}

@@ -201,6 +201,6 @@ func (e *Engine) Evidence(ev event.Event, window time.Duration) int {
 func (e *Engine) SuspectPrefix(addr netip.Addr, t time.Time) (netip.Prefix, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := e.localSuspect(addr.Unmap(), toStamp(t))
+	s := e.localSuspect(addr.Unmap(), toStamp(t), &asOf{})
 	return s.prefix, s.scenario == "prefix-suspect"
 }

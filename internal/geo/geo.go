@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"sync"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -25,6 +26,45 @@ type Info struct {
 type DB struct {
 	country *maxminddb.Reader
 	asn     *maxminddb.Reader
+
+	countries records[string] // ISO codes by record
+	ases      records[asnRecord]
+}
+
+// records caches the records decoded from one database, by their offset
+// in it: many networks share a record (a country's, an AS's), and decoding
+// one is most of what a lookup costs. A DB is one version of its files, so
+// an entry never goes stale; a full cache is emptied.
+type records[T any] struct {
+	mu sync.Mutex
+	m  map[uintptr]T
+}
+
+// maxRecords bounds a cache: attacks come from a few thousand ASes at a
+// time, and the countries are 250.
+const maxRecords = 1 << 14
+
+// get returns the record of r, a lookup that found one, decoding it with
+// decode the first time; ok is false for a record that cannot be decoded
+// (and is not kept).
+func (c *records[T]) get(r maxminddb.Result, decode func(maxminddb.Result) (T, bool)) (T, bool) {
+	off := r.Offset()
+	c.mu.Lock()
+	v, ok := c.m[off]
+	c.mu.Unlock()
+	if ok {
+		return v, true
+	}
+	if v, ok = decode(r); !ok {
+		return v, false
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxRecords {
+		c.m = make(map[uintptr]T)
+	}
+	c.m[off] = v
+	c.mu.Unlock()
+	return v, true
 }
 
 // MaxSize is the largest database file Open reads (GeoLite2-City is about
@@ -96,31 +136,55 @@ func (db *DB) Lookup(a netip.Addr) Info {
 	}
 	a = a.Unmap()
 	if db.country != nil {
-		var r countryRecord
-		if db.country.Lookup(a).Decode(&r) == nil {
-			info.Country = r.Country.ISOCode
-			if info.Country == "" {
-				info.Country = r.RegisteredCountry.ISOCode
-			}
+		if r := db.country.Lookup(a); r.Found() {
+			info.Country, _ = db.countries.get(r, decodeCountry)
 		}
 	}
-	if db.asn != nil {
-		var r asnRecord
-		if db.asn.Lookup(a).Decode(&r) == nil {
-			info.ASN, info.Org = r.Number, r.Org
-		}
-	}
+	rec := db.asOf(a)
+	info.ASN, info.Org = rec.Number, rec.Org
 	return info
+}
+
+// asOf returns the AS record of a (unmapped), zero when unknown.
+func (db *DB) asOf(a netip.Addr) asnRecord {
+	if db.asn == nil {
+		return asnRecord{}
+	}
+	r := db.asn.Lookup(a)
+	if !r.Found() {
+		return asnRecord{}
+	}
+	rec, _ := db.ases.get(r, decodeAS)
+	return rec
+}
+
+func decodeCountry(r maxminddb.Result) (string, bool) {
+	var rec countryRecord
+	if r.Decode(&rec) != nil {
+		return "", false
+	}
+	if rec.Country.ISOCode != "" {
+		return rec.Country.ISOCode, true
+	}
+	return rec.RegisteredCountry.ISOCode, true
+}
+
+func decodeAS(r maxminddb.Result) (asnRecord, bool) {
+	var rec asnRecord
+	if r.Decode(&rec) != nil {
+		return asnRecord{}, false
+	}
+	return rec, true
 }
 
 // ASN returns a's autonomous system; ok is false when unknown. It makes DB
 // an engine.ASNLookup.
 func (db *DB) ASN(a netip.Addr) (uint32, string, bool) {
-	if db == nil || db.asn == nil {
+	if db == nil {
 		return 0, "", false
 	}
-	i := db.Lookup(a)
-	return i.ASN, i.Org, i.ASN != 0
+	rec := db.asOf(a.Unmap())
+	return rec.Number, rec.Org, rec.Number != 0
 }
 
 // HasASN reports whether an ASN database is open.

@@ -1,9 +1,11 @@
 package geo_test
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/rampart-dev/rampart/internal/geo"
@@ -71,6 +73,12 @@ func TestWatchedFollowsFiles(t *testing.T) {
 	defer w.Close()
 	if got := w.Lookup(a); got != (geo.Info{}) {
 		t.Fatalf("lookup without databases = %+v", got)
+	}
+	if _, _, ok := w.ASN(a); ok {
+		t.Fatal("an AS without databases")
+	}
+	if _, _, ok := (*geo.Watched)(nil).ASN(a); ok {
+		t.Fatal("an AS from no Watched")
 	}
 	if errs := w.Errors(); len(errs) != 2 {
 		t.Fatalf("errors = %v, want one per missing file", errs)
@@ -151,5 +159,48 @@ func mustRename(t *testing.T, from, to string) {
 	t.Helper()
 	if err := os.Rename(from, to); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLookupCachedRecords: records decoded once and kept by their offset
+// give the same answers as decoding each lookup, past the cache's bound
+// (it is emptied when full) and when lookups run at once.
+func TestLookupCachedRecords(t *testing.T) {
+	const n = 20_000 // distinct AS records, more than a cache holds
+	var ases []geotest.AS
+	countries := map[string]string{}
+	for i := range n {
+		net := fmt.Sprintf("10.%d.%d.0/24", i/256, i%256)
+		ases = append(ases, geotest.AS{Number: uint32(100_000 + i), Org: fmt.Sprintf("Org %d", i), Networks: []string{net}})
+		countries[net] = []string{"NL", "DE", "FR"}[i%3]
+	}
+	db, err := geo.Open(geotest.WriteCountry(t, countries), geotest.WriteASN(t, ases...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for pass := range 2 {
+				for j := range n {
+					i := (j*7 + w*n/4) % n // each worker its own order
+					a := netip.AddrFrom4([4]byte{10, byte(i / 256), byte(i % 256), byte(1 + pass)})
+					want := geo.Info{Country: []string{"NL", "DE", "FR"}[i%3], ASN: uint32(100_000 + i), Org: fmt.Sprintf("Org %d", i)}
+					if got := db.Lookup(a); got != want {
+						t.Errorf("%s: %+v, want %+v", a, got, want)
+						return
+					}
+					if asn, org, ok := db.ASN(a); !ok || asn != want.ASN || org != want.Org {
+						t.Errorf("%s: ASN %d %q %v", a, asn, org, ok)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := db.Lookup(netip.MustParseAddr("192.0.2.1")); got != (geo.Info{}) {
+		t.Fatalf("an address in no network: %+v", got)
 	}
 }

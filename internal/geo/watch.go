@@ -136,8 +136,12 @@ func (w *Watched) Lookup(a netip.Addr) Info {
 // ASN returns a's autonomous system; ok is false when unknown. It makes
 // Watched an engine.ASNLookup.
 func (w *Watched) ASN(a netip.Addr) (uint32, string, bool) {
-	i := w.Lookup(a)
-	return i.ASN, i.Org, i.ASN != 0
+	if w == nil {
+		return 0, "", false
+	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.cur[1].ASN(a) // the country database is not read
 }
 
 // Paths returns the configured paths: country, ASN.
