@@ -9,9 +9,9 @@ import (
 	"github.com/rampart-dev/rampart/internal/geo/geotest"
 )
 
-// benchDatabases opens a country and an ASN database of 20,000 networks
-// (5,000 ASes) and returns them with 4,096 addresses in them.
-func benchDatabases(b *testing.B) (*geo.Watched, []netip.Addr) {
+// benchLookups calls lookup with addresses of a country and an ASN
+// database of 20,000 networks (5,000 ASes), 4,096 of them in turn.
+func benchLookups(b *testing.B, lookup func(*geo.Watched, netip.Addr)) {
 	var ases []geotest.AS
 	countries := map[string]string{}
 	for i := range 20_000 {
@@ -20,35 +20,28 @@ func benchDatabases(b *testing.B) (*geo.Watched, []netip.Addr) {
 		countries[n] = []string{"NL", "DE", "US", "CN", "BR"}[i%5]
 	}
 	w := geo.OpenWatched(geotest.WriteCountry(b, countries), geotest.WriteASN(b, ases...))
-	b.Cleanup(func() { w.Close() })
+	defer w.Close()
 	addrs := make([]netip.Addr, 4096)
 	for i := range addrs {
 		addrs[i] = netip.AddrFrom4([4]byte{byte(1 + i%20), byte(i * 7), byte(i * 13), byte(i)})
 	}
-	return w, addrs
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		lookup(w, addrs[i%len(addrs)])
+		i++
+	}
 }
 
 // BenchmarkWatchedASN looks up the AS of addresses as the engine does for
 // each failure when [asn] database is set, a country database open beside
 // it.
 func BenchmarkWatchedASN(b *testing.B) {
-	w, addrs := benchDatabases(b)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		w.ASN(addrs[i%len(addrs)])
-		i++
-	}
+	benchLookups(b, func(w *geo.Watched, a netip.Addr) { w.ASN(a) })
 }
 
 // BenchmarkWatchedLookup looks up country and AS, as the store does for
 // each decision and the insight counter for each address it writes.
 func BenchmarkWatchedLookup(b *testing.B) {
-	w, addrs := benchDatabases(b)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		w.Lookup(addrs[i%len(addrs)])
-		i++
-	}
+	benchLookups(b, func(w *geo.Watched, a netip.Addr) { w.Lookup(a) })
 }

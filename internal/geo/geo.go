@@ -45,18 +45,18 @@ type records[T any] struct {
 const maxRecords = 1 << 14
 
 // get returns the record of r, a lookup that found one, decoding it with
-// decode the first time; ok is false for a record that cannot be decoded
-// (and is not kept).
-func (c *records[T]) get(r maxminddb.Result, decode func(maxminddb.Result) (T, bool)) (T, bool) {
+// decode the first time. A record decode cannot read is the zero value,
+// and is not kept.
+func (c *records[T]) get(r maxminddb.Result, decode func(maxminddb.Result) (T, bool)) T {
 	off := r.Offset()
 	c.mu.Lock()
 	v, ok := c.m[off]
 	c.mu.Unlock()
 	if ok {
-		return v, true
+		return v
 	}
 	if v, ok = decode(r); !ok {
-		return v, false
+		return v
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxRecords {
@@ -64,7 +64,7 @@ func (c *records[T]) get(r maxminddb.Result, decode func(maxminddb.Result) (T, b
 	}
 	c.m[off] = v
 	c.mu.Unlock()
-	return v, true
+	return v
 }
 
 // MaxSize is the largest database file Open reads (GeoLite2-City is about
@@ -137,16 +137,16 @@ func (db *DB) Lookup(a netip.Addr) Info {
 	a = a.Unmap()
 	if db.country != nil {
 		if r := db.country.Lookup(a); r.Found() {
-			info.Country, _ = db.countries.get(r, decodeCountry)
+			info.Country = db.countries.get(r, decodeCountry)
 		}
 	}
-	rec := db.asOf(a)
+	rec := db.asnOf(a)
 	info.ASN, info.Org = rec.Number, rec.Org
 	return info
 }
 
-// asOf returns the AS record of a (unmapped), zero when unknown.
-func (db *DB) asOf(a netip.Addr) asnRecord {
+// asnOf returns the AS record of a (unmapped), zero when unknown.
+func (db *DB) asnOf(a netip.Addr) asnRecord {
 	if db.asn == nil {
 		return asnRecord{}
 	}
@@ -154,8 +154,7 @@ func (db *DB) asOf(a netip.Addr) asnRecord {
 	if !r.Found() {
 		return asnRecord{}
 	}
-	rec, _ := db.ases.get(r, decodeAS)
-	return rec
+	return db.ases.get(r, decodeAS)
 }
 
 func decodeCountry(r maxminddb.Result) (string, bool) {
@@ -183,7 +182,7 @@ func (db *DB) ASN(a netip.Addr) (uint32, string, bool) {
 	if db == nil {
 		return 0, "", false
 	}
-	rec := db.asOf(a.Unmap())
+	rec := db.asnOf(a.Unmap())
 	return rec.Number, rec.Org, rec.Number != 0
 }
 
