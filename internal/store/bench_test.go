@@ -60,27 +60,6 @@ func BenchmarkRecordDecision(b *testing.B) {
 	}
 }
 
-// BenchmarkBanCount counts one target's bans in a 200,000-entry history.
-func BenchmarkBanCount(b *testing.B) {
-	ctx := context.Background()
-	s, _ := openTemp(b)
-	ds := manyDecisions(100_000, t0)
-	for range 2 { // every target banned twice
-		if _, err := s.RecordDecisions(ctx, ds); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		n, err := s.BanCount(ctx, ds[i%len(ds)].Target, t0)
-		if err != nil || n != 2 {
-			b.Fatalf("BanCount = %d, %v", n, err)
-		}
-		i++
-	}
-}
-
 // BenchmarkActiveDecisions lists 10,000 active decisions, as at start-up
 // reconciliation with the kernel.
 func BenchmarkActiveDecisions(b *testing.B) {

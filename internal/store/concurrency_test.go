@@ -151,7 +151,7 @@ func TestReadersWhileWriting(t *testing.T) {
 					errs <- err
 					return
 				}
-				if _, err := s.BanCount(ctx, all[0].Target, t0); err != nil {
+				if _, err := s.History(ctx, HistoryFilter{Target: all[0].Target}); err != nil {
 					errs <- err
 					return
 				}

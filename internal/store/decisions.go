@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,14 +54,73 @@ func insertHistorySQL(n int) string {
 		`(?, 'decision', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, "")
 }
 
-// upsertActiveSQL makes the history rows from id ? on the active decisions
-// of their targets and ports, in id order, so the last decision for a
-// target and its ports wins. (The WHERE clause is also what lets SQLite
-// parse ON CONFLICT after a SELECT.)
-const upsertActiveSQL = `INSERT INTO active (target, ports, history_id, start_ns, end_ns)
-	SELECT target, ports, id, start_ns, end_ns FROM history WHERE id >= ? ORDER BY id
+// The active table holds each target's and ports' decision in force. A
+// flood's decisions come in no order of target, so keeping the table
+// current with every batch inserted each one at a random place in it and
+// wrote a page to the log for it at the commit: that cost more than the
+// history rows themselves. So the active table is brought up to date from
+// the history in bulk (mergeActive): by a batch once mergeEvery history
+// rows wait, and first by every operation that reads or changes it. Rows
+// that wait are in the history, committed with their batch, so a crash
+// loses nothing: the next operation merges them.
+//
+// meta's active_through holds the last history id merged. New history ids
+// are above it and above every id in the history (recordDecisions), so no
+// row is missed when the newest rows have been pruned.
+const (
+	activeThroughSQL = `SELECT CAST(value AS INTEGER) AS t FROM meta WHERE key = 'active_through'`
+	mergeEvery       = 16_384
+)
+
+// mergeActiveSQL makes the decisions of the history rows after id ? the
+// active ones of their targets and ports, in id order, so the last decision
+// for a target and its ports wins. (The WHERE clause is also what lets
+// SQLite parse ON CONFLICT after a SELECT.)
+const mergeActiveSQL = `INSERT INTO active (target, ports, history_id, start_ns, end_ns)
+	SELECT target, ports, id, start_ns, end_ns FROM history WHERE id > ? AND kind = 'decision' ORDER BY id
 	ON CONFLICT (target, ports) DO UPDATE SET
 		history_id = excluded.history_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns`
+
+// mergeActive brings the active table up to date with the history.
+func mergeActive(ctx context.Context, tx *sql.Tx) error {
+	var through, last int64
+	if err := tx.QueryRowContext(ctx, `SELECT (`+activeThroughSQL+`), coalesce(max(id), 0) FROM history`).Scan(&through, &last); err != nil {
+		return err
+	}
+	if last <= through {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, mergeActiveSQL, through); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'active_through'`, strconv.FormatInt(last, 10))
+	return err
+}
+
+// catchUp brings the active table up to date before a read, when history
+// rows wait: a reader connection looks first, so reads do not queue for the
+// writer, or wait on another process's write lock, when nothing waits.
+func (s *Store) catchUp(ctx context.Context) error {
+	var waiting bool
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT max(id) FROM history), 0) > (`+activeThroughSQL+`)`).Scan(&waiting); err != nil {
+		return classify(err)
+	}
+	if !waiting {
+		return nil
+	}
+	return s.write(ctx, func(tx *sql.Tx) error { return mergeActive(ctx, tx) })
+}
+
+// writeActive runs fn in a write transaction after bringing the active
+// table up to date.
+func (s *Store) writeActive(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := mergeActive(ctx, tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
 
 // RecordDecision appends d to the history and makes it the target's active
 // decision, replacing whatever was active for d.Target and d.Ports before:
@@ -161,9 +221,9 @@ func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positi
 		}
 		// The transaction holds the write lock, so ids from max+1 on are
 		// ours: explicit ids give each decision its id without a round
-		// trip per row.
-		var first int64
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM history`).Scan(&first); err != nil {
+		// trip per row. They are above the merged ones too (mergeActive).
+		var first, through int64
+		if err := tx.QueryRowContext(ctx, `SELECT max(coalesce((SELECT max(id) FROM history), 0), t) + 1, t FROM (`+activeThroughSQL+`)`).Scan(&first, &through); err != nil {
 			return err
 		}
 		w := newRowWriter(ctx, tx, historyChunk, 13, insertHistorySQL)
@@ -179,8 +239,10 @@ func (s *Store) recordDecisions(ctx context.Context, ds []event.Decision, positi
 		if err := w.flush(); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, upsertActiveSQL, first)
-		return err
+		if first+int64(len(ds))-1-through < mergeEvery {
+			return nil
+		}
+		return mergeActive(ctx, tx)
 	})
 	return ids, err
 }
@@ -202,8 +264,14 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 // deleteRows runs one DELETE statement in its own transaction and
 // returns how many rows it deleted.
 func (s *Store) deleteRows(ctx context.Context, query string, args ...any) (int, error) {
+	return deleteIn(ctx, s.write, query, args...)
+}
+
+// deleteIn runs one DELETE statement in a transaction of write (Store.write
+// or Store.writeActive) and returns how many rows it deleted.
+func deleteIn(ctx context.Context, write func(context.Context, func(*sql.Tx) error) error, query string, args ...any) (int, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -252,7 +320,7 @@ func (s *Store) Revoke(ctx context.Context, target netip.Prefix, at time.Time, w
 	}
 	key, atNS := p.String(), toNS(at)
 	lifted := 0
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.writeActive(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `DELETE FROM active WHERE target = ? RETURNING history_id, end_ns`, key)
 		if err != nil {
 			return err
@@ -314,7 +382,7 @@ func (s *Store) RevokeAll(ctx context.Context, action event.Action, at time.Time
 	}
 	atNS, act := toNS(at), action.String()
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeActive(ctx, func(tx *sql.Tx) error {
 		const inForce = `FROM active a JOIN history h ON h.id = a.history_id
 			WHERE h.action = ? AND a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)`
 		res, err := tx.ExecContext(ctx, `INSERT INTO history (kind, target, action, start_ns, end_ns, scenario, reason, jail, origin, country, asn, as_org, ports)
@@ -395,6 +463,9 @@ func scanEntry(rows scanner) (HistoryEntry, error) {
 // over). Entries that have expired but not been pruned are left out. The
 // order is by target text, then ports.
 func (s *Store) ActiveDecisions(ctx context.Context, now time.Time) ([]event.Decision, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("list active decisions: %w", err)
+	}
 	n := toNS(now)
 	es, err := queryAll(ctx, s, scanEntry, `SELECT `+decisionColumns+`
 		FROM active a JOIN history h ON h.id = a.history_id
@@ -414,6 +485,9 @@ func (s *Store) ActiveDecisions(ctx context.Context, now time.Time) ([]event.Dec
 // without a decision in force are left out): a status listing the latest
 // bans of a flood reads their reasons without reading every ban's.
 func (s *Store) ActiveDecisionsOf(ctx context.Context, now time.Time, targets []netip.Prefix) ([]event.Decision, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("list active decisions: %w", err)
+	}
 	const chunk = 500
 	n := toNS(now)
 	var ds []event.Decision
@@ -478,7 +552,7 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]HistoryEntry, e
 // PruneExpired removes active entries that ended at or before now and
 // returns how many. Their history stays.
 func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.deleteRows(ctx, `DELETE FROM active WHERE end_ns IS NOT NULL AND end_ns <= ?`, toNS(now))
+	n, err := deleteIn(ctx, s.writeActive, `DELETE FROM active WHERE end_ns IS NOT NULL AND end_ns <= ?`, toNS(now))
 	if err != nil {
 		return 0, fmt.Errorf("prune expired decisions: %w", err)
 	}
@@ -487,44 +561,13 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int, error) {
 
 // PruneHistory deletes history entries that started before before, except
 // those still referenced by an active decision, and returns how many. It
-// bounds the database's size; BanCount forgets what it deletes.
+// bounds the database's size; the escalation restored at start-up forgets
+// what it deletes.
 func (s *Store) PruneHistory(ctx context.Context, before time.Time) (int, error) {
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM history WHERE start_ns < ?
-			AND NOT EXISTS (SELECT 1 FROM active a WHERE a.history_id = history.id)`, toNS(before))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := deleteIn(ctx, s.writeActive, `DELETE FROM history WHERE start_ns < ?
+		AND id NOT IN (SELECT history_id FROM active)`, toNS(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune history: %w", err)
-	}
-	return int(n), nil
-}
-
-// BanCount returns how many bans of target (exactly this prefix) were
-// recorded starting at or after since, for ban-time escalation and recidive.
-// Revoked bans do not count: a revocation is usually an admitted mistake.
-// Expired bans do, until PruneHistory removes them.
-//
-// Offenders are counted from the history rather than kept in a separate
-// counter table: one source of truth that cannot drift, any window the
-// engine asks for, and an index on (target, start_ns) that makes the count a
-// short range scan however long the history is.
-func (s *Store) BanCount(ctx context.Context, target netip.Prefix, since time.Time) (int, error) {
-	p, err := normPrefix(target)
-	if err != nil {
-		return 0, fmt.Errorf("ban count: %w", err)
-	}
-	var n int
-	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM history
-		WHERE target = ? AND start_ns >= ? AND kind = 'decision' AND action = ? AND revoked_ns IS NULL`,
-		p.String(), toNS(since), event.Ban.String()).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("ban count for %s: %w", p, classify(err))
 	}
 	return n, nil
 }

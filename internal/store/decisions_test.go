@@ -196,6 +196,79 @@ func TestExpiryBoundaries(t *testing.T) {
 	}
 }
 
+// TestActiveMergedInBulk checks that decisions wait in the history until
+// the active table is read or changed, or until mergeEvery of them wait,
+// and that waiting ones are not lost when the store is closed.
+func TestActiveMergedInBulk(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	activeRows := func() int {
+		t.Helper()
+		var n int
+		if err := s.w.QueryRow(`SELECT count(*) FROM active`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := s.RecordDecisions(ctx, manyDecisions(100, t0)); err != nil {
+		t.Fatal(err)
+	}
+	if n := activeRows(); n != 0 {
+		t.Errorf("a batch of 100 went to the active table at once: %d rows", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ds, err := s.ActiveDecisions(ctx, t0.Add(time.Minute)); err != nil || len(ds) != 100 {
+		t.Fatalf("after reopening: %d active, %v; want 100", len(ds), err)
+	}
+	if n := activeRows(); n != 100 {
+		t.Errorf("active table after a read: %d rows, want 100", n)
+	}
+	// A batch that brings mergeEvery rows merges them itself. Its first
+	// 100 targets are the first batch's.
+	if _, err := s.RecordDecisions(ctx, manyDecisions(mergeEvery, t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if n := activeRows(); n != mergeEvery {
+		t.Errorf("active table after %d waiting rows: %d rows", mergeEvery, n)
+	}
+}
+
+// TestIDsAboveMerged checks that a decision recorded after the newest
+// history rows were pruned gets an id above the merged ones, so that it
+// still becomes active.
+func TestIDsAboveMerged(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	ids, err := s.RecordDecisions(ctx, []event.Decision{ban("192.0.2.1/32", t0, time.Hour), ban("192.0.2.2/32", t0, time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(3 * time.Hour)
+	if n, err := s.PruneExpired(ctx, later); err != nil || n != 2 {
+		t.Fatalf("PruneExpired = %d, %v", n, err)
+	}
+	if n, err := s.PruneHistory(ctx, later); err != nil || n != 2 {
+		t.Fatalf("PruneHistory = %d, %v", n, err)
+	}
+	id, err := s.RecordDecision(ctx, ban("192.0.2.3/32", later, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id <= ids[1] {
+		t.Errorf("id %d after pruned ids %v", id, ids)
+	}
+	if got := activeTargets(t, s, later); fmt.Sprint(got) != "[192.0.2.3/32]" {
+		t.Errorf("active = %v, want [192.0.2.3/32]", got)
+	}
+}
+
 func TestLatestDecisionWins(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
@@ -210,9 +283,6 @@ func TestLatestDecisionWins(t *testing.T) {
 	ds, _ := s.ActiveDecisions(ctx, t0.Add(2*time.Minute))
 	if len(ds) != 1 || !equalDecision(ds[0], second) {
 		t.Fatalf("active = %+v, want the second decision", ds)
-	}
-	if n, _ := s.BanCount(ctx, first.Target, time.Time{}); n != 2 {
-		t.Errorf("BanCount = %d, want 2", n)
 	}
 	// The first decision's history entry is no longer active but stays.
 	if hs, _ := s.History(ctx, HistoryFilter{Target: first.Target}); len(hs) != 2 {
@@ -248,10 +318,6 @@ func TestRevoke(t *testing.T) {
 	}
 	if orig.Revocation || !orig.RevokedAt.Equal(at) || orig.Decision.Duration != time.Hour {
 		t.Errorf("original entry = %+v", orig)
-	}
-	// A revoked ban does not count towards escalation.
-	if n, _ := s.BanCount(ctx, target, time.Time{}); n != 0 {
-		t.Errorf("BanCount after revoke = %d, want 0", n)
 	}
 
 	// Nothing to revoke.
@@ -326,7 +392,9 @@ func TestHistoryFilter(t *testing.T) {
 	}
 }
 
-func TestBanCount(t *testing.T) {
+// TestHistoryOfTarget reads one target's history: the exact prefix, in
+// the stored form, however it is written.
+func TestHistoryOfTarget(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
 	day := 24 * time.Hour
@@ -346,24 +414,22 @@ func TestBanCount(t *testing.T) {
 		since  time.Time
 		want   int
 	}{
-		{"192.0.2.1/32", time.Time{}, 3}, // tarpit is not a ban
-		{"192.0.2.1/32", t0, 3},
-		{"192.0.2.1/32", t0.Add(time.Nanosecond), 2},
-		{"192.0.2.1/32", t0.Add(2 * day), 1},
-		{"192.0.2.1/32", t0.Add(3 * day), 0},
-		{"::ffff:192.0.2.1/128", t0, 3}, // mapped is the same address
+		{"192.0.2.1/32", time.Time{}, 4},
+		{"192.0.2.1/32", t0, 4},
+		{"192.0.2.1/32", t0.Add(time.Nanosecond), 3},
+		{"192.0.2.1/32", t0.Add(2 * day), 2},
+		{"192.0.2.1/32", t0.Add(3 * day), 1},
+		{"192.0.2.1/32", t0.Add(4 * day), 0},
+		{"::ffff:192.0.2.1/128", t0, 4}, // mapped is the same address
 		{"192.0.2.0/24", t0, 1},         // exact prefix only
 		{"192.0.2.7/24", t0, 1},         // masked before lookup
 		{"2001:db8::1/128", t0, 1},
 		{"2001:db8::2/128", t0, 0},
 	} {
-		n, err := s.BanCount(ctx, pfx(tc.target), tc.since)
-		if err != nil || n != tc.want {
-			t.Errorf("BanCount(%s, %v) = %d, %v; want %d", tc.target, tc.since.Sub(t0), n, err, tc.want)
+		hs, err := s.History(ctx, HistoryFilter{Target: pfx(tc.target), Since: tc.since})
+		if err != nil || len(hs) != tc.want {
+			t.Errorf("History(%s, since %v) = %d entries, %v; want %d", tc.target, tc.since.Sub(t0), len(hs), err, tc.want)
 		}
-	}
-	if _, err := s.BanCount(ctx, netip.Prefix{}, t0); err == nil {
-		t.Error("BanCount(invalid) succeeded")
 	}
 }
 
@@ -383,7 +449,7 @@ func TestAddressForms(t *testing.T) {
 			t.Fatalf("%s: %v", tc.in, err)
 		}
 		var n int
-		if err := s.w.QueryRow(`SELECT count(*) FROM active WHERE target = ?`, tc.stored).Scan(&n); err != nil || n != 1 {
+		if err := s.w.QueryRow(`SELECT count(*) FROM history WHERE target = ?`, tc.stored).Scan(&n); err != nil || n != 1 {
 			t.Errorf("%s: stored as %s? count %d, %v", tc.in, tc.stored, n, err)
 		}
 		hs, err := s.History(ctx, HistoryFilter{Target: pfx(tc.in), Limit: 1})
@@ -464,11 +530,11 @@ func TestRestartPersistence(t *testing.T) {
 	if got := activeTargets(t, s, now); fmt.Sprint(got) != "[192.0.2.1/32 2001:db8::/64]" {
 		t.Errorf("active after restart = %v", got)
 	}
-	if n, _ := s.BanCount(ctx, pfx("192.0.2.1/32"), t0); n != 2 {
-		t.Errorf("BanCount after restart = %d, want 2", n)
+	if hs, _ := s.History(ctx, HistoryFilter{Target: pfx("192.0.2.1/32")}); len(hs) != 2 {
+		t.Errorf("history after restart = %+v, want 2 entries", hs)
 	}
-	if n, _ := s.BanCount(ctx, pfx("192.0.2.9/32"), t0); n != 0 {
-		t.Errorf("revoked BanCount after restart = %d, want 0", n)
+	if hs, _ := s.History(ctx, HistoryFilter{Target: pfx("192.0.2.9/32")}); len(hs) != 2 || !hs[0].Revocation || hs[1].RevokedAt.IsZero() {
+		t.Errorf("revoked ban's history after restart = %+v", hs)
 	}
 	if ks, _ := s.KnownGood(ctx, t0); len(ks) != 1 || ks[0].User != "alice" {
 		t.Errorf("KnownGood after restart = %+v", ks)
@@ -480,8 +546,8 @@ func TestRestartPersistence(t *testing.T) {
 	if _, err := s.RecordDecision(ctx, ban("192.0.2.1/32", now, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.BanCount(ctx, pfx("192.0.2.1/32"), t0); n != 3 {
-		t.Errorf("BanCount = %d, want 3", n)
+	if hs, _ := s.History(ctx, HistoryFilter{Target: pfx("192.0.2.1/32")}); len(hs) != 3 {
+		t.Errorf("history = %d entries, want 3", len(hs))
 	}
 }
 
@@ -603,5 +669,39 @@ func TestPerPortDecisions(t *testing.T) {
 	}
 	if len(revoked) != 3 || !revoked["22/tcp"] || !revoked[""] || !revoked["25/tcp,465/tcp,587/tcp"] {
 		t.Errorf("revocations by ports = %v, want the three in force", revoked)
+	}
+}
+
+// TestUpgradeKeepsActive checks that a database from before the active
+// table was merged in bulk keeps exactly its active decisions: a decision
+// its history holds but its active table had dropped (revoked) does not
+// come back, and new decisions still become active.
+func TestUpgradeKeepsActive(t *testing.T) {
+	ctx := context.Background()
+	db, path := openAtVersion(t, 10) // the schema before 0011_active_lazy.sql
+	end := t0.Add(time.Hour).UnixNano()
+	for _, q := range []string{
+		`INSERT INTO history (id, kind, target, action, start_ns, end_ns, revoked_ns) VALUES
+			(1, 'decision', '192.0.2.1/32', 'ban', ` + fmt.Sprint(t0.UnixNano()) + `, ` + fmt.Sprint(end) + `, NULL),
+			(2, 'decision', '192.0.2.2/32', 'ban', ` + fmt.Sprint(t0.UnixNano()) + `, ` + fmt.Sprint(end) + `, ` + fmt.Sprint(t0.UnixNano()+1) + `),
+			(3, 'revoke', '192.0.2.2/32', 'ban', ` + fmt.Sprint(t0.UnixNano()+1) + `, NULL, NULL)`,
+		`INSERT INTO active (target, ports, history_id, start_ns, end_ns) VALUES
+			('192.0.2.1/32', '', 1, ` + fmt.Sprint(t0.UnixNano()) + `, ` + fmt.Sprint(end) + `)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := upgraded(t, db, path)
+	at := t0.Add(time.Minute)
+	if got := activeTargets(t, s, at); fmt.Sprint(got) != "[192.0.2.1/32]" {
+		t.Errorf("active after upgrade = %v, want [192.0.2.1/32]", got)
+	}
+	id, err := s.RecordDecision(ctx, ban("192.0.2.3/32", at, time.Hour))
+	if err != nil || id != 4 {
+		t.Fatalf("RecordDecision = %d, %v; want id 4", id, err)
+	}
+	if got := activeTargets(t, s, at); fmt.Sprint(got) != "[192.0.2.1/32 192.0.2.3/32]" {
+		t.Errorf("active = %v", got)
 	}
 }

@@ -38,13 +38,15 @@
 // keeps up to 8 MiB of pages in cache and its statement journals in memory
 // so that a large batch is not written to disk twice.
 //
-// # Offenders
+// # Decisions
 //
-// Ban-time escalation counts bans from the history (BanCount) instead of
-// keeping a separate offenders table: one source of truth that cannot drift
-// from the log, any window the engine asks for, and an index on
-// (target, start_ns) that keeps the count a short range scan at any history
-// size. PruneHistory bounds that size.
+// Every decision is appended to the history, in the order made, with the
+// batch that carries it. The active table, one row per target and ports in
+// force, is derived from the history in bulk (see mergeActive): a flood's
+// decisions come in no order of target, and keeping the table current with
+// every batch cost three quarters of a decision's recording. Ban-time
+// escalation needs no table of its own: the daemon gives the engine the
+// history's recent bans at start-up. PruneHistory bounds the history's size.
 //
 // # Representation
 //
@@ -173,10 +175,11 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	// cost the daemon 40 MiB of resident memory under a flood of 73,000
 	// decisions and wrote them no faster (bench/RESULTS.md, issue 19).
 	// The log is copied into the database once it holds 4,000 pages (16
-	// MiB on disk), not SQLite's 1,000: the indexes by target take rows in
-	// no order, so a flood's transactions dirty the same pages again and
+	// MiB on disk), not SQLite's 1,000: the active table takes rows in no
+	// order, so a flood's transactions dirty the same pages again and
 	// again, and each copy writes them once (BenchmarkRecordDecisions,
-	// batches of 1,000: 38-41 -> 33-34 ms of CPU a batch).
+	// batches of 1,000: 38-41 -> 33-34 ms of CPU a batch, measured when
+	// every batch wrote the active table).
 	params := []string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", o.busyTimeout.Milliseconds()),
 		"_pragma=foreign_keys(1)",
