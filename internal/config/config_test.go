@@ -60,6 +60,8 @@ func TestErrors(t *testing.T) {
 		{"dashboard token path relative", "[web]\nlisten = \"127.0.0.1:9843\"\ntoken_file = \"token\"\n", `rampart.toml:3: key "token_file": "token" is not an absolute path`},
 		{"metrics listen bad", "[metrics]\nlisten = \"9842\"\n", `rampart.toml:2: key "listen": "9842" is not an address:port`},
 		{"geo path relative", "[geo]\ncountry_database = \"GeoLite2-Country.mmdb\"\n", `rampart.toml:2: key "country_database": "GeoLite2-Country.mmdb" is not an absolute path`},
+		{"history shorter than escalation", "[daemon]\nhistory_retention = \"7d\"\n", `rampart.toml:2: key "history_retention": 7d is shorter than escalation.window (30d): the bans it counts would be forgotten`},
+		{"history shorter than recidive", "[daemon]\nhistory_retention = \"40d\"\n[recidive]\nwindow = \"60d\"\n", `rampart.toml:2: key "history_retention": 40d is shorter than recidive.window (60d): the bans it counts would be forgotten`},
 		{"insight hourly past retention", "[insight]\nretention = \"7d\"\nhourly = \"14d\"\n", `rampart.toml:3: key "hourly": 14d is longer than the retention (7d)`},
 	}
 	for _, tt := range tests {

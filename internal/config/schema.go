@@ -58,6 +58,9 @@ type Daemon struct {
 	LogLevel   string `toml:"log_level"`                          // debug, info, warn, error
 	LogFormat  string `toml:"log_format"`                         // text or json
 	MaxTracked int    `toml:"max_tracked" range:"1000..50000000"` // cap on tracked addresses per table
+	// HistoryRetention is how long the store keeps a decision's history
+	// entry; an active decision's stays while it is in force.
+	HistoryRetention Duration `toml:"history_retention" range:"1d..3650d"`
 }
 
 // Firewall selects and configures the enforcer.

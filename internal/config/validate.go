@@ -85,6 +85,14 @@ func (c *Config) validate() error {
 	if err := c.checkAbsPaths(keyValue{"geo.country_database", c.Geo.CountryDatabase}); err != nil {
 		return err
 	}
+	for _, w := range []struct {
+		key string
+		d   Duration
+	}{{"escalation.window", c.Escalation.Window}, {"recidive.window", c.Recidive.Window}} {
+		if w.d > c.Daemon.HistoryRetention {
+			return c.errorf("daemon.history_retention", "key \"history_retention\": %s is shorter than %s (%s): the bans it counts would be forgotten", c.Daemon.HistoryRetention, w.key, w.d)
+		}
+	}
 	if c.Insight.Hourly > c.Insight.Retention {
 		return c.errorf("insight.hourly", "key \"hourly\": %s is longer than the retention (%s)", c.Insight.Hourly, c.Insight.Retention)
 	}

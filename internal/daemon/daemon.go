@@ -533,9 +533,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			d.saveStateIfDue(ctx, now)
 			d.apply.retryStore(ctx)
 		case now := <-prune.C:
-			if _, err := d.store.PruneExpired(ctx, now); err != nil {
-				d.log.Warn("store: prune failed", "err", err)
-			}
+			d.pruneDecisions(ctx, now)
 			d.compactInsight(ctx, now)
 			d.trap.prune(ctx, now)
 			d.evid.prune(ctx, now)
@@ -544,6 +542,21 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			d.flushInsight(ctx)
 			d.checkGeo()
 		}
+	}
+}
+
+// pruneDecisions deletes the store's active entries that ended and the
+// history entries older than daemon.history_retention.
+func (d *Daemon) pruneDecisions(ctx context.Context, now time.Time) {
+	if _, err := d.store.PruneExpired(ctx, now); err != nil {
+		d.log.Warn("store: prune failed", "err", err)
+	}
+	n, err := d.store.PruneHistory(ctx, now.Add(-d.currentConfig().Daemon.HistoryRetention.D()))
+	if err != nil {
+		d.log.Warn("store: pruning the history failed", "err", err)
+	}
+	if n > 0 {
+		d.log.Debug("history pruned", "deleted", n)
 	}
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -60,9 +61,9 @@ func insertHistorySQL(n int) string {
 // wrote a page to the log for it at the commit: that cost more than the
 // history rows themselves. So the active table is brought up to date from
 // the history in bulk (mergeActive): by a batch once mergeEvery history
-// rows wait, and first by every operation that reads or changes it. Rows
-// that wait are in the history, committed with their batch, so a crash
-// loses nothing: the next operation merges them.
+// rows wait, and first by every operation that changes it. Reads take the
+// waiting rows into account (inForce). Rows that wait are in the history,
+// committed with their batch, so a crash loses nothing.
 //
 // meta's active_through holds the last history id merged. New history ids
 // are above it and above every id in the history (recordDecisions), so no
@@ -95,20 +96,6 @@ func mergeActive(ctx context.Context, tx *sql.Tx) error {
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'active_through'`, strconv.FormatInt(last, 10))
 	return err
-}
-
-// catchUp brings the active table up to date before a read, when history
-// rows wait: a reader connection looks first, so reads do not queue for the
-// writer, or wait on another process's write lock, when nothing waits.
-func (s *Store) catchUp(ctx context.Context) error {
-	var waiting bool
-	if err := s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT max(id) FROM history), 0) > (`+activeThroughSQL+`)`).Scan(&waiting); err != nil {
-		return classify(err)
-	}
-	if !waiting {
-		return nil
-	}
-	return s.write(ctx, func(tx *sql.Tx) error { return mergeActive(ctx, tx) })
 }
 
 // writeActive runs fn in a write transaction after bringing the active
@@ -285,10 +272,15 @@ func deleteIn(ctx context.Context, write func(context.Context, func(*sql.Tx) err
 // scanner is a row: *sql.Rows, or *sql.Row for one.
 type scanner interface{ Scan(...any) error }
 
-// queryAll runs query on a reader connection and returns its rows as scan
-// reads them, in order. Errors are classified.
-func queryAll[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
+// querier runs queries: a reader pool (Store.r) or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryAll runs query on q and returns its rows as scan reads them, in
+// order. Errors are classified.
+func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -463,20 +455,9 @@ func scanEntry(rows scanner) (HistoryEntry, error) {
 // over). Entries that have expired but not been pruned are left out. The
 // order is by target text, then ports.
 func (s *Store) ActiveDecisions(ctx context.Context, now time.Time) ([]event.Decision, error) {
-	if err := s.catchUp(ctx); err != nil {
-		return nil, fmt.Errorf("list active decisions: %w", err)
-	}
-	n := toNS(now)
-	es, err := queryAll(ctx, s, scanEntry, `SELECT `+decisionColumns+`
-		FROM active a JOIN history h ON h.id = a.history_id
-		WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)
-		ORDER BY a.target, a.ports`, n, n)
+	ds, err := s.inForce(ctx, now, nil)
 	if err != nil {
 		return nil, fmt.Errorf("list active decisions: %w", err)
-	}
-	ds := make([]event.Decision, len(es))
-	for i, e := range es {
-		ds[i] = e.Decision
 	}
 	return ds, nil
 }
@@ -485,33 +466,95 @@ func (s *Store) ActiveDecisions(ctx context.Context, now time.Time) ([]event.Dec
 // without a decision in force are left out): a status listing the latest
 // bans of a flood reads their reasons without reading every ban's.
 func (s *Store) ActiveDecisionsOf(ctx context.Context, now time.Time, targets []netip.Prefix) ([]event.Decision, error) {
-	if err := s.catchUp(ctx); err != nil {
-		return nil, fmt.Errorf("list active decisions: %w", err)
-	}
 	const chunk = 500
-	n := toNS(now)
 	var ds []event.Decision
 	for lo := 0; lo < len(targets); lo += chunk {
-		hi := min(lo+chunk, len(targets))
-		args := []any{n, n}
-		for _, t := range targets[lo:hi] {
+		keys := make([]string, 0, chunk)
+		for _, t := range targets[lo:min(lo+chunk, len(targets))] {
 			p, err := normPrefix(t)
 			if err != nil {
 				return nil, fmt.Errorf("list active decisions: %w", err)
 			}
-			args = append(args, p.String())
+			keys = append(keys, p.String())
 		}
-		es, err := queryAll(ctx, s, scanEntry, `SELECT `+decisionColumns+`
-			FROM active a JOIN history h ON h.id = a.history_id
-			WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)
-			AND a.target IN (?`+strings.Repeat(", ?", hi-lo-1)+`)
-			ORDER BY a.target, a.ports`, args...)
+		part, err := s.inForce(ctx, now, keys)
 		if err != nil {
 			return nil, fmt.Errorf("list active decisions: %w", err)
 		}
-		for _, e := range es {
+		ds = append(ds, part...)
+	}
+	return ds, nil
+}
+
+// inForce returns the decisions in force at now, of the targets keys only
+// unless keys is nil, ordered by target text and ports. They are the active
+// table's as the history rows it has not taken yet would leave it
+// (mergeActive), read from one snapshot, so that a read neither writes nor
+// waits for the writer.
+func (s *Store) inForce(ctx context.Context, now time.Time, keys []string) ([]event.Decision, error) {
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer tx.Rollback()
+	n := toNS(now)
+	of, args := "", make([]any, 0, len(keys))
+	if keys != nil {
+		of = " AND h.target IN (?" + strings.Repeat(", ?", len(keys)-1) + ")"
+		for _, k := range keys {
+			args = append(args, k)
+		}
+	}
+	active, err := queryAll(ctx, tx, scanEntry, `SELECT `+decisionColumns+`
+		FROM active a JOIN history h ON h.id = a.history_id
+		WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)`+of+`
+		ORDER BY a.target, a.ports`, append([]any{n, n}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	waiting, err := queryAll(ctx, tx, scanEntry, `SELECT `+decisionColumns+` FROM history h
+		WHERE h.id > (`+activeThroughSQL+`) AND h.kind = 'decision'`+of+` ORDER BY h.id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	ds := make([]event.Decision, len(active))
+	for i, e := range active {
+		ds[i] = e.Decision
+	}
+	if len(waiting) == 0 {
+		return ds, nil
+	}
+	// The latest decision for a target and ports wins, even one no longer
+	// in force.
+	at := make(map[event.DecisionKey]int, len(ds))
+	for i, d := range ds {
+		at[d.Key()] = i
+	}
+	for _, e := range waiting {
+		k := e.Decision.Key()
+		if i, ok := at[k]; ok {
+			ds[i] = e.Decision
+		} else {
+			at[k] = len(ds)
 			ds = append(ds, e.Decision)
 		}
+	}
+	type row struct {
+		target, ports string
+		d             event.Decision
+	}
+	rows := make([]row, 0, len(ds))
+	for _, d := range ds {
+		if d.Active(now) {
+			rows = append(rows, row{d.Target.String(), d.Key().Ports, d})
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		return cmp.Or(strings.Compare(a.target, b.target), strings.Compare(a.ports, b.ports))
+	})
+	ds = ds[:0]
+	for _, r := range rows {
+		ds = append(ds, r.d)
 	}
 	return ds, nil
 }
@@ -542,7 +585,7 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]HistoryEntry, e
 		q += " LIMIT ?"
 		args = append(args, f.Limit)
 	}
-	es, err := queryAll(ctx, s, scanEntry, q, args...)
+	es, err := queryAll(ctx, s.r, scanEntry, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -562,12 +605,23 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int, error) {
 // PruneHistory deletes history entries that started before before, except
 // those still referenced by an active decision, and returns how many. It
 // bounds the database's size; the escalation restored at start-up forgets
-// what it deletes.
+// what it deletes. It deletes pruneChunk entries a transaction, so that a
+// long history's first pruning does not hold the writer for long.
 func (s *Store) PruneHistory(ctx context.Context, before time.Time) (int, error) {
-	n, err := deleteIn(ctx, s.writeActive, `DELETE FROM history WHERE start_ns < ?
-		AND id NOT IN (SELECT history_id FROM active)`, toNS(before))
-	if err != nil {
-		return 0, fmt.Errorf("prune history: %w", err)
+	total := 0
+	for {
+		n, err := deleteIn(ctx, s.writeActive, `DELETE FROM history WHERE id IN (SELECT id FROM history
+			WHERE start_ns < ? AND id NOT IN (SELECT history_id FROM active) LIMIT ?)`, toNS(before), pruneChunk)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("prune history: %w", err)
+		}
+		if n < pruneChunk {
+			return total, nil
+		}
 	}
-	return n, nil
 }
+
+// pruneChunk is how many history entries PruneHistory deletes in one
+// transaction.
+var pruneChunk = 10_000

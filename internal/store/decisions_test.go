@@ -197,8 +197,9 @@ func TestExpiryBoundaries(t *testing.T) {
 }
 
 // TestActiveMergedInBulk checks that decisions wait in the history until
-// the active table is read or changed, or until mergeEvery of them wait,
-// and that waiting ones are not lost when the store is closed.
+// the active table is changed, or until mergeEvery of them wait; that
+// waiting ones are read as active; and that they are not lost when the
+// store is closed.
 func TestActiveMergedInBulk(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
@@ -227,8 +228,14 @@ func TestActiveMergedInBulk(t *testing.T) {
 	if ds, err := s.ActiveDecisions(ctx, t0.Add(time.Minute)); err != nil || len(ds) != 100 {
 		t.Fatalf("after reopening: %d active, %v; want 100", len(ds), err)
 	}
+	if n := activeRows(); n != 0 {
+		t.Errorf("a read wrote the active table: %d rows", n)
+	}
+	if _, err := s.PruneExpired(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
 	if n := activeRows(); n != 100 {
-		t.Errorf("active table after a read: %d rows, want 100", n)
+		t.Errorf("active table after a prune: %d rows, want 100", n)
 	}
 	// A batch that brings mergeEvery rows merges them itself. Its first
 	// 100 targets are the first batch's.
@@ -283,6 +290,25 @@ func TestLatestDecisionWins(t *testing.T) {
 	ds, _ := s.ActiveDecisions(ctx, t0.Add(2*time.Minute))
 	if len(ds) != 1 || !equalDecision(ds[0], second) {
 		t.Fatalf("active = %+v, want the second decision", ds)
+	}
+	// The same with the first decision in the active table and the second
+	// waiting in the history: the second, shorter one wins.
+	third := ban("192.0.2.2/32", t0, 24*time.Hour)
+	fourth := ban("192.0.2.2/32", t0.Add(time.Minute), time.Hour)
+	if _, err := s.RecordDecision(ctx, third); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PruneExpired(ctx, t0); err != nil { // merges
+		t.Fatal(err)
+	}
+	if _, err := s.RecordDecision(ctx, fourth); err != nil {
+		t.Fatal(err)
+	}
+	if ds, _ := s.ActiveDecisionsOf(ctx, t0.Add(2*time.Minute), []netip.Prefix{third.Target}); len(ds) != 1 || !equalDecision(ds[0], fourth) {
+		t.Errorf("active = %+v, want the fourth decision", ds)
+	}
+	if got := activeTargets(t, s, t0.Add(2*time.Hour)); len(got) != 0 {
+		t.Errorf("active after the later decisions ended = %v", got)
 	}
 	// The first decision's history entry is no longer active but stays.
 	if hs, _ := s.History(ctx, HistoryFilter{Target: first.Target}); len(hs) != 2 {
@@ -470,30 +496,37 @@ func TestAddressForms(t *testing.T) {
 	}
 }
 
+// TestPruneHistoryKeepsActive prunes in one chunk and in chunks of one.
 func TestPruneHistoryKeepsActive(t *testing.T) {
-	ctx := context.Background()
-	s, _ := openTemp(t)
-	if _, err := s.RecordDecisions(ctx, []event.Decision{
-		ban("192.0.2.1/32", t0, time.Hour),
-		ban("192.0.2.1/32", t0.Add(2*time.Hour), 0), // active, replaces the first
-		ban("192.0.2.2/32", t0, time.Hour),
-		ban("192.0.2.3/32", t0.Add(48*time.Hour), time.Hour),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.PruneExpired(ctx, t0.Add(3*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	n, err := s.PruneHistory(ctx, t0.Add(24*time.Hour))
-	if err != nil || n != 2 {
-		t.Fatalf("PruneHistory = %d, %v; want 2", n, err)
-	}
-	hs, _ := s.History(ctx, HistoryFilter{})
-	if len(hs) != 2 {
-		t.Errorf("history after prune: %+v", hs)
-	}
-	if got := activeTargets(t, s, t0.Add(48*time.Hour)); fmt.Sprint(got) != "[192.0.2.1/32 192.0.2.3/32]" {
-		t.Errorf("active after history prune: %v", got)
+	for _, chunk := range []int{pruneChunk, 1} {
+		t.Run(fmt.Sprint(chunk), func(t *testing.T) {
+			defer func(c int) { pruneChunk = c }(pruneChunk)
+			pruneChunk = chunk
+			ctx := context.Background()
+			s, _ := openTemp(t)
+			if _, err := s.RecordDecisions(ctx, []event.Decision{
+				ban("192.0.2.1/32", t0, time.Hour),
+				ban("192.0.2.1/32", t0.Add(2*time.Hour), 0), // active, replaces the first
+				ban("192.0.2.2/32", t0, time.Hour),
+				ban("192.0.2.3/32", t0.Add(48*time.Hour), time.Hour),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.PruneExpired(ctx, t0.Add(3*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			n, err := s.PruneHistory(ctx, t0.Add(24*time.Hour))
+			if err != nil || n != 2 {
+				t.Fatalf("PruneHistory = %d, %v; want 2", n, err)
+			}
+			hs, _ := s.History(ctx, HistoryFilter{})
+			if len(hs) != 2 {
+				t.Errorf("history after prune: %+v", hs)
+			}
+			if got := activeTargets(t, s, t0.Add(48*time.Hour)); fmt.Sprint(got) != "[192.0.2.1/32 192.0.2.3/32]" {
+				t.Errorf("active after history prune: %v", got)
+			}
+		})
 	}
 }
 

@@ -81,7 +81,7 @@ func (s *Store) SaveExtraction(ctx context.Context, id int64, received, at time.
 // Unextracted returns up to limit quarantined messages not read yet,
 // oldest first, with their raw text.
 func (s *Store) Unextracted(ctx context.Context, limit int) ([]Quarantined, error) {
-	out, err := queryAll(ctx, s, func(row scanner) (Quarantined, error) {
+	out, err := queryAll(ctx, s.r, func(row scanner) (Quarantined, error) {
 		var raw []byte
 		m, err := scanQuarantined(row, &raw)
 		m.Raw = raw
@@ -143,7 +143,7 @@ func (s *Store) Indicators(ctx context.Context, f IndicatorFilter) ([]IndicatorC
 // indicatorCounts runs q, which selects kind, value, first and last seen
 // and messages.
 func (s *Store) indicatorCounts(ctx context.Context, q string, args ...any) ([]IndicatorCount, error) {
-	return queryAll(ctx, s, func(row scanner) (IndicatorCount, error) {
+	return queryAll(ctx, s.r, func(row scanner) (IndicatorCount, error) {
 		var c IndicatorCount
 		var first, last int64
 		err := row.Scan(&c.Kind, &c.Value, &first, &last, &c.Messages)

@@ -136,7 +136,7 @@ func (s *Store) Hourly(ctx context.Context, f HourlyFilter) ([]HourlyRow, error)
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY hour_ns, jail, dim, key"
-	out, err := queryAll(ctx, s, func(row scanner) (HourlyRow, error) {
+	out, err := queryAll(ctx, s.r, func(row scanner) (HourlyRow, error) {
 		var r HourlyRow
 		var h int64
 		err := row.Scan(&h, &r.Jail, &r.Dim, &r.Key, &r.Label, &r.Failures, &r.Bans)
@@ -268,7 +268,7 @@ func (s *Store) Captures(ctx context.Context, since, until time.Time) ([]Capture
 		q += ` AND received_ns < ?`
 		args = append(args, toNS(until))
 	}
-	out, err := queryAll(ctx, s, func(row scanner) (Capture, error) {
+	out, err := queryAll(ctx, s.r, func(row scanner) (Capture, error) {
 		var (
 			c       Capture
 			at, asn int64
@@ -302,7 +302,7 @@ func (s *Store) QuarantineHeads(ctx context.Context, ids []int64, n int) (map[in
 		for _, id := range ids[lo:hi] {
 			args = append(args, id)
 		}
-		_, err := queryAll(ctx, s, func(row scanner) (struct{}, error) {
+		_, err := queryAll(ctx, s.r, func(row scanner) (struct{}, error) {
 			var id int64
 			var head []byte
 			err := row.Scan(&id, &head)

@@ -203,7 +203,7 @@ func andIn[T any](q string, args []any, col string, vs []T) (string, []any) {
 }
 
 func (s *Store) queryReports(ctx context.Context, q string, args ...any) ([]Report, error) {
-	out, err := queryAll(ctx, s, scanReport, q, args...)
+	out, err := queryAll(ctx, s.r, scanReport, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list reports: %w", err)
 	}
@@ -325,7 +325,7 @@ func (s *Store) ReportTallies(ctx context.Context, since, until time.Time) ([]Re
 		q += ` AND created_ns < ?`
 		args = append(args, toNS(until))
 	}
-	out, err := queryAll(ctx, s, func(row scanner) (ReportTally, error) {
+	out, err := queryAll(ctx, s.r, func(row scanner) (ReportTally, error) {
 		var t ReportTally
 		err := row.Scan(&t.Reporter, &t.Kind, &t.Target, &t.State, &t.Count)
 		return t, err

@@ -241,7 +241,7 @@ func (s *Store) AddKnownGood(ctx context.Context, addr netip.Addr, user string, 
 
 // KnownGood returns the clients last seen at or after since, most recent first.
 func (s *Store) KnownGood(ctx context.Context, since time.Time) ([]KnownGood, error) {
-	ks, err := queryAll(ctx, s, func(row scanner) (KnownGood, error) {
+	ks, err := queryAll(ctx, s.r, func(row scanner) (KnownGood, error) {
 		var (
 			k           KnownGood
 			addr        string
@@ -302,7 +302,7 @@ func (s *Store) AddRelay(ctx context.Context, addr netip.Addr, at time.Time) err
 
 // Relays returns the relays last seen at or after since, most recent first.
 func (s *Store) Relays(ctx context.Context, since time.Time) ([]Relay, error) {
-	rs, err := queryAll(ctx, s, func(row scanner) (Relay, error) {
+	rs, err := queryAll(ctx, s.r, func(row scanner) (Relay, error) {
 		var (
 			r           Relay
 			addr        string

@@ -63,7 +63,7 @@ func (s *Store) TrapLogin(ctx context.Context, user string, at time.Time) error 
 // TrapAccounts returns the accounts last seen at or after since, most
 // recently seen first.
 func (s *Store) TrapAccounts(ctx context.Context, since time.Time) ([]TrapAccount, error) {
-	out, err := queryAll(ctx, s, func(row scanner) (TrapAccount, error) {
+	out, err := queryAll(ctx, s.r, func(row scanner) (TrapAccount, error) {
 		var a TrapAccount
 		var first, last, login int64
 		err := row.Scan(&a.User, &first, &last, &a.Addresses, &a.Logins, &login)
@@ -134,7 +134,7 @@ func (s *Store) AddRealUsers(ctx context.Context, users []string, at time.Time) 
 
 // RealUsers returns every user name recorded as real, sorted.
 func (s *Store) RealUsers(ctx context.Context) ([]string, error) {
-	out, err := queryAll(ctx, s, func(row scanner) (u string, err error) {
+	out, err := queryAll(ctx, s.r, func(row scanner) (u string, err error) {
 		return u, row.Scan(&u)
 	}, `SELECT user FROM real_users ORDER BY user`)
 	if err != nil {
@@ -226,7 +226,7 @@ func (s *Store) QuarantineList(ctx context.Context, limit int) ([]Quarantined, e
 	if limit <= 0 {
 		limit = -1
 	}
-	out, err := queryAll(ctx, s, func(row scanner) (Quarantined, error) { return scanQuarantined(row, nil) },
+	out, err := queryAll(ctx, s.r, func(row scanner) (Quarantined, error) { return scanQuarantined(row, nil) },
 		`SELECT `+quarantineCols+` FROM quarantine ORDER BY received_ns DESC, id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list quarantine: %w", err)
