@@ -500,20 +500,20 @@ func (s *Store) inForce(ctx context.Context, now time.Time, keys []string) ([]ev
 	n := toNS(now)
 	of, args := "", make([]any, 0, len(keys))
 	if keys != nil {
-		of = " AND h.target IN (?" + strings.Repeat(", ?", len(keys)-1) + ")"
+		of = " AND target IN (?" + strings.Repeat(", ?", len(keys)-1) + ")"
 		for _, k := range keys {
 			args = append(args, k)
 		}
 	}
 	active, err := queryAll(ctx, tx, scanEntry, `SELECT `+decisionColumns+`
 		FROM active a JOIN history h ON h.id = a.history_id
-		WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)`+of+`
+		WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)`+strings.Replace(of, "target", "a.target", 1)+`
 		ORDER BY a.target, a.ports`, append([]any{n, n}, args...)...)
 	if err != nil {
 		return nil, err
 	}
 	waiting, err := queryAll(ctx, tx, scanEntry, `SELECT `+decisionColumns+` FROM history h
-		WHERE h.id > (`+activeThroughSQL+`) AND h.kind = 'decision'`+of+` ORDER BY h.id`, args...)
+		WHERE h.id > (`+activeThroughSQL+`) AND h.kind = 'decision'`+strings.Replace(of, "target", "h.target", 1)+` ORDER BY h.id`, args...)
 	if err != nil {
 		return nil, err
 	}
