@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rampart-dev/rampart/internal/event"
 )
 
 // cpuTime returns the user and system CPU time the process has used.
@@ -43,6 +46,38 @@ func BenchmarkRecordDecisions(b *testing.B) {
 			b.ReportMetric((cpuTime(b)-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 		})
 	}
+}
+
+// BenchmarkRecordFlood records a flood's decisions: batches of 2,000
+// ten-minute bans of addresses in no order (as a flood's come), reasons
+// naming them, into a store that grows by each batch. Each op is a batch;
+// -benchtime 150x fills the store with 300,000.
+func BenchmarkRecordFlood(b *testing.B) {
+	const batch = 2000
+	ctx := context.Background()
+	s, _ := openTemp(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := t0
+	ds := make([]event.Decision, batch)
+	var cpu time.Duration
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		for i := range ds {
+			a := netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())})
+			ds[i] = event.Decision{Target: event.AddrPrefix(a), Action: event.Ban, Start: start, Duration: 10 * time.Minute,
+				Scenario: "ip-failures", Reason: "5 failures in 10m0s from " + a.String(), Jail: "sshd", Origin: "local"}
+			start = start.Add(20 * time.Millisecond)
+		}
+		c0 := cpuTime(b)
+		b.StartTimer()
+		if _, err := s.RecordDecisions(ctx, ds); err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime(b) - c0
+		n += batch
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/decision")
 }
 
 // BenchmarkRecordDecision writes one decision per transaction: the cost of

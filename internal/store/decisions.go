@@ -498,22 +498,27 @@ func (s *Store) inForce(ctx context.Context, now time.Time, keys []string) ([]ev
 	}
 	defer tx.Rollback()
 	n := toNS(now)
-	of, args := "", make([]any, 0, len(keys))
-	if keys != nil {
-		of = " AND target IN (?" + strings.Repeat(", ?", len(keys)-1) + ")"
-		for _, k := range keys {
-			args = append(args, k)
+	var args []any
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	// of is the condition on the column naming the target, if keys limit
+	// them: the active table's key, so that its rows are looked up.
+	of := func(column string) string {
+		if keys == nil {
+			return ""
 		}
+		return " AND " + column + " IN (?" + strings.Repeat(", ?", len(keys)-1) + ")"
 	}
 	active, err := queryAll(ctx, tx, scanEntry, `SELECT `+decisionColumns+`
 		FROM active a JOIN history h ON h.id = a.history_id
-		WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)`+strings.Replace(of, "target", "a.target", 1)+`
+		WHERE a.start_ns <= ? AND (a.end_ns IS NULL OR a.end_ns > ?)`+of("a.target")+`
 		ORDER BY a.target, a.ports`, append([]any{n, n}, args...)...)
 	if err != nil {
 		return nil, err
 	}
 	waiting, err := queryAll(ctx, tx, scanEntry, `SELECT `+decisionColumns+` FROM history h
-		WHERE h.id > (`+activeThroughSQL+`) AND h.kind = 'decision'`+strings.Replace(of, "target", "h.target", 1)+` ORDER BY h.id`, args...)
+		WHERE h.id > (`+activeThroughSQL+`) AND h.kind = 'decision'`+of("h.target")+` ORDER BY h.id`, args...)
 	if err != nil {
 		return nil, err
 	}
