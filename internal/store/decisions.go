@@ -522,46 +522,73 @@ func (s *Store) inForce(ctx context.Context, now time.Time, keys []string) ([]ev
 	if err != nil {
 		return nil, err
 	}
-	ds := make([]event.Decision, len(active))
+	ds := make([]event.Decision, len(active), len(active)+len(waiting))
 	for i, e := range active {
 		ds[i] = e.Decision
 	}
 	if len(waiting) == 0 {
 		return ds, nil
 	}
-	// The latest decision for a target and ports wins, even one no longer
-	// in force.
-	at := make(map[event.DecisionKey]int, len(ds))
-	for i, d := range ds {
-		at[d.Key()] = i
-	}
+	return overlay(ds, waiting, now), nil
+}
+
+// overlay applies the waiting history entries, in id order, to ds, the
+// active table's decisions in force in its order (target text, ports): the
+// latest decision for a target and ports wins, even one no longer in
+// force. It works within ds's capacity, which has room for waiting, so
+// that a start-up listing a million bans does not copy them; only the
+// waiting decisions are looked up and sorted.
+func overlay(ds []event.Decision, waiting []HistoryEntry, now time.Time) []event.Decision {
+	latest := make(map[event.DecisionKey]event.Decision, len(waiting))
 	for _, e := range waiting {
-		k := e.Decision.Key()
-		if i, ok := at[k]; ok {
-			ds[i] = e.Decision
-		} else {
-			at[k] = len(ds)
-			ds = append(ds, e.Decision)
+		latest[e.Decision.Key()] = e.Decision
+	}
+	kept := ds[:0]
+	for _, d := range ds {
+		k := d.Key()
+		w, ok := latest[k]
+		if !ok {
+			kept = append(kept, d)
+			continue
+		}
+		delete(latest, k)
+		if w.Active(now) { // the same key: the same place in the order
+			kept = append(kept, w)
 		}
 	}
-	type row struct {
+	// The decisions for keys the active table does not have are sorted
+	// and merged in, from the end.
+	type entry struct {
 		target, ports string
 		d             event.Decision
 	}
-	rows := make([]row, 0, len(ds))
-	for _, d := range ds {
+	order := func(d event.Decision) entry { return entry{d.Target.String(), d.Key().Ports, d} }
+	compare := func(a, b entry) int {
+		return cmp.Or(strings.Compare(a.target, b.target), strings.Compare(a.ports, b.ports))
+	}
+	var fresh []entry
+	for _, d := range latest {
 		if d.Active(now) {
-			rows = append(rows, row{d.Target.String(), d.Key().Ports, d})
+			fresh = append(fresh, order(d))
 		}
 	}
-	slices.SortFunc(rows, func(a, b row) int {
-		return cmp.Or(strings.Compare(a.target, b.target), strings.Compare(a.ports, b.ports))
-	})
-	ds = ds[:0]
-	for _, r := range rows {
-		ds = append(ds, r.d)
+	slices.SortFunc(fresh, compare)
+	i, j := len(kept)-1, len(fresh)-1
+	out := kept[:len(kept)+len(fresh)]
+	var cur entry
+	for k := len(out) - 1; j >= 0; k-- {
+		if i >= 0 && cur.target == "" {
+			cur = order(out[i])
+		}
+		if i >= 0 && compare(fresh[j], cur) < 0 {
+			out[k], cur = cur.d, entry{}
+			i--
+		} else {
+			out[k] = fresh[j].d
+			j--
+		}
 	}
-	return ds, nil
+	return out
 }
 
 // History returns history entries matching f, newest first.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -736,5 +739,84 @@ func TestUpgradeKeepsActive(t *testing.T) {
 	}
 	if got := activeTargets(t, s, at); fmt.Sprint(got) != "[192.0.2.1/32 192.0.2.3/32]" {
 		t.Errorf("active = %v", got)
+	}
+}
+
+// TestActiveMatchesModel records random decisions on a few targets, some
+// of them per port, in batches, the active table merged at random points,
+// and checks ActiveDecisions and ActiveDecisionsOf after each batch
+// against a model: the latest decision per target and ports, if in force,
+// ordered by target text and ports.
+func TestActiveMatchesModel(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	rng := rand.New(rand.NewPCG(7, 11))
+	targets := []string{"192.0.2.1/32", "192.0.2.10/32", "192.0.2.2/32", "198.51.100.0/24", "2001:db8::1/128", "10.0.0.9/32"}
+	latest := map[event.DecisionKey]event.Decision{}
+	at := t0
+	for batch := range 60 {
+		var ds []event.Decision
+		for range 1 + rng.IntN(6) {
+			d := ban(targets[rng.IntN(len(targets))], at.Add(time.Duration(rng.IntN(600))*time.Second), time.Duration(1+rng.IntN(3))*time.Hour)
+			if rng.IntN(3) == 0 && d.Target.IsSingleIP() {
+				d.Ports = []event.PortRange{{Proto: event.TCP, First: 22, Last: 22}}
+			}
+			if rng.IntN(5) == 0 {
+				d.Duration = time.Minute // often over by now
+			}
+			d.Reason = fmt.Sprint("batch ", batch)
+			ds = append(ds, d)
+			latest[d.Key()] = d
+		}
+		if _, err := s.RecordDecisions(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		if rng.IntN(4) == 0 { // merges, ending nothing
+			if _, err := s.PruneExpired(ctx, t0.Add(-time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		at = at.Add(5 * time.Minute)
+		now := at.Add(10 * time.Minute)
+		var want []string
+		for _, d := range latest {
+			if d.Active(now) {
+				want = append(want, d.Target.String()+" "+d.Key().Ports+" "+d.Reason)
+			}
+		}
+		slices.Sort(want)
+		show := func(ds []event.Decision) []string {
+			var out []string
+			for _, d := range ds {
+				out = append(out, d.Target.String()+" "+d.Key().Ports+" "+d.Reason)
+			}
+			return out
+		}
+		got, err := s.ActiveDecisions(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(show(got), want) {
+			t.Fatalf("batch %d: ActiveDecisions\n got %q\nwant %q", batch, show(got), want)
+		}
+		var some []netip.Prefix
+		for _, x := range targets[:3] {
+			some = append(some, pfx(x))
+		}
+		of, err := s.ActiveDecisionsOf(ctx, now, some)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantOf []string
+		for _, w := range want {
+			for _, x := range targets[:3] {
+				if strings.HasPrefix(w, x+" ") {
+					wantOf = append(wantOf, w)
+				}
+			}
+		}
+		if !slices.Equal(show(of), wantOf) {
+			t.Fatalf("batch %d: ActiveDecisionsOf\n got %q\nwant %q", batch, show(of), wantOf)
+		}
 	}
 }
