@@ -311,11 +311,10 @@ func (d *Daemon) restore(ctx context.Context) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	since := now.Add(-max(d.cfg.Escalation.Window.D(), d.cfg.Recidive.Window.D()))
-	hist, err := d.store.History(ctx, store.HistoryFilter{Since: since})
+	past, err := d.store.EachBan(ctx, since, d.pipe.Engine.RestoreBan)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	past := pastBans(hist)
 	if err := d.restoreKnownGood(ctx, d.pipe, now); err != nil {
 		return err
 	}
@@ -341,7 +340,7 @@ func (d *Daemon) restore(ctx context.Context) error {
 		active = append(active, adopted...)
 	}
 	// The engine knows traps as the bans it decided (see trapper.convert).
-	dropped := d.pipe.Engine.Restore(asBans(active), asBans(past))
+	dropped := d.pipe.Engine.Restore(asBans(active))
 	var revoke []netip.Prefix
 	for _, x := range dropped {
 		revoke = append(revoke, x.Target)
@@ -372,21 +371,8 @@ func (d *Daemon) restore(ctx context.Context) error {
 	}
 	d.apply.submit(keep)
 	d.apply.flush(ctx) // the bans, and the known-good clients' carve-outs
-	d.log.Info("state restored", "active_bans", len(keep), "adopted", len(adopted), "history", len(past))
+	d.log.Info("state restored", "active_bans", len(keep), "adopted", len(adopted), "history", past)
 	return nil
-}
-
-// pastBans keeps the history entries that count for escalation: bans that
-// ran their course, not revocations nor bans lifted by hand.
-func pastBans(hist []store.HistoryEntry) []event.Decision {
-	var past []event.Decision
-	for _, h := range hist {
-		if h.Revocation || !h.RevokedAt.IsZero() {
-			continue
-		}
-		past = append(past, h.Decision)
-	}
-	return past
 }
 
 // restoreKnownGood loads the addresses that logged in, or delivered mail,

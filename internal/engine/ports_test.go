@@ -70,7 +70,7 @@ func TestPerPortBans(t *testing.T) {
 	}
 
 	// Restored per-port bans count for their jail again.
-	e.Restore([]event.Decision{{Target: event.AddrPrefix(a), Action: event.Ban, Start: t0.Add(11 * time.Second), Duration: time.Hour, Jail: "sshd", Ports: ssh}}, nil)
+	e.Restore([]event.Decision{{Target: event.AddrPrefix(a), Action: event.Ban, Start: t0.Add(11 * time.Second), Duration: time.Hour, Jail: "sshd", Ports: ssh}})
 	before = e.Stats().WhileBanned
 	ev(12*time.Second, "sshd")
 	if e.Stats().WhileBanned != before+1 {

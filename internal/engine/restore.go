@@ -7,21 +7,24 @@ import (
 	"github.com/rampart-dev/rampart/internal/event"
 )
 
-// Restore loads decisions that were active before a restart (from the store)
-// and the ban history used for escalation. Decisions for allowlisted
-// targets are dropped and returned so the caller can revoke them.
-func (e *Engine) Restore(active []event.Decision, history []event.Decision) (dropped []event.Decision) {
+// RestoreBan counts a ban of target at t, from the store's history after a
+// restart, for escalation and recidive. Bans are given oldest first: a
+// target keeps its most recent ones.
+func (e *Engine) RestoreBan(target netip.Prefix, t time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, d := range history {
-		if d.Action != event.Ban {
-			continue
-		}
-		key := keyOfPrefix(normPrefix(d.Target))
-		o := e.offenders.slot(key)
-		o.bans.add(toStamp(d.Start), 1, 1)
-		e.offenders.put(key, o)
-	}
+	key := keyOfPrefix(normPrefix(target))
+	o := e.offenders.slot(key)
+	o.bans.add(toStamp(t), 1, 1)
+	e.offenders.put(key, o)
+}
+
+// Restore loads decisions that were active before a restart (from the
+// store). Decisions for allowlisted targets are dropped and returned so the
+// caller can revoke them.
+func (e *Engine) Restore(active []event.Decision) (dropped []event.Decision) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, d := range active {
 		if d.Action != event.Ban {
 			continue

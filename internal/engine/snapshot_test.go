@@ -178,7 +178,9 @@ func TestBanNotRepeated(t *testing.T) {
 	}
 	// A restart after the ban ended: the history has it, the active bans not.
 	n := defaultEngine(t, nil)
-	n.Restore(nil, first)
+	for _, d := range first {
+		n.RestoreBan(d.Target, d.Start)
+	}
 	for i := range 5 {
 		if ds := n.Observe(ev(time.Duration(i)*time.Second, event.AuthFailure, "192.0.2.9", "bob")); len(ds) != 0 {
 			t.Fatalf("the same lines read again banned again: %v", ds)
@@ -306,5 +308,27 @@ func TestSnapshotWriteError(t *testing.T) {
 	}
 	if _, err := e.Snapshot(&shortWriter{n: size}); err != nil {
 		t.Errorf("writer taking all %d bytes: %v", size, err)
+	}
+}
+
+// TestRestoreKeepsNewestBans: a target banned more often than its history
+// holds keeps its most recent bans when they are restored oldest first, so
+// that recidive still sees the last day's.
+func TestRestoreKeepsNewestBans(t *testing.T) {
+	e := defaultEngine(t, nil) // recidive: 5 bans within 1d
+	target := netip.MustParsePrefix("192.0.2.9/32")
+	day := 24 * time.Hour
+	for i := range 8 { // 20 to 27 days ago
+		e.RestoreBan(target, t0.Add(-time.Duration(27-i)*day))
+	}
+	for i := range 4 { // the last 4 hours
+		e.RestoreBan(target, t0.Add(-time.Duration(4-i)*time.Hour))
+	}
+	var ds []event.Decision
+	for i := range 5 {
+		ds = append(ds, e.Observe(ev(time.Duration(i)*time.Second, event.AuthFailure, "192.0.2.9", "bob"))...)
+	}
+	if len(ds) != 1 || ds[0].Scenario != "recidive" {
+		t.Fatalf("got %+v, want a recidive ban (the 5th within a day)", ds)
 	}
 }

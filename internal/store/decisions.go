@@ -624,6 +624,39 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]HistoryEntry, e
 	return es, nil
 }
 
+// EachBan calls fn with the target and start of each ban recorded at or
+// after since, oldest first, and returns how many. Bans lifted by hand
+// (revoked) are left out: a revocation is usually an admitted mistake;
+// trap decisions count as bans. It reads a row at a time: a long flood's
+// history is not held in memory.
+func (s *Store) EachBan(ctx context.Context, since time.Time, fn func(target netip.Prefix, start time.Time)) (int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT target, start_ns FROM history
+		WHERE start_ns >= ? AND kind = 'decision' AND action IN (?, ?) AND revoked_ns IS NULL
+		ORDER BY start_ns, id`, toNS(since), event.Ban.String(), event.Trap.String())
+	if err != nil {
+		return 0, fmt.Errorf("bans since %s: %w", since, classify(err))
+	}
+	defer rows.Close()
+	n := 0
+	var target []byte
+	var start int64
+	for rows.Next() {
+		if err := rows.Scan(&target, &start); err != nil {
+			return n, fmt.Errorf("bans since %s: %w", since, classify(err))
+		}
+		p, err := netip.ParsePrefix(string(target))
+		if err != nil {
+			return n, fmt.Errorf("bans since %s: bad target %q: %w", since, target, err)
+		}
+		fn(p, fromNS(start))
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("bans since %s: %w", since, classify(err))
+	}
+	return n, nil
+}
+
 // PruneExpired removes active entries that ended at or before now and
 // returns how many. Their history stays.
 func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int, error) {

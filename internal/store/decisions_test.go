@@ -820,3 +820,36 @@ func TestActiveMatchesModel(t *testing.T) {
 		}
 	}
 }
+
+// TestEachBan reads the bans that count for escalation, oldest first:
+// not revoked ones, nor other actions; traps count.
+func TestEachBan(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	trap := ban("192.0.2.4/32", t0.Add(3*time.Minute), time.Hour)
+	trap.Action = event.Trap
+	tarpit := ban("192.0.2.5/32", t0.Add(4*time.Minute), time.Hour)
+	tarpit.Action = event.Tarpit
+	if _, err := s.RecordDecisions(ctx, []event.Decision{
+		ban("192.0.2.1/32", t0.Add(2*time.Minute), time.Hour),
+		ban("192.0.2.2/32", t0, time.Hour),
+		ban("192.0.2.3/32", t0.Add(time.Minute), time.Hour),
+		trap, tarpit,
+		ban("192.0.2.6/32", t0.Add(-time.Hour), time.Hour), // before since
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(ctx, pfx("192.0.2.3/32"), t0.Add(5*time.Minute), "mistake"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	n, err := s.EachBan(ctx, t0, func(p netip.Prefix, at time.Time) {
+		got = append(got, fmt.Sprintf("%s@%v", p, at.Sub(t0)))
+	})
+	if err != nil || n != len(got) {
+		t.Fatalf("EachBan = %d, %v (called %d times)", n, err, len(got))
+	}
+	if want := "[192.0.2.2/32@0s 192.0.2.1/32@2m0s 192.0.2.4/32@3m0s]"; fmt.Sprint(got) != want {
+		t.Errorf("EachBan = %v, want %s", got, want)
+	}
+}
