@@ -44,7 +44,7 @@
 // batch that carries it. The active table, one row per target and ports in
 // force, is derived from the history in bulk (see mergeActive): a flood's
 // decisions come in no order of target, and keeping the table current with
-// every batch cost three quarters of a decision's recording. Ban-time
+// every batch cost more than writing the history rows. Ban-time
 // escalation needs no table of its own: the daemon gives the engine the
 // history's recent bans at start-up. PruneHistory bounds the history's size.
 //
