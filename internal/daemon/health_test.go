@@ -136,8 +136,8 @@ func TestHealthStoreDeleted(t *testing.T) {
 	d, logs, stop := runDaemon(t, dir, logPath)
 	defer stop()
 	waitHealth(t, d, logs, "store", func(h Health) bool { return h.State == HealthOK })
-	// Started: a reader connection opened after the removal would make a
-	// new, empty file at the path, which is "replaced", not "deleted".
+	// Started: the file goes from under a running daemon, not one still
+	// opening it.
 	waitHealth(t, d, logs, "source "+logPath, func(h Health) bool { return h.State == HealthOK })
 	os.Remove(filepath.Join(dir, "state", "rampart.db"))
 	waitHealth(t, d, logs, "store", func(h Health) bool { return strings.Contains(h.Detail, "deleted while running") })

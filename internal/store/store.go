@@ -13,10 +13,11 @@
 // transactions start with BEGIN IMMEDIATE, so the write lock is taken up
 // front and the busy timeout applies to the whole wait.
 //
-// Reads go to a separate pool of read-only connections (query_only). The
-// database runs in WAL mode, where readers see the last committed snapshot and
-// neither block the writer nor wait for it: the dashboard can list history
-// while a batch of 100,000 decisions is being written.
+// Reads go to a separate pool of read-only connections (query_only) that
+// never create the file (mode=rw). The database runs in WAL mode, where
+// readers see the last committed snapshot and neither block the writer nor
+// wait for it: the dashboard can list history while a batch of 100,000
+// decisions is being written.
 //
 // An in-memory database (path ":memory:") exists only inside its connection,
 // so there the single writer connection serves reads too.
@@ -210,7 +211,11 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	if mem {
 		return s, nil
 	}
+	// Readers open the file as it is (mode=rw) and never create it: a
+	// reader connection opened after the file was deleted would otherwise
+	// make a new, empty database at the path and read from that.
 	r, err := sql.Open("sqlite", dsn(path, []string{
+		"mode=rw",
 		fmt.Sprintf("_pragma=busy_timeout(%d)", o.busyTimeout.Milliseconds()),
 		"_pragma=foreign_keys(1)",
 		"_pragma=query_only(1)",

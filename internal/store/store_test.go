@@ -406,3 +406,24 @@ func TestOptionsAndReadOnlyPool(t *testing.T) {
 		t.Errorf("Meta = %q, %v, %v", v, ok, err)
 	}
 }
+
+// TestReaderNeverCreates deletes the database under an open store: a reader
+// connection opened afterwards fails instead of making a new, empty file at
+// the path.
+func TestReaderNeverCreates(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t, WithReaders(1))
+	if err := s.SetMeta(ctx, "x", "y"); err != nil {
+		t.Fatal(err)
+	}
+	s.r.SetMaxIdleConns(0) // every read opens a new connection
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := s.Meta(ctx, "x"); err == nil {
+		t.Errorf("read after the file was deleted = %q, %v, want an error", v, ok)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the path after a read: %v, want no file", err)
+	}
+}
