@@ -24,9 +24,11 @@ type Enforcer interface {
 }
 
 // applier enforces and persists decisions in two stages, each in batches:
-// whatever has queued up while a stage was busy goes in its next batch, so
-// one busy second costs one netlink batch and one transaction, not one per
-// ban.
+// whatever has queued up while a stage was busy or waiting goes in its next
+// batch. A stage acts at once on what comes after a quiet spell, and under a
+// flood spaces its batches (kernelGap, storeGap), so a busy second costs at
+// most a thousand netlink batches and four transactions, not one of each
+// per ban.
 //
 // The kernel stage comes first: a ban is in force before its store write
 // begins. The store stage runs on a goroutine of its own, so a slow
@@ -53,9 +55,10 @@ type applier struct {
 	qgood []event.Event // known-good clients and relays for the store stage
 	swake chan struct{}
 
-	storeGap time.Duration    // the least time between the starts of two store transactions
-	smu      sync.Mutex       // held by the store stage while it writes
-	retry    []event.Decision // applied but not yet recorded (the store failed); under smu
+	kernelGap time.Duration    // the least time between the starts of two kernel batches
+	storeGap  time.Duration    // the least time between the starts of two store transactions
+	smu       sync.Mutex       // held by the store stage while it writes
+	retry     []event.Decision // applied but not yet recorded (the store failed); under smu
 
 	applied atomic.Uint64
 	failed  atomic.Uint64
@@ -106,7 +109,7 @@ type enforced struct {
 }
 
 func newApplier(st *store.Store, enf Enforcer, log *slog.Logger) *applier {
-	a := &applier{store: st, enf: enf, log: log, now: time.Now, storeGap: defaultStoreGap,
+	a := &applier{store: st, enf: enf, log: log, now: time.Now, kernelGap: defaultKernelGap, storeGap: defaultStoreGap,
 		wake: make(chan struct{}, 1), swake: make(chan struct{}, 1), maxBacklog: defaultMaxBacklog}
 	a.carver, _ = enf.(Carver)
 	return a
@@ -186,35 +189,32 @@ func (a *applier) run(ctx context.Context) {
 	stored := make(chan struct{})
 	go func() {
 		defer close(stored)
-		gap := time.NewTimer(0)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-a.swake:
-			}
-			// What arrives while a transaction is written waits for the
-			// next one; under a flood transactions are spaced by
-			// storeGap, so each writes many decisions (see
-			// defaultStoreGap).
-			select {
-			case <-ctx.Done():
-				return
-			case <-gap.C:
-			}
-			gap.Reset(a.storeGap)
-			a.record(ctx)
-		}
+		spaced(ctx, a.swake, a.storeGap, func() { a.record(ctx) })
 	}()
+	spaced(ctx, a.wake, a.kernelGap, func() { a.enforce(ctx) })
+	<-stored
+	a.flush(ctx)
+}
+
+// spaced calls do when woken, until ctx ends, the starts of two calls at
+// least gap apart: what comes while do runs or waits for the gap is for the
+// next call. A wake after a quiet spell calls do at once.
+func spaced(ctx context.Context, wake <-chan struct{}, gap time.Duration, do func()) {
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			<-stored
-			a.flush(ctx)
 			return
-		case <-a.wake:
-			a.enforce(ctx)
+		case <-wake:
 		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(gap)
+		do()
 	}
 }
 
@@ -310,16 +310,27 @@ func (a *applier) record(ctx context.Context) {
 	a.dmu.Unlock()
 }
 
+// defaultKernelGap spaces the kernel stage's batches under a flood. Woken
+// for every decision the log sources submit, it took batches of a few
+// decisions each: 16,000 of them for the 73,000 bans of bench/pipeline.sh's
+// 1M-line log, and as many wake-ups of a goroutine. Spaced by a
+// millisecond, about a thousand, for 10% less of the daemon's CPU there
+// (bench/RESULTS.md, issue 19). A ban that comes after a quiet spell is
+// applied at once; one that comes right after another batch waits at most
+// this long.
+const defaultKernelGap = time.Millisecond
+
 // defaultStoreGap spaces the store stage's transactions under a flood. A
 // transaction writes every page its rows touch and syncs the log: the
 // indexes by target take rows in no order, so in a small transaction each
 // row dirties a page of its own (a 1M-line flood, back to back: 339
 // transactions of some 200 decisions, 304,000 writes, 247-319 MB over
 // runs). Spaced, a transaction takes what a quarter of a second brought,
-// and its rows share pages (130-162 MB for the same flood). Only the record waits: decisions
-// reach the kernel as soon as they are made, a lone decision is stored at
-// once, and the sources' positions are stored in the same transactions,
-// so after a crash the lines of decisions not yet stored are read again.
+// and its rows share pages (130-162 MB for the same flood). Only the
+// record waits: decisions reach the kernel within a millisecond (see
+// defaultKernelGap), a lone decision is stored at once, and the sources'
+// positions are stored in the same transactions, so after a crash the
+// lines of decisions not yet stored are read again.
 const defaultStoreGap = 250 * time.Millisecond
 
 // defaultMaxBacklog is how many decisions may wait for the kernel and the

@@ -230,3 +230,65 @@ func TestApplierSpacesStoreTransactions(t *testing.T) {
 		t.Fatalf("recorded %d decisions (%v) after stopping, want 3", len(ds), err)
 	}
 }
+
+// TestApplierSpacesKernelBatches: the kernel stage applies a lone decision
+// at once, then waits kernelGap before its next batch: what is submitted
+// meanwhile goes to the firewall together, and what waits when the applier
+// stops is applied then.
+func TestApplierSpacesKernelBatches(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st := memoryStore(t)
+	batches := make(chan int, 10)
+	a := newApplier(st, applyFunc(func(_ context.Context, ds []event.Decision) error {
+		batches <- len(ds)
+		return nil
+	}), slog.New(slog.DiscardHandler))
+	a.kernelGap = 3 * time.Second // long against a loaded machine's delays
+	a.storeGap = 0
+	done := make(chan struct{})
+	go func() { defer close(done); a.run(ctx) }()
+	ban := func(i int) []event.Decision {
+		return []event.Decision{{Target: event.AddrPrefix(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})), Action: event.Ban, Start: time.Now(), Duration: time.Hour}}
+	}
+	next := func(within time.Duration) (int, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		select {
+		case n := <-batches:
+			return n, time.Since(start)
+		case <-time.After(within):
+			t.Fatalf("no batch applied within %v", within)
+			return 0, 0
+		}
+	}
+
+	a.submit(ban(1))
+	if n, _ := next(a.kernelGap / 2); n != 1 { // at once: no batch before it
+		t.Fatalf("first batch of %d, want 1", n)
+	}
+	start := time.Now()
+	for i := 2; i <= 4; i++ {
+		a.submit(ban(i))
+	}
+	select {
+	case n := <-batches:
+		t.Fatalf("a batch of %d within 200ms of the first, want none before the gap", n)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if n, _ := next(10 * time.Second); n != 3 {
+		t.Fatalf("second batch of %d, want the 3 submitted during the gap", n)
+	}
+	if took := time.Since(start); took < a.kernelGap/3 {
+		t.Errorf("the second batch came %v after the first; the gap is %v", took, a.kernelGap)
+	}
+
+	a.submit(ban(5)) // waits for the gap: stopping applies it
+	cancel()
+	<-done
+	if n, _ := next(time.Second); n != 1 {
+		t.Fatalf("batch of %d applied at stop, want 1", n)
+	}
+	if got := a.applied.Load(); got != 5 {
+		t.Fatalf("%d applied, want 5", got)
+	}
+}
