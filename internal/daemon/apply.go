@@ -314,8 +314,8 @@ func (a *applier) record(ctx context.Context) {
 // for every decision the log sources submit, it took batches of a few
 // decisions each: 16,000 of them for the 73,000 bans of bench/pipeline.sh's
 // 1M-line log, and as many wake-ups of a goroutine. Spaced by a
-// millisecond, about a thousand, for 10% less of the daemon's CPU there
-// (bench/RESULTS.md, issue 19). A ban that comes after a quiet spell is
+// millisecond, about a thousand, for a quarter less of the daemon's CPU
+// there (bench/RESULTS.md, issue 19). A ban that comes after a quiet spell is
 // applied at once; one that comes right after another batch waits at most
 // this long.
 const defaultKernelGap = time.Millisecond
