@@ -401,7 +401,7 @@ type rowSum struct {
 // networks compares far quicker than the fields.
 type netSum struct {
 	order  uint64 // hour, jail (by name), IPv6 or not
-	hi, lo uint64 // the network's address, 16 bytes big-endian
+	hi, lo uint64 // the network's address, 16 bytes big-endian; an IPv4 address's bytes by textRank
 	v      counts
 	hour   int32
 	jail   uint16
@@ -409,26 +409,58 @@ type netSum struct {
 }
 
 // newNetSum returns the row of network e with counts v; rank orders the
-// jails by name. netip.Addr.Compare puts IPv4 before IPv6.
+// jails by name. IPv4 networks sort before IPv6 ones, and among themselves
+// as their text does ("1.2.3.0/24" < "10.0.0.0/24" < "9.0.0.0/24"): the
+// order of the store's key, in which rows go into its table with far less
+// work than in numeric order (a flood's 110,000 networks: 0.42 against
+// 0.73 CPU-s). IPv6 networks keep numeric order.
 func newNetSum(e addrEntry, v counts, rank []uint16) netSum {
 	order := uint64(uint32(e.hour)^1<<31)<<32 | uint64(rank[e.jail])<<16
+	a := e.addr
 	if e.v6 {
 		order |= 1
+	} else {
+		for i := 12; i < 16; i++ {
+			a[i] = textRank[a[i]]
+		}
 	}
-	return netSum{order: order, hi: binary.BigEndian.Uint64(e.addr[:8]), lo: binary.BigEndian.Uint64(e.addr[8:]),
+	return netSum{order: order, hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:]),
 		v: v, hour: e.hour, jail: e.jail, bits: e.bits}
 }
 
 func (a *netSum) compare(b *netSum) int {
-	return cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.bits, b.bits))
+	return cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(textRank[a.bits], textRank[b.bits]))
 }
 
 func (a *netSum) prefix() netip.Prefix {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], a.hi)
 	binary.BigEndian.PutUint64(b[8:], a.lo)
-	return prefixFrom16(b, a.order&1 != 0, a.bits)
+	v6 := a.order&1 != 0
+	if !v6 {
+		for i := 12; i < 16; i++ {
+			b[i] = textByRank[b[i]]
+		}
+	}
+	return prefixFrom16(b, v6, a.bits)
 }
+
+// textRank is each byte's place among the decimal texts of 0-255 in text
+// order (0, 1, 10, 100, 101, ..., 109, 11, 110, ..., 99), and textByRank
+// its inverse. Texts that share a start sort shorter first, as a dotted
+// address's do: its '.' and '/' sort before any digit.
+var textRank, textByRank = func() (rank, byRank [256]byte) {
+	texts := make([]string, 256)
+	for i := range texts {
+		texts[i] = strconv.Itoa(i)
+	}
+	slices.Sort(texts)
+	for r, t := range texts {
+		n, _ := strconv.Atoi(t)
+		rank[n], byRank[r] = byte(r), byte(n)
+	}
+	return rank, byRank
+}()
 
 // Network returns the network a target is counted in: an address's /24
 // (IPv4) or /64 (IPv6), or the banned prefix itself when it is wider.
