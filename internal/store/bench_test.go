@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -202,4 +203,44 @@ func BenchmarkAddHourly(b *testing.B) {
 		}
 	}
 	b.ReportMetric((cpuTime(b)-cpu0).Seconds()/float64(b.N), "cpu-s/op")
+}
+
+// BenchmarkAddHourlyKeyOrder adds a flood's hour of network rows (110,000
+// /24s spread over the IPv4 space) to a new hour of the table, in numeric
+// order and in the order of their text, which is the table's key: why
+// insight's flush yields them in text order.
+func BenchmarkAddHourlyKeyOrder(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	nets := make([]uint32, 110_000)
+	for i := range nets {
+		nets[i] = r.Uint32() &^ 0xff
+	}
+	slices.Sort(nets)
+	numeric := make([]string, len(nets))
+	for i, v := range nets {
+		numeric[i] = netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), 0}).String() + "/24"
+	}
+	text := slices.Sorted(slices.Values(numeric))
+	for _, bench := range []struct {
+		name string
+		keys []string
+	}{{"numeric", numeric}, {"text", text}} {
+		b.Run(bench.name, func(b *testing.B) {
+			ctx := context.Background()
+			s, _ := openTemp(b)
+			rows := make([]HourlyRow, len(bench.keys))
+			hour := 0
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				hour++
+				for i, k := range bench.keys {
+					rows[i] = HourlyRow{Hour: t0.Add(time.Duration(hour) * time.Hour), Jail: "sshd", Dim: DimPrefix, Key: k, Failures: 1}
+				}
+				if err := s.AddHourly(ctx, rows); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((cpuTime(b)-cpu0).Seconds()/float64(b.N), "cpu-s/op")
+		})
+	}
 }
