@@ -244,7 +244,6 @@ func TestApplierSpacesKernelBatches(t *testing.T) {
 		return nil
 	}), slog.New(slog.DiscardHandler))
 	a.kernelGap = 3 * time.Second // long against a loaded machine's delays
-	a.storeGap = 0
 	done := make(chan struct{})
 	go func() { defer close(done); a.run(ctx) }()
 	ban := func(i int) []event.Decision {

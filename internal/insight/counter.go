@@ -421,9 +421,7 @@ func newNetSum(e addrEntry, v counts, rank []uint16) netSum {
 	if e.v6 {
 		order |= 1
 	} else {
-		for i := 12; i < 16; i++ {
-			a[i] = textRank[a[i]]
-		}
+		mapIPv4(&a, &textRank)
 	}
 	return netSum{order: order, hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:]),
 		v: v, hour: e.hour, jail: e.jail, bits: e.bits}
@@ -439,11 +437,17 @@ func (a *netSum) prefix() netip.Prefix {
 	binary.BigEndian.PutUint64(b[8:], a.lo)
 	v6 := a.order&1 != 0
 	if !v6 {
-		for i := 12; i < 16; i++ {
-			b[i] = textByRank[b[i]]
-		}
+		mapIPv4(&b, &textByRank)
 	}
 	return prefixFrom16(b, v6, a.bits)
+}
+
+// mapIPv4 replaces each byte of the IPv4 address in a (its mapped form)
+// by table's entry for it.
+func mapIPv4(a *[16]byte, table *[256]byte) {
+	for i := 12; i < 16; i++ {
+		a[i] = table[a[i]]
+	}
 }
 
 // textRank is each byte's place among the decimal texts of 0-255 in text

@@ -218,7 +218,7 @@ func BenchmarkAddHourlyKeyOrder(b *testing.B) {
 	slices.Sort(nets)
 	numeric := make([]string, len(nets))
 	for i, v := range nets {
-		numeric[i] = netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), 0}).String() + "/24"
+		numeric[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), 0}), 24).String()
 	}
 	text := slices.Sorted(slices.Values(numeric))
 	for _, bench := range []struct {
