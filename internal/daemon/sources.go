@@ -243,7 +243,10 @@ func (rs *runningSource) alive() bool {
 
 // line handles one live line: filters, engine, then the applier.
 func (d *Daemon) line(rs *runningSource, l *logline.Line) {
-	now := time.Now()
+	now := l.Read
+	if now.IsZero() {
+		now = time.Now()
+	}
 	if l.Time.IsZero() || l.Time.After(now.Add(time.Minute)) {
 		l.Time = now
 	} else if now.Sub(l.Time) > time.Duration(rs.maxFind.Load()) {

@@ -18,6 +18,7 @@ type Line struct {
 	Message string    // the text after the envelope
 	Raw     string    // the whole record
 	Origin  string    // where it was read: a path, "journald", "syslog", "stdin"
+	Read    time.Time // when a live source read it (lines read together share one clock reading); zero when the source does not say
 }
 
 // MaxLen is the longest record the parsers accept. Longer records are

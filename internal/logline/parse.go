@@ -52,7 +52,7 @@ func (p *Parser) Parse(raw string) (l Line, err error) {
 }
 
 // ParseInto is Parse into *l, every field of which it sets (Origin to
-// ""). Replay parses each line into the reader's current line, which lives
+// "", Read to zero). Replay parses each line into the reader's current line, which lives
 // on the heap: a Line returned and copied there was 112 bytes moved, and
 // while the collector marks, a write barrier over all of them.
 func (p *Parser) ParseInto(l *Line, raw string) error {
@@ -96,7 +96,7 @@ func (p *Parser) parse(l *Line, raw string, lazy *Stamp) error {
 	for len(raw) > 0 && (raw[len(raw)-1] == '\n' || raw[len(raw)-1] == '\r') {
 		raw = raw[:len(raw)-1]
 	}
-	l.Time, l.Host, l.Program, l.PID, l.Origin = time.Time{}, "", "", 0, ""
+	l.Time, l.Host, l.Program, l.PID, l.Origin, l.Read = time.Time{}, "", "", 0, "", time.Time{}
 	l.Raw, l.Message = raw, raw
 	switch {
 	case len(raw) == 0:

@@ -614,3 +614,49 @@ func holdsOpen(t *testing.T, path string) bool {
 	}
 	return false
 }
+
+// TestFileReadClock: the lines of one read share one reading of the
+// parser's clock, as their Read and as the "now" their year-less stamps
+// are dated by; the next read takes a new reading.
+func TestFileReadClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	appendFile(t, path, "")
+	var mu sync.Mutex
+	var readings []time.Time
+	// Each reading is a year later: a stamp of Dec 31 falls in the year
+	// before the reading's.
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		readings = append(readings, time.Date(2030+len(readings), 1, 1, 0, 0, 0, 0, time.UTC))
+		return readings[len(readings)-1]
+	}
+	col := newCollector()
+	f := newFile(path, true)
+	f.Start = &Position{}
+	f.Parser = &logline.Parser{Location: time.UTC, Now: clock}
+	start(t, f, col.emit)
+	appendFile(t, path, "Dec 31 23:59:59 host sshd[1]: one\nDec 31 23:59:59 host sshd[1]: two\nDec 31 23:59:59 host sshd[1]: three\n")
+	col.waitCount(t, 3)
+	appendFile(t, path, "Dec 31 23:59:59 host sshd[1]: four\n")
+	col.waitCount(t, 4)
+	ls, _ := col.snapshot()
+	mu.Lock()
+	n := len(readings)
+	mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d clock readings for two reads, want 2", n)
+	}
+	for i, l := range ls {
+		want := readings[0]
+		if i == 3 {
+			want = readings[1]
+		}
+		if !l.Read.Equal(want) {
+			t.Errorf("line %d (%s): Read %v, want %v", i, l.Message, l.Read, want)
+		}
+		if y := l.Time.Year(); y != want.Year()-1 {
+			t.Errorf("line %d (%s): dated to %d, want %d", i, l.Message, y, want.Year()-1)
+		}
+	}
+}
