@@ -52,7 +52,21 @@ type Counter struct {
 	addrs   tally[addrEntry]
 	jails   map[string]uint16 // jail name -> index in names; reset by Flush
 	names   []string
+	fixed   []fixedEntries // by jail index; reset by Flush
 	dropped uint64
+}
+
+// fixedEntries remembers where a jail's total, service and kind entries of
+// one hour are in keyed: a flood's failures in a jail share them, and
+// looking each up hashes its key (three of the five lookups an event
+// took). at holds -1 for an entry not counted: no service, or no room,
+// which stays so until Flush; at[0] (the total, always counted) is -1
+// while nothing is remembered.
+type fixedEntries struct {
+	hour    int32
+	kind    event.Kind
+	service string
+	at      [3]int32
 }
 
 // counts are an entry's failures and bans.
@@ -84,13 +98,15 @@ func (t *tally[K]) find(k K) *counts {
 	return nil
 }
 
-// insert adds k, not there yet, with counts v.
-func (t *tally[K]) insert(k K, v counts) {
+// insert adds k, not there yet, with counts v, and returns its place in v.
+func (t *tally[K]) insert(k K, v counts) int32 {
 	if t.at == nil {
 		t.at = map[K]int32{}
 	}
-	t.at[k] = int32(len(t.v))
+	i := int32(len(t.v))
+	t.at[k] = i
 	t.v = append(t.v, v)
+	return i
 }
 
 // dim is what a row counts by.
@@ -162,17 +178,40 @@ func (c *Counter) Observe(ev event.Event, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := keyedEntry{hour: hour, jail: c.jail(ev.Jail)}
-	c.addKeyed(e, v)
+	c.addFixed(e, ev.Service, ev.Kind, v)
 	if ev.Addr.IsValid() {
 		c.addAddr(at(hour, e.jail, event.AddrPrefix(ev.Addr)), v)
 	}
 	if ev.User != "" {
 		c.addKeyed(e.by(dimUser, clip(ev.User)), v)
 	}
-	if ev.Service != "" {
-		c.addKeyed(e.by(dimService, clip(ev.Service)), v)
+}
+
+// addFixed counts v in e's total and in its service's and kind's entries;
+// the caller holds mu.
+func (c *Counter) addFixed(e keyedEntry, service string, kind event.Kind, v counts) {
+	for int(e.jail) >= len(c.fixed) {
+		c.fixed = append(c.fixed, fixedEntries{at: [3]int32{-1, -1, -1}})
 	}
-	c.addKeyed(e.by(dimKind, ev.Kind.String()), v)
+	f := &c.fixed[e.jail]
+	if f.hour == e.hour && f.kind == kind && f.service == service && f.at[0] >= 0 {
+		for k, i := range f.at {
+			switch {
+			case i >= 0:
+				c.keyed.v[i].add(v)
+			case k == 1 && service == "":
+			default:
+				c.dropped++ // as room would have counted it
+			}
+		}
+		return
+	}
+	*f = fixedEntries{hour: e.hour, kind: kind, service: strings.Clone(service), at: [3]int32{-1, -1, -1}}
+	f.at[0] = c.addKeyed(e, v)
+	if service != "" {
+		f.at[1] = c.addKeyed(e.by(dimService, clip(service)), v)
+	}
+	f.at[2] = c.addKeyed(e.by(dimKind, kind.String()), v)
 }
 
 // Decided counts the bans among ds, in the hour each starts. A Trap
@@ -217,19 +256,20 @@ func (c *Counter) jail(name string) uint16 {
 	return i
 }
 
-// addKeyed counts v for e; the caller holds mu. A total is always
-// counted; another entry only while there is room for it.
-func (c *Counter) addKeyed(e keyedEntry, v counts) {
-	if p := c.keyed.find(e); p != nil {
-		p.add(v)
-		return
+// addKeyed counts v for e and returns its place in keyed, or -1 when it
+// is not counted; the caller holds mu. A total is always counted; another
+// entry only while there is room for it.
+func (c *Counter) addKeyed(e keyedEntry, v counts) int32 {
+	if i, ok := c.keyed.at[e]; ok {
+		c.keyed.v[i].add(v)
+		return i
 	}
 	if e.dim != dimTotal && !c.room() {
-		return
+		return -1
 	}
 	// A key read from a log line must not keep the whole line alive.
 	e.key = strings.Clone(e.key)
-	c.keyed.insert(e, v)
+	return c.keyed.insert(e, v)
 }
 
 // addAddr counts v for e while there is room; the caller holds mu.
@@ -289,7 +329,7 @@ func (c *Counter) Flush(loc Locator) []store.HourlyRow {
 func (c *Counter) FlushSeq(loc Locator) iter.Seq[store.HourlyRow] {
 	c.mu.Lock()
 	keyed, addrs, names := c.keyed, c.addrs, c.names
-	c.keyed, c.addrs, c.entries, c.jails, c.names = tally[keyedEntry]{}, tally[addrEntry]{}, 0, nil, nil
+	c.keyed, c.addrs, c.entries, c.jails, c.names, c.fixed = tally[keyedEntry]{}, tally[addrEntry]{}, 0, nil, nil, nil
 	c.mu.Unlock()
 	if len(keyed.v)+len(addrs.v) == 0 {
 		return nil

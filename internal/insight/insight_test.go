@@ -560,3 +560,96 @@ func TestCounterCountsBansAndTraps(t *testing.T) {
 		t.Fatalf("bans by scenario = %v; want the ban and the trap, not the carve-out", got)
 	}
 }
+
+// TestCounterKeyedMatchesModel: the total, service, kind and user rows and
+// Dropped match a model of the counter's rule (a total always counts,
+// another entry only while there is room, until Flush), with events whose
+// jail, hour, kind and service change in runs and come back, a bound that
+// is reached, and a flush halfway.
+func TestCounterKeyedMatchesModel(t *testing.T) {
+	type key struct {
+		hour           time.Time
+		jail, dim, key string
+	}
+	const limit = 400
+	c := insight.Counter{MaxEntries: limit}
+	want, room := map[key]int64{}, map[key]bool{}
+	var dropped uint64
+	add := func(k key, n int64) {
+		if _, ok := want[k]; ok || k.dim == store.DimTotal {
+			want[k] += n
+			return
+		}
+		if len(room) >= limit {
+			dropped++
+			return
+		}
+		room[k] = true
+		want[k] = n
+	}
+	check := func(when string) {
+		t.Helper()
+		for k := range want {
+			if k.dim == "addr" {
+				delete(want, k) // counted for room; their rows are checked elsewhere
+			}
+		}
+		got := map[key]int64{}
+		for _, r := range c.Flush(nil) {
+			switch r.Dim {
+			case store.DimTotal, store.DimService, store.DimKind, store.DimUser:
+				got[key{r.Hour, r.Jail, r.Dim, r.Key}] = r.Failures
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("%s: %+v = %d, want %d", when, k, got[k], v)
+				}
+			}
+			for k, v := range got {
+				if _, ok := want[k]; !ok {
+					t.Errorf("%s: %+v = %d, not expected", when, k, v)
+				}
+			}
+		}
+		if c.Dropped() != dropped {
+			t.Errorf("%s: Dropped %d, want %d", when, c.Dropped(), dropped)
+		}
+		clear(want)
+		clear(room)
+	}
+	jails := []string{"sshd", "postfix", "dovecot"}
+	for i := range 3000 {
+		if i == 1500 {
+			check("first flush")
+		}
+		hour := t0.Add(time.Duration(i/400%3) * time.Hour)
+		ev := event.Event{Time: hour.Add(time.Duration(i) * time.Second), Jail: jails[i/3%3], Kind: event.AuthFailure,
+			Addr: netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i%200)}), User: fmt.Sprintf("u%d", i%37)}
+		ev.Service = ev.Jail
+		switch {
+		case i%17 == 0:
+			ev.Service = ""
+		case i%13 == 0:
+			ev.Service = "other"
+		}
+		if i%11 < 3 {
+			ev.Kind = event.UnknownUser
+		}
+		n := int64(1 + i%3)
+		if i%29 == 0 {
+			c.Observe(event.Event{Time: ev.Time, Jail: ev.Jail, Kind: event.AuthSuccess, Addr: ev.Addr}, 1) // not counted
+		}
+		c.Observe(ev, int(n))
+		// The counter's order: total, service, kind, address, user.
+		add(key{hour, ev.Jail, store.DimTotal, ""}, n)
+		if ev.Service != "" {
+			add(key{hour, ev.Jail, store.DimService, ev.Service}, n)
+		}
+		add(key{hour, ev.Jail, store.DimKind, ev.Kind.String()}, n)
+		add(key{hour, ev.Jail, "addr", ev.Addr.String()}, n)
+		add(key{hour, ev.Jail, store.DimUser, ev.User}, n)
+	}
+	check("second flush")
+}
