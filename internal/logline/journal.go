@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // JournalEntry is the part of a `journalctl --output=json` record Rampart uses.
@@ -56,16 +58,177 @@ func (s *journalString) UnmarshalJSON(b []byte) error {
 
 // ParseJournalEntry decodes one journald JSON record.
 func ParseJournalEntry(data []byte) (JournalEntry, error) {
+	return journalEntry(string(data))
+}
+
+// journalEntry is ParseJournalEntry of a record held in a string, which
+// the entry's fields share.
+func journalEntry(s string) (JournalEntry, error) {
+	if e, ok := scanJournal(s); ok {
+		return e, nil
+	}
 	var e JournalEntry
-	if err := json.Unmarshal(data, &e); err != nil {
+	if err := json.Unmarshal([]byte(s), &e); err != nil {
 		return e, fmt.Errorf("journal record: %w", err)
 	}
 	return e, nil
 }
 
+// scanJournal decodes a record as journalctl writes it, by hand: a flat
+// object whose keys are journal field names (upper-case letters, digits,
+// '_') and whose values are strings without escapes, or null. For anything
+// else (an escape, a byte array, another kind of value, malformed JSON)
+// it says not ok, and encoding/json decodes the record; where it says ok,
+// the entry is the one encoding/json gives (FuzzJournalEntry). Under a
+// flood read from journald, encoding/json took 3.3 µs and 15 allocations
+// a record, forty times what a syslog line's envelope costs.
+func scanJournal(s string) (e JournalEntry, ok bool) {
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return e, false
+	}
+	i = skipSpace(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return e, skipSpace(s, i+1) == len(s)
+	}
+	for {
+		key, j, ok := scanString(s, i)
+		if !ok || !journalField(key) {
+			return e, false
+		}
+		i = skipSpace(s, j)
+		if i >= len(s) || s[i] != ':' {
+			return e, false
+		}
+		i = skipSpace(s, i+1)
+		if strings.HasPrefix(s[i:], "null") {
+			e.setNull(key)
+			i += len("null")
+		} else {
+			var val string
+			if val, i, ok = scanString(s, i); !ok {
+				return e, false
+			}
+			e.set(key, val)
+		}
+		i = skipSpace(s, i)
+		if i >= len(s) {
+			return e, false
+		}
+		switch s[i] {
+		case ',':
+			i = skipSpace(s, i+1)
+		case '}':
+			return e, skipSpace(s, i+1) == len(s)
+		default:
+			return e, false
+		}
+	}
+}
+
+// field returns the field of e that journal field name key fills, or nil.
+func (e *JournalEntry) field(key string) *string {
+	switch key {
+	case "__CURSOR":
+		return &e.Cursor
+	case "__REALTIME_TIMESTAMP":
+		return &e.Realtime
+	case "_HOSTNAME":
+		return &e.Hostname
+	case "SYSLOG_IDENTIFIER":
+		return &e.Identifier
+	case "_COMM":
+		return &e.Comm
+	case "_PID":
+		return &e.PID
+	case "SYSLOG_PID":
+		return &e.SyslogPID
+	case "_SYSTEMD_UNIT":
+		return &e.Unit
+	case "MESSAGE":
+		return (*string)(&e.Message)
+	}
+	return nil
+}
+
+func (e *JournalEntry) set(key, val string) {
+	if f := e.field(key); f != nil {
+		*f = val
+	}
+}
+
+// setNull is what encoding/json does with a null: nothing to a string,
+// and journalString's UnmarshalJSON empties MESSAGE.
+func (e *JournalEntry) setNull(key string) {
+	if key == "MESSAGE" {
+		e.Message = ""
+	}
+}
+
+// scanString reads the JSON string at s[i] that holds no escape and no
+// control character, and is valid UTF-8: its text and the index after it.
+func scanString(s string, i int) (string, int, bool) {
+	if i >= len(s) || s[i] != '"' {
+		return "", i, false
+	}
+	start, ascii := uint(i+1), true
+	for j := start; j < uint(len(s)); j++ {
+		c := s[j]
+		if jsonPlain[c] {
+			continue
+		}
+		switch {
+		case c == '"':
+			v := s[start:j]
+			return v, int(j) + 1, ascii || utf8.ValidString(v)
+		case c >= utf8.RuneSelf:
+			ascii = false
+		default: // an escape or a control character
+			return "", int(j), false
+		}
+	}
+	return "", len(s), false
+}
+
+// jsonPlain holds the bytes a JSON string holds as they are: not '"', '\\',
+// a control character or a byte of a multi-byte UTF-8 sequence.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// journalField reports whether key is a journal field name: encoding/json
+// matches keys to fields ignoring case, which for such names is matching
+// them exactly.
+func journalField(key string) bool {
+	if key == "" {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
 // ParseJournal turns one journald JSON record into a Line.
 func (p *Parser) ParseJournal(data []byte) (Line, error) {
-	e, err := ParseJournalEntry(data)
+	return p.journalRecord(string(data))
+}
+
+// journalRecord is ParseJournal of a record held in a string.
+func (p *Parser) journalRecord(s string) (Line, error) {
+	e, err := journalEntry(s)
 	if err != nil {
 		return Line{}, err
 	}

@@ -107,7 +107,7 @@ func (p *Parser) parse(l *Line, raw string, lazy *Stamp) error {
 		return ErrBinary
 	case raw[0] == '{':
 		// A record that is not journal JSON is read as plain text below.
-		if jl, jerr := p.ParseJournal([]byte(raw)); jerr == nil || errors.Is(jerr, ErrFuture) || errors.Is(jerr, ErrTooLong) {
+		if jl, jerr := p.journalRecord(raw); jerr == nil || errors.Is(jerr, ErrFuture) || errors.Is(jerr, ErrTooLong) {
 			*l = jl
 			l.Raw = raw
 			return jerr

@@ -113,16 +113,7 @@ func (f *File) Run(ctx context.Context, emit func(logline.Line)) error {
 		emit:   emit,
 		linger: f.RotateLinger,
 	}
-	// The lines of one read share one clock reading: the parser's (for
-	// year-less stamps) and the line's Read. A flood's read brings some
-	// hundreds of lines, and two clock readings a line were 3% of the
-	// daemon's CPU (bench/RESULTS.md, issue 19).
-	p := parser(f.Parser)
-	fl.clock = p.Now
-	if fl.clock == nil {
-		fl.clock = time.Now
-	}
-	fl.parser = &logline.Parser{Location: p.Location, Year: p.Year, Now: func() time.Time { return fl.readAt }}
+	fl.clock, fl.parser = newReadClock(parser(f.Parser))
 	if fl.origin == "" {
 		fl.origin = f.Path
 	}
@@ -151,9 +142,8 @@ func (f *File) Run(ctx context.Context, emit func(logline.Line)) error {
 type follower struct {
 	*File
 	path, origin string
-	parser       *logline.Parser // its clock is readAt
-	clock        func() time.Time
-	readAt       time.Time // when the last read returned data
+	clock        *readClock      // read at each read that returns data
+	parser       *logline.Parser // dates by clock's readings
 	log          *slog.Logger
 	emit         func(logline.Line)
 	linger       time.Duration
@@ -464,7 +454,7 @@ func (fl *follower) read(ctx context.Context, t *tailFile, current bool) {
 	for ctx.Err() == nil {
 		n, err := t.f.ReadAt(t.buf[len(t.buf):cap(t.buf)], t.readOff)
 		if n > 0 {
-			fl.readAt = fl.clock()
+			fl.clock.read()
 			if fl.readErred {
 				fl.readErred = false
 				fl.c.setProblem("")
@@ -523,7 +513,7 @@ func (fl *follower) record(rec []byte) {
 		return
 	}
 	l, err := fl.parser.Parse(string(rec))
-	l.Read = fl.readAt
+	l.Read = fl.clock.at
 	fl.c.deliver(l, err, fl.origin, fl.emit)
 }
 

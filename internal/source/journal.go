@@ -90,12 +90,12 @@ func (j *Journal) Run(ctx context.Context, emit func(logline.Line)) error {
 	r := &journalRun{
 		Journal: j,
 		path:    cmdPath,
-		parser:  parser(j.Parser),
 		log:     logger(j.Logger),
 		emit:    emit,
 		since:   time.Now(),
 		cursor:  j.AfterCursor,
 	}
+	r.clock, r.parser = newReadClock(parser(j.Parser))
 	backoff := minB
 	for {
 		start := time.Now()
@@ -131,7 +131,8 @@ func (j *Journal) Run(ctx context.Context, emit func(logline.Line)) error {
 type journalRun struct {
 	*Journal
 	path   string
-	parser *logline.Parser
+	clock  *readClock      // read at each read of journalctl's output that returns data
+	parser *logline.Parser // dates by clock's readings
 	log    *slog.Logger
 	emit   func(logline.Line)
 	since  time.Time // when Run started: where to begin if there is no cursor at a restart
@@ -180,7 +181,7 @@ func (r *journalRun) once(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("start journalctl: %w", err)
 	}
 	n := 0
-	rerr := readRecords(stdout, journalRecordMax, func(rec []byte, tooLong bool) error {
+	rerr := readRecords(clockedReader{stdout, r.clock}, journalRecordMax, func(rec []byte, tooLong bool) error {
 		if n == 0 {
 			r.c.setProblem("")
 		}
@@ -210,6 +211,7 @@ func (r *journalRun) record(rec []byte) {
 		return
 	}
 	l, err := r.parser.JournalLine(e)
+	l.Read = r.clock.at
 	r.c.deliver(l, err, "journald", r.emit)
 	if e.Cursor != "" {
 		r.cursor = e.Cursor

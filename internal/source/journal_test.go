@@ -296,10 +296,13 @@ func TestJournalRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &journalRun{Journal: &Journal{}, parser: &logline.Parser{Location: time.UTC}, log: logger(nil)}
+	r := &journalRun{Journal: &Journal{}, log: logger(nil)}
+	readings := 0
+	reading := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	r.clock, r.parser = newReadClock(&logline.Parser{Location: time.UTC, Now: func() time.Time { readings++; return reading }})
 	col := newCollector()
 	r.emit = col.emit
-	if err := readRecords(bytes.NewReader(data), journalRecordMax, func(rec []byte, tooLong bool) error {
+	if err := readRecords(clockedReader{bytes.NewReader(data), r.clock}, journalRecordMax, func(rec []byte, tooLong bool) error {
 		r.record(rec)
 		return nil
 	}); err != nil {
@@ -318,5 +321,15 @@ func TestJournalRecords(t *testing.T) {
 	}
 	if c := r.Journal.Cursor(); !strings.Contains(c, "i=4") {
 		t.Errorf("cursor %q, want the last record's", c)
+	}
+	// The records came in one read: one reading of the clock, theirs.
+	if readings != 1 {
+		t.Errorf("%d clock readings for one read, want 1", readings)
+	}
+	ls, _ := col.snapshot()
+	for _, l := range ls {
+		if !l.Read.Equal(reading) {
+			t.Errorf("%q: Read %v, want the read's %v", l.Message, l.Read, reading)
+		}
 	}
 }
