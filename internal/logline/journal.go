@@ -10,7 +10,10 @@ import (
 	"unicode/utf8"
 )
 
-// JournalEntry is the part of a `journalctl --output=json` record Rampart uses.
+// JournalEntry is the part of a journal entry Rampart uses: decoded from
+// `journalctl --output=json` (ParseJournalEntry, for dumps given to replay
+// and test) or set field by field from its export format (the journal
+// source).
 type JournalEntry struct {
 	Cursor     string        `json:"__CURSOR"`
 	Realtime   string        `json:"__REALTIME_TIMESTAMP"` // µs since the epoch, as a string
@@ -109,7 +112,7 @@ func scanJournal(s string) (e JournalEntry, ok bool) {
 			if val, i, ok = scanString(s, i); !ok {
 				return e, false
 			}
-			e.set(key, val)
+			e.Set(key, val)
 		}
 		i = skipSpace(s, i)
 		if i >= len(s) {
@@ -151,7 +154,9 @@ func (e *JournalEntry) field(key string) *string {
 	return nil
 }
 
-func (e *JournalEntry) set(key, val string) {
+// Set sets the field of e that journal field name key fills to val;
+// other names are ignored.
+func (e *JournalEntry) Set(key, val string) {
 	if f := e.field(key); f != nil {
 		*f = val
 	}

@@ -2,10 +2,15 @@ package source
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rampart-dev/rampart/internal/logline"
 )
@@ -53,4 +58,63 @@ func BenchmarkSyslogFrame(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkJournalFlood reads a flood of sshd entries through the journal
+// source, as the daemon does where journald collects the logs: the real
+// journalctl (--output=export) over a journal file written by
+// systemd-journal-remote. It reports the CPU of each side per entry: the
+// source's (decoding and dating, the lines going nowhere) and journalctl's.
+func BenchmarkJournalFlood(b *testing.B) {
+	const n = 100_000
+	jf := newJournalFile(b)
+	jf.append(entry{msg: "start"})
+	after := jf.lastCursor()
+	es := make([]entry, n)
+	t0 := time.Now().Add(-time.Hour)
+	for i := range es {
+		es[i] = entry{msg: fmt.Sprintf("Failed password for invalid user u%d from 192.0.%d.%d port %d ssh2", i%500, i/256%256, i%256, 1024+i%60000),
+			pid: 1000 + i, host: "mail", time: t0.Add(time.Duration(i) * time.Millisecond)}
+	}
+	jf.append(es...)
+	var self, child time.Duration
+	for b.Loop() {
+		s0, c0 := rusage(b, syscall.RUSAGE_SELF), rusage(b, syscall.RUSAGE_CHILDREN)
+		var got atomic.Int64
+		all := make(chan struct{})
+		j := &Journal{Args: []string{"--directory=" + filepath.Dir(jf.path)}, AfterCursor: after}
+		ctx, cancel := context.WithCancel(b.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- j.Run(ctx, func(logline.Line) {
+				if got.Add(1) == n {
+					close(all)
+				}
+			})
+		}()
+		select {
+		case <-all:
+		case <-time.After(time.Minute):
+			b.Fatalf("%d of %d entries read in a minute", got.Load(), n)
+		}
+		self += rusage(b, syscall.RUSAGE_SELF) - s0
+		cancel()
+		if err := <-done; err != nil { // journalctl waited for: its CPU is counted
+			b.Fatal(err)
+		}
+		child += rusage(b, syscall.RUSAGE_CHILDREN) - c0
+	}
+	entries := float64(b.N * n)
+	b.ReportMetric(float64(self.Nanoseconds())/1e3/entries, "source-cpu-µs/entry")
+	b.ReportMetric(float64(child.Nanoseconds())/1e3/entries, "journalctl-cpu-µs/entry")
+}
+
+// rusage returns the user and system CPU time of who (RUSAGE_SELF or
+// RUSAGE_CHILDREN, the children waited for).
+func rusage(b *testing.B, who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os/exec"
 	"strconv"
@@ -17,15 +18,11 @@ import (
 )
 
 // journalFields are the fields asked of journalctl: what logline reads,
-// which keeps records short. __CURSOR and __REALTIME_TIMESTAMP come always.
+// which keeps entries short. __CURSOR and __REALTIME_TIMESTAMP come always.
 const journalFields = "MESSAGE,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_HOSTNAME,_SYSTEMD_UNIT"
 
-// journalRecordMax bounds one JSON record: a MESSAGE of logline.MaxLen bytes
-// written as an array of byte values, with room for the other fields.
-const journalRecordMax = 4*logline.MaxLen + 4096
-
 // Journal reads the systemd journal through `journalctl --follow
-// --output=json`, run as a child process (no cgo). It keeps the cursor of
+// --output=export`, run as a child process (no cgo). It keeps the cursor of
 // the last record read, to be saved and given back as AfterCursor. When
 // journalctl exits while Run is going, it is started again after a
 // back-off, from that cursor.
@@ -143,13 +140,16 @@ type journalRun struct {
 
 // args returns journalctl's arguments for resuming now.
 func (r *journalRun) args() []string {
-	a := []string{"--follow", "--output=json", "--no-pager", "--output-fields=" + journalFields}
+	a := []string{"--follow", "--output=export", "--no-pager", "--output-fields=" + journalFields}
+	// With --follow, journalctl shows ten entries unless told how many
+	// (--lines): after a cursor, the first ten, and the rest only once
+	// the journal is written to again.
 	switch {
 	case r.cursor != "":
-		a = append(a, "--after-cursor="+r.cursor)
+		a = append(a, "--lines=all", "--after-cursor="+r.cursor)
 	case r.ran:
 		// Nothing read yet: everything since Run started is new.
-		a = append(a, "--since=@"+strconv.FormatInt(r.since.Unix(), 10))
+		a = append(a, "--lines=all", "--since=@"+strconv.FormatInt(r.since.Unix(), 10))
 	default:
 		a = append(a, "--lines=0")
 	}
@@ -180,19 +180,7 @@ func (r *journalRun) once(ctx context.Context) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start journalctl: %w", err)
 	}
-	n := 0
-	rerr := readRecords(clockedReader{stdout, r.clock}, journalRecordMax, func(rec []byte, tooLong bool) error {
-		if n == 0 {
-			r.c.setProblem("")
-		}
-		n++
-		if tooLong {
-			r.c.tooLong.Add(1)
-			return nil
-		}
-		r.record(rec)
-		return nil
-	})
+	n, rerr := r.read(clockedReader{stdout, r.clock})
 	werr := cmd.Wait()
 	if err := errors.Join(rerr, werr); err != nil {
 		return n, fmt.Errorf("journalctl: %w", err)
@@ -200,19 +188,35 @@ func (r *journalRun) once(ctx context.Context) (int, error) {
 	return n, errors.New("journalctl: exited")
 }
 
-// record decodes, emits and notes the cursor of one JSON record.
-func (r *journalRun) record(rec []byte) {
-	if len(rec) == 0 {
-		return
+// read emits the entries journalctl writes to out until it ends, and
+// returns how many it read and the error reading stopped with (nil at the
+// end of the stream).
+func (r *journalRun) read(out io.Reader) (int, error) {
+	x := newExportReader(out)
+	for n := 0; ; n++ {
+		e, tooLong, err := x.next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if n == 0 {
+			r.c.setProblem("")
+		}
+		r.entry(e, tooLong)
 	}
-	e, err := logline.ParseJournalEntry(rec)
-	if err != nil {
-		r.c.invalid.Add(1)
-		return
+}
+
+// entry emits one entry (counts it, if too long) and notes its cursor.
+func (r *journalRun) entry(e logline.JournalEntry, tooLong bool) {
+	if tooLong {
+		r.c.tooLong.Add(1)
+	} else {
+		l, err := r.parser.JournalLine(e)
+		l.Read = r.clock.at
+		r.c.deliver(l, err, "journald", r.emit)
 	}
-	l, err := r.parser.JournalLine(e)
-	l.Read = r.clock.at
-	r.c.deliver(l, err, "journald", r.emit)
 	if e.Cursor != "" {
 		r.cursor = e.Cursor
 		r.mu.Lock()

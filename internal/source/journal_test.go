@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,12 +29,12 @@ const journalRemote = "/lib/systemd/systemd-journal-remote"
 
 // journalFile is a journal file in a test's temporary directory.
 type journalFile struct {
-	t    *testing.T
+	t    testing.TB
 	path string
 	mono int // monotonic clock of the next entry
 }
 
-func newJournalFile(t *testing.T) *journalFile {
+func newJournalFile(t testing.TB) *journalFile {
 	t.Helper()
 	requireBinary(t, "journalctl")
 	requireBinary(t, journalRemote)
@@ -73,13 +75,7 @@ func (j *journalFile) append(es ...entry) {
 		if e.host != "" {
 			fmt.Fprintf(&b, "_HOSTNAME=%s\n", e.host)
 		}
-		if utf8.ValidString(e.msg) && !strings.Contains(e.msg, "\n") {
-			fmt.Fprintf(&b, "MESSAGE=%s\n", e.msg)
-		} else { // the binary form: name, newline, 64-bit little-endian size, data
-			b.WriteString("MESSAGE\n")
-			binary.Write(&b, binary.LittleEndian, uint64(len(e.msg)))
-			b.WriteString(e.msg + "\n")
-		}
+		exportField(&b, "MESSAGE", e.msg)
 		b.WriteString("\n")
 	}
 	cmd := exec.Command(journalRemote, "-o", j.path, "-")
@@ -169,16 +165,27 @@ func TestJournalResume(t *testing.T) {
 	stop()
 	saved := j1.Cursor()
 
-	jf.append(entry{msg: "a3"}) // while nothing runs
+	// While nothing runs, more entries than journalctl --follow shows by
+	// default (10): every one is read on resuming, before any new one
+	// comes (journalctl goes on past the tenth only at the next write).
+	var missed []entry
+	var want []string
+	for i := 3; i < 30; i++ {
+		missed = append(missed, entry{msg: fmt.Sprintf("a%d", i)})
+		want = append(want, fmt.Sprintf("a%d", i))
+	}
+	jf.append(missed...)
 	j2 := jf.source(saved)
 	col2 := newCollector()
 	start(t, j2, col2.emit)
-	jf.append(entry{msg: "a4"})
-	col2.waitCount(t, 2)
+	col2.waitCount(t, len(want))
+	jf.append(entry{msg: "a30"})
+	want = append(want, "a30")
+	col2.waitCount(t, len(want))
 	if got, want := col1.messages(), []string{"a1", "a2"}; !slices.Equal(got, want) {
 		t.Errorf("first run: got %q, want %q", got, want)
 	}
-	if got, want := col2.messages(), []string{"a3", "a4"}; !slices.Equal(got, want) {
+	if got := col2.messages(); !slices.Equal(got, want) {
 		t.Errorf("resumed: got %q, want %q", got, want)
 	}
 }
@@ -288,48 +295,149 @@ func TestJournalNoCommand(t *testing.T) {
 	}
 }
 
-// TestJournalRecords decodes recorded `journalctl -o json` output (from
-// testdata) without a journal: string and byte-array MESSAGE, records that
-// are not JSON, and cursors.
-func TestJournalRecords(t *testing.T) {
-	data, err := os.ReadFile("testdata/journal.jsonl")
-	if err != nil {
-		t.Fatal(err)
+// exportField writes a field in journal export format: "NAME=value\n",
+// or, for a value that is not UTF-8 or holds a newline, the binary form:
+// the name, a newline, the size as 64-bit little-endian, the value, a
+// newline.
+func exportField(b *bytes.Buffer, name, value string) {
+	if utf8.ValidString(value) && !strings.Contains(value, "\n") {
+		fmt.Fprintf(b, "%s=%s\n", name, value)
+		return
 	}
+	b.WriteString(name + "\n")
+	binary.Write(b, binary.LittleEndian, uint64(len(value)))
+	b.WriteString(value + "\n")
+}
+
+// exportEntry writes an entry of fields (name, value pairs) and its end.
+func exportEntry(b *bytes.Buffer, fields ...string) {
+	for i := 0; i+1 < len(fields); i += 2 {
+		exportField(b, fields[i], fields[i+1])
+	}
+	b.WriteString("\n")
+}
+
+// testJournalRun returns a journalRun reading no journalctl, its clock
+// counting its readings.
+func testJournalRun(readings *int, reading time.Time) (*journalRun, *collector) {
 	r := &journalRun{Journal: &Journal{}, log: logger(nil)}
-	readings := 0
-	reading := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
-	r.clock, r.parser = newReadClock(&logline.Parser{Location: time.UTC, Now: func() time.Time { readings++; return reading }})
+	r.clock, r.parser = newReadClock(&logline.Parser{Location: time.UTC, Now: func() time.Time { *readings++; return reading }})
 	col := newCollector()
 	r.emit = col.emit
-	if err := readRecords(clockedReader{bytes.NewReader(data), r.clock}, journalRecordMax, func(rec []byte, tooLong bool) error {
-		r.record(rec)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	return r, col
+}
+
+// TestJournalRecords reads journalctl's export format without a journal:
+// text and binary MESSAGE (not UTF-8, several lines), fields not asked
+// for, an entry with nothing to read, cursors; the entries of one read
+// share one clock reading.
+func TestJournalRecords(t *testing.T) {
+	var b bytes.Buffer
+	cursor := func(i int) string { return fmt.Sprintf("s=9c1a;i=%d;b=0123;m=3e8;t=60a2;x=7567", i) }
+	exportEntry(&b, "__CURSOR", cursor(1), "__REALTIME_TIMESTAMP", "1700000000000000", "__MONOTONIC_TIMESTAMP", "1000",
+		"_BOOT_ID", "0123456789abcdef0123456789abcdef", "_HOSTNAME", "web1", "SYSLOG_IDENTIFIER", "sshd", "_PID", "4242",
+		"_SYSTEMD_UNIT", "ssh.service", "MESSAGE", "Failed password for invalid user admin from 192.0.2.7 port 52814 ssh2")
+	exportEntry(&b, "__CURSOR", cursor(2), "__REALTIME_TIMESTAMP", "1700000001000000", "SYSLOG_IDENTIFIER", "sshd",
+		"MESSAGE", "Invalid user \xc3(x from 192.0.2.8")
+	exportEntry(&b, "__CURSOR", cursor(3), "__REALTIME_TIMESTAMP", "1700000002000000", "_COMM", "sshd",
+		"FOO", "a field \x00 not asked for", "MESSAGE", "pam_unix(sshd:auth): authentication failure\nsecond line")
+	exportEntry(&b, "__CURSOR", cursor(4), "_BOOT_ID", "0123") // nothing to read: invalid
+	exportEntry(&b, "__CURSOR", cursor(5), "__REALTIME_TIMESTAMP", "1700000003000000", "SYSLOG_IDENTIFIER", "sshd",
+		"SYSLOG_PID", "77", "_PID", "4245", "MESSAGE", "Connection closed by 192.0.2.9 port 22 [preauth]")
+	readings := 0
+	reading := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	r, col := testJournalRun(&readings, reading)
+	n, err := r.read(clockedReader{bytes.NewReader(b.Bytes()), r.clock})
+	if n != 5 || err != nil {
+		t.Fatalf("read %d entries, %v; want 5, nil", n, err)
 	}
 	want := []string{
 		"Failed password for invalid user admin from 192.0.2.7 port 52814 ssh2",
 		"Invalid user \xc3(x from 192.0.2.8",
-		"pam_unix(sshd:auth): authentication failure",
+		"pam_unix(sshd:auth): authentication failure\nsecond line",
+		"Connection closed by 192.0.2.9 port 22 [preauth]",
 	}
 	if got := col.messages(); !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if s := r.Stats(); s.Invalid != 2 || s.Lines != 3 {
-		t.Errorf("stats %+v, want 3 lines, 2 invalid", s)
+	ls, _ := col.snapshot()
+	if l := ls[0]; l.Host != "web1" || l.Program != "sshd" || l.PID != 4242 || !l.Time.Equal(time.UnixMicro(1700000000000000)) {
+		t.Errorf("first entry read as %+v", l)
 	}
-	if c := r.Journal.Cursor(); !strings.Contains(c, "i=4") {
-		t.Errorf("cursor %q, want the last record's", c)
+	if l := ls[2]; l.Program != "sshd" {
+		t.Errorf("_COMM stands for a missing SYSLOG_IDENTIFIER: %+v", l)
 	}
-	// The records came in one read: one reading of the clock, theirs.
+	if l := ls[3]; l.PID != 77 {
+		t.Errorf("SYSLOG_PID comes before _PID: %+v", l)
+	}
+	if s := r.Stats(); s.Invalid != 1 || s.Lines != 4 {
+		t.Errorf("stats %+v, want 4 lines, 1 invalid", s)
+	}
+	if c := r.Journal.Cursor(); c != cursor(5) {
+		t.Errorf("cursor %q, want the last entry's", c)
+	}
+	// The entries came in one read: one reading of the clock, theirs.
 	if readings != 1 {
 		t.Errorf("%d clock readings for one read, want 1", readings)
 	}
-	ls, _ := col.snapshot()
 	for _, l := range ls {
 		if !l.Read.Equal(reading) {
 			t.Errorf("%q: Read %v, want the read's %v", l.Message, l.Read, reading)
 		}
 	}
+}
+
+// TestJournalRecordLimits: a value longer than a line may be, in either
+// form, is skipped unread and its entry counted too long, its cursor kept;
+// a stream that ends inside an entry leaves that entry out and says so.
+func TestJournalRecordLimits(t *testing.T) {
+	var b bytes.Buffer
+	long := strings.Repeat("x", logline.MaxLen+1)
+	exportEntry(&b, "__CURSOR", "c1", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "before")
+	exportEntry(&b, "__CURSOR", "c2", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", long)
+	exportEntry(&b, "__CURSOR", "c3", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", long+"\n")
+	exportEntry(&b, "__CURSOR", "c4", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", strings.Repeat("y", logline.MaxLen))
+	exportEntry(&b, "__CURSOR", "c5", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "after")
+	b.WriteString("__CURSOR=c6\nMESSAGE=cut off") // journalctl killed mid-entry
+	readings := 0
+	r, col := testJournalRun(&readings, time.Now())
+	n, err := r.read(clockedReader{bytes.NewReader(b.Bytes()), r.clock})
+	if n != 5 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("read %d entries, %v; want 5, %v", n, err, io.ErrUnexpectedEOF)
+	}
+	got := col.messages()
+	if len(got) != 3 || got[0] != "before" || len(got[1]) != logline.MaxLen || got[2] != "after" {
+		t.Errorf("messages %.40q, want before, %d bytes, after", got, logline.MaxLen)
+	}
+	if s := r.Stats(); s.TooLong != 2 || s.Lines != 3 {
+		t.Errorf("stats %+v, want 3 lines, 2 too long", s)
+	}
+	if c := r.Journal.Cursor(); c != "c5" {
+		t.Errorf("cursor %q, want c5", c)
+	}
+}
+
+// FuzzExportReader: any stream ends in an error or io.EOF, without a
+// panic, and an entry read from a well-formed stream is what was written.
+func FuzzExportReader(f *testing.F) {
+	f.Add([]byte("__CURSOR=c1\nMESSAGE=hello\n\n"), "sshd", "a message")
+	f.Add([]byte("MESSAGE\n\x05\x00\x00\x00\x00\x00\x00\x00ab\ncd\n\n"), "x", "\xff\n")
+	f.Add([]byte("MESSAGE\n\xff\xff\xff\xff\xff\xff\xff\xff"), "", "")
+	f.Fuzz(func(t *testing.T, stream []byte, ident, msg string) {
+		x := newExportReader(bytes.NewReader(stream))
+		for range len(stream) + 1 {
+			if _, _, err := x.next(); err != nil {
+				break
+			}
+		}
+		if strings.ContainsRune(ident, '\n') || !utf8.ValidString(ident) || len(msg) > logline.MaxLen {
+			return
+		}
+		var b bytes.Buffer
+		exportEntry(&b, "__CURSOR", "c", "SYSLOG_IDENTIFIER", ident, "MESSAGE", msg)
+		e, tooLong, err := newExportReader(&b).next()
+		if err != nil || tooLong || e.Cursor != "c" || e.Identifier != ident || string(e.Message) != msg {
+			t.Fatalf("wrote %q, %q; read %+v, %v, %v", ident, msg, e, tooLong, err)
+		}
+	})
 }
