@@ -154,6 +154,13 @@ func (e *JournalEntry) field(key string) *string {
 	return nil
 }
 
+// IsJournalField reports whether a JournalEntry holds the journal field
+// named key.
+func IsJournalField(key string) bool {
+	var e JournalEntry
+	return e.field(key) != nil
+}
+
 // Set sets the field of e that journal field name key fills to val;
 // other names are ignored.
 func (e *JournalEntry) Set(key, val string) {

@@ -20,9 +20,10 @@ import (
 // is nothing to unescape, and journalctl writes them with a third of the
 // CPU its JSON takes (bench/RESULTS.md, issue 19).
 //
-// Memory is bounded: a value longer than logline.MaxLen is skipped unread
-// and marks its entry too long, and an entry keeps at most
-// exportMaxFields fields.
+// Only the fields a logline.JournalEntry holds are kept, and memory is
+// bounded: a value longer than logline.MaxLen is skipped unread and marks
+// its entry too long, and an entry keeps at most exportMaxFields fields
+// (journalctl repeats a field that has several values).
 type exportReader struct {
 	br     *bufio.Reader
 	buf    []byte       // the entry's names and values, back to back
@@ -36,8 +37,7 @@ type exportReader struct {
 // buf[value:end] its value.
 type exportSpan struct{ name, value, end int }
 
-// exportMaxFields bounds the fields an entry keeps; journalctl sends the
-// few asked for (journalFields) and the entry's address fields.
+// exportMaxFields bounds the fields an entry keeps.
 const exportMaxFields = 64
 
 // errExportFormat is a stream that does not follow the format.
@@ -113,9 +113,12 @@ func (x *exportReader) next() (e logline.JournalEntry, tooLong bool, err error) 
 	}
 }
 
-// keep appends a field to the entry, or says false when it has as many
-// as it keeps.
+// keep appends a field to the entry if it is one a JournalEntry holds, or
+// says false when the entry has as many as it keeps.
 func (x *exportReader) keep(name, value []byte) bool {
+	if !logline.IsJournalField(string(name)) {
+		return true
+	}
 	if len(x.fields) == exportMaxFields {
 		return false
 	}

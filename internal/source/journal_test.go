@@ -388,11 +388,23 @@ func TestJournalRecords(t *testing.T) {
 }
 
 // TestJournalRecordLimits: a value longer than a line may be, in either
-// form, is skipped unread and its entry counted too long, its cursor kept;
-// a stream that ends inside an entry leaves that entry out and says so.
+// form, is skipped unread and its entry counted too long, its cursor kept,
+// as is an entry repeating a field past exportMaxFields (fields not asked
+// for do not count); a stream that ends inside an entry leaves that entry
+// out and says so.
 func TestJournalRecordLimits(t *testing.T) {
 	var b bytes.Buffer
 	long := strings.Repeat("x", logline.MaxLen+1)
+	many := []string{"__CURSOR", "c0", "SYSLOG_IDENTIFIER", "sshd"}
+	for i := range 2 * exportMaxFields {
+		many = append(many, fmt.Sprintf("FIELD_%d", i), "v")
+	}
+	exportEntry(&b, append(many, "MESSAGE", "many fields")...)
+	repeated := []string{"__CURSOR", "c1"}
+	for range exportMaxFields {
+		repeated = append(repeated, "MESSAGE", "again")
+	}
+	exportEntry(&b, repeated...)
 	exportEntry(&b, "__CURSOR", "c1", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "before")
 	exportEntry(&b, "__CURSOR", "c2", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", long)
 	exportEntry(&b, "__CURSOR", "c3", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", long+"\n")
@@ -402,15 +414,15 @@ func TestJournalRecordLimits(t *testing.T) {
 	readings := 0
 	r, col := testJournalRun(&readings, time.Now())
 	n, err := r.read(clockedReader{bytes.NewReader(b.Bytes()), r.clock})
-	if n != 5 || !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("read %d entries, %v; want 5, %v", n, err, io.ErrUnexpectedEOF)
+	if n != 7 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("read %d entries, %v; want 7, %v", n, err, io.ErrUnexpectedEOF)
 	}
 	got := col.messages()
-	if len(got) != 3 || got[0] != "before" || len(got[1]) != logline.MaxLen || got[2] != "after" {
-		t.Errorf("messages %.40q, want before, %d bytes, after", got, logline.MaxLen)
+	if len(got) != 4 || got[0] != "many fields" || got[1] != "before" || len(got[2]) != logline.MaxLen || got[3] != "after" {
+		t.Errorf("messages %.40q, want many fields, before, %d bytes, after", got, logline.MaxLen)
 	}
-	if s := r.Stats(); s.TooLong != 2 || s.Lines != 3 {
-		t.Errorf("stats %+v, want 3 lines, 2 too long", s)
+	if s := r.Stats(); s.TooLong != 3 || s.Lines != 4 {
+		t.Errorf("stats %+v, want 4 lines, 3 too long", s)
 	}
 	if c := r.Journal.Cursor(); c != "c5" {
 		t.Errorf("cursor %q, want c5", c)
