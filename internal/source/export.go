@@ -21,9 +21,10 @@ import (
 // CPU its JSON takes (bench/RESULTS.md, issue 19).
 //
 // Only the fields a logline.JournalEntry holds are kept, and memory is
-// bounded: a value longer than logline.MaxLen is skipped unread and marks
-// its entry too long, and an entry keeps at most exportMaxFields fields
-// (journalctl repeats a field that has several values).
+// bounded: a value longer than logline.MaxLen is skipped unread (and, if
+// it is one of those fields, marks its entry too long), and an entry
+// keeps at most exportMaxFields fields (journalctl repeats a field that
+// has several values).
 type exportReader struct {
 	br     *bufio.Reader
 	buf    []byte       // the entry's names and values, back to back
@@ -49,9 +50,10 @@ func newExportReader(r io.Reader) *exportReader {
 	return &exportReader{br: bufio.NewReaderSize(r, logline.MaxLen+128)}
 }
 
-// next reads the next entry. tooLong reports one with a value longer than
-// logline.MaxLen, or more than exportMaxFields fields: the values kept
-// are still returned (its cursor among them), not the others. At the end
+// next reads the next entry. tooLong reports one with a kept field's
+// value longer than logline.MaxLen, or more than exportMaxFields fields to
+// keep: the values kept are still returned (its cursor among them), not
+// the others. At the end
 // of the stream it returns io.EOF, or io.ErrUnexpectedEOF when the stream
 // ends inside an entry, which is then not returned.
 func (x *exportReader) next() (e logline.JournalEntry, tooLong bool, err error) {
@@ -62,10 +64,11 @@ func (x *exportReader) next() (e logline.JournalEntry, tooLong bool, err error) 
 		case errors.Is(err, bufio.ErrBufferFull):
 			// A text value too long to keep: skip it to its newline.
 			x.open = true
+			eq := bytes.IndexByte(line, '=')
+			tooLong = eq < 0 || logline.IsJournalField(string(line[:eq])) || tooLong
 			if err := x.skipLine(); err != nil {
 				return e, false, x.eof(err)
 			}
-			tooLong = true
 			continue
 		case err != nil:
 			return e, false, x.eof(err)
@@ -97,7 +100,7 @@ func (x *exportReader) next() (e logline.JournalEntry, tooLong bool, err error) 
 			if _, err := x.br.Discard(int(n)); err != nil {
 				return e, false, x.eof(err)
 			}
-			tooLong = true
+			tooLong = logline.IsJournalField(string(name)) || tooLong
 		} else {
 			x.value = slices.Grow(x.value[:0], int(n))[:n]
 			if _, err := io.ReadFull(x.br, x.value); err != nil {

@@ -390,12 +390,12 @@ func TestJournalRecords(t *testing.T) {
 // TestJournalRecordLimits: a value longer than a line may be, in either
 // form, is skipped unread and its entry counted too long, its cursor kept,
 // as is an entry repeating a field past exportMaxFields (fields not asked
-// for do not count); a stream that ends inside an entry leaves that entry
-// out and says so.
+// for do not count, however many or long); a stream that ends inside an
+// entry leaves that entry out and says so.
 func TestJournalRecordLimits(t *testing.T) {
 	var b bytes.Buffer
 	long := strings.Repeat("x", logline.MaxLen+1)
-	many := []string{"__CURSOR", "c0", "SYSLOG_IDENTIFIER", "sshd"}
+	many := []string{"__CURSOR", "c0", "SYSLOG_IDENTIFIER", "sshd", "BIG_TEXT", long, "BIG_BINARY", long + "\n"}
 	for i := range 2 * exportMaxFields {
 		many = append(many, fmt.Sprintf("FIELD_%d", i), "v")
 	}
