@@ -429,6 +429,28 @@ func TestJournalRecordLimits(t *testing.T) {
 	}
 }
 
+// TestJournalRecordNotExport: a line that is neither a field nor a field
+// name ends the reading with an error (journalctl is then restarted from
+// the cursor) rather than being taken for a binary field's name.
+func TestJournalRecordNotExport(t *testing.T) {
+	var b bytes.Buffer
+	exportEntry(&b, "__CURSOR", "c1", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "first")
+	b.WriteString("-- No entries --\n")
+	exportEntry(&b, "__CURSOR", "c2", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "second")
+	readings := 0
+	r, col := testJournalRun(&readings, time.Now())
+	n, err := r.read(bytes.NewReader(b.Bytes()))
+	if n != 1 || !errors.Is(err, errExportFormat) {
+		t.Fatalf("read %d entries, %v; want 1, %v", n, err, errExportFormat)
+	}
+	if got := col.messages(); !slices.Equal(got, []string{"first"}) {
+		t.Errorf("messages %q, want the first only", got)
+	}
+	if c := r.Journal.Cursor(); c != "c1" {
+		t.Errorf("cursor %q, want c1", c)
+	}
+}
+
 // FuzzExportReader: any stream ends in an error or io.EOF, without a
 // panic, and an entry read from a well-formed stream is what was written.
 func FuzzExportReader(f *testing.F) {
