@@ -22,7 +22,6 @@ type JournalEntry struct {
 	Comm       string        `json:"_COMM"`
 	PID        string        `json:"_PID"`
 	SyslogPID  string        `json:"SYSLOG_PID"`
-	Unit       string        `json:"_SYSTEMD_UNIT"`
 	Message    journalString `json:"MESSAGE"`
 }
 
@@ -147,8 +146,6 @@ func (e *JournalEntry) field(key string) *string {
 		return &e.PID
 	case "SYSLOG_PID":
 		return &e.SyslogPID
-	case "_SYSTEMD_UNIT":
-		return &e.Unit
 	case "MESSAGE":
 		return (*string)(&e.Message)
 	}
