@@ -51,6 +51,7 @@ func TestErrors(t *testing.T) {
 		{"bad backend", "[firewall]\nbackend = \"pf\"\n", `rampart.toml:2: key "backend": "pf" is not one of auto, nftables, ipset, command, log`},
 		{"jail without source", "[jail.web]\nfilter = \"nginx-http-auth\"\n", `rampart.toml:1: jail "web": no log source: set files, journal or syslog = true`},
 		{"relative file", "[jail.web]\nfilter = \"nginx-http-auth\"\nfiles = [\"access.log\"]\n", `rampart.toml:3: jail "web": key "files": "access.log" is not an absolute path`},
+		{"relative journal directory", "[jail.web]\nfilter = \"sshd\"\njournal = { directory = \"journal\" }\n", `rampart.toml:3: jail "web": key "journal": directory "journal" is not an absolute path`},
 		{"bad allow entry", "[allow]\nentries = [\"10.0.0.0/33\"]\n", `rampart.toml:2: entry 1: "10.0.0.0/33" is not a valid CIDR prefix`},
 		{"syslog jail without listener", "[jail.x]\nsyslog = true\n", `rampart.toml:2: jail "x": syslog = true but no [syslog] listener`},
 		{"syntax error", "[jail.sshd\n", `rampart.toml:1:`},

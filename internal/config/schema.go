@@ -384,6 +384,10 @@ type Jail struct {
 type Journal struct {
 	Units       []string `toml:"units"`
 	Identifiers []string `toml:"identifiers"`
+	// Directory reads the journal files in this directory (journalctl
+	// --directory) rather than the system's journal: a container's,
+	// another host's, or a copy. journald need not run.
+	Directory string `toml:"directory"`
 }
 
 // newJail returns a jail named name as [defaults] makes it before its own

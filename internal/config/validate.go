@@ -147,6 +147,9 @@ func (c *Config) checkJail(name string, j *Jail) error {
 			return c.errorf(key+".files", "key \"files\": %q is not an absolute path", f)
 		}
 	}
+	if j.Journal != nil && j.Journal.Directory != "" && !strings.HasPrefix(j.Journal.Directory, "/") {
+		return c.errorf(key+".journal", "key \"journal\": directory %q is not an absolute path", j.Journal.Directory)
+	}
 	return nil
 }
 

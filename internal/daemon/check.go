@@ -140,6 +140,10 @@ func checkSources(cfg *config.Config, jails []string, haveJournal bool, warn fun
 				why = "does not exist (yet)"
 			}
 			warn(key+".files", "%s %s: run waits for it, and reads nothing from it meanwhile (jails %s)", plan.file, why, strings.Join(plan.jails, ", "))
+		case plan.jrnl != nil && plan.jrnl.Directory != "":
+			if _, err := os.Stat(plan.jrnl.Directory); err != nil {
+				warn(key+".journal", "journal directory %s: %v: jail %s reads nothing from it", plan.jrnl.Directory, err, plan.jails[0])
+			}
 		case plan.jrnl != nil && !haveJournal:
 			warn(key+".journal", "journald is not running here: jail %s reads nothing (give it files too)", plan.jails[0])
 		}

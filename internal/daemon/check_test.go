@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,4 +110,27 @@ func TestCheckJournal(t *testing.T) {
 	got = nil
 	checkSources(cfg, cfg.EnabledJails(), true, func(key, format string, args ...any) { got = append(got, key) })
 	match(t, "warnings with journald", got, nil)
+}
+
+// TestCheckJournalDirectory: a jail reading a journal directory needs no
+// journald, only the directory; a missing one is a warning.
+func TestCheckJournalDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		dir  string
+		want []string
+	}{
+		{dir, nil},
+		{filepath.Join(dir, "missing"), []string{`r.toml:2: jail "sshd": journal directory ` + filepath.Join(dir, "missing") + `: stat`}},
+	} {
+		cfg := parseConfig(t, fmt.Sprintf("[jail.sshd]\njournal = { directory = %q, identifiers = [\"sshd\"] }\nfiles = [\"/var/log/auth.log\"]\n", tc.dir))
+		if plans := planSources(cfg, cfg.EnabledJails(), false); len(plans) != 1 || plans[0].jrnl == nil {
+			t.Fatalf("%s: plans %+v, want the journal without journald", tc.dir, plans)
+		}
+		var got []string
+		checkSources(cfg, cfg.EnabledJails(), false, func(key, format string, args ...any) {
+			got = append(got, cfg.Errorf(key, format, args...).Error())
+		})
+		match(t, "warnings for "+tc.dir, got, tc.want)
+	}
 }

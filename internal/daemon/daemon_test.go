@@ -70,6 +70,29 @@ func startHarnessWith(t *testing.T, dir string, maxretry int, opt func(*Options)
 		os.WriteFile(h.logPath, nil, 0o644)
 	}
 	h.cfgPath = writeConfig(t, dir, h.logPath, maxretry, extra...)
+	h.start(opt)
+	// A new log is followed from its end: wait until the follower reads
+	// (a line no filter matches) before the test writes its own lines.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		appendLine(t, h.logPath, time.Now().Format(time.Stamp)+" srv CRON[9]: pam_unix(cron:session): session closed for user root")
+		st, err := h.client.Status(context.Background())
+		if err == nil && linesOf(st, h.logPath) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not reading its log\n%s", h.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return h
+}
+
+// start runs a daemon on h.cfgPath, with options changed by opt (may be
+// nil).
+func (h *harness) start(opt func(*Options)) {
+	t := h.t
+	t.Helper()
 	cfg, err := config.Load(h.cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -87,26 +110,12 @@ func startHarnessWith(t *testing.T, dir string, maxretry int, opt func(*Options)
 		t.Fatal(err)
 	}
 	h.d = d
+	h.done = make(chan error, 1)
 	// Closed before done is told: stop returns once the daemon has let go
 	// of its store and socket, so the next one may take them.
 	go func() { err := d.Run(ctx, h.hup); d.Close(); h.done <- err }()
 	h.client = NewClient(cfg.Daemon.Socket)
 	t.Cleanup(h.stop)
-	// A new log is followed from its end: wait until the follower reads
-	// (a line no filter matches) before the test writes its own lines.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		appendLine(t, h.logPath, time.Now().Format(time.Stamp)+" srv CRON[9]: pam_unix(cron:session): session closed for user root")
-		st, err := h.client.Status(context.Background())
-		if err == nil && linesOf(st, h.logPath) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not reading its log\n%s", h.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return h
 }
 
 // linesOf returns the lines read from the source at path.

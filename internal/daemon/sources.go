@@ -33,7 +33,8 @@ type sourcePlan struct {
 func (p *sourcePlan) same(q *sourcePlan) bool {
 	return p.key == q.key && p.file == q.file && p.udp == q.udp && p.tcp == q.tcp &&
 		(p.jrnl == nil) == (q.jrnl == nil) &&
-		(p.jrnl == nil || slices.Equal(p.jrnl.Units, q.jrnl.Units) && slices.Equal(p.jrnl.Identifiers, q.jrnl.Identifiers))
+		(p.jrnl == nil || slices.Equal(p.jrnl.Units, q.jrnl.Units) && slices.Equal(p.jrnl.Identifiers, q.jrnl.Identifiers) &&
+			p.jrnl.Directory == q.jrnl.Directory)
 }
 
 // journaldRunning reports whether journald is there to be read.
@@ -46,8 +47,9 @@ func journaldRunning() bool {
 }
 
 // planSources groups the enabled jails by the sources they read. A jail
-// naming both journal and files reads the journal when journald runs and
-// the files otherwise, so one configuration serves both kinds of host.
+// naming both journal and files reads the journal when journald runs (or
+// the journal is a directory's) and the files otherwise, so one
+// configuration serves both kinds of host.
 func planSources(cfg *config.Config, jails []string, haveJournal bool) []*sourcePlan {
 	byKey := map[string]*sourcePlan{}
 	var order []string
@@ -65,7 +67,7 @@ func planSources(cfg *config.Config, jails []string, haveJournal bool) []*source
 	}
 	for _, name := range jails {
 		j := cfg.Jails[name]
-		useJournal := j.Journal != nil && (haveJournal || len(j.Files) == 0)
+		useJournal := j.Journal != nil && (haveJournal || j.Journal.Directory != "" || len(j.Files) == 0)
 		if useJournal {
 			add("journal:"+name, sourcePlan{jrnl: j.Journal}, name)
 		} else {
@@ -96,6 +98,9 @@ func (sp *sourcePlan) describe() string {
 		}
 		for _, t := range sp.jrnl.Identifiers {
 			parts = append(parts, "-t "+t)
+		}
+		if d := sp.jrnl.Directory; d != "" {
+			parts = append(parts, "in "+d)
 		}
 		return "journald " + strings.Join(parts, " ")
 	default:
@@ -172,6 +177,9 @@ func (d *Daemon) prepareSource(plan *sourcePlan, positions map[string]string) (*
 		rs.src, rs.stats, rs.pos, rs.problem = f, f, fileSource{f}, f.Problem
 	case plan.jrnl != nil:
 		j := &source.Journal{Units: plan.jrnl.Units, Identifiers: plan.jrnl.Identifiers, AfterCursor: positions[plan.key], Parser: parser, Logger: d.log}
+		if dir := plan.jrnl.Directory; dir != "" {
+			j.Args = []string{"--directory=" + dir}
+		}
 		rs.src, rs.stats, rs.pos, rs.problem = j, j, journalSource{j}, j.Problem
 	default:
 		s, err := source.ListenSyslog(plan.udp, plan.tcp)
