@@ -36,8 +36,18 @@ type harness struct {
 
 func writeConfig(t *testing.T, dir, logPath string, maxretry int, extra ...string) string {
 	t.Helper()
-	p := filepath.Join(dir, "rampart.toml")
-	text := strings.Join(extra, "\n") + fmt.Sprintf(`
+	return writeFile(t, filepath.Join(dir, "rampart.toml"), strings.Join(extra, "\n")+configHead(dir)+fmt.Sprintf(`[jail.sshd]
+filter = "sshd"
+files = [%q]
+maxretry = %d
+bantime = "1h"
+`, logPath, maxretry))
+}
+
+// configHead is a test daemon's configuration before its jails: state and
+// socket in dir, the log firewall, no prefix bans.
+func configHead(dir string) string {
+	return fmt.Sprintf(`
 [daemon]
 state_dir = %q
 socket = %q
@@ -45,16 +55,16 @@ socket = %q
 backend = "log"
 [prefixes]
 enabled = false
-[jail.sshd]
-filter = "sshd"
-files = [%q]
-maxretry = %d
-bantime = "1h"
-`, filepath.Join(dir, "state"), filepath.Join(dir, "ctl.sock"), logPath, maxretry)
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+`, filepath.Join(dir, "state"), filepath.Join(dir, "ctl.sock"))
+}
+
+// writeFile writes text to path and returns path.
+func writeFile(t *testing.T, path, text string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return path
 }
 
 func startHarness(t *testing.T, dir string, maxretry int, extra ...string) *harness {

@@ -1,20 +1,15 @@
 package daemon
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/journaltest"
 	"github.com/rampart-dev/rampart/internal/logtest"
 )
-
-// journalRemote writes journal files from journal export format (Debian
-// package systemd-journal-remote).
-const journalRemote = "/lib/systemd/systemd-journal-remote"
 
 // TestDaemonReadsJournalDirectory: a jail reading a journal directory
 // (journal = { directory = ... }) bans an address whose failures sshd
@@ -22,33 +17,17 @@ const journalRemote = "/lib/systemd/systemd-journal-remote"
 // restarted, it resumes after its saved cursor, so failures logged while
 // it was down count, however many other entries came with them.
 func TestDaemonReadsJournalDirectory(t *testing.T) {
-	for _, b := range []string{"journalctl", journalRemote} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed (Debian: systemd, systemd-journal-remote): %v", b, err)
-		}
-	}
-	dir := t.TempDir()
-	jdir := filepath.Join(dir, "journal")
-	if err := os.Mkdir(jdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	mono := 1000
+	jf := journaltest.New(t)
 	pid := 100
-	// write appends sshd entries to the journal file, as journald would.
+	// write appends sshd entries to the journal, as journald would.
 	write := func(msgs ...string) {
 		t.Helper()
-		var b bytes.Buffer
+		var es []journaltest.Entry
 		for _, m := range msgs {
-			mono += 1000
 			pid++
-			fmt.Fprintf(&b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\n", time.Now().UnixMicro(), mono)
-			fmt.Fprintf(&b, "_HOSTNAME=srv\nSYSLOG_IDENTIFIER=sshd\n_PID=%d\nMESSAGE=%s\n\n", pid, m)
+			es = append(es, journaltest.Entry{Msg: m, Host: "srv", PID: pid})
 		}
-		cmd := exec.Command(journalRemote, "-o", filepath.Join(jdir, "sshd.journal"), "-")
-		cmd.Stdin = &b
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", journalRemote, err, out)
-		}
+		jf.Append(es...)
 	}
 	failures := func(n int, addr string) []string {
 		var ms []string
@@ -58,25 +37,15 @@ func TestDaemonReadsJournalDirectory(t *testing.T) {
 		return ms
 	}
 	write("Server listening on 0.0.0.0 port 22.")
-	h := &harness{t: t, dir: dir, hup: make(chan os.Signal, 1), logs: &logtest.Buffer{}, cfgPath: filepath.Join(dir, "rampart.toml")}
-	cfg := fmt.Sprintf(`
-[daemon]
-state_dir = %q
-socket = %q
-[firewall]
-backend = "log"
-[prefixes]
-enabled = false
-[jail.sshd]
+	dir := t.TempDir()
+	h := &harness{t: t, dir: dir, hup: make(chan os.Signal, 1), logs: &logtest.Buffer{}}
+	h.cfgPath = writeFile(t, filepath.Join(dir, "rampart.toml"), configHead(dir)+fmt.Sprintf(`[jail.sshd]
 filter = "sshd"
 journal = { directory = %q, identifiers = ["sshd"] }
 maxretry = 3
 bantime = "1h"
-`, filepath.Join(dir, "state"), filepath.Join(dir, "ctl.sock"), jdir)
-	if err := os.WriteFile(h.cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	source := "journald -t sshd in " + jdir
+`, jf.Dir()))
+	source := "journald -t sshd in " + jf.Dir()
 	h.start(nil)
 	// A journal with no saved cursor is read from its end: wait until
 	// journalctl follows it before writing the failures.

@@ -77,8 +77,8 @@ func journalEntry(s string) (JournalEntry, error) {
 }
 
 // scanJournal decodes a record as journalctl writes it, by hand: a flat
-// object whose keys are journal field names (upper-case letters, digits,
-// '_') and whose values are strings without escapes, or null. For anything
+// object whose keys are journal field names (JournalFieldName) and whose
+// values are strings without escapes, or null. For anything
 // else (an escape, a byte array, another kind of value, malformed JSON)
 // it says not ok, and encoding/json decodes the record; where it says ok,
 // the entry is the one encoding/json gives (FuzzJournalEntry). On
@@ -96,7 +96,7 @@ func scanJournal(s string) (e JournalEntry, ok bool) {
 	}
 	for {
 		key, j, ok := scanString(s, i)
-		if !ok || !journalField(key) {
+		if !ok || !JournalFieldName(key) {
 			return e, false
 		}
 		i = skipSpace(s, j)
@@ -209,11 +209,12 @@ var jsonPlain = func() (t [256]bool) {
 	return t
 }()
 
-// journalField reports whether key is a journal field name: encoding/json
-// matches keys to fields ignoring case, which for such names is matching
-// them exactly.
-func journalField(key string) bool {
-	if key == "" {
+// JournalFieldName reports whether key is a journal field name:
+// upper-case letters, digits and '_', at most 64 bytes, not starting with
+// a digit. (For scanJournal: encoding/json matches keys to fields ignoring
+// case, which for such names is matching them exactly.)
+func JournalFieldName(key string) bool {
+	if len(key) == 0 || len(key) > 64 || '0' <= key[0] && key[0] <= '9' {
 		return false
 	}
 	for i := 0; i < len(key); i++ {

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/journaltest"
 	"github.com/rampart-dev/rampart/internal/logline"
 )
 
@@ -67,22 +67,22 @@ func BenchmarkSyslogFrame(b *testing.B) {
 // source's (decoding and dating, the lines going nowhere) and journalctl's.
 func BenchmarkJournalFlood(b *testing.B) {
 	const n = 100_000
-	jf := newJournalFile(b)
-	jf.append(entry{msg: "start"})
-	after := jf.lastCursor()
-	es := make([]entry, n)
+	jf := journaltest.New(b)
+	jf.Append(journaltest.Entry{Msg: "start"})
+	after := jf.LastCursor()
+	es := make([]journaltest.Entry, n)
 	t0 := time.Now().Add(-time.Hour)
 	for i := range es {
-		es[i] = entry{msg: fmt.Sprintf("Failed password for invalid user u%d from 192.0.%d.%d port %d ssh2", i%500, i/256%256, i%256, 1024+i%60000),
-			pid: 1000 + i, host: "mail", time: t0.Add(time.Duration(i) * time.Millisecond)}
+		es[i] = journaltest.Entry{Msg: fmt.Sprintf("Failed password for invalid user u%d from 192.0.%d.%d port %d ssh2", i%500, i/256%256, i%256, 1024+i%60000),
+			PID: 1000 + i, Host: "mail", Time: t0.Add(time.Duration(i) * time.Millisecond)}
 	}
-	jf.append(es...)
+	jf.Append(es...)
 	var self, child time.Duration
 	for b.Loop() {
 		s0, c0 := rusage(b, syscall.RUSAGE_SELF), rusage(b, syscall.RUSAGE_CHILDREN)
 		var got atomic.Int64
 		all := make(chan struct{})
-		j := &Journal{Args: []string{"--directory=" + filepath.Dir(jf.path)}, AfterCursor: after}
+		j := &Journal{Args: []string{"--directory=" + jf.Dir()}, AfterCursor: after}
 		ctx, cancel := context.WithCancel(b.Context())
 		done := make(chan error, 1)
 		go func() {

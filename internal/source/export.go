@@ -88,7 +88,7 @@ func (x *exportReader) next() (e logline.JournalEntry, tooLong bool, err error) 
 		// The binary form: the name, then the size and the value. A line
 		// that is no field name is not the format: reading a size after it
 		// would lose the stream's place.
-		if !fieldName(line) {
+		if !logline.JournalFieldName(string(line)) {
 			return e, false, fmt.Errorf("%w: line %.64q", errExportFormat, line)
 		}
 		x.name = append(x.name[:0], line...) // line is overwritten by the next read
@@ -148,20 +148,6 @@ func (x *exportReader) entry() logline.JournalEntry {
 		e.Set(s[f.name:f.value-1], s[f.value:f.end])
 	}
 	return e
-}
-
-// fieldName reports whether b is a journal field name: upper-case
-// letters, digits and '_', at most 64 bytes, not starting with a digit.
-func fieldName(b []byte) bool {
-	if len(b) == 0 || len(b) > 64 || '0' <= b[0] && b[0] <= '9' {
-		return false
-	}
-	for _, c := range b {
-		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // skipLine reads past the next newline.

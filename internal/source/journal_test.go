@@ -2,14 +2,12 @@ package source
 
 import (
 	"bytes"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,92 +16,18 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rampart-dev/rampart/internal/journaltest"
 	"github.com/rampart-dev/rampart/internal/logline"
 	"github.com/rampart-dev/rampart/internal/logtest"
 )
 
-// These tests run the real journalctl over a real journal file, written
-// by systemd-journal-remote (Debian package systemd-journal-remote) from
-// journal export format.
-const journalRemote = "/lib/systemd/systemd-journal-remote"
+// These tests run the real journalctl over a real journal file
+// (journaltest).
 
-// journalFile is a journal file in a test's temporary directory.
-type journalFile struct {
-	t    testing.TB
-	path string
-	mono int // monotonic clock of the next entry
-}
-
-func newJournalFile(t testing.TB) *journalFile {
-	t.Helper()
-	requireBinary(t, "journalctl")
-	requireBinary(t, journalRemote)
-	return &journalFile{t: t, path: filepath.Join(t.TempDir(), "test.journal"), mono: 1000}
-}
-
-// entry is one journal record to write.
-type entry struct {
-	msg   string // any bytes; not UTF-8 makes journalctl print an array
-	ident string
-	unit  string
-	pid   int
-	host  string
-	time  time.Time // zero: now
-}
-
-// append writes entries to the journal file in export format.
-func (j *journalFile) append(es ...entry) {
-	j.t.Helper()
-	var b bytes.Buffer
-	for _, e := range es {
-		if e.time.IsZero() {
-			e.time = time.Now()
-		}
-		if e.ident == "" {
-			e.ident = "sshd"
-		}
-		if e.unit == "" {
-			e.unit = "ssh.service"
-		}
-		j.mono += 1000
-		fmt.Fprintf(&b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n", e.time.UnixMicro(), j.mono)
-		fmt.Fprintf(&b, "_BOOT_ID=0123456789abcdef0123456789abcdef\n")
-		fmt.Fprintf(&b, "SYSLOG_IDENTIFIER=%s\n_SYSTEMD_UNIT=%s\n", e.ident, e.unit)
-		if e.pid != 0 {
-			fmt.Fprintf(&b, "_PID=%d\n", e.pid)
-		}
-		if e.host != "" {
-			fmt.Fprintf(&b, "_HOSTNAME=%s\n", e.host)
-		}
-		exportField(&b, "MESSAGE", e.msg)
-		b.WriteString("\n")
-	}
-	cmd := exec.Command(journalRemote, "-o", j.path, "-")
-	cmd.Stdin = &b
-	if out, err := cmd.CombinedOutput(); err != nil {
-		j.t.Fatalf("%s: %v\n%s", journalRemote, err, out)
-	}
-}
-
-// lastCursor returns the cursor of the newest record, as journalctl reports it.
-func (j *journalFile) lastCursor() string {
-	j.t.Helper()
-	out, err := exec.Command("journalctl", "--file="+j.path, "--output=json", "--lines=1", "--no-pager").Output()
-	if err != nil {
-		j.t.Fatalf("journalctl: %v", err)
-	}
-	var rec struct {
-		Cursor string `json:"__CURSOR"`
-	}
-	if err := json.Unmarshal(out, &rec); err != nil {
-		j.t.Fatalf("journalctl output %q: %v", out, err)
-	}
-	return rec.Cursor
-}
-
-func (j *journalFile) source(after string) *Journal {
+// journalSource returns a source reading f after the cursor after.
+func journalSource(f *journaltest.File, after string) *Journal {
 	return &Journal{
-		Args:        []string{"--file=" + j.path},
+		Args:        []string{"--file=" + f.Path},
 		AfterCursor: after,
 		MinBackoff:  10 * time.Millisecond,
 		MaxBackoff:  100 * time.Millisecond,
@@ -111,21 +35,21 @@ func (j *journalFile) source(after string) *Journal {
 }
 
 func TestJournalMessages(t *testing.T) {
-	jf := newJournalFile(t)
-	jf.append(entry{msg: "old", time: time.Now().Add(-time.Hour)})
-	src := jf.source(jf.lastCursor())
+	jf := journaltest.New(t)
+	jf.Append(journaltest.Entry{Msg: "old", Time: time.Now().Add(-time.Hour)})
+	src := journalSource(jf, jf.LastCursor())
 	src.Units = []string{"ssh.service"}
 	src.Identifiers = []string{"sshd", "sshd-session"}
 	col := newCollector()
 	start(t, src, col.emit)
 
 	stamp := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
-	jf.append(
-		entry{msg: "Failed password for root from 10.0.0.1 port 22 ssh2", pid: 4242, host: "web1", time: stamp},
-		entry{msg: "other unit", unit: "cron.service"},
-		entry{msg: "other program", ident: "cron"},
-		entry{msg: "Invalid user \xff\xfeadmin from 10.0.0.2", ident: "sshd-session", pid: 7},
-		entry{msg: "two\nlines", pid: 8},
+	jf.Append(
+		journaltest.Entry{Msg: "Failed password for root from 10.0.0.1 port 22 ssh2", PID: 4242, Host: "web1", Time: stamp},
+		journaltest.Entry{Msg: "other unit", Unit: "cron.service"},
+		journaltest.Entry{Msg: "other program", Ident: "cron"},
+		journaltest.Entry{Msg: "Invalid user \xff\xfeadmin from 10.0.0.2", Ident: "sshd-session", PID: 7},
+		journaltest.Entry{Msg: "two\nlines", PID: 8},
 	)
 	ls := col.waitCount(t, 3)
 	want := []struct {
@@ -148,19 +72,19 @@ func TestJournalMessages(t *testing.T) {
 	if !ls[0].Time.Equal(stamp) {
 		t.Errorf("time %v, want %v", ls[0].Time, stamp)
 	}
-	waitFor(t, "cursor of the last record", func() bool { return src.Cursor() == jf.lastCursor() })
+	waitFor(t, "cursor of the last record", func() bool { return src.Cursor() == jf.LastCursor() })
 	if s := src.Stats(); s.Lines != 3 || s.Restarts != 0 {
 		t.Errorf("stats %+v", s)
 	}
 }
 
 func TestJournalResume(t *testing.T) {
-	jf := newJournalFile(t)
-	jf.append(entry{msg: "old"})
-	j1 := jf.source(jf.lastCursor())
+	jf := journaltest.New(t)
+	jf.Append(journaltest.Entry{Msg: "old"})
+	j1 := journalSource(jf, jf.LastCursor())
 	col1 := newCollector()
 	stop := start(t, j1, col1.emit)
-	jf.append(entry{msg: "a1"}, entry{msg: "a2"})
+	jf.Append(journaltest.Entry{Msg: "a1"}, journaltest.Entry{Msg: "a2"})
 	col1.waitCount(t, 2)
 	stop()
 	saved := j1.Cursor()
@@ -168,18 +92,18 @@ func TestJournalResume(t *testing.T) {
 	// While nothing runs, more entries than journalctl --follow shows by
 	// default (10): every one is read on resuming, before any new one
 	// comes (journalctl goes on past the tenth only at the next write).
-	var missed []entry
+	var missed []journaltest.Entry
 	var want []string
 	for i := 3; i < 30; i++ {
-		missed = append(missed, entry{msg: fmt.Sprintf("a%d", i)})
+		missed = append(missed, journaltest.Entry{Msg: fmt.Sprintf("a%d", i)})
 		want = append(want, fmt.Sprintf("a%d", i))
 	}
-	jf.append(missed...)
-	j2 := jf.source(saved)
+	jf.Append(missed...)
+	j2 := journalSource(jf, saved)
 	col2 := newCollector()
 	start(t, j2, col2.emit)
 	col2.waitCount(t, len(want))
-	jf.append(entry{msg: "a30"})
+	jf.Append(journaltest.Entry{Msg: "a30"})
 	want = append(want, "a30")
 	col2.waitCount(t, len(want))
 	if got, want := col1.messages(), []string{"a1", "a2"}; !slices.Equal(got, want) {
@@ -191,15 +115,15 @@ func TestJournalResume(t *testing.T) {
 }
 
 func TestJournalStartsAtEnd(t *testing.T) {
-	jf := newJournalFile(t)
-	jf.append(entry{msg: "old1"}, entry{msg: "old2"})
-	src := jf.source("")
+	jf := journaltest.New(t)
+	jf.Append(journaltest.Entry{Msg: "old1"}, journaltest.Entry{Msg: "old2"})
+	src := journalSource(jf, "")
 	col := newCollector()
 	start(t, src, col.emit)
 	// journalctl starts at the end once it is running: write until it shows.
 	deadline := time.Now().Add(waitTimeout)
 	for i := 0; ; i++ {
-		jf.append(entry{msg: "probe " + strconv.Itoa(i)})
+		jf.Append(journaltest.Entry{Msg: "probe " + strconv.Itoa(i)})
 		_, changed := col.snapshot()
 		if len(col.messages()) > 0 {
 			break
@@ -225,8 +149,8 @@ func TestJournalStartsAtEnd(t *testing.T) {
 // TestJournalRestart kills journalctl under the source, which must start
 // it again from the last cursor: nothing lost, nothing repeated.
 func TestJournalRestart(t *testing.T) {
-	jf := newJournalFile(t)
-	jf.append(entry{msg: "old"})
+	jf := journaltest.New(t)
+	jf.Append(journaltest.Entry{Msg: "old"})
 	dir := t.TempDir()
 	runs := filepath.Join(dir, "runs")
 	wrapper := filepath.Join(dir, "journalctl")
@@ -234,14 +158,14 @@ func TestJournalRestart(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	src := jf.source(jf.lastCursor())
+	src := journalSource(jf, jf.LastCursor())
 	src.Command = wrapper
 	col := newCollector()
 	start(t, src, col.emit)
 
-	jf.append(entry{msg: "r1"})
+	jf.Append(journaltest.Entry{Msg: "r1"})
 	col.waitCount(t, 1)
-	cursor := jf.lastCursor()
+	cursor := jf.LastCursor()
 	invocations := func() []string {
 		b, _ := os.ReadFile(runs)
 		return strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -254,7 +178,7 @@ func TestJournalRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "journalctl restarted", func() bool { return len(invocations()) >= 2 })
-	jf.append(entry{msg: "r2"}, entry{msg: "r3"})
+	jf.Append(journaltest.Entry{Msg: "r2"}, journaltest.Entry{Msg: "r3"})
 	col.waitCount(t, 3)
 	if got, want := col.messages(), []string{"r1", "r2", "r3"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
@@ -270,14 +194,14 @@ func TestJournalRestart(t *testing.T) {
 // TestJournalBadCursor: a saved cursor journalctl rejects is dropped, and
 // reading goes on from when Run started rather than not at all.
 func TestJournalBadCursor(t *testing.T) {
-	jf := newJournalFile(t)
-	jf.append(entry{msg: "old", time: time.Now().Add(-time.Hour)})
-	src := jf.source("s=garbage")
+	jf := journaltest.New(t)
+	jf.Append(journaltest.Entry{Msg: "old", Time: time.Now().Add(-time.Hour)})
+	src := journalSource(jf, "s=garbage")
 	var logs logtest.Buffer
 	src.Logger = testLogger(&logs)
 	col := newCollector()
 	start(t, src, col.emit)
-	jf.append(entry{msg: "new"})
+	jf.Append(journaltest.Entry{Msg: "new"})
 	col.waitCount(t, 1)
 	if got, want := col.messages(), []string{"new"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
@@ -293,28 +217,6 @@ func TestJournalNoCommand(t *testing.T) {
 	if err == nil {
 		t.Fatal("Run without journalctl: no error")
 	}
-}
-
-// exportField writes a field in journal export format: "NAME=value\n",
-// or, for a value that is not UTF-8 or holds a newline, the binary form:
-// the name, a newline, the size as 64-bit little-endian, the value, a
-// newline.
-func exportField(b *bytes.Buffer, name, value string) {
-	if utf8.ValidString(value) && !strings.Contains(value, "\n") {
-		fmt.Fprintf(b, "%s=%s\n", name, value)
-		return
-	}
-	b.WriteString(name + "\n")
-	binary.Write(b, binary.LittleEndian, uint64(len(value)))
-	b.WriteString(value + "\n")
-}
-
-// exportEntry writes an entry of fields (name, value pairs) and its end.
-func exportEntry(b *bytes.Buffer, fields ...string) {
-	for i := 0; i+1 < len(fields); i += 2 {
-		exportField(b, fields[i], fields[i+1])
-	}
-	b.WriteString("\n")
 }
 
 // testJournalRun returns a journalRun reading no journalctl, its clock
@@ -334,15 +236,15 @@ func testJournalRun(readings *int, reading time.Time) (*journalRun, *collector) 
 func TestJournalRecords(t *testing.T) {
 	var b bytes.Buffer
 	cursor := func(i int) string { return fmt.Sprintf("s=9c1a;i=%d;b=0123;m=3e8;t=60a2;x=7567", i) }
-	exportEntry(&b, "__CURSOR", cursor(1), "__REALTIME_TIMESTAMP", "1700000000000000", "__MONOTONIC_TIMESTAMP", "1000",
+	journaltest.WriteEntry(&b, "__CURSOR", cursor(1), "__REALTIME_TIMESTAMP", "1700000000000000", "__MONOTONIC_TIMESTAMP", "1000",
 		"_BOOT_ID", "0123456789abcdef0123456789abcdef", "_HOSTNAME", "web1", "SYSLOG_IDENTIFIER", "sshd", "_PID", "4242",
 		"_SYSTEMD_UNIT", "ssh.service", "MESSAGE", "Failed password for invalid user admin from 192.0.2.7 port 52814 ssh2")
-	exportEntry(&b, "__CURSOR", cursor(2), "__REALTIME_TIMESTAMP", "1700000001000000", "SYSLOG_IDENTIFIER", "sshd",
+	journaltest.WriteEntry(&b, "__CURSOR", cursor(2), "__REALTIME_TIMESTAMP", "1700000001000000", "SYSLOG_IDENTIFIER", "sshd",
 		"MESSAGE", "Invalid user \xc3(x from 192.0.2.8")
-	exportEntry(&b, "__CURSOR", cursor(3), "__REALTIME_TIMESTAMP", "1700000002000000", "_COMM", "sshd",
+	journaltest.WriteEntry(&b, "__CURSOR", cursor(3), "__REALTIME_TIMESTAMP", "1700000002000000", "_COMM", "sshd",
 		"FOO", "a field \x00 not asked for", "MESSAGE", "pam_unix(sshd:auth): authentication failure\nsecond line")
-	exportEntry(&b, "__CURSOR", cursor(4), "_BOOT_ID", "0123") // nothing to read: invalid
-	exportEntry(&b, "__CURSOR", cursor(5), "__REALTIME_TIMESTAMP", "1700000003000000", "SYSLOG_IDENTIFIER", "sshd",
+	journaltest.WriteEntry(&b, "__CURSOR", cursor(4), "_BOOT_ID", "0123") // nothing to read: invalid
+	journaltest.WriteEntry(&b, "__CURSOR", cursor(5), "__REALTIME_TIMESTAMP", "1700000003000000", "SYSLOG_IDENTIFIER", "sshd",
 		"SYSLOG_PID", "77", "_PID", "4245", "MESSAGE", "Connection closed by 192.0.2.9 port 22 [preauth]")
 	readings := 0
 	reading := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
@@ -399,17 +301,17 @@ func TestJournalRecordLimits(t *testing.T) {
 	for i := range 2 * exportMaxFields {
 		many = append(many, fmt.Sprintf("FIELD_%d", i), "v")
 	}
-	exportEntry(&b, append(many, "MESSAGE", "many fields")...)
+	journaltest.WriteEntry(&b, append(many, "MESSAGE", "many fields")...)
 	repeated := []string{"__CURSOR", "c1"}
 	for range exportMaxFields {
 		repeated = append(repeated, "MESSAGE", "again")
 	}
-	exportEntry(&b, repeated...)
-	exportEntry(&b, "__CURSOR", "c1", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "before")
-	exportEntry(&b, "__CURSOR", "c2", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", long)
-	exportEntry(&b, "__CURSOR", "c3", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", long+"\n")
-	exportEntry(&b, "__CURSOR", "c4", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", strings.Repeat("y", logline.MaxLen))
-	exportEntry(&b, "__CURSOR", "c5", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "after")
+	journaltest.WriteEntry(&b, repeated...)
+	journaltest.WriteEntry(&b, "__CURSOR", "c1", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "before")
+	journaltest.WriteEntry(&b, "__CURSOR", "c2", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", long)
+	journaltest.WriteEntry(&b, "__CURSOR", "c3", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", long+"\n")
+	journaltest.WriteEntry(&b, "__CURSOR", "c4", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", strings.Repeat("y", logline.MaxLen))
+	journaltest.WriteEntry(&b, "__CURSOR", "c5", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "after")
 	b.WriteString("__CURSOR=c6\nMESSAGE=cut off") // journalctl killed mid-entry
 	readings := 0
 	r, col := testJournalRun(&readings, time.Now())
@@ -434,9 +336,9 @@ func TestJournalRecordLimits(t *testing.T) {
 // the cursor) rather than being taken for a binary field's name.
 func TestJournalRecordNotExport(t *testing.T) {
 	var b bytes.Buffer
-	exportEntry(&b, "__CURSOR", "c1", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "first")
+	journaltest.WriteEntry(&b, "__CURSOR", "c1", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "first")
 	b.WriteString("-- No entries --\n")
-	exportEntry(&b, "__CURSOR", "c2", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "second")
+	journaltest.WriteEntry(&b, "__CURSOR", "c2", "SYSLOG_IDENTIFIER", "sshd", "MESSAGE", "second")
 	readings := 0
 	r, col := testJournalRun(&readings, time.Now())
 	n, err := r.read(bytes.NewReader(b.Bytes()))
@@ -468,10 +370,33 @@ func FuzzExportReader(f *testing.F) {
 			return
 		}
 		var b bytes.Buffer
-		exportEntry(&b, "__CURSOR", "c", "SYSLOG_IDENTIFIER", ident, "MESSAGE", msg)
+		journaltest.WriteEntry(&b, "__CURSOR", "c", "SYSLOG_IDENTIFIER", ident, "MESSAGE", msg)
 		e, tooLong, err := newExportReader(&b).next()
 		if err != nil || tooLong || e.Cursor != "c" || e.Identifier != ident || string(e.Message) != msg {
 			t.Fatalf("wrote %q, %q; read %+v, %v, %v", ident, msg, e, tooLong, err)
 		}
 	})
+}
+
+// TestJournalFieldsAsked: journalctl is asked for every field a
+// logline.JournalEntry holds (its JSON names) but those it always sends,
+// and for no other; the entry sets each of them from the export format.
+func TestJournalFieldsAsked(t *testing.T) {
+	var held []string
+	typ := reflect.TypeFor[logline.JournalEntry]()
+	for i := range typ.NumField() {
+		name := typ.Field(i).Tag.Get("json")
+		if !logline.IsJournalField(name) {
+			t.Errorf("JournalEntry.%s (%q) is not set from the export format", typ.Field(i).Name, name)
+		}
+		if name != "__CURSOR" && name != "__REALTIME_TIMESTAMP" {
+			held = append(held, name)
+		}
+	}
+	asked := strings.Split(journalFields, ",")
+	slices.Sort(held)
+	slices.Sort(asked)
+	if !slices.Equal(asked, held) {
+		t.Errorf("journalctl is asked for %q; the entry holds %q", asked, held)
+	}
 }
