@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -144,14 +143,4 @@ func start(t testing.TB, src Source, emit func(logline.Line)) (stop func()) {
 
 func testLogger(buf *logtest.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// requireBinary skips the test unless the program is installed.
-func requireBinary(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed (Debian: see the package named in the test): %v", name, err)
-	}
-	return p
 }
