@@ -382,7 +382,10 @@ func parseTag(t string, needColon bool) (string, int, bool) {
 	if !colon && (needColon || !hasPID) {
 		return "", 0, false
 	}
-	if i := strings.IndexByte(t, '('); i > 0 && strings.HasSuffix(t, ")") {
+	// "(facility)", as in "vsftpd(pam_unix)[15522]:". A list is not one:
+	// Dovecot 2.4 starts an auth process's lines in a log file with
+	// "auth(user,address,sasl:mech):", which is the message, not a tag.
+	if i := strings.IndexByte(t, '('); i > 0 && strings.HasSuffix(t, ")") && !strings.Contains(t[i:], ",") {
 		t = t[:i]
 	}
 	if t == "" || !isLetter(t[0]) {

@@ -31,6 +31,7 @@ func TestParse(t *testing.T) {
 		{"Mar 7 02:09:33 server postfix/smtpd[27246]: x", "2026-03-07T02:09:33+01:00", "server", "postfix/smtpd", "x", 27246},
 		{"Aug 14 11:59:59 server dovecot: imap-login: Login", "2026-08-14T11:59:59+02:00", "server", "dovecot", "imap-login: Login", 0},
 		{"Feb 6 12:02:29 server vsftpd(pam_unix)[15522]: authentication failure", "2026-02-06T12:02:29+01:00", "server", "vsftpd", "authentication failure", 15522},
+		{"Nov 23 11:01:06 auth(bob@example.org,203.0.113.56,sasl:plain): Info: sql: Password mismatch", "2026-11-23T11:01:06+01:00", "", "", "auth(bob@example.org,203.0.113.56,sasl:plain): Info: sql: Password mismatch", 0},
 		{"Jan 10 00:00:00 myhost proftpd[12345] myhost.domain.com (a[1.2.3.4]): USER x", "2026-01-10T00:00:00+01:00", "myhost", "proftpd", "myhost.domain.com (a[1.2.3.4]): USER x", 12345},
 		{"srv sshd[13709]: error: PAM: Authentication failure", "", "srv", "sshd", "error: PAM: Authentication failure", 13709},
 		{"<38>1 2019-07-08T17:40:17.954167-04:00 hostname.example.com sshd 55555 - [timeQuality tzKnown=\"1\"][x@1 t=\"[b\\\"]\"] Failed unknown", "2019-07-08T17:40:17.954167-04:00", "hostname.example.com", "sshd", "Failed unknown", 55555},
