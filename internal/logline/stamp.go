@@ -19,6 +19,7 @@ import (
 //	2005/11/22 14:03:07        nginx error log
 //	[Tue Nov 22 14:03:07.123 2005]  Apache error log
 //	051122 14:03:07            MySQL before 5.7
+//	22-Nov-2005 14:03:07.123   BIND's log channels (print-time)
 func (p *Parser) stamp(s string, lazy *Stamp) (t time.Time, rest string, ok, past bool) {
 	if len(s) < 14 {
 		return time.Time{}, s, false, false
@@ -47,7 +48,9 @@ func (p *Parser) stamp(s string, lazy *Stamp) (t time.Time, rest string, ok, pas
 		}
 	case isDigit(c):
 		if t, rest, ok = p.iso(s); !ok {
-			t, rest, ok = p.mysql(s)
+			if t, rest, ok = p.mysql(s); !ok {
+				t, rest, ok = p.dayMonYear(s)
+			}
 		}
 	case c == '[':
 		if t, rest, ok = p.ctime(s[1:]); ok {
@@ -403,6 +406,28 @@ func (p *Parser) mysql(s string) (time.Time, string, bool) {
 	}
 	h, m, sec, ns, r, ok := clock(r)
 	year, mon, day := 2000+d/10000, time.Month(d/100%100), d%100
+	if !ok || !validDate(year, mon, day) {
+		return time.Time{}, s, false
+	}
+	return time.Date(year, mon, day, h, m, sec, ns, p.loc()), r, true
+}
+
+// dayMonYear reads "dd-Mmm-yyyy hh:mm:ss[.fff]", which BIND writes in its
+// log channels (isc_time_formattimestamp).
+func (p *Parser) dayMonYear(s string) (time.Time, string, bool) {
+	day, r, ok := number(s, 2, 2)
+	if !ok || len(r) < 13 || r[0] != '-' || r[4] != '-' {
+		return time.Time{}, s, false
+	}
+	mon, ok := month(r[1:4])
+	if !ok {
+		return time.Time{}, s, false
+	}
+	year, r, ok := number(r[5:], 4, 4)
+	if !ok || len(r) < 1 || r[0] != ' ' {
+		return time.Time{}, s, false
+	}
+	h, m, sec, ns, r, ok := clock(r[1:])
 	if !ok || !validDate(year, mon, day) {
 		return time.Time{}, s, false
 	}
