@@ -91,7 +91,7 @@ var byteRank = func() (r [256]uint8) {
 
 // newCandidate returns the candidate for pattern p, with its keys added to ks.
 func newCandidate(kind event.Kind, p *pattern, ks *keyScan) candidate {
-	c := candidate{kind: kind, pat: p, later: kind == kindContext && !p.summary && !p.userChange}
+	c := candidate{kind: kind, pat: p, later: kind == kindContext && !p.summary && !p.userChange && p.minLen == 0}
 	ps := paths{main: map[*node][]*node{}, joins: map[*node]*node{}}
 	path := ps.mainPath(p.start)
 	var searched []*node // the literals mayMatch searches for, not compares at an end

@@ -168,7 +168,7 @@ func (m *Matcher) match(l *logline.Line, out *Match) bool {
 	keys := msgKeys{scan: m.disp.keys, msg: msg}
 	for i := range cands {
 		cand := &cands[i]
-		if !cand.mayMatch(msg, &keys) {
+		if len(l.Message) < cand.pat.minLen || !cand.mayMatch(msg, &keys) {
 			continue
 		}
 		if cand.later && !m.eager && m.later(l, msg, cands[i+1:], &keys) {
@@ -260,7 +260,7 @@ func (m *Matcher) takeLater(s *session, msg string) {
 	for i := range cands {
 		cand := &cands[i]
 		var c capture
-		if cand.mayMatch(msg, &keys) && cand.pat.match(msg, &c) {
+		if len(msg) >= cand.pat.minLen && cand.mayMatch(msg, &keys) && cand.pat.match(msg, &c) {
 			s.take(&c)
 			return
 		}

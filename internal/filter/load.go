@@ -49,6 +49,9 @@ type ruleDef struct {
 	// UserChange marks a rule whose lines count only when the session
 	// tries more than one user (see Matcher.decide).
 	UserChange bool `toml:"user_change"`
+	// MinLen limits the rule to messages of at least this many bytes,
+	// trailing blanks included: lines a logger may have cut short.
+	MinLen int `toml:"min_len"`
 }
 
 // Registry holds named filters and their aliases.
@@ -263,6 +266,9 @@ func Parse(file string, data []byte) (*Filter, []aliasDef, error) {
 			}
 		}
 		r.modes = rd.Modes
+		if rd.MinLen < 0 {
+			return nil, nil, fmt.Errorf("%s: min_len %d is negative", where, rd.MinLen)
+		}
 		if len(rd.Patterns) == 0 {
 			return nil, nil, fmt.Errorf("%s: no patterns", where)
 		}
@@ -277,6 +283,7 @@ func Parse(file string, data []byte) (*Filter, []aliasDef, error) {
 			}
 			p.summary = rd.Summary
 			p.userChange = rd.UserChange
+			p.minLen = rd.MinLen
 			r.pats = append(r.pats, p)
 		}
 		f.rules = append(f.rules, r)

@@ -44,6 +44,7 @@ type pattern struct {
 	// userChange: the rule counts only once its session tried another
 	// user (ruleDef.UserChange; see Matcher.decide).
 	userChange bool
+	minLen     int // the rule applies to messages at least this long (ruleDef.MinLen)
 	src        string
 	start      *node
 	prefix     string // literal every match starts with ("" if the pattern starts otherwise)

@@ -3,7 +3,11 @@ package filter
 import (
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/logline"
 )
 
 func TestUserCaptureClasses(t *testing.T) {
@@ -69,5 +73,48 @@ patterns = ["<@client> said \\<@pre> <USER>"]
 func TestNodeSize(t *testing.T) {
 	if size := unsafe.Sizeof(node{}); size > 64 {
 		t.Errorf("a node takes %d bytes, more than a 64-byte cache line", size)
+	}
+}
+
+// TestMinLen: a rule with min_len applies only to messages that long,
+// trailing blanks included (a logger that cuts lines leaves them full);
+// a negative min_len is a load error.
+func TestMinLen(t *testing.T) {
+	f, _, err := Parse("t.toml", []byte(`name = "t"
+[[rule]]
+kind = "context"
+min_len = 40
+patterns = ["LOGIN FAILED, <*>"]
+[[rule]]
+kind = "auth-failure"
+patterns = ["LOGIN FAILED, user=<USER>, ip=[<HOST>]"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.NewMatcher("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := logline.Parser{Year: 2025, Location: time.UTC}
+	for _, tt := range []struct {
+		msg  string
+		want bool // an auth-failure
+	}{
+		{"LOGIN FAILED, user=bob, ip=[192.0.2.1]", true},      // 38 bytes
+		{"LOGIN FAILED, user=bobby, ip=[192.0.2.1]", false},   // 40
+		{"LOGIN FAILED, user=bob, ip=[192.0.2.1]    ", false}, // cut among blanks
+	} {
+		l, err := p.Parse("Nov 23 15:02:13 mx imapd: " + tt.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mt, ok := m.Match(&l)
+		if got := ok && mt.Kind == event.AuthFailure; got != tt.want {
+			t.Errorf("%q: auth-failure %v, want %v", tt.msg, got, tt.want)
+		}
+	}
+	if _, _, err := Parse("t.toml", []byte("name = \"t\"\n[[rule]]\nkind = \"probe\"\nmin_len = -1\npatterns = [\"x\"]\n")); err == nil || !strings.Contains(err.Error(), "min_len -1 is negative") {
+		t.Errorf("negative min_len: err %v", err)
 	}
 }
