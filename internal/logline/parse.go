@@ -128,6 +128,9 @@ func (p *Parser) parse(l *Line, raw string, lazy *Stamp) error {
 		rest = after
 	}
 	if h, prog, pid, msg, ok := splitTag(rest); ok {
+		if len(msg) > 0 && msg[0] == 'm' { // rarely: see unrepeat
+			msg = unrepeat(msg)
+		}
 		l.Host, l.Program, l.PID, l.Message = h, prog, pid, msg
 		if past {
 			return nil
@@ -142,6 +145,24 @@ func (p *Parser) parse(l *Line, raw string, lazy *Stamp) error {
 	}
 	l.Message = rest
 	return p.checkFuture(l.Time)
+}
+
+// unrepeat returns the message rsyslog's repeated-message reduction wraps
+// in "message repeated N times: [ msg]" (runtime/ratelimit.c; the space is
+// the one that followed the tag, and msg is cut at 800 bytes), else msg.
+func unrepeat(msg string) string {
+	const pre = "message repeated "
+	if len(msg) < len(pre) || msg[:len(pre)] != pre || msg[len(msg)-1] != ']' {
+		return msg
+	}
+	i := len(pre)
+	for i < len(msg) && isDigit(msg[i]) {
+		i++
+	}
+	if i == len(pre) || !strings.HasPrefix(msg[i:], " times: [") {
+		return msg
+	}
+	return strings.TrimPrefix(msg[i+len(" times: ["):len(msg)-1], " ")
 }
 
 // checkFuture returns ErrFuture for a time more than a day ahead of the
@@ -212,6 +233,9 @@ func (p *Parser) parse5424(l *Line, s string) bool {
 	}
 	s = strings.TrimPrefix(s, " ")
 	s = strings.TrimPrefix(s, "\ufeff") // BOM before a UTF-8 MSG
+	// rsyslog's RSYSLOG_SyslogProtocol23Format writes the MSG of a message
+	// it read as RFC 3164 with the space that followed its tag: "- -  text".
+	s = strings.TrimPrefix(s, " ")
 	l.Message = s
 	return true
 }
@@ -344,7 +368,38 @@ func splitTagAny(s string) (host, prog string, pid int, msg string, ok bool) {
 	if prog, pid, ok := parseTag(second, false); ok {
 		return first, prog, pid, msg, true
 	}
+	// busybox syslogd writes "facility.priority" between host and tag
+	// (sysklogd/syslogd.c, timestamp_and_log).
+	if found && isFacPrio(second) {
+		third, msg, found := cutSpace(msg)
+		if !found {
+			third, msg = msg, ""
+		}
+		if prog, pid, ok := parseTag(third, false); ok {
+			return first, prog, pid, msg, true
+		}
+	}
 	return "", "", 0, "", false
+}
+
+// isFacPrio reports whether s is "facility.priority" as busybox names
+// them (the first name of each value in syslog.h's tables).
+func isFacPrio(s string) bool {
+	fac, pri, ok := strings.Cut(s, ".")
+	if !ok {
+		return false
+	}
+	switch pri {
+	case "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug":
+	default:
+		return false
+	}
+	switch fac {
+	case "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp",
+		"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7":
+		return true
+	}
+	return false
 }
 
 // cutSpace is strings.Cut(s, " ") for the short words of an envelope, where

@@ -50,6 +50,22 @@ func TestParse(t *testing.T) {
 		{"12.34.56.78 - - [20/Jan/2015:19:53:28 +0100] \"GET / HTTP/1.1\" 404", "2015-01-20T19:53:28+01:00", "", "", "12.34.56.78 - - [20/Jan/2015:19:53:28 +0100] \"GET / HTTP/1.1\" 404", 0},
 		{"Nov 22 14:0", "", "", "", "Nov 22 14:0", 0},
 		{"just some words", "", "", "", "just some words", 0},
+		// rsyslog RSYSLOG_SyslogProtocol23Format: a legacy MSG keeps the space after its tag.
+		{"<38>1 2026-11-22T14:03:07.123456+01:00 web1 sshd 1234 - -  Failed password", "2026-11-22T14:03:07.123456+01:00", "web1", "sshd", "Failed password", 1234},
+		// rsyslog repeated-message reduction (runtime/ratelimit.c).
+		{"Nov 22 14:03:07 web1 sshd[1234]: message repeated 3 times: [ Failed password for root]", "2026-11-22T14:03:07+01:00", "web1", "sshd", "Failed password for root", 1234},
+		// busybox syslogd: "facility.priority" between host and tag.
+		{"Nov 22 14:03:07 web1 auth.info sshd[1234]: Failed password", "2026-11-22T14:03:07+01:00", "web1", "sshd", "Failed password", 1234},
+		// journalctl -o short-full, local and --utc.
+		{"Sun 2026-11-22 14:03:07 CET web1 sshd[1234]: m", "2026-11-22T14:03:07+01:00", "web1", "sshd", "m", 1234},
+		{"Sun 2026-11-22 13:03:07 UTC web1 sshd[1234]: m", "2026-11-22T13:03:07Z", "web1", "sshd", "m", 1234},
+		// journalctl -o short-unix; syslog-ng ts_format(unix).
+		{"1795352587.123456 web1 sshd[1234]: m", "2026-11-22T14:03:07.123456+01:00", "web1", "sshd", "m", 1234},
+		{"9999999999 is a number, not a stamp", "", "", "", "9999999999 is a number, not a stamp", 0},
+		// journalctl -o short-monotonic: no wall clock time.
+		{"[ 8123.456789] web1 sshd[1234]: m", "", "web1", "sshd", "m", 1234},
+		// syslog-ng ts_format(full).
+		{"2026 Nov 22 14:03:07 web1 sshd[1234]: m", "2026-11-22T14:03:07+01:00", "web1", "sshd", "m", 1234},
 		{`{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1700000000000000","_HOSTNAME":"h","SYSLOG_IDENTIFIER":"sshd","_PID":"77","MESSAGE":"Failed password"}`, "2023-11-14T23:13:20+01:00", "h", "sshd", "Failed password", 77},
 		{`{"__REALTIME_TIMESTAMP":"1700000000000000","SYSLOG_IDENTIFIER":"sshd","MESSAGE":[104,105,255]}`, "2023-11-14T23:13:20+01:00", "", "sshd", "hi\xff", 0},
 	}

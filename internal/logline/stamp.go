@@ -44,18 +44,26 @@ func (p *Parser) stamp(s string, lazy *Stamp) (t time.Time, rest string, ok, pas
 			return t, s[16:], true, past
 		}
 		if t, rest, ok, past = p.rfc3164(s, lazy); !ok {
-			t, rest, ok = p.ctime(s)
+			if t, rest, ok = p.ctime(s); !ok {
+				t, rest, ok = p.weekdayISO(s)
+			}
 		}
 	case isDigit(c):
 		if t, rest, ok = p.iso(s); !ok {
 			if t, rest, ok = p.mysql(s); !ok {
-				t, rest, ok = p.dayMonYear(s)
+				if t, rest, ok = p.dayMonYear(s); !ok {
+					if t, rest, ok = p.yearMonDay(s); !ok {
+						t, rest, ok = p.epoch(s)
+					}
+				}
 			}
 		}
 	case c == '[':
 		if t, rest, ok = p.ctime(s[1:]); ok {
 			ok = strings.HasPrefix(rest, "]")
 			rest = strings.TrimPrefix(rest, "]")
+		} else {
+			rest, ok = monotonic(s)
 		}
 	}
 	switch {
@@ -432,6 +440,125 @@ func (p *Parser) dayMonYear(s string) (time.Time, string, bool) {
 		return time.Time{}, s, false
 	}
 	return time.Date(year, mon, day, h, m, sec, ns, p.loc()), r, true
+}
+
+// weekdayISO reads "Www yyyy-mm-dd hh:mm:ss[.frac] ZONE", as journalctl
+// -o short-full writes it (systemd time-util.c format_timestamp_style):
+// ZONE is "UTC" (--utc), a numeric "+03", or the local zone's abbreviation,
+// read as Parser.Location. The zone may be left out.
+func (p *Parser) weekdayISO(s string) (time.Time, string, bool) {
+	if len(s) < 23 || s[3] != ' ' || !isDigit(s[4]) {
+		return time.Time{}, s, false
+	}
+	t, r, ok := p.iso(s[4:])
+	if !ok || s[14] != ' ' || len(r) < 1 || r[0] != ' ' {
+		return time.Time{}, s, false
+	}
+	zone, _, _ := cutSpace(r[1:])
+	switch {
+	case zone == "UTC" || zone == "GMT":
+		t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+	case len(zone) == 3 || len(zone) == 5:
+		if (zone[0] == '+' || zone[0] == '-') && isDigit(zone[1]) && isDigit(zone[2]) {
+			off := (int(zone[1]-'0')*10 + int(zone[2]-'0')) * 3600
+			if len(zone) == 5 {
+				m, rr, ok := number(zone[3:], 2, 2)
+				if !ok || rr != "" {
+					return t, r, true
+				}
+				off += m * 60
+			}
+			if zone[0] == '-' {
+				off = -off
+			}
+			t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), fixedZone(off))
+			break
+		}
+		fallthrough
+	default:
+		for i := 0; i < len(zone); i++ {
+			if zone[i] < 'A' || zone[i] > 'Z' {
+				return t, r, true // no zone: the next word is the host
+			}
+		}
+	}
+	return t, r[1+len(zone):], true
+}
+
+// yearMonDay reads "yyyy Mmm dd hh:mm:ss[.frac]" (day padded with a
+// space), syslog-ng's ts_format(full) (lib/timeutils/format.c).
+func (p *Parser) yearMonDay(s string) (time.Time, string, bool) {
+	year, r, ok := number(s, 4, 4)
+	if !ok || len(r) < 13 || r[0] != ' ' {
+		return time.Time{}, s, false
+	}
+	mon, ok := month(r[1:])
+	if !ok || r[4] != ' ' {
+		return time.Time{}, s, false
+	}
+	r = r[5:]
+	if r[0] == ' ' {
+		r = r[1:]
+	}
+	day, r, ok := number(r, 1, 2)
+	if !ok || len(r) < 1 || r[0] != ' ' {
+		return time.Time{}, s, false
+	}
+	h, m, sec, ns, r, ok := clock(r[1:])
+	if !ok || !validDate(year, mon, day) {
+		return time.Time{}, s, false
+	}
+	return time.Date(year, mon, day, h, m, sec, ns, p.loc()), r, true
+}
+
+// epoch reads "ssssssssss[.frac]", ten digits of seconds since 1970:
+// journalctl -o short-unix ("%10"PRI_TIME".%06"PRIu64, logs-show.c) and
+// syslog-ng's ts_format(unix).
+func (p *Parser) epoch(s string) (time.Time, string, bool) {
+	sec, r, ok := number(s, 10, 10)
+	if !ok {
+		return time.Time{}, s, false
+	}
+	ns := 0
+	if len(r) > 1 && r[0] == '.' && isDigit(r[1]) {
+		i, scale := 1, 100_000_000
+		for ; i < len(r) && isDigit(r[i]); i++ {
+			ns += int(r[i]-'0') * scale
+			scale /= 10
+		}
+		if i > 10 {
+			return time.Time{}, s, false
+		}
+		r = r[i:]
+	}
+	t := time.Unix(int64(sec), int64(ns))
+	if len(r) > 0 && r[0] != ' ' || t.After(p.now().Add(24*time.Hour)) {
+		return time.Time{}, s, false // a number, not a stamp
+	}
+	return t.In(p.loc()), r, true
+}
+
+// monotonic skips "[sssss.uuuuuu]", journalctl -o short-monotonic's
+// seconds since boot ("[%5"PRI_USEC".%06"PRI_USEC"]", logs-show.c
+// output_timestamp_monotonic): no wall clock time, so the time stays zero.
+func monotonic(s string) (string, bool) {
+	i := 1
+	for i < len(s) && s[i] == ' ' {
+		i++
+	}
+	j := i
+	for j < len(s) && isDigit(s[j]) {
+		j++
+	}
+	if j == i || len(s) < j+8 || s[j] != '.' || s[j+7] != ']' {
+		return s, false
+	}
+	for k := j + 1; k < j+7; k++ {
+		if !isDigit(s[k]) {
+			return s, false
+		}
+	}
+	return s[j+8:], true
 }
 
 // findCLFStamp finds "[dd/Mmm/yyyy:hh:mm:ss ±zzzz]" (common log format) in s.
