@@ -127,6 +127,11 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 		MaxPerAddr: tc.MaxPerAddress, MaxSessions: tc.MaxSessions,
 		QuarantineBytes: int64(tc.QuarantineSize), SessionTimeout: tc.SessionTimeout.D(),
 		FailureDelay: cfg.Dovecot.AuthFailureDelay.D(),
+		// What the real Postfix's version and settings change in its answers.
+		Help:                   postfixAtLeast(pc["mail_version"], 3, 9),
+		ForbidUnauthPipelining: pc["smtpd_forbid_unauth_pipelining"] == "yes",
+		StrictEOD:              pc["smtpd_forbid_bare_newline"] != "" && pc["smtpd_forbid_bare_newline"] != "no",
+		DisableVRFY:            pc["disable_vrfy_command"] == "yes",
 	}, t.acc, t.st, log)
 	if _, used, err := st.QuarantineUsage(ctx); err == nil {
 		t.srv.SetUsage(used)
@@ -136,10 +141,30 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 	return t, nil
 }
 
+// postfixAtLeast reports whether a mail_version is major.minor or later.
+func postfixAtLeast(version string, major, minor int) bool {
+	var ma, mi int
+	if n, _ := fmt.Sscanf(version, "%d.%d", &ma, &mi); n != 2 {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
 // postconf reads the real Postfix's settings the decoys copy, or nothing
-// when Postfix is not installed.
+// when Postfix is not installed. The last keys are unknown to older
+// Postfix versions: they are read one by one, so that one missing
+// leaves the others.
 func postconf(ctx context.Context, dir string) map[string]string {
-	keys := []string{"myhostname", "smtpd_banner", "smtpd_tls_cert_file", "smtpd_tls_key_file"}
+	m := postconfKeys(ctx, dir, "myhostname", "smtpd_banner", "smtpd_tls_cert_file", "smtpd_tls_key_file")
+	for _, k := range []string{"mail_version", "disable_vrfy_command", "smtpd_forbid_unauth_pipelining", "smtpd_forbid_bare_newline"} {
+		if v, ok := postconfKeys(ctx, dir, k)[k]; ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func postconfKeys(ctx context.Context, dir string, keys ...string) map[string]string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	args := []string{"-xh"}

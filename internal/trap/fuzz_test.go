@@ -34,7 +34,9 @@ func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{} }
 var replyLine = regexp.MustCompile(`^[2-5][0-9][0-9][ -]`)
 
 // goSMTPWords are go-smtp's own replies: none may reach a client.
-var goSMTPWords = []string{"Roger", "I'll make sure", "Service Ready", "Go ahead", "Hello ", "successfully done nothing", "Session reset", "Please introduce"}
+var goSMTPWords = []string{"Roger", "I'll make sure", "Service Ready", "Go ahead", "Hello ", "successfully done nothing", "Session reset", "Please introduce",
+	"Unknown MAIL FROM argument", "Unknown RCPT TO argument", "during message transfer", "Domain/address argument", "transaction failed",
+	"sasl:", "Too long line", "line too long", "Malformed", "Missing", "Bad command", "Bad parameter syntax", "502 5.5.2", "i/o timeout"}
 
 // FuzzSMTPSession sends arbitrary command sequences to the trap: it must
 // never crash or hang, every reply must be a well-formed SMTP reply, and
@@ -47,6 +49,8 @@ func FuzzSMTPSession(f *testing.F) {
 		"STARTTLS\r\nEHLO\r\n\r\n\r\nAUTH\r\nAUTH PLAIN *\r\nAUTH LOGIN\r\n*\r\nDATA\r\n.\r\n",
 		"EHLO x\r\nAUTH PLAIN AGFkbWluADEyMzQ1Ng==\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\nDATA\r\n" + strings.Repeat("x", 3000) + "\r\n.\r\n",
 		"\x00\xff\r\nMAIL\r\nRCPT\r\nXCLIENT ADDR=1.2.3.4\r\n",
+		"EHLO x\r\nAUTH PLAIN =\r\nAUTH LOGIN\r\n=\r\nMAIL FROM:<a@b> BODY=BINARYMIME\r\nRCPT TO:<c@d> FOO=1\r\nBDAT x\r\n",
+		"EHLO x\r\nAUTH PLAIN AGFkbWluADEyMzQ1Ng==\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n" + strings.Repeat("y", 5000) + "\nhi\n.\n",
 	} {
 		f.Add([]byte(seed))
 	}

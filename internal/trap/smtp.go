@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,12 @@ type Config struct {
 	// FailureDelay is how long a wrong password waits for its answer, as
 	// Dovecot makes it wait (auth_failure_delay, 2s by default); 0: none.
 	FailureDelay time.Duration
+	// What the real Postfix's version and settings change in its answers
+	// (the zero values are Postfix 3.7's defaults, Debian 12's):
+	Help                   bool // HELP is answered (Postfix 3.9 and later)
+	ForbidUnauthPipelining bool // smtpd_forbid_unauth_pipelining (default yes since 3.9)
+	StrictEOD              bool // smtpd_forbid_bare_newline = normalize (default since 3.9), yes, note or reject
+	DisableVRFY            bool // disable_vrfy_command
 }
 
 // DefaultConfig returns the defaults: Postfix's size limit (10240000
@@ -62,6 +70,36 @@ type ListenerConfig struct {
 	ImplicitTLS bool   // TLS from the first byte (465)
 	RequireTLS  bool   // AUTH and mail only after STARTTLS (submission on 587)
 	Auth        bool   // AUTH is offered
+	// RelayDenied is the real server's refusal of a recipient from a
+	// client that has not logged in, with %s for the address; it depends
+	// on its restrictions: "554 5.7.1 <%s>: Relay access denied"
+	// (reject_unauth_destination, the default here), "454 4.7.1 <%s>:
+	// Relay access denied" (defer_unauth_destination, Debian's main.cf),
+	// "554 5.7.1 <%s>: Recipient address rejected: Access denied"
+	// (permit_sasl_authenticated,reject, Debian's master.cf for
+	// submission).
+	RelayDenied string
+}
+
+func (lc ListenerConfig) relayDenied(addr string) string {
+	f := lc.RelayDenied
+	if f == "" {
+		f = "554 5.7.1 <%s>: Relay access denied"
+	}
+	return fmt.Sprintf(f, addr)
+}
+
+// smtpError turns a reply line ("554 5.7.1 text") into go-smtp's error.
+func smtpError(line string) *smtp.SMTPError {
+	code, _ := strconv.Atoi(line[:3])
+	e := &smtp.SMTPError{Code: code, Message: line[4:]}
+	if dsn, msg, ok := strings.Cut(line[4:], " "); ok && strings.Count(dsn, ".") == 2 {
+		var a, b, c int
+		if n, _ := fmt.Sscanf(dsn, "%d.%d.%d", &a, &b, &c); n == 3 {
+			e.EnhancedCode, e.Message = smtp.EnhancedCode{a, b, c}, msg
+		}
+	}
+	return e
 }
 
 // Message is a message the trap accepted: what the quarantine keeps.
@@ -170,13 +208,16 @@ func (s *Server) Serve(l net.Listener, lc ListenerConfig) error {
 		}
 		f := a.face
 		sess := &session{srv: s, lc: lc, f: f, helo: c.Hostname(), tls: f.tls}
+		if f.hiddenHelo {
+			sess.helo = "" // the client sent none
+		}
 		f.sess = sess
 		return sess, nil
 	}))
 	srv.Domain = s.cfg.Hostname
 	srv.MaxMessageBytes = s.cfg.MaxMessageBytes
 	srv.MaxRecipients = s.cfg.MaxRecipients
-	srv.MaxLineLength = faceBuffer
+	srv.MaxLineLength = 0        // none, as Postfix's message text has none: the face bounds command lines
 	srv.AllowInsecureAuth = true // the face enforces TLS where the real server does
 	srv.EnableSMTPUTF8, srv.EnableDSN = true, true
 	srv.ReadTimeout, srv.WriteTimeout = s.cfg.IdleTimeout, 30*time.Second
@@ -365,23 +406,42 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		s.srv.log.Info("trap: login", "addr", s.client().String(), "user", acc, "port", s.lc.Port, "tls", s.tls)
 		return nil
 	}
+	fail := func() error { // malformed, as Dovecot fails it: no reason given
+		s.srv.stats.FailedLogins.Add(1)
+		s.srv.failureDelay()
+		return authFailed
+	}
 	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, user, pass string) error {
-			if identity != "" && identity != user {
-				return authFailed
+		return plainServer(func(resp []byte) error {
+			parts := strings.Split(string(resp), "\x00")
+			if len(parts) != 3 || parts[1] == "" || parts[0] != "" && parts[0] != parts[1] {
+				return fail()
 			}
-			return check(user, pass)
+			return check(parts[1], parts[2])
 		}), nil
 	case sasl.Login:
-		return &loginServer{check: check}, nil
+		return &loginServer{check: check, fail: fail}, nil
 	}
 	return nil, &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Error: authentication failed: Invalid authentication mechanism"}
 }
 
-// loginServer is SASL LOGIN as Postfix (with Dovecot) runs it.
+// plainServer is SASL PLAIN as Dovecot runs it: any malformed response
+// is a failed login, never go-sasl's words.
+type plainServer func(resp []byte) error
+
+func (p plainServer) Next(response []byte) ([]byte, bool, error) {
+	if response == nil {
+		return []byte{}, false, nil
+	}
+	return nil, true, p(response)
+}
+
+// loginServer is SASL LOGIN as Postfix (with Dovecot) runs it: an empty
+// initial response ("=") asks for the user name, an empty one fails.
 type loginServer struct {
 	check func(user, pass string) error
+	fail  func() error
 	user  string
 	step  int
 }
@@ -390,12 +450,15 @@ func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
 	switch l.step {
 	case 0:
 		l.step = 1
-		if response != nil {
+		if len(response) > 0 {
 			l.user, l.step = string(response), 2
 			return []byte("Password:"), false, nil
 		}
 		return []byte("Username:"), false, nil
 	case 1:
+		if len(response) == 0 {
+			return nil, true, l.fail()
+		}
 		l.user, l.step = string(response), 2
 		return []byte("Password:"), false, nil
 	default:
@@ -419,7 +482,7 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if s.account == "" {
 		// Not logged in: the real server relays nothing for it.
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "<" + to + ">: Relay access denied"}
+		return smtpError(s.lc.relayDenied(to))
 	}
 	s.rcpts = append(s.rcpts, to)
 	return nil
