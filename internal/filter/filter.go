@@ -323,7 +323,7 @@ func (m *Matcher) decide(l *logline.Line, kind event.Kind, pat *pattern, c *capt
 	}
 	count := 0
 	if kind != kindContext {
-		count = 1
+		count = max(1, l.Repeats) // rsyslog's "message repeated N times"
 	}
 	if pat.userChange && s != nil {
 		switch {

@@ -230,3 +230,17 @@ func sshdMatcher(t *testing.T) (*Matcher, func(raw string) (Match, bool)) {
 		return m.Match(&l)
 	}
 }
+
+// TestRepeatedLineCounts: a line rsyslog wrote for N repeats of a failure
+// counts N failures.
+func TestRepeatedLineCounts(t *testing.T) {
+	_, match := sshdMatcher(t)
+	mt, ok := match("Feb 12 04:09:18 h sshd[7]: message repeated 3 times: [ Failed password for root from 192.0.2.9 port 51353 ssh2]")
+	if !ok || mt.Count != 3 || mt.Host != "192.0.2.9" {
+		t.Errorf("match %v, count %d, host %q; want 3 from 192.0.2.9", ok, mt.Count, mt.Host)
+	}
+	mt, ok = match("Feb 12 04:09:19 h sshd[8]: Failed password for root from 192.0.2.9 port 51354 ssh2")
+	if !ok || mt.Count != 1 {
+		t.Errorf("a plain line: match %v, count %d; want 1", ok, mt.Count)
+	}
+}

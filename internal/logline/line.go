@@ -19,6 +19,10 @@ type Line struct {
 	Raw     string    // the whole record
 	Origin  string    // where it was read: a path, "journald", "syslog", "stdin"
 	Read    time.Time // when a live source read it (lines read together share one clock reading); zero when the source does not say
+	// Repeats is N for rsyslog's "message repeated N times: [ MSG]": the
+	// line stands for N messages like MSG, which is its Message; 0 for a
+	// line that stands for itself alone.
+	Repeats int
 }
 
 // MaxLen is the longest record the parsers accept. Longer records are

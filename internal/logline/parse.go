@@ -96,7 +96,7 @@ func (p *Parser) parse(l *Line, raw string, lazy *Stamp) error {
 	for len(raw) > 0 && (raw[len(raw)-1] == '\n' || raw[len(raw)-1] == '\r') {
 		raw = raw[:len(raw)-1]
 	}
-	l.Time, l.Host, l.Program, l.PID, l.Origin, l.Read = time.Time{}, "", "", 0, "", time.Time{}
+	l.Time, l.Host, l.Program, l.PID, l.Origin, l.Read, l.Repeats = time.Time{}, "", "", 0, "", time.Time{}, 0
 	l.Raw, l.Message = raw, raw
 	switch {
 	case len(raw) == 0:
@@ -129,7 +129,7 @@ func (p *Parser) parse(l *Line, raw string, lazy *Stamp) error {
 	}
 	if h, prog, pid, msg, ok := splitTag(rest); ok {
 		if len(msg) > 0 && msg[0] == 'm' { // rarely: see unrepeat
-			msg = unrepeat(msg)
+			msg, l.Repeats = unrepeat(msg)
 		}
 		l.Host, l.Program, l.PID, l.Message = h, prog, pid, msg
 		if past {
@@ -149,20 +149,18 @@ func (p *Parser) parse(l *Line, raw string, lazy *Stamp) error {
 
 // unrepeat returns the message rsyslog's repeated-message reduction wraps
 // in "message repeated N times: [ msg]" (runtime/ratelimit.c; the space is
-// the one that followed the tag, and msg is cut at 800 bytes), else msg.
-func unrepeat(msg string) string {
+// the one that followed the tag, and msg is cut at 800 bytes) and N; else
+// msg and 0.
+func unrepeat(msg string) (string, int) {
 	const pre = "message repeated "
 	if len(msg) < len(pre) || msg[:len(pre)] != pre || msg[len(msg)-1] != ']' {
-		return msg
+		return msg, 0
 	}
-	i := len(pre)
-	for i < len(msg) && isDigit(msg[i]) {
-		i++
+	n, rest, ok := number(msg[len(pre):], 1, 9)
+	if !ok || n == 0 || !strings.HasPrefix(rest, " times: [") {
+		return msg, 0
 	}
-	if i == len(pre) || !strings.HasPrefix(msg[i:], " times: [") {
-		return msg
-	}
-	return strings.TrimPrefix(msg[i+len(" times: ["):len(msg)-1], " ")
+	return strings.TrimPrefix(rest[len(" times: ["):len(rest)-1], " "), n
 }
 
 // checkFuture returns ErrFuture for a time more than a day ahead of the

@@ -313,3 +313,28 @@ func TestParseIntoResets(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeated: rsyslog's repeated-message reduction is read as the
+// message it repeats, and how many times; anything else like it is text.
+func TestRepeated(t *testing.T) {
+	p := testParser()
+	for _, tt := range []struct {
+		raw, msg string
+		n        int
+	}{
+		{"Nov 22 14:03:07 h sshd[1]: message repeated 3 times: [ Failed password for root]", "Failed password for root", 3},
+		{"Nov 22 14:03:07 h sshd[1]: message repeated 12 times: [ x]", "x", 12},
+		{"Nov 22 14:03:07 h sshd[1]: message repeated 0 times: [ x]", "message repeated 0 times: [ x]", 0},
+		{"Nov 22 14:03:07 h sshd[1]: message repeated 3 times: [ x", "message repeated 3 times: [ x", 0},
+		{"Nov 22 14:03:07 h sshd[1]: message repeated 1234567890 times: [ x]", "message repeated 1234567890 times: [ x]", 0},
+		{"Nov 22 14:03:07 h sshd[1]: messages repeated", "messages repeated", 0},
+	} {
+		l, err := p.Parse(tt.raw)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.raw, err)
+		}
+		if l.Message != tt.msg || l.Repeats != tt.n {
+			t.Errorf("Parse(%q): message %q, repeats %d; want %q, %d", tt.raw, l.Message, l.Repeats, tt.msg, tt.n)
+		}
+	}
+}
