@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/event"
 	"github.com/rampart-dev/rampart/internal/firewall"
+	"github.com/rampart-dev/rampart/internal/postfixaudit"
 	"github.com/rampart-dev/rampart/internal/store"
 	"github.com/rampart-dev/rampart/internal/trap"
 	"github.com/rampart-dev/rampart/internal/trap/trapstore"
@@ -151,39 +151,26 @@ func postfixAtLeast(version string, major, minor int) bool {
 }
 
 // postconf reads the real Postfix's settings the decoys copy, or nothing
-// when Postfix is not installed. The last keys are unknown to older
-// Postfix versions: they are read one by one, so that one missing
-// leaves the others.
+// when Postfix is not installed. A key an older Postfix does not know is
+// left out of postconf's answer (it warns and goes on), the others kept.
 func postconf(ctx context.Context, dir string) map[string]string {
-	m := postconfKeys(ctx, dir, "myhostname", "smtpd_banner", "smtpd_tls_cert_file", "smtpd_tls_key_file")
-	for _, k := range []string{"mail_version", "disable_vrfy_command", "smtpd_forbid_unauth_pipelining", "smtpd_forbid_bare_newline"} {
-		if v, ok := postconfKeys(ctx, dir, k)[k]; ok {
-			m[k] = v
-		}
-	}
-	return m
-}
-
-func postconfKeys(ctx context.Context, dir string, keys ...string) map[string]string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	args := []string{"-xh"}
+	args := []string{"-x"}
 	if dir != "" {
-		args = []string{"-c", dir, "-xh"}
+		args = []string{"-c", dir, "-x"}
 	}
-	out, err := exec.CommandContext(ctx, "postconf", append(args, keys...)...).Output()
-	m := map[string]string{}
+	args = append(args, "myhostname", "smtpd_banner", "smtpd_tls_cert_file", "smtpd_tls_key_file",
+		"mail_version", "disable_vrfy_command", "smtpd_forbid_unauth_pipelining", "smtpd_forbid_bare_newline")
+	out, err := postfixaudit.Postconf(ctx, args...)
 	if err != nil {
-		return m
+		return map[string]string{}
 	}
-	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") // empty values are empty lines
-	if len(lines) != len(keys) {
-		return m
+	c, err := postfixaudit.Parse(string(out), "", "")
+	if err != nil {
+		return map[string]string{}
 	}
-	for i, k := range keys {
-		m[k] = strings.TrimSpace(lines[i])
-	}
-	return m
+	return c.Main
 }
 
 // convert turns a ban the trap takes over into a trap: an address ban of

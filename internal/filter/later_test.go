@@ -147,7 +147,7 @@ func TestLaterTakesEachLineInOrder(t *testing.T) {
 // up a session or count user changes change what a session counts, so
 // they are matched at once; plain ones may wait.
 func TestLaterNotForSummaryOrUserChange(t *testing.T) {
-	f, _, err := Parse("own.toml", []byte(`
+	m := compiled(t, `
 name = "own"
 service = "own"
 [[rule]]
@@ -161,14 +161,7 @@ patterns = ['as <USER> from <HOST>']
 [[rule]]
 kind = "context"
 patterns = ['hello <HOST>']
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := f.NewMatcher("")
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	later := map[string]bool{}
 	for _, c := range m.disp.all {
 		later[c.pat.src] = c.later
@@ -220,8 +213,29 @@ func sshdMatcher(t *testing.T) (*Matcher, func(raw string) (Match, bool)) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, matching(t, m)
+}
+
+// compiled returns the matcher, in its default mode, of the filter def
+// defines.
+func compiled(t *testing.T, def string) *Matcher {
+	t.Helper()
+	f, _, err := Parse("own.toml", []byte(def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.NewMatcher("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// matching returns a function that parses a raw line (stamps of 2025,
+// UTC) and matches it with m.
+func matching(t *testing.T, m *Matcher) func(raw string) (Match, bool) {
 	p := logline.Parser{Year: 2025, Location: time.UTC}
-	return m, func(raw string) (Match, bool) {
+	return func(raw string) (Match, bool) {
 		t.Helper()
 		l, err := p.Parse(raw)
 		if err != nil {

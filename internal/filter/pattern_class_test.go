@@ -3,11 +3,9 @@ package filter
 import (
 	"strings"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/rampart-dev/rampart/internal/event"
-	"github.com/rampart-dev/rampart/internal/logline"
 )
 
 func TestUserCaptureClasses(t *testing.T) {
@@ -80,7 +78,7 @@ func TestNodeSize(t *testing.T) {
 // trailing blanks included (a logger that cuts lines leaves them full);
 // a negative min_len is a load error.
 func TestMinLen(t *testing.T) {
-	f, _, err := Parse("t.toml", []byte(`name = "t"
+	match := matching(t, compiled(t, `name = "t"
 [[rule]]
 kind = "context"
 min_len = 40
@@ -89,14 +87,6 @@ patterns = ["LOGIN FAILED, <*>"]
 kind = "auth-failure"
 patterns = ["LOGIN FAILED, user=<USER>, ip=[<HOST>]"]
 `))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := f.NewMatcher("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := logline.Parser{Year: 2025, Location: time.UTC}
 	for _, tt := range []struct {
 		msg  string
 		want bool // an auth-failure
@@ -105,11 +95,7 @@ patterns = ["LOGIN FAILED, user=<USER>, ip=[<HOST>]"]
 		{"LOGIN FAILED, user=bobby, ip=[192.0.2.1]", false},   // 40
 		{"LOGIN FAILED, user=bob, ip=[192.0.2.1]    ", false}, // cut among blanks
 	} {
-		l, err := p.Parse("Nov 23 15:02:13 mx imapd: " + tt.msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mt, ok := m.Match(&l)
+		mt, ok := match("Nov 23 15:02:13 mx imapd: " + tt.msg)
 		if got := ok && mt.Kind == event.AuthFailure; got != tt.want {
 			t.Errorf("%q: auth-failure %v, want %v", tt.msg, got, tt.want)
 		}

@@ -59,6 +59,9 @@ func TestParse(t *testing.T) {
 		// journalctl -o short-full, local and --utc.
 		{"Sun 2026-11-22 14:03:07 CET web1 sshd[1234]: m", "2026-11-22T14:03:07+01:00", "web1", "sshd", "m", 1234},
 		{"Sun 2026-11-22 13:03:07 UTC web1 sshd[1234]: m", "2026-11-22T13:03:07Z", "web1", "sshd", "m", 1234},
+		{"Sun 2026-11-22 14:03:07 +0530 web1 sshd[1234]: m", "2026-11-22T14:03:07+05:30", "web1", "sshd", "m", 1234},
+		{"Sun 2026-11-22 14:03:07 -03 web1 sshd[1234]: m", "2026-11-22T14:03:07-03:00", "web1", "sshd", "m", 1234},
+		{"Sun 2026-11-22 14:03:07 web1 sshd[1234]: m", "2026-11-22T14:03:07+01:00", "web1", "sshd", "m", 1234},
 		// journalctl -o short-unix; syslog-ng ts_format(unix).
 		{"1795352587.123456 web1 sshd[1234]: m", "2026-11-22T14:03:07.123456+01:00", "web1", "sshd", "m", 1234},
 		{"9999999999 is a number, not a stamp", "", "", "", "9999999999 is a number, not a stamp", 0},

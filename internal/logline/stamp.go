@@ -336,20 +336,11 @@ func (p *Parser) ctime(s string) (time.Time, string, bool) {
 	if len(s) < 24 || !isLetter(s[0]) || s[3] != ' ' {
 		return time.Time{}, s, false
 	}
-	s = s[4:]
-	mon, ok := month(s)
-	if !ok || s[3] != ' ' {
+	mon, day, s, ok := monthDay(s[4:])
+	if !ok {
 		return time.Time{}, s, false
 	}
-	s = s[4:]
-	if len(s) > 0 && s[0] == ' ' {
-		s = s[1:]
-	}
-	day, s, ok := number(s, 1, 2)
-	if !ok || len(s) == 0 || s[0] != ' ' {
-		return time.Time{}, s, false
-	}
-	h, m, sec, ns, s, ok := clock(s[1:])
+	h, m, sec, ns, s, ok := clock(s)
 	if !ok || len(s) < 5 || s[0] != ' ' {
 		return time.Time{}, s, false
 	}
@@ -412,12 +403,36 @@ func (p *Parser) mysql(s string) (time.Time, string, bool) {
 	if r[0] == ' ' {
 		r = r[1:]
 	}
+	return p.dateTime(2000+d/10000, time.Month(d/100%100), d%100, r)
+}
+
+// dateTime reads the time of day at r and returns it on the date given,
+// in the Parser's location, when that date is a real one. The text after
+// it is returned only with ok.
+func (p *Parser) dateTime(year int, mon time.Month, day int, r string) (time.Time, string, bool) {
 	h, m, sec, ns, r, ok := clock(r)
-	year, mon, day := 2000+d/10000, time.Month(d/100%100), d%100
 	if !ok || !validDate(year, mon, day) {
-		return time.Time{}, s, false
+		return time.Time{}, r, false
 	}
 	return time.Date(year, mon, day, h, m, sec, ns, p.loc()), r, true
+}
+
+// monthDay reads "Mmm dd " with the day padded by a space or not, and
+// returns the text after it.
+func monthDay(s string) (time.Month, int, string, bool) {
+	mon, ok := month(s)
+	if !ok || len(s) < 4 || s[3] != ' ' {
+		return 0, 0, s, false
+	}
+	s = s[4:]
+	if len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
+	}
+	day, s, ok := number(s, 1, 2)
+	if !ok || len(s) == 0 || s[0] != ' ' {
+		return 0, 0, s, false
+	}
+	return mon, day, s[1:], true
 }
 
 // dayMonYear reads "dd-Mmm-yyyy hh:mm:ss[.fff]", which BIND writes in its
@@ -435,11 +450,7 @@ func (p *Parser) dayMonYear(s string) (time.Time, string, bool) {
 	if !ok || len(r) < 1 || r[0] != ' ' {
 		return time.Time{}, s, false
 	}
-	h, m, sec, ns, r, ok := clock(r[1:])
-	if !ok || !validDate(year, mon, day) {
-		return time.Time{}, s, false
-	}
-	return time.Date(year, mon, day, h, m, sec, ns, p.loc()), r, true
+	return p.dateTime(year, mon, day, r[1:])
 }
 
 // weekdayISO reads "Www yyyy-mm-dd hh:mm:ss[.frac] ZONE", as journalctl
@@ -455,34 +466,39 @@ func (p *Parser) weekdayISO(s string) (time.Time, string, bool) {
 		return time.Time{}, s, false
 	}
 	zone, _, _ := cutSpace(r[1:])
+	var loc *time.Location // nil: the Parser's, as iso read it
 	switch {
 	case zone == "UTC" || zone == "GMT":
-		t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
-	case len(zone) == 3 || len(zone) == 5:
-		if (zone[0] == '+' || zone[0] == '-') && isDigit(zone[1]) && isDigit(zone[2]) {
-			off := (int(zone[1]-'0')*10 + int(zone[2]-'0')) * 3600
-			if len(zone) == 5 {
-				m, rr, ok := number(zone[3:], 2, 2)
-				if !ok || rr != "" {
-					return t, r, true
-				}
-				off += m * 60
-			}
-			if zone[0] == '-' {
-				off = -off
-			}
-			t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), fixedZone(off))
-			break
+		loc = time.UTC
+	case zone != "" && (zone[0] == '+' || zone[0] == '-'):
+		off, ok := hourOffset(zone)
+		if !ok {
+			return t, r, true // no zone: the next word is the host
 		}
-		fallthrough
-	default:
-		for i := 0; i < len(zone); i++ {
-			if zone[i] < 'A' || zone[i] > 'Z' {
-				return t, r, true // no zone: the next word is the host
-			}
-		}
+		loc = fixedZone(off)
+	case strings.TrimLeft(zone, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "":
+		return t, r, true // no zone: the next word is the host
+	}
+	if loc != nil {
+		t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), loc)
 	}
 	return t, r[1+len(zone):], true
+}
+
+// hourOffset reads journalctl's numeric zone, "+hh" or "+hhmm", in seconds.
+func hourOffset(z string) (int, bool) {
+	n, rest, ok := number(z[1:], 2, 4)
+	if !ok || rest != "" || len(z) == 4 {
+		return 0, false
+	}
+	off := n * 3600
+	if len(z) == 5 {
+		off = n/100*3600 + n%100*60
+	}
+	if z[0] == '-' {
+		off = -off
+	}
+	return off, true
 }
 
 // yearMonDay reads "yyyy Mmm dd hh:mm:ss[.frac]" (day padded with a
@@ -492,23 +508,11 @@ func (p *Parser) yearMonDay(s string) (time.Time, string, bool) {
 	if !ok || len(r) < 13 || r[0] != ' ' {
 		return time.Time{}, s, false
 	}
-	mon, ok := month(r[1:])
-	if !ok || r[4] != ' ' {
+	mon, day, r, ok := monthDay(r[1:])
+	if !ok {
 		return time.Time{}, s, false
 	}
-	r = r[5:]
-	if r[0] == ' ' {
-		r = r[1:]
-	}
-	day, r, ok := number(r, 1, 2)
-	if !ok || len(r) < 1 || r[0] != ' ' {
-		return time.Time{}, s, false
-	}
-	h, m, sec, ns, r, ok := clock(r[1:])
-	if !ok || !validDate(year, mon, day) {
-		return time.Time{}, s, false
-	}
-	return time.Date(year, mon, day, h, m, sec, ns, p.loc()), r, true
+	return p.dateTime(year, mon, day, r)
 }
 
 // epoch reads "ssssssssss[.frac]", ten digits of seconds since 1970:
@@ -521,15 +525,12 @@ func (p *Parser) epoch(s string) (time.Time, string, bool) {
 	}
 	ns := 0
 	if len(r) > 1 && r[0] == '.' && isDigit(r[1]) {
-		i, scale := 1, 100_000_000
-		for ; i < len(r) && isDigit(r[i]); i++ {
-			ns += int(r[i]-'0') * scale
-			scale /= 10
-		}
-		if i > 10 {
+		var rest string
+		ns, rest = fraction(r[1:])
+		if len(r)-len(rest) > 10 { // more than nanoseconds
 			return time.Time{}, s, false
 		}
-		r = r[i:]
+		r = rest
 	}
 	t := time.Unix(int64(sec), int64(ns))
 	if len(r) > 0 && r[0] != ' ' || t.After(p.now().Add(24*time.Hour)) {
@@ -618,20 +619,26 @@ func clock(s string) (h, m, sec, ns int, rest string, ok bool) {
 		sec, ns = 59, 999_999_999
 	}
 	if len(s) > 1 && (s[0] == '.' || s[0] == ',') && isDigit(s[1]) {
-		i, scale := 1, 100_000_000
-		frac := 0
-		for ; i < len(s) && isDigit(s[i]); i++ {
-			if scale > 0 {
-				frac += int(s[i]-'0') * scale
-				scale /= 10
-			}
-		}
+		frac, rest := fraction(s[1:])
 		if ns == 0 {
 			ns = frac
 		}
-		s = s[i:]
+		s = rest
 	}
 	return h, m, sec, ns, s, true
+}
+
+// fraction reads the digits of a second's fraction at s (nanoseconds: the
+// first nine count) and returns the text after them.
+func fraction(s string) (ns int, rest string) {
+	i, scale := 0, 100_000_000
+	for ; i < len(s) && isDigit(s[i]); i++ {
+		if scale > 0 {
+			ns += int(s[i]-'0') * scale
+			scale /= 10
+		}
+	}
+	return ns, s[i:]
 }
 
 // clockSlow reads "h:mm:ss" or "hh:mm:ss" without range checks.

@@ -45,7 +45,7 @@ type face struct {
 	dataBytes int64
 	pending   []byte // what go-smtp is to read next
 	inAuth    bool   // go-smtp asked for a SASL response (334)
-	verb, arg string // the last command handed to go-smtp
+	verb      string // the last command handed to go-smtp
 
 	// Write side.
 	partial  []byte
@@ -107,8 +107,9 @@ const (
 // errCut ends go-smtp's reading when the face has cut the session off.
 var errCut = errors.New("session cut off")
 
-// faceBuffer is the read buffer: longer command lines are passed on in
-// pieces, and go-smtp's own line limit ends them.
+// faceBuffer is the read buffer, Postfix's line_length_limit: a longer
+// command line is cut to it and the rest skipped (see next); message text
+// and BDAT chunks are read in pieces of it.
 const faceBuffer = 2048
 
 func newFace(raw net.Conn, l *listener) *face {
@@ -552,7 +553,7 @@ func (f *face) command(text string) error {
 	case "BDAT":
 		return f.bdat(args, pass)
 	}
-	f.verb, f.arg = verb, strings.Join(args, " ")
+	f.verb = verb
 	f.pending = append(f.pending, pass+"\r\n"...) // after hello's HELO, if any
 	return nil
 }
@@ -827,7 +828,7 @@ func (f *face) bdat(args []string, pass string) error {
 		f.dataBytes = 0
 	}
 	f.bdatTx = true
-	f.verb, f.arg = "BDAT", strings.Join(args, " ")
+	f.verb = "BDAT"
 	f.pending = append(f.pending[:0], pass+"\r\n"...)
 	f.bdatSize, f.bdatLeft = size, size
 	f.afterData = last // the next reply ends the transaction

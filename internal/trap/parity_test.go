@@ -163,10 +163,7 @@ func TestSMTPTrapPostfix39(t *testing.T) {
 	if got := c.cmd("HELP"); got != "214 2.0.0 Commands: AUTH BDAT DATA EHLO ETRN HELO HELP MAIL NOOP QUIT RCPT RSET STARTTLS VRFY XCLIENT XFORWARD" {
 		t.Fatalf("HELP: %q", got)
 	}
-	c.cmd("EHLO x")
-	c.cmd("AUTH PLAIN %s", plain("admin", "123456"))
-	c.cmd("MAIL FROM:<a@b>")
-	c.cmd("RCPT TO:<c@d>")
+	c.envelope()
 	c.cmd("DATA")
 	// ".\n" or a "." line after a bare LF is no end of data (and not kept).
 	fmt.Fprint(c.c, "Subject: x\n\nhi\n.\n.\r\nmore\r\n.\r\n")

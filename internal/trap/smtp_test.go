@@ -124,6 +124,15 @@ func (c *client) startTLS(t testing.TB) {
 	c.c, c.br = tc, bufio.NewReader(tc)
 }
 
+// envelope logs in to the trap's account admin and starts a message
+// from a@b to c@d.
+func (c *client) envelope() {
+	c.cmd("EHLO x")
+	c.cmd("AUTH PLAIN %s", plain("admin", "123456"))
+	c.cmd("MAIL FROM:<a@b>")
+	c.cmd("RCPT TO:<c@d>")
+}
+
 func plain(user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
 }
@@ -200,10 +209,7 @@ func TestSMTPTrapSession(t *testing.T) {
 func TestSMTPTrapBDAT(t *testing.T) {
 	l := newLab(t, trap.Config{}, trap.ListenerConfig{Port: 25, Auth: true})
 	c, _ := l.dial(t)
-	c.cmd("EHLO x")
-	c.cmd("AUTH PLAIN %s", plain("admin", "123456"))
-	c.cmd("MAIL FROM:<a@b>")
-	c.cmd("RCPT TO:<c@d>")
+	c.envelope()
 	fmt.Fprint(c.c, "BDAT 7\r\nSubject")
 	if got := c.read(); got != "250 2.0.0 Ok: 7 bytes" {
 		t.Fatalf("first chunk: %q", got)
@@ -375,10 +381,7 @@ func TestSMTPTrapLimits(t *testing.T) {
 func TestSMTPTrapHugeData(t *testing.T) {
 	l := newLab(t, trap.Config{MaxMessageBytes: 1 << 20}, trap.ListenerConfig{Port: 25, Auth: true})
 	c, _ := l.dial(t)
-	c.cmd("EHLO x")
-	c.cmd("AUTH PLAIN %s", plain("admin", "123456"))
-	c.cmd("MAIL FROM:<a@b>")
-	c.cmd("RCPT TO:<c@d>")
+	c.envelope()
 	if r := c.cmd("DATA"); !strings.HasPrefix(r, "354") {
 		t.Fatal(r)
 	}
