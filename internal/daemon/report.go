@@ -176,7 +176,7 @@ func hostNames(ctx context.Context, cfg *config.Config) []string {
 	}
 	names = append(names, cfg.Trap.Hostname)
 	pc := postconf(ctx, cfg.Trap.PostfixConfig)
-	names = append(names, pc["myhostname"])
+	names = append(names, pc.Main["myhostname"])
 	return names
 }
 

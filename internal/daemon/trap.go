@@ -38,6 +38,9 @@ type trapper struct {
 	st        trapstore.Store
 	log       *slog.Logger
 	tls       bool // the decoys have a certificate
+	// relay is the real Postfix's refusal of relaying on each SMTP
+	// listener's port; "" (or none) leaves the decoy's own.
+	relay map[int]string
 }
 
 // trapRedirect is the firewall's part of cfg's trap: each listener's
@@ -82,17 +85,17 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 	pc := postconf(ctx, tc.PostfixConfig)
 	hostname, banner := tc.Hostname, tc.Banner
 	if hostname == "" {
-		hostname = pc["myhostname"]
+		hostname = pc.Main["myhostname"]
 	}
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
 	if banner == "" && tc.Hostname == "" {
-		banner = pc["smtpd_banner"]
+		banner = pc.Main["smtpd_banner"]
 	}
 	certFile, keyFile := tc.CertFile, tc.KeyFile
 	if certFile == "" {
-		certFile, keyFile = pc["smtpd_tls_cert_file"], pc["smtpd_tls_key_file"]
+		certFile, keyFile = pc.Main["smtpd_tls_cert_file"], pc.Main["smtpd_tls_key_file"]
 	}
 	var tlsConfig *tls.Config
 	if certFile != "" && keyFile != "" {
@@ -106,7 +109,13 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 			tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 	}
-	t := &trapper{cfg: tc, jails: map[string]bool{}, scenarios: map[string]bool{}, st: trapstore.Store{Store: st}, log: log, tls: tlsConfig != nil}
+	t := &trapper{cfg: tc, jails: map[string]bool{}, scenarios: map[string]bool{}, st: trapstore.Store{Store: st}, log: log, tls: tlsConfig != nil,
+		relay: map[int]string{}}
+	for _, l := range tc.Listeners {
+		if l.Protocol != "imap" && l.Protocol != "imaps" {
+			t.relay[l.Port] = relayDenied(pc, l.Port)
+		}
+	}
 	for _, j := range tc.Jails {
 		t.jails[j] = true
 	}
@@ -128,10 +137,10 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 		QuarantineBytes: int64(tc.QuarantineSize), SessionTimeout: tc.SessionTimeout.D(),
 		FailureDelay: cfg.Dovecot.AuthFailureDelay.D(),
 		// What the real Postfix's version and settings change in its answers.
-		Help:                   postfixAtLeast(pc["mail_version"], 3, 9),
-		ForbidUnauthPipelining: pc["smtpd_forbid_unauth_pipelining"] == "yes",
-		StrictEOD:              pc["smtpd_forbid_bare_newline"] != "" && pc["smtpd_forbid_bare_newline"] != "no",
-		DisableVRFY:            pc["disable_vrfy_command"] == "yes",
+		Help:                   postfixAtLeast(pc.Main["mail_version"], 3, 9),
+		ForbidUnauthPipelining: pc.Main["smtpd_forbid_unauth_pipelining"] == "yes",
+		StrictEOD:              pc.Main["smtpd_forbid_bare_newline"] != "" && pc.Main["smtpd_forbid_bare_newline"] != "no",
+		DisableVRFY:            pc.Main["disable_vrfy_command"] == "yes",
 	}, t.acc, t.st, log)
 	if _, used, err := st.QuarantineUsage(ctx); err == nil {
 		t.srv.SetUsage(used)
@@ -151,26 +160,46 @@ func postfixAtLeast(version string, major, minor int) bool {
 }
 
 // postconf reads the real Postfix's settings the decoys copy, or nothing
-// when Postfix is not installed. A key an older Postfix does not know is
-// left out of postconf's answer (it warns and goes on), the others kept.
-func postconf(ctx context.Context, dir string) map[string]string {
+// when Postfix is not installed: main.cf's keys in one run (postconf -x
+// KEY...; a key an older Postfix does not know is left out of its answer,
+// it warns and goes on, the others kept), master.cf's services with their
+// -o overrides in another (postconf -M -x), for the refusal of relaying
+// on each port. $names come expanded.
+func postconf(ctx context.Context, dir string) *postfixaudit.Config {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	args := []string{"-x"}
+	var base []string
 	if dir != "" {
-		args = []string{"-c", dir, "-x"}
+		base = []string{"-c", dir}
 	}
-	args = append(args, "myhostname", "smtpd_banner", "smtpd_tls_cert_file", "smtpd_tls_key_file",
-		"mail_version", "disable_vrfy_command", "smtpd_forbid_unauth_pipelining", "smtpd_forbid_bare_newline")
-	out, err := postfixaudit.Postconf(ctx, args...)
+	keys := append([]string{"myhostname", "smtpd_banner", "smtpd_tls_cert_file", "smtpd_tls_key_file",
+		"mail_version", "disable_vrfy_command", "smtpd_forbid_unauth_pipelining", "smtpd_forbid_bare_newline"},
+		postfixaudit.RelayParams...)
+	none := &postfixaudit.Config{Main: map[string]string{}}
+	out, err := postfixaudit.Postconf(ctx, append(append(base, "-x"), keys...)...)
 	if err != nil {
-		return map[string]string{}
+		return none
 	}
-	c, err := postfixaudit.Parse(string(out), "", "")
+	master, err := postfixaudit.Postconf(ctx, append(base, "-M", "-x")...)
 	if err != nil {
-		return map[string]string{}
+		master = nil // main.cf's settings still hold; no service is known
 	}
-	return c.Main
+	c, err := postfixaudit.Parse(string(out), string(master), "")
+	if err != nil {
+		return none
+	}
+	return c
+}
+
+// relayDenied is the real Postfix's refusal of relaying on port, for the
+// SMTP listener of that port (see postfixaudit.RelayDenied); "" when
+// Postfix is absent or the refusal cannot be told, and the decoy keeps
+// its own.
+func relayDenied(pc *postfixaudit.Config, port int) string {
+	if pc.Main["mail_version"] == "" || len(pc.Services) == 0 {
+		return "" // no Postfix, or its master.cf unread
+	}
+	return pc.RelayDenied(pc.SMTPService(port))
 }
 
 // convert turns a ban the trap takes over into a trap: an address ban of
@@ -225,7 +254,7 @@ func (t *trapper) start(ctx context.Context, wg *sync.WaitGroup) error {
 	go func() { defer wg.Done(); t.acc.Run(ctx) }()
 	for i, lc := range lcs {
 		l := ls[i]
-		c := trap.ListenerConfig{Port: uint16(lc.Port)}
+		c := trap.ListenerConfig{Port: uint16(lc.Port), RelayDenied: t.relay[lc.Port]}
 		imap := false
 		switch lc.Protocol {
 		case "submission":
@@ -250,7 +279,11 @@ func (t *trapper) start(ctx context.Context, wg *sync.WaitGroup) error {
 				t.log.Error("trap: listener stopped", "listen", lc.Listen, "err", err)
 			}
 		}()
-		t.log.Info("trap: listening", "port", lc.Port, "listen", l.Addr().String(), "protocol", lc.Protocol)
+		attrs := []any{"port", lc.Port, "listen", l.Addr().String(), "protocol", lc.Protocol}
+		if c.RelayDenied != "" {
+			attrs = append(attrs, "relay_denied", c.RelayDenied) // as Postfix's service on that port
+		}
+		t.log.Info("trap: listening", attrs...)
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); <-ctx.Done(); t.srv.Close() }()

@@ -1,7 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -48,5 +52,46 @@ func TestTrapRedirect(t *testing.T) {
 	}
 	if trapRedirect(config.Default()) != nil {
 		t.Fatal("the trap is on by default")
+	}
+}
+
+// TestTrapRelayDenied: each SMTP listener refuses relaying as the real
+// Postfix's service on its port does, read with postconf (Debian 12's
+// configuration, its submission service enabled with Debian's own
+// restrictions and one on port 465 that names its port by number).
+func TestTrapRelayDenied(t *testing.T) {
+	if _, err := exec.LookPath("postconf"); err != nil {
+		t.Skip("skipping: needs postconf (scripts/test installs postfix)")
+	}
+	dir := t.TempDir()
+	main, err := os.ReadFile("../postfixaudit/testdata/debian/main.cf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := os.ReadFile("../postfixaudit/testdata/debian/master.cf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master = append(master, "submission inet n - y - - smtpd\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_relay_restrictions=\n"+
+		"  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n"+
+		"0.0.0.0:465 inet n - y - - smtpd\n  -o smtpd_tls_wrappermode=yes\n  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject_unauth_destination\n"...)
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), main, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "master.cf"), master, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pc := postconf(context.Background(), dir)
+	for port, want := range map[int]string{
+		25:  "454 4.7.1 <%s>: Relay access denied", // main.cf's defer_unauth_destination
+		587: "554 5.7.1 <%s>: Recipient address rejected: Access denied",
+		465: "554 5.7.1 <%s>: Relay access denied",
+	} {
+		if got := relayDenied(pc, port); got != want {
+			t.Errorf("port %d: %q, want %q", port, got, want)
+		}
+	}
+	if got := relayDenied(postconf(context.Background(), filepath.Join(dir, "none")), 25); got != "" {
+		t.Errorf("without Postfix's configuration: %q", got)
 	}
 }

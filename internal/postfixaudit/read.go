@@ -82,7 +82,8 @@ func Read(ctx context.Context, dir string, run Runner) (*Config, error) {
 }
 
 // Parse builds a Config from the output of postconf -x, postconf -M and
-// postconf -P -x.
+// postconf -P -x. The overrides are taken from -M's lines too, so that
+// postconf -M -x alone (overOut "") gives them, expanded.
 func Parse(mainOut, masterOut, overOut string) (*Config, error) {
 	c := &Config{Main: map[string]string{}}
 	if err := eachParam(mainOut, func(name, value string) { c.Main[name] = value }); err != nil {
@@ -97,7 +98,7 @@ func Parse(mainOut, masterOut, overOut string) (*Config, error) {
 			continue
 		}
 		idx[f[0]+"/"+f[1]] = len(c.Services)
-		c.Services = append(c.Services, Service{Name: f[0], Type: f[1], Command: f[7], Line: strings.Join(f, " "), Overrides: map[string]string{}})
+		c.Services = append(c.Services, Service{Name: f[0], Type: f[1], Command: f[7], Line: strings.Join(f, " "), Overrides: masterOptions(sc.Text())})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("postconf -M: %w", err)
@@ -134,4 +135,63 @@ func eachParam(out string, fn func(name, value string)) error {
 		fn(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
 	return sc.Err()
+}
+
+// masterOptions returns the -o options of a postconf -M line, among the
+// command's arguments after the line's eight fields. postconf writes an
+// option whose value has white space as -o {name=value}.
+func masterOptions(line string) map[string]string {
+	out := map[string]string{}
+	rest := line
+	for range 8 {
+		rest = strings.TrimLeft(rest, " \t")
+		end := strings.IndexAny(rest, " \t")
+		if end < 0 {
+			return out
+		}
+		rest = rest[end:]
+	}
+	for {
+		rest = strings.TrimLeft(rest, " \t")
+		if rest == "" {
+			return out
+		}
+		arg := argument(rest)
+		rest = rest[len(arg):]
+		if arg != "-o" {
+			continue
+		}
+		rest = strings.TrimLeft(rest, " \t")
+		opt := argument(rest)
+		rest = rest[len(opt):]
+		if strings.HasPrefix(opt, "{") {
+			opt = strings.TrimSuffix(opt[1:], "}")
+		}
+		if name, value, ok := strings.Cut(opt, "="); ok {
+			out[strings.TrimSpace(name)] = strings.TrimSpace(value)
+		}
+	}
+}
+
+// argument returns the argument s starts with: up to white space, or a
+// { … } group with the braces nested in it.
+func argument(s string) string {
+	if !strings.HasPrefix(s, "{") {
+		if end := strings.IndexAny(s, " \t"); end >= 0 {
+			return s[:end]
+		}
+		return s
+	}
+	depth := 0
+	for i, r := range s {
+		switch r {
+		case '{':
+			depth++
+		case '}':
+			if depth--; depth == 0 {
+				return s[:i+1]
+			}
+		}
+	}
+	return s
 }

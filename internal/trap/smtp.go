@@ -77,7 +77,8 @@ type ListenerConfig struct {
 	// Relay access denied" (defer_unauth_destination, Debian's main.cf),
 	// "554 5.7.1 <%s>: Recipient address rejected: Access denied"
 	// (permit_sasl_authenticated,reject, Debian's master.cf for
-	// submission).
+	// submission). The daemon derives it from the real service's
+	// restrictions (postfixaudit's RelayDenied); "": the default.
 	RelayDenied string
 }
 
