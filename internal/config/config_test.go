@@ -159,3 +159,36 @@ func TestTrapConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPostfixJournalIdentifiers: the postfix jail's journal selection
+// reads every smtpd service of Debian's master.cf, each under the
+// identifier it logs with (syslog_name/smtpd), enabled or not.
+func TestPostfixJournalIdentifiers(t *testing.T) {
+	b, err := os.ReadFile("../postfixaudit/testdata/debian/master.cf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"postfix/smtpd": true, "postfix/postscreen": true}
+	smtpd := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimPrefix(line, "#"))
+		switch {
+		case len(f) >= 8 && !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "#  "):
+			smtpd = f[7] == "smtpd"
+		case smtpd && len(f) == 2 && f[0] == "-o" && strings.HasPrefix(f[1], "syslog_name="):
+			want[strings.TrimPrefix(f[1], "syslog_name=")+"/smtpd"] = true
+		}
+	}
+	if !want["postfix/submissions/smtpd"] {
+		t.Fatalf("master.cf read wrong: %v", want)
+	}
+	have := map[string]bool{}
+	for _, id := range Default().Jails["postfix"].Journal.Identifiers {
+		have[id] = true
+	}
+	for id := range want {
+		if !have[id] {
+			t.Errorf("the postfix jail does not read journal identifier %q", id)
+		}
+	}
+}
