@@ -38,9 +38,10 @@ type trapper struct {
 	st        trapstore.Store
 	log       *slog.Logger
 	tls       bool // the decoys have a certificate
-	// relay is the real Postfix's refusal of relaying on each SMTP
-	// listener's port; "" (or none) leaves the decoy's own.
-	relay map[int]string
+	// smtp is each SMTP listener's configuration by its port: its
+	// protocol's, and what the real Postfix service on that port
+	// announces and refuses (relaying, EHLO, limits, postmaster).
+	smtp map[int]trap.ListenerConfig
 }
 
 // trapRedirect is the firewall's part of cfg's trap: each listener's
@@ -110,10 +111,15 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 		}
 	}
 	t := &trapper{cfg: tc, jails: map[string]bool{}, scenarios: map[string]bool{}, st: trapstore.Store{Store: st}, log: log, tls: tlsConfig != nil,
-		relay: map[int]string{}}
+		smtp: map[int]trap.ListenerConfig{}}
+	mechs := dovecotMechs(ctx, pc, tc.Listeners)
 	for _, l := range tc.Listeners {
 		if l.Protocol != "imap" && l.Protocol != "imaps" {
-			t.relay[l.Port] = relayDenied(pc, l.Port)
+			var svc *postfixaudit.Service
+			if postfixRead(pc) {
+				svc = pc.SMTPService(l.Port)
+			}
+			t.smtp[l.Port] = SMTPTrapListener(pc, l.Protocol, l.Port, svc, mechs)
 		}
 	}
 	for _, j := range tc.Jails {
@@ -140,7 +146,7 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 		Help:                   postfixAtLeast(pc.Main["mail_version"], 3, 9),
 		ForbidUnauthPipelining: pc.Main["smtpd_forbid_unauth_pipelining"] == "yes",
 		StrictEOD:              pc.Main["smtpd_forbid_bare_newline"] != "" && pc.Main["smtpd_forbid_bare_newline"] != "no",
-		DisableVRFY:            pc.Main["disable_vrfy_command"] == "yes",
+		// Each listener has its service's own disable_vrfy_command.
 	}, t.acc, t.st, log)
 	if _, used, err := st.QuarantineUsage(ctx); err == nil {
 		t.srv.SetUsage(used)
@@ -173,8 +179,8 @@ func postconf(ctx context.Context, dir string) *postfixaudit.Config {
 		base = []string{"-c", dir}
 	}
 	keys := append([]string{"myhostname", "smtpd_banner", "smtpd_tls_cert_file", "smtpd_tls_key_file",
-		"mail_version", "disable_vrfy_command", "smtpd_forbid_unauth_pipelining", "smtpd_forbid_bare_newline"},
-		postfixaudit.RelayParams...)
+		"mail_version", "smtpd_forbid_unauth_pipelining", "smtpd_forbid_bare_newline"},
+		append(postfixaudit.RelayParams, postfixaudit.SmtpdParams...)...)
 	none := &postfixaudit.Config{Main: map[string]string{}}
 	out, err := postfixaudit.Postconf(ctx, append(append(base, "-x"), keys...)...)
 	if err != nil {
@@ -191,15 +197,82 @@ func postconf(ctx context.Context, dir string) *postfixaudit.Config {
 	return c
 }
 
-// relayDenied is the real Postfix's refusal of relaying on port, for the
-// SMTP listener of that port (see postfixaudit.RelayDenied); "" when
-// Postfix is absent or the refusal cannot be told, and the decoy keeps
-// its own.
-func relayDenied(pc *postfixaudit.Config, port int) string {
-	if pc.Main["mail_version"] == "" || len(pc.Services) == 0 {
-		return "" // no Postfix, or its master.cf unread
+// postfixRead reports whether postconf answered for main.cf and master.cf.
+func postfixRead(pc *postfixaudit.Config) bool {
+	return pc.Main["mail_version"] != "" && len(pc.Services) > 0
+}
+
+// SMTPTrapListener is an SMTP listener's configuration: its protocol's
+// defaults (submission: AUTH once STARTTLS is done; submissions: TLS on
+// connect and AUTH; smtp: no AUTH), and, where Postfix has a service s on
+// its port, what that service announces in EHLO, its limits, its refusal
+// of relaying and its answer to postmaster (postfixaudit's Smtpd,
+// RelayDenied and Postmaster); mechs is what Dovecot offers on each auth
+// socket. Whether TLS starts on connect stays the protocol's: that is
+// what the redirected client dialled. (Exported for the comparison with a
+// running Postfix in internal/trap.)
+func SMTPTrapListener(pc *postfixaudit.Config, protocol string, port int, s *postfixaudit.Service, mechs map[string][]postfixaudit.DovecotMech) trap.ListenerConfig {
+	c := trap.ListenerConfig{Port: uint16(port)}
+	if postfixRead(pc) {
+		c.RelayDenied = pc.RelayDenied(s) // "": not told, the decoy's own
 	}
-	return pc.RelayDenied(pc.SMTPService(port))
+	switch protocol {
+	case "submission":
+		c.Auth, c.RequireTLS = true, true
+	case "submissions":
+		c.Auth, c.ImplicitTLS = true, true
+	}
+	if !postfixRead(pc) {
+		return c
+	}
+	c.DisableVRFY = strings.EqualFold(strings.TrimSpace(pc.Main["disable_vrfy_command"]), "yes")
+	if s == nil {
+		return c // no service on the port: main.cf's refusal of relaying only
+	}
+	d := pc.Smtpd(s, mechs[pc.DovecotSocket(s)])
+	c.Auth, c.RequireTLS, c.AuthTLSOnly, c.NoSTARTTLS = d.SASL, d.EnforceTLS && !c.ImplicitTLS, d.AuthTLSOnly, !d.StartTLS
+	c.Mechanisms, c.TLSMechanisms, c.HiddenMechanisms, c.BrokenAuth = d.Mechanisms, d.TLSMechanisms, d.Hidden, d.BrokenAuth
+	c.Discard, c.NoSMTPUTF8, c.DisableVRFY = d.Discard, !d.SMTPUTF8, d.DisableVRFY
+	c.SizeLimit = d.SizeLimit
+	if c.SizeLimit == 0 {
+		c.SizeLimit = -1 // none: EHLO says SIZE alone
+	}
+	c.RecipientLimit, c.MaxPerAddr = d.RecipientLimit, d.ConnectionLimit
+	if pm, ok := pc.Postmaster(s); ok {
+		c.LocalDomains = pm.Domains
+		c.PostmasterOK, c.PostmasterDenied = pm.Reply == "", pm.Reply
+	}
+	return c
+}
+
+// dovecotMechs is what Dovecot's auth service offers each SMTP
+// listener's Postfix service, by its socket: read from the socket as
+// smtpd reads it, or else, when Dovecot is not running yet, from
+// doveconf's auth_mechanisms (one run for all).
+func dovecotMechs(ctx context.Context, pc *postfixaudit.Config, ls []config.TrapListener) map[string][]postfixaudit.DovecotMech {
+	out := map[string][]postfixaudit.DovecotMech{}
+	if !postfixRead(pc) {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var fallback []postfixaudit.DovecotMech
+	asked := false
+	for _, l := range ls {
+		path := pc.DovecotSocket(pc.SMTPService(l.Port))
+		if path == "" || out[path] != nil {
+			continue
+		}
+		if m, err := postfixaudit.ReadDovecotAuth(ctx, path); err == nil {
+			out[path] = m
+			continue
+		}
+		if !asked {
+			fallback, asked = postfixaudit.DovecotMechs(postfixaudit.Doveconf(ctx)), true
+		}
+		out[path] = fallback
+	}
+	return out
 }
 
 // convert turns a ban the trap takes over into a trap: an address ban of
@@ -254,17 +327,13 @@ func (t *trapper) start(ctx context.Context, wg *sync.WaitGroup) error {
 	go func() { defer wg.Done(); t.acc.Run(ctx) }()
 	for i, lc := range lcs {
 		l := ls[i]
-		c := trap.ListenerConfig{Port: uint16(lc.Port), RelayDenied: t.relay[lc.Port]}
+		c := t.smtp[lc.Port]
 		imap := false
 		switch lc.Protocol {
-		case "submission":
-			c.Auth, c.RequireTLS = true, true
-		case "submissions":
-			c.Auth, c.ImplicitTLS = true, true
 		case "imap":
-			imap = true
+			imap, c = true, trap.ListenerConfig{Port: uint16(lc.Port)}
 		case "imaps":
-			imap, c.ImplicitTLS = true, true
+			imap, c = true, trap.ListenerConfig{Port: uint16(lc.Port), ImplicitTLS: true}
 		}
 		wg.Add(1)
 		go func() {
@@ -282,6 +351,12 @@ func (t *trapper) start(ctx context.Context, wg *sync.WaitGroup) error {
 		attrs := []any{"port", lc.Port, "listen", l.Addr().String(), "protocol", lc.Protocol}
 		if c.RelayDenied != "" {
 			attrs = append(attrs, "relay_denied", c.RelayDenied) // as Postfix's service on that port
+		}
+		if m := c.TLSMechanisms; c.Auth && !imap {
+			if m == nil {
+				m = c.Mechanisms
+			}
+			attrs = append(attrs, "auth", strings.Join(m, " ")) // "": the decoy's PLAIN LOGIN, Postfix's list unknown
 		}
 		t.log.Info("trap: listening", attrs...)
 	}

@@ -6,11 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/event"
+	"github.com/rampart-dev/rampart/internal/postfixaudit"
+	"github.com/rampart-dev/rampart/internal/trap"
 )
 
 // TestTrapConvert: only address bans of the trap's jails and scenarios
@@ -82,6 +85,13 @@ func TestTrapRelayDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc := postconf(context.Background(), dir)
+	relayDenied := func(pc *postfixaudit.Config, port int) string {
+		var s *postfixaudit.Service
+		if len(pc.Services) > 0 {
+			s = pc.SMTPService(port)
+		}
+		return SMTPTrapListener(pc, "smtp", port, s, nil).RelayDenied
+	}
 	for port, want := range map[int]string{
 		25:  "454 4.7.1 <%s>: Relay access denied", // main.cf's defer_unauth_destination
 		587: "554 5.7.1 <%s>: Recipient address rejected: Access denied",
@@ -93,5 +103,47 @@ func TestTrapRelayDenied(t *testing.T) {
 	}
 	if got := relayDenied(postconf(context.Background(), filepath.Join(dir, "none")), 25); got != "" {
 		t.Errorf("without Postfix's configuration: %q", got)
+	}
+}
+
+// TestSMTPTrapListener: an SMTP listener takes its protocol's defaults,
+// and from the Postfix service on its port what that announces and
+// refuses; a listener with no service (or no Postfix) keeps the defaults.
+func TestSMTPTrapListener(t *testing.T) {
+	main := "mail_version = 3.7.11\nsmtpd_tls_security_level = may\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = private/auth\n" +
+		"queue_directory = /var/spool/postfix\nmessage_size_limit = 0\nsmtpd_recipient_limit = 200\nsmtputf8_enable = yes\n" +
+		"smtpd_sasl_security_options = noanonymous\nsmtpd_sasl_tls_security_options = noanonymous\nsmtpd_sasl_mechanism_filter = !external, static:rest\n" +
+		"smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated defer_unauth_destination\nsmtpd_relay_before_recipient_restrictions = yes\n" +
+		"smtpd_delay_reject = yes\nrelay_domains_reject_code = 554\nreject_code = 554\nmydestination = mail.example.org, localhost\n" +
+		"smtpd_client_connection_count_limit = 50\ndisable_vrfy_command = yes\n"
+	pc, err := postfixaudit.Parse(main, "smtp inet n - y - - smtpd\n"+
+		"submission inet n - y - - smtpd -o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes -o smtpd_tls_auth_only=yes "+
+		"-o smtpd_relay_restrictions= -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject -o {smtpd_discard_ehlo_keywords=dsn, chunking} -o disable_vrfy_command=no\n", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mechs := map[string][]postfixaudit.DovecotMech{"/var/spool/postfix/private/auth": postfixaudit.DovecotMechs([]string{"plain", "login", "cram-md5"})}
+	sub := SMTPTrapListener(pc, "submission", 587, pc.SMTPService(587), mechs)
+	want := trap.ListenerConfig{Port: 587, Auth: true, RequireTLS: true, AuthTLSOnly: true,
+		RelayDenied: "554 5.7.1 <%s>: Recipient address rejected: Access denied",
+		Mechanisms:  []string{"PLAIN", "LOGIN", "CRAM-MD5"}, TLSMechanisms: []string{"PLAIN", "LOGIN", "CRAM-MD5"},
+		Discard: []string{"DSN", "CHUNKING"}, SizeLimit: -1, RecipientLimit: 200, MaxPerAddr: 50,
+		LocalDomains: []string{"mail.example.org", "localhost"}, PostmasterDenied: "554 5.7.1 <%s>: Recipient address rejected: Access denied"}
+	if !reflect.DeepEqual(sub, want) {
+		t.Errorf("submission:\n got %+v\nwant %+v", sub, want)
+	}
+	smtp := SMTPTrapListener(pc, "smtp", 25, pc.SMTPService(25), mechs)
+	if smtp.Auth || smtp.RequireTLS || smtp.NoSTARTTLS || !smtp.DisableVRFY || !smtp.PostmasterOK || smtp.RelayDenied != "454 4.7.1 <%s>: Relay access denied" {
+		t.Errorf("smtp: %+v", smtp)
+	}
+	// No service on 465: the protocol's defaults, main.cf's refusal.
+	if got := SMTPTrapListener(pc, "submissions", 465, pc.SMTPService(465), mechs); !got.Auth || !got.ImplicitTLS || got.Mechanisms != nil || !got.DisableVRFY ||
+		got.RelayDenied != "454 4.7.1 <%s>: Relay access denied" {
+		t.Errorf("465: %+v", got)
+	}
+	// No Postfix at all.
+	none := &postfixaudit.Config{Main: map[string]string{}}
+	if got := SMTPTrapListener(none, "submission", 587, nil, nil); !reflect.DeepEqual(got, trap.ListenerConfig{Port: 587, Auth: true, RequireTLS: true}) {
+		t.Errorf("without Postfix: %+v", got)
 	}
 }

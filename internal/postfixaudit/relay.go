@@ -37,27 +37,35 @@ func (c *Config) RelayDenied(s *Service) string {
 // relayDenied follows smtpd_check_rcpt in Postfix's smtpd_check.c, for the
 // values param returns (postconf -x's: $names already expanded).
 func relayDenied(param func(string) string) string {
-	if param("smtpd_reject_footer") != "" || param("smtpd_reject_footer_maps") != "" {
-		return "" // a multi-line reply
+	if v, reply := recipientCheck(param, false); v == refused {
+		return reply
 	}
-	e := &relayEval{param: param, classes: map[string]bool{}}
+	return ""
+}
+
+// recipientCheck follows smtpd_check_rcpt for a recipient at a remote
+// domain, or at a local one (mydestination's): refused with the reply's
+// format, permit when the recipient passes, unknown when that cannot be
+// told.
+func recipientCheck(param func(string) string, local bool) (verdict, string) {
+	if param("smtpd_reject_footer") != "" || param("smtpd_reject_footer_maps") != "" {
+		return unknown, "" // a multi-line reply
+	}
+	e := &relayEval{param: param, classes: map[string]bool{}, local: local}
 	for _, name := range tokens(param("smtpd_restriction_classes")) {
 		e.classes[name] = true
 	}
 	relay, rcpt := tokens(param("smtpd_relay_restrictions")), tokens(param("smtpd_recipient_restrictions"))
 	if !e.hasRequired(relay, 0) && !e.hasRequired(rcpt, 0) {
-		return "" // smtpd refuses to start
+		return unknown, "" // smtpd refuses to start
 	}
 	// With smtpd_delay_reject (the default), RCPT runs the client, HELO and
 	// sender restrictions first, and a recipient is known to them. Without
 	// it they ran at their own command, before any recipient.
 	delay := !strings.EqualFold(param("smtpd_delay_reject"), "no")
 	for _, name := range []string{"smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions"} {
-		switch v, reply := e.list(tokens(param(name)), "", delay, false, 0); v {
-		case refused:
-			return reply
-		case unknown:
-			return ""
+		if v, reply := e.list(tokens(param(name)), "", delay, false, 0); v == refused || v == unknown {
+			return v, reply
 		}
 	}
 	// smtpd_relay_before_recipient_restrictions = yes since
@@ -69,14 +77,11 @@ func relayDenied(param func(string) string) string {
 		lists = [][]string{relay, rcpt}
 	}
 	for _, l := range lists {
-		switch v, reply := e.list(l, "Recipient address", true, false, 0); v {
-		case refused:
-			return reply
-		case unknown:
-			return ""
+		if v, reply := e.list(l, "Recipient address", true, false, 0); v == refused || v == unknown {
+			return v, reply
 		}
 	}
-	return "" // relayed: nothing to copy
+	return permit, "" // relayed, or delivered here
 }
 
 // verdict is what a restriction (or a list) decides.
@@ -92,6 +97,7 @@ const (
 type relayEval struct {
 	param   func(string) string
 	classes map[string]bool // smtpd_restriction_classes
+	local   bool            // the recipient's domain is local (mydestination)
 }
 
 // list evaluates one restriction list for the trapped client and a
@@ -116,18 +122,24 @@ func (e *relayEval) list(toks []string, subject string, rcptKnown, warn bool, de
 		case "defer":
 			v, reply = refused, e.reply(e.code("defer_code", 450), "4.3.2", subject, "Try again later")
 		case "reject_unauth_destination":
-			if rcptKnown {
+			if rcptKnown && !e.local {
 				v, reply = refused, e.reply(e.code("relay_domains_reject_code", 554), "5.7.1", "", "")
 			}
 		case "defer_unauth_destination":
-			if rcptKnown {
+			if rcptKnown && !e.local {
 				v, reply = refused, e.reply(e.code("relay_domains_reject_code", 554)-100, "4.7.1", "", "")
 			}
+		case "permit_auth_destination":
+			if rcptKnown && e.local {
+				v = permit
+			}
 		case "permit_mynetworks", "permit_sasl_authenticated", "permit_tls_clientcerts", "permit_tls_all_clientcerts",
-			"permit_inet_interfaces", "permit_auth_destination":
-			// None holds for a trapped client and a remote recipient.
+			"permit_inet_interfaces":
+			// None holds for a trapped client.
 		case "reject_unlisted_recipient", "check_recipient_maps", "reject_non_fqdn_recipient":
-			// They judge local recipients and unqualified addresses only.
+			// They judge unqualified addresses and local recipients; the
+			// local one asked about here, postmaster@a local domain, is
+			// qualified and always listed (smtpd_check.c:check_rcpt_maps).
 		case "sleep":
 			i++ // a wait, then on
 		case "check_policy_service":

@@ -54,13 +54,15 @@ type face struct {
 	swallow  int      // go-smtp replies to drop (to commands the face injected)
 	override []string // go-smtp's next reply is replaced by this one
 
-	inMail     bool // a MAIL was accepted and its transaction has not ended
-	afterData  bool // the next reply ends a DATA transaction
-	rcpts      int  // RCPTs accepted in this transaction
-	helloed    bool // a HELO/EHLO reached go-smtp (it has a session)
-	hiddenHelo bool // the face sent go-smtp a HELO of its own
-	esmtp      bool // the last HELO/EHLO was EHLO (Postfix's state->protocol)
-	illPipe    bool // improper pipelining seen (smtpd_flag_ill_pipelining)
+	inMail     bool  // a MAIL was accepted and its transaction has not ended
+	afterData  bool  // the next reply ends a DATA transaction
+	rcpts      int   // RCPTs accepted in this transaction
+	helloed    bool  // a HELO/EHLO reached go-smtp (it has a session)
+	hiddenHelo bool  // the face sent go-smtp a HELO of its own
+	esmtp      bool  // the last HELO/EHLO was EHLO (Postfix's state->protocol)
+	illPipe    bool  // improper pipelining seen (smtpd_flag_ill_pipelining)
+	bareRcpt   bool  // the RCPT handed to go-smtp had no domain of its own (bareDomain)
+	msgSize    int64 // MAIL's SIZE=, until the transaction ends (state->msg_size)
 
 	// Postfix's counters (smtpd.c: state->error_count, state->junk_cmds).
 	errors  int
@@ -345,7 +347,7 @@ func (f *face) saslLine(line []byte, complete bool) error {
 // off, not read to its end: Postfix's answer, then the connection closes.
 func (f *face) count(n int) error {
 	f.dataBytes += int64(n)
-	if f.dataBytes > f.l.srv.cfg.MaxMessageBytes+faceBuffer {
+	if f.dataBytes > f.l.cfg.readCap(f.l.srv.cfg)+faceBuffer {
 		f.l.srv.stats.CutSize.Add(1)
 		f.send("552 5.3.4 Message size exceeds fixed limit")
 		f.cut = true
@@ -417,7 +419,12 @@ func (f *face) skipChunk() error {
 // endMail ends the MAIL transaction as Postfix's mail_reset does.
 func (f *face) endMail() {
 	f.inMail, f.rcpts, f.bdatTx, f.bdatErr, f.bdatAct, f.bdatRec, f.bdatCR = false, 0, false, false, 0, 0, false
+	f.msgSize = 0
 }
+
+// bareDomain stands for the missing domain of a recipient go-smtp is
+// handed (see command's RCPT).
+const bareDomain = "bare.invalid"
 
 // Postfix's commands (smtpd.c: smtpd_cmd_table); preTLS: those allowed
 // before STARTTLS where TLS is required (SMTPD_CMD_FLAG_PRE_TLS); last:
@@ -521,7 +528,7 @@ func (f *face) command(text string) error {
 		if f.inMail {
 			return f.answer("503 5.5.1 Error: nested MAIL command")
 		}
-		addr, r := mailArgs(args, cfg.MaxMessageBytes)
+		addr, r := mailArgs(args, f.l.cfg.sizeLimit(cfg), f.l.cfg.smtputf8(), f.l.cfg.has("DSN"), &f.msgSize)
 		if r != "" {
 			return f.answer(r)
 		}
@@ -534,9 +541,16 @@ func (f *face) command(text string) error {
 		if f.bdatTx {
 			return f.answer("503 5.5.1 Error: RCPT after BDAT")
 		}
-		addr, r := rcptArgs(args)
+		addr, r := rcptArgs(args, f.l.cfg.has("DSN"))
 		if r != "" {
 			return f.answer(r)
+		}
+		// go-smtp insists on a domain, Postfix does not (it appends
+		// @$myorigin): a bare name goes to go-smtp with bareDomain, which
+		// the session takes off again.
+		inner := strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
+		if f.bareRcpt = inner != "" && !strings.Contains(inner, "@"); f.bareRcpt {
+			addr = "<" + inner + "@" + bareDomain + ">"
 		}
 		pass = "RCPT TO:" + addr
 	case "DATA":
@@ -578,7 +592,7 @@ func (f *face) startTLS(args []string) error {
 		return f.answer("501 5.5.4 Syntax: STARTTLS")
 	case f.tls:
 		return f.answer("554 5.5.1 Error: TLS already active")
-	case cfg.TLS == nil:
+	case cfg.TLS == nil || f.l.cfg.NoSTARTTLS || !f.l.cfg.has("STARTTLS"):
 		return f.answer("502 5.5.1 Error: command not implemented")
 	}
 	if err := f.send("220 2.0.0 Ready to start TLS"); err != nil {
@@ -607,7 +621,9 @@ func (f *face) startTLS(args []string) error {
 // client do before Dovecot sees it: "" hands it to go-smtp.
 func (f *face) auth(args []string) string {
 	switch {
-	case !f.l.cfg.Auth:
+	case !f.l.cfg.Auth || !f.l.cfg.has("AUTH") || !f.saslActive():
+		// smtpd_sasl_auth_cmd: SASL is off, or not yet on (before TLS with
+		// smtpd_tls_auth_only), or its keyword discarded.
 		return "503 5.5.1 Error: authentication not enabled"
 	case f.inMail:
 		return "503 5.5.1 Error: MAIL transaction in progress"
@@ -616,8 +632,8 @@ func (f *face) auth(args []string) string {
 	case len(args) < 1 || len(args) > 2:
 		return "501 5.5.4 Syntax: AUTH mechanism"
 	}
-	if m := strings.ToUpper(args[0]); m != "PLAIN" && m != "LOGIN" {
-		return "535 5.7.8 Error: authentication failed: Invalid authentication mechanism"
+	if !slices.ContainsFunc(f.l.cfg.mechanisms(f.tls), func(m string) bool { return strings.EqualFold(m, args[0]) }) {
+		return "535 5.7.8 Error: authentication failed: Invalid authentication mechanism" // xsasl_dovecot_server_first
 	}
 	if len(args) == 2 && strings.Trim(args[1], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") != "" {
 		return "535 5.7.8 Error: authentication failed: Invalid base64 data in initial response"
@@ -628,13 +644,17 @@ func (f *face) auth(args []string) string {
 // vrfy is Postfix's vrfy_cmd with the restrictions of a server that
 // relays only for logged-in clients.
 func (f *face) vrfy(args []string) string {
-	if f.l.srv.cfg.DisableVRFY {
+	lc := f.l.cfg
+	if f.l.srv.cfg.DisableVRFY || lc.DisableVRFY {
 		return "502 5.5.1 VRFY command is disabled"
 	}
-	if n := len(args); n > 1 && strings.EqualFold(args[n-1], "SMTPUTF8") {
+	if n := len(args); n > 1 && lc.smtputf8() && strings.EqualFold(args[n-1], "SMTPUTF8") {
 		args = args[:n-1]
 	}
 	if len(args) == 0 {
+		if lc.NoSMTPUTF8 {
+			return "501 5.5.4 Syntax: VRFY address"
+		}
 		return "501 5.5.4 Syntax: VRFY address [SMTPUTF8]"
 	}
 	addr := strings.TrimSuffix(strings.TrimPrefix(args[0], "<"), ">")
@@ -642,7 +662,9 @@ func (f *face) vrfy(args []string) string {
 		return "501 5.1.3 Bad recipient address syntax"
 	}
 	if f.sess == nil || f.sess.account == "" {
-		return f.l.cfg.relayDenied(addr)
+		if r := lc.unauthRcpt(addr); r != "" {
+			return r
+		}
 	}
 	return "252 2.0.0 " + args[0]
 }
@@ -713,7 +735,12 @@ func badPath(addr string) bool {
 
 // mailArgs checks MAIL's address and parameters as Postfix's mail_cmd
 // does, in its order and words; go-smtp is handed the address alone.
-func mailArgs(args []string, limit int64) (addr, reply string) {
+// limit is message_size_limit (0: none); utf8 and dsn say whether
+// SMTPUTF8 and DSN are on and announced. size is Postfix's
+// state->msg_size: SIZE= sets it and only the end of the transaction
+// (mail_reset) clears it, so that a size refused stays refused for the
+// next MAIL without SIZE=.
+func mailArgs(args []string, limit int64, utf8, dsn bool, size *int64) (addr, reply string) {
 	addr, params, ok := splitPath(args, "FROM:")
 	if !ok {
 		return "", "501 5.5.4 Syntax: MAIL FROM:<address>"
@@ -721,21 +748,23 @@ func mailArgs(args []string, limit int64) (addr, reply string) {
 	if badPath(addr) {
 		return "", "501 5.1.7 Bad sender address syntax"
 	}
-	var size int64
 	ret, envid := false, false
 	for _, p := range params {
 		k, v, _ := strings.Cut(p, "=")
 		switch k = strings.ToUpper(k); {
-		case strings.EqualFold(p, "BODY=8BITMIME"), strings.EqualFold(p, "BODY=7BIT"), strings.EqualFold(p, "SMTPUTF8"), k == "AUTH" && strings.Contains(p, "="):
+		case strings.EqualFold(p, "BODY=8BITMIME"), strings.EqualFold(p, "BODY=7BIT"), utf8 && strings.EqualFold(p, "SMTPUTF8"), k == "AUTH" && strings.Contains(p, "="):
+		case !dsn && (k == "RET" || k == "ENVID") && strings.Contains(p, "="):
+			return "", "501 5.7.1 DSN support is disabled"
 		case k == "SIZE" && strings.Contains(p, "="):
 			if v == "" || strings.Trim(v, "0123456789") != "" {
 				return "", "501 5.5.4 Bad message size syntax"
 			}
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
+				*size = 0
 				return "", "552 5.3.4 Message size exceeds file system imposed limit"
 			}
-			size = n
+			*size = n
 		case k == "RET" && strings.Contains(p, "="):
 			if ret || !strings.EqualFold(v, "FULL") && !strings.EqualFold(v, "HDRS") {
 				return "", "501 5.5.4 Bad RET parameter syntax"
@@ -750,14 +779,15 @@ func mailArgs(args []string, limit int64) (addr, reply string) {
 			return "", "555 5.5.4 Unsupported option: " + p
 		}
 	}
-	if limit > 0 && size > limit {
+	if limit > 0 && *size > limit {
 		return "", "552 5.3.4 Message size exceeds fixed limit"
 	}
 	return addr, ""
 }
 
-// rcptArgs checks RCPT's address and parameters as Postfix's rcpt_cmd.
-func rcptArgs(args []string) (addr, reply string) {
+// rcptArgs checks RCPT's address and parameters as Postfix's rcpt_cmd;
+// dsn says whether DSN is announced.
+func rcptArgs(args []string, dsn bool) (addr, reply string) {
 	addr, params, ok := splitPath(args, "TO:")
 	if !ok {
 		return "", "501 5.5.4 Syntax: RCPT TO:<address>"
@@ -769,6 +799,8 @@ func rcptArgs(args []string) (addr, reply string) {
 	for _, p := range params {
 		k, v, _ := strings.Cut(p, "=")
 		switch k = strings.ToUpper(k); {
+		case !dsn && (k == "NOTIFY" || k == "ORCPT") && strings.Contains(p, "="):
+			return "", "501 5.7.1 DSN support is disabled"
 		case k == "NOTIFY" && strings.Contains(p, "="):
 			if notify || !validNotify(v) {
 				return "", "501 5.5.4 Error: Bad NOTIFY parameter syntax"
@@ -800,6 +832,9 @@ func validNotify(v string) bool {
 // bdat is Postfix's bdat_cmd up to reading the chunk: a malformed BDAT
 // hangs up (521); a refused chunk is read and dropped, then refused.
 func (f *face) bdat(args []string, pass string) error {
+	if !f.l.cfg.has("CHUNKING") {
+		return f.answer("521 5.5.1 Error: command not implemented") // hangs up: the chunk would be read as commands
+	}
 	if len(args) < 1 || len(args) > 2 || strings.Trim(args[0], "0123456789") != "" || len(args) == 2 && !strings.EqualFold(args[1], "LAST") {
 		return f.answer("521 5.5.4 Syntax: BDAT count [LAST]")
 	}
@@ -821,7 +856,7 @@ func (f *face) bdat(args []string, pass string) error {
 		return skip("554 5.5.1 Error: no valid recipients")
 	case !f.bdatTx && f.rcpts == 0:
 		return skip("503 5.5.1 Error: need RCPT command")
-	case size > f.l.srv.cfg.MaxMessageBytes-f.dataBytes || size > math.MaxUint32:
+	case size > f.l.cfg.readCap(f.l.srv.cfg)-f.dataBytes || size > math.MaxUint32:
 		return skip("552 5.3.4 Chunk exceeds message size limit")
 	}
 	if !f.bdatTx {
@@ -1005,30 +1040,59 @@ func (f *face) postfixReply(lines []string) []string {
 	return lines
 }
 
-// ehlo is Postfix's EHLO reply with Debian's defaults: STARTTLS until TLS
-// is on, AUTH where the real server offers it (on submission only once
-// TLS is on, smtpd_tls_auth_only).
+// ehlo is Postfix's EHLO reply (smtpd.c:ehlo_cmd), its keywords in its
+// order, as the real service on the listener's port announces them:
+// SIZE with its message_size_limit, STARTTLS until TLS is on, AUTH while
+// SASL is on (with smtpd_tls_auth_only, once TLS is on) with the
+// service's mechanisms, and none of smtpd_discard_ehlo_keywords.
 func (f *face) ehlo() []string {
-	cfg := f.l.srv.cfg
-	caps := []string{cfg.Hostname, "PIPELINING", fmt.Sprintf("SIZE %d", cfg.MaxMessageBytes)}
-	if !cfg.DisableVRFY {
-		caps = append(caps, "VRFY")
+	cfg, lc := f.l.srv.cfg, f.l.cfg
+	lines := []string{cfg.Hostname}
+	add := func(keyword, line string, on bool) {
+		if on && lc.has(keyword) {
+			lines = append(lines, line)
+		}
 	}
-	caps = append(caps, "ETRN")
-	if cfg.TLS != nil && !f.tls {
-		caps = append(caps, "STARTTLS")
+	size := "SIZE"
+	if l := lc.sizeLimit(cfg); l > 0 {
+		size = fmt.Sprintf("SIZE %d", l)
 	}
-	if f.l.cfg.Auth && (f.tls || !f.l.cfg.RequireTLS || cfg.TLS == nil) {
-		caps = append(caps, "AUTH PLAIN LOGIN")
+	add("PIPELINING", "PIPELINING", true)
+	add("SIZE", size, true)
+	add("VRFY", "VRFY", !cfg.DisableVRFY && !lc.DisableVRFY)
+	add("ETRN", "ETRN", true)
+	add("STARTTLS", "STARTTLS", cfg.TLS != nil && !f.tls && !lc.NoSTARTTLS)
+	if lc.Auth && f.saslActive() {
+		var shown []string
+		for _, m := range lc.mechanisms(f.tls) {
+			if !slices.Contains(lc.HiddenMechanisms, m) {
+				shown = append(shown, m)
+			}
+		}
+		mechs := strings.Join(shown, " ")
+		add("AUTH", "AUTH "+mechs, true)
+		add("AUTH", "AUTH="+mechs, lc.BrokenAuth)
 	}
-	caps = append(caps, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING")
-	out := make([]string, len(caps))
-	for i, c := range caps {
+	add("ENHANCEDSTATUSCODES", "ENHANCEDSTATUSCODES", true)
+	add("8BITMIME", "8BITMIME", true)
+	add("DSN", "DSN", true)
+	add("SMTPUTF8", "SMTPUTF8", !lc.NoSMTPUTF8)
+	add("CHUNKING", "CHUNKING", true)
+	out := make([]string, len(lines))
+	for i, l := range lines {
 		sep := "-"
-		if i == len(caps)-1 {
+		if i == len(lines)-1 {
 			sep = " "
 		}
-		out[i] = "250" + sep + c
+		out[i] = "250" + sep + l
 	}
 	return out
+}
+
+// saslActive reports whether SASL is on in the session as smtpd turns it
+// on: at once, or with TLS required or smtpd_tls_auth_only, once TLS is
+// on. Without a certificate the decoy has no TLS, and offers AUTH at once.
+func (f *face) saslActive() bool {
+	lc := f.l.cfg
+	return f.tls || f.l.srv.cfg.TLS == nil || !lc.RequireTLS && !lc.AuthTLSOnly
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,12 +55,13 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: Postfix's size limit (10240000
-// bytes) and idle timeout (300s), and limits that keep a flood of trapped
-// sessions within tens of megabytes.
+// bytes), recipient limit (1000; their addresses held within
+// maxRcptBytes) and idle timeout (300s), and limits that keep a flood of
+// trapped sessions within tens of megabytes.
 func DefaultConfig() Config {
 	return Config{
 		Hostname: "localhost", Banner: "localhost ESMTP Postfix (Debian/GNU)",
-		MaxMessageBytes: 10_240_000, KeepBytes: 10_240_000, MaxRecipients: 100, MaxMessages: 10,
+		MaxMessageBytes: 10_240_000, KeepBytes: 10_240_000, MaxRecipients: 1000, MaxMessages: 10,
 		MaxPerAddr: 10, MaxSessions: 1000, QuarantineBytes: 1 << 30, BufferBytes: 64 << 20,
 		SessionTimeout: 10 * time.Minute, IdleTimeout: 300 * time.Second,
 	}
@@ -80,6 +83,39 @@ type ListenerConfig struct {
 	// submission). The daemon derives it from the real service's
 	// restrictions (postfixaudit's RelayDenied); "": the default.
 	RelayDenied string
+
+	// What the real Postfix service on Port announces and enforces, read
+	// by the daemon with postconf (postfixaudit's Smtpd); the zero values
+	// are the trap's own defaults.
+	NoSTARTTLS  bool // STARTTLS neither offered nor accepted (smtpd_tls_security_level = none)
+	AuthTLSOnly bool // AUTH offered and accepted inside TLS only (smtpd_tls_auth_only)
+	// Mechanisms are the mechanisms AUTH takes before TLS, TLSMechanisms
+	// inside it (nil: PLAIN LOGIN, and Mechanisms); EHLO lists them less
+	// HiddenMechanisms (smtpd_sasl_mechanism_filter's). The decoy logs in
+	// with PLAIN and LOGIN only; any other fails as a wrong password does.
+	Mechanisms, TLSMechanisms, HiddenMechanisms []string
+	BrokenAuth                                  bool     // broken_sasl_auth_clients: "AUTH=…" after "AUTH …"
+	Discard                                     []string // smtpd_discard_ehlo_keywords, upper case
+	NoSMTPUTF8                                  bool     // smtputf8_enable = no
+	DisableVRFY                                 bool     // disable_vrfy_command, as this service sets it (or Config's)
+	// SizeLimit is the service's message_size_limit, which EHLO's SIZE
+	// and MAIL's SIZE= follow: 0 leaves Config's MaxMessageBytes, -1 is
+	// none. The trap never reads more than MaxMessageBytes of a message.
+	SizeLimit int64
+	// RecipientLimit is smtpd_recipient_limit, MaxPerAddr
+	// smtpd_client_connection_count_limit: each applies where it is below
+	// the trap's own (Config's MaxRecipients, MaxPerAddr); 0: the trap's.
+	RecipientLimit, MaxPerAddr int
+	// LocalDomains are the real server's own domains (mydestination):
+	// PostmasterOK makes the decoy accept RCPT TO:<postmaster@one of
+	// them> from a client that has not logged in, as the service's
+	// restrictions do; otherwise PostmasterDenied, when set, is their
+	// refusal (a format with %s), else RelayDenied. <postmaster> alone is
+	// accepted from anyone, as Postfix accepts it. What such a client
+	// then sends is kept in quarantine like all trapped mail.
+	LocalDomains     []string
+	PostmasterOK     bool
+	PostmasterDenied string
 }
 
 func (lc ListenerConfig) relayDenied(addr string) string {
@@ -88,6 +124,81 @@ func (lc ListenerConfig) relayDenied(addr string) string {
 		f = "554 5.7.1 <%s>: Relay access denied"
 	}
 	return fmt.Sprintf(f, addr)
+}
+
+// unauthRcpt is the service's answer to a recipient (RCPT, VRFY) from a
+// client that has not logged in: "" accepts it. smtpd_check_rcpt lets
+// <postmaster> alone through before any restriction (RFC 5321 wants it
+// taken unqualified); postmaster at a local domain goes through the
+// restrictions as a local recipient.
+func (lc ListenerConfig) unauthRcpt(addr string) string {
+	switch {
+	case strings.EqualFold(addr, "postmaster"):
+		return ""
+	case !lc.localPostmaster(addr):
+	case lc.PostmasterOK:
+		return ""
+	case lc.PostmasterDenied != "":
+		return fmt.Sprintf(lc.PostmasterDenied, addr)
+	}
+	return lc.relayDenied(addr)
+}
+
+// localPostmaster reports whether addr is postmaster at one of the local
+// domains, as Postfix resolves it (smtpd_check.c compares the local part
+// up to the @ without regard to case; trivial-rewrite drops one trailing
+// dot of the domain).
+func (lc ListenerConfig) localPostmaster(addr string) bool {
+	local, domain, _ := strings.Cut(addr, "@")
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	return strings.EqualFold(local, "postmaster") && slices.Contains(lc.LocalDomains, domain)
+}
+
+// has reports whether the service announces an EHLO keyword.
+func (lc ListenerConfig) has(keyword string) bool { return !slices.Contains(lc.Discard, keyword) }
+
+// smtputf8 reports whether SMTPUTF8 is on and announced: Postfix takes
+// MAIL's and VRFY's SMTPUTF8 only then.
+func (lc ListenerConfig) smtputf8() bool { return !lc.NoSMTPUTF8 && lc.has("SMTPUTF8") }
+
+// mechanisms is AUTH's list, inside TLS or before it.
+func (lc ListenerConfig) mechanisms(tls bool) []string {
+	m := lc.Mechanisms
+	if tls && lc.TLSMechanisms != nil {
+		m = lc.TLSMechanisms
+	}
+	if m == nil {
+		m = []string{sasl.Plain, sasl.Login}
+	}
+	return m
+}
+
+// sizeLimit is what EHLO's SIZE and MAIL's SIZE= say (0: none); readCap
+// is where the trap stops reading: the service's limit, within the
+// trap's own.
+func (lc ListenerConfig) sizeLimit(cfg Config) int64 {
+	switch {
+	case lc.SizeLimit < 0:
+		return 0
+	case lc.SizeLimit == 0:
+		return cfg.MaxMessageBytes
+	}
+	return lc.SizeLimit
+}
+
+func (lc ListenerConfig) readCap(cfg Config) int64 {
+	if l := lc.sizeLimit(cfg); l > 0 && l < cfg.MaxMessageBytes {
+		return l
+	}
+	return cfg.MaxMessageBytes
+}
+
+// below returns the service's limit where it is below the trap's own.
+func below(service, own int) int {
+	if service > 0 && service < own {
+		return service
+	}
+	return own
 }
 
 // smtpError turns a reply line ("554 5.7.1 text") into go-smtp's error.
@@ -216,8 +327,8 @@ func (s *Server) Serve(l net.Listener, lc ListenerConfig) error {
 		return sess, nil
 	}))
 	srv.Domain = s.cfg.Hostname
-	srv.MaxMessageBytes = s.cfg.MaxMessageBytes
-	srv.MaxRecipients = s.cfg.MaxRecipients
+	srv.MaxMessageBytes = lc.readCap(s.cfg)
+	srv.MaxRecipients = below(lc.RecipientLimit, s.cfg.MaxRecipients)
 	srv.MaxLineLength = 0        // none, as Postfix's message text has none: the face bounds command lines
 	srv.AllowInsecureAuth = true // the face enforces TLS where the real server does
 	srv.EnableSMTPUTF8, srv.EnableDSN = true, true
@@ -302,7 +413,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		switch {
 		case s.total >= s.cfg.MaxSessions:
 			busy = "421 4.3.2 Service currently unavailable"
-		case s.perAddr[addr] >= s.cfg.MaxPerAddr:
+		case s.perAddr[addr] >= below(l.cfg.MaxPerAddr, s.cfg.MaxPerAddr):
 			busy = fmt.Sprintf("421 4.7.0 %s Error: too many connections from %s", s.cfg.Hostname, addr)
 		default:
 			s.total++
@@ -370,11 +481,12 @@ type session struct {
 	helo string
 	tls  bool
 
-	account  string // logged in as; "" before
-	from     string
-	rcpts    []string
-	messages int
-	queueID  string // of the last message accepted
+	account   string // logged in as; "" before
+	from      string
+	rcpts     []string
+	rcptBytes int // of rcpts' addresses, within maxRcptBytes
+	messages  int
+	queueID   string // of the last message accepted
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -385,7 +497,7 @@ func (s *session) AuthMechanisms() []string {
 	if !s.lc.Auth {
 		return nil
 	}
-	return []string{sasl.Plain, sasl.Login}
+	return s.lc.mechanisms(s.tls)
 }
 
 // authFailed is Postfix's answer to a wrong password checked by Dovecot.
@@ -423,8 +535,34 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		}), nil
 	case sasl.Login:
 		return &loginServer{check: check, fail: fail}, nil
+	case "CRAM-MD5":
+		// Dovecot's challenge, then any answer fails: the decoy knows no
+		// password to check a digest against.
+		var n [8]byte
+		rand.Read(n[:])
+		challenge := fmt.Sprintf("<%d.%d@%s>", binary.BigEndian.Uint64(n[:])>>1, time.Now().Unix(), s.srv.cfg.Hostname)
+		return &failServer{first: []byte(challenge), fail: fail}, nil
 	}
-	return nil, &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Error: authentication failed: Invalid authentication mechanism"}
+	// Another mechanism the real server lists (SCRAM, DIGEST-MD5, …):
+	// the exchange fails at the client's first answer.
+	return &failServer{first: []byte{}, fail: fail}, nil
+}
+
+// failServer is a SASL exchange that never succeeds: one challenge
+// (none when the client's initial response came with AUTH, for a
+// client-first mechanism), then the failure a wrong password gets.
+type failServer struct {
+	first []byte
+	fail  func() error
+	sent  bool
+}
+
+func (f *failServer) Next(response []byte) ([]byte, bool, error) {
+	if !f.sent && (response == nil || len(f.first) > 0) {
+		f.sent = true
+		return f.first, false, nil
+	}
+	return nil, true, f.fail()
 }
 
 // plainServer is SASL PLAIN as Dovecot runs it: any malformed response
@@ -480,12 +618,28 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
+// maxRcptBytes bounds the recipient addresses a message holds in memory
+// (64 KiB: a thousand of 64 bytes); past it the decoy answers as Postfix
+// at smtpd_recipient_limit.
+const maxRcptBytes = 64 << 10
+
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.f.bareRcpt {
+		to = strings.TrimSuffix(to, "@"+bareDomain)
+	}
 	if s.account == "" {
-		// Not logged in: the real server relays nothing for it.
-		return smtpError(s.lc.relayDenied(to))
+		// Not logged in: the real server relays nothing for it, and takes
+		// only postmaster at its own domains.
+		if r := s.lc.unauthRcpt(to); r != "" {
+			return smtpError(r)
+		}
+	}
+	if s.rcptBytes+len(to) > maxRcptBytes {
+		s.srv.stats.Rejected.Add(1)
+		return smtpError("452 4.5.3 Error: too many recipients")
 	}
 	s.rcpts = append(s.rcpts, to)
+	s.rcptBytes += len(to)
 	return nil
 }
 
@@ -543,7 +697,7 @@ func (s *session) Data(r io.Reader) error {
 }
 
 func (s *session) Reset() {
-	s.from, s.rcpts = "", nil
+	s.from, s.rcpts, s.rcptBytes = "", nil, 0
 }
 
 func (s *session) Logout() error { return nil }
