@@ -237,15 +237,20 @@ func (m *migration) jail(j fail2ban.Jail) {
 	}
 	backend := strings.TrimSpace(o["backend"])
 	if strings.HasPrefix(backend, "systemd") {
-		var units, idents []string
+		var matches []string
 		if f, err := fail2ban.Load(m.dir, fname); err == nil {
-			units, idents = fail2ban.JournalSelection(fail2ban.Journalmatch(f.Engine()))
+			matches = fail2ban.JournalMatches(fail2ban.Journalmatch(f.Engine()))
 		}
-		if len(units)+len(idents) == 0 {
-			idents = []string{fname}
+		if len(matches) == 0 {
+			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList([]string{fname}))
+			m.note("approximated", name+": backend = "+backend, "the filter has no journalmatch: journal entries logged as "+fname)
+		} else {
+			// journalctl's matches as fail2ban gives them: "+" is "or", so
+			// "_SYSTEMD_UNIT=sshd.service + _COMM=sshd" also reads Debian's
+			// sshd, whose unit is ssh.service.
+			fmt.Fprintf(m.conf, "journal = { matches = %s }\n", tomlList(matches))
+			m.note("mapped", name+": backend = "+backend, "journal, selected by the filter's journalmatch")
 		}
-		fmt.Fprintf(m.conf, "journal = { units = %s, identifiers = %s }\n", tomlList(units), tomlList(idents))
-		m.note("mapped", name+": backend = "+backend, "journal, selected by the filter's journalmatch")
 	} else {
 		var paths []string
 		for _, p := range strings.Fields(o["logpath"]) {

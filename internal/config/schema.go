@@ -384,6 +384,12 @@ type Jail struct {
 type Journal struct {
 	Units       []string `toml:"units"`
 	Identifiers []string `toml:"identifiers"`
+	// Matches are journalctl's own match expressions, FIELD=VALUE terms
+	// with "+" between alternatives (as fail2ban's journalmatch), for a
+	// selection units and identifiers cannot say: a record from this unit
+	// or with that command name. They and any units and identifiers must
+	// all hold.
+	Matches []string `toml:"matches"`
 	// Directory reads the journal files in this directory (journalctl
 	// --directory) rather than the system's journal: a container's,
 	// another host's, or a copy. journald need not run.

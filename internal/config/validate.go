@@ -150,7 +150,32 @@ func (c *Config) checkJail(name string, j *Jail) error {
 	if j.Journal != nil && j.Journal.Directory != "" && !strings.HasPrefix(j.Journal.Directory, "/") {
 		return c.errorf(key+".journal", "key \"journal\": directory %q is not an absolute path", j.Journal.Directory)
 	}
+	if j.Journal != nil {
+		if err := journalMatches(j.Journal.Matches); err != "" {
+			return c.errorf(key+".journal", "key \"journal\": matches: %s", err)
+		}
+	}
 	return nil
+}
+
+// journalMatches checks journalctl match expressions: FIELD=VALUE terms,
+// FIELD in upper case letters, digits and "_" (so that no term reads as
+// an option), with single "+" between alternatives; it says what is
+// wrong, or "".
+func journalMatches(ms []string) string {
+	for i, m := range ms {
+		if m == "+" {
+			if i == 0 || i == len(ms)-1 || ms[i-1] == "+" {
+				return fmt.Sprintf("%q must stand between two terms", m)
+			}
+			continue
+		}
+		field, _, ok := strings.Cut(m, "=")
+		if !ok || field == "" || strings.TrimLeft(field, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" || field[0] >= '0' && field[0] <= '9' {
+			return fmt.Sprintf("%q is not FIELD=VALUE (FIELD in upper case, as _SYSTEMD_UNIT=ssh.service) or \"+\"", m)
+		}
+	}
+	return ""
 }
 
 func oneOf(c *Config, key, v string, allowed ...string) error {

@@ -34,7 +34,7 @@ func (p *sourcePlan) same(q *sourcePlan) bool {
 	return p.key == q.key && p.file == q.file && p.udp == q.udp && p.tcp == q.tcp &&
 		(p.jrnl == nil) == (q.jrnl == nil) &&
 		(p.jrnl == nil || slices.Equal(p.jrnl.Units, q.jrnl.Units) && slices.Equal(p.jrnl.Identifiers, q.jrnl.Identifiers) &&
-			p.jrnl.Directory == q.jrnl.Directory)
+			slices.Equal(p.jrnl.Matches, q.jrnl.Matches) && p.jrnl.Directory == q.jrnl.Directory)
 }
 
 // journaldRunning reports whether journald is there to be read.
@@ -99,6 +99,7 @@ func (sp *sourcePlan) describe() string {
 		for _, t := range sp.jrnl.Identifiers {
 			parts = append(parts, "-t "+t)
 		}
+		parts = append(parts, sp.jrnl.Matches...)
 		if d := sp.jrnl.Directory; d != "" {
 			parts = append(parts, "in "+d)
 		}
@@ -176,7 +177,7 @@ func (d *Daemon) prepareSource(plan *sourcePlan, positions map[string]string) (*
 		}
 		rs.src, rs.stats, rs.pos, rs.problem = f, f, fileSource{f}, f.Problem
 	case plan.jrnl != nil:
-		j := &source.Journal{Units: plan.jrnl.Units, Identifiers: plan.jrnl.Identifiers, AfterCursor: positions[plan.key], Parser: parser, Logger: d.log}
+		j := &source.Journal{Units: plan.jrnl.Units, Identifiers: plan.jrnl.Identifiers, Matches: plan.jrnl.Matches, AfterCursor: positions[plan.key], Parser: parser, Logger: d.log}
 		if dir := plan.jrnl.Directory; dir != "" {
 			j.Args = []string{"--directory=" + dir}
 		}

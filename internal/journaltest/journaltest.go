@@ -25,6 +25,7 @@ type Entry struct {
 	Msg   string    // any bytes: what is not UTF-8 text on one line takes the binary form
 	Ident string    // SYSLOG_IDENTIFIER; "sshd" when empty
 	Unit  string    // _SYSTEMD_UNIT; "ssh.service" when empty
+	Comm  string    // _COMM, the process's name; Ident when empty
 	PID   int       // _PID; none when 0
 	Host  string    // _HOSTNAME; none when empty
 	Time  time.Time // zero: now
@@ -66,9 +67,12 @@ func (f *File) Append(es ...Entry) {
 		if e.Unit == "" {
 			e.Unit = "ssh.service"
 		}
+		if e.Comm == "" {
+			e.Comm = e.Ident
+		}
 		f.mono += 1000
 		fields := []string{"__REALTIME_TIMESTAMP", fmt.Sprint(e.Time.UnixMicro()), "__MONOTONIC_TIMESTAMP", fmt.Sprint(f.mono),
-			"_BOOT_ID", "0123456789abcdef0123456789abcdef", "SYSLOG_IDENTIFIER", e.Ident, "_SYSTEMD_UNIT", e.Unit}
+			"_BOOT_ID", "0123456789abcdef0123456789abcdef", "SYSLOG_IDENTIFIER", e.Ident, "_COMM", e.Comm, "_SYSTEMD_UNIT", e.Unit}
 		if e.PID != 0 {
 			fields = append(fields, "_PID", fmt.Sprint(e.PID))
 		}

@@ -33,7 +33,11 @@ type Journal struct {
 	Command     string   // journalctl's path; "journalctl" when empty
 	Units       []string // -u UNIT filters: a record must match one of them
 	Identifiers []string // -t IDENTIFIER filters: and one of these
-	Args        []string // more arguments, such as "--directory=/var/log/journal" or "--file=F"
+	// Matches are journalctl's match expressions (FIELD=VALUE, "+"
+	// between alternatives), after the options; and they must hold too.
+	// The caller checks them (config does): a term must not start with "-".
+	Matches []string
+	Args    []string // more arguments, such as "--directory=/var/log/journal" or "--file=F"
 
 	// AfterCursor resumes after the record with this cursor. Empty starts
 	// at the end of the journal.
@@ -162,7 +166,8 @@ func (r *journalRun) args() []string {
 	for _, t := range r.Identifiers {
 		a = append(a, "--identifier="+t)
 	}
-	return append(a, r.Args...)
+	a = append(a, r.Args...)
+	return append(a, r.Matches...)
 }
 
 // once runs journalctl until it exits or ctx is cancelled, and returns how

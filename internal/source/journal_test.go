@@ -78,6 +78,32 @@ func TestJournalMessages(t *testing.T) {
 	}
 }
 
+// TestJournalMatches: journalctl's match expressions select as fail2ban's
+// journalmatch does, "+" being "or": OpenSSH's journalmatch names the unit
+// sshd.service, which is ssh.service on Debian, and its commands, so
+// Debian's sshd and sshd-session are read by their command names.
+func TestJournalMatches(t *testing.T) {
+	jf := journaltest.New(t)
+	jf.Append(journaltest.Entry{Msg: "old", Time: time.Now().Add(-time.Hour)})
+	src := journalSource(jf, jf.LastCursor())
+	src.Matches = []string{"_SYSTEMD_UNIT=sshd.service", "+", "_COMM=sshd", "+", "_COMM=sshd-session"}
+	col := newCollector()
+	start(t, src, col.emit)
+	jf.Append(
+		journaltest.Entry{Msg: "Debian's sshd"},
+		journaltest.Entry{Msg: "cron", Ident: "CRON", Unit: "cron.service"},
+		journaltest.Entry{Msg: "another distribution's unit", Ident: "sshd-wrapper", Unit: "sshd.service"},
+		journaltest.Entry{Msg: "Debian 13's session", Ident: "sshd-session"},
+		journaltest.Entry{Msg: "sshd's name, another unit's command", Ident: "sshd", Comm: "socat", Unit: "socat.service"},
+		journaltest.Entry{Msg: "last"},
+	)
+	ls := col.waitCount(t, 4)
+	want := []string{"Debian's sshd", "another distribution's unit", "Debian 13's session", "last"}
+	if got := messagesOf(ls); !slices.Equal(got, want) {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+}
+
 func TestJournalResume(t *testing.T) {
 	jf := journaltest.New(t)
 	jf.Append(journaltest.Entry{Msg: "old"})

@@ -3,7 +3,6 @@ package fail2ban
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -78,21 +77,16 @@ func isTrue(v string) bool {
 	return false
 }
 
-var unitRE = regexp.MustCompile(`_SYSTEMD_UNIT=(\S+)`)
-var commRE = regexp.MustCompile(`(?:_COMM|SYSLOG_IDENTIFIER)=(\S+)`)
-
-// JournalSelection returns the units and identifiers a filter's
-// journalmatch names.
-func JournalSelection(journalmatch []string) (units, idents []string) {
+// JournalMatches returns a filter's journalmatch lines as journalctl's
+// match terms: FIELD=VALUE, with "+" between alternatives, the syntax
+// fail2ban's systemd backend reads ("_SYSTEMD_UNIT=sshd.service + _COMM=sshd":
+// a record of that unit or of that command).
+func JournalMatches(journalmatch []string) []string {
+	var out []string
 	for _, m := range journalmatch {
-		for _, u := range unitRE.FindAllStringSubmatch(m, -1) {
-			units = append(units, u[1])
-		}
-		for _, c := range commRE.FindAllStringSubmatch(m, -1) {
-			idents = append(idents, c[1])
-		}
+		out = append(out, strings.Fields(m)...)
 	}
-	return units, idents
+	return out
 }
 
 // Journalmatch returns a loaded fail2ban filter's journalmatch lines.
