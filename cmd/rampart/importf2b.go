@@ -241,7 +241,14 @@ func (m *migration) jail(j fail2ban.Jail) {
 		if f, err := fail2ban.Load(m.dir, fname); err == nil {
 			matches = fail2ban.JournalMatches(fail2ban.Journalmatch(f.Engine()))
 		}
-		if len(matches) == 0 {
+		if def := builtinJournal(m.reg, fname); def != nil {
+			// fail2ban's journalmatch names upstream's units (sshd.service,
+			// postfix.service), which Debian calls ssh.service and
+			// postfix@-.service: Rampart's own jail for its filter selects
+			// by the names the daemon's processes log under.
+			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList(def.Identifiers))
+			m.note("mapped", name+": backend = "+backend, "journal, as Rampart's default "+fname+" jail selects it (identifiers "+strings.Join(def.Identifiers, ", ")+"), not by fail2ban's journalmatch "+strings.Join(matches, " "))
+		} else if len(matches) == 0 {
 			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList([]string{fname}))
 			m.note("approximated", name+": backend = "+backend, "the filter has no journalmatch: journal entries logged as "+fname)
 		} else {
@@ -390,4 +397,18 @@ func tomlList(xs []string) string {
 	}
 	b.WriteByte(']')
 	return b.String()
+}
+
+// builtinJournal is the journal selection of Rampart's default jail for
+// the built-in filter fname (sshd, postfix, dovecot), or nil.
+func builtinJournal(reg *filter.Registry, fname string) *config.Journal {
+	if f, _, ok := reg.Lookup(fname); !ok || f.Origin != "" {
+		return nil
+	}
+	for _, j := range config.Default().Jails {
+		if j.Filter == fname && j.Journal != nil && len(j.Journal.Units) == 0 && len(j.Journal.Matches) == 0 {
+			return j.Journal
+		}
+	}
+	return nil
 }

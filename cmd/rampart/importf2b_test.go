@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func TestImportFail2ban(t *testing.T) {
 	}
 	f2b := filepath.Join(dir, "fail2ban")
 	writeTestFile(t, filepath.Join(f2b, "jail.local"), "[DEFAULT]\nignoreip = 127.0.0.1/8 192.0.2.0/24\nbantime = 1h\nbantime.increment = true\n\n"+
-		"[sshd]\nenabled = true\nmaxretry = 3\nbackend = systemd\n\n[postfix]\nenabled = true\nmode = aggressive\nlogpath = /var/log/mail.log\n\n[recidive]\nenabled = true\n")
+		"[sshd]\nenabled = true\nmaxretry = 3\nbackend = systemd\n\n[postfix]\nenabled = true\nmode = aggressive\nlogpath = /var/log/mail.log\n\n[recidive]\nenabled = true\n\n[murmur]\nenabled = true\nbackend = systemd\n")
 	conf, rep := filepath.Join(dir, "rampart.toml"), filepath.Join(dir, "report.txt")
 	if code, _, errs := runCLI("import-fail2ban", "-o", conf, "--report", rep, f2b); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
@@ -43,18 +44,23 @@ func TestImportFail2ban(t *testing.T) {
 			t.Errorf("check-config: %v", p.Err)
 		}
 	}
-	if got := strings.Join(cfg.EnabledJails(), ","); got != "postfix,recidive,sshd" {
+	if got := strings.Join(cfg.EnabledJails(), ","); got != "murmur,postfix,recidive,sshd" {
 		t.Errorf("jails %s", got)
 	}
 	if j := cfg.Jails["sshd"]; j.MaxRetry != 3 || j.BanTime.D().String() != "1h0m0s" {
 		t.Errorf("sshd: maxretry %d bantime %v", j.MaxRetry, j.BanTime.D())
 	}
-	// backend = systemd: the filter's journalmatch, "+" meaning "or" as
-	// in fail2ban, so that Debian's sshd (unit ssh.service) is read by its
-	// command's name.
-	if j := cfg.Jails["sshd"]; j.Journal == nil || len(j.Files) != 0 ||
-		strings.Join(j.Journal.Matches, " ") != "_SYSTEMD_UNIT=sshd.service + _COMM=sshd" || len(j.Journal.Units)+len(j.Journal.Identifiers) != 0 {
+	// backend = systemd: a built-in filter's jail selects the journal as
+	// Rampart's default jail does (fail2ban's journalmatch names the unit
+	// sshd.service, which Debian calls ssh.service); fail2ban's own filter
+	// by its journalmatch, "+" meaning "or" there as in fail2ban.
+	if j := cfg.Jails["sshd"]; j.Journal == nil || len(j.Files) != 0 || len(j.Journal.Units)+len(j.Journal.Matches) != 0 ||
+		!slices.Equal(j.Journal.Identifiers, config.Default().Jails["sshd"].Journal.Identifiers) {
 		t.Errorf("sshd: files %v journal %+v", j.Files, j.Journal)
+	}
+	if j := cfg.Jails["murmur"]; j.Journal == nil || len(j.Files) != 0 ||
+		strings.Join(j.Journal.Matches, " ") != "_SYSTEMD_UNIT=murmurd.service + _COMM=murmurd" || len(j.Journal.Units)+len(j.Journal.Identifiers) != 0 {
+		t.Errorf("murmur: files %v journal %+v", j.Files, j.Journal)
 	}
 	if j := cfg.Jails["postfix"]; j.Mode != "aggressive" {
 		t.Errorf("postfix mode %q", j.Mode)
