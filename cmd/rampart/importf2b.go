@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -236,18 +237,19 @@ func (m *migration) jail(j fail2ban.Jail) {
 		}
 	}
 	backend := strings.TrimSpace(o["backend"])
+	def := builtinJail(m.reg, fname)
 	if strings.HasPrefix(backend, "systemd") {
 		var matches []string
 		if f, err := fail2ban.Load(m.dir, fname); err == nil {
 			matches = fail2ban.JournalMatches(fail2ban.Journalmatch(f.Engine()))
 		}
-		if def := builtinJournal(m.reg, fname); def != nil {
+		if def != nil {
 			// fail2ban's journalmatch names upstream's units (sshd.service,
 			// postfix.service), which Debian calls ssh.service and
 			// postfix@-.service: Rampart's own jail for its filter selects
 			// by the names the daemon's processes log under.
-			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList(def.Identifiers))
-			m.note("mapped", name+": backend = "+backend, "journal, as Rampart's default "+fname+" jail selects it (identifiers "+strings.Join(def.Identifiers, ", ")+"), not by fail2ban's journalmatch "+strings.Join(matches, " "))
+			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList(def.Journal.Identifiers))
+			m.note("mapped", name+": backend = "+backend, "journal, as Rampart's default "+fname+" jail selects it (identifiers "+strings.Join(def.Journal.Identifiers, ", ")+"), not by fail2ban's journalmatch "+strings.Join(matches, " "))
 		} else if len(matches) == 0 {
 			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList([]string{fname}))
 			m.note("approximated", name+": backend = "+backend, "the filter has no journalmatch: journal entries logged as "+fname)
@@ -271,6 +273,13 @@ func (m *migration) jail(j fail2ban.Jail) {
 		}
 		fmt.Fprintf(m.conf, "files = %s\n", tomlList(paths))
 		m.note("mapped", name+": logpath", strings.Join(paths, " "))
+		if def != nil && slices.Equal(slices.Sorted(slices.Values(paths)), slices.Sorted(slices.Values(def.Files))) {
+			// The default jail's files: read as it reads them, journald
+			// when it runs (Debian 12 keeps no auth.log without rsyslog,
+			// where fail2ban finds nothing), else the files.
+			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList(def.Journal.Identifiers))
+			m.note("mapped", name+": logpath "+strings.Join(paths, " "), "also journald's "+strings.Join(def.Journal.Identifiers, ", ")+", read instead of the files when journald runs, as Rampart's default "+fname+" jail does")
+		}
 		if backend != "" && backend != "auto" && backend != "polling" && backend != "pyinotify" {
 			m.note("approximated", name+": backend = "+backend, "Rampart follows files with inotify and polling by itself")
 		}
@@ -399,15 +408,16 @@ func tomlList(xs []string) string {
 	return b.String()
 }
 
-// builtinJournal is the journal selection of Rampart's default jail for
-// the built-in filter fname (sshd, postfix, dovecot), or nil.
-func builtinJournal(reg *filter.Registry, fname string) *config.Journal {
+// builtinJail is Rampart's default jail for the built-in filter fname
+// (sshd, postfix, dovecot) when it selects the journal by identifiers, or
+// nil.
+func builtinJail(reg *filter.Registry, fname string) *config.Jail {
 	if f, _, ok := reg.Lookup(fname); !ok || f.Origin != "" {
 		return nil
 	}
 	for _, j := range config.Default().Jails {
-		if j.Filter == fname && j.Journal != nil && len(j.Journal.Units) == 0 && len(j.Journal.Matches) == 0 {
-			return j.Journal
+		if j.Filter == fname && j.Journal != nil && len(j.Journal.Identifiers) > 0 && len(j.Journal.Units)+len(j.Journal.Matches) == 0 {
+			return j
 		}
 	}
 	return nil

@@ -26,7 +26,7 @@ func TestImportFail2ban(t *testing.T) {
 	}
 	f2b := filepath.Join(dir, "fail2ban")
 	writeTestFile(t, filepath.Join(f2b, "jail.local"), "[DEFAULT]\nignoreip = 127.0.0.1/8 192.0.2.0/24\nbantime = 1h\nbantime.increment = true\n\n"+
-		"[sshd]\nenabled = true\nmaxretry = 3\nbackend = systemd\n\n[postfix]\nenabled = true\nmode = aggressive\nlogpath = /var/log/mail.log\n\n[recidive]\nenabled = true\n\n[murmur]\nenabled = true\nbackend = systemd\n")
+		"[sshd]\nenabled = true\nmaxretry = 3\nbackend = systemd\n\n[postfix]\nenabled = true\nmode = aggressive\nlogpath = /var/log/mail.log\n\n[recidive]\nenabled = true\n\n[murmur]\nenabled = true\nbackend = systemd\n\n[dovecot]\nenabled = true\nlogpath = /srv/mail/dovecot.log\n")
 	conf, rep := filepath.Join(dir, "rampart.toml"), filepath.Join(dir, "report.txt")
 	if code, _, errs := runCLI("import-fail2ban", "-o", conf, "--report", rep, f2b); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
@@ -44,7 +44,7 @@ func TestImportFail2ban(t *testing.T) {
 			t.Errorf("check-config: %v", p.Err)
 		}
 	}
-	if got := strings.Join(cfg.EnabledJails(), ","); got != "murmur,postfix,recidive,sshd" {
+	if got := strings.Join(cfg.EnabledJails(), ","); got != "dovecot,murmur,postfix,recidive,sshd" {
 		t.Errorf("jails %s", got)
 	}
 	if j := cfg.Jails["sshd"]; j.MaxRetry != 3 || j.BanTime.D().String() != "1h0m0s" {
@@ -61,6 +61,15 @@ func TestImportFail2ban(t *testing.T) {
 	if j := cfg.Jails["murmur"]; j.Journal == nil || len(j.Files) != 0 ||
 		strings.Join(j.Journal.Matches, " ") != "_SYSTEMD_UNIT=murmurd.service + _COMM=murmurd" || len(j.Journal.Units)+len(j.Journal.Identifiers) != 0 {
 		t.Errorf("murmur: files %v journal %+v", j.Files, j.Journal)
+	}
+	// logpath: the default jail's files also read journald when it runs,
+	// as that jail does.
+	if j := cfg.Jails["postfix"]; j.Journal == nil || !slices.Equal(j.Files, []string{"/var/log/mail.log"}) ||
+		!slices.Equal(j.Journal.Identifiers, config.Default().Jails["postfix"].Journal.Identifiers) {
+		t.Errorf("postfix: files %v journal %+v", j.Files, j.Journal)
+	}
+	if j := cfg.Jails["dovecot"]; j.Journal != nil || !slices.Equal(j.Files, []string{"/srv/mail/dovecot.log"}) {
+		t.Errorf("dovecot, a file of its own: files %v journal %+v", j.Files, j.Journal)
 	}
 	if j := cfg.Jails["postfix"]; j.Mode != "aggressive" {
 		t.Errorf("postfix mode %q", j.Mode)
