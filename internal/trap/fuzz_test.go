@@ -61,26 +61,7 @@ func FuzzSMTPSession(f *testing.F) {
 	go srv.Serve(l, trap.ListenerConfig{Port: 587, Auth: true})
 	f.Cleanup(func() { srv.Close() })
 	f.Fuzz(func(t *testing.T, input []byte) {
-		client, server := net.Pipe()
-		l.conns <- server
-		client.SetDeadline(time.Now().Add(5 * time.Second))
-		var replies []string
-		read := make(chan struct{})
-		go func() {
-			defer close(read)
-			br := bufio.NewReader(client)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				replies = append(replies, strings.TrimRight(line, "\r\n"))
-			}
-		}()
-		client.Write(input)
-		client.Write([]byte("\r\n.\r\nQUIT\r\n"))
-		client.Close()
-		<-read
+		replies := pipeSession(l, input, "\r\n.\r\nQUIT\r\n")
 		for _, r := range replies {
 			if !replyLine.MatchString(r) {
 				t.Fatalf("malformed reply %q to %q", r, input)
@@ -92,4 +73,30 @@ func FuzzSMTPSession(f *testing.F) {
 			}
 		}
 	})
+}
+
+// pipeSession writes input and then end to a new connection of l, and
+// returns the lines the server wrote until it hung up.
+func pipeSession(l *pipeListener, input []byte, end string) []string {
+	client, server := net.Pipe()
+	l.conns <- server
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	var replies []string
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		br := bufio.NewReader(client)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			replies = append(replies, strings.TrimRight(line, "\r\n"))
+		}
+	}()
+	client.Write(input)
+	client.Write([]byte(end))
+	client.Close()
+	<-read
+	return replies
 }

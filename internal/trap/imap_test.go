@@ -75,3 +75,40 @@ func TestIMAPFace(t *testing.T) {
 		t.Errorf("logins %d, failed %d", st.Logins.Load(), st.FailedLogins.Load())
 	}
 }
+
+// TestIMAPIdleStillHere: during IDLE the decoy says it is still there
+// every imap_idle_notify_interval, as Dovecot does.
+func TestIMAPIdleStillHere(t *testing.T) {
+	defer trap.SetIMAPIdleNotify(300 * time.Millisecond)()
+	c, err := net.Dial("tcp", imapDecoy(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := imapTalk(t, c, []imapStep{{}, {send: "a LOGIN admin 123456"}, {send: "b IDLE"}}, func(int) int { return 1 })
+	if got[2][0] != "+ idling" {
+		t.Fatalf("IDLE: %q", got[2])
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if line != "* OK Still here\r\n" {
+		t.Fatalf("during IDLE: %q %v", line, err)
+	}
+}
+
+// TestIMAPLoginTimeout: a client that does not log in in time is sent
+// away as imap-login sends it away.
+func TestIMAPLoginTimeout(t *testing.T) {
+	defer trap.SetIMAPLoginTimeout(300 * time.Millisecond)()
+	c, err := net.Dial("tcp", imapDecoy(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := imapTalk(t, c, []imapStep{{}, {send: "a NOOP"}}, func(int) int { return 1 })
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if got[1][0] != "a OK NOOP completed." || line != "* BYE Disconnected for inactivity.\r\n" {
+		t.Fatalf("%q, then %q %v", got, line, err)
+	}
+}
