@@ -38,6 +38,11 @@ type trapper struct {
 	st        trapstore.Store
 	log       *slog.Logger
 	tls       bool // the decoys have a certificate
+	// imapTLSOnly: Dovecot refuses logins in the clear before STARTTLS
+	// (disable_plaintext_auth, auth_allow_cleartext in 2.4), and shows a
+	// remote client LOGINDISABLED; the IMAP decoy does the same when it
+	// can offer STARTTLS.
+	imapTLSOnly bool
 	// smtp is each SMTP listener's configuration by its port: its
 	// protocol's, and what the real Postfix service on that port
 	// announces and refuses (relaying, EHLO, limits, postmaster).
@@ -113,6 +118,7 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 	t := &trapper{cfg: tc, jails: map[string]bool{}, scenarios: map[string]bool{}, st: trapstore.Store{Store: st}, log: log, tls: tlsConfig != nil,
 		smtp: map[int]trap.ListenerConfig{}}
 	mechs := dovecotMechs(ctx, pc, tc.Listeners)
+	t.imapTLSOnly = t.tls && dovecotTLSOnly(ctx)
 	for _, l := range tc.Listeners {
 		if l.Protocol != "imap" && l.Protocol != "imaps" {
 			var svc *postfixaudit.Service
@@ -245,6 +251,20 @@ func SMTPTrapListener(pc *postfixaudit.Config, protocol string, port int, s *pos
 	return c
 }
 
+// dovecotTLSOnly reports whether the real Dovecot refuses logins in the
+// clear from remote clients: disable_plaintext_auth = yes (2.3, the
+// default) or auth_allow_cleartext = no (2.4, the default). false without
+// doveconf.
+func dovecotTLSOnly(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if v, ok := postfixaudit.Doveconf(ctx, "disable_plaintext_auth"); ok {
+		return v == "yes"
+	}
+	v, ok := postfixaudit.Doveconf(ctx, "auth_allow_cleartext")
+	return ok && v == "no"
+}
+
 // dovecotMechs is what Dovecot's auth service offers each SMTP
 // listener's Postfix service, by its socket: read from the socket as
 // smtpd reads it, or else, when Dovecot is not running yet, from
@@ -268,7 +288,8 @@ func dovecotMechs(ctx context.Context, pc *postfixaudit.Config, ls []config.Trap
 			continue
 		}
 		if !asked {
-			fallback, asked = postfixaudit.DovecotMechs(postfixaudit.Doveconf(ctx)), true
+			v, _ := postfixaudit.Doveconf(ctx, "auth_mechanisms")
+			fallback, asked = postfixaudit.DovecotMechs(strings.Fields(v)), true
 		}
 		out[path] = fallback
 	}
@@ -331,7 +352,7 @@ func (t *trapper) start(ctx context.Context, wg *sync.WaitGroup) error {
 		imap := false
 		switch lc.Protocol {
 		case "imap":
-			imap, c = true, trap.ListenerConfig{Port: uint16(lc.Port)}
+			imap, c = true, trap.ListenerConfig{Port: uint16(lc.Port), RequireTLS: t.imapTLSOnly}
 		case "imaps":
 			imap, c = true, trap.ListenerConfig{Port: uint16(lc.Port), ImplicitTLS: true}
 		}

@@ -218,17 +218,17 @@ func (c *Config) DovecotSocket(s *Service) string {
 	return p
 }
 
-// Doveconf returns Dovecot's auth_mechanisms as doveconf reads them; nil
-// when doveconf is missing or fails.
-func Doveconf(ctx context.Context) []string {
+// Doveconf returns a Dovecot setting as doveconf reads it; false when
+// doveconf is missing or does not know the setting (2.4 renamed some).
+func Doveconf(ctx context.Context, key string) (string, bool) {
 	if _, err := exec.LookPath("doveconf"); err != nil {
-		return nil
+		return "", false
 	}
-	out, err := exec.CommandContext(ctx, "doveconf", "-h", "auth_mechanisms").Output()
+	out, err := exec.CommandContext(ctx, "doveconf", "-h", key).Output()
 	if err != nil {
-		return nil
+		return "", false
 	}
-	return strings.Fields(string(out))
+	return strings.TrimSpace(string(out)), true
 }
 
 // dovecotFlags are the properties Dovecot 2.3 declares for its
