@@ -3,10 +3,7 @@ package trap_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -30,7 +27,7 @@ import (
 // = plain login cram-md5 anonymous external and fails every login; the
 // decoy reads the same socket.
 func TestEHLOPostfix(t *testing.T) {
-	tlsConfig, certFile, keyFile := certFiles(t)
+	tlsConfig, certFile, keyFile := writeCert(t, t.TempDir())
 	socket := fakeDovecot(t)
 	cases := []struct{ name, protocol, opts string }{
 		{"Debian's submission", "submission", "-o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes -o smtpd_tls_auth_only=yes " +
@@ -129,26 +126,6 @@ func converse(t *testing.T, addr string, script []string) []string {
 		}
 	}
 	return out
-}
-
-// certFiles writes a self-signed certificate and its key where Postfix
-// reads them, and returns them as the decoy's TLS configuration too.
-func certFiles(t *testing.T) (*tls.Config, string, string) {
-	t.Helper()
-	cfg := selfSigned(t)
-	kder, err := x509.MarshalECPrivateKey(cfg.Certificates[0].PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cert, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cfg.Certificates[0].Certificate[0]}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return cfg, cert, keyFile
 }
 
 // fakeDovecot serves Dovecot's auth protocol on a unix socket Postfix's

@@ -10,11 +10,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -514,4 +516,23 @@ func TestSMTPTrapFailureDelay(t *testing.T) {
 	if got := c.cmd("AUTH PLAIN %s", plain("admin", "123456")); !strings.HasPrefix(got, "235 ") {
 		t.Fatal(got)
 	}
+}
+
+// writeCert writes a self-signed certificate and its key to dir as
+// cert.pem and key.pem, where a real server reads them, and returns them
+// as the decoy's TLS configuration and the two paths.
+func writeCert(t *testing.T, dir string) (*tls.Config, string, string) {
+	t.Helper()
+	cfg := selfSigned(t)
+	kd, err := x509.MarshalPKCS8PrivateKey(cfg.Certificates[0].PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for name, b := range map[string]*pem.Block{cert: {Type: "CERTIFICATE", Bytes: cfg.Certificates[0].Certificate[0]}, key: {Type: "PRIVATE KEY", Bytes: kd}} {
+		if err := os.WriteFile(name, pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfg, cert, key
 }
