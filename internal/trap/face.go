@@ -645,7 +645,7 @@ func (f *face) auth(args []string) string {
 // relays only for logged-in clients.
 func (f *face) vrfy(args []string) string {
 	lc := f.l.cfg
-	if f.l.srv.cfg.DisableVRFY || lc.DisableVRFY {
+	if lc.DisableVRFY {
 		return "502 5.5.1 VRFY command is disabled"
 	}
 	if n := len(args); n > 1 && lc.smtputf8() && strings.EqualFold(args[n-1], "SMTPUTF8") {
@@ -1059,7 +1059,7 @@ func (f *face) ehlo() []string {
 	}
 	add("PIPELINING", "PIPELINING", true)
 	add("SIZE", size, true)
-	add("VRFY", "VRFY", !cfg.DisableVRFY && !lc.DisableVRFY)
+	add("VRFY", "VRFY", !lc.DisableVRFY)
 	add("ETRN", "ETRN", true)
 	add("STARTTLS", "STARTTLS", cfg.TLS != nil && !f.tls && !lc.NoSTARTTLS)
 	if lc.Auth && f.saslActive() {

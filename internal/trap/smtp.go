@@ -51,7 +51,6 @@ type Config struct {
 	Help                   bool // HELP is answered (Postfix 3.9 and later)
 	ForbidUnauthPipelining bool // smtpd_forbid_unauth_pipelining (default yes since 3.9)
 	StrictEOD              bool // smtpd_forbid_bare_newline = normalize (default since 3.9), yes, note or reject
-	DisableVRFY            bool // disable_vrfy_command
 }
 
 // DefaultConfig returns the defaults: Postfix's size limit (10240000
@@ -97,7 +96,7 @@ type ListenerConfig struct {
 	BrokenAuth                                  bool     // broken_sasl_auth_clients: "AUTH=…" after "AUTH …"
 	Discard                                     []string // smtpd_discard_ehlo_keywords, upper case
 	NoSMTPUTF8                                  bool     // smtputf8_enable = no
-	DisableVRFY                                 bool     // disable_vrfy_command, as this service sets it (or Config's)
+	DisableVRFY                                 bool     // disable_vrfy_command, as this service sets it
 	// SizeLimit is the service's message_size_limit, which EHLO's SIZE
 	// and MAIL's SIZE= follow: 0 leaves Config's MaxMessageBytes, -1 is
 	// none. The trap never reads more than MaxMessageBytes of a message.
