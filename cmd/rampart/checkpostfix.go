@@ -16,8 +16,8 @@ and report what leaves the server open to abuse, each with the line to
 add and why: relaying for anyone (no reject_unauth_destination, mynetworks
 too wide), AUTH on port 25 or before TLS, no HELO required, no connection,
 AUTH or error limits, VRFY and unlisted recipients that let enumeration
-through, no postscreen, and Rampart's policy hooks absent, misplaced or
-failing closed.
+through, no postscreen, and Rampart's policy hooks absent, misplaced,
+failing closed or out of a chrooted smtpd's reach.
 
 Exit status: 0 when nothing is flagged, 1 when something is (for CI), 2
 when postconf cannot be run.`

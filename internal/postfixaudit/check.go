@@ -184,6 +184,7 @@ func (c *Config) checkRampart(port25 *Service, clients []*Service) []Finding {
 				Fix:     "-o smtpd_delay_reject=no\n-o smtpd_client_restrictions=$rampart_policy   # on " + s.Name + " in master.cf"})
 		}
 	}
+	out = append(out, c.checkChroot(clients)...)
 	failClosed := strings.HasPrefix(c.Main["smtpd_policy_service_default_action"], "4") || strings.HasPrefix(c.Main["smtpd_policy_service_default_action"], "5") ||
 		strings.HasPrefix(strings.ToUpper(c.Main["smtpd_policy_service_default_action"]), "DEFER") || strings.HasPrefix(strings.ToUpper(c.Main["smtpd_policy_service_default_action"]), "REJECT")
 	for _, h := range hooks {
@@ -206,29 +207,95 @@ func (c *Config) checkRampart(port25 *Service, clients []*Service) []Finding {
 	return out
 }
 
+// checkChroot flags a Rampart hook a chrooted smtpd cannot reach: an
+// absolute unix: path is looked up inside the chroot (the queue
+// directory), so Debian's smtpd (chroot "y") would connect to
+// /var/spool/postfix/var/spool/postfix/... and every query would fail
+// open, unnoticed but for a warning in the mail log. Postfix's daemons
+// run in the queue directory, chrooted or not, so a path relative to it
+// works for both.
+func (c *Config) checkChroot(clients []*Service) []Finding {
+	var out []Finding
+	for _, s := range clients {
+		if s.Chroot != "y" && s.Chroot != "yes" {
+			continue
+		}
+		for _, h := range c.serviceHooks(s) {
+			path, ok := strings.CutPrefix(bareEndpoint(h), "unix:")
+			if !ok || !strings.HasPrefix(path, "/") {
+				continue
+			}
+			fix := "# a unix: path relative to queue_directory, as:\n" + rampartPolicy
+			if q := strings.TrimSuffix(c.Main["queue_directory"], "/"); q != "" {
+				if rel, ok := strings.CutPrefix(path, q+"/"); ok {
+					fix = strings.Replace(rampartPolicy, "unix:rampart/policy", "unix:"+rel, 1)
+				} else {
+					fix = "# move Rampart's socket into " + q + " ([postfix_policy] listen), then:\n" + rampartPolicy
+				}
+			}
+			out = append(out, Finding{ID: "rampart-hook-chroot", Level: Error, Service: s.Name,
+				Problem: "Rampart's hook " + h + " is an absolute path, and " + s.Name + " runs chrooted in the queue directory",
+				Why:     "the chrooted smtpd looks for the socket inside its chroot and never finds it: every query fails open, and Rampart is never asked",
+				Fix:     fix})
+			break
+		}
+	}
+	return out
+}
+
+// serviceHooks returns the endpoints of Rampart's check_policy_service
+// entries in the restriction lists s uses: its -o overrides, else main.cf's.
+func (c *Config) serviceHooks(s *Service) []string {
+	var hooks []string
+	names := map[string]bool{}
+	for k := range c.Main {
+		names[k] = true
+	}
+	for k := range s.Overrides {
+		names[k] = true
+	}
+	for k := range names {
+		if strings.HasSuffix(k, "_restrictions") {
+			hooks = appendHooks(hooks, c.Param(s, k))
+		}
+	}
+	slices.Sort(hooks)
+	return hooks
+}
+
+// appendHooks appends to hooks the endpoints of Rampart's
+// check_policy_service entries in the restriction list v that it lacks.
+func appendHooks(hooks []string, v string) []string {
+	t := tokens(v)
+	for i := range t {
+		if t[i] == "check_policy_service" && i+1 < len(t) && isRampart(t[i+1]) && !slices.Contains(hooks, t[i+1]) {
+			hooks = append(hooks, t[i+1])
+		}
+	}
+	return hooks
+}
+
+// bareEndpoint returns a check_policy_service endpoint without the braces
+// and attributes of its { endpoint, name=value ... } form.
+func bareEndpoint(endpoint string) string {
+	e := strings.Trim(endpoint, "{} ")
+	e, _, _ = strings.Cut(e, ",")
+	return strings.TrimSpace(e)
+}
+
 // rampartHooks returns the endpoints of Rampart's check_policy_service
 // entries in every restriction list of main.cf and of the services.
 func (c *Config) rampartHooks() []string {
 	var hooks []string
-	seen := map[string]bool{}
-	look := func(v string) {
-		t := tokens(v)
-		for i := range t {
-			if t[i] == "check_policy_service" && i+1 < len(t) && isRampart(t[i+1]) && !seen[t[i+1]] {
-				seen[t[i+1]] = true
-				hooks = append(hooks, t[i+1])
-			}
-		}
-	}
 	for k, v := range c.Main {
 		if strings.HasSuffix(k, "_restrictions") {
-			look(v)
+			hooks = appendHooks(hooks, v)
 		}
 	}
 	for _, s := range c.Services {
 		for k, v := range s.Overrides {
 			if strings.HasSuffix(k, "_restrictions") {
-				look(v)
+				hooks = appendHooks(hooks, v)
 			}
 		}
 	}
@@ -237,9 +304,7 @@ func (c *Config) rampartHooks() []string {
 }
 
 func isRampart(endpoint string) bool {
-	e := strings.Trim(endpoint, "{} ")
-	e, _, _ = strings.Cut(e, ",")
-	e = strings.TrimSpace(e)
+	e := bareEndpoint(endpoint)
 	return strings.Contains(e, "rampart") || e == rampartTCP
 }
 

@@ -2,7 +2,9 @@ package postfixaudit
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +33,41 @@ func TestDebianDefault(t *testing.T) {
 	want := []string{"helo-not-required", "no-connection-rate-limit", "error-limits", "vrfy-enabled", "no-postscreen", "rampart-hook-absent"}
 	if !slices.Equal(got, want) {
 		t.Errorf("findings %v, want %v", got, want)
+	}
+}
+
+// TestDebianAbsoluteHook: Debian's Postfix with Rampart's hook written as
+// the socket's absolute path, which its chrooted smtpd (master.cf's "y")
+// looks up inside /var/spool/postfix and never reaches.
+func TestDebianAbsoluteHook(t *testing.T) {
+	if _, err := exec.LookPath("postconf"); err != nil {
+		t.Skip("skipping: needs postconf (scripts/test installs postfix)")
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"main.cf", "master.cf"} {
+		b, err := os.ReadFile(filepath.Join("testdata/debian", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "main.cf" {
+			b = append(b, "rampart_policy = check_policy_service { unix:/var/spool/postfix/rampart/policy, default_action=DUNNO }\nsmtpd_recipient_restrictions = permit_mynetworks, $rampart_policy\n"...)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := Read(context.Background(), dir, Postconf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *Finding
+	for _, f := range Check(c) {
+		if f.ID == "rampart-hook-chroot" {
+			found = &f
+		}
+	}
+	if found == nil || found.Service != "smtp" || !strings.Contains(found.Fix, "unix:rampart/policy") {
+		t.Errorf("rampart-hook-chroot: %+v", found)
 	}
 }
 
@@ -63,6 +100,14 @@ func config(main map[string]string, services ...Service) *Config {
 	return c
 }
 
+// chrooted marks c's services chrooted, as Debian's master.cf has them.
+func chrooted(c *Config) *Config {
+	for i := range c.Services {
+		c.Services[i].Chroot = "y"
+	}
+	return c
+}
+
 var submission = Service{Name: "submission", Type: "inet", Command: "smtpd", Overrides: map[string]string{
 	"smtpd_sasl_auth_enable": "yes", "smtpd_tls_security_level": "encrypt", "smtpd_delay_reject": "no",
 	"smtpd_client_restrictions": "check_policy_service { unix:rampart/policy, default_action=DUNNO }"}}
@@ -86,6 +131,12 @@ func TestCheck(t *testing.T) {
 		{"hook after the recipient map", config(map[string]string{"smtpd_recipient_restrictions": "permit_mynetworks, check_recipient_access hash:/etc/postfix/rcpt, check_policy_service { unix:rampart/policy, default_action=DUNNO }"}), []string{"rampart-hook-order"}},
 		{"hook fails closed, short timeout", config(map[string]string{"smtpd_recipient_restrictions": "permit_mynetworks, check_policy_service unix:rampart/policy", "smtpd_policy_service_timeout": "10s"}), []string{"policy-fails-closed", "policy-timeout-short"}},
 		{"submission without the hook", config(nil, Service{Name: "submission", Type: "inet", Command: "smtpd", Overrides: map[string]string{"smtpd_sasl_auth_enable": "yes", "smtpd_tls_auth_only": "yes"}}), []string{"rampart-hook-submission"}},
+		{"absolute socket path on chrooted services", chrooted(config(map[string]string{"queue_directory": "/var/spool/postfix", "smtpd_recipient_restrictions": "permit_mynetworks, check_policy_service { unix:/var/spool/postfix/rampart/policy, default_action=DUNNO }"}, submission)), []string{"rampart-hook-chroot", "rampart-hook-chroot"}},
+		{"absolute socket path outside the queue directory", chrooted(config(map[string]string{"queue_directory": "/var/spool/postfix"}, Service{Name: "submission", Type: "inet", Command: "smtpd", Overrides: map[string]string{
+			"smtpd_sasl_auth_enable": "yes", "smtpd_tls_security_level": "encrypt", "smtpd_delay_reject": "no",
+			"smtpd_client_restrictions": "check_policy_service { unix:/run/rampart/policy, default_action=DUNNO }"}})), []string{"rampart-hook-chroot"}},
+		{"absolute socket path without chroot", config(map[string]string{"smtpd_recipient_restrictions": "permit_mynetworks, check_policy_service { unix:/var/spool/postfix/rampart/policy, default_action=DUNNO }"}, submission), nil},
+		{"relative socket path on chrooted services", chrooted(config(map[string]string{"queue_directory": "/var/spool/postfix"}, submission)), nil},
 	} {
 		got := ids(Check(tc.c))
 		if !slices.Equal(got, tc.want) {

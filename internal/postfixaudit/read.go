@@ -26,6 +26,7 @@ type Service struct {
 	Name    string // "smtp", "submission", "127.0.0.1:2525", "smtpd"
 	Type    string // inet, unix, pass, ...
 	Command string // smtpd, postscreen, anvil, ...
+	Chroot  string // master.cf's chroot column: "y", "n" or "-"
 	Line    string // as postconf -M prints it
 	// Overrides are its -o parameters, expanded.
 	Overrides map[string]string
@@ -98,7 +99,7 @@ func Parse(mainOut, masterOut, overOut string) (*Config, error) {
 			continue
 		}
 		idx[f[0]+"/"+f[1]] = len(c.Services)
-		c.Services = append(c.Services, Service{Name: f[0], Type: f[1], Command: f[7], Line: strings.Join(f, " "), Overrides: masterOptions(sc.Text())})
+		c.Services = append(c.Services, Service{Name: f[0], Type: f[1], Command: f[7], Chroot: f[4], Line: strings.Join(f, " "), Overrides: masterOptions(sc.Text())})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("postconf -M: %w", err)
