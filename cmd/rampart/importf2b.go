@@ -248,8 +248,8 @@ func (m *migration) jail(j fail2ban.Jail) {
 			// postfix.service), which Debian calls ssh.service and
 			// postfix@-.service: Rampart's own jail for its filter selects
 			// by the names the daemon's processes log under.
-			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList(def.Journal.Identifiers))
-			m.note("mapped", name+": backend = "+backend, "journal, as Rampart's default "+fname+" jail selects it (identifiers "+strings.Join(def.Journal.Identifiers, ", ")+"), not by fail2ban's journalmatch "+strings.Join(matches, " "))
+			fmt.Fprintf(m.conf, "journal = %s\n", journalTOML(def.Journal))
+			m.note("mapped", name+": backend = "+backend, "journal, as Rampart's default "+fname+" jail selects it ("+journalTOML(def.Journal)+"), not by fail2ban's journalmatch "+strings.Join(matches, " "))
 		} else if len(matches) == 0 {
 			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList([]string{fname}))
 			m.note("approximated", name+": backend = "+backend, "the filter has no journalmatch: journal entries logged as "+fname)
@@ -277,8 +277,8 @@ func (m *migration) jail(j fail2ban.Jail) {
 			// The default jail's files: read as it reads them, journald
 			// when it runs (Debian 12 keeps no auth.log without rsyslog,
 			// where fail2ban finds nothing), else the files.
-			fmt.Fprintf(m.conf, "journal = { identifiers = %s }\n", tomlList(def.Journal.Identifiers))
-			m.note("mapped", name+": logpath "+strings.Join(paths, " "), "also journald's "+strings.Join(def.Journal.Identifiers, ", ")+", read instead of the files when journald runs, as Rampart's default "+fname+" jail does")
+			fmt.Fprintf(m.conf, "journal = %s\n", journalTOML(def.Journal))
+			m.note("mapped", name+": logpath "+strings.Join(paths, " "), "also journald ("+journalTOML(def.Journal)+"), read instead of the files when journald runs, as Rampart's default "+fname+" jail does")
 		}
 		if backend != "" && backend != "auto" && backend != "polling" && backend != "pyinotify" {
 			m.note("approximated", name+": backend = "+backend, "Rampart follows files with inotify and polling by itself")
@@ -409,16 +409,29 @@ func tomlList(xs []string) string {
 }
 
 // builtinJail is Rampart's default jail for the built-in filter fname
-// (sshd, postfix, dovecot) when it selects the journal by identifiers, or
-// nil.
+// (sshd, postfix, dovecot) when it reads the system's journal, or nil.
 func builtinJail(reg *filter.Registry, fname string) *config.Jail {
 	if f, _, ok := reg.Lookup(fname); !ok || f.Origin != "" {
 		return nil
 	}
 	for _, j := range config.Default().Jails {
-		if j.Filter == fname && j.Journal != nil && len(j.Journal.Identifiers) > 0 && len(j.Journal.Units)+len(j.Journal.Matches) == 0 {
+		if j.Filter == fname && j.Journal != nil && j.Journal.Directory == "" {
 			return j
 		}
 	}
 	return nil
+}
+
+// journalTOML writes a journal selection as a TOML inline table.
+func journalTOML(j *config.Journal) string {
+	var parts []string
+	for _, f := range []struct {
+		key  string
+		list []string
+	}{{"units", j.Units}, {"identifiers", j.Identifiers}, {"matches", j.Matches}} {
+		if len(f.list) > 0 {
+			parts = append(parts, f.key+" = "+tomlList(f.list))
+		}
+	}
+	return "{ " + strings.Join(parts, ", ") + " }"
 }

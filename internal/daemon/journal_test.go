@@ -1,14 +1,18 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/rampart-dev/rampart/internal/config"
 	"github.com/rampart-dev/rampart/internal/journaltest"
+	"github.com/rampart-dev/rampart/internal/logline"
 	"github.com/rampart-dev/rampart/internal/logtest"
+	"github.com/rampart-dev/rampart/internal/source"
 )
 
 // TestDaemonReadsJournalDirectory: a jail reading a journal directory
@@ -74,4 +78,44 @@ bantime = "1h"
 	write(append(down, failures(3, "198.51.100.8")...)...)
 	h.start(nil)
 	h.waitFor("ban of failures logged while down", func(st Status) bool { return banned(st, "198.51.100.8") })
+}
+
+// TestDovecotJournalSelection: the default dovecot jail reads Dovecot's own
+// lines (identifier "dovecot", from its log process) and what PAM writes
+// in Dovecot's auth worker under that process's name (Debian's default
+// passdb), by Dovecot's unit; not other units' "auth" lines.
+func TestDovecotJournalSelection(t *testing.T) {
+	jf := journaltest.New(t)
+	jf.Append(journaltest.Entry{Msg: "old", Time: time.Now().Add(-time.Hour)})
+	src := &source.Journal{Matches: config.Default().Jails["dovecot"].Journal.Matches, Args: []string{"--file=" + jf.Path},
+		AfterCursor: jf.LastCursor(), MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	lines := make(chan string, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		src.Run(ctx, func(l logline.Line) { lines <- l.Program + ": " + l.Message })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	jf.Append(
+		journaltest.Entry{Msg: "imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<erin>, method=PLAIN, rip=203.0.113.10, lip=192.0.2.1, session=<x>", Ident: "dovecot", Unit: "dovecot.service"},
+		journaltest.Entry{Msg: "pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=erin rhost=203.0.113.10  user=erin", Ident: "auth", Unit: "dovecot.service"},
+		journaltest.Entry{Msg: "another unit's auth", Ident: "auth", Unit: "other.service"},
+		journaltest.Entry{Msg: "Dovecot outside systemd's units", Ident: "dovecot", Unit: "init.scope"},
+	)
+	want := []string{
+		"dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<erin>, method=PLAIN, rip=203.0.113.10, lip=192.0.2.1, session=<x>",
+		"auth: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=erin rhost=203.0.113.10  user=erin",
+		"dovecot: Dovecot outside systemd's units",
+	}
+	for i, w := range want {
+		select {
+		case got := <-lines:
+			if got != w {
+				t.Fatalf("line %d: %q, want %q", i, got, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("line %d: nothing read, want %q", i, w)
+		}
+	}
 }
