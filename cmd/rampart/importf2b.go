@@ -60,7 +60,7 @@ func runImportFail2ban(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var conf, rep bytes.Buffer
-	m := &migration{conf: &conf, rep: &rep, reg: reg, dir: abs}
+	m := &migration{conf: &conf, rep: &rep, reg: reg, dir: abs, defaults: config.Default()}
 	m.write(jails, files)
 	if err := writeOut(*out, stdout, conf.Bytes()); err != nil {
 		return err
@@ -80,6 +80,7 @@ type migration struct {
 	conf, rep *bytes.Buffer
 	reg       *filter.Registry
 	dir       string
+	defaults  *config.Config // the embedded defaults: their jails' journal selections
 }
 
 func (m *migration) note(status, what, why string) {
@@ -237,7 +238,7 @@ func (m *migration) jail(j fail2ban.Jail) {
 		}
 	}
 	backend := strings.TrimSpace(o["backend"])
-	def := builtinJail(m.reg, fname)
+	def := m.builtinJail(fname)
 	if strings.HasPrefix(backend, "systemd") {
 		var matches []string
 		if f, err := fail2ban.Load(m.dir, fname); err == nil {
@@ -410,11 +411,11 @@ func tomlList(xs []string) string {
 
 // builtinJail is Rampart's default jail for the built-in filter fname
 // (sshd, postfix, dovecot) when it reads the system's journal, or nil.
-func builtinJail(reg *filter.Registry, fname string) *config.Jail {
-	if f, _, ok := reg.Lookup(fname); !ok || f.Origin != "" {
+func (m *migration) builtinJail(fname string) *config.Jail {
+	if f, _, ok := m.reg.Lookup(fname); !ok || f.Origin != "" {
 		return nil
 	}
-	for _, j := range config.Default().Jails {
+	for _, j := range m.defaults.Jails {
 		if j.Filter == fname && j.Journal != nil && j.Journal.Directory == "" {
 			return j
 		}

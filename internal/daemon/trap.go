@@ -117,15 +117,19 @@ func newTrapper(ctx context.Context, cfg *config.Config, enf Enforcer, st *store
 	}
 	t := &trapper{cfg: tc, jails: map[string]bool{}, scenarios: map[string]bool{}, st: trapstore.Store{Store: st}, log: log, tls: tlsConfig != nil,
 		smtp: map[int]trap.ListenerConfig{}}
-	mechs := dovecotMechs(ctx, pc, tc.Listeners)
+	// The Postfix service behind each SMTP listener's port (none without
+	// Postfix, or when its master.cf is unread).
+	services := map[int]*postfixaudit.Service{}
+	for _, l := range tc.Listeners {
+		if l.Protocol != "imap" && l.Protocol != "imaps" && postfixRead(pc) {
+			services[l.Port] = pc.SMTPService(l.Port)
+		}
+	}
+	mechs := dovecotMechs(ctx, pc, services)
 	t.imapTLSOnly = t.tls && dovecotTLSOnly(ctx)
 	for _, l := range tc.Listeners {
 		if l.Protocol != "imap" && l.Protocol != "imaps" {
-			var svc *postfixaudit.Service
-			if postfixRead(pc) {
-				svc = pc.SMTPService(l.Port)
-			}
-			t.smtp[l.Port] = SMTPTrapListener(pc, l.Protocol, l.Port, svc, mechs)
+			t.smtp[l.Port] = SMTPTrapListener(pc, l.Protocol, l.Port, services[l.Port], mechs)
 		}
 	}
 	for _, j := range tc.Jails {
@@ -269,17 +273,17 @@ func dovecotTLSOnly(ctx context.Context) bool {
 // listener's Postfix service, by its socket: read from the socket as
 // smtpd reads it, or else, when Dovecot is not running yet, from
 // doveconf's auth_mechanisms (one run for all).
-func dovecotMechs(ctx context.Context, pc *postfixaudit.Config, ls []config.TrapListener) map[string][]postfixaudit.DovecotMech {
+func dovecotMechs(ctx context.Context, pc *postfixaudit.Config, services map[int]*postfixaudit.Service) map[string][]postfixaudit.DovecotMech {
 	out := map[string][]postfixaudit.DovecotMech{}
-	if !postfixRead(pc) {
-		return out
-	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var fallback []postfixaudit.DovecotMech
 	asked := false
-	for _, l := range ls {
-		path := pc.DovecotSocket(pc.SMTPService(l.Port))
+	for _, s := range services {
+		if s == nil {
+			continue // no service on the port: its listener keeps the decoy's mechanisms
+		}
+		path := pc.DovecotSocket(s)
 		if path == "" || out[path] != nil {
 			continue
 		}

@@ -352,33 +352,14 @@ func (c *Config) clientServices() []*Service {
 }
 
 // port25Listener is the inet service on port 25.
-func (c *Config) port25Listener() *Service {
-	for i := range c.Services {
-		s := &c.Services[i]
-		if s.Type != "inet" {
-			continue
-		}
-		_, port, found := strings.Cut(s.Name, ":")
-		if !found {
-			port = s.Name
-		}
-		if port == "smtp" || port == "25" {
-			return s
-		}
-	}
-	return nil
-}
+func (c *Config) port25Listener() *Service { return c.inetListener(25) }
 
 // port25 is the smtpd serving port 25's clients: the listener, or the
 // pass service postscreen hands them to.
 func (c *Config) port25() *Service {
 	l := c.port25Listener()
 	if l != nil && l.Command == "postscreen" {
-		for i := range c.Services {
-			if s := &c.Services[i]; s.Type == "pass" && s.Command == "smtpd" {
-				return s
-			}
-		}
+		return c.postscreenSmtpd(l)
 	}
 	return l
 }

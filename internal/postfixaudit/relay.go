@@ -239,6 +239,22 @@ func (e *relayEval) hasRequired(toks []string, depth int) bool {
 // address that is not loopback ("192.0.2.1:submission"); when that is
 // postscreen, the smtpd it hands clients to. nil when there is none.
 func (c *Config) SMTPService(port int) *Service {
+	l := c.inetListener(port)
+	switch {
+	case l == nil:
+		return nil
+	case l.Command == "postscreen":
+		return c.postscreenSmtpd(l)
+	case l.Command != "smtpd":
+		return nil
+	}
+	return l
+}
+
+// inetListener is the inet service clients reach on port at a public
+// address: the one for every address, else one bound to an address that
+// is not loopback; nil when there is none.
+func (c *Config) inetListener(port int) *Service {
 	var found *Service
 	for i := range c.Services {
 		s := &c.Services[i]
@@ -252,26 +268,24 @@ func (c *Config) SMTPService(port int) *Service {
 		if servicePort(name) != port || loopback(host) {
 			continue
 		}
-		if found == nil || host == "" {
+		if host == "" {
+			return s
+		}
+		if found == nil {
 			found = s
 		}
-		if host == "" {
-			break
-		}
-	}
-	switch {
-	case found == nil:
-		return nil
-	case found.Command == "postscreen":
-		name := c.Param(found, "smtpd_service_name")
-		if name == "" {
-			name = "smtpd"
-		}
-		return c.service(name, "pass")
-	case found.Command != "smtpd":
-		return nil
 	}
 	return found
+}
+
+// postscreenSmtpd is the smtpd postscreen l hands its clients to
+// (smtpd_service_name, "smtpd" by default, of type pass).
+func (c *Config) postscreenSmtpd(l *Service) *Service {
+	name := c.Param(l, "smtpd_service_name")
+	if name == "" {
+		name = "smtpd"
+	}
+	return c.service(name, "pass")
 }
 
 // servicePort is the port of a master.cf service name (a number, or a
